@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "lmforge",
+      "sources": [
+        "native/src/addon.cc",
+        "native/src/gemm.cc",
+        "native/src/attention.cc",
+        "native/src/elementwise.cc",
+        "native/src/rowwise.cc",
+        "native/src/indexing.cc",
+        "native/src/optim.cc",
+        "native/src/mmap.cc"
+      ],
+      "include_dirs": ["native/include"],
+      "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
+      "cflags_cc!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
+      "cflags": ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+      "cflags_cc": ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
+      "ldflags": ["-fopenmp"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,44 @@
+// N-API entry point of lmforge's native backend: registers every kernel family and reports
+// which SIMD paths this CPU can use. Kernels themselves live one family per file.
+#include <omp.h>
+#include <cstdio>
+#include "napi_util.h"
+
+namespace lmf {
+
+static napi_value cpuInfo(napi_env env, napi_callback_info) {
+  napi_value obj, v;
+  napi_create_object(env, &obj);
+  napi_get_boolean(env, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"), &v);
+  napi_set_named_property(env, obj, "avx2", v);
+  napi_get_boolean(env, __builtin_cpu_supports("avx512f"), &v);
+  napi_set_named_property(env, obj, "avx512f", v);
+  napi_create_int32(env, omp_get_max_threads(), &v);
+  napi_set_named_property(env, obj, "threads", v);
+  return obj;
+}
+
+static napi_value setThreads(napi_env env, napi_callback_info info) {
+  Args a(env, info, "setThreads", 1);
+  int n = static_cast<int>(a.num(0));
+  if (a.failed) return nullptr;
+  if (n >= 1) omp_set_num_threads(n);
+  return a.undefined();
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  defineFunction(env, exports, "cpuInfo", cpuInfo);
+  defineFunction(env, exports, "setThreads", setThreads);
+  registerGemm(env, exports);
+  registerAttention(env, exports);
+  registerElementwise(env, exports);
+  registerRowwise(env, exports);
+  registerIndexing(env, exports);
+  registerOptim(env, exports);
+  registerMmap(env, exports);
+  return exports;
+}
+
+}  // namespace lmf
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, lmf::init)

@@ -1,0 +1,188 @@
+// The kernel contract: every compute primitive a backend must provide, as plain functions over typed arrays.
+// Not the autograd layer (see ops/): kernels know nothing of tensors, graphs or memory ownership.
+//
+// Conventions shared by every kernel:
+// - Arrays are row-major and contiguous unless the kernel takes explicit offsets and strides (in elements).
+// - Outputs are written, never allocated; the caller sizes them. "Accumulate" flags add into the output.
+// - `F` is the floating array type: Float32Array everywhere, Float64Array too in the reference backend
+//   (used for finite-difference gradient checks). Index arrays are Int32Array.
+// - A missing kernel in a backend is a compile error: `Backend` is keyed by `KernelName`.
+
+export type FloatArray = Float32Array | Float64Array;
+export type IndexArray = Int32Array;
+export type AnyArray = FloatArray | IndexArray;
+
+/** Elementwise unary functions. `p` is the scalar parameter where one applies (pow exponent, scale, shift). */
+export const UNARY_OPS = [
+  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'relu', 'gelu', 'gelu_tanh', 'silu', 'sigmoid',
+  'abs', 'square', 'pow_scalar', 'mul_scalar', 'add_scalar',
+] as const;
+export type UnaryOp = (typeof UNARY_OPS)[number];
+
+/** Elementwise binary functions with broadcasting. Comparisons give 1 or 0. */
+export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
+export type BinaryOp = (typeof BINARY_OPS)[number];
+
+export type ReduceOp = 'sum' | 'max';
+
+/** A strided view into a flat array: element (i0..iN) lives at offset + Σ i_d·strides[d]. */
+export interface StridedArg<A extends AnyArray = AnyArray> {
+  data: A;
+  offset: number;
+  strides: readonly number[];
+}
+
+export interface MatmulArgs<F extends FloatArray> {
+  /** A is (batch, M, K), or (batch, K, M) when transA; B is (batch, K, N), or (batch, N, K) when transB. */
+  a: F;
+  aOffset: number;
+  b: F;
+  bOffset: number;
+  /** C is (batch, M, N), contiguous. */
+  c: F;
+  cOffset: number;
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** Element distance between consecutive batch matrices of A and B; 0 broadcasts one matrix to every batch. */
+  aBatchStride: number;
+  bBatchStride: number;
+  /** C += A·B instead of C = A·B. */
+  accumulate: boolean;
+}
+
+/**
+ * Causal or full scaled-dot-product attention, one (B, H) pair at a time, softmax(q·kᵀ·scale + mask)·v.
+ * q is (B, H, Tq, D), k and v are (B, H, Tk, D), given by strides [sB, sH, sT] with the last dim contiguous,
+ * so views of a fused (B, T, 3, H, D) projection are read in place. out has strides too.
+ * lse (B, H, Tq) contiguous receives the row log-sum-exp (natural log) that the backward pass reuses.
+ * causal masks key j > query i + (Tk − Tq). mask (optional) is additive, (Tq, Tk) rows with strides
+ * [mB, mH, mT] (0 to broadcast), last dim contiguous.
+ * Memory: O(T·D) per head besides the inputs — never a (T, T) score matrix.
+ */
+export interface AttentionArgs<F extends FloatArray> {
+  q: StridedArg<F>;
+  k: StridedArg<F>;
+  v: StridedArg<F>;
+  out: StridedArg<F>;
+  lse: F;
+  mask: StridedArg<F> | null;
+  B: number;
+  H: number;
+  Tq: number;
+  Tk: number;
+  D: number;
+  scale: number;
+  causal: boolean;
+}
+
+export interface AttentionBackwardArgs<F extends FloatArray> extends AttentionArgs<F> {
+  /** Upstream gradient, same layout contract as out. */
+  gout: StridedArg<F>;
+  /** Gradients are written (not accumulated), same layout contract as q, k, v. */
+  gq: StridedArg<F>;
+  gk: StridedArg<F>;
+  gv: StridedArg<F>;
+}
+
+export interface AdamWArgs<F extends FloatArray> {
+  param: F;
+  grad: F;
+  m: F;
+  v: F;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Decoupled weight decay: param -= lr·wd·param before the Adam step. */
+  weightDecay: number;
+  /** 1-based step, for bias correction m̂ = m/(1-β1^t), v̂ = v/(1-β2^t). */
+  step: number;
+  /** Multiplies grad before use (gradient clipping and accumulation scale). */
+  gradScale: number;
+}
+
+/**
+ * Every kernel. Shapes are passed as numbers; the meaning of each is documented on the member.
+ * (outer, r, inner) describes an axis of length r inside a contiguous array: index (o, i, n) ↦ (o·r + i)·inner + n.
+ */
+export interface Kernels<F extends FloatArray> {
+  /** dst[dstOffset + Σ i·dstStrides] = src[srcOffset + Σ i·srcStrides] over `shape`. Works for any element type. */
+  copyStrided(src: StridedArg, dst: StridedArg, shape: readonly number[]): void;
+  /** dst[i] = value for i in [offset, offset + n). */
+  fill(dst: AnyArray, value: number, offset: number, n: number): void;
+  /** dst[i] = src[i] with numeric conversion (float ↔ int32 truncates toward zero). */
+  cast(src: AnyArray, dst: AnyArray, n: number): void;
+
+  /** y = f(x) elementwise over n contiguous elements. */
+  unary(op: UnaryOp, x: F, y: F, n: number, p: number): void;
+  /** gx = gy·f'(x) (y = f(x) is given too, for functions whose derivative is cheaper from y). */
+  unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, p: number): void;
+  /** out (contiguous, `shape`) = f(a, b) with a and b strided (stride 0 broadcasts). */
+  binary(op: BinaryOp, a: StridedArg<F>, b: StridedArg<F>, out: F, shape: readonly number[]): void;
+  /** out = cond ≠ 0 ? a : b, all strided (broadcast) into a contiguous `shape`. */
+  where(cond: StridedArg, a: StridedArg<F>, b: StridedArg<F>, out: F, shape: readonly number[]): void;
+
+  /** out (outer, inner) = Σ or max over the middle axis of x (outer, r, inner). argmax (optional, max only) gets the index. */
+  reduce(op: ReduceOp, x: F, out: F, outer: number, r: number, inner: number, argmax: IndexArray | null): void;
+  /** Σ x[i]² over n elements, accumulated in float64. */
+  sumSquares(x: F, n: number): number;
+  /** y (outer, r, inner) = running sum of x along the middle axis; reverse sums from the end. */
+  cumsum(x: F, y: F, outer: number, r: number, inner: number, reverse: boolean): void;
+
+  /** Batched matrix multiply, see MatmulArgs. */
+  matmul(args: MatmulArgs<F>): void;
+
+  /** Row-wise softmax (or log-softmax) of x (rows, cols) into y. */
+  softmax(x: F, y: F, rows: number, cols: number, log: boolean): void;
+  /** gx from y and gy: softmax gx = y⊙(gy − Σ gy⊙y); log-softmax gx = gy − exp(y)·Σ gy. */
+  softmaxBackward(y: F, gy: F, gx: F, rows: number, cols: number, log: boolean): void;
+
+  /** y = (x − mean)·rstd·w + b per row of C; w, b may be null (no affine). mean and rstd (rows) are saved. */
+  layernorm(x: F, w: F | null, b: F | null, y: F, mean: F, rstd: F, rows: number, C: number, eps: number): void;
+  /** gx is written; gw and gb (when not null) are accumulated (+=). */
+  layernormBackward(x: F, w: F | null, mean: F, rstd: F, gy: F, gx: F, gw: F | null, gb: F | null, rows: number, C: number): void;
+  /** y = x·rstd·w with rstd = 1/sqrt(mean(x²) + eps); w may be null. */
+  rmsnorm(x: F, w: F | null, y: F, rstd: F, rows: number, C: number, eps: number): void;
+  /** gx is written; gw (when not null) is accumulated. */
+  rmsnormBackward(x: F, w: F | null, rstd: F, gy: F, gx: F, gw: F | null, rows: number, C: number): void;
+
+  /** out (n, C) = weight[ids[i]] rows; an id outside [0, V) throws naming the position. */
+  embedding(weight: F, ids: IndexArray, out: F, n: number, C: number, V: number): void;
+  /** gw[ids[i]] += gy[i] rows (gw (V, C) is accumulated). */
+  embeddingBackward(gy: F, ids: IndexArray, gw: F, n: number, C: number): void;
+
+  /**
+   * Row-wise cross-entropy of logits (N, V) against integer targets: losses[i] = lse_i − logits[i, t_i],
+   * 0 where t_i = ignoreIndex. lse (N) is saved. A target outside [0, V) (and not ignoreIndex) throws.
+   */
+  crossEntropy(logits: F, targets: IndexArray, losses: F, lse: F, N: number, V: number, ignoreIndex: number): void;
+  /** glogits[i] = gLoss[i]·(softmax(logits[i]) − onehot(t_i)); rows with t_i = ignoreIndex get 0. */
+  crossEntropyBackward(logits: F, targets: IndexArray, lse: F, gLoss: F, glogits: F, N: number, V: number, ignoreIndex: number): void;
+
+  /**
+   * y = x·keep/(1−p) where keep_i = (hashUniform(seed, i) ≥ p). The same call on gy gives the backward pass.
+   * hashUniform is defined in core/random.ts and must be bit-identical in every backend.
+   */
+  dropout(x: F, y: F, n: number, p: number, seed: number): void;
+
+  /** out (outer, k, inner) = x (outer, r, inner) at idx (outer, k, inner) along the middle axis. Out-of-range throws. */
+  gather(x: F, idx: IndexArray, out: F, outer: number, r: number, k: number, inner: number): void;
+  /** out (outer, r, inner) += src (outer, k, inner) at idx along the middle axis (the adjoint of gather). */
+  scatterAdd(src: F, idx: IndexArray, out: F, outer: number, r: number, k: number, inner: number): void;
+  /** Largest k of each row of x (rows, cols), sorted descending (ties: lower index first); NaN counts as largest. */
+  topk(x: F, values: F, indices: IndexArray, rows: number, cols: number, k: number): void;
+
+  /** Fused attention forward, see AttentionArgs. */
+  attention(args: AttentionArgs<F>): void;
+  /** Fused attention backward (recomputes the probabilities from lse), see AttentionBackwardArgs. */
+  attentionBackward(args: AttentionBackwardArgs<F>): void;
+
+  /** In-place AdamW step over param, m and v, see AdamWArgs. */
+  adamw(args: AdamWArgs<F>): void;
+}
+
+export type KernelName = keyof Kernels<Float32Array>;
