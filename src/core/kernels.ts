@@ -62,6 +62,8 @@ export interface MatmulArgs<F extends FloatArray> {
  * causal masks key j > query i + (Tk − Tq). mask (optional) is additive, (Tq, Tk) rows with strides
  * [mB, mH, mT] (0 to broadcast), last dim contiguous.
  * Memory: O(T·D) per head besides the inputs — never a (T, T) score matrix.
+ * A query row with no allowed key (every score −∞) gives out = 0, lse = −∞ and zero gradients (not NaN);
+ * NaN in q, k, v or the mask propagates to the affected rows.
  */
 export interface AttentionArgs<F extends FloatArray> {
   q: StridedArg<F>;
