@@ -70,8 +70,9 @@ export const rowwiseKernels: RowwiseKernels = {
       for (let j = 0; j < cols; j++) m = Math.max(m, x[o + j]!);
       let s = 0;
       for (let j = 0; j < cols; j++) s += Math.exp(x[o + j]! - m);
-      const lse = m + Math.log(s);
-      for (let j = 0; j < cols; j++) y[o + j] = log ? x[o + j]! - lse : Math.exp(x[o + j]! - lse);
+      // exp(x − m)/s rather than exp(x − lse): m + log s rounds away log s when |m| is huge.
+      const logS = Math.log(s);
+      for (let j = 0; j < cols; j++) y[o + j] = log ? x[o + j]! - m - logS : Math.exp(x[o + j]! - m) / s;
     }
   },
 
