@@ -4,7 +4,7 @@
 // Not a model loader: callers match names and shapes (see expectTensor). Plain typed arrays in and out.
 import { endianness } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { AtomicWriter } from '../util/atomic.js';
+import { writeFileAtomicParts } from '../util/atomic.js';
 import { UserError, describeError } from '../util/errors.js';
 
 export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8' | 'BF16' | 'F16';
@@ -83,22 +83,20 @@ export function encodeSafetensors(tensors: Iterable<[string, TensorData]>, metad
   return out;
 }
 
-/** Writes a safetensors file atomically, streaming each tensor's bytes (no whole-file copy in memory). */
-export function writeSafetensors(path: string, tensors: Iterable<[string, TensorData]>, metadata?: Record<string, string>): void {
+/** The file's bytes as consecutive parts (length, header, then each tensor's bytes as a view, not a copy). */
+export function* safetensorsParts(tensors: Iterable<[string, TensorData]>, metadata?: Record<string, string>): Generator<Uint8Array> {
   const list = checkNames([...tensors]);
   const { header } = headerBytes(list, metadata);
-  const w = new AtomicWriter(path);
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(header.length), 0);
-    w.write(len);
-    w.write(header);
-    for (const [, t] of list) w.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  } catch (e) {
-    w.abort();
-    throw e;
-  }
-  w.commit();
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length), 0);
+  yield len;
+  yield header;
+  for (const [, t] of list) yield new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** Writes a safetensors file atomically, streaming each tensor's bytes (no whole-file copy in memory). */
+export function writeSafetensors(path: string, tensors: Iterable<[string, TensorData]>, metadata?: Record<string, string>): void {
+  writeFileAtomicParts(path, safetensorsParts(tensors, metadata));
 }
 
 function checkNames(list: [string, TensorData][]): [string, TensorData][] {
