@@ -3,16 +3,13 @@
 // Not the token file writer (src/tokenizers/token-file.ts) and not a tokenizer.
 //
 // File layout (little-endian): 8-byte magic, u32 version, u32 dtype (1 = uint16, 2 = uint32), u64 count, then
-// `count` raw ids. NOTE: the magic and version below must equal src/tokenizers/token-file.ts; import them from
-// there once that file is on main.
+// `count` raw ids, as defined (and written) by src/tokenizers/token-file.ts.
 import { Rng, type RngState } from '../core/random.js';
 import { mapFile } from '../core/native/mmap.js';
 import { UserError } from '../util/errors.js';
+import { TOKEN_DTYPES, TOKEN_FILE_HEADER_BYTES, TOKEN_FILE_MAGIC, TOKEN_FILE_VERSION } from '../tokenizers/token-file.js';
 
-export const TOKEN_FILE_MAGIC = 'LMFTOKEN';
-export const TOKEN_FILE_VERSION = 1;
-export const TOKEN_FILE_HEADER_BYTES = 24;
-const DTYPES = { 1: { name: 'uint16', bytes: 2 }, 2: { name: 'uint32', bytes: 4 } } as const;
+const DTYPES = TOKEN_DTYPES;
 
 export interface TokenFile {
   path: string;

@@ -46,6 +46,14 @@ export class AtomicWriter {
     this.written += bytes.byteLength;
   }
 
+  /** Overwrites bytes already written at `position` (e.g. a header whose counts are known only at the end). */
+  patch(position: number, data: Uint8Array): void {
+    if (this.fd === null) throw new Error(`AtomicWriter(${this.path}): patch after commit or abort`);
+    if (position + data.byteLength > this.written) throw new RangeError(`AtomicWriter(${this.path}): patch past the written end`);
+    let off = 0;
+    while (off < data.byteLength) off += writeSync(this.fd, data, off, data.byteLength - off, position + off);
+  }
+
   /** fsync, rename into place, fsync the directory. */
   commit(): void {
     if (this.fd === null) throw new Error(`AtomicWriter(${this.path}): commit after commit or abort`);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Rng } from '../../src/core/random.js';
 import { BatchSampler, openTokenFile, parseTokenFile } from '../../src/train/token-reader.js';
 import { UserError } from '../../src/util/errors.js';
-import { writeTokenFile } from './token-file-helper.js';
+import { writeTokenFile } from '../../src/tokenizers/token-file.js';
 
 function throwsUser(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: unknown) => {
