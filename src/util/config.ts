@@ -185,7 +185,9 @@ export function parseFlagArgs(args: readonly string[]): FlagLayer {
   for (const a of args) {
     const m = /^--([A-Za-z_][A-Za-z0-9_.]*)(?:=([\s\S]*))?$/.exec(a);
     if (!m || m[1] === undefined) {
-      throw new UserError(`argument "${a}": expected a config override of the form --key=value`);
+      const prev = flags[flags.length - 1];
+      const hint = prev && prev.raw === true && !a.startsWith('-') ? ` (did you mean ${prev.text}=${a}?)` : '';
+      throw new UserError(`argument "${a}": expected a config override of the form --key=value${hint}`);
     }
     flags.push({ key: m[1], raw: m[2] ?? true, text: a });
   }
