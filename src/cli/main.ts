@@ -6,6 +6,9 @@ import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
 import * as info from './info.js';
 import * as inspect from './inspect.js';
+import * as prepare from './prepare.js';
+import * as sample from './sample.js';
+import * as train from './train.js';
 
 interface CommandModule {
   register(program: Command): void;
@@ -13,7 +16,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (tokenizer, tokenize, curate, train, ... as their files land on main).
-const COMMANDS: CommandModule[] = [info, inspect];
+const COMMANDS: CommandModule[] = [info, inspect, prepare, train, sample];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')
