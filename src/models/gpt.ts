@@ -134,7 +134,10 @@ class CausalSelfAttention extends Module {
     const D = C / H;
     const pos = cache.length;
     const qkv = this.c_attn.forward(x); // (B, T, 3C)
-    let [q, k, v] = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D])) as [Tensor, Tensor, Tensor];
+    const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
+    let q = parts[0]!;
+    let k = parts[1]!;
+    const v = parts[2]!;
     if (rope) {
       const tables = { cos: lm.slice(rope.cos, 0, pos, pos + T), sin: lm.slice(rope.sin, 0, pos, pos + T) } as RotaryTables;
       q = applyRope(q, tables);

@@ -1,33 +1,48 @@
-// Loads lmforge's native addon (build/Release/lmforge.node, built by `npm install` through node-gyp) once and
-// caches it. Not the typed kernel wrappers: those live beside this file, one per kernel family.
+// Loads the native addon (build/Release/lmforge.node, built by `npm install`) and types its non-kernel entry
+// points. Not the native kernel backend: that wraps the same addon's kernels behind the Kernels contract.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-let cached: Record<string, unknown> | null = null;
-
-// The package root is the nearest ancestor of this file holding package.json (src/ when run from source,
-// dist/src/ when compiled).
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('lmforge: cannot find the package root (package.json with binding.gyp) above ' + fileURLToPath(import.meta.url));
-    dir = up;
-  }
+export interface CpuInfo {
+  avx2: boolean;
+  avx512f: boolean;
+  threads: number;
 }
 
-/** The native addon's exports; throws a clear error when it has not been built. */
-export function loadAddon(): Record<string, unknown> {
-  if (cached) return cached;
-  const root = packageRoot();
-  const path = join(root, 'build', 'Release', 'lmforge.node');
-  if (!existsSync(path)) {
-    throw new Error(`lmforge: native addon not found at ${path}; run npm install to build the native addon`);
+/** The addon's entry points used outside the kernel table. */
+export interface NativeAddon {
+  cpuInfo(): CpuInfo;
+  setThreads(n: number): void;
+  /** A private mapping of the whole file (see native/src/mmap.cc); throws an Error naming the path and errno. */
+  mmapFile(path: string): ArrayBuffer;
+}
+
+/** This file is dist/src/core/native/addon.js once compiled; the addon sits at <repo>/build/Release. */
+export const ADDON_PATH = fileURLToPath(new URL('../../../../build/Release/lmforge.node', import.meta.url));
+
+let cached: { addon: NativeAddon } | { error: string } | undefined;
+
+/** The addon, or null with the reason it could not be loaded (see addonLoadError). */
+export function tryLoadAddon(): NativeAddon | null {
+  if (!cached) {
+    try {
+      cached = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
+    } catch (e) {
+      cached = { error: e instanceof Error ? e.message.split('\n')[0]! : String(e) };
+    }
   }
-  const require = createRequire(join(root, 'package.json'));
-  cached = require(path) as Record<string, unknown>;
-  return cached;
+  return 'addon' in cached ? cached.addon : null;
+}
+
+/** Why the addon did not load (undefined when it did). */
+export function addonLoadError(): string | undefined {
+  tryLoadAddon();
+  return cached && 'error' in cached ? cached.error : undefined;
+}
+
+/** The addon; throws with a fix when it is not built. */
+export function loadAddon(): NativeAddon {
+  const a = tryLoadAddon();
+  if (!a) throw new Error(`native addon not available (${addonLoadError()}); build it with \`npm install\` or \`npx node-gyp rebuild\``);
+  return a;
 }
