@@ -90,9 +90,9 @@ napi_value reduce(napi_env env, napi_callback_info info) {
     a.fail("argmax: only the max reduction gives indices");
     return nullptr;
   }
-  if (r == 0) {  // empty reduction: the sum is 0, the max −∞ with no index (−1)
+  if (r == 0) {  // empty reduction: the sum is 0, the max −∞ at index 0 (as the reference)
     std::fill_n(out, outer * inner, isMax ? -INFINITY : 0.0f);
-    if (argmax) std::fill_n(argmax, outer * inner, -1);
+    if (argmax) std::fill_n(argmax, outer * inner, 0);
     return a.undefined();
   }
   const RowwiseIsa& k = isaTable();
