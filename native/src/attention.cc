@@ -11,6 +11,10 @@
 // or fully masked rows (a left-padded batch) do not poison a training step with NaN. That choice is confined
 // to rows with no finite score: a NaN anywhere in a row's scores (from q, k, the mask or scale) still makes the
 // row's output and lse NaN, because the running max ignores NaN while exp and the sums carry it.
+// Keys a query cannot see (causal, past Tk) are left out of every product, so a NaN there never reaches it.
+// One difference from the reference, which skips every term whose weight is exactly 0: a key hidden only by
+// an additive −inf mask (or whose weight underflows to 0) still enters the tile products with weight 0, so a
+// NaN in that key's value row gives 0·NaN = NaN here. NaN inputs are bugs upstream; we surface them.
 #include <omp.h>
 #include <algorithm>
 #include <atomic>

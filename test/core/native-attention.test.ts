@@ -1,4 +1,5 @@
-// Native fused attention (forward and backward) against a float64 naive implementation written here, across
+// Native fused attention (forward and backward) against a float64 naive implementation written here and against
+// the reference backend (core/reference, run in float64), across
 // every SIMD path this CPU runs: causal and full, Tq ≠ Tk, masks, strided views of a fused QKV buffer, odd D,
 // NaN propagation, fully masked rows, bad arguments; plus a finite-difference check of the backward.
 import { test } from 'node:test';
@@ -6,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { AttentionBackwardArgs, StridedArg } from '../../src/core/kernels.js';
 import { attentionIsa, nativeAttention } from '../../src/core/native/attention.js';
 import { Rng } from '../../src/core/random.js';
+import { referenceKernels } from '../../src/core/reference/index.js';
 
 interface Case {
   B: number;
@@ -248,6 +250,20 @@ test('fully masked rows give out 0, lse −inf and zero gradients; NaN inputs pr
     assert.ok(Number.isNaN(y.args.gq.data[3 * 4]!), `${isa}: gq row 3 should be NaN`);
     assert.ok(!Number.isNaN(y.args.gq.data[1 * 4]!), `${isa}: gq row 1 never saw key 3`);
 
+    // A NaN in a future value row, query row or upstream gradient never leaks to rows or keys that cannot see it.
+    const w = build({ B: 1, H: 1, Tq: 70, Tk: 70, D: 5, causal: true, mask: 'none', fused: false }, 10);
+    w.args.v.data[40 * 5 + 2] = Number.NaN;
+    w.args.q.data[50 * 5 + 1] = Number.NaN;
+    w.args.gout.data[45 * 5 + 3] = Number.NaN;
+    nativeAttention.attention(w.args);
+    nativeAttention.attentionBackward(w.args);
+    for (let t = 0; t < 70; t++) {
+      assert.equal(Number.isNaN(w.args.out.data[t * 5 + 2]!), t >= 40, `${isa}: out row ${t}`);
+      assert.equal(Number.isNaN(w.args.gk.data[t * 5]!), true, `${isa}: gk row ${t} sees query 50 or dO row 45`);
+      assert.equal(Number.isNaN(w.args.gv.data[t * 5 + 3]!), t <= 50, `${isa}: gv row ${t} (query 50 has NaN lse)`);
+      assert.equal(Number.isNaN(w.args.gq.data[t * 5]!), t >= 40, `${isa}: gq row ${t}`);
+    }
+
     // A NaN in the mask or in a value row propagates the same way (no silent masking).
     const z = build({ B: 1, H: 1, Tq: 3, Tk: 5, D: 2, causal: false, mask: 'broadcast', fused: false }, 9);
     z.args.mask!.data.fill(-Infinity);
@@ -321,4 +337,55 @@ test('empty dims: Tk = 0 gives fully masked rows, Tq = 0 or B = 0 touch nothing'
   nativeAttention.attention(z.args);
   nativeAttention.attentionBackward(z.args);
   assert.deepEqual(Array.from(z.args.gk.data), [0, 0, 0, 0, 0, 0]);
+});
+
+test('parity with the reference backend (float64) on the same inputs, NaN and fully masked rows included', () => {
+  attentionIsa(BEST);
+  const cases: [Case, (x: Built) => void][] = [
+    [{ B: 2, H: 3, Tq: 64, Tk: 64, D: 32, causal: true, mask: 'none', fused: true }, () => undefined],
+    [{ B: 1, H: 2, Tq: 1, Tk: 17, D: 7, causal: true, mask: 'full', fused: false }, () => undefined],
+    [{ B: 2, H: 1, Tq: 130, Tk: 130, D: 64, causal: false, mask: 'broadcast', fused: false }, () => undefined],
+    [{ B: 1, H: 2, Tq: 9, Tk: 4, D: 3, causal: true, mask: 'none', fused: false }, () => undefined],
+    // Fully masked row 1 and a NaN query in row 3 (its whole row and the keys it sees turn NaN in both).
+    [{ B: 1, H: 1, Tq: 5, Tk: 5, D: 4, causal: false, mask: 'broadcast', fused: false }, (x) => {
+      x.args.mask!.data.fill(0);
+      x.args.mask!.data.fill(-Infinity, 5, 10);
+      x.args.q.data[3 * 4 + 2] = Number.NaN;
+    }],
+  ];
+  let seed = 300;
+  for (const [c, edit] of cases) {
+    const x = build(c, seed++);
+    edit(x);
+    nativeAttention.attention(x.args);
+    nativeAttention.attentionBackward(x.args);
+    // The same arguments over float64 copies; views that share a buffer (fused qkv) share its copy.
+    const copies = new Map<Float32Array, Float64Array>();
+    const f64 = (v: StridedArg<Float32Array>): StridedArg<Float64Array> => {
+      let d = copies.get(v.data);
+      if (!d) copies.set(v.data, (d = Float64Array.from(v.data)));
+      return { data: d, offset: v.offset, strides: v.strides };
+    };
+    const a = x.args;
+    const ref = {
+      ...a, q: f64(a.q), k: f64(a.k), v: f64(a.v), out: f64(a.out), lse: new Float64Array(a.lse.length),
+      mask: a.mask ? f64(a.mask) : null, gout: f64(a.gout), gq: f64(a.gq), gk: f64(a.gk), gv: f64(a.gv),
+    };
+    referenceKernels.attention(ref);
+    referenceKernels.attentionBackward(ref);
+    const tag = JSON.stringify(c);
+    const close = (got: number, want: number, tol: number, what: string): void => {
+      if (Number.isNaN(want) || Number.isNaN(got)) assert.equal(Number.isNaN(got), Number.isNaN(want), `${what} ${tag}: ${got} vs ${want}`);
+      else assert.ok(got === want || Math.abs(got - want) <= tol * (1 + Math.abs(want)), `${what} ${tag}: ${got} vs ${want}`);
+    };
+    for (let i = 0; i < a.lse.length; i++) close(a.lse[i]!, ref.lse[i]!, 2e-5, `lse[${i}]`);
+    for (const [name, got, want, T, tol] of [
+      ['out', a.out, ref.out, a.Tq, 2e-5], ['gq', a.gq, ref.gq, a.Tq, 1e-4], ['gk', a.gk, ref.gk, a.Tk, 1e-4], ['gv', a.gv, ref.gv, a.Tk, 1e-4],
+    ] as const) {
+      for (let b = 0; b < a.B; b++) for (let h = 0; h < a.H; h++) for (let t = 0; t < T; t++) for (let d = 0; d < a.D; d++) {
+        const o = b * got.strides[0]! + h * got.strides[1]! + t * got.strides[2]! + d;
+        close(got.data[got.offset + o]!, want.data[want.offset + o]!, tol, `${name}[${b},${h},${t},${d}]`);
+      }
+    }
+  }
 });
