@@ -235,12 +235,16 @@ const char* isaName(Isa isa) {
 // Bytes of scratch the last attention call allocated, all threads together (for the memory benchmark).
 std::atomic<long long> gScratchBytes{0};
 
+// Set when a thread could not allocate its scratch; the entry point then throws instead of computing.
+std::atomic<bool> gOutOfMemory{false};
+
 struct Scratch {
   float* p = nullptr;
   explicit Scratch(size_t floats) {
     size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64 + 64;
     p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    gScratchBytes += static_cast<long long>(bytes);
+    if (p) gScratchBytes += static_cast<long long>(bytes);
+    else gOutOfMemory = true;
   }
   ~Scratch() { std::free(p); }
   Scratch(const Scratch&) = delete;
@@ -290,6 +294,7 @@ void runForward(const Problem& p) {
   const int BH = p.B * p.H, nqb = (p.Tq + Br - 1) / Br;
   const long long items = static_cast<long long>(BH) * nqb;
   gScratchBytes = 0;
+  gOutOfMemory = false;
   if (items == 0) return;
   // Query blocks of every head are independent: one flat, dynamically scheduled loop over (head, query block),
   // so a few heads with long sequences still fill every thread.
@@ -299,6 +304,7 @@ void runForward(const Problem& p) {
     FwdHead h;
 #pragma omp for schedule(dynamic, 1)
     for (long long it = 0; it < items; it++) {
+      if (!s.p) continue;
       const int bh = static_cast<int>(it / nqb), qb = static_cast<int>(it % nqb);
       fillHead(p, bh, Dp, h);
       const int i0 = qb * Br;
@@ -319,6 +325,7 @@ void runBackward(const Problem& p) {
   const int BH = p.B * p.H, nkb = (p.Tk + Bc - 1) / Bc;
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
   gScratchBytes = 0;
+  gOutOfMemory = false;
   if (BH == 0) return;
   const int nthreads = worthThreads(p) ? omp_get_max_threads() : 1;
   auto bwdHead = [&](int bh, BwdHead& h) {
@@ -338,6 +345,7 @@ void runBackward(const Problem& p) {
       BwdHead h;
 #pragma omp for schedule(dynamic, 1)
       for (int bh = 0; bh < BH; bh++) {
+        if (!s.p) continue;
         bwdHead(bh, h);
         kt.backwardPrepare(h, Qp, dOp, Di, lseB);
         std::fill(dQ, dQ + headFloats, 0.0f);
@@ -357,9 +365,11 @@ void runBackward(const Problem& p) {
     float* Qp = s.p + kt.backwardScratchFloats(Dp);
     float *dOp = Qp + headFloats, *Di = dOp + headFloats, *lseB = Di + p.Tq, *dQall = lseB + p.Tq;
     dQs[tid] = dQall;
-    std::fill(dQall, dQall + BH * headFloats, 0.0f);
+    if (s.p) std::fill(dQall, dQall + BH * headFloats, 0.0f);
+#pragma omp barrier
+    const bool ok = !gOutOfMemory;  // every thread sees every allocation after the barrier
     BwdHead h;
-    for (int bh = 0; bh < BH; bh++) {
+    for (int bh = 0; bh < BH && ok; bh++) {
       if (tid >= nkb) break;
       bwdHead(bh, h);
       kt.backwardPrepare(h, Qp, dOp, Di, lseB);
@@ -367,7 +377,7 @@ void runBackward(const Problem& p) {
     }
 #pragma omp barrier
 #pragma omp for schedule(static)
-    for (long long row = 0; row < static_cast<long long>(BH) * p.Tq; row++) {
+    for (long long row = 0; row < (ok ? static_cast<long long>(BH) * p.Tq : 0); row++) {
       const int bh = static_cast<int>(row / p.Tq), i = static_cast<int>(row % p.Tq);
       float* dst = p.gq.head(b_of(bh, p.H), bh % p.H) + i * p.gq.sT;
       for (int d = 0; d < p.D; d++) {
@@ -489,6 +499,7 @@ napi_value attentionForward(napi_env env, napi_callback_info info) {
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
   runForward(p);
+  if (gOutOfMemory) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
   return a.undefined();
 }
 
@@ -503,6 +514,7 @@ napi_value attentionBackward(napi_env env, napi_callback_info info) {
   readView(a, 20, "gv", p.B, p.H, p.Tk, p.D, p.gv);
   if (a.failed) return nullptr;
   runBackward(p);
+  if (gOutOfMemory) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
   return a.undefined();
 }
 
