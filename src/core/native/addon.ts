@@ -40,9 +40,12 @@ export function addonLoadError(): string | undefined {
   return cached && 'error' in cached ? cached.error : undefined;
 }
 
-/** The addon; throws with a fix when it is not built. */
-export function loadAddon(): NativeAddon {
+/**
+ * The addon; throws with a fix when it is not built. Kernel families type their own entry points
+ * (e.g. `loadAddon() as unknown as GemmAddon` in gemm.ts), hence the open record.
+ */
+export function loadAddon(): NativeAddon & Record<string, unknown> {
   const a = tryLoadAddon();
   if (!a) throw new Error(`native addon not available (${addonLoadError()}); build it with \`npm install\` or \`npx node-gyp rebuild\``);
-  return a;
+  return a as NativeAddon & Record<string, unknown>;
 }
