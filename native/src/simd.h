@@ -50,6 +50,10 @@ inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
 
 }  // namespace lmf
 
+// Helpers of the per-ISA bodies are forced inline: GCC's inliner gives up on them in large translation units,
+// and a call left inside a loop stops it from being vectorised.
+#define LMF_VINLINE static inline __attribute__((always_inline))
+
 // Opens an instruction-set namespace: NS is its name, TARGET the pragma's option string.
 #define LMF_SIMD_TARGET_AVX512 "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"
 #define LMF_SIMD_TARGET_AVX2 "avx2,fma"
