@@ -273,6 +273,10 @@ export function verifyCheckpoint(dir: string): CheckpointState {
   const files = s.files as Record<string, FileRecord>;
   for (const required of [MODEL_FILE, OPTIMIZER_FILE]) if (!files[required]) bad(`field "files" does not list ${required}`);
   for (const [name, rec] of Object.entries(files)) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) bad(`field "files": ${JSON.stringify(name)} is not a plain file name`);
+    if (!Number.isSafeInteger(rec?.bytes) || typeof rec?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(rec.sha256)) {
+      bad(`field "files.${name}": expected {bytes: integer, sha256: 64 hex digits}`);
+    }
     const p = join(dir, name);
     if (!existsSync(p)) throw new UserError(`${p}: missing (listed in ${STATE_FILE})`);
     const size = statSync(p).size;

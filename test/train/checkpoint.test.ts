@@ -92,6 +92,10 @@ test('truncated, corrupt and incomplete checkpoints are refused with a reason an
   throwsUser(() => verifyCheckpoint(dir(1)), /checkpoint format version 7, this lmforge reads version 1/);
   writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, samplerRng: [1, 2, 3] }));
   throwsUser(() => verifyCheckpoint(dir(1)), /field "samplerRng": expected four unsigned 32-bit integers/);
+  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, files: { ...(state.files as object), '../../x': { bytes: 1, sha256: '0'.repeat(64) } } }));
+  throwsUser(() => verifyCheckpoint(dir(1)), /field "files": "\.\.\/\.\.\/x" is not a plain file name/);
+  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, files: { 'model.safetensors': { bytes: '1' }, 'optimizer.safetensors': {} } }));
+  throwsUser(() => verifyCheckpoint(dir(1)), /field "files\.model\.safetensors": expected \{bytes: integer, sha256: 64 hex digits\}/);
   assert.equal(findLatestComplete(run), null);
   assert.equal(findLatestComplete(join(run, 'nothing-here')), null);
   rmSync(run, { recursive: true });
