@@ -21,6 +21,13 @@ inline int64_t count(Args& a, size_t i, const char* name) {
   return static_cast<int64_t>(v);
 }
 
+// a·b saturated at INT64_MAX (sizes are non-negative), so a huge shape fails the length check instead of wrapping.
+inline int64_t satMul(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+inline int64_t satMul(int64_t a, int64_t b, int64_t c) { return satMul(satMul(a, b), c); }
+
 // Fails unless have ≥ need.
 inline bool needLength(Args& a, const char* name, size_t have, int64_t need, const char* what) {
   if (a.failed) return false;

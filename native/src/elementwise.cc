@@ -112,7 +112,7 @@ void setContiguous(StridedLoop<K>& loop, int k, const int64_t* shape, int ndim) 
 
 int64_t product(const int64_t* shape, int ndim) {
   int64_t t = 1;
-  for (int d = 0; d < ndim; d++) t *= shape[d];
+  for (int d = 0; d < ndim; d++) t = satMul(t, shape[d]);
   return t;
 }
 

@@ -21,9 +21,9 @@ napi_value embedding(napi_env env, napi_callback_info info) {
   const int32_t* ids = i32Arg(a, 1, "ids", &li);
   float* out = f32Arg(a, 2, "out", &lo);
   int64_t n = count(a, 3, "n"), C = count(a, 4, "C"), V = count(a, 5, "V");
-  needLength(a, "weight", lw, V * C, "V·C");
+  needLength(a, "weight", lw, satMul(V, C), "V·C");
   needLength(a, "ids", li, n, "n");
-  if (!needLength(a, "out", lo, n * C, "n·C")) return nullptr;
+  if (!needLength(a, "out", lo, satMul(n, C), "n·C")) return nullptr;
   for (int64_t i = 0; i < n; i++) {
     if (ids[i] < 0 || ids[i] >= V) {
       char msg[160];
@@ -48,7 +48,7 @@ napi_value embeddingBackward(napi_env env, napi_callback_info info) {
   const int32_t* ids = i32Arg(a, 1, "ids", &li);
   float* gw = f32Arg(a, 2, "gw", &lw);
   int64_t n = count(a, 3, "n"), C = count(a, 4, "C");
-  needLength(a, "gy", lg, n * C, "n·C");
+  needLength(a, "gy", lg, satMul(n, C), "n·C");
   if (!needLength(a, "ids", li, n, "n")) return nullptr;
   if (C == 0) return a.undefined();
   const int64_t V = static_cast<int64_t>(lw) / C;  // rows that gw holds
@@ -110,9 +110,9 @@ napi_value gather(napi_env env, napi_callback_info info) {
   const int32_t* idx = i32Arg(a, 1, "idx", &li);
   float* out = f32Arg(a, 2, "out", &lo);
   int64_t outer = count(a, 3, "outer"), r = count(a, 4, "r"), k = count(a, 5, "k"), inner = count(a, 6, "inner");
-  needLength(a, "x", lx, outer * r * inner, "outer·r·inner");
-  needLength(a, "idx", li, outer * k * inner, "outer·k·inner");
-  if (!needLength(a, "out", lo, outer * k * inner, "outer·k·inner")) return nullptr;
+  needLength(a, "x", lx, satMul(outer, r, inner), "outer·r·inner");
+  needLength(a, "idx", li, satMul(outer, k, inner), "outer·k·inner");
+  if (!needLength(a, "out", lo, satMul(outer, k, inner), "outer·k·inner")) return nullptr;
   if (!checkIndices(a, idx, outer * k * inner, r)) return nullptr;
   forEachSlab(outer, k, inner, [&](int64_t o, int64_t n0, int64_t n1) {
     for (int64_t j = 0; j < k; j++) {
@@ -131,9 +131,9 @@ napi_value scatterAdd(napi_env env, napi_callback_info info) {
   const int32_t* idx = i32Arg(a, 1, "idx", &li);
   float* out = f32Arg(a, 2, "out", &lo);
   int64_t outer = count(a, 3, "outer"), r = count(a, 4, "r"), k = count(a, 5, "k"), inner = count(a, 6, "inner");
-  needLength(a, "src", ls, outer * k * inner, "outer·k·inner");
-  needLength(a, "idx", li, outer * k * inner, "outer·k·inner");
-  if (!needLength(a, "out", lo, outer * r * inner, "outer·r·inner")) return nullptr;
+  needLength(a, "src", ls, satMul(outer, k, inner), "outer·k·inner");
+  needLength(a, "idx", li, satMul(outer, k, inner), "outer·k·inner");
+  if (!needLength(a, "out", lo, satMul(outer, r, inner), "outer·r·inner")) return nullptr;
   if (!checkIndices(a, idx, outer * k * inner, r)) return nullptr;
   forEachSlab(outer, k, inner, [&](int64_t o, int64_t n0, int64_t n1) {
     for (int64_t j = 0; j < k; j++) {

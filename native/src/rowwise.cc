@@ -82,9 +82,9 @@ napi_value reduce(napi_env env, napi_callback_info info) {
   float* out = f32Arg(a, 2, "out", &lo);
   int64_t outer = count(a, 3, "outer"), r = count(a, 4, "r"), inner = count(a, 5, "inner");
   int32_t* argmax = i32Arg(a, 6, "argmax", &la, true);
-  needLength(a, "x", lx, outer * r * inner, "outer·r·inner");
-  needLength(a, "out", lo, outer * inner, "outer·inner");
-  if (argmax) needLength(a, "argmax", la, outer * inner, "outer·inner");
+  needLength(a, "x", lx, satMul(outer, r, inner), "outer·r·inner");
+  needLength(a, "out", lo, satMul(outer, inner), "outer·inner");
+  if (argmax) needLength(a, "argmax", la, satMul(outer, inner), "outer·inner");
   if (a.failed) return nullptr;
   if (argmax && !isMax) {
     a.fail("argmax: only the max reduction gives indices");
@@ -130,8 +130,8 @@ napi_value cumsum(napi_env env, napi_callback_info info) {
   float* y = f32Arg(a, 1, "y", &ly);
   int64_t outer = count(a, 2, "outer"), r = count(a, 3, "r"), inner = count(a, 4, "inner");
   bool reverse = a.boolean(5);
-  needLength(a, "x", lx, outer * r * inner, "outer·r·inner");
-  if (!needLength(a, "y", ly, outer * r * inner, "outer·r·inner")) return nullptr;
+  needLength(a, "x", lx, satMul(outer, r, inner), "outer·r·inner");
+  if (!needLength(a, "y", ly, satMul(outer, r, inner), "outer·r·inner")) return nullptr;
   auto fn = isaTable().cumsumTile;
   const int64_t tw = 256;
   const int64_t perOuter = (inner + tw - 1) / tw;
@@ -153,8 +153,8 @@ napi_value softmax(napi_env env, napi_callback_info info) {
   float* y = f32Arg(a, 1, "y", &ly);
   int64_t rows = count(a, 2, "rows"), cols = count(a, 3, "cols");
   bool log = a.boolean(4);
-  needLength(a, "x", lx, rows * cols, "rows·cols");
-  if (!needLength(a, "y", ly, rows * cols, "rows·cols")) return nullptr;
+  needLength(a, "x", lx, satMul(rows, cols), "rows·cols");
+  if (!needLength(a, "y", ly, satMul(rows, cols), "rows·cols")) return nullptr;
   if (cols == 0) return a.undefined();
   auto fn = isaTable().softmaxRows;
   parallelFor(rows, rowGrain(cols), [&](int64_t b, int64_t e) { fn(x, y, b, e, cols, log); });
@@ -170,9 +170,9 @@ napi_value softmaxBackward(napi_env env, napi_callback_info info) {
   float* gx = f32Arg(a, 2, "gx", &lgx);
   int64_t rows = count(a, 3, "rows"), cols = count(a, 4, "cols");
   bool log = a.boolean(5);
-  needLength(a, "y", ly, rows * cols, "rows·cols");
-  needLength(a, "gy", lgy, rows * cols, "rows·cols");
-  if (!needLength(a, "gx", lgx, rows * cols, "rows·cols")) return nullptr;
+  needLength(a, "y", ly, satMul(rows, cols), "rows·cols");
+  needLength(a, "gy", lgy, satMul(rows, cols), "rows·cols");
+  if (!needLength(a, "gx", lgx, satMul(rows, cols), "rows·cols")) return nullptr;
   if (cols == 0) return a.undefined();
   auto fn = isaTable().softmaxBackwardRows;
   parallelFor(rows, rowGrain(cols), [&](int64_t b, int64_t e) { fn(y, gy, gx, b, e, cols, log); });
@@ -191,10 +191,10 @@ napi_value layernorm(napi_env env, napi_callback_info info) {
   float* rstd = f32Arg(a, 5, "rstd", &lr);
   int64_t rows = count(a, 6, "rows"), C = count(a, 7, "C");
   double eps = a.num(8);
-  needLength(a, "x", lx, rows * C, "rows·C");
+  needLength(a, "x", lx, satMul(rows, C), "rows·C");
   if (w) needLength(a, "w", lw, C, "C");
   if (b) needLength(a, "b", lb, C, "C");
-  needLength(a, "y", ly, rows * C, "rows·C");
+  needLength(a, "y", ly, satMul(rows, C), "rows·C");
   needLength(a, "mean", lm, rows, "rows");
   if (!needLength(a, "rstd", lr, rows, "rows")) return nullptr;
   auto fn = isaTable().layernormRows;
@@ -235,12 +235,12 @@ napi_value layernormBackward(napi_env env, napi_callback_info info) {
   float* gw = f32Arg(a, 6, "gw", &lgw, true);
   float* gb = f32Arg(a, 7, "gb", &lgb, true);
   int64_t rows = count(a, 8, "rows"), C = count(a, 9, "C");
-  needLength(a, "x", lx, rows * C, "rows·C");
+  needLength(a, "x", lx, satMul(rows, C), "rows·C");
   if (w) needLength(a, "w", lw, C, "C");
   needLength(a, "mean", lm, rows, "rows");
   needLength(a, "rstd", lr, rows, "rows");
-  needLength(a, "gy", lgy, rows * C, "rows·C");
-  needLength(a, "gx", lgx, rows * C, "rows·C");
+  needLength(a, "gy", lgy, satMul(rows, C), "rows·C");
+  needLength(a, "gx", lgx, satMul(rows, C), "rows·C");
   if (gw) needLength(a, "gw", lgw, C, "C");
   if (gb) needLength(a, "gb", lgb, C, "C");
   if (a.failed) return nullptr;
@@ -271,9 +271,9 @@ napi_value rmsnorm(napi_env env, napi_callback_info info) {
   float* rstd = f32Arg(a, 3, "rstd", &lr);
   int64_t rows = count(a, 4, "rows"), C = count(a, 5, "C");
   double eps = a.num(6);
-  needLength(a, "x", lx, rows * C, "rows·C");
+  needLength(a, "x", lx, satMul(rows, C), "rows·C");
   if (w) needLength(a, "w", lw, C, "C");
-  needLength(a, "y", ly, rows * C, "rows·C");
+  needLength(a, "y", ly, satMul(rows, C), "rows·C");
   if (!needLength(a, "rstd", lr, rows, "rows")) return nullptr;
   auto fn = isaTable().rmsnormRows;
   parallelFor(rows, rowGrain(C), [&](int64_t r0, int64_t r1) { fn(x, w, y, rstd, r0, r1, C, eps); });
@@ -291,11 +291,11 @@ napi_value rmsnormBackward(napi_env env, napi_callback_info info) {
   float* gx = f32Arg(a, 4, "gx", &lgx);
   float* gw = f32Arg(a, 5, "gw", &lgw, true);
   int64_t rows = count(a, 6, "rows"), C = count(a, 7, "C");
-  needLength(a, "x", lx, rows * C, "rows·C");
+  needLength(a, "x", lx, satMul(rows, C), "rows·C");
   if (w) needLength(a, "w", lw, C, "C");
   needLength(a, "rstd", lr, rows, "rows");
-  needLength(a, "gy", lgy, rows * C, "rows·C");
-  needLength(a, "gx", lgx, rows * C, "rows·C");
+  needLength(a, "gy", lgy, satMul(rows, C), "rows·C");
+  needLength(a, "gx", lgx, satMul(rows, C), "rows·C");
   if (gw) needLength(a, "gw", lgw, C, "C");
   if (a.failed) return nullptr;
   auto fn = isaTable().rmsnormBackwardRows;
@@ -338,7 +338,7 @@ napi_value crossEntropy(napi_env env, napi_callback_info info) {
   float* lse = f32Arg(a, 3, "lse", &llse);
   int64_t N = count(a, 4, "N"), V = count(a, 5, "V");
   int32_t ignoreIndex = int32Arg(a, 6, "ignoreIndex");
-  needLength(a, "logits", ll, N * V, "N·V");
+  needLength(a, "logits", ll, satMul(N, V), "N·V");
   needLength(a, "targets", lt, N, "N");
   needLength(a, "losses", lloss, N, "N");
   if (!needLength(a, "lse", llse, N, "N")) return nullptr;
@@ -364,11 +364,11 @@ napi_value crossEntropyBackward(napi_env env, napi_callback_info info) {
   float* glogits = f32Arg(a, 4, "glogits", &lgl);
   int64_t N = count(a, 5, "N"), V = count(a, 6, "V");
   int32_t ignoreIndex = int32Arg(a, 7, "ignoreIndex");
-  needLength(a, "logits", ll, N * V, "N·V");
+  needLength(a, "logits", ll, satMul(N, V), "N·V");
   needLength(a, "targets", lt, N, "N");
   needLength(a, "lse", llse, N, "N");
   needLength(a, "gLoss", lg, N, "N");
-  if (!needLength(a, "glogits", lgl, N * V, "N·V")) return nullptr;
+  if (!needLength(a, "glogits", lgl, satMul(N, V), "N·V")) return nullptr;
   if (!checkTargets(a, targets, N, V, ignoreIndex)) return nullptr;
   auto fn = isaTable().crossEntropyBackwardRows;
   parallelFor(N, rowGrain(V), [&](int64_t r0, int64_t r1) { fn(logits, targets, lse, gLoss, glogits, r0, r1, V, ignoreIndex); });
@@ -398,9 +398,9 @@ napi_value topk(napi_env env, napi_callback_info info) {
     a.fail("k: larger than cols");
     return nullptr;
   }
-  needLength(a, "x", lx, rows * cols, "rows·cols");
-  needLength(a, "values", lv, rows * k, "rows·k");
-  if (!needLength(a, "indices", li, rows * k, "rows·k")) return nullptr;
+  needLength(a, "x", lx, satMul(rows, cols), "rows·cols");
+  needLength(a, "values", lv, satMul(rows, k), "rows·k");
+  if (!needLength(a, "indices", li, satMul(rows, k), "rows·k")) return nullptr;
   if (k == 0) return a.undefined();
   parallelFor(rows, rowGrain(cols * 4), [&](int64_t r0, int64_t r1) {
     std::vector<int32_t> idx(static_cast<size_t>(cols));

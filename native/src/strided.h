@@ -26,11 +26,17 @@ inline bool checkView(Args& a, const char* name, size_t length, int64_t offset, 
     return false;
   }
   int64_t lo = offset, hi = offset;
+  bool overflow = false;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] == 0) return true;  // empty: nothing is read or written
-    int64_t span = (shape[d] - 1) * strides[d];
-    if (span < 0) lo += span;
-    else hi += span;
+    int64_t span = 0;
+    overflow = overflow || __builtin_mul_overflow(shape[d] - 1, strides[d], &span);
+    overflow = overflow || __builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi);
+  }
+  if (overflow) {
+    snprintf(msg, sizeof msg, "%s: shape·strides overflow 64-bit offsets", name);
+    a.fail(msg);
+    return false;
   }
   if (lo < 0 || hi >= static_cast<int64_t>(length)) {
     snprintf(msg, sizeof msg, "%s: view reaches elements [%lld, %lld] of an array of length %zu", name,
@@ -45,7 +51,7 @@ inline bool checkView(Args& a, const char* name, size_t length, int64_t offset, 
 inline int readShape(Args& a, size_t i, int64_t* shape) {
   int n = static_cast<int>(a.ints(i, shape, kMaxDims));
   for (int d = 0; d < n && !a.failed; d++)
-    if (shape[d] < 0) a.fail("shape: negative dimension", i);
+    if (shape[d] < 0 || shape[d] > (int64_t{1} << 48)) a.fail("shape: expected dimensions in [0, 2^48]", i);
   return n;
 }
 

@@ -501,6 +501,8 @@ test('bad lengths, strides and arguments throw a TypeError naming the kernel and
     ['scatterAdd', () => nat.scatterAdd(f(2), Int32Array.from([0, 3]), f(3), 1, 3, 2, 1), /scatterAdd: idx: position 1/],
     ['adamw', () => nat.adamw({ param: f(4), grad: f(4), m: f(3), v: f(4), lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 1, gradScale: 1 }), /adamw: m/],
     ['negative size', () => nat.softmax(f(6), f(6), -2, 3, false), /softmax: rows/],
+    ['overflowing sizes', () => nat.reduce('sum', f(6), f(6), 2 ** 40, 2 ** 40, 2 ** 40, null), /reduce: x: length 6/],
+    ['overflowing strides', () => nat.copyStrided({ data: f(4), offset: 0, strides: [2 ** 62] }, { data: f(4), offset: 0, strides: [1] }, [4]), /copyStrided: src/],
     ['wrong array type', () => nat.unary('neg', new Float64Array(4) as unknown as Float32Array, f(4), 4, 0), /unary: x: expected a Float32Array/],
   ];
   for (const [what, call, message] of cases) assert.throws(call, { name: 'TypeError', message }, what);
