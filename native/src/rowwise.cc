@@ -202,21 +202,55 @@ napi_value layernorm(napi_env env, napi_callback_info info) {
   return a.undefined();
 }
 
-// Per-thread double partials for parameter gradients summed over rows, added into the float outputs at the end.
+// Parameter gradients summed over rows: each thread accumulates kFlushRows rows in float partials, then adds
+// them into its double partials; at the end the double partials of all threads are added into the float output.
+constexpr int64_t kFlushRows = 32;
+
 struct Partials {
   int threads;
   int64_t C;
+  int nBuffers;
   std::vector<double> data;
-  Partials(int64_t rows, int64_t C_, int nBuffers) : C(C_) {
-    threads = rows * C_ >= 2 * kGrainElems ? omp_get_max_threads() : 1;
+  Partials(int64_t rows, int64_t C_, int nBuffers_) : C(C_), nBuffers(nBuffers_) {
+    threads = satMul(rows, C_) >= 2 * kGrainElems ? std::max(1, omp_get_max_threads()) : 1;
     data.assign(static_cast<size_t>(threads) * nBuffers * C_, 0.0);
   }
-  double* at(int t, int buffer, int nBuffers) { return data.data() + (static_cast<size_t>(t) * nBuffers + buffer) * C; }
+  double* at(int t, int buffer) { return data.data() + (static_cast<size_t>(t) * nBuffers + buffer) * C; }
+  // Rows [r0, r1) of thread t: rows(c0, c1, floatPartials[nBuffers]) computes kFlushRows rows at a time.
+  template <class Rows>
+  void run(int t, int64_t r0, int64_t r1, const bool* used, Rows rows) {
+    std::vector<float> f(static_cast<size_t>(nBuffers) * C);
+    float* fp[2] = {f.data(), nBuffers > 1 ? f.data() + C : nullptr};
+    for (int64_t c0 = r0; c0 < r1; c0 += kFlushRows) {
+      int64_t c1 = std::min(r1, c0 + kFlushRows);
+      std::fill(f.begin(), f.end(), 0.0f);
+      rows(c0, c1, used[0] ? fp[0] : nullptr, nBuffers > 1 && used[1] ? fp[1] : nullptr);
+      for (int b = 0; b < nBuffers; b++) {
+        if (!used[b]) continue;
+        double* d = at(t, b);
+        const float* p = fp[b];
+        for (int64_t i = 0; i < C; i++) d[i] += static_cast<double>(p[i]);
+      }
+    }
+  }
+  // Splits rows over this object's threads.
+  template <class Rows>
+  void parallelRows(int64_t rows, const bool* used, Rows body) {
+    if (threads == 1) {
+      run(0, 0, rows, used, body);
+      return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+      int t = omp_get_thread_num(), T = omp_get_num_threads();
+      run(t, rows * t / T, rows * (t + 1) / T, used, body);
+    }
+  }
   // out[i] += Σ_threads partial[i], rounded to float once.
-  void addInto(float* out, int buffer, int nBuffers) {
+  void addInto(float* out, int buffer) {
     for (int64_t i = 0; i < C; i++) {
       double s = out[i];
-      for (int t = 0; t < threads; t++) s += at(t, buffer, nBuffers)[i];
+      for (int t = 0; t < threads; t++) s += at(t, buffer)[i];
       out[i] = static_cast<float>(s);
     }
   }
@@ -246,18 +280,12 @@ napi_value layernormBackward(napi_env env, napi_callback_info info) {
   if (a.failed) return nullptr;
   auto fn = isaTable().layernormBackwardRows;
   Partials part(rows, C, 2);
-  if (part.threads == 1) {
-    fn(x, w, mean, rstd, gy, gx, gw ? part.at(0, 0, 2) : nullptr, gb ? part.at(0, 1, 2) : nullptr, 0, rows, C);
-  } else {
-#pragma omp parallel num_threads(part.threads)
-    {
-      int t = omp_get_thread_num(), T = omp_get_num_threads();
-      int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-      fn(x, w, mean, rstd, gy, gx, gw ? part.at(t, 0, 2) : nullptr, gb ? part.at(t, 1, 2) : nullptr, r0, r1, C);
-    }
-  }
-  if (gw) part.addInto(gw, 0, 2);
-  if (gb) part.addInto(gb, 1, 2);
+  const bool used[2] = {gw != nullptr, gb != nullptr};
+  part.parallelRows(rows, used, [&](int64_t r0, int64_t r1, float* pw, float* pb) {
+    fn(x, w, mean, rstd, gy, gx, pw, pb, r0, r1, C);
+  });
+  if (gw) part.addInto(gw, 0);
+  if (gb) part.addInto(gb, 1);
   return a.undefined();
 }
 
@@ -300,16 +328,9 @@ napi_value rmsnormBackward(napi_env env, napi_callback_info info) {
   if (a.failed) return nullptr;
   auto fn = isaTable().rmsnormBackwardRows;
   Partials part(rows, C, 1);
-  if (part.threads == 1) {
-    fn(x, w, rstd, gy, gx, gw ? part.at(0, 0, 1) : nullptr, 0, rows, C);
-  } else {
-#pragma omp parallel num_threads(part.threads)
-    {
-      int t = omp_get_thread_num(), T = omp_get_num_threads();
-      fn(x, w, rstd, gy, gx, gw ? part.at(t, 0, 1) : nullptr, rows * t / T, rows * (t + 1) / T, C);
-    }
-  }
-  if (gw) part.addInto(gw, 0, 1);
+  const bool used[2] = {gw != nullptr, false};
+  part.parallelRows(rows, used, [&](int64_t r0, int64_t r1, float* pw, float*) { fn(x, w, rstd, gy, gx, pw, r0, r1, C); });
+  if (gw) part.addInto(gw, 0);
   return a.undefined();
 }
 
