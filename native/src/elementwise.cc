@@ -140,8 +140,8 @@ napi_value copyStrided(napi_env env, napi_callback_info info) {
   anyTyped(a, 0, "src", &src);
   anyTyped(a, 3, "dst", &dst);
   if (a.failed) return nullptr;
-  if (elemSize(src.type) != elemSize(dst.type)) {
-    a.fail("src and dst: element sizes differ (copyStrided copies bits; use cast to convert)");
+  if (src.type != dst.type) {
+    a.fail("src and dst: element types differ (copyStrided copies elements as they are; use cast to convert)");
     return nullptr;
   }
   StridedLoop<2> loop;

@@ -482,7 +482,7 @@ test('bad lengths, strides and arguments throw a TypeError naming the kernel and
     ['binary out', () => nat.binary('add', { data: f(6), offset: 0, strides: [3, 1] }, { data: f(3), offset: 0, strides: [0, 1] }, f(5), [2, 3]), /binary: out/],
     ['binary strides', () => nat.binary('add', { data: f(6), offset: 0, strides: [1] }, { data: f(3), offset: 0, strides: [0, 1] }, f(6), [2, 3]), /binary: a: 1 strides/],
     ['copyStrided', () => nat.copyStrided({ data: f(4), offset: 0, strides: [2, 1] }, { data: f(4), offset: 0, strides: [2, 1] }, [2, 3]), /copyStrided: src: view/],
-    ['copyStrided types', () => nat.copyStrided({ data: new Float64Array(4), offset: 0, strides: [1] }, { data: f(4), offset: 0, strides: [1] }, [4]), /copyStrided: src and dst/],
+    ['copyStrided types', () => nat.copyStrided({ data: new Float64Array(4), offset: 0, strides: [1] }, { data: f(4), offset: 0, strides: [1] }, [4]), /copyStrided: src and dst: element types differ/],
     ['where', () => nat.where({ data: new Int32Array(2), offset: 0, strides: [1] }, { data: f(3), offset: 0, strides: [1] }, { data: f(3), offset: 0, strides: [1] }, f(3), [3]), /where: cond/],
     ['fill', () => nat.fill(f(4), 1, 2, 3), /fill: dst/],
     ['cast', () => nat.cast(f(4), new Int32Array(3), 4), /cast: dst/],
