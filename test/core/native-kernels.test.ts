@@ -10,9 +10,9 @@ import { nativeMisc as nat, nativeSimdLevel, type SimdLevel } from '../../src/co
 import { Rng } from '../../src/core/random.js';
 
 const BEST = nativeSimdLevel();
-const LEVELS: SimdLevel[] = (['avx512', 'avx2', 'generic'] as const).filter((l) => l === BEST || l !== 'avx512' || BEST === 'avx512').filter(
-  (l) => !(l === 'avx2' && BEST === 'generic'),
-);
+const ORDER: SimdLevel[] = ['generic', 'avx2', 'avx512'];
+/** Every level up to the best this CPU supports. */
+const LEVELS = ORDER.slice(0, ORDER.indexOf(BEST) + 1).reverse();
 
 /** Runs fn once per SIMD level, restoring the best level afterwards. */
 function eachLevel(fn: (level: SimdLevel) => void): void {
