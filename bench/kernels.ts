@@ -2,14 +2,13 @@
 // PyTorch's eager equivalents (bench/kernels_torch.py) on the same shapes, in the same run, 2 threads each.
 // Prints milliseconds (medians), our effective bandwidth (minimum bytes each kernel must move / time) and the
 // ratio torch/ours. Not a test: it prints figures. The PyTorch side is skipped cleanly when torch is missing.
-// Usage: npm run bench -- kernels [--reps=N] [--rounds=N]
+// Usage: npm run bench -- kernels [--reps=N] [--rounds=N] [--threads=N (default 2)]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../src/core/native/addon.js';
 import { nativeMisc as K, nativeSimdLevel } from '../src/core/native/misc.js';
 import { Rng } from '../src/core/random.js';
 
-const THREADS = 2;
 const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/kernels_torch.py', import.meta.url));
 
 interface Case {
@@ -127,8 +126,8 @@ function timeOurs(c: Case, reps: number): number[] {
 }
 
 /** One torch process timing every case; the reason instead when torch is not importable. */
-function timeTorch(list: Case[], reps: number): { ms: number[][]; version: string } | { skipped: string } {
-  const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(THREADS), String(reps), ...list.map((c) => c.torch)], {
+function timeTorch(list: Case[], reps: number, threads: number): { ms: number[][]; version: string } | { skipped: string } {
+  const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(threads), String(reps), ...list.map((c) => c.torch)], {
     encoding: 'utf8', timeout: 900_000,
   });
   if (res.status !== 0) {
@@ -142,6 +141,7 @@ function timeTorch(list: Case[], reps: number): { ms: number[][]; version: strin
 export async function run(args: string[]): Promise<void> {
   const reps = flag(args, 'reps', 7);
   const rounds = flag(args, 'rounds', 3);
+  const THREADS = flag(args, 'threads', 2);
   const setThreads = loadAddon()['setThreads'];
   if (typeof setThreads !== 'function') throw new Error('bench/kernels: the native addon has no setThreads()');
   (setThreads as (n: number) => void)(THREADS);
@@ -155,7 +155,7 @@ export async function run(args: string[]): Promise<void> {
   let version = '';
   for (let round = 0; round < rounds; round++) {
     if (skipped === null) {
-      const t = timeTorch(list, reps);
+      const t = timeTorch(list, reps, THREADS);
       if ('skipped' in t) skipped = t.skipped;
       else {
         version = t.version;
