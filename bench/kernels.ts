@@ -141,11 +141,11 @@ function timeTorch(list: Case[], reps: number, threads: number): { ms: number[][
 export async function run(args: string[]): Promise<void> {
   const reps = flag(args, 'reps', 7);
   const rounds = flag(args, 'rounds', 3);
-  const THREADS = flag(args, 'threads', 2);
+  const threads = flag(args, 'threads', 2);
   const setThreads = loadAddon()['setThreads'];
   if (typeof setThreads !== 'function') throw new Error('bench/kernels: the native addon has no setThreads()');
-  (setThreads as (n: number) => void)(THREADS);
-  console.log(`native kernels (${nativeSimdLevel()}) vs PyTorch eager, ${THREADS} threads each, ${rounds} rounds × ${reps} reps per side`);
+  (setThreads as (n: number) => void)(threads);
+  console.log(`native kernels (${nativeSimdLevel()}) vs PyTorch eager, ${threads} threads each, ${rounds} rounds × ${reps} reps per side`);
   console.log('(rounds alternate sides). GB/s and Gelem/s from our median; GB/s counts the minimum bytes the kernel must read + write.\n');
 
   const list = cases();
@@ -155,7 +155,7 @@ export async function run(args: string[]): Promise<void> {
   let version = '';
   for (let round = 0; round < rounds; round++) {
     if (skipped === null) {
-      const t = timeTorch(list, reps, THREADS);
+      const t = timeTorch(list, reps, threads);
       if ('skipped' in t) skipped = t.skipped;
       else {
         version = t.version;
@@ -186,7 +186,7 @@ export async function run(args: string[]): Promise<void> {
   for (const r of rows) console.log(line(r));
   if (skipped !== null) console.log(`\nPyTorch comparison skipped: ${skipped}`);
   else {
-    console.log(`\nPyTorch ${version} via /usr/bin/python3 (torch.set_num_threads(${THREADS})); torch/ours > 1 means ours is faster.`);
+    console.log(`\nPyTorch ${version} via /usr/bin/python3 (torch.set_num_threads(${threads})); torch/ours > 1 means ours is faster.`);
     console.log('PyTorch allocates its outputs (gelu, softmax, layernorm, cross-entropy); ours writes preallocated ones.');
   }
 }
