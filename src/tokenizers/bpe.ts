@@ -134,6 +134,14 @@ export class BpeTokenizer {
     return out;
   }
 
+  /**
+   * BPE-dropout encoding for training (Provilkov et al.): every merge is skipped with probability p (default 0.1).
+   * Pass a seeded generator (e.g. seededRandom(seed)) and keep it across calls so each epoch samples afresh.
+   */
+  encodeDropout(text: string, random: () => number, p = 0.1): number[] {
+    return this.encode(text, { dropout: p, random });
+  }
+
   /** Encodes text with no special-token handling at all. */
   encodeOrdinary(text: string): number[] {
     text = wellFormed(text); // lone surrogates → U+FFFD, as tiktoken's wasm boundary does

@@ -72,3 +72,17 @@ export function splitText(text: string, pattern: RegExp): string[] {
   if (last < text.length) out.push(text.slice(last));
   return out;
 }
+
+/** The same patterns in their original (Rust / Oniguruma) syntax, as tiktoken and Hugging Face files spell them. */
+export const ORIGINAL_PATTERNS: Readonly<Record<PatternName, string>> = {
+  gpt2: "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+  cl100k: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  o200k:
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+};
+
+/** The pattern name whose original source is `source`, if any. */
+export function patternNameOf(source: string): PatternName | undefined {
+  for (const name of ['gpt2', 'cl100k', 'o200k'] as const) if (ORIGINAL_PATTERNS[name] === source || PATTERN_SOURCES[name] === source) return name;
+  return undefined;
+}

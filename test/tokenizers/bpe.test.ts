@@ -92,3 +92,12 @@ test('malformed vocabularies are refused with the file and line or field named',
   assert.throws(() => parseTiktokenNpmJson('{"pat_str": 3}', 'e.json'), /e\.json: field "pat_str"/);
   assert.throws(() => parseTiktokenNpmJson('{"pat_str": "x", "bpe_ranks": "", "special_tokens": {}}', 'e.json'), /e\.json: field "pat_str": unknown split pattern/);
 });
+
+test('encodeDropout defaults to p = 0.1 and is reproducible from the seed', { skip }, () => {
+  const text = 'The quick brown fox jumps over the lazy dog, again and again and again.';
+  const a = tok().encodeDropout(text, seededRandom(5));
+  assert.deepEqual(tok().encodeDropout(text, seededRandom(5)), a);
+  assert.deepEqual(a, tok().encode(text, { dropout: 0.1, random: seededRandom(5) }));
+  assert.equal(tok().decode(a), text);
+  assert.deepEqual(tok().encodeDropout(text, seededRandom(5), 0), tok().encode(text));
+});
