@@ -102,3 +102,17 @@ test('trainer: exact vocabulary size, reasonable compression, lossless on normal
   assert.equal(tok.decode(tok.encode('Zürich 東京 🎉')), 'Zürich 東京 🎉'); // unseen characters via byte fallback
   assert.throws(() => trainUnigram(counts, { vocabSize: 100 }), /vocabSize must be an integer > 257/);
 });
+
+test('unigram encoding never throws on random text and decodes to its normalised form', () => {
+  const tok = small();
+  const rnd = seededRandom(9);
+  for (let trial = 0; trial < 300; trial++) {
+    let s = '';
+    const n = Math.floor(rnd() * 30);
+    for (let i = 0; i < n; i++) s += rnd() < 0.5 ? 'ab '[Math.floor(rnd() * 3)] : String.fromCharCode(Math.floor(rnd() * 0x10000));
+    const ids = tok.encode(s);
+    const expected = normalizeText(s).replaceAll('▁', ' ').slice(1);
+    assert.equal(tok.decode(ids), expected);
+    assert.equal(tok.decode(tok.encode(s, { sample: { alpha: 0.3, random: rnd } })), expected);
+  }
+});
