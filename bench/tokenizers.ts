@@ -1,6 +1,7 @@
 // Tokenizer benchmark: encode throughput (single thread and all cores) against the tiktoken npm package (Rust →
 // wasm) on Tiny Shakespeare and the Python standard library, and BPE / unigram training against sentencepiece's
-// spm_train (time, tokens per byte on held-out text). Prints both sides and the ratio. Args: --skip-train, --runs N.
+// spm_train (time, tokens per byte on held-out text). Prints both sides and the ratio.
+// Args: --runs N (default 3), --skip-encode, --skip-train, --train-corpus shakespeare|stdlib.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -149,13 +150,16 @@ async function encodeBench(runs: number): Promise<void> {
   }
 }
 
-function trainBench(runs: number): void {
+function trainBench(runs: number, corpusName: string): void {
   const spmTrain = spawnSync('spm_train', ['--help'], { encoding: 'utf8' });
   if (spmTrain.error) {
     console.log('\n== training: spm_train not found (apt-get install -y sentencepiece); skipped ==');
     return;
   }
-  const text = readFileSync(join(dataDir, 'tinyshakespeare', 'input.txt'), 'utf8');
+  const text =
+    corpusName === 'stdlib'
+      ? pythonFiles('/usr/lib/python3.11').map((f) => readFileSync(f, 'utf8')).join('\n')
+      : readFileSync(join(dataDir, 'tinyshakespeare', 'input.txt'), 'utf8');
   const cut = text.lastIndexOf('\n', Math.floor(text.length * 0.9)) + 1;
   const tmp = mkdtempSync(join(tmpdir(), 'lmforge-bench-spm-'));
   const trainPath = join(tmp, 'train.txt');
@@ -166,7 +170,8 @@ function trainBench(runs: number): void {
   const heldBytes = Buffer.byteLength(text.slice(cut));
   const threads = availableParallelism();
   const vocab = 8192;
-  console.log(`\n== training: vocabulary ${vocab}, Tiny Shakespeare first 90% (${fmt(cut / 1e6)} MB); held-out last 10% encoded line by line ==`);
+  const label = corpusName === 'stdlib' ? 'Python 3.11 stdlib' : 'Tiny Shakespeare';
+  console.log(`\n== training: vocabulary ${vocab}, ${label} first 90% (${fmt(cut / 1e6)} MB); held-out last 10% encoded line by line ==`);
   console.log(`(lmforge: one thread, time includes reading and counting; spm_train --num_threads=${threads}, process wall time; median of ${runs})`);
   console.log('model    lmforge s  spm_train s  time ratio  lmforge tok/B  spm tok/B  tok/B ratio');
   for (const type of ['bpe', 'unigram'] as const) {
@@ -207,5 +212,6 @@ export async function run(args: string[]): Promise<void> {
   const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 3;
   console.log(`tokenizers bench: node ${process.version}, ${availableParallelism()} cores`);
   if (!args.includes('--skip-encode')) await encodeBench(runs);
-  if (!args.includes('--skip-train')) trainBench(runs);
+  const corpusAt = args.indexOf('--train-corpus');
+  if (!args.includes('--skip-train')) trainBench(runs, corpusAt >= 0 ? (args[corpusAt + 1] ?? 'shakespeare') : 'shakespeare');
 }

@@ -2,10 +2,11 @@
 // o200k_base) on Tiny Shakespeare, MMLU text fields, a sample of the Python standard library and the hard cases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BpeTokenizer } from '../../src/tokenizers/bpe.js';
-import { loadGpt2Files, loadTiktokenNpmJson } from '../../src/tokenizers/loaders.js';
+import { loadGpt2Files, loadTiktokenFile, loadTiktokenNpmJson, parseTiktokenNpmJson } from '../../src/tokenizers/loaders.js';
 import { HARD_CASES, gpt2Dir, haveData, listFiles, mmluTexts, pythonStdlib, shakespearePath, tiktokenEncoders, tiktokenEncoding } from './fixtures.js';
 import type { ReferenceEncoding } from './fixtures.js';
 
@@ -69,4 +70,16 @@ test('Python standard library (every .py file): identical ids', { skip }, () => 
     const text = readFileSync(file, 'utf8');
     for (const { name, ours, ref } of allPairs()) assertSameIds(ours.encode(text), ref.encode_ordinary(text), `${name} on ${file}`);
   }
+});
+
+test('tiktoken rank file (`<base64> <rank>` lines) loads to the same ids as tiktoken', { skip }, () => {
+  const spec = parseTiktokenNpmJson(readFileSync(join(tiktokenEncoders, 'cl100k_base.json'), 'utf8'));
+  const lines = spec.tokens.map((b, rank) => (b ? `${Buffer.from(b).toString('base64')} ${rank}` : '')).filter((l) => l !== '');
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-tiktoken-'));
+  const path = join(dir, 'cl100k_base.tiktoken');
+  writeFileSync(path, lines.join('\n') + '\n');
+  const tok = loadTiktokenFile(path, { pattern: 'cl100k', specialTokens: spec.specialTokens ?? new Map() });
+  const ref = tiktokenEncoding('cl100k_base');
+  const text = readFileSync(shakespearePath, 'utf8').slice(0, 100_000);
+  for (const s of [...HARD_CASES, text]) assertSameIds(tok.encode(s, { allowedSpecial: 'all' }), ref.encode(s, 'all'), `rank file on ${JSON.stringify(s.slice(0, 30))}`);
 });
