@@ -63,9 +63,9 @@ test('MMLU text fields: identical ids', { skip }, () => {
   }
 });
 
-test('Python standard library (every .py file): identical ids', { skip }, () => {
-  const files = listFiles(pythonStdlib, '.py');
-  assert.ok(files.length > 400, `expected the Python ${pythonStdlib} sources, found ${files.length}`);
+test('Python standard library (every 4th .py file; `npm run bench -- tokenizers` checks all of them): identical ids', { skip }, () => {
+  const files = listFiles(pythonStdlib, '.py').filter((_, i) => i % 4 === 0);
+  assert.ok(files.length > 100, `expected the Python ${pythonStdlib} sources, found ${files.length}`);
   for (const file of files) {
     const text = readFileSync(file, 'utf8');
     for (const { name, ours, ref } of allPairs()) assertSameIds(ours.encode(text), ref.encode_ordinary(text), `${name} on ${file}`);
