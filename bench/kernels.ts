@@ -114,19 +114,26 @@ function cases(): Case[] {
   return out;
 }
 
-function timeOurs(c: Case, reps: number): number[] {
+interface Times {
+  ms: number[];
+  /** Process CPU time (user + system, all threads) per call: less sensitive to being descheduled on a busy machine. */
+  cpuMs: number[];
+}
+
+function timeOurs(c: Case, reps: number, into: Times): void {
   c.run(); // warm-up
-  const ms: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     c.run();
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    into.ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c1 = process.cpuUsage(c0);
+    into.cpuMs.push((c1.user + c1.system) / 1e3);
   }
-  return ms;
 }
 
 /** One torch process timing every case; the reason instead when torch is not importable. */
-function timeTorch(list: Case[], reps: number, threads: number): { ms: number[][]; version: string } | { skipped: string } {
+function timeTorch(list: Case[], reps: number, threads: number): { times: Times[]; version: string } | { skipped: string } {
   const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(threads), String(reps), ...list.map((c) => c.torch)], {
     encoding: 'utf8', timeout: 900_000,
   });
@@ -134,8 +141,8 @@ function timeTorch(list: Case[], reps: number, threads: number): { ms: number[][
     const why = (res.stderr || res.error?.message || `exit ${res.status}`).trim().split('\n').pop() ?? '';
     return { skipped: why };
   }
-  const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { ms: number[]; torch: string });
-  return { ms: lines.map((l) => l.ms), version: lines[0]?.torch ?? '?' };
+  const lines = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as Times & { torch: string });
+  return { times: lines.map((l) => ({ ms: l.ms, cpuMs: l.cpuMs })), version: lines[0]?.torch ?? '?' };
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -149,8 +156,8 @@ export async function run(args: string[]): Promise<void> {
   console.log('(rounds alternate sides). GB/s and Gelem/s from our median; GB/s counts the minimum bytes the kernel must read + write.\n');
 
   const list = cases();
-  const ours: number[][] = list.map(() => []);
-  const theirs: number[][] = list.map(() => []);
+  const ours: Times[] = list.map(() => ({ ms: [], cpuMs: [] }));
+  const theirs: Times[] = list.map(() => ({ ms: [], cpuMs: [] }));
   let skipped: string | null = null;
   let version = '';
   for (let round = 0; round < rounds; round++) {
@@ -159,25 +166,32 @@ export async function run(args: string[]): Promise<void> {
       if ('skipped' in t) skipped = t.skipped;
       else {
         version = t.version;
-        t.ms.forEach((ms, i) => theirs[i]!.push(...ms));
+        t.times.forEach((x, i) => {
+          theirs[i]!.ms.push(...x.ms);
+          theirs[i]!.cpuMs.push(...x.cpuMs);
+        });
       }
     }
-    list.forEach((c, i) => ours[i]!.push(...timeOurs(c, reps)));
+    list.forEach((c, i) => timeOurs(c, reps, ours[i]!));
   }
 
-  // Medians are the headline; the best (minimum) times are printed too because the machine is shared and a
-  // descheduled thread stretches a whole parallel call.
-  const header = ['kernel', 'ours ms', 'GB/s', 'Gelem/s', 'torch ms', 'torch/ours', 'best ours', 'best torch', 'ratio'];
+  // Wall-clock medians are the headline; the best (minimum) wall times and the median CPU times (all threads)
+  // are printed too because the machine is shared and a descheduled thread stretches a whole parallel call.
+  const header = ['kernel', 'ours ms', 'GB/s', 'Gelem/s', 'torch ms', 'torch/ours', 'best ours', 'best torch', 'ratio', 'cpu ours', 'cpu torch', 'ratio'];
+  const ratio = (t: number, o: number): string => `${(t / o).toFixed(2)}×`;
   const rows = list.map((c, i) => {
-    const o = median(ours[i]!);
-    const ob = Math.min(...ours[i]!);
-    const have = theirs[i]!.length > 0;
-    const t = have ? median(theirs[i]!) : NaN;
-    const tb = have ? Math.min(...theirs[i]!) : NaN;
+    const o = median(ours[i]!.ms);
+    const ob = Math.min(...ours[i]!.ms);
+    const oc = median(ours[i]!.cpuMs);
+    const have = theirs[i]!.ms.length > 0;
+    const t = have ? median(theirs[i]!.ms) : NaN;
+    const tb = have ? Math.min(...theirs[i]!.ms) : NaN;
+    const tc = have ? median(theirs[i]!.cpuMs) : NaN;
     return [
       c.label, o.toFixed(2), (c.bytes / o / 1e6).toFixed(1), (c.elems / o / 1e6).toFixed(2),
-      have ? t.toFixed(2) : 'skipped', have ? `${(t / o).toFixed(2)}×` : '-',
-      ob.toFixed(2), have ? tb.toFixed(2) : '-', have ? `${(tb / ob).toFixed(2)}×` : '-',
+      have ? t.toFixed(2) : 'skipped', have ? ratio(t, o) : '-',
+      ob.toFixed(2), have ? tb.toFixed(2) : '-', have ? ratio(tb, ob) : '-',
+      oc.toFixed(2), have ? tc.toFixed(2) : '-', have ? ratio(tc, oc) : '-',
     ];
   });
   const widths = header.map((h, col) => Math.max(h.length, ...rows.map((r) => r[col]!.length)));

@@ -1,7 +1,7 @@
 # PyTorch side of bench/kernels.ts: the eager PyTorch equivalent of each native kernel on the same shape, timed
 # per repetition (milliseconds). Not used at runtime, only for side-by-side comparison.
 # Usage: python3 kernels_torch.py THREADS REPS CASE [CASE ...]  with CASE = name:d1,d2,...
-# → one JSON line per case on stdout: {"case": CASE, "ms": [...], "torch": version}.
+# → one JSON line per case on stdout: {"case": CASE, "ms": [wall], "cpuMs": [process CPU, all threads], "torch": version}.
 import json
 import sys
 import time
@@ -70,9 +70,10 @@ with torch.no_grad():
         name, dims = case.split(':')
         fn = setup(name, [int(d) for d in dims.split(',')])
         fn()  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(reps):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
-        print(json.dumps({'case': case, 'ms': times, 'torch': torch.__version__}), flush=True)
+            cpu.append((time.process_time() - c0) * 1e3)
+        print(json.dumps({'case': case, 'ms': times, 'cpuMs': cpu, 'torch': torch.__version__}), flush=True)
