@@ -28,8 +28,10 @@ inline Isa& activeIsa() {
 }
 inline Isa cpuIsa() { return activeIsa(); }
 
-// Runs f(begin, end) over [0, n) split evenly across OpenMP threads, or inline when there are fewer than
-// 2·minPerThread items (thread start-up costs a few microseconds) or when already inside a parallel region.
+// Runs f(begin, end) over [0, n) across OpenMP threads, or inline when there are fewer than 2·minPerThread
+// items (thread start-up costs a few microseconds) or when already inside a parallel region. Large ranges are
+// cut into up to 8 chunks per thread handed out dynamically, so a thread the OS deschedules (the machine is
+// shared) delays one small chunk instead of half the call.
 template <class F>
 inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
   if (n <= 0) return;
@@ -40,10 +42,10 @@ inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
     return;
   }
   int threads = static_cast<int>(std::min<int64_t>(maxThreads, want));
-#pragma omp parallel num_threads(threads)
-  {
-    int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    int64_t b = n * t / T, e = n * (t + 1) / T;
+  const int64_t chunks = std::min<int64_t>(want, int64_t{8} * threads);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t c = 0; c < chunks; c++) {
+    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
     if (b < e) f(b, e);
   }
 }
