@@ -201,6 +201,7 @@ export async function run(args: string[]): Promise<void> {
   if (skipped !== null) console.log(`\nPyTorch comparison skipped: ${skipped}`);
   else {
     console.log(`\nPyTorch ${version} via /usr/bin/python3 (torch.set_num_threads(${threads})); torch/ours > 1 means ours is faster.`);
-    console.log('PyTorch allocates its outputs (gelu, softmax, layernorm, cross-entropy); ours writes preallocated ones.');
+    console.log('Both sides write preallocated outputs (PyTorch through ATen out= variants); PyTorch cross-entropy is');
+    console.log('log_softmax + nll_loss and its backward, AdamW is torch.optim.AdamW.step (no fused CPU AdamW in 1.13).');
   }
 }

@@ -14,49 +14,57 @@ torch.set_num_threads(threads)
 torch.manual_seed(0)
 
 
+ops = torch.ops.aten
+
+
 def setup(name, dims):
-    """Returns a zero-argument function doing one repetition of the case."""
-    if name == 'gelu':
+    """Returns a zero-argument function doing one repetition of the case. Outputs are preallocated and written
+    through ATen's out= variants, as lmforge's kernels write into caller-owned arrays (allocating a fresh 50 MB
+    output per call costs PyTorch more page faults than compute here)."""
+    if name in ('gelu', 'gelu_tanh'):
         (n,) = dims
-        x = torch.randn(n)
-        return lambda: F.gelu(x)
-    if name == 'gelu_tanh':
-        (n,) = dims
-        x = torch.randn(n)
-        return lambda: F.gelu(x, approximate='tanh')
+        x, y = torch.randn(n), torch.empty(n)
+        approximate = 'tanh' if name == 'gelu_tanh' else 'none'
+        return lambda: ops.gelu.out(x, approximate=approximate, out=y)
     if name == 'add_row':
         rows, cols = dims
         a, b, out = torch.randn(rows, cols), torch.randn(cols), torch.empty(rows, cols)
         return lambda: torch.add(a, b, out=out)
     if name == 'softmax':
         rows, cols = dims
-        x = torch.randn(rows, cols)
-        return lambda: torch.softmax(x, -1)
+        x, y = torch.randn(rows, cols), torch.empty(rows, cols)
+        return lambda: ops._softmax.out(x, -1, False, out=y)
     if name == 'softmax_bwd':
         rows, cols = dims
-        y, gy = torch.softmax(torch.randn(rows, cols), -1), torch.randn(rows, cols)
-        return lambda: torch.ops.aten._softmax_backward_data(gy, y, -1, torch.float32)
+        y, gy, gx = torch.softmax(torch.randn(rows, cols), -1), torch.randn(rows, cols), torch.empty(rows, cols)
+        return lambda: ops._softmax_backward_data.out(gy, y, -1, torch.float32, grad_input=gx)
     if name in ('layernorm', 'layernorm_bwd'):
         rows, C = dims
         x, w, b, gy = torch.randn(rows, C), torch.randn(C), torch.randn(C), torch.randn(rows, C)
+        y, mean, rstd = torch.native_layer_norm(x, (C,), w, b, 1e-5)
         if name == 'layernorm':
-            return lambda: F.layer_norm(x, (C,), w, b, 1e-5)
-        _, mean, rstd = torch.native_layer_norm(x, (C,), w, b, 1e-5)
-        return lambda: torch.ops.aten.native_layer_norm_backward(gy, x, [C], mean, rstd, w, b, [True, True, True])
+            m, r = torch.empty_like(mean), torch.empty_like(rstd)
+            return lambda: ops.native_layer_norm.out(x, [C], w, b, 1e-5, out0=y, out1=m, out2=r)
+        gx, gw, gb = torch.empty_like(x), torch.empty(C), torch.empty(C)
+        return lambda: ops.native_layer_norm_backward.out(gy, x, [C], mean, rstd, w, b, [True, True, True],
+                                                          out0=gx, out1=gw, out2=gb)
     if name in ('ce', 'ce_bwd'):
         N, V = dims
         logits = torch.randn(N, V) * 2
         t = torch.randint(0, V, (N,))
-        if name == 'ce':
-            return lambda: F.cross_entropy(logits, t, reduction='none')
-        # Backward of the same op: log-softmax backward through nll_loss backward, from saved log-probs.
-        logp = torch.log_softmax(logits, -1)
-        g = torch.ones(N)
+        logp, loss, total = torch.empty(N, V), torch.empty(N), torch.empty(())
+        ops._log_softmax.out(logits, -1, False, out=logp)
+        if name == 'ce':  # cross_entropy = log_softmax then nll_loss (reduction 'none')
+            def fwd():
+                ops._log_softmax.out(logits, -1, False, out=logp)
+                return ops.nll_loss_forward.output(logp, t, None, 0, -100, output=loss, total_weight=total)
+            return fwd
+        g, gnll, glogits = torch.ones(N), torch.empty(N, V), torch.empty(N, V)
         def bwd():
-            gl = torch.ops.aten.nll_loss_backward(g, logp, t, None, 0, -100, torch.tensor(0.0))
-            return torch.ops.aten._log_softmax_backward_data(gl, logp, -1, torch.float32)
+            ops.nll_loss_backward.grad_input(g, logp, t, None, 0, -100, total, grad_input=gnll)
+            return ops._log_softmax_backward_data.out(gnll, logp, -1, torch.float32, out=glogits)
         return bwd
-    if name == 'adamw':
+    if name == 'adamw':  # torch.optim.AdamW's own step (single-tensor path; there is no fused CPU AdamW in 1.13)
         (n,) = dims
         p = torch.nn.Parameter(torch.randn(n) * 0.02)
         p.grad = torch.randn(n) * 1e-3
