@@ -22,15 +22,19 @@ constexpr int kBinaryCount = 13;
 namespace ew_avx512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")
+#define LMF_HAS_FMA 1  // the pragma does not define __FMA__
 #include "vecmath.inc"
 #include "elementwise_simd.inc"
+#undef LMF_HAS_FMA
 #pragma GCC pop_options
 }  // namespace ew_avx512
 namespace ew_avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#define LMF_HAS_FMA 1
 #include "vecmath.inc"
 #include "elementwise_simd.inc"
+#undef LMF_HAS_FMA
 #pragma GCC pop_options
 }  // namespace ew_avx2
 namespace ew_generic {
