@@ -317,8 +317,6 @@ void writeRows(const float* src, int Dp, float* dst, ptrdiff_t sT, int T, int D)
   for (int i = 0; i < T; i++) std::memcpy(dst + i * sT, src + static_cast<ptrdiff_t>(i) * Dp, sizeof(float) * D);
 }
 
-int b_of(int bh, int H) { return bh / H; }
-
 void runBackward(const Problem& p) {
   const TileKernels& kt = kernels();
   const int Dp = roundUp(p.D, kt.W), Bc = 4 * kt.W;
@@ -350,7 +348,7 @@ void runBackward(const Problem& p) {
         kt.backwardPrepare(h, Qp, dOp, Di, lseB);
         std::fill(dQ, dQ + headFloats, 0.0f);
         kt.backwardKeys(h, 0, 1, Qp, dOp, Di, lseB, dQ, s.p);
-        writeRows(dQ, Dp, p.gq.head(b_of(bh, p.H), bh % p.H), p.gq.sT, p.Tq, p.D);
+        writeRows(dQ, Dp, p.gq.head(bh / p.H, bh % p.H), p.gq.sT, p.Tq, p.D);
       }
     }
     return;
@@ -379,7 +377,7 @@ void runBackward(const Problem& p) {
 #pragma omp for schedule(static)
     for (long long row = 0; row < (ok ? static_cast<long long>(BH) * p.Tq : 0); row++) {
       const int bh = static_cast<int>(row / p.Tq), i = static_cast<int>(row % p.Tq);
-      float* dst = p.gq.head(b_of(bh, p.H), bh % p.H) + i * p.gq.sT;
+      float* dst = p.gq.head(bh / p.H, bh % p.H) + i * p.gq.sT;
       for (int d = 0; d < p.D; d++) {
         float acc = 0.0f;
         for (int t = 0; t < nt; t++) acc += dQs[t][bh * headFloats + static_cast<size_t>(i) * Dp + d];
