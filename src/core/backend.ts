@@ -4,6 +4,7 @@
 import type { DType } from './dtype.js';
 import type { FloatArray, Kernels } from './kernels.js';
 import { referenceKernels } from './reference/index.js';
+import { tryLoadAddon } from './native/addon.js';
 
 export type BackendName = 'native' | 'reference';
 
@@ -47,4 +48,9 @@ export function withBackend<T>(name: BackendName, fn: () => T): T {
 export function kernelsFor(dtype: DType): Kernels<FloatArray> {
   if (active === 'native' && nativeKernels && dtype !== 'float64') return nativeKernels as unknown as Kernels<FloatArray>;
   return referenceKernels;
+}
+
+/** Sets the native kernels' thread count (no effect on the reference backend). */
+export function setThreads(n: number): void {
+  tryLoadAddon()?.setThreads(n);
 }
