@@ -3,8 +3,8 @@
 // spaces so the data starts 8-byte aligned), then the tensors' bytes, contiguous, in data_offsets order.
 // Not a model loader: callers match names and shapes (see expectTensor). Plain typed arrays in and out.
 import { endianness } from 'node:os';
-import { readFileSync } from 'node:fs';
 import { writeFileAtomicParts } from '../util/atomic.js';
+import { mapFile } from './native/mmap.js';
 import { UserError, describeError } from '../util/errors.js';
 
 export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8' | 'BF16' | 'F16';
@@ -111,13 +111,8 @@ function checkNames(list: [string, TensorData][]): [string, TensorData][] {
 
 /** Reads and fully validates a safetensors file. Any problem is a UserError naming the file (and tensor). */
 export function readSafetensors(path: string): SafetensorsFile {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(path);
-  } catch (e) {
-    throw new UserError(`${path}: cannot read safetensors file (${describeError(e)})`);
-  }
-  return decodeSafetensors(buf, path);
+  // Mapped, so only the tensor copies take memory (the pages are the OS's file cache and unmapped after GC).
+  return decodeSafetensors(mapFile(path).bytes, path); // a missing file is a UserError naming the path and errno
 }
 
 /** Parses safetensors bytes; `source` names the file in errors. Tensor data is copied out of `buf`. */
@@ -194,8 +189,7 @@ export function decodeSafetensors(buf: Uint8Array, source: string): SafetensorsF
 
   const tensors = new Map<string, LoadedTensor>();
   for (const t of entries) {
-    const bytes = buf.slice(dataStart + t.begin, dataStart + t.end); // a fresh, aligned copy
-    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const ab = new Uint8Array(buf.subarray(dataStart + t.begin, dataStart + t.end)).buffer; // a fresh, aligned copy
     tensors.set(t.name, { dtype: t.dtype, shape: t.shape, data: toArray(t.dtype, ab) });
   }
   return { tensors, metadata };

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AtomicWriter, fsyncDir, writeFileAtomic } from '../util/atomic.js';
 import { UserError, describeError } from '../util/errors.js';
-import { decodeSafetensors, safetensorsParts, type TensorData } from '../core/safetensors.js';
+import { readSafetensors, safetensorsParts, type TensorData } from '../core/safetensors.js';
 import type { RngState } from '../core/random.js';
 
 export const CHECKPOINT_FORMAT = 'lmforge-checkpoint';
@@ -106,10 +106,15 @@ function optimizerTensors(data: CheckpointData): [string, TensorData][] {
 }
 
 /**
- * Leftovers of killed writers: temp dirs `.ckpt-<step>.tmp-<pid>-<hex>`, moved-aside dirs `.ckpt-<step>.old-<hex>`,
- * and the atomic writer's temp file for `latest` (`.latest.<pid>.<hex>.tmp`).
+ * Leftovers of killed writers, all hidden (dot) names that readers ignore:
+ * - `.ckpt-<step>.tmp-<pid>-<hex>`: a checkpoint being written (removed once its writer is dead);
+ * - `.ckpt-<step>.replaced-<hex>`: a complete checkpoint moved aside to be replaced by a new one of the same step
+ *   (restored if the new one never made it into place, else removed);
+ * - `.ckpt-<step>.deleting-<hex>`: a checkpoint dropped by retention (removed);
+ * - `.latest.<pid>.<hex>.tmp`: the atomic writer's temp file for `latest` (removed once its writer is dead).
+ * One writer per run directory is assumed.
  */
-const LEFTOVER = /^(?:\.ckpt-\d+\.tmp-(\d+)-[0-9a-f]+|\.ckpt-\d+\.old-[0-9a-f]+|\.latest\.(\d+)\.[0-9a-f]+\.tmp)$/;
+const LEFTOVER = /^(?:\.(ckpt-\d+)\.(tmp|replaced|deleting)-(?:(\d+)-)?[0-9a-f]+|\.latest\.(\d+)\.[0-9a-f]+\.tmp)$/;
 
 function processAlive(pid: number): boolean {
   try {
@@ -120,15 +125,27 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Removes what killed writers left behind (never the temp files of a live process, which may still be writing). */
+/** Cleans up after killed writers (never touching the temp files of a live process, which may still be writing). */
 function removeStaleTemps(runDir: string): void {
   for (const name of readdirSync(runDir)) {
     const m = LEFTOVER.exec(name);
     if (!m) continue;
-    const owner = m[1] ?? m[2];
+    const path = join(runDir, name);
+    const owner = m[3] ?? m[4];
     if (owner !== undefined && (Number(owner) === process.pid || processAlive(Number(owner)))) continue;
-    rmSync(join(runDir, name), { recursive: true, force: true });
+    if (m[2] === 'replaced' && m[1] !== undefined && !existsSync(join(runDir, m[1]))) {
+      renameSync(path, join(runDir, m[1]));
+      continue;
+    }
+    rmSync(path, { recursive: true, force: true });
   }
+}
+
+/** Removes a checkpoint directory so that no half-deleted ckpt-<step> is ever visible: rename aside, then delete. */
+function removeCheckpointDir(runDir: string, name: string): void {
+  const aside = join(runDir, `.${name}.deleting-${randomBytes(4).toString('hex')}`);
+  renameSync(join(runDir, name), aside);
+  rmSync(aside, { recursive: true, force: true });
 }
 
 export interface SaveOptions {
@@ -173,8 +190,9 @@ export function saveCheckpoint(runDir: string, data: CheckpointData, options: Sa
   }
   const dest = join(runDir, name);
   if (existsSync(dest)) {
-    // rename(2) cannot replace a non-empty directory: move the old one aside first, delete it after.
-    const old = join(runDir, `.${name}.old-${randomBytes(4).toString('hex')}`);
+    // rename(2) cannot replace a non-empty directory: move the old one aside first, delete it after
+    // (a kill in between leaves it aside, and the next save puts it back).
+    const old = join(runDir, `.${name}.replaced-${randomBytes(4).toString('hex')}`);
     renameSync(dest, old);
     renameSync(tmp, dest);
     rmSync(old, { recursive: true, force: true });
@@ -192,7 +210,7 @@ export function applyRetention(runDir: string, keep: number, protect?: number): 
   const steps = listCheckpointSteps(runDir).sort((a, b) => b - a);
   for (const step of steps.slice(keep)) {
     if (step === protect) continue;
-    rmSync(join(runDir, checkpointDirName(step)), { recursive: true, force: true });
+    removeCheckpointDir(runDir, checkpointDirName(step));
   }
 }
 
@@ -255,6 +273,10 @@ export function verifyCheckpoint(dir: string): CheckpointState {
   const files = s.files as Record<string, FileRecord>;
   for (const required of [MODEL_FILE, OPTIMIZER_FILE]) if (!files[required]) bad(`field "files" does not list ${required}`);
   for (const [name, rec] of Object.entries(files)) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) bad(`field "files": ${JSON.stringify(name)} is not a plain file name`);
+    if (!Number.isSafeInteger(rec?.bytes) || typeof rec?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(rec.sha256)) {
+      bad(`field "files.${name}": expected {bytes: integer, sha256: 64 hex digits}`);
+    }
     const p = join(dir, name);
     if (!existsSync(p)) throw new UserError(`${p}: missing (listed in ${STATE_FILE})`);
     const size = statSync(p).size;
@@ -271,7 +293,7 @@ export function verifyCheckpoint(dir: string): CheckpointState {
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const state = verifyCheckpoint(dir);
   const modelPath = join(dir, MODEL_FILE);
-  const model = decodeSafetensors(readFileSync(modelPath), modelPath);
+  const model = readSafetensors(modelPath);
   const params = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of model.tensors) {
     if (t.data instanceof Float32Array) params.set(name, { shape: t.shape, data: t.data });
@@ -279,7 +301,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     else throw new UserError(`${modelPath}: tensor "${name}" has dtype ${t.dtype}, expected a float dtype`);
   }
   const optPath = join(dir, OPTIMIZER_FILE);
-  const opt = decodeSafetensors(readFileSync(optPath), optPath);
+  const opt = readSafetensors(optPath);
   const m = new Map<string, Float32Array>();
   const v = new Map<string, Float32Array>();
   for (const [name, p] of params) {

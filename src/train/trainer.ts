@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
-import { hash32, Rng } from '../core/random.js';
+import { hash32 } from '../core/random.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
 import { saveGPT } from '../models/gpt-io.js';
 import { loadStateDict, stateDict, type NamedArray } from '../nn/state.js';

@@ -7,6 +7,7 @@ import * as lm from '../../src/core/index.js';
 import { GPT, type GPTConfig } from '../../src/models/gpt.js';
 import { loadStateDict, type NamedArray } from '../../src/nn/state.js';
 import { AdamW } from '../../src/optim/adamw.js';
+import { loadNativeBackend } from '../../src/core/native/index.js';
 import { assertClose } from '../core/harness.js';
 
 interface Fixture {
@@ -31,8 +32,10 @@ function build(f: Fixture): GPT {
   return model;
 }
 
-for (const name of ['gpt2', 'gpt2-tanh', 'modern']) {
-  test(`GPT ${name}: logits, loss and all gradients match PyTorch at step 0`, () => {
+const backends: lm.BackendName[] = loadNativeBackend().loaded ? ['reference', 'native'] : ['reference'];
+
+for (const backend of backends) for (const name of ['gpt2', 'gpt2-tanh', 'modern']) {
+  test(`GPT ${name} (${backend}): logits, loss and all gradients match PyTorch at step 0`, () => lm.withBackend(backend, () => {
     const f = load(name);
     const model = build(f);
     lm.tidy(() => {
@@ -48,9 +51,9 @@ for (const name of ['gpt2', 'gpt2-tanh', 'modern']) {
       }
     });
     model.dispose();
-  });
+  }));
 
-  test(`GPT ${name}: 10 AdamW steps follow PyTorch's losses`, () => {
+  test(`GPT ${name} (${backend}): 10 AdamW steps follow PyTorch's losses`, () => lm.withBackend(backend, () => {
     const f = load(name);
     const model = build(f);
     const o = f.adamw;
@@ -73,5 +76,5 @@ for (const name of ['gpt2', 'gpt2-tanh', 'modern']) {
     assertClose(losses, f.adamw_losses, 2e-4, 1e-5, `${name} AdamW losses`);
     opt.dispose();
     model.dispose();
-  });
+  }));
 }

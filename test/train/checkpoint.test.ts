@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,8 +92,37 @@ test('truncated, corrupt and incomplete checkpoints are refused with a reason an
   throwsUser(() => verifyCheckpoint(dir(1)), /checkpoint format version 7, this lmforge reads version 1/);
   writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, samplerRng: [1, 2, 3] }));
   throwsUser(() => verifyCheckpoint(dir(1)), /field "samplerRng": expected four unsigned 32-bit integers/);
+  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, files: { ...(state.files as object), '../../x': { bytes: 1, sha256: '0'.repeat(64) } } }));
+  throwsUser(() => verifyCheckpoint(dir(1)), /field "files": "\.\.\/\.\.\/x" is not a plain file name/);
+  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, files: { 'model.safetensors': { bytes: '1' }, 'optimizer.safetensors': {} } }));
+  throwsUser(() => verifyCheckpoint(dir(1)), /field "files\.model\.safetensors": expected \{bytes: integer, sha256: 64 hex digits\}/);
   assert.equal(findLatestComplete(run), null);
   assert.equal(findLatestComplete(join(run, 'nothing-here')), null);
+  rmSync(run, { recursive: true });
+});
+
+test('leftovers of killed writers are removed, or restored, by the next save; live writers are left alone', () => {
+  const run = tmp();
+  saveCheckpoint(run, checkpointContents(1, 16));
+  saveCheckpoint(run, checkpointContents(2, 16));
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  // Killed between moving a complete ckpt-2 aside and renaming its same-step replacement into place:
+  renameSync(join(run, 'ckpt-2'), join(run, '.ckpt-2.replaced-0badc0de'));
+  // killed while retention deleted ckpt-1, while writing ckpt-3, while writing `latest`:
+  renameSync(join(run, 'ckpt-1'), join(run, '.ckpt-1.deleting-12ab34cd'));
+  rmSync(join(run, '.ckpt-1.deleting-12ab34cd', 'state.json'));
+  mkdirSync(join(run, `.ckpt-3.tmp-${deadPid}-abcd0123`));
+  writeFileSync(join(run, `.ckpt-3.tmp-${deadPid}-abcd0123`, 'model.safetensors'), 'partial');
+  writeFileSync(join(run, `.latest.${deadPid}.ff00ff00.tmp`), 'ckpt-');
+  // A temp dir of a live process (our parent) may still be in use.
+  const live = `.ckpt-4.tmp-${process.ppid}-0123abcd`;
+  mkdirSync(join(run, live));
+  assert.equal(findLatestComplete(run), null);
+
+  saveCheckpoint(run, checkpointContents(5, 16));
+  assert.deepEqual(readdirSync(run).sort(), [live, 'ckpt-2', 'ckpt-5', 'latest']);
+  checkContents(loadCheckpoint(join(run, 'ckpt-2')), 16);
+  assert.equal(findLatestComplete(run)!.step, 5);
   rmSync(run, { recursive: true });
 });
 

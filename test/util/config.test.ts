@@ -48,7 +48,9 @@ test('defaults resolve to a typed object', () => {
 test('precedence defaults → YAML file → flags, with typed flag parsing', () => {
   const dir = tmp();
   const p = join(dir, 'c.yaml');
-  writeFileSync(p, '# comment\nn_layer: 6\noptim:\n  lr: 1.0e-3\n  schedule: linear\n');
+  // YAML 1.2: 6e-4 is a number (PyYAML's YAML 1.1 would read it as a string).
+  writeFileSync(p, '# comment\nn_layer: 6\ndropout: 5e-2\noptim:\n  lr: 1.0e-3\n  schedule: linear\n');
+  assert.equal(loadConfig(spec, p, []).dropout, 0.05);
   const c = loadConfig(spec, p, ['--n_layer=8', '--bias', '--optim.max_iters=null', '--init_from=ckpt/x', '--dropout=.2']);
   assert.equal(c.n_layer, 8);
   assert.equal(c.bias, true);

@@ -17,7 +17,8 @@ export function mapFile(path: string, options: { allowFallback?: boolean } = {})
     try {
       return { bytes: new Uint8Array(addon.mmapFile(path)), mode: 'mmap' };
     } catch (e) {
-      throw new UserError(e instanceof Error ? e.message : String(e));
+      // The native message names the path and the errno ("cannot open '<path>': No such file ... (ENOENT)").
+      throw new UserError((e instanceof Error ? e.message : String(e)).replace(/^mmapFile: /, ''));
     }
   }
   if (options.allowFallback === false) throw new Error('mapFile: the native addon is not built, and fallback was refused');
