@@ -214,6 +214,7 @@ test('every SIMD path: Tq ≠ Tk (KV-cache decode), masks, one head (split key t
       { B: 1, H: 1, Tq: 130, Tk: 130, D: 64, causal: true, mask: 'none', fused: true },
       { B: 1, H: 1, Tq: 200, Tk: 200, D: 16, causal: false, mask: 'full', fused: false },
       { B: 3, H: 1, Tq: 130, Tk: 130, D: 1, causal: true, mask: 'none', fused: false },
+      { B: 1, H: 2, Tq: 67, Tk: 67, D: 96, causal: true, mask: 'none', fused: true },
     ];
     for (const c of cases) check(c, seed++, isa);
   }
