@@ -235,16 +235,19 @@ const char* isaName(Isa isa) {
 // Bytes of scratch the last attention call allocated, all threads together (for the memory benchmark).
 std::atomic<long long> gScratchBytes{0};
 
-// Set when a thread could not allocate its scratch; the entry point then throws instead of computing.
-std::atomic<bool> gOutOfMemory{false};
+// Per call: scratch bytes allocated, and whether a thread could not allocate (the entry point then throws).
+struct CallStats {
+  std::atomic<long long> bytes{0};
+  std::atomic<bool> outOfMemory{false};
+};
 
 struct Scratch {
   float* p = nullptr;
-  explicit Scratch(size_t floats) {
+  Scratch(size_t floats, CallStats& stats) {
     size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64 + 64;
     p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (p) gScratchBytes += static_cast<long long>(bytes);
-    else gOutOfMemory = true;
+    if (p) stats.bytes += static_cast<long long>(bytes);
+    else stats.outOfMemory = true;
   }
   ~Scratch() { std::free(p); }
   Scratch(const Scratch&) = delete;
@@ -288,19 +291,19 @@ bool worthThreads(const Problem& p) {
   return static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1) > 65536.0;
 }
 
-void runForward(const Problem& p) {
+// Returns false when the scratch could not be allocated (nothing useful was written).
+bool runForward(const Problem& p) {
   const TileKernels& kt = kernels();
   const int Dp = roundUp(p.D, kt.W), Br = 64;
   const int BH = p.B * p.H, nqb = (p.Tq + Br - 1) / Br;
   const long long items = static_cast<long long>(BH) * nqb;
-  gScratchBytes = 0;
-  gOutOfMemory = false;
-  if (items == 0) return;
+  CallStats stats;
+  if (items == 0) return true;
   // Query blocks of every head are independent: one flat, dynamically scheduled loop over (head, query block),
   // so a few heads with long sequences still fill every thread.
 #pragma omp parallel if (worthThreads(p))
   {
-    Scratch s(kt.forwardScratchFloats(Dp));
+    Scratch s(kt.forwardScratchFloats(Dp), stats);
     FwdHead h;
 #pragma omp for schedule(dynamic, 1)
     for (long long it = 0; it < items; it++) {
@@ -311,20 +314,21 @@ void runForward(const Problem& p) {
       kt.forwardBlock(h, i0, std::min(Br, p.Tq - i0), s.p);
     }
   }
+  gScratchBytes = stats.bytes.load();
+  return !stats.outOfMemory;
 }
 
 void writeRows(const float* src, int Dp, float* dst, ptrdiff_t sT, int T, int D) {
   for (int i = 0; i < T; i++) std::memcpy(dst + i * sT, src + static_cast<ptrdiff_t>(i) * Dp, sizeof(float) * D);
 }
 
-void runBackward(const Problem& p) {
+bool runBackward(const Problem& p) {
   const TileKernels& kt = kernels();
   const int Dp = roundUp(p.D, kt.W), Bc = 4 * kt.W;
   const int BH = p.B * p.H, nkb = (p.Tk + Bc - 1) / Bc;
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
-  gScratchBytes = 0;
-  gOutOfMemory = false;
-  if (BH == 0) return;
+  CallStats stats;
+  if (BH == 0) return true;
   const int nthreads = worthThreads(p) ? omp_get_max_threads() : 1;
   auto bwdHead = [&](int bh, BwdHead& h) {
     fillHead(p, bh, Dp, h);
@@ -337,7 +341,7 @@ void runBackward(const Problem& p) {
     // Enough heads: one thread owns a head, so its dK, dV and dQ have a single writer.
 #pragma omp parallel num_threads(nthreads)
     {
-      Scratch s(kt.backwardScratchFloats(Dp) + 3 * headFloats + 2 * static_cast<size_t>(p.Tq));
+      Scratch s(kt.backwardScratchFloats(Dp) + 3 * headFloats + 2 * static_cast<size_t>(p.Tq), stats);
       float* Qp = s.p + kt.backwardScratchFloats(Dp);
       float *dOp = Qp + headFloats, *dQ = dOp + headFloats, *Di = dQ + headFloats, *lseB = Di + p.Tq;
       BwdHead h;
@@ -351,7 +355,8 @@ void runBackward(const Problem& p) {
         writeRows(dQ, Dp, p.gq.head(bh / p.H, bh % p.H), p.gq.sT, p.Tq, p.D);
       }
     }
-    return;
+    gScratchBytes = stats.bytes.load();
+    return !stats.outOfMemory;
   }
   // Few heads: threads split each head's key tiles (interleaved, which balances the causal triangle). dK and dV
   // rows still have one writer; dQ gets a private accumulator per thread, summed after a barrier.
@@ -359,13 +364,13 @@ void runBackward(const Problem& p) {
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    Scratch s(kt.backwardScratchFloats(Dp) + 2 * headFloats + 2 * static_cast<size_t>(p.Tq) + BH * headFloats);
+    Scratch s(kt.backwardScratchFloats(Dp) + 2 * headFloats + 2 * static_cast<size_t>(p.Tq) + BH * headFloats, stats);
     float* Qp = s.p + kt.backwardScratchFloats(Dp);
     float *dOp = Qp + headFloats, *Di = dOp + headFloats, *lseB = Di + p.Tq, *dQall = lseB + p.Tq;
     dQs[tid] = dQall;
     if (s.p) std::fill(dQall, dQall + BH * headFloats, 0.0f);
 #pragma omp barrier
-    const bool ok = !gOutOfMemory;  // every thread sees every allocation after the barrier
+    const bool ok = !stats.outOfMemory;  // every thread sees every allocation after the barrier
     BwdHead h;
     for (int bh = 0; bh < BH && ok; bh++) {
       if (tid >= nkb) break;
@@ -385,6 +390,8 @@ void runBackward(const Problem& p) {
       }
     }
   }
+  gScratchBytes = stats.bytes.load();
+  return !stats.outOfMemory;
 }
 
 // ---- N-API ----------------------------------------------------------------------------------------------------
@@ -496,8 +503,7 @@ napi_value attentionForward(napi_env env, napi_callback_info info) {
   Args a(env, info, "attentionForward", 14);
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
-  runForward(p);
-  if (gOutOfMemory) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
+  if (!runForward(p)) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
   return a.undefined();
 }
 
@@ -511,8 +517,7 @@ napi_value attentionBackward(napi_env env, napi_callback_info info) {
   readView(a, 18, "gk", p.B, p.H, p.Tk, p.D, p.gk);
   readView(a, 20, "gv", p.B, p.H, p.Tk, p.D, p.gv);
   if (a.failed) return nullptr;
-  runBackward(p);
-  if (gOutOfMemory) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
+  if (!runBackward(p)) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
   return a.undefined();
 }
 
