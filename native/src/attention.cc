@@ -286,12 +286,26 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.scale = p.scale; h.causal = p.causal;
 }
 
-// Small problems run on the calling thread: waking the pool costs more than the work.
-bool worthThreads(const Problem& p) {
-  return static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1) > 65536.0;
+// Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal), at most the OpenMP
+// limit. A thread then has ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a
+// loaded machine it can cost far more: the join waits until the kernel schedules every team thread, which
+// measured 16 ms instead of 0.3 ms for the (12, 4, 64, 32) forward on 2 busy cores.
+double gWorkPerThread = 8388608.0;
+
+// Returns the previous value (tests lower it to exercise the threaded paths on small shapes).
+double setWorkPerThread(double w) {
+  const double prev = gWorkPerThread;
+  gWorkPerThread = w;
+  return prev;
 }
 
-// Returns false when the scratch could not be allocated (nothing useful was written).
+int threadsFor(const Problem& p) {
+  double work = static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1);
+  if (p.causal) work *= 0.5;
+  const double n = std::floor(work / gWorkPerThread);
+  return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(omp_get_max_threads()))));
+}
+
 bool runForward(const Problem& p) {
   const TileKernels& kt = kernels();
   const int Dp = roundUp(p.D, kt.W), Br = 64;
@@ -301,7 +315,7 @@ bool runForward(const Problem& p) {
   if (items == 0) return true;
   // Query blocks of every head are independent: one flat, dynamically scheduled loop over (head, query block),
   // so a few heads with long sequences still fill every thread.
-#pragma omp parallel if (worthThreads(p))
+#pragma omp parallel num_threads(threadsFor(p))
   {
     Scratch s(kt.forwardScratchFloats(Dp), stats);
     FwdHead h;
@@ -329,7 +343,7 @@ bool runBackward(const Problem& p) {
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
   CallStats stats;
   if (BH == 0) return true;
-  const int nthreads = worthThreads(p) ? omp_get_max_threads() : 1;
+  const int nthreads = threadsFor(p);
   auto bwdHead = [&](int bh, BwdHead& h) {
     fillHead(p, bh, Dp, h);
     const int b = bh / p.H, hh = bh % p.H;
@@ -545,6 +559,20 @@ napi_value attentionIsa(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// attentionWorkPerThread(units?): sets the work per thread below which calls run on fewer threads (see
+// threadsFor); returns the previous value. Without an argument only reports it.
+napi_value attentionWorkPerThread(napi_env env, napi_callback_info info) {
+  Args a(env, info, "attentionWorkPerThread", 0);
+  double prev = gWorkPerThread;
+  if (a.argc >= 1) {
+    const double w = a.num(0);
+    if (a.failed) return nullptr;
+    if (!(w >= 1)) { a.fail("expected a number ≥ 1", 0); return nullptr; }
+    prev = setWorkPerThread(w);
+  }
+  return a.number(prev);
+}
+
 napi_value attentionScratchBytes(napi_env env, napi_callback_info info) {
   Args a(env, info, "attentionScratchBytes", 0);
   return a.number(static_cast<double>(gScratchBytes.load()));
@@ -557,6 +585,7 @@ void registerAttention(napi_env env, napi_value exports) {
   defineFunction(env, exports, "attentionBackward", attentionBackward);
   defineFunction(env, exports, "attentionIsa", attentionIsa);
   defineFunction(env, exports, "attentionScratchBytes", attentionScratchBytes);
+  defineFunction(env, exports, "attentionWorkPerThread", attentionWorkPerThread);
 }
 
 }  // namespace lmf

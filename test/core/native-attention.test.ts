@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionBackwardArgs, StridedArg } from '../../src/core/kernels.js';
 import { loadAddon } from '../../src/core/native/addon.js';
-import { attentionIsa, nativeAttention } from '../../src/core/native/attention.js';
+import { attentionIsa, attentionWorkPerThread, nativeAttention } from '../../src/core/native/attention.js';
 import { Rng } from '../../src/core/random.js';
 import { referenceKernels } from '../../src/core/reference/index.js';
 
@@ -221,12 +221,19 @@ test('every SIMD path: Tq ≠ Tk (KV-cache decode), masks, one head (split key t
   // More threads than key tiles or heads (the split-key backward and its dQ reduction), and a single thread.
   const setThreads = loadAddon()['setThreads'] as (n: number) => void;
   const before = (loadAddon()['cpuInfo'] as () => { threads: number })().threads;
-  for (const threads of [3, 1]) {
-    setThreads(threads);
-    check({ B: 1, H: 1, Tq: 130, Tk: 130, D: 64, causal: true, mask: 'none', fused: false }, seed++, `${threads} threads`);
-    check({ B: 1, H: 3, Tq: 64, Tk: 200, D: 32, causal: true, mask: 'full', fused: false }, seed++, `${threads} threads`);
+  const work = attentionWorkPerThread(1);  // every thread gets a share, even of these small shapes
+  try {
+    for (const threads of [3, 1]) {
+      setThreads(threads);
+      const tag = `${threads} threads`;
+      check({ B: 1, H: 1, Tq: 130, Tk: 130, D: 64, causal: true, mask: 'none', fused: false }, seed++, tag);
+      check({ B: 1, H: 3, Tq: 64, Tk: 200, D: 32, causal: true, mask: 'full', fused: false }, seed++, tag);
+      check({ B: 2, H: 4, Tq: 70, Tk: 70, D: 16, causal: true, mask: 'broadcast', fused: true }, seed++, tag);
+    }
+  } finally {
+    setThreads(before);
+    attentionWorkPerThread(work);
   }
-  setThreads(before);
   attentionIsa(BEST);
 });
 
