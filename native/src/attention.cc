@@ -6,9 +6,9 @@
 // (Bc, D) and its (Br, Bc) scores; the backward keeps per thread the head's Q, dO and dQ (Tq, D) plus tiles.
 //
 // Fully masked rows (every score −inf, or causal with no visible key when Tq > Tk): the softmax is 0/0 there.
-// We define the row's output as 0, its lse as −inf and its gradients as 0 — the convention of fused attention
-// kernels (FlashAttention, PyTorch's fused SDPA), and what lmforge's reference attention documents, so padded
-// or fully masked rows (a left-padded batch) do not poison a training step with NaN. That choice is confined
+// We define the row's output as 0, its lse as −inf and its gradients as 0 — what lmforge's reference attention
+// documents (core/reference/attention.ts) and what FlashAttention-2 does for fully masked rows — so padded or
+// fully masked rows (a left-padded batch) do not poison a training step with NaN. That choice is confined
 // to rows with no finite score: a NaN anywhere in a row's scores (from q, k, the mask or scale) still makes the
 // row's output and lse NaN, because the running max ignores NaN while exp and the sums carry it.
 // Keys a query cannot see (causal, past Tk) are left out of every product, so a NaN there never reaches it.
