@@ -8,6 +8,8 @@ import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as prepare from './prepare.js';
 import * as sample from './sample.js';
+import * as tokenize from './tokenize.js';
+import * as tokenizer from './tokenizer.js';
 import * as train from './train.js';
 
 interface CommandModule {
@@ -16,7 +18,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (tokenizer, tokenize, curate, train, ... as their files land on main).
-const COMMANDS: CommandModule[] = [info, inspect, prepare, train, sample];
+const COMMANDS: CommandModule[] = [info, inspect, prepare, tokenizer, tokenize, train, sample];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

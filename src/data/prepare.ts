@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CharTokenizer } from '../tokenizers/char.js';
-import { writeTokenFile } from '../tokenizers/token-file.js';
+import { dtypeForVocab, writeTokenFile } from '../tokenizers/token-file.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 
@@ -30,8 +30,8 @@ export function prepareCharData(o: PrepareOptions): PrepareResult {
   const ids = tok.encode(text);
   const n = Math.floor(ids.length * (1 - o.valFraction));
   mkdirSync(o.outDir, { recursive: true });
-  writeTokenFile(join(o.outDir, 'train.bin'), ids.slice(0, n), tok.vocabSize);
-  writeTokenFile(join(o.outDir, 'val.bin'), ids.slice(n), tok.vocabSize);
+  writeTokenFile(join(o.outDir, 'train.bin'), ids.slice(0, n), dtypeForVocab(tok.vocabSize));
+  writeTokenFile(join(o.outDir, 'val.bin'), ids.slice(n), dtypeForVocab(tok.vocabSize));
   const meta = { vocab_size: tok.vocabSize, tokenizer: tok.toJSON(), source: o.input, val_fraction: o.valFraction };
   writeFileAtomic(join(o.outDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
   return { vocabSize: tok.vocabSize, trainTokens: n, valTokens: ids.length - n };

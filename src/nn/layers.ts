@@ -15,8 +15,7 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = lm.matmul(x, this.weight);
-    return this.bias ? lm.add(y, this.bias) : y;
+    return lm.linear(x, this.weight, this.bias);
   }
 }
 

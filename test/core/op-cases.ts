@@ -52,6 +52,9 @@ export const opCases: OpCase[] = [
   { name: 'matmul batch x 2d', inputs: [[2, 3, 4], [4, 5]], run: (xs) => lm.matmul(xs[0]!, xs[1]!) },
   { name: 'matmul 2d x batch', inputs: [[3, 4], [2, 4, 5]], run: (xs) => lm.matmul(xs[0]!, xs[1]!) },
   { name: 'matmul transposed views', inputs: [[4, 3], [5, 4]], run: (xs) => lm.matmul(lm.transpose(xs[0]!), lm.transpose(xs[1]!)) },
+  { name: 'linear with bias', inputs: [[2, 3, 4], [4, 5], [5]], run: (xs) => lm.linear(xs[0]!, xs[1]!, xs[2]!) },
+  { name: 'linear no bias', inputs: [[3, 4], [4, 2]], run: (xs) => lm.linear(xs[0]!, xs[1]!, null) },
+  { name: 'sum over leading dims (bias grad path)', inputs: [[2, 3, 4], [4]], run: (xs) => lm.add(xs[0]!, xs[1]!) },
   // nn
   { name: 'softmax', inputs: [[3, 5]], run: (xs) => lm.softmax(xs[0]!) },
   { name: 'softmax axis 0', inputs: [[3, 5]], run: (xs) => lm.softmax(xs[0]!, 0) },

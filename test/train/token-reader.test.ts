@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Rng } from '../../src/core/random.js';
 import { BatchSampler, openTokenFile, parseTokenFile } from '../../src/train/token-reader.js';
 import { UserError } from '../../src/util/errors.js';
-import { writeTokenFile } from '../../src/tokenizers/token-file.js';
+import { dtypeForVocab, writeTokenFile } from '../../src/tokenizers/token-file.js';
 
 function throwsUser(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -19,14 +19,14 @@ function throwsUser(fn: () => unknown, re: RegExp): void {
 test('opens uint16 and uint32 token files through mmap', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmf-tok-'));
   const p16 = join(dir, 'a.tok');
-  writeTokenFile(p16, [0, 1, 65, 65535], 65536);
+  writeTokenFile(p16, [0, 1, 65, 65535], dtypeForVocab(65536));
   const f16 = openTokenFile(p16);
   assert.equal(f16.mode, 'mmap');
   assert.equal(f16.dtype, 'uint16');
   assert.equal(f16.count, 4);
   assert.deepEqual([...f16.ids], [0, 1, 65, 65535]);
   const p32 = join(dir, 'b.tok');
-  writeTokenFile(p32, [100000, 3, 200000], 200001);
+  writeTokenFile(p32, [100000, 3, 200000], dtypeForVocab(200001));
   const f32 = openTokenFile(p32);
   assert.equal(f32.dtype, 'uint32');
   assert.deepEqual([...f32.ids], [100000, 3, 200000]);
@@ -41,7 +41,7 @@ test('opens uint16 and uint32 token files through mmap', () => {
 test('bad headers are refused with a message saying what is wrong', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmf-tok-'));
   const p = join(dir, 'bad.tok');
-  writeTokenFile(p, [1, 2, 3, 4], 50257);
+  writeTokenFile(p, [1, 2, 3, 4], dtypeForVocab(50257));
   const good = readFileSync(p);
   const variant = (f: (b: Buffer) => Buffer): void => writeFileSync(p, f(Buffer.from(good)));
   variant((b) => b.subarray(0, 10));
@@ -66,7 +66,7 @@ test('batches are contiguous windows, y is x shifted by one, and the order repla
   const dir = mkdtempSync(join(tmpdir(), 'lmf-tok-'));
   const p = join(dir, 'seq.tok');
   const N = 1000;
-  writeTokenFile(p, Array.from({ length: N }, (_, i) => i), 1024); // id = position, so windows are checkable
+  writeTokenFile(p, Array.from({ length: N }, (_, i) => i), dtypeForVocab(1024)); // id = position, so windows are checkable
   const file = openTokenFile(p);
   const B = 4;
   const T = 16;

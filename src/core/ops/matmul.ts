@@ -111,3 +111,41 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     return [ga, gb];
   });
 }
+
+/**
+ * x·W + b for x (..., K), W (K, N), b (N): the bias is added in place into the product (no second output).
+ * Gradients: dx = dy·Wᵀ, dW = x'ᵀ·dy' over the flattened rows, db = Σ_rows dy.
+ */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  if (w.ndim !== 2) throw new ShapeError(`linear: weight must be 2-D (in, out), got ${w.describe()}`);
+  const N = w.shape[1]!;
+  if (b && (b.ndim !== 1 || b.shape[0] !== N)) throw new ShapeError(`linear: bias ${b.describe()} does not match weight ${w.describe()}`);
+  const out = matmulRaw(x, w);
+  if (b) {
+    sameDtype('linear', x, b);
+    const rows = out.size / N;
+    kernels(out).binary('add', { data: fdata('linear', out), offset: 0, strides: [N, 1] }, { data: fdata('linear', b), offset: b.offset, strides: [0, b.strides[0]!] }, fdata('linear', out), [rows, N]);
+  }
+  const inputs = b ? [x, w, b] : [x, w];
+  return record('linear', inputs, out, (g) => {
+    const g2 = reshape(g, [-1, N]);
+    let gx: Tensor | null = null;
+    let gw: Tensor | null = null;
+    let gb: Tensor | null = null;
+    if (x.requiresGrad) {
+      const wt = transpose(w);
+      gx = matmulRaw(g, wt);
+      wt.dispose();
+    }
+    if (w.requiresGrad) {
+      const x2 = reshape(x, [-1, w.shape[0]!]);
+      const x2t = transpose(x2);
+      gw = matmulRaw(x2t, g2);
+      x2.dispose();
+      x2t.dispose();
+    }
+    if (b?.requiresGrad) gb = sumTo(g2, [N]);
+    g2.dispose();
+    return b ? [gx, gw, gb] : [gx, gw];
+  });
+}

@@ -94,6 +94,16 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   for (let i = 0; i < g.ndim; i++) {
     if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
   }
+  // Common case (bias gradients): reduce a leading block of dims in one pass over (rows, rest).
+  if (axes.length > 1 && axes.every((a, i) => a === i) && g.isContiguous) {
+    const rows = g.shape.slice(0, axes.length).reduce((p, q) => p * q, 1);
+    const flat = reshape(g, [rows, -1]);
+    const kept = sumKeep(flat, [0]);
+    flat.dispose();
+    const out = reshape(kept, shape);
+    if (out !== kept) kept.dispose();
+    return out;
+  }
   const kept = sumKeep(g, axes.sort((a, b) => b - a));
   const out = reshape(kept, shape);
   if (out !== kept) kept.dispose();
