@@ -1,7 +1,7 @@
 // Benchmark: native fused causal attention, forward + backward, beside PyTorch's eager manual attention
 // (bench/attention_torch.py) on the same shapes, in the same run, 2 threads each; plus the scratch memory the
 // native kernels allocate as T grows (it must stay O(T·D), never O(T²)). Not a test: it prints figures.
-// Usage: npm run bench -- attention [--reps=N] [--rounds=N]
+// Usage: npm run bench -- attention [--reps=N] [--rounds=N] [--threads=N (default 2)]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AttentionBackwardArgs, StridedArg } from '../src/core/kernels.js';
@@ -9,7 +9,6 @@ import { loadAddon } from '../src/core/native/addon.js';
 import { attentionIsa, attentionScratchBytes, nativeAttention } from '../src/core/native/attention.js';
 import { Rng } from '../src/core/random.js';
 
-const THREADS = 2;
 const SHAPES: [number, number, number, number][] = [[12, 4, 64, 32], [64, 6, 256, 64]];
 const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/attention_torch.py', import.meta.url));
 
@@ -61,8 +60,8 @@ function timeOurs(args: AttentionBackwardArgs<Float32Array>, reps: number, into:
 }
 
 /** One torch process timing every shape; null (with the reason) when torch is not importable. */
-function timeTorch(reps: number): { ms: number[][]; version: string } | { skipped: string } {
-  const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(THREADS), String(reps), ...SHAPES.map((s) => s.join(','))], {
+function timeTorch(reps: number, threads: number): { ms: number[][]; version: string } | { skipped: string } {
+  const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(threads), String(reps), ...SHAPES.map((s) => s.join(','))], {
     encoding: 'utf8', timeout: 600_000,
   });
   if (res.status !== 0) {
@@ -76,12 +75,13 @@ function timeTorch(reps: number): { ms: number[][]; version: string } | { skippe
 const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 
 export async function run(args: string[]): Promise<void> {
-  const reps = flag(args, 'reps', 5);
+  const reps = flag(args, 'reps', 3);
   const rounds = flag(args, 'rounds', 3);
+  const threads = flag(args, 'threads', 2);
   const setThreads = loadAddon()['setThreads'];
   if (typeof setThreads !== 'function') throw new Error('bench/attention: the native addon has no setThreads()');
-  (setThreads as (n: number) => void)(THREADS);
-  console.log(`native attention (${attentionIsa()}) vs PyTorch eager manual causal attention, ${THREADS} threads each,`);
+  (setThreads as (n: number) => void)(threads);
+  console.log(`native attention (${attentionIsa()}) vs PyTorch eager manual causal attention, ${threads} threads each,`);
   console.log(`forward + backward, ${rounds} rounds × ${reps} reps per side (rounds alternate sides), medians\n`);
 
   const ours: Ours[] = SHAPES.map(() => ({ total: [], fwd: [], bwd: [], scratchFwd: 0, scratchBwd: 0 }));
@@ -91,7 +91,7 @@ export async function run(args: string[]): Promise<void> {
   const problems = SHAPES.map(([B, H, T, D], i) => problem(B, H, T, D, i + 1));
   for (let round = 0; round < rounds; round++) {
     if (skipped === null) {
-      const t = timeTorch(reps);
+      const t = timeTorch(reps, threads);
       if ('skipped' in t) skipped = t.skipped;
       else {
         version = t.version;

@@ -6,9 +6,9 @@
 // (Bc, D) and its (Br, Bc) scores; the backward keeps per thread the head's Q, dO and dQ (Tq, D) plus tiles.
 //
 // Fully masked rows (every score −inf, or causal with no visible key when Tq > Tk): the softmax is 0/0 there.
-// We define the row's output as 0, its lse as −inf and its gradients as 0 — the convention of fused attention
-// kernels (FlashAttention, PyTorch's fused SDPA), and what lmforge's reference attention documents, so padded
-// or fully masked rows (a left-padded batch) do not poison a training step with NaN. That choice is confined
+// We define the row's output as 0, its lse as −inf and its gradients as 0 — what lmforge's reference attention
+// documents (core/reference/attention.ts) and what FlashAttention-2 does for fully masked rows — so padded or
+// fully masked rows (a left-padded batch) do not poison a training step with NaN. That choice is confined
 // to rows with no finite score: a NaN anywhere in a row's scores (from q, k, the mask or scale) still makes the
 // row's output and lse NaN, because the running max ignores NaN while exp and the sums carry it.
 // Keys a query cannot see (causal, past Tk) are left out of every product, so a NaN there never reaches it.
@@ -235,16 +235,19 @@ const char* isaName(Isa isa) {
 // Bytes of scratch the last attention call allocated, all threads together (for the memory benchmark).
 std::atomic<long long> gScratchBytes{0};
 
-// Set when a thread could not allocate its scratch; the entry point then throws instead of computing.
-std::atomic<bool> gOutOfMemory{false};
+// Per call: scratch bytes allocated, and whether a thread could not allocate (the entry point then throws).
+struct CallStats {
+  std::atomic<long long> bytes{0};
+  std::atomic<bool> outOfMemory{false};
+};
 
 struct Scratch {
   float* p = nullptr;
-  explicit Scratch(size_t floats) {
+  Scratch(size_t floats, CallStats& stats) {
     size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64 + 64;
     p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (p) gScratchBytes += static_cast<long long>(bytes);
-    else gOutOfMemory = true;
+    if (p) stats.bytes += static_cast<long long>(bytes);
+    else stats.outOfMemory = true;
   }
   ~Scratch() { std::free(p); }
   Scratch(const Scratch&) = delete;
@@ -283,24 +286,38 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.scale = p.scale; h.causal = p.causal;
 }
 
-// Small problems run on the calling thread: waking the pool costs more than the work.
-bool worthThreads(const Problem& p) {
-  return static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1) > 65536.0;
+// Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal), at most the OpenMP
+// limit. A thread then has ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a
+// loaded machine it can cost far more: the join waits until the kernel schedules every team thread, which
+// measured 16 ms instead of 0.3 ms for the (12, 4, 64, 32) forward on 2 busy cores.
+double gWorkPerThread = 8388608.0;
+
+// Returns the previous value (tests lower it to exercise the threaded paths on small shapes).
+double setWorkPerThread(double w) {
+  const double prev = gWorkPerThread;
+  gWorkPerThread = w;
+  return prev;
 }
 
-void runForward(const Problem& p) {
+int threadsFor(const Problem& p) {
+  double work = static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1);
+  if (p.causal) work *= 0.5;
+  const double n = std::floor(work / gWorkPerThread);
+  return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(omp_get_max_threads()))));
+}
+
+bool runForward(const Problem& p) {
   const TileKernels& kt = kernels();
   const int Dp = roundUp(p.D, kt.W), Br = 64;
   const int BH = p.B * p.H, nqb = (p.Tq + Br - 1) / Br;
   const long long items = static_cast<long long>(BH) * nqb;
-  gScratchBytes = 0;
-  gOutOfMemory = false;
-  if (items == 0) return;
+  CallStats stats;
+  if (items == 0) return true;
   // Query blocks of every head are independent: one flat, dynamically scheduled loop over (head, query block),
   // so a few heads with long sequences still fill every thread.
-#pragma omp parallel if (worthThreads(p))
+#pragma omp parallel num_threads(threadsFor(p))
   {
-    Scratch s(kt.forwardScratchFloats(Dp));
+    Scratch s(kt.forwardScratchFloats(Dp), stats);
     FwdHead h;
 #pragma omp for schedule(dynamic, 1)
     for (long long it = 0; it < items; it++) {
@@ -311,23 +328,22 @@ void runForward(const Problem& p) {
       kt.forwardBlock(h, i0, std::min(Br, p.Tq - i0), s.p);
     }
   }
+  gScratchBytes = stats.bytes.load();
+  return !stats.outOfMemory;
 }
 
 void writeRows(const float* src, int Dp, float* dst, ptrdiff_t sT, int T, int D) {
   for (int i = 0; i < T; i++) std::memcpy(dst + i * sT, src + static_cast<ptrdiff_t>(i) * Dp, sizeof(float) * D);
 }
 
-int b_of(int bh, int H) { return bh / H; }
-
-void runBackward(const Problem& p) {
+bool runBackward(const Problem& p) {
   const TileKernels& kt = kernels();
   const int Dp = roundUp(p.D, kt.W), Bc = 4 * kt.W;
   const int BH = p.B * p.H, nkb = (p.Tk + Bc - 1) / Bc;
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
-  gScratchBytes = 0;
-  gOutOfMemory = false;
-  if (BH == 0) return;
-  const int nthreads = worthThreads(p) ? omp_get_max_threads() : 1;
+  CallStats stats;
+  if (BH == 0) return true;
+  const int nthreads = threadsFor(p);
   auto bwdHead = [&](int bh, BwdHead& h) {
     fillHead(p, bh, Dp, h);
     const int b = bh / p.H, hh = bh % p.H;
@@ -339,7 +355,7 @@ void runBackward(const Problem& p) {
     // Enough heads: one thread owns a head, so its dK, dV and dQ have a single writer.
 #pragma omp parallel num_threads(nthreads)
     {
-      Scratch s(kt.backwardScratchFloats(Dp) + 3 * headFloats + 2 * static_cast<size_t>(p.Tq));
+      Scratch s(kt.backwardScratchFloats(Dp) + 3 * headFloats + 2 * static_cast<size_t>(p.Tq), stats);
       float* Qp = s.p + kt.backwardScratchFloats(Dp);
       float *dOp = Qp + headFloats, *dQ = dOp + headFloats, *Di = dQ + headFloats, *lseB = Di + p.Tq;
       BwdHead h;
@@ -350,10 +366,11 @@ void runBackward(const Problem& p) {
         kt.backwardPrepare(h, Qp, dOp, Di, lseB);
         std::fill(dQ, dQ + headFloats, 0.0f);
         kt.backwardKeys(h, 0, 1, Qp, dOp, Di, lseB, dQ, s.p);
-        writeRows(dQ, Dp, p.gq.head(b_of(bh, p.H), bh % p.H), p.gq.sT, p.Tq, p.D);
+        writeRows(dQ, Dp, p.gq.head(bh / p.H, bh % p.H), p.gq.sT, p.Tq, p.D);
       }
     }
-    return;
+    gScratchBytes = stats.bytes.load();
+    return !stats.outOfMemory;
   }
   // Few heads: threads split each head's key tiles (interleaved, which balances the causal triangle). dK and dV
   // rows still have one writer; dQ gets a private accumulator per thread, summed after a barrier.
@@ -361,13 +378,13 @@ void runBackward(const Problem& p) {
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-    Scratch s(kt.backwardScratchFloats(Dp) + 2 * headFloats + 2 * static_cast<size_t>(p.Tq) + BH * headFloats);
+    Scratch s(kt.backwardScratchFloats(Dp) + 2 * headFloats + 2 * static_cast<size_t>(p.Tq) + BH * headFloats, stats);
     float* Qp = s.p + kt.backwardScratchFloats(Dp);
     float *dOp = Qp + headFloats, *Di = dOp + headFloats, *lseB = Di + p.Tq, *dQall = lseB + p.Tq;
     dQs[tid] = dQall;
     if (s.p) std::fill(dQall, dQall + BH * headFloats, 0.0f);
 #pragma omp barrier
-    const bool ok = !gOutOfMemory;  // every thread sees every allocation after the barrier
+    const bool ok = !stats.outOfMemory;  // every thread sees every allocation after the barrier
     BwdHead h;
     for (int bh = 0; bh < BH && ok; bh++) {
       if (tid >= nkb) break;
@@ -379,7 +396,7 @@ void runBackward(const Problem& p) {
 #pragma omp for schedule(static)
     for (long long row = 0; row < (ok ? static_cast<long long>(BH) * p.Tq : 0); row++) {
       const int bh = static_cast<int>(row / p.Tq), i = static_cast<int>(row % p.Tq);
-      float* dst = p.gq.head(b_of(bh, p.H), bh % p.H) + i * p.gq.sT;
+      float* dst = p.gq.head(bh / p.H, bh % p.H) + i * p.gq.sT;
       for (int d = 0; d < p.D; d++) {
         float acc = 0.0f;
         for (int t = 0; t < nt; t++) acc += dQs[t][bh * headFloats + static_cast<size_t>(i) * Dp + d];
@@ -387,6 +404,8 @@ void runBackward(const Problem& p) {
       }
     }
   }
+  gScratchBytes = stats.bytes.load();
+  return !stats.outOfMemory;
 }
 
 // ---- N-API ----------------------------------------------------------------------------------------------------
@@ -498,8 +517,7 @@ napi_value attentionForward(napi_env env, napi_callback_info info) {
   Args a(env, info, "attentionForward", 14);
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
-  runForward(p);
-  if (gOutOfMemory) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
+  if (!runForward(p)) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
   return a.undefined();
 }
 
@@ -513,8 +531,7 @@ napi_value attentionBackward(napi_env env, napi_callback_info info) {
   readView(a, 18, "gk", p.B, p.H, p.Tk, p.D, p.gk);
   readView(a, 20, "gv", p.B, p.H, p.Tk, p.D, p.gv);
   if (a.failed) return nullptr;
-  runBackward(p);
-  if (gOutOfMemory) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
+  if (!runBackward(p)) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
   return a.undefined();
 }
 
@@ -542,6 +559,20 @@ napi_value attentionIsa(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// attentionWorkPerThread(units?): sets the work per thread below which calls run on fewer threads (see
+// threadsFor); returns the previous value. Without an argument only reports it.
+napi_value attentionWorkPerThread(napi_env env, napi_callback_info info) {
+  Args a(env, info, "attentionWorkPerThread", 0);
+  double prev = gWorkPerThread;
+  if (a.argc >= 1) {
+    const double w = a.num(0);
+    if (a.failed) return nullptr;
+    if (!(w >= 1)) { a.fail("expected a number ≥ 1", 0); return nullptr; }
+    prev = setWorkPerThread(w);
+  }
+  return a.number(prev);
+}
+
 napi_value attentionScratchBytes(napi_env env, napi_callback_info info) {
   Args a(env, info, "attentionScratchBytes", 0);
   return a.number(static_cast<double>(gScratchBytes.load()));
@@ -554,6 +585,7 @@ void registerAttention(napi_env env, napi_value exports) {
   defineFunction(env, exports, "attentionBackward", attentionBackward);
   defineFunction(env, exports, "attentionIsa", attentionIsa);
   defineFunction(env, exports, "attentionScratchBytes", attentionScratchBytes);
+  defineFunction(env, exports, "attentionWorkPerThread", attentionWorkPerThread);
 }
 
 }  // namespace lmf

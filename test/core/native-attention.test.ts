@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionBackwardArgs, StridedArg } from '../../src/core/kernels.js';
-import { attentionIsa, nativeAttention } from '../../src/core/native/attention.js';
+import { loadAddon } from '../../src/core/native/addon.js';
+import { attentionIsa, attentionWorkPerThread, nativeAttention } from '../../src/core/native/attention.js';
 import { Rng } from '../../src/core/random.js';
 import { referenceKernels } from '../../src/core/reference/index.js';
 
@@ -16,8 +17,8 @@ interface Case {
   Tk: number;
   D: number;
   causal: boolean;
-  /** 'none', 'broadcast' (one (Tq, Tk) mask for every head) or 'full' ((B, H, Tq, Tk)). */
-  mask: 'none' | 'broadcast' | 'full';
+  /** 'none', 'broadcast' (one (Tq, Tk) mask for every head), 'full' ((B, H, Tq, Tk)) or 'keys' (a (B, Tk) padding mask). */
+  mask: 'none' | 'broadcast' | 'full' | 'keys';
   /** q, k, v as views of one fused (B, T, 3, H, D) buffer (needs Tq = Tk) and out/grads as (B, T, H, D) views. */
   fused: boolean;
 }
@@ -72,13 +73,12 @@ function build(c: Case, seed: number): Built {
   }
   let mask: StridedArg<Float32Array> | null = null;
   if (c.mask !== 'none') {
-    const n = c.mask === 'full' ? B * H * Tq * Tk : Tq * Tk;
+    const n = c.mask === 'full' ? B * H * Tq * Tk : c.mask === 'keys' ? B * Tk : Tq * Tk;
     const m = randn(rng, n);
     // Some keys masked out entirely (−inf), as a padding mask would.
     for (let i = 0; i < n; i++) if (rng.uniform() < 0.2) m[i] = -Infinity;
-    mask = c.mask === 'full'
-      ? { data: m, offset: 0, strides: [H * Tq * Tk, Tq * Tk, Tk] }
-      : { data: m, offset: 0, strides: [0, 0, Tk] };
+    const strides = { full: [H * Tq * Tk, Tq * Tk, Tk], broadcast: [0, 0, Tk], keys: [Tk, 0, 0] }[c.mask];
+    mask = { data: m, offset: 0, strides };
   }
   const at = (x: StridedArg<Float32Array>, b: number, h: number, t: number, d: number): number =>
     x.data[x.offset + b * x.strides[0]! + h * x.strides[1]! + t * x.strides[2]! + d]!;
@@ -213,8 +213,26 @@ test('every SIMD path: Tq ≠ Tk (KV-cache decode), masks, one head (split key t
       { B: 1, H: 1, Tq: 130, Tk: 130, D: 64, causal: true, mask: 'none', fused: true },
       { B: 1, H: 1, Tq: 200, Tk: 200, D: 16, causal: false, mask: 'full', fused: false },
       { B: 3, H: 1, Tq: 130, Tk: 130, D: 1, causal: true, mask: 'none', fused: false },
+      { B: 1, H: 2, Tq: 67, Tk: 67, D: 96, causal: true, mask: 'none', fused: true },
+      { B: 3, H: 2, Tq: 20, Tk: 90, D: 8, causal: false, mask: 'keys', fused: false },
     ];
     for (const c of cases) check(c, seed++, isa);
+  }
+  // More threads than key tiles or heads (the split-key backward and its dQ reduction), and a single thread.
+  const setThreads = loadAddon()['setThreads'] as (n: number) => void;
+  const before = (loadAddon()['cpuInfo'] as () => { threads: number })().threads;
+  const work = attentionWorkPerThread(1);  // every thread gets a share, even of these small shapes
+  try {
+    for (const threads of [3, 1]) {
+      setThreads(threads);
+      const tag = `${threads} threads`;
+      check({ B: 1, H: 1, Tq: 130, Tk: 130, D: 64, causal: true, mask: 'none', fused: false }, seed++, tag);
+      check({ B: 1, H: 3, Tq: 64, Tk: 200, D: 32, causal: true, mask: 'full', fused: false }, seed++, tag);
+      check({ B: 2, H: 4, Tq: 70, Tk: 70, D: 16, causal: true, mask: 'broadcast', fused: true }, seed++, tag);
+    }
+  } finally {
+    setThreads(before);
+    attentionWorkPerThread(work);
   }
   attentionIsa(BEST);
 });

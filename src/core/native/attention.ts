@@ -21,9 +21,12 @@ interface AttentionAddon {
   ): void;
   attentionIsa(name?: string): string;
   attentionScratchBytes(): number;
+  attentionWorkPerThread(units?: number): number;
 }
 
-const ENTRY_POINTS = ['attentionForward', 'attentionBackward', 'attentionIsa', 'attentionScratchBytes'] as const;
+const ENTRY_POINTS = [
+  'attentionForward', 'attentionBackward', 'attentionIsa', 'attentionScratchBytes', 'attentionWorkPerThread',
+] as const;
 
 let cached: AttentionAddon | null = null;
 
@@ -79,4 +82,12 @@ export function attentionIsa(name?: 'avx512' | 'avx2' | 'portable'): string {
 /** Bytes of scratch memory the last native attention call allocated (all threads together). */
 export function attentionScratchBytes(): number {
   return addon().attentionScratchBytes();
+}
+
+/**
+ * Work (B·H·Tq·Tk·D units, halved when causal) each thread must get before a call uses another thread;
+ * returns the previous value. Tests lower it to 1 to run the threaded paths on small shapes.
+ */
+export function attentionWorkPerThread(units?: number): number {
+  return units === undefined ? addon().attentionWorkPerThread() : addon().attentionWorkPerThread(units);
 }
