@@ -3,6 +3,7 @@
 # Usage: python3 kernels_torch.py THREADS REPS CASE [CASE ...]  with CASE = name:d1,d2,...
 # → one JSON line per case on stdout: {"case": CASE, "ms": [wall], "cpuMs": [process CPU, all threads], "torch": version}.
 import json
+import resource
 import sys
 import time
 
@@ -15,6 +16,12 @@ torch.manual_seed(0)
 
 
 ops = torch.ops.aten
+
+
+def cpu_seconds():
+    """User + system CPU of the process from getrusage, the same clock as Node's process.cpuUsage()."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def setup(name, dims):
@@ -80,8 +87,8 @@ with torch.no_grad():
         fn()  # warm-up
         times, cpu = [], []
         for _ in range(reps):
-            c0, t0 = time.process_time(), time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
-            cpu.append((time.process_time() - c0) * 1e3)
+            cpu.append((cpu_seconds() - c0) * 1e3)
         print(json.dumps({'case': case, 'ms': times, 'cpuMs': cpu, 'torch': torch.__version__}), flush=True)
