@@ -5,10 +5,14 @@
 #include <omp.h>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
 #include "napi_util.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -222,56 +226,90 @@ struct Problem {
   bool add;
 };
 
-// Shared by a team working on one matrix: the packed B block and two task counters used on alternate
-// (jc, pc) steps, so one can be reset while the other is in use.
+// Shared by the team working on one matrix. B is packed once per column chunk, all K at once (block pc of
+// panel j at bbuf + pc·NCpad + j·kc·NR), panel by panel on demand: whichever thread first needs a panel packs
+// it, flagging it in `state` (0 empty, 1 being packed, 2 ready). With row-block tasks claimed from `next`,
+// no thread waits for another except between column chunks (only when K·N exceeds kPackBudget) and at the end.
 struct Team {
-  float* bbuf;
-  std::atomic<int64_t> next[2];
+  float* bbuf = nullptr;
+  int64_t NC = 0;  // columns per chunk, a multiple of NR
+  std::unique_ptr<std::atomic<int>[]> state;
+  std::unique_ptr<std::atomic<int64_t>[]> next;  // one task counter per column chunk
 };
 
-// One matrix, run by thread `tid` of `nt`. All nt threads call it together and meet at barriers, so nt > 1
-// only inside a parallel region of exactly nt threads. packA = false reads A in place; packB = false reads B in
-// place (needs B.cs == 1). Tasks are (row block, column chunk) pairs handed out dynamically, so a thread that
-// loses its core to another process does not hold the others up for more than one task.
+// Packed B for one chunk is at most this many floats (16 MiB, so it lives in L3).
+constexpr int64_t kPackBudget = int64_t(1) << 22;
+
+LMF_INLINE void spinPause() {
+#ifdef LMF_X86
+  _mm_pause();
+#endif
+}
+
+// One matrix, run by thread `tid` of `nt`. All nt threads call it together (nt > 1 only inside a parallel
+// region of exactly nt threads). doPackA = false reads A in place; doPackB = false reads B in place (needs
+// B.cs == 1). Each C tile sums its K blocks in order, so results do not depend on the thread count.
 void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPackB, int tid, int nt, Team& team) {
   const int MR = ks.MR, NR = ks.NR;
   const int64_t M = P.M, N = P.N, K = P.K;
-  const int64_t KC = std::min<int64_t>(ks.KC, K), NC = std::min<int64_t>(ks.NC, (N + NR - 1) / NR * NR);
+  const int64_t KC = std::min<int64_t>(ks.KC, K), kBlocks = (K + KC - 1) / KC, NC = team.NC, chunkPanels = NC / NR;
   // Row blocks of at most MC rows, their count a multiple of nt when M allows, so the shares come out even.
   int64_t mBlocks = (M + ks.MC - 1) / ks.MC;
   mBlocks = (mBlocks + nt - 1) / nt * nt;
   const int64_t MC = ((M + mBlocks - 1) / mBlocks + MR - 1) / MR * MR;
   mBlocks = (M + MC - 1) / MC;
   // Too few row blocks for the team (small M): split the columns too.
-  const int64_t nChunks = mBlocks < nt ? nt : 1;
-  const int64_t tasks = mBlocks * nChunks;
+  const int64_t colSplit = mBlocks < nt ? nt : 1;
+  const int64_t tasks = mBlocks * colSplit;
   float* abuf = doPackA ? threadScratch(0, static_cast<size_t>(MC * KC)) : nullptr;
+  static thread_local std::vector<int64_t> skipped;
 
-  int step = 0;
-  for (int64_t jc = 0; jc < N; jc += NC) {
-    const int64_t nc = std::min(NC, N - jc);
-    const int64_t panels = (nc + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += KC, step++) {
-      const int64_t kc = std::min(KC, K - pc);
-      const bool add = P.add || pc > 0;
-      if (doPackB) packB(P.B, pc, kc, jc, nc, NR, panels * tid / nt, panels * (tid + 1) / nt, team.bbuf);
-      if (nt > 1) {
-#pragma omp barrier
-        if (tid == 0) team.next[(step + 1) & 1].store(0, std::memory_order_relaxed);
-      }
-      std::atomic<int64_t>& next = team.next[step & 1];
-      for (int64_t own = 0;;) {
-        const int64_t t = nt > 1 ? next.fetch_add(1, std::memory_order_relaxed) : own++;
-        if (t >= tasks) break;
-        const int64_t ib = t / nChunks, chunk = t % nChunks;
-        const int64_t ic = ib * MC, mc = std::min(MC, M - ic);
-        const int64_t j0 = panels * chunk / nChunks * NR, j1 = std::min(nc, panels * (chunk + 1) / nChunks * NR);
+  for (int64_t jc = 0, chunk = 0; jc < N; jc += NC, chunk++) {
+    const int64_t nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR;
+    if (chunk > 0 && nt > 1) {
+#pragma omp barrier  // every thread is done with the previous chunk's packed B
+    }
+    for (int64_t own = 0;;) {
+      const int64_t t = nt > 1 ? team.next[chunk].fetch_add(1, std::memory_order_relaxed) : own++;
+      if (t >= tasks) break;
+      const int64_t ib = t / colSplit, part = t % colSplit;
+      const int64_t ic = ib * MC, mc = std::min(MC, M - ic);
+      const int64_t j0 = panels * part / colSplit, j1 = panels * (part + 1) / colSplit;
+      for (int64_t pb = 0; pb < kBlocks; pb++) {
+        const int64_t pc = pb * KC, kc = std::min(KC, K - pc);
+        const bool add = P.add || pc > 0;
         if (doPackA) packA(P.A, ic, mc, pc, kc, MR, abuf);
-        for (int64_t jr = j0; jr < j1; jr += NR) {
-          const int n = static_cast<int>(std::min<int64_t>(NR, j1 - jr));
-          const float* b = doPackB ? team.bbuf + (jr / NR) * kc * NR : P.B.p + pc * P.B.rs + (jc + jr);
-          const int64_t ldb = doPackB ? NR : P.B.rs;
-          float* c = P.C + ic * P.ldc + jc + jr;
+        float* bblock = doPackB ? team.bbuf + pc * NC : nullptr;
+        std::atomic<int>* state = doPackB ? team.state.get() + (chunk * kBlocks + pb) * chunkPanels : nullptr;
+        // The rows ic..ic+mc times column panel jp, packing the panel first if nobody has; returns false
+        // (computing nothing) when another thread is packing it and `wait` is not set.
+        auto panel = [&](int64_t jp, bool wait) -> bool {
+          const float* b;
+          int64_t ldb;
+          if (doPackB) {
+            std::atomic<int>& s = state[jp];
+            if (s.load(std::memory_order_acquire) != 2) {
+              int expected = 0;
+              if (s.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+                packB(P.B, pc, kc, jc, nc, NR, jp, jp + 1, bblock);
+                s.store(2, std::memory_order_release);
+              } else if (!wait) {
+                return false;
+              } else {
+                for (int spins = 0; s.load(std::memory_order_acquire) != 2; spins++) {
+                  if (spins < 256) spinPause();
+                  else std::this_thread::yield();
+                }
+              }
+            }
+            b = bblock + jp * kc * NR;
+            ldb = NR;
+          } else {
+            b = P.B.p + pc * P.B.rs + jc + jp * NR;
+            ldb = P.B.rs;
+          }
+          const int n = static_cast<int>(std::min<int64_t>(NR, nc - jp * NR));
+          float* c = P.C + ic * P.ldc + jc + jp * NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(std::min<int64_t>(MR, mc - ir));
             if (doPackA) {
@@ -283,10 +321,12 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
               f(kc, a, P.A.rs, P.A.cs, b, ldb, c + ir * P.ldc, P.ldc, m, n, add);
             }
           }
-        }
-      }
-      if (nt > 1) {
-#pragma omp barrier
+          return true;
+        };
+        skipped.clear();
+        for (int64_t jp = j0; jp < j1; jp++)
+          if (!panel(jp, false)) skipped.push_back(jp);
+        for (int64_t jp : skipped) panel(jp, true);
       }
     }
   }
@@ -295,6 +335,43 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
 // Below this many multiply-adds a matrix runs on one thread; at or below kNoPackWork it skips packing.
 constexpr double kParallelWork = 1 << 18;
 constexpr double kNoPackWork = 1 << 16;
+
+int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// How late worker threads join a parallel region, learnt from recent regions. On a machine shared with other
+// busy processes a worker can wait milliseconds for a core, and the region's closing barrier waits for it, so
+// work that one thread finishes well within that time runs on one thread. A measurement older than
+// kWakeStaleNs is ignored, so the next parallel region measures again.
+struct WakeMonitor {
+  static constexpr int64_t kWakeStaleNs = 50'000'000;
+  static constexpr double kSoloMacsPerNs = 100.0;  // one AVX-512 core, roughly
+  std::atomic<int64_t> lateNs{0}, stampNs{0};
+
+  std::atomic<bool> enabled{true};
+
+  int threadsFor(double macs, int nt) const {
+    if (nt <= 1 || macs < kParallelWork) return 1;
+    if (!enabled.load(std::memory_order_relaxed)) return nt;
+    if (nowNs() - stampNs.load(std::memory_order_relaxed) > kWakeStaleNs) return nt;
+    return macs / kSoloMacsPerNs < 4.0 * static_cast<double>(lateNs.load(std::memory_order_relaxed)) ? 1 : nt;
+  }
+  void record(int64_t late) {
+    lateNs.store(late, std::memory_order_relaxed);
+    stampNs.store(nowNs(), std::memory_order_relaxed);
+  }
+};
+WakeMonitor gWake;
+
+// Called by each thread on entering a parallel region that started at `start`: keeps the latest arrival.
+void noteArrival(std::atomic<int64_t>& latest, int64_t start) {
+  const int64_t late = nowNs() - start;
+  int64_t seen = latest.load(std::memory_order_relaxed);
+  while (late > seen && !latest.compare_exchange_weak(seen, late, std::memory_order_relaxed)) {
+  }
+}
 
 // C (+)= A·B for one matrix on up to nt threads (nt == 1 when called from inside a parallel loop).
 void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
@@ -308,18 +385,29 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
   // Packing A costs O(M·K) against O(M·N·K) of work: skip it for few columns; packing B likewise for few rows.
   const bool packA = work > kNoPackWork && P.N > 2 * ks.NR;
   const bool packB = P.B.cs != 1 || (work > kNoPackWork && P.M > 2 * ks.MR);
-  if (work < kParallelWork) nt = 1;
-  const int64_t KC = std::min<int64_t>(ks.KC, P.K), NC = std::min<int64_t>(ks.NC, (P.N + ks.NR - 1) / ks.NR * ks.NR);
+  nt = gWake.threadsFor(work, nt);
+  const int64_t NR = ks.NR, Npad = (P.N + NR - 1) / NR * NR;
   Team team;
-  team.bbuf = packB ? threadScratch(1, static_cast<size_t>(KC * NC)) : nullptr;
-  team.next[0].store(0);
-  team.next[1].store(0);
+  team.NC = packB ? std::min(Npad, std::max<int64_t>(NR, kPackBudget / P.K / NR * NR)) : Npad;
+  const int64_t chunks = (P.N + team.NC - 1) / team.NC;
+  team.next.reset(new std::atomic<int64_t>[static_cast<size_t>(chunks)]());
+  if (packB) {
+    const int64_t KC = std::min<int64_t>(ks.KC, P.K), kBlocks = (P.K + KC - 1) / KC;
+    team.bbuf = threadScratch(1, static_cast<size_t>(P.K * team.NC));
+    team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * kBlocks * (team.NC / NR))]());
+  }
   if (nt <= 1) {
     gemmBlocked(ks, P, packA, packB, 0, 1, team);
     return;
   }
+  const int64_t start = nowNs();
+  std::atomic<int64_t> latest{0};
 #pragma omp parallel num_threads(nt)
-  gemmBlocked(ks, P, packA, packB, omp_get_thread_num(), omp_get_num_threads(), team);
+  {
+    noteArrival(latest, start);
+    gemmBlocked(ks, P, packA, packB, omp_get_thread_num(), omp_get_num_threads(), team);
+  }
+  gWake.record(latest.load());
 }
 
 }  // namespace
@@ -340,7 +428,19 @@ void sgemmBatched(const float* a, const float* b, float* c, int64_t batch, int64
   // Many matrices: one per thread at a time (each thread with its own scratch), unless the batch would
   // split unevenly over large matrices, where threading inside each matrix balances better.
   if (nt > 1 && batch >= nt && (batch % nt == 0 || batch >= 4 * nt || work < kParallelWork)) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    const int teamSize = gWake.threadsFor(work * static_cast<double>(batch), nt);
+    if (teamSize > 1) {
+      const int64_t start = nowNs();
+      std::atomic<int64_t> latest{0};
+#pragma omp parallel num_threads(teamSize)
+      {
+        noteArrival(latest, start);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t i = 0; i < batch; i++) gemmOne(ks, problem(i), 1);
+      }
+      gWake.record(latest.load());
+      return;
+    }
     for (int64_t i = 0; i < batch; i++) gemmOne(ks, problem(i), 1);
     return;
   }
@@ -429,6 +529,17 @@ napi_value matmul(napi_env env, napi_callback_info info) {
   return args.undefined();
 }
 
+// gemmAdaptiveThreads(on) turns the late-worker fallback to one thread on or off (tests turn it off so
+// that they exercise the threaded paths whatever the machine's load); returns the previous setting.
+napi_value gemmAdaptiveThreads(napi_env env, napi_callback_info info) {
+  Args args(env, info, "gemmAdaptiveThreads", 1);
+  const bool on = args.boolean(0);
+  if (args.failed) return nullptr;
+  napi_value r;
+  napi_get_boolean(env, gWake.enabled.exchange(on), &r);
+  return r;
+}
+
 // gemmIsa() → the micro-kernel family in use; gemmIsa(name) switches to a supported one or throws.
 napi_value gemmIsaJs(napi_env env, napi_callback_info info) {
   Args args(env, info, "gemmIsa", 0);
@@ -454,6 +565,7 @@ napi_value gemmIsaJs(napi_env env, napi_callback_info info) {
 void registerGemm(napi_env env, napi_value exports) {
   defineFunction(env, exports, "matmul", matmul);
   defineFunction(env, exports, "gemmIsa", gemmIsaJs);
+  defineFunction(env, exports, "gemmAdaptiveThreads", gemmAdaptiveThreads);
 }
 
 }  // namespace lmf

@@ -9,6 +9,8 @@ import { nativeMatmul } from '../../src/core/native/gemm.js';
 import { Rng } from '../../src/core/random.js';
 
 const addon = nativeAddon();
+// Exercise the threaded paths even when a busy machine would make the kernel fall back to one thread.
+addon.gemmAdaptiveThreads(false);
 const defaultIsa = addon.gemmIsa();
 const defaultThreads = addon.cpuInfo().threads;
 const isas = ['avx512', 'avx2', 'generic'].filter((name) => {
@@ -164,6 +166,21 @@ test('matmul gives bit-identical results on 1, 2 and 5 threads', () => {
         assert.deepEqual(results[1], results[0], `2 threads differ from 1: ${JSON.stringify(cs)}`);
         assert.deepEqual(results[2], results[0], `5 threads differ from 1: ${JSON.stringify(cs)}`);
       }
+    }
+  } finally {
+    addon.setThreads(defaultThreads);
+  }
+});
+
+test('matmul splits B into column chunks when K·N exceeds its packing budget, on any thread count', () => {
+  const cs: Case = { M: 13, N: 2100, K: 2050 };
+  try {
+    for (const transA of [false, true]) {
+      const results = [1, 2].map((threads) => {
+        addon.setThreads(threads);
+        return check(new Rng(5), cs, transA, true, `${threads} threads`);
+      });
+      assert.deepEqual(results[1], results[0], `2 threads differ from 1: ${JSON.stringify(cs)}`);
     }
   } finally {
     addon.setThreads(defaultThreads);
