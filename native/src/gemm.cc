@@ -27,9 +27,14 @@ namespace {
 
 using UkrFn = void (*)(int64_t kc, const float* a, int64_t rsA, int64_t csA, const float* b, int64_t ldb, float* c,
                        int64_t ldc, int m, int n, bool add);
+using DotFn = void (*)(int64_t K, const float* a, int64_t lda, int m, const float* b, int64_t ldb, int n, float* c,
+                       int64_t ldc, bool add);
+constexpr int kDotRows = 4, kDotCols = 4;  // the dotTile shape every family instantiates
 
 // ---- AVX-512 (16 lanes): Zen 4/5, Skylake-X and later. --------------------------------------------------------
 #ifdef LMF_X86
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 misreads the AVX-512 intrinsics' temporaries
 namespace avx512 {
 #define LMF_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 struct V {
@@ -44,6 +49,7 @@ struct V {
   static LMF_TARGET LMF_INLINE vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
   static LMF_TARGET LMF_INLINE void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
   static LMF_TARGET LMF_INLINE void storen(float* p, vec v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  static LMF_TARGET LMF_INLINE float hsum(vec v) { return _mm512_reduce_add_ps(v); }
 };
 #ifndef LMF_AVX512_MR  // overridable only for tuning experiments (dev/gemm)
 #define LMF_AVX512_MR 12
@@ -51,8 +57,38 @@ struct V {
 #endif
 constexpr int KMR = LMF_AVX512_MR, KNV = LMF_AVX512_NV;
 #include "gemm_ukernel.inc"
+
+// Transposes a tile while packing: dst[k·ldd + j] = src[j·ldj + k] for k < kn ≤ 16 and j < width ≤ 16, with
+// zeros for j ≥ jn. A 16×16 in-register transpose (unpack 32-bit, unpack 64-bit, two 128-bit lane shuffles).
+LMF_TARGET void transpose16(const float* src, int64_t ldj, int kn, int jn, float* dst, int64_t ldd, int width) {
+  const __mmask16 km = V::mask(kn), wm = V::mask(width);
+  __m512 r[16], t[16], u[16];
+  for (int j = 0; j < 16; j++) r[j] = j < jn ? _mm512_maskz_loadu_ps(km, src + j * ldj) : _mm512_setzero_ps();
+  for (int j = 0; j < 16; j += 2) {
+    t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+    t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+  }
+  // u[4g + q], 128-bit lane L: rows 4g..4g+3 at k = 4L + q.
+  for (int g = 0; g < 4; g++) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int q = 0; q < 4; q++) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+    const __m512 out[4] = {_mm512_shuffle_f32x4(v0, w0, 0x88), _mm512_shuffle_f32x4(v1, w1, 0x88),
+                           _mm512_shuffle_f32x4(v0, w0, 0xDD), _mm512_shuffle_f32x4(v1, w1, 0xDD)};
+    for (int L = 0; L < 4; L++)
+      if (4 * L + q < kn) _mm512_mask_storeu_ps(dst + (4 * L + q) * ldd, wm, out[L]);
+  }
+}
 #undef LMF_TARGET
 }  // namespace avx512
+#pragma GCC diagnostic pop
 
 // ---- AVX2 + FMA (8 lanes): Haswell, Zen 1-3. ------------------------------------------------------------------
 namespace avx2 {
@@ -71,6 +107,11 @@ struct V {
   static LMF_TARGET LMF_INLINE vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
   static LMF_TARGET LMF_INLINE void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
   static LMF_TARGET LMF_INLINE void storen(float* p, vec v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static LMF_TARGET LMF_INLINE float hsum(vec v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
 };
 constexpr int KMR = 6, KNV = 2;
 #include "gemm_ukernel.inc"
@@ -97,6 +138,7 @@ struct V {
   static LMF_INLINE vec add(vec a, vec b) { return a + b; }
   static LMF_INLINE void store(float* p, vec v) { std::memcpy(p, &v, sizeof v); }
   static LMF_INLINE void storen(float* p, vec v, int n) { for (int i = 0; i < n; i++) p[i] = v[i]; }
+  static LMF_INLINE float hsum(vec v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 };
 constexpr int KMR = 6, KNV = 2;
 #include "gemm_ukernel.inc"
@@ -110,6 +152,9 @@ struct KernelSet {
   int MR, NR;
   int64_t KC, MC, NC;
   UkrFn packedFull, packedEdge, directFull, directEdge;
+  DotFn dot;
+  // A 16×16 transpose for packing transposed B (nullptr: a scalar loop).
+  void (*transpose16)(const float* src, int64_t ldj, int kn, int jn, float* dst, int64_t ldd, int width);
 };
 
 #ifdef LMF_X86
@@ -119,13 +164,14 @@ struct KernelSet {
 #define LMF_AVX512_NC 4096
 #endif
 const KernelSet kAvx512 = {"avx512", avx512::KMR, avx512::KNV * 16, LMF_AVX512_KC, LMF_AVX512_MC, LMF_AVX512_NC,
-                           avx512::ukrPackedFull, avx512::ukrPackedEdge, avx512::ukrDirectFull, avx512::ukrDirectEdge};
+                           avx512::ukrPackedFull, avx512::ukrPackedEdge, avx512::ukrDirectFull, avx512::ukrDirectEdge,
+                           avx512::dotKernel, avx512::transpose16};
 const KernelSet kAvx2 = {"avx2", avx2::KMR, avx2::KNV * 8, 256, 144, 4096,
-                         avx2::ukrPackedFull, avx2::ukrPackedEdge, avx2::ukrDirectFull, avx2::ukrDirectEdge};
+                         avx2::ukrPackedFull, avx2::ukrPackedEdge, avx2::ukrDirectFull, avx2::ukrDirectEdge, avx2::dotKernel, nullptr};
 #endif
 const KernelSet kGeneric = {"generic", generic::KMR, generic::KNV * 4, 256, 96, 2048,
                             generic::ukrPackedFull, generic::ukrPackedEdge, generic::ukrDirectFull,
-                            generic::ukrDirectEdge};
+                            generic::ukrDirectEdge, generic::dotKernel, nullptr};
 
 const KernelSet* bestKernelSet() {
 #ifdef LMF_X86
@@ -167,11 +213,14 @@ float* threadScratch(int which, size_t n) {
 
 // Pack rows [i0, i0+mc) × cols [p0, p0+kc) of A into MR-row panels: for each k, MR values (rows beyond mc
 // are zero), so the micro-kernel reads A as one contiguous stream.
-void packA(const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float* dst) {
+void packA(const KernelSet& ks, const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
+  const int MR = ks.MR;
   for (int64_t ip = 0; ip < mc; ip += MR) {
     const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ip));
     const float* src = A.p + (i0 + ip) * A.rs + p0 * A.cs;
-    if (A.rs == 1) {  // transposed A: the MR values of one k are contiguous
+    if (A.rs == 1 && mr == MR) {  // transposed A: the MR values of one k are contiguous
+      for (int64_t k = 0; k < kc; k++) std::memcpy(dst + k * MR, src + k * A.cs, sizeof(float) * MR);
+    } else if (A.rs == 1) {
       for (int64_t k = 0; k < kc; k++) {
         const float* s = src + k * A.cs;
         float* d = dst + k * MR;
@@ -179,6 +228,9 @@ void packA(const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR,
         for (; i < mr; i++) d[i] = s[i];
         for (; i < MR; i++) d[i] = 0.f;
       }
+    } else if (ks.transpose16 && A.cs == 1 && MR <= 16) {  // row-major A, in 16×MR register tiles
+      for (int64_t k0 = 0; k0 < kc; k0 += 16)
+        ks.transpose16(src + k0, A.rs, static_cast<int>(std::min<int64_t>(16, kc - k0)), mr, dst + k0 * MR, MR, MR);
     } else {  // row-major A: read each row contiguously, write with stride MR
       for (int i = 0; i < mr; i++) {
         const float* s = src + i * A.rs;
@@ -193,8 +245,9 @@ void packA(const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR,
 
 // Pack rows [p0, p0+kc) × cols [j0, j0+nc) of B into NR-column panels (columns beyond nc are zero),
 // panels [first, last) only, so that threads share the work.
-void packB(const Mat& B, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int NR, int64_t first, int64_t last,
-           float* dst) {
+void packB(const KernelSet& ks, const Mat& B, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t first,
+           int64_t last, float* dst) {
+  const int NR = ks.NR;
   for (int64_t jp = first; jp < last; jp++) {
     const int64_t j = jp * NR;
     const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
@@ -208,13 +261,21 @@ void packB(const Mat& B, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int NR,
         for (; jj < nr; jj++) d[jj] = s[jj];
         for (; jj < NR; jj++) d[jj] = 0.f;
       }
-    } else {  // transposed B: read each column contiguously, write with stride NR
-      for (int jj = 0; jj < nr; jj++) {
-        const float* s = src + jj * B.cs;
-        for (int64_t k = 0; k < kc; k++) d0[k * NR + jj] = s[k * B.rs];
+    } else if (ks.transpose16 && B.rs == 1 && NR % 16 == 0) {  // transposed B, in 16×16 register tiles
+      for (int64_t k0 = 0; k0 < kc; k0 += 16)
+        for (int jb = 0; jb < NR; jb += 16)
+          ks.transpose16(src + jb * B.cs + k0, B.cs, static_cast<int>(std::min<int64_t>(16, kc - k0)),
+                         std::max(0, std::min(16, nr - jb)), d0 + k0 * NR + jb, NR, 16);
+    } else {  // transposed B: a transpose, done in 16-row steps so that reads and writes both stay in L1
+      for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int64_t k1 = std::min<int64_t>(kc, k0 + 16);
+        for (int jj = 0; jj < nr; jj++) {
+          const float* s = src + jj * B.cs;
+          for (int64_t k = k0; k < k1; k++) d0[k * NR + jj] = s[k * B.rs];
+        }
+        for (int jj = nr; jj < NR; jj++)
+          for (int64_t k = k0; k < k1; k++) d0[k * NR + jj] = 0.f;
       }
-      for (int jj = nr; jj < NR; jj++)
-        for (int64_t k = 0; k < kc; k++) d0[k * NR + jj] = 0.f;
     }
   }
 }
@@ -226,15 +287,17 @@ struct Problem {
   bool add;
 };
 
-// Shared by the team working on one matrix. B is packed once per column chunk, all K at once (block pc of
-// panel j at bbuf + pc·NCpad + j·kc·NR), panel by panel on demand: whichever thread first needs a panel packs
-// it, flagging it in `state` (0 empty, 1 being packed, 2 ready). With row-block tasks claimed from `next`,
-// no thread waits for another except between column chunks (only when K·N exceeds kPackBudget) and at the end.
+// Shared by the team working on one matrix. B is split into chunks of NC columns × KR rows (all of B when it
+// fits kPackBudget), each packed into bbuf (K block pc − k0 of panel j at bbuf + (pc − k0)·NC + j·kc·NR) panel
+// by panel on demand: whichever thread first needs a panel packs it, flagging it in `state` (0 empty, 1 being
+// packed, 2 ready). With row-block tasks claimed from `next`, no thread waits for another except between chunks
+// (only when K·N exceeds kPackBudget) and at the end.
 struct Team {
   float* bbuf = nullptr;
   int64_t NC = 0;  // columns per chunk, a multiple of NR
+  int64_t KR = 0;  // rows of B per chunk, a multiple of KC (or all of K)
   std::unique_ptr<std::atomic<int>[]> state;
-  std::unique_ptr<std::atomic<int64_t>[]> next;  // one task counter per column chunk
+  std::unique_ptr<std::atomic<int64_t>[]> next;  // one task counter per chunk
 };
 
 // Packed B for one chunk is at most this many floats (16 MiB, so it lives in L3).
@@ -252,7 +315,8 @@ LMF_INLINE void spinPause() {
 void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPackB, int tid, int nt, Team& team) {
   const int MR = ks.MR, NR = ks.NR;
   const int64_t M = P.M, N = P.N, K = P.K;
-  const int64_t KC = std::min<int64_t>(ks.KC, K), kBlocks = (K + KC - 1) / KC, NC = team.NC, chunkPanels = NC / NR;
+  const int64_t KC = std::min<int64_t>(ks.KC, K), NC = team.NC, KR = team.KR, chunkPanels = NC / NR;
+  const int64_t chunkBlocks = (KR + KC - 1) / KC;
   // Row blocks of at most MC rows, their count a multiple of nt when M allows, so the shares come out even.
   int64_t mBlocks = (M + ks.MC - 1) / ks.MC;
   mBlocks = (mBlocks + nt - 1) / nt * nt;
@@ -264,10 +328,12 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
   float* abuf = doPackA ? threadScratch(0, static_cast<size_t>(MC * KC)) : nullptr;
   static thread_local std::vector<int64_t> skipped;
 
-  for (int64_t jc = 0, chunk = 0; jc < N; jc += NC, chunk++) {
-    const int64_t nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR;
+  int64_t chunk = 0;
+  for (int64_t jc = 0; jc < N; jc += NC)
+  for (int64_t k0 = 0; k0 < K; k0 += KR, chunk++) {
+    const int64_t nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR, k1 = std::min(K, k0 + KR);
     if (chunk > 0 && nt > 1) {
-#pragma omp barrier  // every thread is done with the previous chunk's packed B
+#pragma omp barrier  // every thread is done with the previous chunk: its C tiles and its packed B
     }
     for (int64_t own = 0;;) {
       const int64_t t = nt > 1 ? team.next[chunk].fetch_add(1, std::memory_order_relaxed) : own++;
@@ -275,12 +341,12 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
       const int64_t ib = t / colSplit, part = t % colSplit;
       const int64_t ic = ib * MC, mc = std::min(MC, M - ic);
       const int64_t j0 = panels * part / colSplit, j1 = panels * (part + 1) / colSplit;
-      for (int64_t pb = 0; pb < kBlocks; pb++) {
-        const int64_t pc = pb * KC, kc = std::min(KC, K - pc);
+      for (int64_t pb = 0; k0 + pb * KC < k1; pb++) {
+        const int64_t pc = k0 + pb * KC, kc = std::min(KC, k1 - pc);
         const bool add = P.add || pc > 0;
-        if (doPackA) packA(P.A, ic, mc, pc, kc, MR, abuf);
-        float* bblock = doPackB ? team.bbuf + pc * NC : nullptr;
-        std::atomic<int>* state = doPackB ? team.state.get() + (chunk * kBlocks + pb) * chunkPanels : nullptr;
+        if (doPackA) packA(ks, P.A, ic, mc, pc, kc, abuf);
+        float* bblock = doPackB ? team.bbuf + (pc - k0) * NC : nullptr;
+        std::atomic<int>* state = doPackB ? team.state.get() + (chunk * chunkBlocks + pb) * chunkPanels : nullptr;
         // The rows ic..ic+mc times column panel jp, packing the panel first if nobody has; returns false
         // (computing nothing) when another thread is packing it and `wait` is not set.
         auto panel = [&](int64_t jp, bool wait) -> bool {
@@ -291,7 +357,7 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
             if (s.load(std::memory_order_acquire) != 2) {
               int expected = 0;
               if (s.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-                packB(P.B, pc, kc, jc, nc, NR, jp, jp + 1, bblock);
+                packB(ks, P.B, pc, kc, jc, nc, jp, jp + 1, bblock);
                 s.store(2, std::memory_order_release);
               } else if (!wait) {
                 return false;
@@ -373,6 +439,21 @@ void noteArrival(std::atomic<int64_t>& latest, int64_t start) {
   }
 }
 
+// Few rows times Bᵀ with A rows contiguous: dot-product tiles over columns [j0, j1), no packing.
+#ifndef LMF_DOT_MAX_ROWS  // overridable only for tuning experiments (dev/gemm)
+#define LMF_DOT_MAX_ROWS 16
+#endif
+constexpr int64_t kDotMaxRows = LMF_DOT_MAX_ROWS;
+void gemmDot(const KernelSet& ks, const Problem& P, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += kDotCols) {
+    const int n = static_cast<int>(std::min<int64_t>(kDotCols, j1 - j));
+    for (int64_t i = 0; i < P.M; i += kDotRows) {
+      const int m = static_cast<int>(std::min<int64_t>(kDotRows, P.M - i));
+      ks.dot(P.K, P.A.p + i * P.A.rs, P.A.rs, m, P.B.p + j * P.B.cs, P.B.cs, n, P.C + i * P.ldc + j, P.ldc, P.add);
+    }
+  }
+}
+
 // C (+)= A·B for one matrix on up to nt threads (nt == 1 when called from inside a parallel loop).
 void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
   if (P.M == 0 || P.N == 0) return;
@@ -382,19 +463,44 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
     return;
   }
   const double work = static_cast<double>(P.M) * static_cast<double>(P.N) * static_cast<double>(P.K);
+  if (P.M <= kDotMaxRows && P.A.cs == 1 && P.B.rs == 1) {
+    nt = gWake.threadsFor(work, nt);
+    if (nt <= 1) {
+      gemmDot(ks, P, 0, P.N);
+      return;
+    }
+    const int64_t groups = (P.N + kDotCols - 1) / kDotCols;
+    const int64_t start = nowNs();
+    std::atomic<int64_t> latest{0};
+#pragma omp parallel num_threads(nt)
+    {
+      noteArrival(latest, start);
+      const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
+      gemmDot(ks, P, std::min(P.N, groups * tid / team * kDotCols), std::min(P.N, groups * (tid + 1) / team * kDotCols));
+    }
+    gWake.record(latest.load());
+    return;
+  }
   // Packing A costs O(M·K) against O(M·N·K) of work: skip it for few columns; packing B likewise for few rows.
   const bool packA = work > kNoPackWork && P.N > 2 * ks.NR;
   const bool packB = P.B.cs != 1 || (work > kNoPackWork && P.M > 2 * ks.MR);
   nt = gWake.threadsFor(work, nt);
   const int64_t NR = ks.NR, Npad = (P.N + NR - 1) / NR * NR;
+  const int64_t KC = std::min<int64_t>(ks.KC, P.K);
   Team team;
-  team.NC = packB ? std::min(Npad, std::max<int64_t>(NR, kPackBudget / P.K / NR * NR)) : Npad;
-  const int64_t chunks = (P.N + team.NC - 1) / team.NC;
+  // Chunks: all of B when it fits the budget; else all of K over fewer columns, but no fewer than ks.NC
+  // (packed A is reused across a chunk's columns), taking fewer K blocks per chunk instead.
+  team.NC = Npad;
+  team.KR = P.K;
+  if (packB && P.K * Npad > kPackBudget) {
+    team.NC = std::min(Npad, std::max(ks.NC, std::max<int64_t>(NR, kPackBudget / P.K / NR * NR)));
+    team.KR = std::min(P.K, std::max<int64_t>(1, kPackBudget / team.NC / KC) * KC);
+  }
+  const int64_t chunks = (P.N + team.NC - 1) / team.NC * ((P.K + team.KR - 1) / team.KR);
   team.next.reset(new std::atomic<int64_t>[static_cast<size_t>(chunks)]());
   if (packB) {
-    const int64_t KC = std::min<int64_t>(ks.KC, P.K), kBlocks = (P.K + KC - 1) / KC;
-    team.bbuf = threadScratch(1, static_cast<size_t>(P.K * team.NC));
-    team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * kBlocks * (team.NC / NR))]());
+    team.bbuf = threadScratch(1, static_cast<size_t>(team.KR * team.NC));
+    team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * ((team.KR + KC - 1) / KC) * (team.NC / NR))]());
   }
   if (nt <= 1) {
     gemmBlocked(ks, P, packA, packB, 0, 1, team);
