@@ -1,13 +1,15 @@
-// Kernel family 'gemm': batched single-precision C (+)= op(A)·op(B), the MatmulArgs contract of src/core/kernels.ts.
-// GotoBLAS/BLIS blocking (pack B into a KC×NC block shared by the threads, pack A into per-thread MC×KC blocks, a
-// register-blocked micro-kernel), one micro-kernel per instruction set chosen at run time (AVX-512, AVX2+FMA,
-// portable). Not here: other dtypes, strided C, or any system BLAS.
+// Kernel family 'gemm': batched single-precision C (+)= op(A)·op(B), the MatmulArgs contract of src/core/kernels.ts,
+// and its N-API entry points. GotoBLAS/BLIS-style: B packed into NR-column panels shared by the threads, A into
+// MR-row panels of a per-thread MC×KC block, a register-blocked micro-kernel per instruction set chosen at run
+// time (gemm_isa.inc); small or thin products skip packing. OpenMP threads claim row blocks dynamically.
+// Not here: other dtypes, strided C, or any system BLAS.
 #include <omp.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -25,165 +27,7 @@
 namespace lmf {
 namespace {
 
-using UkrFn = void (*)(int64_t kc, const float* a, int64_t rsA, int64_t csA, const float* b, int64_t ldb, float* c,
-                       int64_t ldc, int m, int n, bool add);
-using DotFn = void (*)(int64_t K, const float* a, int64_t lda, int m, const float* b, int64_t ldb, int n, float* c,
-                       int64_t ldc, bool add);
-constexpr int kDotRows = 4, kDotCols = 4;  // the dotTile shape every family instantiates
-
-// ---- AVX-512 (16 lanes): Zen 4/5, Skylake-X and later. --------------------------------------------------------
-#ifdef LMF_X86
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 misreads the AVX-512 intrinsics' temporaries
-namespace avx512 {
-#define LMF_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-struct V {
-  using vec = __m512;
-  static constexpr int W = 16;
-  static LMF_TARGET LMF_INLINE __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-  static LMF_TARGET LMF_INLINE vec zero() { return _mm512_setzero_ps(); }
-  static LMF_TARGET LMF_INLINE vec load(const float* p) { return _mm512_loadu_ps(p); }
-  static LMF_TARGET LMF_INLINE vec loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
-  static LMF_TARGET LMF_INLINE vec bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static LMF_TARGET LMF_INLINE vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
-  static LMF_TARGET LMF_INLINE vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
-  static LMF_TARGET LMF_INLINE void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
-  static LMF_TARGET LMF_INLINE void storen(float* p, vec v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
-  static LMF_TARGET LMF_INLINE float hsum(vec v) { return _mm512_reduce_add_ps(v); }
-};
-#ifndef LMF_AVX512_MR  // overridable only for tuning experiments (dev/gemm)
-#define LMF_AVX512_MR 12
-#define LMF_AVX512_NV 2
-#endif
-constexpr int KMR = LMF_AVX512_MR, KNV = LMF_AVX512_NV;
-#include "gemm_ukernel.inc"
-
-// Transposes a tile while packing: dst[k·ldd + j] = src[j·ldj + k] for k < kn ≤ 16 and j < width ≤ 16, with
-// zeros for j ≥ jn. A 16×16 in-register transpose (unpack 32-bit, unpack 64-bit, two 128-bit lane shuffles).
-LMF_TARGET void transpose16(const float* src, int64_t ldj, int kn, int jn, float* dst, int64_t ldd, int width) {
-  const __mmask16 km = V::mask(kn), wm = V::mask(width);
-  __m512 r[16], t[16], u[16];
-  for (int j = 0; j < 16; j++) r[j] = j < jn ? _mm512_maskz_loadu_ps(km, src + j * ldj) : _mm512_setzero_ps();
-  for (int j = 0; j < 16; j += 2) {
-    t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
-    t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
-  }
-  // u[4g + q], 128-bit lane L: rows 4g..4g+3 at k = 4L + q.
-  for (int g = 0; g < 4; g++) {
-    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
-    const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int q = 0; q < 4; q++) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
-    const __m512 out[4] = {_mm512_shuffle_f32x4(v0, w0, 0x88), _mm512_shuffle_f32x4(v1, w1, 0x88),
-                           _mm512_shuffle_f32x4(v0, w0, 0xDD), _mm512_shuffle_f32x4(v1, w1, 0xDD)};
-    for (int L = 0; L < 4; L++)
-      if (4 * L + q < kn) _mm512_mask_storeu_ps(dst + (4 * L + q) * ldd, wm, out[L]);
-  }
-}
-#undef LMF_TARGET
-}  // namespace avx512
-#pragma GCC diagnostic pop
-
-// ---- AVX2 + FMA (8 lanes): Haswell, Zen 1-3. ------------------------------------------------------------------
-namespace avx2 {
-#define LMF_TARGET __attribute__((target("avx2,fma")))
-struct V {
-  using vec = __m256;
-  static constexpr int W = 8;
-  static LMF_TARGET LMF_INLINE __m256i mask(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static LMF_TARGET LMF_INLINE vec zero() { return _mm256_setzero_ps(); }
-  static LMF_TARGET LMF_INLINE vec load(const float* p) { return _mm256_loadu_ps(p); }
-  static LMF_TARGET LMF_INLINE vec loadn(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-  static LMF_TARGET LMF_INLINE vec bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static LMF_TARGET LMF_INLINE vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
-  static LMF_TARGET LMF_INLINE vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
-  static LMF_TARGET LMF_INLINE void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
-  static LMF_TARGET LMF_INLINE void storen(float* p, vec v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
-  static LMF_TARGET LMF_INLINE float hsum(vec v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-  }
-};
-constexpr int KMR = 6, KNV = 2;
-#include "gemm_ukernel.inc"
-#undef LMF_TARGET
-}  // namespace avx2
-#endif
-
-// ---- Portable (GCC/Clang vector extensions, 4 lanes): SSE2 on any x86-64, NEON elsewhere. ----------------------
-namespace generic {
-#define LMF_TARGET
-typedef float v4 __attribute__((vector_size(16)));
-struct V {
-  using vec = v4;
-  static constexpr int W = 4;
-  static LMF_INLINE vec zero() { return vec{0, 0, 0, 0}; }
-  static LMF_INLINE vec load(const float* p) { vec v; std::memcpy(&v, p, sizeof v); return v; }
-  static LMF_INLINE vec loadn(const float* p, int n) {
-    vec v = zero();
-    for (int i = 0; i < n; i++) v[i] = p[i];
-    return v;
-  }
-  static LMF_INLINE vec bcast(const float* p) { float x = *p; return vec{x, x, x, x}; }
-  static LMF_INLINE vec fma(vec a, vec b, vec c) { return a * b + c; }
-  static LMF_INLINE vec add(vec a, vec b) { return a + b; }
-  static LMF_INLINE void store(float* p, vec v) { std::memcpy(p, &v, sizeof v); }
-  static LMF_INLINE void storen(float* p, vec v, int n) { for (int i = 0; i < n; i++) p[i] = v[i]; }
-  static LMF_INLINE float hsum(vec v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-};
-constexpr int KMR = 6, KNV = 2;
-#include "gemm_ukernel.inc"
-#undef LMF_TARGET
-}  // namespace generic
-
-// A kernel family and its cache blocking: a KC×NR micro-panel of B stays in L1 across the ir loop, the MC×KC
-// block of A in L2, the KC×NC block of B in the shared L3.
-struct KernelSet {
-  const char* name;
-  int MR, NR;
-  int64_t KC, MC, NC;
-  UkrFn packedFull, packedEdge, directFull, directEdge;
-  DotFn dot;
-  // A 16×16 transpose for packing transposed B (nullptr: a scalar loop).
-  void (*transpose16)(const float* src, int64_t ldj, int kn, int jn, float* dst, int64_t ldd, int width);
-};
-
-#ifdef LMF_X86
-#ifndef LMF_AVX512_KC  // overridable only for tuning experiments (dev/gemm)
-#define LMF_AVX512_KC 384
-#define LMF_AVX512_MC 192
-#define LMF_AVX512_NC 4096
-#endif
-const KernelSet kAvx512 = {"avx512", avx512::KMR, avx512::KNV * 16, LMF_AVX512_KC, LMF_AVX512_MC, LMF_AVX512_NC,
-                           avx512::ukrPackedFull, avx512::ukrPackedEdge, avx512::ukrDirectFull, avx512::ukrDirectEdge,
-                           avx512::dotKernel, avx512::transpose16};
-const KernelSet kAvx2 = {"avx2", avx2::KMR, avx2::KNV * 8, 256, 144, 4096,
-                         avx2::ukrPackedFull, avx2::ukrPackedEdge, avx2::ukrDirectFull, avx2::ukrDirectEdge, avx2::dotKernel, nullptr};
-#endif
-const KernelSet kGeneric = {"generic", generic::KMR, generic::KNV * 4, 256, 96, 2048,
-                            generic::ukrPackedFull, generic::ukrPackedEdge, generic::ukrDirectFull,
-                            generic::ukrDirectEdge, generic::dotKernel, nullptr};
-
-const KernelSet* bestKernelSet() {
-#ifdef LMF_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq"))
-    return &kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
-#endif
-  return &kGeneric;
-}
-const KernelSet* gKernels = bestKernelSet();
+#include "gemm_isa.inc"
 
 // A strided matrix view: element (i, j) is p[i·rs + j·cs].
 struct Mat {
@@ -200,7 +44,11 @@ struct Scratch {
       std::free(p);
       size_t bytes = (n * sizeof(float) + 63) & ~size_t(63);
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      cap = p ? n : 0;
+      if (!p) {  // no way to report an error from inside a parallel region
+        std::fprintf(stderr, "lmforge native gemm: out of memory allocating %zu bytes of scratch\n", bytes);
+        std::abort();
+      }
+      cap = n;
     }
     return p;
   }
@@ -328,9 +176,9 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
   float* abuf = doPackA ? threadScratch(0, static_cast<size_t>(MC * KC)) : nullptr;
   static thread_local std::vector<int64_t> skipped;
 
-  int64_t chunk = 0;
-  for (int64_t jc = 0; jc < N; jc += NC)
-  for (int64_t k0 = 0; k0 < K; k0 += KR, chunk++) {
+  const int64_t kChunks = (K + KR - 1) / KR, chunks = (N + NC - 1) / NC * kChunks;
+  for (int64_t chunk = 0; chunk < chunks; chunk++) {
+    const int64_t jc = chunk / kChunks * NC, k0 = chunk % kChunks * KR;
     const int64_t nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR, k1 = std::min(K, k0 + KR);
     if (chunk > 0 && nt > 1) {
 #pragma omp barrier  // every thread is done with the previous chunk: its C tiles and its packed B
@@ -441,7 +289,7 @@ void noteArrival(std::atomic<int64_t>& latest, int64_t start) {
 
 // Few rows times Bᵀ with A rows contiguous: dot-product tiles over columns [j0, j1), no packing.
 #ifndef LMF_DOT_MAX_ROWS  // overridable only for tuning experiments (dev/gemm)
-#define LMF_DOT_MAX_ROWS 16
+#define LMF_DOT_MAX_ROWS 64
 #endif
 constexpr int64_t kDotMaxRows = LMF_DOT_MAX_ROWS;
 void gemmDot(const KernelSet& ks, const Problem& P, int64_t j0, int64_t j1) {
@@ -476,7 +324,8 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
     {
       noteArrival(latest, start);
       const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
-      gemmDot(ks, P, std::min(P.N, groups * tid / team * kDotCols), std::min(P.N, groups * (tid + 1) / team * kDotCols));
+      gemmDot(ks, P, std::min(P.N, groups * tid / team * kDotCols),
+              std::min(P.N, groups * (tid + 1) / team * kDotCols));
     }
     gWake.record(latest.load());
     return;
