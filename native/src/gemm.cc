@@ -157,10 +157,9 @@ LMF_INLINE void spinPause() {
 #endif
 }
 
-// One matrix, run by thread `tid` of `nt`. All nt threads call it together (nt > 1 only inside a parallel
-// region of exactly nt threads). doPackA = false reads A in place; doPackB = false reads B in place (needs
-// B.cs == 1). Each C tile sums its K blocks in order, so results do not depend on the thread count.
-void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPackB, int tid, int nt, Team& team) {
+// One matrix, run by each of `nt` threads together (nt > 1 only inside a parallel region of exactly nt
+// threads). doPackA = false reads A in place; doPackB = false reads B in place (needs B.cs == 1). Each C tile sums its K blocks in order, so results do not depend on the thread count.
+void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPackB, int nt, Team& team) {
   const int MR = ks.MR, NR = ks.NR;
   const int64_t M = P.M, N = P.N, K = P.K;
   const int64_t KC = std::min<int64_t>(ks.KC, K), NC = team.NC, KR = team.KR, chunkPanels = NC / NR;
@@ -352,7 +351,7 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
     team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * ((team.KR + KC - 1) / KC) * (team.NC / NR))]());
   }
   if (nt <= 1) {
-    gemmBlocked(ks, P, packA, packB, 0, 1, team);
+    gemmBlocked(ks, P, packA, packB, 1, team);
     return;
   }
   const int64_t start = nowNs();
@@ -360,7 +359,7 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
 #pragma omp parallel num_threads(nt)
   {
     noteArrival(latest, start);
-    gemmBlocked(ks, P, packA, packB, omp_get_thread_num(), omp_get_num_threads(), team);
+    gemmBlocked(ks, P, packA, packB, omp_get_num_threads(), team);
   }
   gWake.record(latest.load());
 }
