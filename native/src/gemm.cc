@@ -164,8 +164,11 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
   const int64_t M = P.M, N = P.N, K = P.K;
   const int64_t KC = std::min<int64_t>(ks.KC, K), NC = team.NC, KR = team.KR, chunkPanels = NC / NR;
   const int64_t chunkBlocks = (KR + KC - 1) / KC;
-  // Row blocks of at most MC rows, their count a multiple of nt when M allows, so the shares come out even.
+  // Row blocks of at most MC rows, their count a multiple of nt when M allows, so the shares come out even, and
+  // at least 4 per thread (of at least 4·MR rows) so that a thread that loses its core to another process
+  // leaves little behind that the others cannot take over.
   int64_t mBlocks = (M + ks.MC - 1) / ks.MC;
+  if (nt > 1) mBlocks = std::max(mBlocks, std::min<int64_t>(4 * nt, M / (4 * MR)));
   mBlocks = (mBlocks + nt - 1) / nt * nt;
   const int64_t MC = ((M + mBlocks - 1) / mBlocks + MR - 1) / MR * MR;
   mBlocks = (M + MC - 1) / MC;
