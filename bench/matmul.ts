@@ -1,4 +1,4 @@
-// Benchmark `npm run bench -- matmul [--threads=2] [--rounds=3] [--trans] [--system-blas] [--quick]`: fp32 GFLOPS of
+// Benchmark `npm run bench -- matmul [--threads=2] [--rounds=5] [--trans] [--system-blas] [--quick]`: fp32 GFLOPS of
 // lmforge's native matmul beside PyTorch's torch.mm, same shapes, same run, interleaved round by round so both
 // sides see the same machine load. Not a correctness test (test/core/native-gemm.test.ts).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { MatmulArgs } from '../src/core/kernels.js';
 import { nativeAddon } from '../src/core/native/addon.js';
 import { nativeMatmul } from '../src/core/native/gemm.js';
 import { Rng } from '../src/core/random.js';
@@ -56,14 +57,17 @@ function randomArray(rng: Rng, n: number): Float32Array {
   return x;
 }
 
-/** Wall times (seconds) of `reps` calls after `warmup` untimed ones. */
-function timeOurs(shape: Shape, reps: number, warmup: number, rng: Rng): number[] {
+function operands(shape: Shape, rng: Rng): MatmulArgs<Float32Array> {
   const { M, N, K } = shape;
-  const args = {
+  return {
     a: randomArray(rng, M * K), aOffset: 0, b: randomArray(rng, K * N), bOffset: 0, c: new Float32Array(M * N),
     cOffset: 0, batch: 1, M, N, K, transA: shape.transA, transB: shape.transB, aBatchStride: 0, bBatchStride: 0,
     accumulate: false,
   };
+}
+
+/** Wall times (seconds) of `reps` calls after `warmup` untimed ones. */
+function timeOurs(args: MatmulArgs<Float32Array>, reps: number, warmup: number): number[] {
   for (let i = 0; i < warmup; i++) nativeMatmul(args);
   const seconds: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -127,7 +131,7 @@ function flag(args: string[], name: string, fallback: number): number {
 
 export async function run(args: string[]): Promise<void> {
   const threads = flag(args, 'threads', 2);
-  const rounds = flag(args, 'rounds', 3);
+  const rounds = flag(args, 'rounds', 5);
   const quick = args.includes('--quick');
   const addon = nativeAddon();
   addon.setThreads(threads);
@@ -140,12 +144,14 @@ export async function run(args: string[]): Promise<void> {
   let missed = 0;
   for (const shape of shapes(args.includes('--trans'))) {
     const flops = 2 * shape.M * shape.N * shape.K;
-    // Enough reps for ~0.25 s per side per round (at ~200 GFLOPS), at least 3.
-    const reps = quick ? 3 : Math.max(3, Math.min(25, Math.round(0.25 / (flops / 200e9))));
+    // Enough reps for ~0.1 s per side per round (at ~200 GFLOPS), at least 3: short rounds, alternating sides,
+    // so that both see the same load on a shared machine.
+    const reps = quick ? 3 : Math.max(3, Math.min(25, Math.round(0.1 / (flops / 200e9))));
+    const args = operands(shape, rng);
     const ours: number[] = [];
     const theirs: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      ours.push(median(timeOurs(shape, reps, 2, rng)));
+      ours.push(median(timeOurs(args, reps, 2)));
       if (typeof torch !== 'string') theirs.push(median(await torch.time(shape, reps, 2)));
     }
     const g = flops / median(ours) / 1e9;
