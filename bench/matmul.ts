@@ -7,8 +7,8 @@ import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { MatmulArgs } from '../src/core/kernels.js';
-import { nativeAddon } from '../src/core/native/addon.js';
-import { nativeMatmul } from '../src/core/native/gemm.js';
+import { loadAddon } from '../src/core/native/addon.js';
+import { gemmAddon, nativeMatmul } from '../src/core/native/gemm.js';
 import { Rng } from '../src/core/random.js';
 
 interface Shape {
@@ -133,10 +133,9 @@ export async function run(args: string[]): Promise<void> {
   const threads = flag(args, 'threads', 2);
   const rounds = flag(args, 'rounds', 5);
   const quick = args.includes('--quick');
-  const addon = nativeAddon();
-  addon.setThreads(threads);
+  loadAddon().setThreads(threads);
   const torch = await Torch.start(threads, args.includes('--system-blas'));
-  console.log(`lmforge: ${addon.gemmIsa()} micro-kernel, ${threads} threads`);
+  console.log(`lmforge: ${gemmAddon().gemmIsa()} micro-kernel, ${threads} threads`);
   console.log(typeof torch === 'string' ? `PyTorch comparison skipped: ${torch}` : `PyTorch: ${torch.description}`);
   console.log(`GFLOPS = 2·M·N·K / median time; ${rounds} interleaved rounds, each the median of its reps\n`);
   const rng = new Rng(7);

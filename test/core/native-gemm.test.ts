@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MatmulArgs } from '../../src/core/kernels.js';
-import { nativeAddon } from '../../src/core/native/addon.js';
+import { loadAddon, type NativeAddon } from '../../src/core/native/addon.js';
+import type { GemmAddon } from '../../src/core/native/gemm.js';
 import { nativeMatmul } from '../../src/core/native/gemm.js';
 import { Rng } from '../../src/core/random.js';
 
-const addon = nativeAddon();
+const addon = loadAddon() as unknown as GemmAddon & NativeAddon;
 // Exercise the threaded paths even when a busy machine would make the kernel fall back to one thread.
 addon.gemmAdaptiveThreads(false);
 const defaultIsa = addon.gemmIsa();

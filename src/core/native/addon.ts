@@ -1,57 +1,51 @@
-// Loads lmforge's native addon (build/Release/lmforge.node, built by `npm install` through node-gyp) and types
-// the entry points it exports. Not the kernels themselves (native/src/*.cc) nor the Kernels wrappers (gemm.ts, …).
-import { existsSync, readFileSync } from 'node:fs';
+// Loads the native addon (build/Release/lmforge.node, built by `npm install`) and types its non-kernel entry
+// points. Not the native kernel backend: that wraps the same addon's kernels behind the Kernels contract.
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Entry points exported by native/src/*.cc; each validates its arguments and throws a TypeError naming them. */
+export interface CpuInfo {
+  avx2: boolean;
+  avx512f: boolean;
+  threads: number;
+}
+
+/** The addon's entry points used outside the kernel table. */
 export interface NativeAddon {
-  /** SIMD paths this CPU supports and the OpenMP thread count. */
-  cpuInfo(): { avx2: boolean; avx512f: boolean; threads: number };
-  /** Sets the OpenMP thread count for later kernels (n ≥ 1). */
+  cpuInfo(): CpuInfo;
   setThreads(n: number): void;
-  /** C (+)= op(A)·op(B), batched; see MatmulArgs in core/kernels.ts. */
-  matmul(
-    a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number,
-    batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean,
-    aBatchStride: number, bBatchStride: number, accumulate: boolean,
-  ): void;
-  /** The GEMM micro-kernel family in use ('avx512' | 'avx2' | 'generic'); with a name, switches to it if supported. */
-  gemmIsa(name?: string): string;
-  /**
-   * Whether GEMM drops to one thread when worker threads have lately been slow to get a core (a busy shared
-   * machine); on by default. Sets it and returns the previous setting.
-   */
-  gemmAdaptiveThreads(on: boolean): boolean;
+  /** A private mapping of the whole file (see native/src/mmap.cc); throws an Error naming the path and errno. */
+  mmapFile(path: string): ArrayBuffer;
 }
 
-/** The package root: the nearest ancestor of this file holding lmforge's package.json (works from src/ and dist/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      const parsed: unknown = JSON.parse(readFileSync(manifest, 'utf8'));
-      if (typeof parsed === 'object' && parsed !== null && (parsed as { name?: unknown }).name === 'lmforge') return dir;
+/** This file is dist/src/core/native/addon.js once compiled; the addon sits at <repo>/build/Release. */
+export const ADDON_PATH = fileURLToPath(new URL('../../../../build/Release/lmforge.node', import.meta.url));
+
+let cached: { addon: NativeAddon } | { error: string } | undefined;
+
+/** The addon, or null with the reason it could not be loaded (see addonLoadError). */
+export function tryLoadAddon(): NativeAddon | null {
+  if (!cached) {
+    try {
+      cached = { addon: createRequire(import.meta.url)(ADDON_PATH) as NativeAddon };
+    } catch (e) {
+      cached = { error: e instanceof Error ? e.message.split('\n')[0]! : String(e) };
     }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`core/native/addon: no lmforge package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
   }
+  return 'addon' in cached ? cached.addon : null;
 }
 
-let cached: NativeAddon | null = null;
+/** Why the addon did not load (undefined when it did). */
+export function addonLoadError(): string | undefined {
+  tryLoadAddon();
+  return cached && 'error' in cached ? cached.error : undefined;
+}
 
-/** The loaded addon (loaded once). Throws with the fix when build/Release/lmforge.node is missing. */
-export function nativeAddon(): NativeAddon {
-  if (cached) return cached;
-  const root = packageRoot();
-  const path = join(root, 'build', 'Release', 'lmforge.node');
-  if (!existsSync(path)) {
-    throw new Error(`core/native/addon: ${path} is missing; run npm install to build the native addon`);
-  }
-  const require = createRequire(join(root, 'package.json'));
-  cached = require(path) as NativeAddon;
-  return cached;
+/**
+ * The addon; throws with a fix when it is not built. Kernel families type their own entry points
+ * (e.g. `loadAddon() as unknown as GemmAddon` in gemm.ts), hence the open record.
+ */
+export function loadAddon(): NativeAddon & Record<string, unknown> {
+  const a = tryLoadAddon();
+  if (!a) throw new Error(`native addon not available (${addonLoadError()}); build it with \`npm install\` or \`npx node-gyp rebuild\``);
+  return a as NativeAddon & Record<string, unknown>;
 }
