@@ -1,14 +1,20 @@
-// Kernel family 'gemm': batched single-precision C (+)= op(A)·op(B), the MatmulArgs contract of src/core/kernels.ts.
-// GotoBLAS/BLIS blocking (pack B into a KC×NC block shared by the threads, pack A into per-thread MC×KC blocks, a
-// register-blocked micro-kernel), one micro-kernel per instruction set chosen at run time (AVX-512, AVX2+FMA,
-// portable). Not here: other dtypes, strided C, or any system BLAS.
+// Kernel family 'gemm': batched single-precision C (+)= op(A)·op(B), the MatmulArgs contract of src/core/kernels.ts,
+// and its N-API entry points. GotoBLAS/BLIS-style: B packed into NR-column panels shared by the threads, A into
+// MR-row panels of a per-thread MC×KC block, a register-blocked micro-kernel per instruction set chosen at run
+// time (gemm_isa.inc); small or thin products skip packing. OpenMP threads claim row blocks dynamically.
+// Not here: other dtypes, strided C, or any system BLAS.
 #include <omp.h>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
 #include "napi_util.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -21,119 +27,7 @@
 namespace lmf {
 namespace {
 
-using UkrFn = void (*)(int64_t kc, const float* a, int64_t rsA, int64_t csA, const float* b, int64_t ldb, float* c,
-                       int64_t ldc, int m, int n, bool add);
-
-// ---- AVX-512 (16 lanes): Zen 4/5, Skylake-X and later. --------------------------------------------------------
-#ifdef LMF_X86
-namespace avx512 {
-#define LMF_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
-struct V {
-  using vec = __m512;
-  static constexpr int W = 16;
-  static LMF_TARGET LMF_INLINE __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-  static LMF_TARGET LMF_INLINE vec zero() { return _mm512_setzero_ps(); }
-  static LMF_TARGET LMF_INLINE vec load(const float* p) { return _mm512_loadu_ps(p); }
-  static LMF_TARGET LMF_INLINE vec loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
-  static LMF_TARGET LMF_INLINE vec bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static LMF_TARGET LMF_INLINE vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
-  static LMF_TARGET LMF_INLINE vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
-  static LMF_TARGET LMF_INLINE void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
-  static LMF_TARGET LMF_INLINE void storen(float* p, vec v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
-};
-#ifndef LMF_AVX512_MR  // overridable only for tuning experiments (dev/gemm)
-#define LMF_AVX512_MR 12
-#define LMF_AVX512_NV 2
-#endif
-constexpr int KMR = LMF_AVX512_MR, KNV = LMF_AVX512_NV;
-#include "gemm_ukernel.inc"
-#undef LMF_TARGET
-}  // namespace avx512
-
-// ---- AVX2 + FMA (8 lanes): Haswell, Zen 1-3. ------------------------------------------------------------------
-namespace avx2 {
-#define LMF_TARGET __attribute__((target("avx2,fma")))
-struct V {
-  using vec = __m256;
-  static constexpr int W = 8;
-  static LMF_TARGET LMF_INLINE __m256i mask(int n) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  }
-  static LMF_TARGET LMF_INLINE vec zero() { return _mm256_setzero_ps(); }
-  static LMF_TARGET LMF_INLINE vec load(const float* p) { return _mm256_loadu_ps(p); }
-  static LMF_TARGET LMF_INLINE vec loadn(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-  static LMF_TARGET LMF_INLINE vec bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static LMF_TARGET LMF_INLINE vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
-  static LMF_TARGET LMF_INLINE vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
-  static LMF_TARGET LMF_INLINE void store(float* p, vec v) { _mm256_storeu_ps(p, v); }
-  static LMF_TARGET LMF_INLINE void storen(float* p, vec v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
-};
-constexpr int KMR = 6, KNV = 2;
-#include "gemm_ukernel.inc"
-#undef LMF_TARGET
-}  // namespace avx2
-#endif
-
-// ---- Portable (GCC/Clang vector extensions, 4 lanes): SSE2 on any x86-64, NEON elsewhere. ----------------------
-namespace generic {
-#define LMF_TARGET
-typedef float v4 __attribute__((vector_size(16)));
-struct V {
-  using vec = v4;
-  static constexpr int W = 4;
-  static LMF_INLINE vec zero() { return vec{0, 0, 0, 0}; }
-  static LMF_INLINE vec load(const float* p) { vec v; std::memcpy(&v, p, sizeof v); return v; }
-  static LMF_INLINE vec loadn(const float* p, int n) {
-    vec v = zero();
-    for (int i = 0; i < n; i++) v[i] = p[i];
-    return v;
-  }
-  static LMF_INLINE vec bcast(const float* p) { float x = *p; return vec{x, x, x, x}; }
-  static LMF_INLINE vec fma(vec a, vec b, vec c) { return a * b + c; }
-  static LMF_INLINE vec add(vec a, vec b) { return a + b; }
-  static LMF_INLINE void store(float* p, vec v) { std::memcpy(p, &v, sizeof v); }
-  static LMF_INLINE void storen(float* p, vec v, int n) { for (int i = 0; i < n; i++) p[i] = v[i]; }
-};
-constexpr int KMR = 6, KNV = 2;
-#include "gemm_ukernel.inc"
-#undef LMF_TARGET
-}  // namespace generic
-
-// A kernel family and its cache blocking: a KC×NR micro-panel of B stays in L1 across the ir loop, the MC×KC
-// block of A in L2, the KC×NC block of B in the shared L3.
-struct KernelSet {
-  const char* name;
-  int MR, NR;
-  int64_t KC, MC, NC;
-  UkrFn packedFull, packedEdge, directFull, directEdge;
-};
-
-#ifdef LMF_X86
-#ifndef LMF_AVX512_KC  // overridable only for tuning experiments (dev/gemm)
-#define LMF_AVX512_KC 384
-#define LMF_AVX512_MC 192
-#define LMF_AVX512_NC 4096
-#endif
-const KernelSet kAvx512 = {"avx512", avx512::KMR, avx512::KNV * 16, LMF_AVX512_KC, LMF_AVX512_MC, LMF_AVX512_NC,
-                           avx512::ukrPackedFull, avx512::ukrPackedEdge, avx512::ukrDirectFull, avx512::ukrDirectEdge};
-const KernelSet kAvx2 = {"avx2", avx2::KMR, avx2::KNV * 8, 256, 144, 4096,
-                         avx2::ukrPackedFull, avx2::ukrPackedEdge, avx2::ukrDirectFull, avx2::ukrDirectEdge};
-#endif
-const KernelSet kGeneric = {"generic", generic::KMR, generic::KNV * 4, 256, 96, 2048,
-                            generic::ukrPackedFull, generic::ukrPackedEdge, generic::ukrDirectFull,
-                            generic::ukrDirectEdge};
-
-const KernelSet* bestKernelSet() {
-#ifdef LMF_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq"))
-    return &kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
-#endif
-  return &kGeneric;
-}
-const KernelSet* gKernels = bestKernelSet();
+#include "gemm_isa.inc"
 
 // A strided matrix view: element (i, j) is p[i·rs + j·cs].
 struct Mat {
@@ -150,7 +44,11 @@ struct Scratch {
       std::free(p);
       size_t bytes = (n * sizeof(float) + 63) & ~size_t(63);
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      cap = p ? n : 0;
+      if (!p) {  // no way to report an error from inside a parallel region
+        std::fprintf(stderr, "lmforge native gemm: out of memory allocating %zu bytes of scratch\n", bytes);
+        std::abort();
+      }
+      cap = n;
     }
     return p;
   }
@@ -163,11 +61,14 @@ float* threadScratch(int which, size_t n) {
 
 // Pack rows [i0, i0+mc) × cols [p0, p0+kc) of A into MR-row panels: for each k, MR values (rows beyond mc
 // are zero), so the micro-kernel reads A as one contiguous stream.
-void packA(const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR, float* dst) {
+void packA(const KernelSet& ks, const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
+  const int MR = ks.MR;
   for (int64_t ip = 0; ip < mc; ip += MR) {
     const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ip));
     const float* src = A.p + (i0 + ip) * A.rs + p0 * A.cs;
-    if (A.rs == 1) {  // transposed A: the MR values of one k are contiguous
+    if (A.rs == 1 && mr == MR) {  // transposed A: the MR values of one k are contiguous
+      for (int64_t k = 0; k < kc; k++) std::memcpy(dst + k * MR, src + k * A.cs, sizeof(float) * MR);
+    } else if (A.rs == 1) {
       for (int64_t k = 0; k < kc; k++) {
         const float* s = src + k * A.cs;
         float* d = dst + k * MR;
@@ -175,6 +76,9 @@ void packA(const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR,
         for (; i < mr; i++) d[i] = s[i];
         for (; i < MR; i++) d[i] = 0.f;
       }
+    } else if (ks.transpose16 && A.cs == 1 && MR <= 16) {  // row-major A, in 16×MR register tiles
+      for (int64_t k0 = 0; k0 < kc; k0 += 16)
+        ks.transpose16(src + k0, A.rs, static_cast<int>(std::min<int64_t>(16, kc - k0)), mr, dst + k0 * MR, MR, MR);
     } else {  // row-major A: read each row contiguously, write with stride MR
       for (int i = 0; i < mr; i++) {
         const float* s = src + i * A.rs;
@@ -189,8 +93,9 @@ void packA(const Mat& A, int64_t i0, int64_t mc, int64_t p0, int64_t kc, int MR,
 
 // Pack rows [p0, p0+kc) × cols [j0, j0+nc) of B into NR-column panels (columns beyond nc are zero),
 // panels [first, last) only, so that threads share the work.
-void packB(const Mat& B, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int NR, int64_t first, int64_t last,
-           float* dst) {
+void packB(const KernelSet& ks, const Mat& B, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int64_t first,
+           int64_t last, float* dst) {
+  const int NR = ks.NR;
   for (int64_t jp = first; jp < last; jp++) {
     const int64_t j = jp * NR;
     const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
@@ -204,13 +109,21 @@ void packB(const Mat& B, int64_t p0, int64_t kc, int64_t j0, int64_t nc, int NR,
         for (; jj < nr; jj++) d[jj] = s[jj];
         for (; jj < NR; jj++) d[jj] = 0.f;
       }
-    } else {  // transposed B: read each column contiguously, write with stride NR
-      for (int jj = 0; jj < nr; jj++) {
-        const float* s = src + jj * B.cs;
-        for (int64_t k = 0; k < kc; k++) d0[k * NR + jj] = s[k * B.rs];
+    } else if (ks.transpose16 && B.rs == 1 && NR % 16 == 0) {  // transposed B, in 16×16 register tiles
+      for (int64_t k0 = 0; k0 < kc; k0 += 16)
+        for (int jb = 0; jb < NR; jb += 16)
+          ks.transpose16(src + jb * B.cs + k0, B.cs, static_cast<int>(std::min<int64_t>(16, kc - k0)),
+                         std::max(0, std::min(16, nr - jb)), d0 + k0 * NR + jb, NR, 16);
+    } else {  // transposed B: a transpose, done in 16-row steps so that reads and writes both stay in L1
+      for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+        const int64_t k1 = std::min<int64_t>(kc, k0 + 16);
+        for (int jj = 0; jj < nr; jj++) {
+          const float* s = src + jj * B.cs;
+          for (int64_t k = k0; k < k1; k++) d0[k * NR + jj] = s[k * B.rs];
+        }
+        for (int jj = nr; jj < NR; jj++)
+          for (int64_t k = k0; k < k1; k++) d0[k * NR + jj] = 0.f;
       }
-      for (int jj = nr; jj < NR; jj++)
-        for (int64_t k = 0; k < kc; k++) d0[k * NR + jj] = 0.f;
     }
   }
 }
@@ -222,56 +135,97 @@ struct Problem {
   bool add;
 };
 
-// Shared by a team working on one matrix: the packed B block and two task counters used on alternate
-// (jc, pc) steps, so one can be reset while the other is in use.
+// Shared by the team working on one matrix. B is split into chunks of NC columns × KR rows (all of B when it
+// fits kPackBudget), each packed into bbuf (K block pc − k0 of panel j at bbuf + (pc − k0)·NC + j·kc·NR) panel
+// by panel on demand: whichever thread first needs a panel packs it, flagging it in `state` (0 empty, 1 being
+// packed, 2 ready). With row-block tasks claimed from `next`, no thread waits for another except between chunks
+// (only when K·N exceeds kPackBudget) and at the end.
 struct Team {
-  float* bbuf;
-  std::atomic<int64_t> next[2];
+  float* bbuf = nullptr;
+  int64_t NC = 0;  // columns per chunk, a multiple of NR
+  int64_t KR = 0;  // rows of B per chunk, a multiple of KC (or all of K)
+  std::unique_ptr<std::atomic<int>[]> state;
+  std::unique_ptr<std::atomic<int64_t>[]> next;  // one task counter per chunk
 };
 
-// One matrix, run by thread `tid` of `nt`. All nt threads call it together and meet at barriers, so nt > 1
-// only inside a parallel region of exactly nt threads. packA = false reads A in place; packB = false reads B in
-// place (needs B.cs == 1). Tasks are (row block, column chunk) pairs handed out dynamically, so a thread that
-// loses its core to another process does not hold the others up for more than one task.
-void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPackB, int tid, int nt, Team& team) {
+// Packed B for one chunk is at most this many floats (16 MiB, so it lives in L3).
+constexpr int64_t kPackBudget = int64_t(1) << 22;
+
+LMF_INLINE void spinPause() {
+#ifdef LMF_X86
+  _mm_pause();
+#endif
+}
+
+// One matrix, run by each of `nt` threads together (nt > 1 only inside a parallel region of exactly nt
+// threads). doPackA = false reads A in place; doPackB = false reads B in place (needs B.cs == 1). Each C tile sums its K blocks in order, so results do not depend on the thread count.
+void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPackB, int nt, Team& team) {
   const int MR = ks.MR, NR = ks.NR;
   const int64_t M = P.M, N = P.N, K = P.K;
-  const int64_t KC = std::min<int64_t>(ks.KC, K), NC = std::min<int64_t>(ks.NC, (N + NR - 1) / NR * NR);
-  // Row blocks of at most MC rows, their count a multiple of nt when M allows, so the shares come out even.
+  const int64_t KC = std::min<int64_t>(ks.KC, K), NC = team.NC, KR = team.KR, chunkPanels = NC / NR;
+  const int64_t chunkBlocks = (KR + KC - 1) / KC;
+  // Row blocks of at most MC rows, their count a multiple of nt when M allows, so the shares come out even, and
+  // at least 4 per thread (of at least 4·MR rows) so that a thread that loses its core to another process
+  // leaves little behind that the others cannot take over.
   int64_t mBlocks = (M + ks.MC - 1) / ks.MC;
+  if (nt > 1) mBlocks = std::max(mBlocks, std::min<int64_t>(4 * nt, M / (4 * MR)));
   mBlocks = (mBlocks + nt - 1) / nt * nt;
   const int64_t MC = ((M + mBlocks - 1) / mBlocks + MR - 1) / MR * MR;
   mBlocks = (M + MC - 1) / MC;
   // Too few row blocks for the team (small M): split the columns too.
-  const int64_t nChunks = mBlocks < nt ? nt : 1;
-  const int64_t tasks = mBlocks * nChunks;
+  const int64_t colSplit = mBlocks < nt ? nt : 1;
+  const int64_t tasks = mBlocks * colSplit;
   float* abuf = doPackA ? threadScratch(0, static_cast<size_t>(MC * KC)) : nullptr;
+  static thread_local std::vector<int64_t> skipped;
 
-  int step = 0;
-  for (int64_t jc = 0; jc < N; jc += NC) {
-    const int64_t nc = std::min(NC, N - jc);
-    const int64_t panels = (nc + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += KC, step++) {
-      const int64_t kc = std::min(KC, K - pc);
-      const bool add = P.add || pc > 0;
-      if (doPackB) packB(P.B, pc, kc, jc, nc, NR, panels * tid / nt, panels * (tid + 1) / nt, team.bbuf);
-      if (nt > 1) {
-#pragma omp barrier
-        if (tid == 0) team.next[(step + 1) & 1].store(0, std::memory_order_relaxed);
-      }
-      std::atomic<int64_t>& next = team.next[step & 1];
-      for (int64_t own = 0;;) {
-        const int64_t t = nt > 1 ? next.fetch_add(1, std::memory_order_relaxed) : own++;
-        if (t >= tasks) break;
-        const int64_t ib = t / nChunks, chunk = t % nChunks;
-        const int64_t ic = ib * MC, mc = std::min(MC, M - ic);
-        const int64_t j0 = panels * chunk / nChunks * NR, j1 = std::min(nc, panels * (chunk + 1) / nChunks * NR);
-        if (doPackA) packA(P.A, ic, mc, pc, kc, MR, abuf);
-        for (int64_t jr = j0; jr < j1; jr += NR) {
-          const int n = static_cast<int>(std::min<int64_t>(NR, j1 - jr));
-          const float* b = doPackB ? team.bbuf + (jr / NR) * kc * NR : P.B.p + pc * P.B.rs + (jc + jr);
-          const int64_t ldb = doPackB ? NR : P.B.rs;
-          float* c = P.C + ic * P.ldc + jc + jr;
+  const int64_t kChunks = (K + KR - 1) / KR, chunks = (N + NC - 1) / NC * kChunks;
+  for (int64_t chunk = 0; chunk < chunks; chunk++) {
+    const int64_t jc = chunk / kChunks * NC, k0 = chunk % kChunks * KR;
+    const int64_t nc = std::min(NC, N - jc), panels = (nc + NR - 1) / NR, k1 = std::min(K, k0 + KR);
+    if (chunk > 0 && nt > 1) {
+#pragma omp barrier  // every thread is done with the previous chunk: its C tiles and its packed B
+    }
+    for (int64_t own = 0;;) {
+      const int64_t t = nt > 1 ? team.next[chunk].fetch_add(1, std::memory_order_relaxed) : own++;
+      if (t >= tasks) break;
+      const int64_t ib = t / colSplit, part = t % colSplit;
+      const int64_t ic = ib * MC, mc = std::min(MC, M - ic);
+      const int64_t j0 = panels * part / colSplit, j1 = panels * (part + 1) / colSplit;
+      for (int64_t pb = 0; k0 + pb * KC < k1; pb++) {
+        const int64_t pc = k0 + pb * KC, kc = std::min(KC, k1 - pc);
+        const bool add = P.add || pc > 0;
+        if (doPackA) packA(ks, P.A, ic, mc, pc, kc, abuf);
+        float* bblock = doPackB ? team.bbuf + (pc - k0) * NC : nullptr;
+        std::atomic<int>* state = doPackB ? team.state.get() + (chunk * chunkBlocks + pb) * chunkPanels : nullptr;
+        // The rows ic..ic+mc times column panel jp, packing the panel first if nobody has; returns false
+        // (computing nothing) when another thread is packing it and `wait` is not set.
+        auto panel = [&](int64_t jp, bool wait) -> bool {
+          const float* b;
+          int64_t ldb;
+          if (doPackB) {
+            std::atomic<int>& s = state[jp];
+            if (s.load(std::memory_order_acquire) != 2) {
+              int expected = 0;
+              if (s.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+                packB(ks, P.B, pc, kc, jc, nc, jp, jp + 1, bblock);
+                s.store(2, std::memory_order_release);
+              } else if (!wait) {
+                return false;
+              } else {
+                for (int spins = 0; s.load(std::memory_order_acquire) != 2; spins++) {
+                  if (spins < 256) spinPause();
+                  else std::this_thread::yield();
+                }
+              }
+            }
+            b = bblock + jp * kc * NR;
+            ldb = NR;
+          } else {
+            b = P.B.p + pc * P.B.rs + jc + jp * NR;
+            ldb = P.B.rs;
+          }
+          const int n = static_cast<int>(std::min<int64_t>(NR, nc - jp * NR));
+          float* c = P.C + ic * P.ldc + jc + jp * NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(std::min<int64_t>(MR, mc - ir));
             if (doPackA) {
@@ -283,10 +237,12 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
               f(kc, a, P.A.rs, P.A.cs, b, ldb, c + ir * P.ldc, P.ldc, m, n, add);
             }
           }
-        }
-      }
-      if (nt > 1) {
-#pragma omp barrier
+          return true;
+        };
+        skipped.clear();
+        for (int64_t jp = j0; jp < j1; jp++)
+          if (!panel(jp, false)) skipped.push_back(jp);
+        for (int64_t jp : skipped) panel(jp, true);
       }
     }
   }
@@ -295,6 +251,58 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
 // Below this many multiply-adds a matrix runs on one thread; at or below kNoPackWork it skips packing.
 constexpr double kParallelWork = 1 << 18;
 constexpr double kNoPackWork = 1 << 16;
+
+int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// How late worker threads join a parallel region, learnt from recent regions. On a machine shared with other
+// busy processes a worker can wait milliseconds for a core, and the region's closing barrier waits for it, so
+// work that one thread finishes well within that time runs on one thread. A measurement older than
+// kWakeStaleNs is ignored, so the next parallel region measures again.
+struct WakeMonitor {
+  static constexpr int64_t kWakeStaleNs = 50'000'000;
+  static constexpr double kSoloMacsPerNs = 100.0;  // one AVX-512 core, roughly
+  std::atomic<int64_t> lateNs{0}, stampNs{0};
+
+  std::atomic<bool> enabled{true};
+
+  int threadsFor(double macs, int nt) const {
+    if (nt <= 1 || macs < kParallelWork) return 1;
+    if (!enabled.load(std::memory_order_relaxed)) return nt;
+    if (nowNs() - stampNs.load(std::memory_order_relaxed) > kWakeStaleNs) return nt;
+    return macs / kSoloMacsPerNs < 4.0 * static_cast<double>(lateNs.load(std::memory_order_relaxed)) ? 1 : nt;
+  }
+  void record(int64_t late) {
+    lateNs.store(late, std::memory_order_relaxed);
+    stampNs.store(nowNs(), std::memory_order_relaxed);
+  }
+};
+WakeMonitor gWake;
+
+// Called by each thread on entering a parallel region that started at `start`: keeps the latest arrival.
+void noteArrival(std::atomic<int64_t>& latest, int64_t start) {
+  const int64_t late = nowNs() - start;
+  int64_t seen = latest.load(std::memory_order_relaxed);
+  while (late > seen && !latest.compare_exchange_weak(seen, late, std::memory_order_relaxed)) {
+  }
+}
+
+// Few rows times Bᵀ with A rows contiguous: dot-product tiles over columns [j0, j1), no packing.
+#ifndef LMF_DOT_MAX_ROWS  // overridable only for tuning experiments (dev/gemm)
+#define LMF_DOT_MAX_ROWS 64
+#endif
+constexpr int64_t kDotMaxRows = LMF_DOT_MAX_ROWS;
+void gemmDot(const KernelSet& ks, const Problem& P, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += kDotCols) {
+    const int n = static_cast<int>(std::min<int64_t>(kDotCols, j1 - j));
+    for (int64_t i = 0; i < P.M; i += kDotRows) {
+      const int m = static_cast<int>(std::min<int64_t>(kDotRows, P.M - i));
+      ks.dot(P.K, P.A.p + i * P.A.rs, P.A.rs, m, P.B.p + j * P.B.cs, P.B.cs, n, P.C + i * P.ldc + j, P.ldc, P.add);
+    }
+  }
+}
 
 // C (+)= A·B for one matrix on up to nt threads (nt == 1 when called from inside a parallel loop).
 void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
@@ -305,21 +313,58 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
     return;
   }
   const double work = static_cast<double>(P.M) * static_cast<double>(P.N) * static_cast<double>(P.K);
+  if (P.M <= kDotMaxRows && P.A.cs == 1 && P.B.rs == 1) {
+    nt = gWake.threadsFor(work, nt);
+    if (nt <= 1) {
+      gemmDot(ks, P, 0, P.N);
+      return;
+    }
+    const int64_t groups = (P.N + kDotCols - 1) / kDotCols;
+    const int64_t start = nowNs();
+    std::atomic<int64_t> latest{0};
+#pragma omp parallel num_threads(nt)
+    {
+      noteArrival(latest, start);
+      const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
+      gemmDot(ks, P, std::min(P.N, groups * tid / team * kDotCols),
+              std::min(P.N, groups * (tid + 1) / team * kDotCols));
+    }
+    gWake.record(latest.load());
+    return;
+  }
   // Packing A costs O(M·K) against O(M·N·K) of work: skip it for few columns; packing B likewise for few rows.
   const bool packA = work > kNoPackWork && P.N > 2 * ks.NR;
   const bool packB = P.B.cs != 1 || (work > kNoPackWork && P.M > 2 * ks.MR);
-  if (work < kParallelWork) nt = 1;
-  const int64_t KC = std::min<int64_t>(ks.KC, P.K), NC = std::min<int64_t>(ks.NC, (P.N + ks.NR - 1) / ks.NR * ks.NR);
+  nt = gWake.threadsFor(work, nt);
+  const int64_t NR = ks.NR, Npad = (P.N + NR - 1) / NR * NR;
+  const int64_t KC = std::min<int64_t>(ks.KC, P.K);
   Team team;
-  team.bbuf = packB ? threadScratch(1, static_cast<size_t>(KC * NC)) : nullptr;
-  team.next[0].store(0);
-  team.next[1].store(0);
+  // Chunks: all of B when it fits the budget; else all of K over fewer columns, but no fewer than ks.NC
+  // (packed A is reused across a chunk's columns), taking fewer K blocks per chunk instead.
+  team.NC = Npad;
+  team.KR = P.K;
+  if (packB && P.K * Npad > kPackBudget) {
+    team.NC = std::min(Npad, std::max(ks.NC, std::max<int64_t>(NR, kPackBudget / P.K / NR * NR)));
+    team.KR = std::min(P.K, std::max<int64_t>(1, kPackBudget / team.NC / KC) * KC);
+  }
+  const int64_t chunks = (P.N + team.NC - 1) / team.NC * ((P.K + team.KR - 1) / team.KR);
+  team.next.reset(new std::atomic<int64_t>[static_cast<size_t>(chunks)]());
+  if (packB) {
+    team.bbuf = threadScratch(1, static_cast<size_t>(team.KR * team.NC));
+    team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * ((team.KR + KC - 1) / KC) * (team.NC / NR))]());
+  }
   if (nt <= 1) {
-    gemmBlocked(ks, P, packA, packB, 0, 1, team);
+    gemmBlocked(ks, P, packA, packB, 1, team);
     return;
   }
+  const int64_t start = nowNs();
+  std::atomic<int64_t> latest{0};
 #pragma omp parallel num_threads(nt)
-  gemmBlocked(ks, P, packA, packB, omp_get_thread_num(), omp_get_num_threads(), team);
+  {
+    noteArrival(latest, start);
+    gemmBlocked(ks, P, packA, packB, omp_get_num_threads(), team);
+  }
+  gWake.record(latest.load());
 }
 
 }  // namespace
@@ -340,7 +385,19 @@ void sgemmBatched(const float* a, const float* b, float* c, int64_t batch, int64
   // Many matrices: one per thread at a time (each thread with its own scratch), unless the batch would
   // split unevenly over large matrices, where threading inside each matrix balances better.
   if (nt > 1 && batch >= nt && (batch % nt == 0 || batch >= 4 * nt || work < kParallelWork)) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    const int teamSize = gWake.threadsFor(work * static_cast<double>(batch), nt);
+    if (teamSize > 1) {
+      const int64_t start = nowNs();
+      std::atomic<int64_t> latest{0};
+#pragma omp parallel num_threads(teamSize)
+      {
+        noteArrival(latest, start);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t i = 0; i < batch; i++) gemmOne(ks, problem(i), 1);
+      }
+      gWake.record(latest.load());
+      return;
+    }
     for (int64_t i = 0; i < batch; i++) gemmOne(ks, problem(i), 1);
     return;
   }
@@ -429,6 +486,17 @@ napi_value matmul(napi_env env, napi_callback_info info) {
   return args.undefined();
 }
 
+// gemmAdaptiveThreads(on) turns the late-worker fallback to one thread on or off (tests turn it off so
+// that they exercise the threaded paths whatever the machine's load); returns the previous setting.
+napi_value gemmAdaptiveThreads(napi_env env, napi_callback_info info) {
+  Args args(env, info, "gemmAdaptiveThreads", 1);
+  const bool on = args.boolean(0);
+  if (args.failed) return nullptr;
+  napi_value r;
+  napi_get_boolean(env, gWake.enabled.exchange(on), &r);
+  return r;
+}
+
 // gemmIsa() → the micro-kernel family in use; gemmIsa(name) switches to a supported one or throws.
 napi_value gemmIsaJs(napi_env env, napi_callback_info info) {
   Args args(env, info, "gemmIsa", 0);
@@ -454,6 +522,7 @@ napi_value gemmIsaJs(napi_env env, napi_callback_info info) {
 void registerGemm(napi_env env, napi_value exports) {
   defineFunction(env, exports, "matmul", matmul);
   defineFunction(env, exports, "gemmIsa", gemmIsaJs);
+  defineFunction(env, exports, "gemmAdaptiveThreads", gemmAdaptiveThreads);
 }
 
 }  // namespace lmf

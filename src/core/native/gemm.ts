@@ -13,6 +13,11 @@ export interface GemmAddon {
   ): void;
   /** The GEMM micro-kernel family in use ('avx512' | 'avx2' | 'generic'); with a name, switches to it if supported. */
   gemmIsa(name?: string): string;
+  /**
+   * Whether GEMM drops to one thread when worker threads have lately been slow to get a core (a busy shared
+   * machine); on by default. Sets it and returns the previous setting.
+   */
+  gemmAdaptiveThreads(on: boolean): boolean;
 }
 
 export function gemmAddon(): GemmAddon {
