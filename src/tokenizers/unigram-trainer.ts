@@ -54,7 +54,10 @@ const SCRIPTS: ReadonlyArray<[RegExp, number]> = [
   [/\p{Script=Inherited}/u, -1], [/\p{L}/u, 10],
 ];
 const scriptCache = new Map<number, number>();
-/** Script class of a code point: 0 for Common (punctuation, symbols), 11 for digits, -1 for combining marks. */
+/**
+ * Script class of a code point: 0 for Common (punctuation, symbols, and digits when splitByNumber), -1 ("any": joins
+ * everything) for combining marks and, without splitByNumber, digits — sentencepiece's rules.
+ */
 function scriptOf(cp: number, splitByNumber: boolean): number {
   let s = scriptCache.get(cp);
   if (s === undefined) {
@@ -63,7 +66,7 @@ function scriptOf(cp: number, splitByNumber: boolean): number {
     if (s === 0) for (const [re, id] of SCRIPTS) if (re.test(ch)) { s = id; break; }
     scriptCache.set(cp, s);
   }
-  return s === 11 && !splitByNumber ? 0 : s;
+  return s === 11 ? (splitByNumber ? 0 : -1) : s;
 }
 
 interface Word {
@@ -102,10 +105,13 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
   }
   const allowed = new Set([...required].map((c) => c.codePointAt(0) as number));
 
-  // Seeds: substrings within words (never crossing `▁` except at their start), scored by frequency × length.
+  // Seeds: substrings within words (never crossing `▁` except at their start), scored by frequency × length. Like
+  // sentencepiece's suffix-array seeds, only right-branching substrings qualify: those followed by at least two
+  // different characters or by a word end (a substring always followed by the same character is not a seed).
   const byScript = options.splitByUnicodeScript ?? true;
   const byNumber = options.splitByNumber ?? true;
   const subFreq = new Map<string, number>();
+  const follow = new Map<string, number>(); // the one character seen after a substring; -1 word end; -2 several
   for (const { text, cps, count } of words) {
     // Code-unit offset of each code point, so substrings are slices of the word (cheaper than concatenation).
     const at = new Int32Array(cps.length + 1);
@@ -122,7 +128,15 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
           if (script === -1) script = sc;
         }
         const sub = text.slice(at[i], at[j + 1]);
-        subFreq.set(sub, (subFreq.get(sub) ?? 0) + count);
+        const prev = subFreq.get(sub);
+        const next = j + 1 < cps.length ? (cps[j + 1] as number) : -1;
+        if (prev === undefined) {
+          subFreq.set(sub, count);
+          follow.set(sub, next);
+        } else {
+          subFreq.set(sub, prev + count);
+          if (follow.get(sub) !== next) follow.set(sub, -2);
+        }
       }
     }
   }
@@ -131,7 +145,7 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
   const seedFreq: number[] = [];
   const seedScore: number[] = [];
   for (const [text, f] of subFreq) {
-    if (f < 2) continue;
+    if (f < 2 || (follow.get(text) as number) >= 0) continue;
     let len = 0;
     for (let k = 0; k < text.length; k++) if ((text.charCodeAt(k) & 0xfc00) !== 0xdc00) len++; // code points
     seedText.push(text);
