@@ -110,8 +110,9 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
   // different characters or by a word end (a substring always followed by the same character is not a seed).
   const byScript = options.splitByUnicodeScript ?? true;
   const byNumber = options.splitByNumber ?? true;
-  const subFreq = new Map<string, number>();
-  const follow = new Map<string, number>(); // the one character seen after a substring; -1 word end; -2 several
+  const subIndex = new Map<string, number>(); // substring → slot in subFreq / follow
+  const subFreq: number[] = [];
+  const follow: number[] = []; // the one character seen after a substring; -1 word end; -2 several
   for (const { text, cps, count } of words) {
     // Code-unit offset of each code point, so substrings are slices of the word (cheaper than concatenation).
     const at = new Int32Array(cps.length + 1);
@@ -128,14 +129,15 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
           if (script === -1) script = sc;
         }
         const sub = text.slice(at[i], at[j + 1]);
-        const prev = subFreq.get(sub);
         const next = j + 1 < cps.length ? (cps[j + 1] as number) : -1;
-        if (prev === undefined) {
-          subFreq.set(sub, count);
-          follow.set(sub, next);
+        const slot = subIndex.get(sub);
+        if (slot === undefined) {
+          subIndex.set(sub, subFreq.length);
+          subFreq.push(count);
+          follow.push(next);
         } else {
-          subFreq.set(sub, prev + count);
-          if (follow.get(sub) !== next) follow.set(sub, -2);
+          subFreq[slot] = (subFreq[slot] as number) + count;
+          if (follow[slot] !== next) follow[slot] = -2;
         }
       }
     }
@@ -144,8 +146,9 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
   const seedText: string[] = [];
   const seedFreq: number[] = [];
   const seedScore: number[] = [];
-  for (const [text, f] of subFreq) {
-    if (f < 2 || (follow.get(text) as number) >= 0) continue;
+  for (const [text, slot] of subIndex) {
+    const f = subFreq[slot] as number;
+    if (f < 2 || (follow[slot] as number) >= 0) continue;
     let len = 0;
     for (let k = 0; k < text.length; k++) if ((text.charCodeAt(k) & 0xfc00) !== 0xdc00) len++; // code points
     seedText.push(text);
