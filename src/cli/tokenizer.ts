@@ -116,7 +116,7 @@ export function register(program: Command): void {
       const random = seededRandom(o.seed);
       let ids: number[];
       if (tok instanceof BpeTokenizer) ids = tok.encode(text, { allowedSpecial: o.allowSpecial ? 'all' : 'none', dropout: o.dropout ?? 0, random });
-      else ids = tok.encode(text, o.alpha !== undefined ? { sample: { alpha: o.alpha, random } } : {});
+      else ids = tok.encode(text, { allowSpecial: o.allowSpecial ?? false, ...(o.alpha !== undefined ? { sample: { alpha: o.alpha, random } } : {}) });
       if (!o.pieces) {
         process.stdout.write(ids.join(' ') + '\n');
         return;

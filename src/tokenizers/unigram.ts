@@ -109,6 +109,7 @@ export class UnigramTokenizer {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly byteOfId = new Map<number, number>();
   private readonly cache = new Map<string, number[]>();
+  private specialRegex: RegExp | undefined;
 
   constructor(spec: UnigramSpec) {
     this.pieces = spec.pieces;
@@ -143,8 +144,29 @@ export class UnigramTokenizer {
   }
 
   /** Viterbi (most likely) segmentation; with `sample`, draws a segmentation with probability ∝ P(seg)^alpha. */
-  encode(text: string, options: { sample?: { alpha: number; random: () => number } } = {}): number[] {
+  encode(text: string, options: { sample?: { alpha: number; random: () => number }; allowSpecial?: boolean } = {}): number[] {
     const out: number[] = [];
+    if (!options.allowSpecial || this.specialTokens.size === 0) {
+      this.encodeSegment(text, options.sample, out);
+      return out;
+    }
+    // Special tokens written in the text become their ids; the text between them is normalised on its own (as
+    // Hugging Face does around added tokens).
+    this.specialRegex ??= new RegExp([...this.specialTokens.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gu');
+    const re = this.specialRegex;
+    re.lastIndex = 0;
+    let last = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      this.encodeSegment(text.slice(last, m.index), options.sample, out);
+      out.push(this.specialTokens.get(m[0]) as number);
+      last = m.index + m[0].length;
+    }
+    this.encodeSegment(text.slice(last), options.sample, out);
+    return out;
+  }
+
+  private encodeSegment(text: string, sample: { alpha: number; random: () => number } | undefined, out: number[]): void {
+    const options = { sample };
     for (const word of splitWords(this.normalize(text))) {
       if (options.sample) {
         this.emit(codePoints(word), this.sampleWord(codePoints(word), options.sample.alpha, options.sample.random), out);
@@ -160,7 +182,6 @@ export class UnigramTokenizer {
       }
       for (const id of ids) out.push(id);
     }
-    return out;
   }
 
   /** Pieces as strings (for inspection). */
