@@ -173,10 +173,11 @@ function trainBench(runs: number, corpusName: string): void {
   const label = corpusName === 'stdlib' ? 'Python 3.11 stdlib' : 'Tiny Shakespeare';
   console.log(`\n== training: vocabulary ${vocab}, ${label} first 90% (${fmt(cut / 1e6)} MB); held-out last 10% encoded line by line ==`);
   console.log(`(lmforge: one thread, time includes reading and counting; spm_train --num_threads=${threads}, process wall time; median of ${runs})`);
-  console.log('model    lmforge s  spm_train s  time ratio  lmforge tok/B  spm tok/B  tok/B ratio');
+  console.log(`model    lmforge s  spm_train s  time ratio  spm 1-thread s  ratio  lmforge tok/B  spm tok/B  tok/B ratio`);
   for (const type of ['bpe', 'unigram'] as const) {
     const ours: number[] = [];
     const theirs: number[] = [];
+    const theirs1: number[] = [];
     let encodeOurs: (line: string) => number = () => 0;
     for (let r = 0; r < runs; r++) {
       const t0 = performance.now();
@@ -196,6 +197,9 @@ function trainBench(runs: number, corpusName: string): void {
       const res = spawnSync('spm_train', [`--input=${trainPath}`, `--model_prefix=${join(tmp, type)}`, `--vocab_size=${vocab}`, `--model_type=${type}`, '--byte_fallback=true', `--num_threads=${threads}`, '--minloglevel=2'], { encoding: 'utf8' });
       theirs.push((performance.now() - t1) / 1000);
       if (res.status !== 0) throw new Error(`spm_train failed: ${res.stderr}`);
+      const t2 = performance.now();
+      spawnSync('spm_train', [`--input=${trainPath}`, `--model_prefix=${join(tmp, type + '1')}`, `--vocab_size=${vocab}`, `--model_type=${type}`, '--byte_fallback=true', '--num_threads=1', '--minloglevel=2'], { encoding: 'utf8' });
+      theirs1.push((performance.now() - t2) / 1000);
     }
     let oursTokens = 0;
     for (const line of heldLines) oursTokens += encodeOurs(line);
@@ -203,7 +207,7 @@ function trainBench(runs: number, corpusName: string): void {
     const spmTokens = enc.stdout.split(/\s+/).filter((s) => s !== '').length;
     const a = oursTokens / heldBytes;
     const b = spmTokens / heldBytes;
-    console.log(`${type.padEnd(8)} ${fmt(median(ours)).padStart(9)}  ${fmt(median(theirs)).padStart(11)}  ${fmt(median(ours) / median(theirs)).padStart(9)}x  ${fmt(a, 4).padStart(13)}  ${fmt(b, 4).padStart(9)}  ${fmt(a / b, 3).padStart(10)}x`);
+    console.log(`${type.padEnd(8)} ${fmt(median(ours)).padStart(9)}  ${fmt(median(theirs)).padStart(11)}  ${fmt(median(ours) / median(theirs)).padStart(9)}x  ${fmt(median(theirs1)).padStart(14)}  ${fmt(median(ours) / median(theirs1)).padStart(4)}x  ${fmt(a, 4).padStart(13)}  ${fmt(b, 4).padStart(9)}  ${fmt(a / b, 3).padStart(10)}x`);
   }
 }
 

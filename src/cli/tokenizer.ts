@@ -7,6 +7,7 @@ import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
 import { saveTokenizer, vocabListing, writeFileAtomic } from '../tokenizers/format.js';
 import { exportHfTokenizer } from '../tokenizers/hf.js';
 import { loadAnyTokenizer } from '../tokenizers/load-any.js';
+import { readChunks } from '../tokenizers/tokenize-files.js';
 import { TOKEN_FILE_MAGIC, readTokenFile } from '../tokenizers/token-file.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../tokenizers/unigram.js';
@@ -41,13 +42,16 @@ interface TrainOptions {
 
 export function trainFromFiles(o: TrainOptions, log: (line: string) => void = () => undefined): Tokenizer {
   const started = performance.now();
+  if (o.type !== 'bpe' && o.type !== 'unigram') throw new Error(`--type: expected "bpe" or "unigram", got ${JSON.stringify(o.type)}`);
   const counts = new Map<string, number>();
   let bytes = 0;
+  // Streamed in chunks cut where no pre-token or line spans the cut, so memory stays bounded by the counts.
   for (const file of o.input) {
-    const text = readFileSync(file, 'utf8');
     bytes += statSync(file).size;
-    if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
-    else countUnigramWords(text, counts);
+    for (const { text } of readChunks(file, 1 << 22)) {
+      if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
+      else countUnigramWords(text, counts);
+    }
   }
   log(`read ${o.input.length} file(s), ${(bytes / 1e6).toFixed(1)} MB, ${counts.size} distinct ${o.type === 'bpe' ? 'pre-tokens' : 'words'}`);
   let tok: Tokenizer;

@@ -33,7 +33,7 @@ export interface TokenizeFilesResult {
 }
 
 /** Yields text chunks of a file cut at safe points (see safeCut), decoding UTF-8 incrementally. */
-function* readChunks(path: string, chunkChars: number): Generator<{ text: string; bytes: number }> {
+export function* readChunks(path: string, chunkChars: number): Generator<{ text: string; bytes: number }> {
   const fd = openSync(path, 'r');
   const decoder = new TextDecoder('utf-8');
   const buf = Buffer.alloc(1 << 22);
