@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
 import { progressBar } from './progress.js';
+import { runIfMain } from './standalone.js';
 
 export function register(program: Command): void {
   program
@@ -38,3 +39,5 @@ export function register(program: Command): void {
       );
     });
 }
+
+runIfMain(import.meta.url, register);

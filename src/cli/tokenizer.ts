@@ -13,6 +13,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../tokenizers/unigram.js';
 import { countUnigramWords, trainUnigram } from '../tokenizers/unigram-trainer.js';
 import { progressBar } from './progress.js';
+import { runIfMain } from './standalone.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
@@ -158,3 +159,5 @@ export function register(program: Command): void {
       if (o.vocabOut) writeFileAtomic(o.vocabOut, vocabListing(tok));
     });
 }
+
+runIfMain(import.meta.url, register);

@@ -81,6 +81,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   const queue: Array<{ ids: Promise<Uint32Array> | Uint32Array; split: 'train' | 'val'; bytes: number }> = [];
   let offset = 0;
   let done = 0;
+  let lastSplit: 'train' | 'val' = 'train'; // the separator after a file goes with the file's last chunk
   const drainOne = async (): Promise<void> => {
     const job = queue.shift();
     if (!job) return;
@@ -92,6 +93,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
     for (const file of options.inputs) {
       for (const { text, bytes } of readChunks(file, chunkChars)) {
         const split = offset >= valStart && valFraction > 0 ? 'val' : 'train';
+        lastSplit = split;
         offset += bytes;
         let ids: Promise<Uint32Array> | Uint32Array;
         if (pool) {
@@ -102,7 +104,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
         queue.push({ ids, split, bytes });
         while (queue.length > Math.max(2, 2 * (pool?.size ?? 0))) await drainOne();
       }
-      if (sep !== undefined) queue.push({ ids: Uint32Array.of(sep), split: offset > valStart && valFraction > 0 ? 'val' : 'train', bytes: 0 });
+      if (sep !== undefined) queue.push({ ids: Uint32Array.of(sep), split: queue[queue.length - 1]?.split ?? lastSplit, bytes: 0 });
     }
     while (queue.length > 0) await drainOne();
     writers.train.close();
