@@ -117,17 +117,23 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
     // Code-unit offset of each code point, so substrings are slices of the word (cheaper than concatenation).
     const at = new Int32Array(cps.length + 1);
     for (let k = 0; k < cps.length; k++) at[k + 1] = (at[k] as number) + ((cps[k] as number) > 0xffff ? 2 : 1);
-    for (let i = 0; i < cps.length; i++) {
-      if (!allowed.has(cps[i] as number)) continue;
-      let script = cps[i] === 0x2581 ? -1 : byScript ? scriptOf(cps[i] as number, byNumber) : 0;
-      for (let j = i + 1; j < cps.length && j - i < maxLen; j++) {
-        const cp = cps[j] as number;
-        if (!allowed.has(cp) || cp === 0x2581) break;
-        if (byScript) {
-          const sc = scriptOf(cp, byNumber);
-          if (sc !== -1 && script !== -1 && sc !== script) break;
-          if (script === -1) script = sc;
-        }
+    // Per code point, once per word: is it a required character, and its script class (-3 for `▁`).
+    const L = cps.length;
+    const ok = new Uint8Array(L);
+    const cls = new Int8Array(L);
+    for (let k = 0; k < L; k++) {
+      const cp = cps[k] as number;
+      ok[k] = allowed.has(cp) ? 1 : 0;
+      cls[k] = cp === 0x2581 ? -3 : byScript ? scriptOf(cp, byNumber) : 0;
+    }
+    for (let i = 0; i < L; i++) {
+      if (!ok[i]) continue;
+      let script = cls[i] === -3 ? -1 : (cls[i] as number);
+      for (let j = i + 1; j < L && j - i < maxLen; j++) {
+        const sc = cls[j] as number;
+        if (!ok[j] || sc === -3) break;
+        if (sc !== -1 && script !== -1 && sc !== script) break;
+        if (script === -1) script = sc;
         const sub = text.slice(at[i], at[j + 1]);
         const next = j + 1 < cps.length ? (cps[j + 1] as number) : -1;
         const slot = subIndex.get(sub);
@@ -249,11 +255,15 @@ function buildLattice(words: readonly Word[], pieces: readonly string[]): Lattic
     ends[m] = end;
     seeds[m++] = seed;
   };
+  let longest = 1;
+  for (const { cps } of words) longest = Math.max(longest, cps.length);
+  const matchEnds = new Int32Array(longest);
+  const matchIds = new Int32Array(longest);
   words.forEach(({ cps }, w) => {
     for (let i = 0; i < cps.length; i++) {
-      const before = m;
-      trie.prefixes(cps, i, (end, id) => push(i, end, id));
-      if (m === before || ends[before] !== i + 1) push(i, i + 1, -1); // no single-character piece: unknown char
+      const k = trie.matches(cps, i, matchEnds, matchIds);
+      if (k === 0 || matchEnds[0] !== i + 1) push(i, i + 1, -1); // no single-character piece: unknown char
+      for (let e = 0; e < k; e++) push(i, matchEnds[e] as number, matchIds[e] as number);
     }
     offsets[w + 1] = m;
   });

@@ -45,6 +45,23 @@ export class PieceTrie {
     this.ids[node] = id;
   }
 
+  /** Writes (end, id) of every piece starting at `start` into ends/ids (room for cps.length - start); returns the count. */
+  matches(cps: ArrayLike<number>, start: number, ends: Int32Array, ids: Int32Array): number {
+    let node = 0;
+    let m = 0;
+    for (let j = start; j < cps.length; j++) {
+      const next = (this.children[node] as Map<number, number>).get(cps[j] as number);
+      if (next === undefined) break;
+      node = next;
+      const id = this.ids[node] as number;
+      if (id >= 0) {
+        ends[m] = j + 1;
+        ids[m++] = id;
+      }
+    }
+    return m;
+  }
+
   /** Calls fn(end, id) for every piece that starts at `start` in the code-point array. */
   prefixes(cps: ArrayLike<number>, start: number, fn: (end: number, id: number) => void): void {
     let node = 0;
