@@ -17,6 +17,8 @@ export interface UnigramSpec {
   /** Ids of special tokens (control / user-defined symbols) by their text. */
   specialTokens?: ReadonlyMap<string, number>;
   normalizer?: NormalizerOptions;
+  /** Where the model came from (a file name), for error messages. */
+  source?: string;
 }
 
 export const UNK_PENALTY = 10; // an unknown character scores this much below the worst piece (as sentencepiece)
@@ -136,7 +138,7 @@ export class UnigramTokenizer {
     this.normalizer = spec.normalizer ?? {};
     this.vocabSize = spec.pieces.length;
     this.scores = Float64Array.from(spec.pieces, (p) => p.score);
-    if (!(spec.unkId >= 0 && spec.unkId < spec.pieces.length)) throw new Error(`unigram: unkId ${spec.unkId} is not a piece id`);
+    if (!(spec.unkId >= 0 && spec.unkId < spec.pieces.length)) throw new Error(`${spec.source ?? 'unigram'}: unk id ${spec.unkId} is not a piece id (${spec.pieces.length} pieces)`);
     const special = new Set(this.specialTokens.values());
     let minScore = Infinity;
     spec.pieces.forEach((p, id) => {
@@ -151,7 +153,7 @@ export class UnigramTokenizer {
       this.trie.add(p.piece, id);
       minScore = Math.min(minScore, p.score);
     });
-    if (spec.byteFallback && this.byteIds.includes(-1)) throw new Error('unigram: byteFallback needs the 256 pieces <0x00>…<0xFF>');
+    if (spec.byteFallback && this.byteIds.includes(-1)) throw new Error(`${spec.source ?? 'unigram'}: byte fallback needs the 256 pieces <0x00>…<0xFF>`);
     this.unkScore = (Number.isFinite(minScore) ? minScore : 0) - UNK_PENALTY;
   }
 

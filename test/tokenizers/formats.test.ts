@@ -98,6 +98,9 @@ test('malformed files are refused with the file and field named', () => {
   assert.throws(() => parseHfTokenizer(JSON.stringify({ ...hfBpe, model: { ...hfBpe.model, merges: [3] } }), 'tok.json'), /field "model\.merges\[0\]": expected "left right"/);
   assert.throws(() => parseHfTokenizer(JSON.stringify({ ...hfBpe, model: { ...hfBpe.model, vocab: { 'a b': 0 } } }), 'tok.json'), /field "model\.vocab\["a b"\]": not a byte-level token/);
   assert.throws(() => parseHfTokenizer(JSON.stringify({ model: { type: 'Unigram', vocab: [['a', 'x']] } }), 'tok.json'), /field "model\.vocab\[0\]": expected \[piece, score\]/);
+  assert.throws(() => parseHfTokenizer(JSON.stringify(hfBpe).replace('"merges":["a b"]', '"merges":[]'), 'tok.json'), /tok\.json: no token for byte 0x00/);
+  const uni = { pre_tokenizer: { type: 'Metaspace' }, model: { type: 'Unigram', unk_id: 5, vocab: [['a', -1]], byte_fallback: false } };
+  assert.throws(() => parseHfTokenizer(JSON.stringify(uni), 'tok.json'), /tok\.json: unk id 5 is not a piece id/);
 });
 
 test('a GPT-2 tokenizer.json in the Hugging Face hub layout (ByteLevel regex, "a b" merges) imports to tiktoken ids', { skip }, () => {
