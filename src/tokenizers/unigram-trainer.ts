@@ -1,6 +1,7 @@
 // Unigram LM trainer (SentencePiece's algorithm): seed pieces from frequent substrings, EM over forward-backward
 // expected counts, prune by the likelihood lost when a piece is removed, repeat to the target size. Not an encoder.
 import { normalizeText, splitWords } from './normalize.js';
+import { SubstringTrie } from './substring-trie.js';
 import type { NormalizerOptions } from './normalize.js';
 import { PieceTrie, UNK_PENALTY, UnigramTokenizer, byteToken, codePoints, logAddExp, viterbi } from './unigram.js';
 import type { UnigramPiece } from './unigram.js';
@@ -110,13 +111,8 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
   // different characters or by a word end (a substring always followed by the same character is not a seed).
   const byScript = options.splitByUnicodeScript ?? true;
   const byNumber = options.splitByNumber ?? true;
-  const subIndex = new Map<string, number>(); // substring → slot in subFreq / follow
-  const subFreq: number[] = [];
-  const follow: number[] = []; // the one character seen after a substring; -1 word end; -2 several
-  for (const { text, cps, count } of words) {
-    // Code-unit offset of each code point, so substrings are slices of the word (cheaper than concatenation).
-    const at = new Int32Array(cps.length + 1);
-    for (let k = 0; k < cps.length; k++) at[k + 1] = (at[k] as number) + ((cps[k] as number) > 0xffff ? 2 : 1);
+  const trie = new SubstringTrie();
+  for (const { cps, count } of words) {
     // Per code point, once per word: is it a required character, and its script class (-3 for `▁`).
     const L = cps.length;
     const ok = new Uint8Array(L);
@@ -129,46 +125,35 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
     for (let i = 0; i < L; i++) {
       if (!ok[i]) continue;
       let script = cls[i] === -3 ? -1 : (cls[i] as number);
+      let node = trie.child(0, cps[i] as number);
       for (let j = i + 1; j < L && j - i < maxLen; j++) {
         const sc = cls[j] as number;
         if (!ok[j] || sc === -3) break;
         if (sc !== -1 && script !== -1 && sc !== script) break;
         if (script === -1) script = sc;
-        const sub = text.slice(at[i], at[j + 1]);
-        const next = j + 1 < cps.length ? (cps[j + 1] as number) : -1;
-        const slot = subIndex.get(sub);
-        if (slot === undefined) {
-          subIndex.set(sub, subFreq.length);
-          subFreq.push(count);
-          follow.push(next);
-        } else {
-          subFreq[slot] = (subFreq[slot] as number) + count;
-          if (follow[slot] !== next) follow[slot] = -2;
-        }
+        node = trie.child(node, cps[j] as number);
+        trie.count(node, count, j + 1 < L ? (cps[j + 1] as number) : -1);
       }
     }
   }
   const seedSize = options.seedSize ?? 1_000_000;
-  const seedText: string[] = [];
-  const seedFreq: number[] = [];
+  const seedNode: number[] = [];
   const seedScore: number[] = [];
-  for (const [text, slot] of subIndex) {
-    const f = subFreq[slot] as number;
-    if (f < 2 || (follow[slot] as number) >= 0) continue;
-    let len = 0;
-    for (let k = 0; k < text.length; k++) if ((text.charCodeAt(k) & 0xfc00) !== 0xdc00) len++; // code points
-    seedText.push(text);
-    seedFreq.push(f);
-    seedScore.push(f * len);
+  for (let node = 1; node < trie.size; node++) {
+    const f = trie.freq[node] as number;
+    if ((trie.depth[node] as number) < 2 || f < 2 || (trie.follow[node] as number) >= 0) continue;
+    seedNode.push(node);
+    seedScore.push(f * (trie.depth[node] as number));
   }
-  const seedOrder = seedText.map((_, i) => i).sort((a, b) => (seedScore[b] as number) - (seedScore[a] as number) || a - b);
+  const seedOrder = seedNode.map((_, i) => i).sort((a, b) => (seedScore[b] as number) - (seedScore[a] as number) || a - b);
   // Seed ids: required characters first, then the best substrings. Pieces only ever get removed, so every word's
   // lattice over the seeds is built once; later iterations skip edges of removed seeds.
   const seedPieces: string[] = [...required];
   const initial: number[] = seedPieces.map((p) => charFreq.get(p.codePointAt(0) as number) ?? 1);
   for (const i of seedOrder.slice(0, Math.max(0, seedSize - seedPieces.length))) {
-    seedPieces.push(seedText[i] as string);
-    initial.push(seedFreq[i] as number);
+    const node = seedNode[i] as number;
+    seedPieces.push(trie.text(node));
+    initial.push(trie.freq[node] as number);
   }
   const S = seedPieces.length;
   const isRequired = Uint8Array.from(seedPieces, (p) => (required.has(p) ? 1 : 0));

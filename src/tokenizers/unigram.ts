@@ -1,6 +1,7 @@
 // Unigram language-model tokenizer (SentencePiece's model): pieces with log-probabilities, Viterbi encoding,
 // sampling of segmentations (forward-filtering, backward-sampling), byte fallback. Training is in unigram-trainer.ts.
 import { utf8Decode, utf8Encode } from './bytes.js';
+import { PairTable } from './merge.js';
 import { denormalizeText, normalizeText, splitWords } from './normalize.js';
 import type { NormalizerOptions } from './normalize.js';
 
@@ -25,24 +26,23 @@ export const UNK_PENALTY = 10; // an unknown character scores this much below th
 
 export const byteToken = (b: number): string => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
 
-/** A code-point trie over pieces; `ids[node]` is the piece ending at that node or -1. */
+/** A code-point trie over pieces (edges in an integer hash table); `ids[node]` is the piece ending there or -1. */
 export class PieceTrie {
-  private children: Array<Map<number, number>> = [new Map()];
+  private readonly edges = new PairTable(1 << 12); // (node, code point) → child node
   private ids: number[] = [-1];
 
   add(piece: string, id: number): void {
     let node = 0;
     for (const ch of piece) {
       const cp = ch.codePointAt(0) as number;
-      const kids = this.children[node] as Map<number, number>;
-      let next = kids.get(cp);
-      if (next === undefined) {
-        next = this.children.length;
-        this.children.push(new Map());
+      const slot = this.edges.find(node, cp);
+      if (slot >= 0) node = this.edges.resultAt(slot);
+      else {
+        const next = this.ids.length;
         this.ids.push(-1);
-        kids.set(cp, next);
+        this.edges.add(node, cp, 0, next);
+        node = next;
       }
-      node = next;
     }
     this.ids[node] = id;
   }
@@ -52,9 +52,9 @@ export class PieceTrie {
     let node = 0;
     let m = 0;
     for (let j = start; j < cps.length; j++) {
-      const next = (this.children[node] as Map<number, number>).get(cps[j] as number);
-      if (next === undefined) break;
-      node = next;
+      const slot = this.edges.find(node, cps[j] as number);
+      if (slot < 0) break;
+      node = this.edges.resultAt(slot);
       const id = this.ids[node] as number;
       if (id >= 0) {
         ends[m] = j + 1;
@@ -68,9 +68,9 @@ export class PieceTrie {
   prefixes(cps: ArrayLike<number>, start: number, fn: (end: number, id: number) => void): void {
     let node = 0;
     for (let j = start; j < cps.length; j++) {
-      const next = (this.children[node] as Map<number, number>).get(cps[j] as number);
-      if (next === undefined) return;
-      node = next;
+      const slot = this.edges.find(node, cps[j] as number);
+      if (slot < 0) return;
+      node = this.edges.resultAt(slot);
       const id = this.ids[node] as number;
       if (id >= 0) fn(j + 1, id);
     }
