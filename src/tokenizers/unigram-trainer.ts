@@ -16,7 +16,7 @@ export interface UnigramTrainOptions {
   characterCoverage?: number;
   /** Longest piece in code points (default 16). */
   maxPieceLength?: number;
-  /** Seed pieces kept from the substring counts (default 1,000,000 as sentencepiece). */
+  /** Seed pieces kept from the right-branching substring counts (default 1,000,000 as sentencepiece). */
   seedSize?: number;
   /** Fraction of pieces kept at each pruning step (default 0.75). */
   shrinkingFactor?: number;
@@ -24,7 +24,7 @@ export interface UnigramTrainOptions {
   subIterations?: number;
   /** Pieces never mix Unicode scripts, e.g. letters and punctuation (default true, as sentencepiece). */
   splitByUnicodeScript?: boolean;
-  /** Digits never join non-digits in a piece (default true, as sentencepiece). */
+  /** Digits never join letters in a piece (default true, as sentencepiece); false lets them join anything. */
   splitByNumber?: boolean;
   normalizer?: NormalizerOptions;
   onProgress?: (pieces: number, target: number) => void;
