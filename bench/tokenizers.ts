@@ -130,8 +130,8 @@ async function encodeBench(runs: number): Promise<void> {
         if (r === 0) equal = a.every((ids, i) => ids.length === (b[i] as Uint32Array).length && ids.every((v, k) => v === (b[i] as Uint32Array)[k]));
       }
       console.log(`${name.padEnd(12)} ${corpusName.padEnd(20)} ${fmt(mb, 1).padStart(5)}  ${'1'.padStart(7)}  ${fmt(median(ours)).padStart(7)}  ${fmt(median(ref)).padStart(8)}  ${fmt(median(ours) / median(ref)).padStart(5)}x  ${equal ? 'yes' : 'NO'}`);
-      // All cores: 1 MB chunks cut where splitting cannot change the ids, on worker pools of both libraries.
-      const chunks = chunk(texts, 1 << 20);
+      // All cores: 256 KiB chunks cut where splitting cannot change the ids, on worker pools of both libraries.
+      const chunks = chunk(texts, 1 << 18);
       const pool = new EncoderPool(path, cores);
       const tpool = new TiktokenPool(encName, cores);
       await Promise.all([...Array(cores)].map(() => pool.encode('warm up')));
