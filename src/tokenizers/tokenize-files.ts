@@ -45,7 +45,11 @@ export function* readChunks(path: string, chunkChars: number): Generator<{ text:
       carry += decoder.decode(buf.subarray(0, n), { stream: n > 0 });
       carryBytes += n;
       while (carry.length > chunkChars) {
-        const cut = safeCut(carry, chunkChars) || chunkChars; // no safe point in a whole chunk: cut anyway
+        // The last safe point before chunkChars, else the last one buffered; with none in 16 chunks' worth of text
+        // (one enormous line), cut anyway — the only case where chunking can change the ids.
+        let cut = safeCut(carry, chunkChars) || safeCut(carry, carry.length);
+        if (cut === 0 && n > 0 && carry.length < 16 * chunkChars) break;
+        if (cut === 0) cut = chunkChars;
         const text = carry.slice(0, cut);
         const bytes = Buffer.byteLength(text);
         yield { text, bytes };
