@@ -2,15 +2,14 @@
 // cl100k and o200k patterns and for unigram; the worker pool returns the same ids as in-process encoding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { saveTokenizer } from '../../src/tokenizers/format.js';
+import { loadAnyTokenizer } from '../../src/tokenizers/load-any.js';
 import { loadTiktokenNpmJson } from '../../src/tokenizers/loaders.js';
 import { EncoderPool, safeCut } from '../../src/tokenizers/parallel.js';
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { countUnigramWords, trainUnigram } from '../../src/tokenizers/unigram-trainer.js';
-import { HARD_CASES, haveData, listFiles, pythonStdlib, shakespearePath, tiktokenEncoders } from './fixtures.js';
+import { HARD_CASES, gpt2Dir, haveData, listFiles, pythonStdlib, shakespearePath, tiktokenEncoders } from './fixtures.js';
 
 const skip = haveData ? false : 'shared data not found (set LMFORGE_DATA)';
 
@@ -46,10 +45,8 @@ test('encoding safe chunks equals encoding the whole text (gpt2, cl100k, o200k, 
 });
 
 test('EncoderPool (worker threads) gives the in-process ids', { skip }, async () => {
-  const tok = loadTiktokenNpmJson(join(tiktokenEncoders, 'cl100k_base.json'));
-  const path = join(mkdtempSync(join(tmpdir(), 'lmforge-pool-')), 'cl100k.json');
-  saveTokenizer(tok, path);
-  const pool = new EncoderPool(path, 2);
+  const tok = loadAnyTokenizer(gpt2Dir);
+  const pool = new EncoderPool(gpt2Dir, 2);
   try {
     const texts = [...HARD_CASES, readFileSync(shakespearePath, 'utf8').slice(0, 50_000)];
     const got = await Promise.all(texts.map((t) => pool.encode(t)));
