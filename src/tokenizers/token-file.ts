@@ -1,12 +1,16 @@
-// Token shard files, the format the trainer reads: a 24-byte header (magic "LMFTOK\0\0", uint32 version 1, uint32
-// dtype 1 = uint16 / 2 = uint32, uint64 count), then the ids as raw little-endian integers. Reader and streaming
-// writer; not a tokenizer.
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+// Token shard files, the format the trainer reads: a 24-byte header (magic "LMFTOKEN", uint32 version 1, uint32
+// dtype 1 = uint16 / 2 = uint32, uint64 count), then the ids as raw little-endian integers. A random-access reader
+// and an atomic streaming writer; the trainer's memory-mapped reader is src/train/token-reader.ts. Not a tokenizer.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { AtomicWriter } from '../util/atomic.js';
 
-export const TOKEN_FILE_MAGIC = Uint8Array.from([0x4c, 0x4d, 0x46, 0x54, 0x4f, 0x4b, 0, 0]); // "LMFTOK\0\0"
+export const TOKEN_FILE_MAGIC = 'LMFTOKEN';
+export const TOKEN_FILE_MAGIC_BYTES = Uint8Array.from(Buffer.from(TOKEN_FILE_MAGIC, 'latin1'));
 export const TOKEN_FILE_VERSION = 1;
 export const TOKEN_FILE_HEADER_BYTES = 24;
 export type TokenDtype = 'uint16' | 'uint32';
+/** dtype codes of the header. */
+export const TOKEN_DTYPES = { 1: { name: 'uint16', bytes: 2 }, 2: { name: 'uint32', bytes: 4 } } as const;
 
 const DTYPE_CODES: Record<TokenDtype, number> = { uint16: 1, uint32: 2 };
 
@@ -22,7 +26,7 @@ function bytesPer(dtype: TokenDtype): number {
 export function encodeHeader(dtype: TokenDtype, count: number): Uint8Array {
   const header = new Uint8Array(TOKEN_FILE_HEADER_BYTES);
   const view = new DataView(header.buffer);
-  header.set(TOKEN_FILE_MAGIC, 0);
+  header.set(TOKEN_FILE_MAGIC_BYTES, 0);
   view.setUint32(8, TOKEN_FILE_VERSION, true);
   view.setUint32(12, DTYPE_CODES[dtype], true);
   view.setBigUint64(16, BigInt(count), true);
@@ -37,9 +41,9 @@ export interface TokenFileHeader {
 export function decodeHeader(header: Uint8Array, file: string, fileBytes?: number): TokenFileHeader {
   if (header.length < TOKEN_FILE_HEADER_BYTES) throw new Error(`${file}: not a token file (${header.length} bytes, the header alone is ${TOKEN_FILE_HEADER_BYTES})`);
   for (let i = 0; i < 8; i++) {
-    if (header[i] !== TOKEN_FILE_MAGIC[i]) {
+    if (header[i] !== TOKEN_FILE_MAGIC_BYTES[i]) {
       const found = Buffer.from(header.subarray(0, 8)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
-      throw new Error(`${file}: not a token file: magic is "${found}", expected "LMFTOK.." (write shards with \`lmforge tokenize\`)`);
+      throw new Error(`${file}: not a token file: magic is "${found}", expected "${TOKEN_FILE_MAGIC}" (write shards with \`lmforge tokenize\` or \`lmforge prepare\`)`);
     }
   }
   const view = new DataView(header.buffer, header.byteOffset, header.length);
@@ -108,48 +112,41 @@ export function readTokenFile(path: string): Uint32Array {
   }
 }
 
-/** Streaming writer: appends ids to a temporary file, then `close` fixes the count and renames it into place. */
+/** Streaming writer: appends ids to a temp file; close() fixes the count, fsyncs and renames it into place. */
 export class TokenFileWriter {
   readonly path: string;
   readonly dtype: TokenDtype;
   count = 0;
-  private readonly tmp: string;
-  private fd: number;
+  private readonly out: AtomicWriter;
   private readonly limit: number;
 
   constructor(path: string, dtype: TokenDtype) {
     this.path = path;
     this.dtype = dtype;
     this.limit = dtype === 'uint16' ? 0xffff : 0xffffffff;
-    this.tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-    this.fd = openSync(this.tmp, 'w');
-    writeSync(this.fd, encodeHeader(dtype, 0));
+    this.out = new AtomicWriter(path);
+    this.out.write(encodeHeader(dtype, 0));
   }
 
   write(ids: ArrayLike<number>): void {
-    const width = bytesPer(this.dtype);
-    const buf = Buffer.alloc(ids.length * width);
+    const buf = this.dtype === 'uint16' ? new Uint16Array(ids.length) : new Uint32Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as number;
-      if (!(id >= 0 && id <= this.limit && Number.isInteger(id))) throw new Error(`${this.path}: token id ${id} does not fit ${this.dtype}`);
-      if (width === 2) buf.writeUInt16LE(id, 2 * i);
-      else buf.writeUInt32LE(id, 4 * i);
+      const id = ids[i]!;
+      if (!(id >= 0 && id <= this.limit && Number.isInteger(id))) throw new Error(`${this.path}: token id ${id} (position ${this.count + i}) does not fit ${this.dtype}`);
+      buf[i] = id;
     }
-    let done = 0;
-    while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done);
+    this.out.write(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
     this.count += ids.length;
   }
 
   close(): void {
-    writeSync(this.fd, encodeHeader(this.dtype, this.count), 0, TOKEN_FILE_HEADER_BYTES, 0);
-    closeSync(this.fd);
-    renameSync(this.tmp, this.path);
+    this.out.patch(0, encodeHeader(this.dtype, this.count));
+    this.out.commit();
   }
 
   /** Drops the partial file (on error), leaving nothing half-written. */
   abort(): void {
-    closeSync(this.fd);
-    rmSync(this.tmp, { force: true });
+    this.out.abort();
   }
 }
 
