@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
 import { progressBar } from './progress.js';
+import { runIfMain, userErrors } from './standalone.js';
 
 export function register(program: Command): void {
   program
@@ -15,7 +16,7 @@ export function register(program: Command): void {
     .option('--workers <n>', 'worker threads (default: all cores for inputs of 4 MiB or more)', (v) => Number.parseInt(v, 10))
     .option('--separator <token>', 'special token appended after each file (default <|endoftext|> when present; "" for none)')
     .option('--allow-special', 'recognise special tokens written in the text')
-    .action(async (o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean }) => {
+    .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean }) => userErrors(async () => {
       let bar: ReturnType<typeof progressBar> | undefined;
       const started = performance.now();
       const result = await tokenizeFiles({
@@ -36,5 +37,7 @@ export function register(program: Command): void {
       process.stderr.write(
         `tokenize: ${(result.bytes / 1e6).toFixed(1)} MB → ${result.train.tokens} train + ${result.val.tokens} val tokens (${result.dtype}) in ${result.seconds.toFixed(2)} s: ${result.train.path}, ${result.val.path}\n`,
       );
-    });
+    }));
 }
+
+runIfMain(import.meta.url, register);

@@ -1,5 +1,6 @@
 // `lmforge tokenizer train|encode|decode|export`: train a BPE or unigram tokenizer from text files, encode and
 // decode with any supported tokenizer file, convert between formats. Registered by src/cli/main.ts.
+import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
 import { readFileSync, statSync } from 'node:fs';
 import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
@@ -7,23 +8,25 @@ import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
 import { saveTokenizer, vocabListing, writeFileAtomic } from '../tokenizers/format.js';
 import { exportHfTokenizer } from '../tokenizers/hf.js';
 import { loadAnyTokenizer } from '../tokenizers/load-any.js';
+import { readChunks } from '../tokenizers/tokenize-files.js';
 import { TOKEN_FILE_MAGIC_BYTES, readTokenFile } from '../tokenizers/token-file.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../tokenizers/unigram.js';
 import { countUnigramWords, trainUnigram } from '../tokenizers/unigram-trainer.js';
 import { progressBar } from './progress.js';
+import { runIfMain, userErrors } from './standalone.js';
 
 function positiveInt(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name}: expected a positive integer, got ${JSON.stringify(v)}`);
     return n;
   };
 }
 
 function probability(v: string): number {
   const p = Number(v);
-  if (!(p >= 0 && p <= 1)) throw new Error(`--dropout: expected a probability in [0, 1], got ${JSON.stringify(v)}`);
+  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`--dropout: expected a probability in [0, 1], got ${JSON.stringify(v)}`);
   return p;
 }
 
@@ -41,13 +44,16 @@ interface TrainOptions {
 
 export function trainFromFiles(o: TrainOptions, log: (line: string) => void = () => undefined): Tokenizer {
   const started = performance.now();
+  if (o.type !== 'bpe' && o.type !== 'unigram') throw new Error(`--type: expected "bpe" or "unigram", got ${JSON.stringify(o.type)}`);
   const counts = new Map<string, number>();
   let bytes = 0;
+  // Streamed in chunks cut where no pre-token or line spans the cut, so memory stays bounded by the counts.
   for (const file of o.input) {
-    const text = readFileSync(file, 'utf8');
     bytes += statSync(file).size;
-    if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
-    else countUnigramWords(text, counts);
+    for (const { text } of readChunks(file, 1 << 22)) {
+      if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
+      else countUnigramWords(text, counts);
+    }
   }
   log(`read ${o.input.length} file(s), ${(bytes / 1e6).toFixed(1)} MB, ${counts.size} distinct ${o.type === 'bpe' ? 'pre-tokens' : 'words'}`);
   let tok: Tokenizer;
@@ -95,9 +101,9 @@ export function register(program: Command): void {
     .option('--pattern <name>', 'BPE pre-tokenisation pattern: gpt2, cl100k or o200k', 'gpt2')
     .option('--hf-out <file>', 'also write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'also write a human-readable vocabulary listing')
-    .action((o: TrainOptions) => {
+    .action((o: TrainOptions) => userErrors(() => {
       trainFromFiles(o, (line) => process.stderr.write(line + '\n'));
-    });
+    }));
 
   cmd
     .command('encode')
@@ -110,13 +116,13 @@ export function register(program: Command): void {
     .option('--alpha <a>', 'unigram: sample a segmentation with probability ∝ P^alpha', parseFloat)
     .option('--seed <n>', 'seed for --dropout / --alpha', positiveInt('--seed'), 1)
     .argument('[text...]', 'text to encode')
-    .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number }) => {
+    .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
       const text = o.input ? readFileSync(o.input, 'utf8') : words.join(' ');
       const random = seededRandom(o.seed);
       let ids: number[];
       if (tok instanceof BpeTokenizer) ids = tok.encode(text, { allowedSpecial: o.allowSpecial ? 'all' : 'none', dropout: o.dropout ?? 0, random });
-      else ids = tok.encode(text, o.alpha !== undefined ? { sample: { alpha: o.alpha, random } } : {});
+      else ids = tok.encode(text, { allowSpecial: o.allowSpecial ?? false, ...(o.alpha !== undefined ? { sample: { alpha: o.alpha, random } } : {}) });
       if (!o.pieces) {
         process.stdout.write(ids.join(' ') + '\n');
         return;
@@ -124,7 +130,7 @@ export function register(program: Command): void {
       const show = (id: number): string =>
         tok instanceof UnigramTokenizer ? (tok.pieces[id]?.piece ?? '?') : JSON.stringify(new TextDecoder().decode(tok.tokenBytes(id)));
       process.stdout.write(ids.map(show).join(' ') + '\n');
-    });
+    }));
 
   cmd
     .command('decode')
@@ -132,12 +138,12 @@ export function register(program: Command): void {
     .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
     .option('--input <file>', 'read ids from this file: a token shard (.bin) or whitespace-separated ids')
     .argument('[ids...]', 'token ids')
-    .action((ids: string[], o: { tokenizer: string; input?: string }) => {
+    .action((ids: string[], o: { tokenizer: string; input?: string }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
       const list = o.input ? readIds(o.input) : parseIdList(ids.join(' '), 'ids');
       if (tok instanceof BpeTokenizer) process.stdout.write(tok.decodeBytes(list));
       else process.stdout.write(tok.decode(list));
-    });
+    }));
 
   cmd
     .command('export')
@@ -146,11 +152,13 @@ export function register(program: Command): void {
     .option('--out <file>', 'write an lmforge tokenizer file')
     .option('--hf-out <file>', 'write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'write a human-readable vocabulary listing')
-    .action((o: { tokenizer: string; out?: string; hfOut?: string; vocabOut?: string }) => {
+    .action((o: { tokenizer: string; out?: string; hfOut?: string; vocabOut?: string }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
       if (!o.out && !o.hfOut && !o.vocabOut) throw new Error('tokenizer export: give at least one of --out, --hf-out, --vocab-out');
       if (o.out) saveTokenizer(tok, o.out);
       if (o.hfOut) writeFileAtomic(o.hfOut, JSON.stringify(exportHfTokenizer(tok)));
       if (o.vocabOut) writeFileAtomic(o.vocabOut, vocabListing(tok));
-    });
+    }));
 }
+
+runIfMain(import.meta.url, register);

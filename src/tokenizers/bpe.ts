@@ -25,6 +25,8 @@ export interface BpeSpec {
    * running the merges. Default false (pure merge semantics, as the original GPT-2 encoder).
    */
   ignoreMerges?: boolean;
+  /** Where the vocabulary came from (a file name), for error messages. */
+  source?: string;
 }
 
 /** Which special tokens may appear in text: 'all', 'none', or an explicit list. */
@@ -95,7 +97,7 @@ export class BpeTokenizer {
       if (text !== null && !this.wholeTokens.has(text)) this.wholeTokens.set(text, id);
     });
     for (let b = 0; b < 256; b++) {
-      if (this.byteIds[b] === -1) throw new Error(`BPE vocabulary: no token for byte 0x${b.toString(16).padStart(2, '0')}`);
+      if (this.byteIds[b] === -1) throw new Error(`${spec.source ?? 'BPE vocabulary'}: no token for byte 0x${b.toString(16).padStart(2, '0')} (byte-level BPE needs all 256 single-byte tokens)`);
     }
     this.table = new PairTable(spec.merges.length);
     for (const m of spec.merges) this.table.add(m.left, m.right, m.rank, m.result);

@@ -107,6 +107,7 @@ export function parseTokenizer(content: string, file = '<tokenizer>'): Tokenizer
       merges.push({ left, right, result, rank });
     }
     return new BpeTokenizer({
+      source: file,
       pattern: field(data, 'pattern', file, isString, 'a pattern name or regex source'),
       ignoreMerges: field(data, 'ignoreMerges', file, isBool, 'a boolean'),
       specialTokens: specialMap(data, file),
@@ -121,6 +122,7 @@ export function parseTokenizer(content: string, file = '<tokenizer>'): Tokenizer
       return { piece: p[0], score: p[1] };
     });
     return new UnigramTokenizer({
+      source: file,
       pieces,
       unkId: field(data, 'unkId', file, isInt, 'a piece id'),
       byteFallback: field(data, 'byteFallback', file, isBool, 'a boolean'),

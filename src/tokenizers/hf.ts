@@ -154,7 +154,7 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
       }
       return { left, right, result, rank: i };
     });
-    return new BpeTokenizer({ pattern, tokens, merges, specialTokens: specials, ignoreMerges: model.ignore_merges === true });
+    return new BpeTokenizer({ source: file, pattern, tokens, merges, specialTokens: specials, ignoreMerges: model.ignore_merges === true });
   }
   if (model.type === 'Unigram') {
     if (!Array.isArray(model.vocab)) throw new Error(`${file}: field "model.vocab": expected an array of [piece, score]`);
@@ -173,7 +173,7 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
       addDummyPrefix: meta.prepend_scheme !== 'never' && meta.add_prefix_space !== false,
     };
     specials.delete(pieces[unkId]?.piece ?? '');
-    return new UnigramTokenizer({ pieces, unkId, byteFallback: model.byte_fallback === true, specialTokens: specials, normalizer });
+    return new UnigramTokenizer({ source: file, pieces, unkId, byteFallback: model.byte_fallback === true, specialTokens: specials, normalizer });
   }
   throw new Error(`${file}: field "model.type": expected "BPE" or "Unigram", found ${JSON.stringify(model.type)}`);
 }

@@ -50,6 +50,7 @@ export interface TiktokenOptions {
 export function loadTiktokenFile(path: string, options: TiktokenOptions): BpeTokenizer {
   const tokens = parseTiktokenRanks(readFileSync(path, 'utf8'), path);
   return new BpeTokenizer({
+    source: path,
     pattern: options.pattern,
     tokens,
     merges: mergesFromRanks(tokens),
@@ -99,7 +100,7 @@ export function parseTiktokenNpmJson(content: string, file = '<tiktoken json>'):
     if (typeof id !== 'number' || !Number.isInteger(id)) throw new Error(`${file}: field "special_tokens.${name}": expected an integer id`);
     specialTokens.set(name, id);
   }
-  return { pattern: patternForTiktokenSource(obj.pat_str, file), tokens, merges: mergesFromRanks(tokens), specialTokens, ignoreMerges: true };
+  return { source: file, pattern: patternForTiktokenSource(obj.pat_str, file), tokens, merges: mergesFromRanks(tokens), specialTokens, ignoreMerges: true };
 }
 
 export function loadTiktokenNpmJson(path: string): BpeTokenizer {
@@ -164,7 +165,7 @@ export function parseGpt2Files(
     }
     merges.push({ left, right, result, rank: merges.length });
   });
-  return { pattern: 'gpt2', tokens, merges, specialTokens, ignoreMerges: options.ignoreMerges ?? true };
+  return { source: files.encoder, pattern: 'gpt2', tokens, merges, specialTokens, ignoreMerges: options.ignoreMerges ?? true };
 }
 
 export function loadGpt2Files(encoderPath: string, vocabPath: string, options: Gpt2FilesOptions = {}): BpeTokenizer {

@@ -57,17 +57,25 @@ export class EncoderPool {
   }
 }
 
+/** Whitespace in the split patterns' sense (Unicode White_Space), plus U+FEFF to stay on the safe side. */
+function isSpace(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
 /**
  * Where to cut `text` at or before `limit` so that encoding the parts separately equals encoding the whole: right
- * after a newline that is followed by a non-whitespace character (no split pattern joins across such a point, and
- * unigram normalisation treats lines alike). Returns 0 when no such point exists.
+ * after a lone newline — preceded and followed by non-whitespace — so the whitespace run at the cut is that one
+ * character in both cases (a longer run would split differently at the end of a chunk: `\s+(?!\S)`), and no split
+ * pattern joins across it; unigram normalisation treats lines alike. Returns 0 when no such point exists.
  */
 export function safeCut(text: string, limit: number): number {
-  for (let i = Math.min(limit, text.length - 1); i > 0; i--) {
+  for (let i = Math.min(limit, text.length - 1); i > 1; i--) {
     if (text.charCodeAt(i - 1) !== 10) continue;
-    const c = text.charCodeAt(i);
-    // "/" is excluded because o200k's `[^\s\p{L}\p{N}]+[\r\n/]*` continues through "\n/".
-    if (c !== 0x2f && c !== 10 && c !== 13 && c !== 32 && c !== 9 && c !== 11 && c !== 12 && !(c >= 0xd800 && c <= 0xdfff) && !/\s/u.test(text[i] as string)) return i;
+    const before = text.charCodeAt(i - 2);
+    const after = text.charCodeAt(i);
+    // "/" is excluded because o200k's `[^\s\p{L}\p{N}]+[\r\n/]*` continues through "\n/"; lone surrogates too.
+    if (isSpace(before) || isSpace(after) || after === 0x2f || (after >= 0xdc00 && after <= 0xdfff)) continue;
+    return i;
   }
   return 0;
 }

@@ -33,7 +33,7 @@ export interface TokenizeFilesResult {
 }
 
 /** Yields text chunks of a file cut at safe points (see safeCut), decoding UTF-8 incrementally. */
-function* readChunks(path: string, chunkChars: number): Generator<{ text: string; bytes: number }> {
+export function* readChunks(path: string, chunkChars: number): Generator<{ text: string; bytes: number }> {
   const fd = openSync(path, 'r');
   const decoder = new TextDecoder('utf-8');
   const buf = Buffer.alloc(1 << 22);
@@ -45,7 +45,11 @@ function* readChunks(path: string, chunkChars: number): Generator<{ text: string
       carry += decoder.decode(buf.subarray(0, n), { stream: n > 0 });
       carryBytes += n;
       while (carry.length > chunkChars) {
-        const cut = safeCut(carry, chunkChars) || chunkChars; // no safe point in a whole chunk: cut anyway
+        // The last safe point before chunkChars, else the last one buffered; with none in 16 chunks' worth of text
+        // (one enormous line), cut anyway — the only case where chunking can change the ids.
+        let cut = safeCut(carry, chunkChars) || safeCut(carry, carry.length);
+        if (cut === 0 && n > 0 && carry.length < 16 * chunkChars) break;
+        if (cut === 0) cut = chunkChars;
         const text = carry.slice(0, cut);
         const bytes = Buffer.byteLength(text);
         yield { text, bytes };
@@ -81,6 +85,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   const queue: Array<{ ids: Promise<Uint32Array> | Uint32Array; split: 'train' | 'val'; bytes: number }> = [];
   let offset = 0;
   let done = 0;
+  let lastSplit: 'train' | 'val' = 'train'; // the separator after a file goes with the file's last chunk
   const drainOne = async (): Promise<void> => {
     const job = queue.shift();
     if (!job) return;
@@ -92,6 +97,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
     for (const file of options.inputs) {
       for (const { text, bytes } of readChunks(file, chunkChars)) {
         const split = offset >= valStart && valFraction > 0 ? 'val' : 'train';
+        lastSplit = split;
         offset += bytes;
         let ids: Promise<Uint32Array> | Uint32Array;
         if (pool) {
@@ -102,7 +108,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
         queue.push({ ids, split, bytes });
         while (queue.length > Math.max(2, 2 * (pool?.size ?? 0))) await drainOne();
       }
-      if (sep !== undefined) queue.push({ ids: Uint32Array.of(sep), split: offset > valStart && valFraction > 0 ? 'val' : 'train', bytes: 0 });
+      if (sep !== undefined) queue.push({ ids: Uint32Array.of(sep), split: queue[queue.length - 1]?.split ?? lastSplit, bytes: 0 });
     }
     while (queue.length > 0) await drainOne();
     writers.train.close();

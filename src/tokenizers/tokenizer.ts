@@ -9,10 +9,10 @@ export function tokenizerKind(tok: Tokenizer): 'bpe' | 'unigram' {
   return tok instanceof BpeTokenizer ? 'bpe' : 'unigram';
 }
 
-/** Encodes with special tokens recognised where the model supports them in text (BPE). */
+/** Encodes; with allowSpecial, special tokens written in the text become their ids. */
 export function encodeText(tok: Tokenizer, text: string, allowSpecial = false): number[] {
   if (tok instanceof BpeTokenizer) return tok.encode(text, { allowedSpecial: allowSpecial ? 'all' : 'none' });
-  return tok.encode(text);
+  return tok.encode(text, { allowSpecial });
 }
 
 export { BpeTokenizer, UnigramTokenizer };

@@ -1,6 +1,7 @@
 // Unigram LM trainer (SentencePiece's algorithm): seed pieces from frequent substrings, EM over forward-backward
 // expected counts, prune by the likelihood lost when a piece is removed, repeat to the target size. Not an encoder.
 import { normalizeText, splitWords } from './normalize.js';
+import { SubstringTrie } from './substring-trie.js';
 import type { NormalizerOptions } from './normalize.js';
 import { PieceTrie, UNK_PENALTY, UnigramTokenizer, byteToken, codePoints, logAddExp, viterbi } from './unigram.js';
 import type { UnigramPiece } from './unigram.js';
@@ -15,7 +16,7 @@ export interface UnigramTrainOptions {
   characterCoverage?: number;
   /** Longest piece in code points (default 16). */
   maxPieceLength?: number;
-  /** Seed pieces kept from the substring counts (default 1,000,000 as sentencepiece). */
+  /** Seed pieces kept from the right-branching substring counts (default 1,000,000 as sentencepiece). */
   seedSize?: number;
   /** Fraction of pieces kept at each pruning step (default 0.75). */
   shrinkingFactor?: number;
@@ -23,7 +24,7 @@ export interface UnigramTrainOptions {
   subIterations?: number;
   /** Pieces never mix Unicode scripts, e.g. letters and punctuation (default true, as sentencepiece). */
   splitByUnicodeScript?: boolean;
-  /** Digits never join non-digits in a piece (default true, as sentencepiece). */
+  /** Digits never join letters in a piece (default true, as sentencepiece); false lets them join anything. */
   splitByNumber?: boolean;
   normalizer?: NormalizerOptions;
   onProgress?: (pieces: number, target: number) => void;
@@ -54,7 +55,10 @@ const SCRIPTS: ReadonlyArray<[RegExp, number]> = [
   [/\p{Script=Inherited}/u, -1], [/\p{L}/u, 10],
 ];
 const scriptCache = new Map<number, number>();
-/** Script class of a code point: 0 for Common (punctuation, symbols), 11 for digits, -1 for combining marks. */
+/**
+ * Script class of a code point: 0 for Common (punctuation, symbols, and digits when splitByNumber), -1 ("any": joins
+ * everything) for combining marks and, without splitByNumber, digits — sentencepiece's rules.
+ */
 function scriptOf(cp: number, splitByNumber: boolean): number {
   let s = scriptCache.get(cp);
   if (s === undefined) {
@@ -63,7 +67,7 @@ function scriptOf(cp: number, splitByNumber: boolean): number {
     if (s === 0) for (const [re, id] of SCRIPTS) if (re.test(ch)) { s = id; break; }
     scriptCache.set(cp, s);
   }
-  return s === 11 && !splitByNumber ? 0 : s;
+  return s === 11 ? (splitByNumber ? 0 : -1) : s;
 }
 
 interface Word {
@@ -102,50 +106,54 @@ export function trainUnigram(counts: ReadonlyMap<string, number>, options: Unigr
   }
   const allowed = new Set([...required].map((c) => c.codePointAt(0) as number));
 
-  // Seeds: substrings within words (never crossing `▁` except at their start), scored by frequency × length.
+  // Seeds: substrings within words (never crossing `▁` except at their start), scored by frequency × length. Like
+  // sentencepiece's suffix-array seeds, only right-branching substrings qualify: those followed by at least two
+  // different characters or by a word end (a substring always followed by the same character is not a seed).
   const byScript = options.splitByUnicodeScript ?? true;
   const byNumber = options.splitByNumber ?? true;
-  const subFreq = new Map<string, number>();
-  for (const { text, cps, count } of words) {
-    // Code-unit offset of each code point, so substrings are slices of the word (cheaper than concatenation).
-    const at = new Int32Array(cps.length + 1);
-    for (let k = 0; k < cps.length; k++) at[k + 1] = (at[k] as number) + ((cps[k] as number) > 0xffff ? 2 : 1);
-    for (let i = 0; i < cps.length; i++) {
-      if (!allowed.has(cps[i] as number)) continue;
-      let script = cps[i] === 0x2581 ? -1 : byScript ? scriptOf(cps[i] as number, byNumber) : 0;
-      for (let j = i + 1; j < cps.length && j - i < maxLen; j++) {
-        const cp = cps[j] as number;
-        if (!allowed.has(cp) || cp === 0x2581) break;
-        if (byScript) {
-          const sc = scriptOf(cp, byNumber);
-          if (sc !== -1 && script !== -1 && sc !== script) break;
-          if (script === -1) script = sc;
-        }
-        const sub = text.slice(at[i], at[j + 1]);
-        subFreq.set(sub, (subFreq.get(sub) ?? 0) + count);
+  const trie = new SubstringTrie();
+  for (const { cps, count } of words) {
+    // Per code point, once per word: is it a required character, and its script class (-3 for `▁`).
+    const L = cps.length;
+    const ok = new Uint8Array(L);
+    const cls = new Int8Array(L);
+    for (let k = 0; k < L; k++) {
+      const cp = cps[k] as number;
+      ok[k] = allowed.has(cp) ? 1 : 0;
+      cls[k] = cp === 0x2581 ? -3 : byScript ? scriptOf(cp, byNumber) : 0;
+    }
+    for (let i = 0; i < L; i++) {
+      if (!ok[i]) continue;
+      let script = cls[i] === -3 ? -1 : (cls[i] as number);
+      let node = trie.child(0, cps[i] as number);
+      for (let j = i + 1; j < L && j - i < maxLen; j++) {
+        const sc = cls[j] as number;
+        if (!ok[j] || sc === -3) break;
+        if (sc !== -1 && script !== -1 && sc !== script) break;
+        if (script === -1) script = sc;
+        node = trie.child(node, cps[j] as number);
+        trie.count(node, count, j + 1 < L ? (cps[j + 1] as number) : -1);
       }
     }
   }
   const seedSize = options.seedSize ?? 1_000_000;
-  const seedText: string[] = [];
-  const seedFreq: number[] = [];
+  const seedNode: number[] = [];
   const seedScore: number[] = [];
-  for (const [text, f] of subFreq) {
-    if (f < 2) continue;
-    let len = 0;
-    for (let k = 0; k < text.length; k++) if ((text.charCodeAt(k) & 0xfc00) !== 0xdc00) len++; // code points
-    seedText.push(text);
-    seedFreq.push(f);
-    seedScore.push(f * len);
+  for (let node = 1; node < trie.size; node++) {
+    const f = trie.freq[node] as number;
+    if ((trie.depth[node] as number) < 2 || f < 2 || (trie.follow[node] as number) >= 0) continue;
+    seedNode.push(node);
+    seedScore.push(f * (trie.depth[node] as number));
   }
-  const seedOrder = seedText.map((_, i) => i).sort((a, b) => (seedScore[b] as number) - (seedScore[a] as number) || a - b);
+  const seedOrder = seedNode.map((_, i) => i).sort((a, b) => (seedScore[b] as number) - (seedScore[a] as number) || a - b);
   // Seed ids: required characters first, then the best substrings. Pieces only ever get removed, so every word's
   // lattice over the seeds is built once; later iterations skip edges of removed seeds.
   const seedPieces: string[] = [...required];
   const initial: number[] = seedPieces.map((p) => charFreq.get(p.codePointAt(0) as number) ?? 1);
   for (const i of seedOrder.slice(0, Math.max(0, seedSize - seedPieces.length))) {
-    seedPieces.push(seedText[i] as string);
-    initial.push(seedFreq[i] as number);
+    const node = seedNode[i] as number;
+    seedPieces.push(trie.text(node));
+    initial.push(trie.freq[node] as number);
   }
   const S = seedPieces.length;
   const isRequired = Uint8Array.from(seedPieces, (p) => (required.has(p) ? 1 : 0));
@@ -232,11 +240,15 @@ function buildLattice(words: readonly Word[], pieces: readonly string[]): Lattic
     ends[m] = end;
     seeds[m++] = seed;
   };
+  let longest = 1;
+  for (const { cps } of words) longest = Math.max(longest, cps.length);
+  const matchEnds = new Int32Array(longest);
+  const matchIds = new Int32Array(longest);
   words.forEach(({ cps }, w) => {
     for (let i = 0; i < cps.length; i++) {
-      const before = m;
-      trie.prefixes(cps, i, (end, id) => push(i, end, id));
-      if (m === before || ends[before] !== i + 1) push(i, i + 1, -1); // no single-character piece: unknown char
+      const k = trie.matches(cps, i, matchEnds, matchIds);
+      if (k === 0 || matchEnds[0] !== i + 1) push(i, i + 1, -1); // no single-character piece: unknown char
+      for (let e = 0; e < k; e++) push(i, matchEnds[e] as number, matchIds[e] as number);
     }
     offsets[w + 1] = m;
   });

@@ -1,6 +1,7 @@
 // Unigram language-model tokenizer (SentencePiece's model): pieces with log-probabilities, Viterbi encoding,
 // sampling of segmentations (forward-filtering, backward-sampling), byte fallback. Training is in unigram-trainer.ts.
 import { utf8Decode, utf8Encode } from './bytes.js';
+import { PairTable } from './merge.js';
 import { denormalizeText, normalizeText, splitWords } from './normalize.js';
 import type { NormalizerOptions } from './normalize.js';
 
@@ -17,41 +18,59 @@ export interface UnigramSpec {
   /** Ids of special tokens (control / user-defined symbols) by their text. */
   specialTokens?: ReadonlyMap<string, number>;
   normalizer?: NormalizerOptions;
+  /** Where the model came from (a file name), for error messages. */
+  source?: string;
 }
 
 export const UNK_PENALTY = 10; // an unknown character scores this much below the worst piece (as sentencepiece)
 
 export const byteToken = (b: number): string => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
 
-/** A code-point trie over pieces; `ids[node]` is the piece ending at that node or -1. */
+/** A code-point trie over pieces (edges in an integer hash table); `ids[node]` is the piece ending there or -1. */
 export class PieceTrie {
-  private children: Array<Map<number, number>> = [new Map()];
+  private readonly edges = new PairTable(1 << 12); // (node, code point) → child node
   private ids: number[] = [-1];
 
   add(piece: string, id: number): void {
     let node = 0;
     for (const ch of piece) {
       const cp = ch.codePointAt(0) as number;
-      const kids = this.children[node] as Map<number, number>;
-      let next = kids.get(cp);
-      if (next === undefined) {
-        next = this.children.length;
-        this.children.push(new Map());
+      const slot = this.edges.find(node, cp);
+      if (slot >= 0) node = this.edges.resultAt(slot);
+      else {
+        const next = this.ids.length;
         this.ids.push(-1);
-        kids.set(cp, next);
+        this.edges.add(node, cp, 0, next);
+        node = next;
       }
-      node = next;
     }
     this.ids[node] = id;
+  }
+
+  /** Writes (end, id) of every piece starting at `start` into ends/ids (room for cps.length - start); returns the count. */
+  matches(cps: ArrayLike<number>, start: number, ends: Int32Array, ids: Int32Array): number {
+    let node = 0;
+    let m = 0;
+    for (let j = start; j < cps.length; j++) {
+      const slot = this.edges.find(node, cps[j] as number);
+      if (slot < 0) break;
+      node = this.edges.resultAt(slot);
+      const id = this.ids[node] as number;
+      if (id >= 0) {
+        ends[m] = j + 1;
+        ids[m++] = id;
+      }
+    }
+    return m;
   }
 
   /** Calls fn(end, id) for every piece that starts at `start` in the code-point array. */
   prefixes(cps: ArrayLike<number>, start: number, fn: (end: number, id: number) => void): void {
     let node = 0;
     for (let j = start; j < cps.length; j++) {
-      const next = (this.children[node] as Map<number, number>).get(cps[j] as number);
-      if (next === undefined) return;
-      node = next;
+      const slot = this.edges.find(node, cps[j] as number);
+      if (slot < 0) return;
+      node = this.edges.resultAt(slot);
       const id = this.ids[node] as number;
       if (id >= 0) fn(j + 1, id);
     }
@@ -109,6 +128,7 @@ export class UnigramTokenizer {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly byteOfId = new Map<number, number>();
   private readonly cache = new Map<string, number[]>();
+  private specialRegex: RegExp | undefined;
 
   constructor(spec: UnigramSpec) {
     this.pieces = spec.pieces;
@@ -118,7 +138,7 @@ export class UnigramTokenizer {
     this.normalizer = spec.normalizer ?? {};
     this.vocabSize = spec.pieces.length;
     this.scores = Float64Array.from(spec.pieces, (p) => p.score);
-    if (!(spec.unkId >= 0 && spec.unkId < spec.pieces.length)) throw new Error(`unigram: unkId ${spec.unkId} is not a piece id`);
+    if (!(spec.unkId >= 0 && spec.unkId < spec.pieces.length)) throw new Error(`${spec.source ?? 'unigram'}: unk id ${spec.unkId} is not a piece id (${spec.pieces.length} pieces)`);
     const special = new Set(this.specialTokens.values());
     let minScore = Infinity;
     spec.pieces.forEach((p, id) => {
@@ -133,7 +153,7 @@ export class UnigramTokenizer {
       this.trie.add(p.piece, id);
       minScore = Math.min(minScore, p.score);
     });
-    if (spec.byteFallback && this.byteIds.includes(-1)) throw new Error('unigram: byteFallback needs the 256 pieces <0x00>…<0xFF>');
+    if (spec.byteFallback && this.byteIds.includes(-1)) throw new Error(`${spec.source ?? 'unigram'}: byte fallback needs the 256 pieces <0x00>…<0xFF>`);
     this.unkScore = (Number.isFinite(minScore) ? minScore : 0) - UNK_PENALTY;
   }
 
@@ -143,8 +163,29 @@ export class UnigramTokenizer {
   }
 
   /** Viterbi (most likely) segmentation; with `sample`, draws a segmentation with probability ∝ P(seg)^alpha. */
-  encode(text: string, options: { sample?: { alpha: number; random: () => number } } = {}): number[] {
+  encode(text: string, options: { sample?: { alpha: number; random: () => number }; allowSpecial?: boolean } = {}): number[] {
     const out: number[] = [];
+    if (!options.allowSpecial || this.specialTokens.size === 0) {
+      this.encodeSegment(text, options.sample, out);
+      return out;
+    }
+    // Special tokens written in the text become their ids; the text between them is normalised on its own (as
+    // Hugging Face does around added tokens).
+    this.specialRegex ??= new RegExp([...this.specialTokens.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gu');
+    const re = this.specialRegex;
+    re.lastIndex = 0;
+    let last = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      this.encodeSegment(text.slice(last, m.index), options.sample, out);
+      out.push(this.specialTokens.get(m[0]) as number);
+      last = m.index + m[0].length;
+    }
+    this.encodeSegment(text.slice(last), options.sample, out);
+    return out;
+  }
+
+  private encodeSegment(text: string, sample: { alpha: number; random: () => number } | undefined, out: number[]): void {
+    const options = { sample };
     for (const word of splitWords(this.normalize(text))) {
       if (options.sample) {
         this.emit(codePoints(word), this.sampleWord(codePoints(word), options.sample.alpha, options.sample.random), out);
@@ -160,7 +201,6 @@ export class UnigramTokenizer {
       }
       for (const id of ids) out.push(id);
     }
-    return out;
   }
 
   /** Pieces as strings (for inspection). */

@@ -84,7 +84,7 @@ test('malformed vocabularies are refused with the file and line or field named',
   assert.throws(() => parseGpt2Files(JSON.stringify({ a: 'x' }), ''), /encoder\.json: field "a": expected a non-negative integer id/);
   assert.throws(() => parseGpt2Files(enc, '#version: 0.2\na b\nab c\n'), /vocab\.bpe:3: token "c" is not in encoder\.json/);
   assert.throws(() => parseGpt2Files(enc, '#version: 0.2\na b c\n'), /vocab\.bpe:2: expected "left right"/);
-  assert.throws(() => new BpeTokenizer(parseGpt2Files(enc, 'a b\n')), /no token for byte 0x00/);
+  assert.throws(() => new BpeTokenizer(parseGpt2Files(enc, 'a b\n')), /encoder\.json: no token for byte 0x00/);
   assert.equal(new BpeTokenizer(parseGpt2Files(JSON.stringify(bytes), '')).encode('hi').length, 2);
   assert.throws(() => parseGpt2Files(JSON.stringify({ ...bytes, 'a\u3000': 300 }), ''), /field "a\u3000": contains a character outside GPT-2's byte table/);
   assert.throws(() => parseTiktokenRanks('YQ== 0\nnot base64! 1\n', 'x.tiktoken'), /x\.tiktoken:2: expected "<base64 bytes> <rank>"/);

@@ -12,6 +12,7 @@ import { loadAnyTokenizer } from '../../src/tokenizers/load-any.js';
 import { readTokenFile, TokenFileReader } from '../../src/tokenizers/token-file.js';
 import { encodeText } from '../../src/tokenizers/tokenizer.js';
 import { tokenizeFiles } from '../../src/tokenizers/tokenize-files.js';
+import { UserError } from '../../src/util/errors.js';
 import { gpt2Dir, haveData, shakespearePath } from './fixtures.js';
 
 const skip = haveData ? false : 'shared data not found (set LMFORGE_DATA)';
@@ -62,7 +63,8 @@ test('tokenizer train / encode / decode / export (bpe and unigram)', { skip }, a
     assert.equal(loadAnyTokenizer(join(dir, `${type}.hf.json`)).encode(text).join(' '), ids);
     assert.equal(readFileSync(join(dir, `${type}.vocab.txt`), 'utf8').trimEnd().split('\n').length, 800);
   }
-  await assert.rejects(run(['tokenizer', 'train', '--type', 'wordpiece', '--vocab-size', '800', '--input', corpus, '--out', join(dir, 'x.json')]), /--type: expected "bpe" or "unigram"/);
+  await assert.rejects(run(['tokenizer', 'train', '--type', 'wordpiece', '--vocab-size', '800', '--input', corpus, '--out', join(dir, 'x.json')]), (e: unknown) => e instanceof UserError && /--type: expected "bpe" or "unigram"/.test(e.message));
+  await assert.rejects(run(['tokenizer', 'encode', '--tokenizer', join(dir, 'missing.json'), 'x']), (e: unknown) => e instanceof UserError && /missing\.json: no such tokenizer file or directory/.test(e.message));
   await assert.rejects(run(['tokenizer', 'decode', '--tokenizer', join(dir, 'bpe.json'), '1', 'x']), /ids: item 2: expected a token id, found "x"/);
 });
 

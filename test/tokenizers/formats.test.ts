@@ -12,7 +12,7 @@ import { loadGpt2Files, loadTiktokenNpmJson } from '../../src/tokenizers/loaders
 import type { Tokenizer } from '../../src/tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../../src/tokenizers/unigram.js';
 import { countUnigramWords, trainUnigram } from '../../src/tokenizers/unigram-trainer.js';
-import { HARD_CASES, gpt2Dir, haveData, shakespearePath, tiktokenEncoders } from './fixtures.js';
+import { HARD_CASES, gpt2Dir, haveData, shakespearePath, tiktokenEncoders, tiktokenEncoding } from './fixtures.js';
 
 const skip = haveData ? false : 'shared data not found (set LMFORGE_DATA)';
 
@@ -98,4 +98,25 @@ test('malformed files are refused with the file and field named', () => {
   assert.throws(() => parseHfTokenizer(JSON.stringify({ ...hfBpe, model: { ...hfBpe.model, merges: [3] } }), 'tok.json'), /field "model\.merges\[0\]": expected "left right"/);
   assert.throws(() => parseHfTokenizer(JSON.stringify({ ...hfBpe, model: { ...hfBpe.model, vocab: { 'a b': 0 } } }), 'tok.json'), /field "model\.vocab\["a b"\]": not a byte-level token/);
   assert.throws(() => parseHfTokenizer(JSON.stringify({ model: { type: 'Unigram', vocab: [['a', 'x']] } }), 'tok.json'), /field "model\.vocab\[0\]": expected \[piece, score\]/);
+  assert.throws(() => parseHfTokenizer(JSON.stringify(hfBpe).replace('"merges":["a b"]', '"merges":[]'), 'tok.json'), /tok\.json: no token for byte 0x00/);
+  const uni = { pre_tokenizer: { type: 'Metaspace' }, model: { type: 'Unigram', unk_id: 5, vocab: [['a', -1]], byte_fallback: false } };
+  assert.throws(() => parseHfTokenizer(JSON.stringify(uni), 'tok.json'), /tok\.json: unk id 5 is not a piece id/);
+});
+
+test('a GPT-2 tokenizer.json in the Hugging Face hub layout (ByteLevel regex, "a b" merges) imports to tiktoken ids', { skip }, () => {
+  const vocab = JSON.parse(readFileSync(join(gpt2Dir, 'encoder.json'), 'utf8')) as Record<string, number>;
+  const merges = readFileSync(join(gpt2Dir, 'vocab.bpe'), 'utf8').split('\n').slice(1).filter((l) => l !== '');
+  const hub = {
+    version: '1.0',
+    added_tokens: [{ id: 50256, content: '<|endoftext|>', special: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    decoder: { type: 'ByteLevel' },
+    model: { type: 'BPE', dropout: null, unk_token: null, vocab, merges },
+  };
+  const tok = parseHfTokenizer(JSON.stringify(hub), 'gpt2/tokenizer.json');
+  assert.equal(tok.vocabSize, 50257);
+  const ref = tiktokenEncoding('gpt2');
+  const text = readFileSync(shakespearePath, 'utf8').slice(0, 200_000);
+  for (const s of [...HARD_CASES, text]) assert.deepEqual(tok.encode(s), Array.from(ref.encode_ordinary(s)), JSON.stringify(s.slice(0, 30)));
 });

@@ -116,3 +116,13 @@ test('unigram encoding never throws on random text and decodes to its normalised
     assert.equal(tok.decode(tok.encode(s, { sample: { alpha: 0.3, random: rnd } })), expected);
   }
 });
+
+test('special tokens in text: plain text by default, their ids when allowed', () => {
+  const base = small();
+  const pieces = [...base.pieces, { piece: '<sep>', score: 0 }];
+  const tok = new UnigramTokenizer({ pieces, unkId: 0, byteFallback: true, specialTokens: new Map([['<sep>', pieces.length - 1]]) });
+  const sep = pieces.length - 1;
+  assert.ok(!tok.encode('ab<sep>ba').includes(sep));
+  const ids = tok.encode('ab<sep>ba', { allowSpecial: true });
+  assert.deepEqual(ids, [...tok.encode('ab'), sep, ...tok.encode('ba')]);
+});
