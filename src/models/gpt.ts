@@ -317,7 +317,10 @@ export class GPT extends Module {
   }
 }
 
-/** A distinct dropout seed per (forward seed, site) pair. */
-function siteSeed(seed: number, site: number): number {
+/**
+ * A distinct dropout seed per (forward seed, site) pair. Sites: 0 the embeddings, 2l + 1 and 2l + 2 the residual
+ * branches of layer l, 2·n_layer + 1 + l the attention probabilities of layer l.
+ */
+export function siteSeed(seed: number, site: number): number {
   return Math.floor(hashUniform(seed, site) * 2 ** 24) * 256 + (site & 255);
 }
