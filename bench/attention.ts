@@ -1,7 +1,7 @@
 // Benchmark: native fused causal attention, forward + backward, beside PyTorch's eager manual attention
 // (bench/attention_torch.py) on the same shapes, in the same run, 2 threads each; plus the scratch memory the
 // native kernels allocate as T grows (it must stay O(T·D), never O(T²)). Not a test: it prints figures.
-// Usage: npm run bench -- attention [--reps=N] [--rounds=N] [--threads=N (default 2)]
+// Usage: npm run bench -- attention [--reps=N] [--rounds=N] [--threads=N (default 2)] [--dropout=P (ours only, default 0)]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AttentionBackwardArgs, StridedArg } from '../src/core/kernels.js';
@@ -25,7 +25,15 @@ function flag(args: string[], name: string, fallback: number): number {
   return n;
 }
 
-function problem(B: number, H: number, T: number, D: number, seed: number): AttentionBackwardArgs<Float32Array> {
+/** --dropout=P: attention-probability dropout of our kernels, in [0, 1) (torch's side always runs without). */
+function dropoutFlag(args: string[]): number {
+  const hit = args.find((a) => a.startsWith('--dropout='));
+  const p = hit ? Number(hit.slice('--dropout='.length)) : 0;
+  if (!(p >= 0 && p < 1)) throw new Error(`bench/attention: --dropout expects a probability in [0, 1), got ${hit}`);
+  return p;
+}
+
+function problem(B: number, H: number, T: number, D: number, seed: number, dropout = 0): AttentionBackwardArgs<Float32Array> {
   const rng = new Rng(seed);
   const n = B * H * T * D;
   const view = (random: boolean): StridedArg<Float32Array> => {
@@ -35,7 +43,7 @@ function problem(B: number, H: number, T: number, D: number, seed: number): Atte
   };
   return {
     q: view(true), k: view(true), v: view(true), out: view(false), lse: new Float32Array(B * H * T), mask: null,
-    B, H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true,
+    B, H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true, dropout, dropoutSeed: 1,
     gout: view(true), gq: view(false), gk: view(false), gv: view(false),
   };
 }
@@ -78,17 +86,19 @@ export async function run(args: string[]): Promise<void> {
   const reps = flag(args, 'reps', 3);
   const rounds = flag(args, 'rounds', 3);
   const threads = flag(args, 'threads', 2);
+  const dropout = dropoutFlag(args);
   const setThreads = loadAddon()['setThreads'];
   if (typeof setThreads !== 'function') throw new Error('bench/attention: the native addon has no setThreads()');
   (setThreads as (n: number) => void)(threads);
   console.log(`native attention (${attentionIsa()}) vs PyTorch eager manual causal attention, ${threads} threads each,`);
-  console.log(`forward + backward, ${rounds} rounds × ${reps} reps per side (rounds alternate sides), medians\n`);
+  console.log(`forward + backward, ${rounds} rounds × ${reps} reps per side (rounds alternate sides), medians`);
+  console.log(`attention dropout of ours: ${dropout}\n`);
 
   const ours: Ours[] = SHAPES.map(() => ({ total: [], fwd: [], bwd: [], scratchFwd: 0, scratchBwd: 0 }));
   const theirs: number[][] = SHAPES.map(() => []);
   let skipped: string | null = null;
   let version = '';
-  const problems = SHAPES.map(([B, H, T, D], i) => problem(B, H, T, D, i + 1));
+  const problems = SHAPES.map(([B, H, T, D], i) => problem(B, H, T, D, i + 1, dropout));
   for (let round = 0; round < rounds; round++) {
     if (skipped === null) {
       const t = timeTorch(reps, threads);

@@ -15,6 +15,8 @@
 // One difference from the reference, which skips every term whose weight is exactly 0: a key hidden only by
 // an additive −inf mask (or whose weight underflows to 0) still enters the tile products with weight 0, so a
 // NaN in that key's value row gives 0·NaN = NaN here. NaN inputs are bugs upstream; we surface them.
+// Dropout on the probabilities (AttentionArgs.dropout in core/kernels.ts) follows the same rule: a dropped
+// probability is an exact 0 weight in the tile products, so it behaves like a masked key there.
 #include <omp.h>
 #include <algorithm>
 #include <atomic>
@@ -24,6 +26,8 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+#include "checks.h"
+#include "dropout_hash.h"
 #include "napi_util.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -44,6 +48,11 @@ struct FwdHead {
   int D, Dp, Tq, Tk, off;  // off = Tk − Tq: causal query i sees keys j ≤ i + off
   float scale;
   bool causal;
+  // Dropout on the probabilities: P_ij of this head is kept ⇔ dropoutKeep(idx, seedHash, threshold) with
+  // idx = (rowBase + i)·Tk + j mod 2^32 and rowBase = (b·H + h)·Tq; kept entries are scaled by dropScale = 1/(1 − p).
+  bool dropout;
+  uint32_t seedHash, threshold, rowBase;
+  float dropScale;
 };
 
 struct BwdHead : FwdHead {
@@ -271,6 +280,8 @@ struct Problem {
   int B, H, Tq, Tk, D;
   float scale;
   bool causal;
+  double dropout;     // p in [0, 1)
+  uint32_t seedHash;  // hash32(dropoutSeed >>> 0)
 };
 
 void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
@@ -284,6 +295,11 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.sq = p.q.sT; h.sk = p.k.sT; h.sv = p.v.sT; h.so = p.out.sT; h.smask = p.hasMask ? p.mask.sT : 0;
   h.D = p.D; h.Dp = Dp; h.Tq = p.Tq; h.Tk = p.Tk; h.off = p.Tk - p.Tq;
   h.scale = p.scale; h.causal = p.causal;
+  h.dropout = p.dropout > 0;
+  h.seedHash = p.seedHash;
+  h.threshold = dropoutThreshold(p.dropout);
+  h.rowBase = static_cast<uint32_t>(bh) * static_cast<uint32_t>(p.Tq);  // unsigned: wraps modulo 2^32
+  h.dropScale = static_cast<float>(1.0 / (1.0 - p.dropout));
 }
 
 // Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal), at most the OpenMP
@@ -471,7 +487,7 @@ bool readView(Args& a, size_t i, const char* name, int64_t B, int64_t H, int64_t
 
 // Arguments shared by forward and backward:
 //   0 q, 1 qLayout, 2 k, 3 kLayout, 4 v, 5 vLayout, 6 out, 7 outLayout, 8 lse, 9 mask | null, 10 maskLayout | null,
-//   11 dims [B, H, Tq, Tk, D], 12 scale, 13 causal
+//   11 dims [B, H, Tq, Tk, D], 12 scale, 13 causal, 14 dropout (p in [0, 1)), 15 dropoutSeed
 bool readProblem(Args& a, Problem& p) {
   int64_t dims[5];
   bool isArray = false;
@@ -510,26 +526,31 @@ bool readProblem(Args& a, Problem& p) {
   if (p.hasMask) readView(a, 9, "mask", B, H, Tq, Tk, p.mask);
   p.scale = static_cast<float>(a.num(12));
   p.causal = a.boolean(13);
+  p.dropout = a.num(14);
+  const double seed = a.num(15);
+  if (a.failed) return false;
+  if (!(p.dropout >= 0 && p.dropout < 1)) { a.fail("dropout: expected a probability in [0, 1)", 14); return false; }
+  p.seedHash = hash32(static_cast<uint32_t>(toInt32(seed)));  // dropoutSeed >>> 0, as core/random.ts
   return !a.failed;
 }
 
 napi_value attentionForward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attentionForward", 14);
+  Args a(env, info, "attentionForward", 16);
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
   if (!runForward(p)) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
   return a.undefined();
 }
 
-// Backward adds: 14 gout, 15 goutLayout, 16 gq, 17 gqLayout, 18 gk, 19 gkLayout, 20 gv, 21 gvLayout.
+// Backward adds: 16 gout, 17 goutLayout, 18 gq, 19 gqLayout, 20 gk, 21 gkLayout, 22 gv, 23 gvLayout.
 napi_value attentionBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attentionBackward", 22);
+  Args a(env, info, "attentionBackward", 24);
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
-  readView(a, 14, "gout", p.B, p.H, p.Tq, p.D, p.gout);
-  readView(a, 16, "gq", p.B, p.H, p.Tq, p.D, p.gq);
-  readView(a, 18, "gk", p.B, p.H, p.Tk, p.D, p.gk);
-  readView(a, 20, "gv", p.B, p.H, p.Tk, p.D, p.gv);
+  readView(a, 16, "gout", p.B, p.H, p.Tq, p.D, p.gout);
+  readView(a, 18, "gq", p.B, p.H, p.Tq, p.D, p.gq);
+  readView(a, 20, "gk", p.B, p.H, p.Tk, p.D, p.gk);
+  readView(a, 22, "gv", p.B, p.H, p.Tk, p.D, p.gv);
   if (a.failed) return nullptr;
   if (!runBackward(p)) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
   return a.undefined();

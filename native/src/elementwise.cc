@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include "dropout_hash.h"
 #include "napi_util.h"
 #include "simd.h"
 #include "strided.h"
@@ -342,10 +343,10 @@ napi_value dropout(napi_env env, napi_callback_info info) {
     a.fail("p: expected a probability in [0, 1]");
     return nullptr;
   }
-  // seed >>> 0 as in random.ts, then the integer threshold ⌈p·2^24⌉ (p·2^24 is exact in double).
+  // seed >>> 0 as in random.ts, then the integer threshold ⌈p·2^24⌉ (see dropout_hash.h).
   uint32_t s = static_cast<uint32_t>(toInt32(seed));
-  uint32_t seedHash = ew_generic::hash32(s);
-  int32_t threshold = static_cast<int32_t>(std::ceil(p * 16777216.0));
+  uint32_t seedHash = hash32(s);
+  uint32_t threshold = dropoutThreshold(p);
   double scale = 1.0 / (1.0 - p);
   auto fn = isaTable().dropout;
   parallelFor(n, kGrainElems, [&](int64_t b, int64_t e) { fn(x, y, b, e, seedHash, threshold, scale); });

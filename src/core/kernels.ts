@@ -64,6 +64,10 @@ export interface MatmulArgs<F extends FloatArray> {
  * Memory: O(T·D) per head besides the inputs — never a (T, T) score matrix.
  * A query row with no allowed key (every score −∞) gives out = 0, lse = −∞ and zero gradients (not NaN);
  * NaN in q, k, v or the mask propagates to the affected rows.
+ * Dropout (training) acts on the probabilities after normalisation, as torch's dropout on softmax output:
+ * out_i = Σ_j P̃_ij v_j with P̃ = P ⊙ keep/(1 − p), where P_ij of head (b, h) is kept ⇔
+ * hashUniform(dropoutSeed, idx) ≥ p, idx = (((b·H + h)·Tq + i)·Tk + j) mod 2^32 (core/random.ts; bit-identical
+ * in every backend). lse stays the log-sum-exp of the undropped scores; the backward recomputes the same mask.
  */
 export interface AttentionArgs<F extends FloatArray> {
   q: StridedArg<F>;
@@ -79,6 +83,10 @@ export interface AttentionArgs<F extends FloatArray> {
   D: number;
   scale: number;
   causal: boolean;
+  /** Probability p in [0, 1) of dropping each attention probability; 0 = no dropout. */
+  dropout: number;
+  /** Seeds the dropout mask (used as seed >>> 0, like every hashUniform seed). */
+  dropoutSeed: number;
 }
 
 export interface AttentionBackwardArgs<F extends FloatArray> extends AttentionArgs<F> {

@@ -97,6 +97,12 @@ export class KVCache {
   }
 }
 
+/** Dropout on a layer's attention probabilities: rate and mask seed (see core/ops/attention.ts). */
+interface AttentionDropout {
+  dropout: number;
+  dropoutSeed: number;
+}
+
 class CausalSelfAttention extends Module {
   readonly c_attn: Linear;
   readonly c_proj: Linear;
@@ -109,7 +115,8 @@ class CausalSelfAttention extends Module {
     this.c_proj = this.child('c_proj', new Linear(c.n_embd, c.n_embd, { bias: c.bias, rng, std: std / Math.sqrt(2 * c.n_layer) }));
   }
 
-  forward(x: Tensor, rope: RotaryTables | null): Tensor {
+  /** attnDrop: dropout on the attention probabilities (nanoGPT's attn_dropout), p = 0 outside training. */
+  forward(x: Tensor, rope: RotaryTables | null, attnDrop: AttentionDropout): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     let qkv = this.c_attn.forward(x); // (B, T, 3C)
     if (rope) {
@@ -123,7 +130,7 @@ class CausalSelfAttention extends Module {
       const kr = lm.reshape(applyRope(lm.reshape(k!, [B, T, H, D]), tables), [B, T, C]);
       qkv = lm.concat([qr, kr, v!], 2);
     }
-    const y = lm.selfAttention(qkv, this.c.n_head); // (B, T, C)
+    const y = lm.selfAttention(qkv, this.c.n_head, attnDrop); // (B, T, C)
     return this.c_proj.forward(y);
   }
 
@@ -200,8 +207,8 @@ class Block extends Module {
     this.mlp = this.child('mlp', new MLP(c, rng));
   }
 
-  forward(x: Tensor, rope: RotaryTables | null, drop: (t: Tensor, site: number) => Tensor, layer: number): Tensor {
-    const a = drop(this.attn.forward(this.ln_1.forward(x), rope), 2 * layer + 1);
+  forward(x: Tensor, rope: RotaryTables | null, drop: (t: Tensor, site: number) => Tensor, layer: number, attnDrop: AttentionDropout): Tensor {
+    const a = drop(this.attn.forward(this.ln_1.forward(x), rope, attnDrop), 2 * layer + 1);
     const x1 = lm.add(x, a);
     const m = drop(this.mlp.forward(this.ln_2.forward(x1)), 2 * layer + 2);
     return lm.add(x1, m);
@@ -275,8 +282,10 @@ export class GPT extends Module {
     const seed = options.seed ?? 0;
     const drop = (t: Tensor, site: number): Tensor => (p > 0 ? lm.dropout(t, p, siteSeed(seed, site)) : t);
     let x = drop(this.embed(idx, 0), 0);
+    // Residual dropout uses sites 0..2·n_layer; the attention probabilities of layer l use site 2·n_layer + 1 + l.
+    const attnSite = 2 * this.config.n_layer + 1;
     this.transformer.h.items.forEach((block, l) => {
-      x = block.forward(x, this.rope, drop, l);
+      x = block.forward(x, this.rope, drop, l, { dropout: p, dropoutSeed: p > 0 ? siteSeed(seed, attnSite + l) : 0 });
     });
     x = this.transformer.ln_f.forward(x);
     const logits = this.head(x);
@@ -308,7 +317,10 @@ export class GPT extends Module {
   }
 }
 
-/** A distinct dropout seed per (forward seed, site) pair. */
-function siteSeed(seed: number, site: number): number {
+/**
+ * A distinct dropout seed per (forward seed, site) pair. Sites: 0 the embeddings, 2l + 1 and 2l + 2 the residual
+ * branches of layer l, 2·n_layer + 1 + l the attention probabilities of layer l.
+ */
+export function siteSeed(seed: number, site: number): number {
   return Math.floor(hashUniform(seed, site) * 2 ** 24) * 256 + (site & 255);
 }

@@ -86,7 +86,7 @@ function build(c: Case, seed: number): Built {
     mask ? mask.data[mask.offset + b * mask.strides[0]! + h * mask.strides[1]! + i * mask.strides[2]! + j]! : 0;
   const args: AttentionBackwardArgs<Float32Array> = {
     q, k, v, out, lse: new Float32Array(B * H * Tq).fill(Number.NaN), mask, B, H, Tq, Tk, D,
-    scale: 1 / Math.sqrt(Math.max(D, 1)), causal: c.causal, gout, gq, gk, gv,
+    scale: 1 / Math.sqrt(Math.max(D, 1)), causal: c.causal, dropout: 0, dropoutSeed: 0, gout, gq, gk, gv,
   };
   return { args, at, maskAt };
 }

@@ -82,4 +82,12 @@ export const opCases: OpCase[] = [
     run: (xs, dtype) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, mask: lm.tensor([0, -1, 0.5, 0, -Infinity, 0, 0.3, 0, 0, -2, 0, 0], [2, 6], dtype) }),
   },
   { name: 'selfAttention', inputs: [[2, 5, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2) },
+  // attention with dropout on the probabilities: the mask is fixed by the seed, so the op is smooth in its inputs
+  { name: 'attention + dropout', inputs: [[2, 2, 6, 3], [2, 2, 6, 3], [2, 2, 6, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { dropout: 0.3, dropoutSeed: 17 }) },
+  { name: 'attention causal + dropout', inputs: [[2, 2, 5, 3], [2, 2, 5, 3], [2, 2, 5, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, dropout: 0.4, dropoutSeed: 5 }) },
+  {
+    name: 'attention decode (Tq < Tk) + mask + dropout', inputs: [[1, 2, 2, 4], [1, 2, 6, 4], [1, 2, 6, 4]],
+    run: (xs, dtype) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, dropout: 0.2, dropoutSeed: 2024, mask: lm.tensor([0, -1, 0.5, 0, -Infinity, 0, 0.3, 0, 0, -2, 0, 0], [2, 6], dtype) }),
+  },
+  { name: 'selfAttention + dropout', inputs: [[2, 5, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2, { dropout: 0.25, dropoutSeed: 3 }) },
 ];

@@ -14,6 +14,22 @@ export interface AttentionOptions {
   mask?: Tensor | null;
   /** Score scale, 1/√D by default. */
   scale?: number;
+  /**
+   * Dropout probability on the attention probabilities (training), in [0, 1); 0 (the default) = none.
+   * Kept probabilities are scaled by 1/(1 − p); the mask is a function of dropoutSeed and the position only.
+   */
+  dropout?: number;
+  /** Seeds the dropout mask (0 by default); use a fresh one per step and per layer. */
+  dropoutSeed?: number;
+}
+
+/** The dropout fields of the kernel arguments, validated. */
+function dropoutArgs(op: string, options: AttentionOptions): { dropout: number; dropoutSeed: number } {
+  const dropout = options.dropout ?? 0;
+  const dropoutSeed = options.dropoutSeed ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`${op}: options.dropout must be a probability in [0, 1), got ${dropout}`);
+  if (!Number.isFinite(dropoutSeed)) throw new RangeError(`${op}: options.dropoutSeed must be a finite number, got ${dropoutSeed}`);
+  return { dropout, dropoutSeed };
 }
 
 /** A (B, H, T, D) view whose last dim is contiguous, as the kernel's [sB, sH, sT] strided argument. */
@@ -46,13 +62,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const vc = lastDimContiguous(v);
   const scale = options.scale ?? 1 / Math.sqrt(D);
   const causal = options.causal ?? false;
+  const drop = dropoutArgs('attention', options);
   const mask = maskArg(options.mask, B, H, Tq, Tk);
   const out = alloc([B, H, Tq, D], q.dtype);
   const lse = alloc([B, H, Tq], q.dtype);
   const kern = kernels(q);
   const base = {
     q: headArg('attention', qc), k: headArg('attention', kc), v: headArg('attention', vc), out: headArg('attention', out),
-    lse: fdata('attention', lse), mask: mask.arg, B, H, Tq, Tk, D, scale, causal,
+    lse: fdata('attention', lse), mask: mask.arg, B, H, Tq, Tk, D, scale, causal, ...drop,
   };
   kern.attention(base);
   return record('attention', [q, k, v], out, (g) => {
@@ -77,6 +94,7 @@ export function selfAttention(qkv: Tensor, nHead: number, options: Omit<Attentio
   const H = nHead;
   if (!Number.isInteger(C) || C % H !== 0) throw new ShapeError(`selfAttention: last dim of ${qkv.describe()} must be 3·C with C divisible by ${H} heads`);
   const D = C / H;
+  const drop = dropoutArgs('selfAttention', options);
   const x = dense(qkv);
   const data = fdata('selfAttention', x);
   // Element (b, h, t, d) of q is at b·T·3C + t·3C + h·D + d; k and v follow at +C and +2C.
@@ -89,7 +107,7 @@ export function selfAttention(qkv: Tensor, nHead: number, options: Omit<Attentio
     q: part(data, 0), k: part(data, 1), v: part(data, 2),
     out: { data: fdata('selfAttention', out), offset: 0, strides: [T * C, D, C] },
     lse: fdata('selfAttention', lse), mask: null, B, H, Tq: T, Tk: T, D,
-    scale: options.scale ?? 1 / Math.sqrt(D), causal: options.causal ?? true,
+    scale: options.scale ?? 1 / Math.sqrt(D), causal: options.causal ?? true, ...drop,
   };
   kern.attention(base);
   return record('selfAttention', [qkv], out, (g) => {

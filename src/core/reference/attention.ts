@@ -1,6 +1,7 @@
 // Reference scaled-dot-product attention (forward and backward) and the AdamW update.
 // Attention here materialises one row of scores at a time: obvious, O(Tk) scratch, used as the oracle.
 import type { AttentionArgs, FloatArray, Kernels, StridedArg } from '../kernels.js';
+import { hashUniform } from '../random.js';
 
 type AttentionKernels = Pick<Kernels<FloatArray>, 'attention' | 'attentionBackward' | 'adamw'>;
 
@@ -33,11 +34,29 @@ function scoreRow(args: AttentionArgs<FloatArray>, b: number, h: number, i: numb
   return m;
 }
 
+/**
+ * Dropout factor of the probabilities of query row `rowIdx` = (b·H + h)·Tq + i (mod 2^32): a function of the key j
+ * giving keep/(1 − p) with keep ⇔ hashUniform(seed, (rowIdx·Tk + j) mod 2^32) ≥ p; always 1 without dropout.
+ */
+function dropFactor(args: AttentionArgs<FloatArray>, rowIdx: number): (j: number) => number {
+  const { dropout: p, dropoutSeed: seed, Tk } = args;
+  if (p === 0) return () => 1;
+  const inv = 1 / (1 - p);
+  const base = Math.imul(rowIdx, Tk); // low 32 bits of the product, as the native kernels' unsigned arithmetic
+  return (j) => (hashUniform(seed, (base + j) >>> 0) >= p ? inv : 0);
+}
+
+function checkDropout(kernel: string, p: number): void {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`${kernel}: dropout must be a probability in [0, 1), got ${p}`);
+}
+
 export const attentionKernels: AttentionKernels = {
-  // out_i = Σ_j p_ij v_j with p_ij = exp(s_ij − lse_i). A row with no allowed key (all −∞) gives out = 0 and
-  // lse = −∞ rather than NaN, so fully padded rows are harmless; its gradients are 0.
+  // out_i = Σ_j p̃_ij v_j with p_ij = exp(s_ij − lse_i) and p̃ = p ⊙ keep/(1 − dropout) (p̃ = p without dropout).
+  // A row with no allowed key (all −∞) gives out = 0 and lse = −∞ rather than NaN, so fully padded rows are
+  // harmless; its gradients are 0. lse is that of the undropped scores.
   attention(args) {
     const { v, out, lse, B, H, Tq, Tk, D } = args;
+    checkDropout('attention', args.dropout);
     const s = new Float64Array(Tk);
     const acc = new Float64Array(D);
     for (let b = 0; b < B; b++) {
@@ -53,12 +72,15 @@ export const attentionKernels: AttentionKernels = {
           }
           acc.fill(0);
           let sum = 0;
+          const drop = dropFactor(args, (Math.imul(b * H + h, Tq) + i) >>> 0);
           for (let j = 0; j < Tk; j++) {
             const p = Math.exp(s[j]! - m);
             if (p === 0) continue;
             sum += p;
+            const w = p * drop(j);
+            if (w === 0) continue;
             const vo = row(v, b, h, j);
-            for (let d = 0; d < D; d++) acc[d]! += p * v.data[vo + d]!;
+            for (let d = 0; d < D; d++) acc[d]! += w * v.data[vo + d]!;
           }
           for (let d = 0; d < D; d++) out.data[oo + d] = acc[d]! / sum;
           lse[li] = m + Math.log(sum);
@@ -67,10 +89,13 @@ export const attentionKernels: AttentionKernels = {
     }
   },
 
-  // With p_ij = exp(s_ij − lse_i), dP_ij = dO_i·v_j and Δ_i = Σ_j p_ij dP_ij = dO_i·O_i:
-  // dS_ij = p_ij (dP_ij − Δ_i); dq_i = scale Σ_j dS_ij k_j; dk_j = scale Σ_i dS_ij q_i; dv_j = Σ_i p_ij dO_i.
+  // With p_ij = exp(s_ij − lse_i), f_ij = keep_ij/(1 − dropout) (1 without dropout) and p̃ = p·f, O = p̃·V gives
+  // dv_j = Σ_i p̃_ij dO_i and dp̃_ij = dO_i·v_j; p̃ is linear in p, so dP_ij = f_ij dp̃_ij, and
+  // Δ_i = Σ_j p_ij dP_ij = Σ_j p̃_ij dp̃_ij = dO_i·O_i. The softmax Jacobian gives dS_ij = p_ij (dP_ij − Δ_i);
+  // dq_i = scale Σ_j dS_ij k_j; dk_j = scale Σ_i dS_ij q_i. A dropped entry still has dS_ij = −p_ij Δ_i.
   attentionBackward(args) {
     const { q, k, v, out, lse, gout, gq, gk, gv, B, H, Tq, Tk, D, scale } = args;
+    checkDropout('attentionBackward', args.dropout);
     const s = new Float64Array(Tk);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
@@ -89,6 +114,7 @@ export const attentionKernels: AttentionKernels = {
           for (let d = 0; d < D; d++) delta += gout.data[go + d]! * out.data[oo + d]!;
           const qo = row(q, b, h, i);
           const gqo = row(gq, b, h, i);
+          const drop = dropFactor(args, (Math.imul(b * H + h, Tq) + i) >>> 0);
           for (let j = 0; j < Tk; j++) {
             const p = Math.exp(s[j]! - l);
             if (p === 0) continue;
@@ -96,13 +122,15 @@ export const attentionKernels: AttentionKernels = {
             const ko = row(k, b, h, j);
             let dp = 0;
             for (let d = 0; d < D; d++) dp += gout.data[go + d]! * v.data[vo + d]!;
-            const ds = p * (dp - delta) * scale;
+            const f = drop(j);
+            const ds = p * (dp * f - delta) * scale;
+            const pd = p * f;
             const gko = row(gk, b, h, j);
             const gvo = row(gv, b, h, j);
             for (let d = 0; d < D; d++) {
               gq.data[gqo + d]! += ds * k.data[ko + d]!;
               gk.data[gko + d]! += ds * q.data[qo + d]!;
-              gv.data[gvo + d]! += p * gout.data[go + d]!;
+              gv.data[gvo + d]! += pd * gout.data[go + d]!;
             }
           }
         }
