@@ -26,7 +26,10 @@ export function drop(reason: string, value?: number): FilterResult {
   return value === undefined ? { keep: false, reason } : { keep: false, reason, value };
 }
 
-/** A document filter: a pure decision on one document (it may annotate metadata, never the text). */
+/**
+ * A document filter: a decision on one document. It may annotate metadata; only line-level rules (C4) rewrite the
+ * text of a document they keep.
+ */
 export interface DocumentFilter {
   readonly name: string;
   apply(doc: Document): FilterResult;
