@@ -1,0 +1,184 @@
+// Interpolated modified Kneser-Ney n-gram language model (Chen & Goodman 1998, as in KenLM) trained on a
+// reference corpus of good text, and CCNet's document score: perplexity over the document's lines.
+// Words are lower-cased word/punctuation tokens (CCNet used SentencePiece pieces; no tokenizer dependency here).
+// Not a neural scorer; see scorer.ts for the interface both kinds implement.
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../writers.js';
+
+const MAGIC = 'lmforge-kneser-ney';
+const VERSION = 1;
+const BOS = '<s>';
+const EOS = '</s>';
+const UNK = '<unk>';
+const TOKEN_RE = /[\p{L}\p{N}\p{M}]+(?:['’-][\p{L}\p{N}\p{M}]+)*|[^\s\p{L}\p{N}\p{M}]/gu;
+
+export function lmTokens(line: string): string[] {
+  return line.toLowerCase().match(TOKEN_RE) ?? [];
+}
+
+interface HistoryStats {
+  total: number;
+  /** Discount mass: D1 N1(h.) + D2 N2(h.) + D3 N3+(h.). */
+  gammaMass: number;
+}
+
+interface Order {
+  /** Adjusted counts a(h w): raw counts at the top order or after <s>, continuation counts otherwise. */
+  counts: Map<string, number>;
+  histories: Map<string, HistoryStats>;
+  /** Discounts for adjusted counts 1, 2 and 3+. */
+  discounts: [number, number, number];
+}
+
+interface SavedModel {
+  magic: string;
+  version: number;
+  order: number;
+  vocab: string[];
+  counts: [string, number][][];
+  discounts: [number, number, number][];
+}
+
+/** Chen & Goodman's estimates from the count-of-counts n1..n4: D_k = k - (k+1) Y n_{k+1}/n_k, Y = n1/(n1+2 n2). */
+export function modifiedDiscounts(n: [number, number, number, number]): [number, number, number] {
+  const [n1, n2, n3, n4] = n;
+  if (n1 === 0 || n2 === 0 || n3 === 0 || n4 === 0) {
+    // Too little data for the estimate: fall back to the common constant discounts.
+    return [0.5, 1.0, 1.5];
+  }
+  const Y = n1 / (n1 + 2 * n2);
+  const clamp = (d: number, k: number): number => Math.min(Math.max(d, 0.01), k);
+  return [clamp(1 - 2 * Y * (n2 / n1), 1), clamp(2 - 3 * Y * (n3 / n2), 2), clamp(3 - 4 * Y * (n4 / n3), 3)];
+}
+
+export class KneserNeyLM {
+  private readonly orders: Order[] = [];
+  private readonly vocab: Set<string>;
+
+  private constructor(readonly order: number, vocab: string[], counts: Map<string, number>[], discounts?: [number, number, number][]) {
+    this.vocab = new Set(vocab);
+    for (let k = 0; k < order; k++) {
+      const c = counts[k]!;
+      let d = discounts?.[k];
+      if (d === undefined) {
+        const coc: [number, number, number, number] = [0, 0, 0, 0];
+        for (const v of c.values()) if (v >= 1 && v <= 4) coc[v - 1]!++;
+        d = modifiedDiscounts(coc);
+      }
+      const histories = new Map<string, HistoryStats>();
+      for (const [key, v] of c) {
+        const cut = key.lastIndexOf(' ');
+        const h = cut === -1 ? '' : key.slice(0, cut);
+        const s = histories.get(h) ?? { total: 0, gammaMass: 0 };
+        s.total += v;
+        s.gammaMass += d[Math.min(v, 3) - 1]!;
+        histories.set(h, s);
+      }
+      this.orders.push({ counts: c, histories, discounts: d });
+    }
+  }
+
+  /** Trains on lines of text (each line is a sentence framed by <s> ... </s>). */
+  static train(lines: Iterable<string>, order = 5): KneserNeyLM {
+    if (order < 1 || order > 8) throw new Error(`Kneser-Ney order must be 1..8, got ${order}`);
+    const raw: Map<string, number>[] = Array.from({ length: order }, () => new Map());
+    const vocab = new Set<string>([EOS, UNK]);
+    for (const line of lines) {
+      const toks = lmTokens(line);
+      if (toks.length === 0) continue;
+      for (const t of toks) vocab.add(t);
+      const seq = [BOS, ...toks, EOS];
+      for (let i = 1; i < seq.length; i++) {
+        for (let k = 1; k <= order && i - k + 1 >= 0; k++) {
+          const key = seq.slice(i - k + 1, i + 1).join(' ');
+          raw[k - 1]!.set(key, (raw[k - 1]!.get(key) ?? 0) + 1);
+        }
+      }
+    }
+    // Adjusted counts: the top order and n-grams starting with <s> keep raw counts; the others count the distinct
+    // words that precede them (continuation counts), which is what makes the lower orders Kneser-Ney.
+    const adjusted: Map<string, number>[] = Array.from({ length: order }, () => new Map());
+    adjusted[order - 1] = raw[order - 1]!;
+    for (let k = order - 1; k >= 1; k--) {
+      const cont = new Map<string, number>();
+      for (const key of raw[k]!.keys()) {
+        const suffix = key.slice(key.indexOf(' ') + 1);
+        cont.set(suffix, (cont.get(suffix) ?? 0) + 1);
+      }
+      const a = adjusted[k - 1]!;
+      for (const [key, v] of raw[k - 1]!) a.set(key, key.startsWith(BOS + ' ') || key === BOS ? v : (cont.get(key) ?? v));
+    }
+    return new KneserNeyLM(order, [...vocab], adjusted);
+  }
+
+  /** log10 P(word | history), interpolating from the unigram (with a uniform floor) up to the longest seen history. */
+  logProb(word: string, history: string[]): number {
+    const w = this.vocab.has(word) ? word : UNK;
+    const V = this.vocab.size;
+    const o1 = this.orders[0]!;
+    const root = o1.histories.get('')!;
+    const a1 = o1.counts.get(w) ?? 0;
+    let p = Math.max(a1 - (a1 > 0 ? o1.discounts[Math.min(a1, 3) - 1]! : 0), 0) / root.total + (root.gammaMass / root.total) / V;
+    const maxH = Math.min(history.length, this.order - 1);
+    for (let k = 1; k <= maxH; k++) {
+      const o = this.orders[k]!;
+      const h = history.slice(history.length - k).join(' ');
+      const hs = o.histories.get(h);
+      if (hs === undefined) break; // a longer history cannot have been seen either
+      const a = o.counts.get(`${h} ${w}`) ?? 0;
+      const disc = a > 0 ? o.discounts[Math.min(a, 3) - 1]! : 0;
+      p = (a - disc) / hs.total + (hs.gammaMass / hs.total) * p;
+    }
+    return Math.log10(p);
+  }
+
+  /** Sum of log10 probabilities of a line's tokens and </s>, and the number of predicted tokens. */
+  scoreLine(line: string): { logProb: number; tokens: number } {
+    const toks = lmTokens(line);
+    if (toks.length === 0) return { logProb: 0, tokens: 0 };
+    const hist = [BOS];
+    let lp = 0;
+    for (const t of [...toks, EOS]) {
+      lp += this.logProb(t, hist);
+      hist.push(this.vocab.has(t) ? t : UNK);
+      if (hist.length >= this.order) hist.shift();
+    }
+    return { logProb: lp, tokens: toks.length + 1 };
+  }
+
+  /** CCNet's document perplexity: 10^(-sum of log10 p / number of tokens) over all non-empty lines. */
+  perplexity(text: string): number {
+    let lp = 0;
+    let n = 0;
+    for (const line of text.split('\n')) {
+      const s = this.scoreLine(line);
+      lp += s.logProb;
+      n += s.tokens;
+    }
+    return n === 0 ? Infinity : Math.pow(10, -lp / n);
+  }
+
+  save(path: string): void {
+    const m: SavedModel = {
+      magic: MAGIC,
+      version: VERSION,
+      order: this.order,
+      vocab: [...this.vocab],
+      counts: this.orders.map((o) => [...o.counts.entries()]),
+      discounts: this.orders.map((o) => o.discounts),
+    };
+    writeFileAtomic(path, JSON.stringify(m));
+  }
+
+  static load(path: string): KneserNeyLM {
+    let m: SavedModel;
+    try {
+      m = JSON.parse(readFileSync(path, 'utf8')) as SavedModel;
+    } catch (e) {
+      throw new Error(`${path}: cannot read Kneser-Ney model (${(e as Error).message})`, { cause: e });
+    }
+    if (m.magic !== MAGIC) throw new Error(`${path}: not a Kneser-Ney model (magic "${String(m.magic)}", expected "${MAGIC}")`);
+    if (m.version !== VERSION) throw new Error(`${path}: model version ${m.version}, expected ${VERSION}; retrain it`);
+    return new KneserNeyLM(m.order, m.vocab, m.counts.map((c) => new Map(c)), m.discounts);
+  }
+}
