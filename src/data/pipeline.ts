@@ -159,20 +159,24 @@ async function scoreCut(cfg: CurateConfig, scorer: DocumentScorer, inputs: Input
   if (s.keepFraction === null) return s.threshold;
   const P = outPaths(cfg);
   if (existsSync(P.scoreThreshold)) return (JSON.parse(readFileSync(P.scoreThreshold, 'utf8')) as { threshold: number }).threshold;
-  // Every rank reads the same first documents in shard order, so every rank computes the same cut.
+  // Every rank reads the same documents (the first calibrationDocs / files of every input file), so every rank
+  // computes the same cut and the sample covers every source.
+  // As in CCNet, the cut is a quantile among documents that pass the other filters (the chain before the scorer).
   const scores: number[] = [];
-  const cleaner = cfg.clean ? new Cleaner(cfg.clean) : undefined;
+  const pre = buildChain({ ...cfg, pii: null });
+  const scratch = newShardReport('calibration', 'sample');
   const log = new BadRecordLog();
+  const perFile = Math.max(1, Math.ceil(s.calibrationDocs / inputs.length));
   for (const f of inputs) {
-    for await (const d of readDocuments(readSpec(cfg, f, s.calibrationDocs - scores.length), log)) {
-      scores.push(scorer.score(cleaner ? cleaner.cleanText(d.text) : d.text));
+    for await (const d of readDocuments(readSpec(cfg, f, perFile), log)) {
+      const r = runChain(pre, d, scratch);
+      if ('doc' in r) scores.push(scorer.score(r.doc.text));
     }
-    if (scores.length >= s.calibrationDocs) break;
   }
   const q = scorer.lowerIsBetter ? s.keepFraction : 1 - s.keepFraction;
   const threshold = quantile(scores, q);
   if (!o.dryRun) writeJsonAtomic(P.scoreThreshold, { threshold, keepFraction: s.keepFraction, calibrationDocs: scores.length });
-  o.log(`scorer: keep_fraction ${s.keepFraction} over ${scores.length} calibration documents -> ${scorer.name} cut ${threshold.toFixed(2)}`);
+  o.log(`scorer: keep_fraction ${s.keepFraction} over ${scores.length} calibration documents that pass the other filters -> ${scorer.name} cut ${threshold.toFixed(2)}`);
   return threshold;
 }
 
@@ -238,7 +242,7 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
       rep.extra.pii_ip = chain.pii.counts.ip - before.ip;
     }
     if (chain.cleaner) rep.extra.boilerplate_lines = chain.cleaner.removedLines - boiler;
-    if (limit !== null) rep.extra.limit_per_file = limit;
+    if (limit !== null) rep.extra.files_read_with_limit = 1;
     rep.seconds = (performance.now() - t0) / 1000;
     if (!o.dryRun) {
       saveReport(cfg, rep);
@@ -368,6 +372,10 @@ export async function runStages(cfg: CurateConfig, stages: StageName[], o: RunOp
   const so = { rank: o.rank, worldSize: o.worldSize };
   for (const stage of stages) {
     const t0 = performance.now();
+    if (o.dryRun && stage !== 'filter') {
+      o.log(`== stage ${stage}: skipped in a dry run (only the filter chain runs on the sample)`);
+      continue;
+    }
     o.log(`== stage ${stage} (rank ${o.rank}/${o.worldSize})${o.dryRun ? ' [dry run]' : ''}`);
     switch (stage) {
       case 'train-scorer':
