@@ -34,9 +34,20 @@ export interface LanguagePrediction {
   perLanguage: Record<string, number>;
 }
 
+/** Numeric code of a 1-3 character n-gram (UTF-16 units; letters and space are never 0, so codes are unique). */
+function gramCode(g: string): number {
+  let code = 0;
+  for (let i = g.length - 1; i >= 0; i--) code = code * 65536 + g.charCodeAt(i);
+  return code;
+}
+
 export class LanguageIdentifier {
   readonly languages: string[];
-  private readonly table = new Map<string, Float64Array>();
+  /** n-gram code -> row index into `logp` (L values per row), as an open-addressing table on numeric codes. */
+  private readonly slotCode: Float64Array;
+  private readonly slotRow: Int32Array;
+  private readonly mask: number;
+  private readonly logp: Float64Array;
   private readonly unseen: Float64Array;
 
   /**
@@ -57,38 +68,67 @@ export class LanguageIdentifier {
       const p = profiles[lang]!;
       const entries = p.grams.split('\n').map((line) => {
         const tab = line.lastIndexOf('\t');
-        return [line.slice(0, tab), Number(line.slice(tab + 1))] as const;
+        return [gramCode(line.slice(0, tab)), Number(line.slice(tab + 1))] as const;
       });
       return { p, entries };
     });
-    const vocab = new Set<string>();
-    for (const { entries } of parsed) for (const [g] of entries) vocab.add(g);
-    const V = vocab.size + 1;
+    const rows = new Map<number, number>();
+    for (const { entries } of parsed) for (const [g] of entries) if (!rows.has(g)) rows.set(g, rows.size);
+    let cap = 1024;
+    while (cap < 4 * rows.size) cap *= 2;
+    this.mask = cap - 1;
+    this.slotCode = new Float64Array(cap);
+    this.slotRow = new Int32Array(cap).fill(-1);
+    for (const [code, row] of rows) {
+      let i = this.slot(code);
+      while (this.slotRow[i] !== -1) i = (i + 1) & this.mask;
+      this.slotCode[i] = code;
+      this.slotRow[i] = row;
+    }
+    const V = rows.size + 1;
+    this.logp = new Float64Array(rows.size * L);
     parsed.forEach(({ p, entries }, l) => {
       const denom = p.total + alpha * V;
       this.unseen[l] = Math.log(alpha / denom);
-      for (const [g, c] of entries) {
-        let row = this.table.get(g);
-        if (row === undefined) {
-          row = new Float64Array(L);
-          this.table.set(g, row);
-        }
-        row[l] = Math.log((c + alpha) / denom);
-      }
+      for (let r = 0; r < rows.size; r++) this.logp[r * L + l] = this.unseen[l]!;
+      for (const [g, c] of entries) this.logp[rows.get(g)! * L + l] = Math.log((c + alpha) / denom);
     });
-    // Fill the n-grams a language's profile does not list with its unseen score.
-    for (const row of this.table.values()) for (let l = 0; l < L; l++) if (row[l] === 0) row[l] = this.unseen[l]!;
+  }
+
+  private slot(code: number): number {
+    const lo = code >>> 0;
+    const hi = (code / 4294967296) >>> 0;
+    return (Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> 12) & this.mask;
+  }
+
+  private row(code: number): number {
+    for (let i = this.slot(code); ; i = (i + 1) & this.mask) {
+      const r = this.slotRow[i]!;
+      if (r === -1 || this.slotCode[i] === code) return r;
+    }
   }
 
   predict(text: string): LanguagePrediction {
     const L = this.languages.length;
     const sums = new Float64Array(L);
+    const t = letterText(text, this.maxChars);
     let n = 0;
-    forEachNgram(letterText(text, this.maxChars), (g) => {
-      const row = this.table.get(g) ?? this.unseen;
-      for (let l = 0; l < L; l++) sums[l]! += row[l]!;
+    const add = (code: number): void => {
+      const r = this.row(code);
+      if (r === -1) for (let l = 0; l < L; l++) sums[l]! += this.unseen[l]!;
+      else for (let l = 0, o = r * L; l < L; l++) sums[l]! += this.logp[o + l]!;
       n++;
-    });
+    };
+    // Same n-grams as forEachNgram, as numeric codes (no substrings).
+    for (let i = 0; i < t.length; i++) {
+      const c0 = t.charCodeAt(i);
+      if (c0 !== 32) add(c0);
+      if (i + 1 < t.length) {
+        const c1 = t.charCodeAt(i + 1);
+        add(c0 + c1 * 65536);
+        if (i + 2 < t.length) add(c0 + (c1 + t.charCodeAt(i + 2) * 65536) * 65536);
+      }
+    }
     const perLanguage: Record<string, number> = {};
     let best = 0;
     for (let l = 0; l < L; l++) {

@@ -69,42 +69,96 @@ export function findDuplicates(elements: string[]): { dupElements: number; dupCh
   return { dupElements, dupChars };
 }
 
-/** Characters (of words) in the most frequent n-gram times its count (Gopher "top n-gram"). */
-export function topNgramChars(words: string[], n: number): number {
-  if (words.length < n) return 0;
-  const counts = new Map<string, number>();
+/**
+ * Hashes of every word n-gram, built from the (n-1)-gram hashes in one pass per n: two 32-bit lanes folded into a
+ * 52-bit number, so sets and maps key on numbers instead of joined strings (collisions ~ W^2 / 2^52).
+ */
+export class NgramHasher {
+  private readonly a: Uint32Array;
+  private readonly b: Uint32Array;
+  private readonly wa: Uint32Array;
+  private readonly wb: Uint32Array;
+  readonly lengths: Uint32Array;
+  private n = 0;
+
+  constructor(readonly words: string[]) {
+    const W = words.length;
+    this.wa = new Uint32Array(W);
+    this.wb = new Uint32Array(W);
+    this.lengths = new Uint32Array(W);
+    const ids = new Map<string, number>();
+    for (let i = 0; i < W; i++) {
+      const w = words[i]!;
+      let id = ids.get(w);
+      if (id === undefined) {
+        id = ids.size + 1;
+        ids.set(w, id);
+      }
+      this.wa[i] = Math.imul(id, 0x9e3779b1) >>> 0;
+      this.wb[i] = Math.imul(id ^ 0x5bd1e995, 0x85ebca77) >>> 0;
+      this.lengths[i] = w.length;
+    }
+    this.a = new Uint32Array(W);
+    this.b = new Uint32Array(W);
+  }
+
+  /** Advances to n-grams of the next length; `key(i)` is then the hash of words[i .. i+n). */
+  grow(): number {
+    const W = this.words.length;
+    const n = ++this.n;
+    for (let i = 0; i + n <= W; i++) {
+      this.a[i] = (Math.imul(this.a[i]! ^ this.wa[i + n - 1]!, 0x01000193) + 0x7f4a7c15) >>> 0;
+      this.b[i] = (Math.imul(this.b[i]! ^ this.wb[i + n - 1]!, 0xc2b2ae35) + 0x165667b1) >>> 0;
+    }
+    return n;
+  }
+
+  key(i: number): number {
+    return (this.a[i]! & 0x1fffff) * 4294967296 + this.b[i]!;
+  }
+
+  chars(i: number, n: number): number {
+    let c = 0;
+    for (let j = i; j < i + n; j++) c += this.lengths[j]!;
+    return c;
+  }
+}
+
+/** Characters (of words) in the most frequent n-gram times its count (Gopher "top n-gram"); h must be at length n. */
+export function topNgramChars(h: NgramHasher, n: number): number {
+  const W = h.words.length;
+  if (W < n) return 0;
+  const counts = new Map<number, number>();
   let best = 0;
-  let bestKey = '';
-  for (let i = 0; i + n <= words.length; i++) {
-    const key = words.slice(i, i + n).join(' ');
-    const c = (counts.get(key) ?? 0) + 1;
-    counts.set(key, c);
+  let bestAt = 0;
+  for (let i = 0; i + n <= W; i++) {
+    const k = h.key(i);
+    const c = (counts.get(k) ?? 0) + 1;
+    counts.set(k, c);
     if (c > best) {
       best = c;
-      bestKey = key;
+      bestAt = i;
     }
   }
-  if (best <= 1) return 0;
-  // Characters of the n-gram's words (spaces excluded) times its count.
-  return (bestKey.length - (n - 1)) * best;
+  return best <= 1 ? 0 : h.chars(bestAt, n) * best;
 }
 
 /**
  * Characters (of words) covered by duplicated n-grams, counting each repeated occurrence once and never overlapping
- * (datatrove's find_all_duplicate: on a repeat, skip past the n-gram).
+ * (datatrove's find_all_duplicate: on a repeat, skip past the n-gram); h must be at length n.
  */
-export function duplicatedNgramChars(words: string[], n: number): number {
-  const seen = new Set<string>();
+export function duplicatedNgramChars(h: NgramHasher, n: number): number {
+  const W = h.words.length;
+  const seen = new Set<number>();
   let chars = 0;
   let i = 0;
-  while (i + n <= words.length) {
-    const gram = words.slice(i, i + n);
-    const key = gram.join(' ');
-    if (seen.has(key)) {
-      for (const w of gram) chars += w.length;
+  while (i + n <= W) {
+    const k = h.key(i);
+    if (seen.has(k)) {
+      chars += h.chars(i, n);
       i += n;
     } else {
-      seen.add(key);
+      seen.add(k);
       i++;
     }
   }

@@ -2,7 +2,7 @@
 // the quality rules and the repetition rules. Each threshold can be changed, or set to null to turn the rule off.
 import { KEEP, drop } from '../document.js';
 import type { Document, DocumentFilter, FilterResult } from '../document.js';
-import { analyse, duplicatedNgramChars, findDuplicates, hasLetter, topNgramChars, totalChars } from '../text.js';
+import { NgramHasher, analyse, duplicatedNgramChars, findDuplicates, hasLetter, topNgramChars, totalChars } from '../text.js';
 
 export interface GopherQualityConfig {
   minDocWords: number | null;
@@ -154,13 +154,17 @@ export class GopherRepetitionFilter implements DocumentFilter {
     }
     const words = a.words;
     const wordChars = Math.max(totalChars(words), 1);
-    for (const [n, thr] of c.topNgrams) {
-      const f = topNgramChars(words, n) / wordChars;
-      if (f > thr) return drop(`top_${n}_gram`, f);
-    }
-    for (const [n, thr] of c.dupNgrams) {
-      const f = duplicatedNgramChars(words, n) / wordChars;
-      if (f > thr) return drop(`duplicated_${n}_n_grams`, f);
+    // Rules checked in order of n, growing one set of rolling n-gram hashes.
+    const rules = [
+      ...c.topNgrams.map(([n, thr]) => ({ n, thr, top: true })),
+      ...c.dupNgrams.map(([n, thr]) => ({ n, thr, top: false })),
+    ].sort((x, y) => x.n - y.n || Number(y.top) - Number(x.top));
+    const h = new NgramHasher(words);
+    let at = 0;
+    for (const r of rules) {
+      while (at < r.n) at = h.grow();
+      const f = (r.top ? topNgramChars(h, r.n) : duplicatedNgramChars(h, r.n)) / wordChars;
+      if (f > r.thr) return drop(r.top ? `top_${r.n}_gram` : `duplicated_${r.n}_n_grams`, f);
     }
     return KEEP;
   }

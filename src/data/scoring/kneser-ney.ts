@@ -23,11 +23,34 @@ interface HistoryStats {
 }
 
 interface Order {
-  /** Adjusted counts a(h w): raw counts at the top order or after <s>, continuation counts otherwise. */
-  counts: Map<string, number>;
-  histories: Map<string, HistoryStats>;
+  /** Adjusted counts a(h w) by n-gram key: raw counts at the top order or after <s>, continuation counts otherwise. */
+  counts: Map<number, number>;
+  histories: Map<number, HistoryStats>;
   /** Discounts for adjusted counts 1, 2 and 3+. */
   discounts: [number, number, number];
+  /** The word-keyed counts, kept for saving. */
+  words: Map<string, number>;
+}
+
+const EMPTY_KEY = 0x12345;
+
+/**
+ * Extends a sequence key by one more word id to the left: two 32-bit lanes folded into a 52-bit number so the
+ * tables key on numbers. A history h = (.., h2, h1) has key fold(..fold(fold(EMPTY, h1), h2)..), and the n-gram
+ * (h, w) has key fold(..fold(fold(EMPTY, w), h1)..). Collisions are ~2^-52 per pair of distinct n-grams.
+ */
+function fold(key: number, id: number): number {
+  const hi = Math.floor(key / 4294967296);
+  const lo = key >>> 0;
+  let a = Math.imul(lo ^ Math.imul(id, 0x9e3779b1), 0x85ebca6b);
+  a ^= a >>> 13;
+  a = Math.imul(a, 0xc2b2ae35);
+  a ^= a >>> 16;
+  let b = Math.imul(hi ^ Math.imul(id + 0x632be5ab, 0x27d4eb2f), 0x165667b1);
+  b ^= b >>> 15;
+  b = Math.imul(b, 0x85ebca77);
+  b ^= b >>> 13;
+  return (b & 0x1fffff) * 4294967296 + (a >>> 0);
 }
 
 interface SavedModel {
@@ -53,10 +76,13 @@ export function modifiedDiscounts(n: [number, number, number, number]): [number,
 
 export class KneserNeyLM {
   private readonly orders: Order[] = [];
-  private readonly vocab: Set<string>;
+  private readonly ids = new Map<string, number>();
+  private readonly unkId: number;
 
   private constructor(readonly order: number, vocab: string[], counts: Map<string, number>[], discounts?: [number, number, number][]) {
-    this.vocab = new Set(vocab);
+    for (const w of vocab) this.ids.set(w, this.ids.size + 1);
+    if (!this.ids.has(BOS)) this.ids.set(BOS, this.ids.size + 1);
+    this.unkId = this.ids.get(UNK)!;
     for (let k = 0; k < order; k++) {
       const c = counts[k]!;
       let d = discounts?.[k];
@@ -65,16 +91,21 @@ export class KneserNeyLM {
         for (const v of c.values()) if (v >= 1 && v <= 4) coc[v - 1]!++;
         d = modifiedDiscounts(coc);
       }
-      const histories = new Map<string, HistoryStats>();
-      for (const [key, v] of c) {
-        const cut = key.lastIndexOf(' ');
-        const h = cut === -1 ? '' : key.slice(0, cut);
-        const s = histories.get(h) ?? { total: 0, gammaMass: 0 };
+      const keyed = new Map<number, number>();
+      const histories = new Map<number, HistoryStats>();
+      for (const [ngram, v] of c) {
+        const ws = ngram.split(' ').map((w) => this.ids.get(w) ?? this.unkId);
+        let hk = EMPTY_KEY;
+        for (let j = ws.length - 2; j >= 0; j--) hk = fold(hk, ws[j]!);
+        let nk = fold(EMPTY_KEY, ws[ws.length - 1]!);
+        for (let j = ws.length - 2; j >= 0; j--) nk = fold(nk, ws[j]!);
+        keyed.set(nk, v);
+        const s = histories.get(hk) ?? { total: 0, gammaMass: 0 };
         s.total += v;
         s.gammaMass += d[Math.min(v, 3) - 1]!;
-        histories.set(h, s);
+        histories.set(hk, s);
       }
-      this.orders.push({ counts: c, histories, discounts: d });
+      this.orders.push({ counts: keyed, histories, discounts: d, words: c });
     }
   }
 
@@ -111,21 +142,34 @@ export class KneserNeyLM {
     return new KneserNeyLM(order, [...vocab], adjusted);
   }
 
+  private id(word: string): number {
+    return this.ids.get(word) ?? this.unkId;
+  }
+
   /** log10 P(word | history), interpolating from the unigram (with a uniform floor) up to the longest seen history. */
   logProb(word: string, history: string[]): number {
-    const w = this.vocab.has(word) ? word : UNK;
-    const V = this.vocab.size;
+    return this.logProbIds(this.id(word), history.map((w) => this.id(w)), history.length);
+  }
+
+  /** The same on ids; the history is hist[0 .. end). */
+  private logProbIds(w: number, hist: number[], end: number): number {
+    // V counts the predictable words: the vocabulary with <unk> and </s>, without <s>.
+    const V = this.ids.size - 1;
     const o1 = this.orders[0]!;
-    const root = o1.histories.get('')!;
-    const a1 = o1.counts.get(w) ?? 0;
-    let p = Math.max(a1 - (a1 > 0 ? o1.discounts[Math.min(a1, 3) - 1]! : 0), 0) / root.total + (root.gammaMass / root.total) / V;
-    const maxH = Math.min(history.length, this.order - 1);
+    const root = o1.histories.get(EMPTY_KEY)!;
+    let nk = fold(EMPTY_KEY, w);
+    const a1 = o1.counts.get(nk) ?? 0;
+    let p = Math.max(a1 - (a1 > 0 ? o1.discounts[Math.min(a1, 3) - 1]! : 0), 0) / root.total + root.gammaMass / root.total / V;
+    const maxH = Math.min(end, this.order - 1);
+    let hk = EMPTY_KEY;
     for (let k = 1; k <= maxH; k++) {
       const o = this.orders[k]!;
-      const h = history.slice(history.length - k).join(' ');
-      const hs = o.histories.get(h);
+      const prev = hist[end - k]!;
+      hk = fold(hk, prev);
+      nk = fold(nk, prev);
+      const hs = o.histories.get(hk);
       if (hs === undefined) break; // a longer history cannot have been seen either
-      const a = o.counts.get(`${h} ${w}`) ?? 0;
+      const a = o.counts.get(nk) ?? 0;
       const disc = a > 0 ? o.discounts[Math.min(a, 3) - 1]! : 0;
       p = (a - disc) / hs.total + (hs.gammaMass / hs.total) * p;
     }
@@ -136,13 +180,11 @@ export class KneserNeyLM {
   scoreLine(line: string): { logProb: number; tokens: number } {
     const toks = lmTokens(line);
     if (toks.length === 0) return { logProb: 0, tokens: 0 };
-    const hist = [BOS];
+    const seq = [this.ids.get(BOS)!];
+    for (const t of toks) seq.push(this.id(t));
+    seq.push(this.ids.get(EOS)!);
     let lp = 0;
-    for (const t of [...toks, EOS]) {
-      lp += this.logProb(t, hist);
-      hist.push(this.vocab.has(t) ? t : UNK);
-      if (hist.length >= this.order) hist.shift();
-    }
+    for (let i = 1; i < seq.length; i++) lp += this.logProbIds(seq[i]!, seq, i);
     return { logProb: lp, tokens: toks.length + 1 };
   }
 
@@ -163,8 +205,8 @@ export class KneserNeyLM {
       magic: MAGIC,
       version: VERSION,
       order: this.order,
-      vocab: [...this.vocab],
-      counts: this.orders.map((o) => [...o.counts.entries()]),
+      vocab: [...this.ids.keys()].filter((w) => w !== BOS),
+      counts: this.orders.map((o) => [...o.words.entries()]),
       discounts: this.orders.map((o) => o.discounts),
     };
     writeFileAtomic(path, JSON.stringify(m));
