@@ -244,7 +244,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
     if (!isObj(d)) fail('dedup', `expected a mapping, true or false, got ${describe(d)}`);
     const { exact, near, verify_threshold, ...mh } = d;
     const given = Object.fromEntries(Object.entries({ exact, near, verify_threshold }).filter(([, v]) => v !== undefined));
-    const top2 = section('dedup', given, { exact: true, near: true, verifyThreshold: null as number | null })!;
+    const top2 = section('dedup', given, { exact: true, near: true, verifyThreshold: DEFAULT_DEDUP.verifyThreshold as number | null })!;
     dedup = { ...DEFAULT_DEDUP, ...top2, minhash: section('dedup', mh, DEFAULT_DEDUP.minhash)! };
     if (dedup.verifyThreshold !== null && !(dedup.verifyThreshold >= 0 && dedup.verifyThreshold <= 1)) fail('dedup.verify_threshold', 'expected a number in [0, 1] or null');
     for (const k of ['ngram', 'bands', 'rows'] as const) {

@@ -18,6 +18,8 @@ test('config: defaults are the published thresholds; sections can be tuned or tu
   assert.equal(c.dedup?.minhash.bands, 14);
   assert.equal(c.dedup?.minhash.rows, 8);
   assert.equal(c.dedup?.minhash.ngram, 5);
+  assert.equal(c.dedup?.verifyThreshold, 0.7);
+  assert.equal(validateConfig({ ...base, dedup: { verify_threshold: null } }).dedup?.verifyThreshold, null);
   assert.deepEqual(c.stages, ['filter', 'dedup-signature', 'dedup-bucket', 'dedup-cluster', 'dedup-filter']);
   const t = validateConfig({ ...base, filters: { gopher_quality: { min_doc_words: 10, max_avg_word_length: null }, c4: false }, dedup: false, mix: { temperature: 3, sources: { a: { weight: 2 } } } });
   assert.equal(t.filters.gopherQuality?.minDocWords, 10);

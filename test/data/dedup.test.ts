@@ -118,5 +118,11 @@ test('dedup stages over 3 shards with 2 ranks: exact copies and near duplicates 
   assert.equal((await dedupFilterStage(inputs, work, outPath, exPath, { rank: 0, worldSize: 1 })).length, 0);
   assert.ok(readdirSync(join(dir, 'out')).every((f) => !f.includes('.tmp-')));
   assert.ok(existsSync(join(work, 'remove', 'clusters.json')));
+  // Without verification (datatrove's behaviour) every bucket collision counts: at least the same removals.
+  rmSync(join(work, 'remove'), { recursive: true });
+  const plain = clusterStage({ ...cfg, verifyThreshold: null }, 3, work, { rank: 0, worldSize: 1 })!;
+  assert.equal(plain.rejectedByVerification, 0);
+  assert.ok(plain.removedNear >= summary.removedNear);
+  assert.ok(summary.rejectedByVerification >= 0);
   rmSync(dir, { recursive: true });
 });

@@ -121,3 +121,26 @@ test('pipeline: --dry-run with --limit writes nothing and reports the sample', a
   assert.equal(existsSync(join(dir, 'out')), false);
   rmSync(dir, { recursive: true });
 });
+
+test('pipeline: a stage that fails mid-run leaves finished shards and no partial output; the re-run completes it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-fail-'));
+  const paras = wiki();
+  mkdirSync(join(dir, 'in'));
+  writeFileSync(join(dir, 'in', 'a.jsonl'), paras.slice(0, 20).map((t) => JSON.stringify({ text: t })).join('\n'));
+  const good = paras.slice(20, 40).map((t) => JSON.stringify({ text: t }));
+  writeFileSync(join(dir, 'in', 'b.jsonl'), [...good.slice(0, 10), '{"text": oops', ...good.slice(10)].join('\n'));
+  const cfg = validateConfig({ output: 'out', sources: [{ name: 's', paths: ['in'] }], on_bad_record: 'fail', dedup: false }, dir);
+  const o = { rank: 0, worldSize: 1, limit: null, dryRun: false, log: () => {} };
+  await assert.rejects(runStages(cfg, ['filter'], o), /b\.jsonl:11: invalid JSON/);
+  const files = readdirSync(join(dir, 'out', 'filtered')).sort();
+  assert.deepEqual(files, ['00000.jsonl.gz', '00000.jsonl.gz.done']);
+  assert.deepEqual(readdirSync(join(dir, 'out', 'excluded')).sort(), ['filter-00000.jsonl.gz']);
+  const { statSync } = await import('node:fs');
+  const before = statSync(join(dir, 'out', 'filtered', '00000.jsonl.gz')).mtimeMs;
+  writeFileSync(join(dir, 'in', 'b.jsonl'), good.join('\n'));
+  await runStages(cfg, ['filter'], o);
+  assert.equal(statSync(join(dir, 'out', 'filtered', '00000.jsonl.gz')).mtimeMs, before, 'finished shard not redone');
+  assert.ok(existsSync(join(dir, 'out', 'filtered', '00001.jsonl.gz.done')));
+  assert.equal(collectReports(cfg, 'filter')!.in.docs, 40);
+  rmSync(dir, { recursive: true });
+});
