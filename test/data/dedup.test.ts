@@ -84,7 +84,10 @@ test('dedup stages over 3 shards with 2 ranks: exact copies and near duplicates 
   const outPath = (i: number): string => join(dir, 'out', `${i}.jsonl.gz`);
   const exPath = (i: number): string => join(dir, 'excluded', `${i}.jsonl.gz`);
   await assert.rejects(dedupFilterStage(inputs, work, outPath, exPath, { rank: 0, worldSize: 2 }), /dedup cluster stage is not finished/);
-  for (const rank of [0, 1]) await signatureStage(cfg, inputs, work, { rank, worldSize: 2 });
+  // Rank 0 writes its band records in sorted runs of 7 documents (as a huge shard would), rank 1 in one run.
+  const sig0 = await signatureStage(cfg, inputs, work, { rank: 0, worldSize: 2 }, 7);
+  assert.ok(sig0.every((r) => (r.extra.sorted_runs ?? 0) > 1));
+  await signatureStage(cfg, inputs, work, { rank: 1, worldSize: 2 });
   assert.throws(() => clusterStage(cfg, 3, work, { rank: 0, worldSize: 2 }), /dedup bucket exact is not finished/);
   const b0 = bucketStage(cfg, 3, work, { rank: 0, worldSize: 2 });
   const b1 = bucketStage(cfg, 3, work, { rank: 1, worldSize: 2 });

@@ -1,7 +1,8 @@
 // Binary record files for the dedup stages: a header (magic "LMFDEDUP", version, words per record, count) then
 // fixed-size little-endian u32 records sorted by their leading key words. Written atomically; read as a stream in
 // chunks; merged across shards with a k-way heap so a bucket never needs every shard in memory.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from '../writers.js';
 
@@ -50,6 +51,38 @@ export function writeRecords(path: string, data: Uint32Array, width: number, sor
   head.writeUInt32LE(width, 12);
   head.writeUInt32LE(count, 16);
   writeFileAtomic(path, Buffer.concat([head, toLittleEndian(out)]));
+}
+
+/** Appends unsorted records to a temp file, then patches the count into the header and renames it into place. */
+export class RecordAppender {
+  private readonly fd: number;
+  private readonly tmp: string;
+  private count = 0;
+
+  constructor(readonly path: string, readonly width: number) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.tmp = `${path}.tmp-${process.pid}`;
+    this.fd = openSync(this.tmp, 'w');
+    const head = Buffer.alloc(HEADER);
+    head.write(MAGIC, 0, 'latin1');
+    head.writeUInt32LE(VERSION, 8);
+    head.writeUInt32LE(width, 12);
+    writeSync(this.fd, head, 0, HEADER, 0);
+  }
+
+  append(records: Uint32Array): void {
+    const b = toLittleEndian(records);
+    writeSync(this.fd, b, 0, b.length, HEADER + this.count * this.width * 4);
+    this.count += records.length / this.width;
+  }
+
+  close(): void {
+    const c = Buffer.alloc(4);
+    c.writeUInt32LE(this.count, 0);
+    writeSync(this.fd, c, 0, 4, 16);
+    closeSync(this.fd);
+    renameSync(this.tmp, this.path);
+  }
 }
 
 /** Streams records from one file, `chunk` records at a time. */

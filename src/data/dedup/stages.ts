@@ -13,7 +13,7 @@ import { addCount, addRemoved, newShardReport, step } from '../report.js';
 import type { ShardReport } from '../report.js';
 import { DEFAULT_MINHASH, MinHasher, estimatedJaccard, exactKey } from './minhash.js';
 import type { MinHashConfig } from './minhash.js';
-import { RecordReader, mergeSorted, writeRecords } from './records.js';
+import { RecordAppender, RecordReader, mergeSorted, writeRecords } from './records.js';
 
 export interface DedupConfig {
   exact: boolean;
@@ -39,8 +39,10 @@ export const shardName = (i: number): string => String(i).padStart(5, '0');
 export function dedupPaths(workDir: string) {
   return {
     sig: (i: number) => join(workDir, 'signatures', shardName(i)),
-    band: (i: number, b: number) => join(workDir, 'signatures', `${shardName(i)}.band-${String(b).padStart(2, '0')}.bin`),
-    exact: (i: number) => join(workDir, 'signatures', `${shardName(i)}.exact.bin`),
+    band: (i: number, b: number, part: number) => join(workDir, 'signatures', `${shardName(i)}.band-${String(b).padStart(2, '0')}.p${part}.bin`),
+    exact: (i: number, part: number) => join(workDir, 'signatures', `${shardName(i)}.exact.p${part}.bin`),
+    /** {parts, docs} of a finished signature shard: band and exact records are written as sorted runs (parts). */
+    meta: (i: number) => join(workDir, 'signatures', `${shardName(i)}.json`),
     full: (i: number) => join(workDir, 'signatures', `${shardName(i)}.minhash.bin`),
     pairs: (task: string) => join(workDir, 'buckets', `${task}.pairs.bin`),
     remove: (i: number) => join(workDir, 'remove', `${shardName(i)}.bin`),
@@ -62,19 +64,45 @@ export interface StageOptions {
   onShardDone?: (report: ShardReport) => void;
 }
 
-/** Stage 1 (map over input shards): exact keys, band keys and full signatures per document. */
-export async function signatureStage(cfg: DedupConfig, inputs: string[], workDir: string, o: StageOptions): Promise<ShardReport[]> {
+export interface SignatureMeta {
+  parts: number;
+  docs: number;
+}
+
+export function readSignatureMeta(workDir: string, shard: number): SignatureMeta {
+  return JSON.parse(readFileSync(dedupPaths(workDir).meta(shard), 'utf8')) as SignatureMeta;
+}
+
+/**
+ * Stage 1 (map over input shards): exact keys, band keys and full signatures per document. Band and exact records
+ * are sorted and written in runs of at most `runDocs` documents, and full signatures are appended as they are made,
+ * so memory stays bounded whatever the shard size.
+ */
+export async function signatureStage(cfg: DedupConfig, inputs: string[], workDir: string, o: StageOptions, runDocs = 200_000): Promise<ShardReport[]> {
   const P = dedupPaths(workDir);
   const hasher = new MinHasher(cfg.minhash);
   const B = cfg.minhash.bands;
+  const K2 = 2 * hasher.numHashes;
   const out: ShardReport[] = [];
   for (const i of myShards(inputs.length, o.rank, o.worldSize)) {
     if (isDone(P.sig(i))) continue;
     const t0 = performance.now();
     const rep = newShardReport('dedup-signature', shardName(i));
-    const exact: number[] = [];
-    const bands: number[][] = Array.from({ length: B }, () => []);
-    const sigs: Uint32Array[] = [];
+    let exact: number[] = [];
+    let bands: number[][] = Array.from({ length: B }, () => []);
+    let inRun = 0;
+    let parts = 0;
+    const flush = (): void => {
+      if (cfg.exact) writeRecords(P.exact(i, parts), Uint32Array.from(exact), 6);
+      if (cfg.near) for (let b = 0; b < B; b++) writeRecords(P.band(i, b, parts), Uint32Array.from(bands[b]!), 4);
+      parts++;
+      exact = [];
+      bands = Array.from({ length: B }, () => []);
+      inRun = 0;
+    };
+    const full = cfg.near ? new RecordAppender(P.full(i), K2) : undefined;
+    const batch = new Uint32Array(256 * K2);
+    let inBatch = 0;
     let d = 0;
     for await (const doc of readShard(inputs[i]!)) {
       addCount(rep.in, 1, utf8Length(doc.text));
@@ -84,7 +112,11 @@ export async function signatureStage(cfg: DedupConfig, inputs: string[], workDir
       }
       if (cfg.near) {
         const sig = hasher.signature(doc.text);
-        sigs.push(sig);
+        batch.set(sig, inBatch * K2);
+        if (++inBatch === 256) {
+          full!.append(batch);
+          inBatch = 0;
+        }
         // Texts with no words have an all-ones signature; bucketing them would cluster every empty document.
         if (sig[0] !== 0xffffffff || sig[1] !== 0xffffffff) {
           const keys = hasher.bandKeys(sig);
@@ -92,15 +124,16 @@ export async function signatureStage(cfg: DedupConfig, inputs: string[], workDir
         }
       }
       d++;
+      if (++inRun >= runDocs) flush();
+    }
+    if (inRun > 0 || parts === 0) flush();
+    if (full) {
+      if (inBatch > 0) full.append(batch.subarray(0, inBatch * K2));
+      full.close();
     }
     rep.out = { ...rep.in };
-    if (cfg.exact) writeRecords(P.exact(i), Uint32Array.from(exact), 6);
-    if (cfg.near) {
-      for (let b = 0; b < B; b++) writeRecords(P.band(i, b), Uint32Array.from(bands[b]!), 4);
-      const full = new Uint32Array(sigs.length * 2 * hasher.numHashes);
-      sigs.forEach((s, k) => full.set(s, k * s.length));
-      writeRecords(P.full(i), full, 2 * hasher.numHashes, false);
-    }
+    rep.extra.sorted_runs = parts;
+    writeJsonAtomic(P.meta(i), { parts, docs: d } satisfies SignatureMeta);
     rep.seconds = (performance.now() - t0) / 1000;
     markDone(P.sig(i));
     o.onShardDone?.(rep);
@@ -117,10 +150,11 @@ function requireDone(path: string, what: string): void {
 export function bucketStage(cfg: DedupConfig, numShards: number, workDir: string, o: StageOptions): ShardReport[] {
   const P = dedupPaths(workDir);
   for (let i = 0; i < numShards; i++) requireDone(P.sig(i), `dedup signature shard ${i}`);
-  const tasks: { name: string; files: (i: number) => string; keyWords: number }[] = [];
+  const parts = Array.from({ length: numShards }, (_, i) => readSignatureMeta(workDir, i).parts);
+  const tasks: { name: string; files: (i: number, part: number) => string; keyWords: number }[] = [];
   if (cfg.exact) tasks.push({ name: 'exact', files: P.exact, keyWords: 4 });
   if (cfg.near) {
-    for (let b = 0; b < cfg.minhash.bands; b++) tasks.push({ name: `band-${String(b).padStart(2, '0')}`, files: (i) => P.band(i, b), keyWords: 2 });
+    for (let b = 0; b < cfg.minhash.bands; b++) tasks.push({ name: `band-${String(b).padStart(2, '0')}`, files: (i, p) => P.band(i, b, p), keyWords: 2 });
   }
   const out: ShardReport[] = [];
   for (const t of myShards(tasks.length, o.rank, o.worldSize).map((k) => tasks[k]!)) {
@@ -128,7 +162,7 @@ export function bucketStage(cfg: DedupConfig, numShards: number, workDir: string
     if (isDone(path)) continue;
     const t0 = performance.now();
     const rep = newShardReport('dedup-bucket', t.name);
-    const readers = Array.from({ length: numShards }, (_, i) => new RecordReader(t.files(i)));
+    const readers = Array.from({ length: numShards }, (_, i) => Array.from({ length: parts[i]! }, (_, p) => new RecordReader(t.files(i, p)))).flat();
     const pairs: number[] = [];
     const first = new Uint32Array(6);
     let have = false;
@@ -178,17 +212,8 @@ export function clusterStage(cfg: DedupConfig, numShards: number, workDir: strin
   const offsets = new Int32Array(numShards + 1);
   const sigReaders: (RecordReader | undefined)[] = [];
   for (let i = 0; i < numShards; i++) {
-    let count: number;
-    if (cfg.near) {
-      const r = new RecordReader(P.full(i));
-      sigReaders.push(r);
-      count = r.count;
-    } else {
-      const r = new RecordReader(P.exact(i));
-      count = r.count;
-      r.close();
-    }
-    offsets[i + 1] = offsets[i]! + count;
+    if (cfg.near) sigReaders.push(new RecordReader(P.full(i)));
+    offsets[i + 1] = offsets[i]! + readSignatureMeta(workDir, i).docs;
   }
   const N = offsets[numShards]!;
   const parent = new Int32Array(N).map((_, k) => k);
