@@ -124,17 +124,55 @@ export class NgramHasher {
   }
 }
 
+/**
+ * A reusable open-addressing counter keyed by the 52-bit n-gram hashes (cheaper than Map<number> on non-small
+ * integers, and reset in O(capacity) without reallocating). `add` returns the key's count after adding.
+ */
+class KeyCounter {
+  private keys = new Float64Array(1024);
+  private counts = new Uint32Array(1024);
+  private mask = 1023;
+  private size = 0;
+
+  reset(expected: number): void {
+    let cap = 1024;
+    while (cap < 2 * expected) cap *= 2;
+    if (cap !== this.keys.length) {
+      this.keys = new Float64Array(cap);
+      this.counts = new Uint32Array(cap);
+      this.mask = cap - 1;
+    } else {
+      this.counts.fill(0);
+    }
+    this.size = 0;
+  }
+
+  add(key: number): number {
+    const lo = key >>> 0;
+    for (let i = Math.imul(lo, 0x9e3779b1) >>> 0 & this.mask; ; i = (i + 1) & this.mask) {
+      const c = this.counts[i]!;
+      if (c === 0) {
+        this.keys[i] = key;
+        this.counts[i] = 1;
+        this.size++;
+        return 1;
+      }
+      if (this.keys[i] === key) return (this.counts[i] = c + 1);
+    }
+  }
+}
+
+const counter = new KeyCounter();
+
 /** Characters (of words) in the most frequent n-gram times its count (Gopher "top n-gram"); h must be at length n. */
 export function topNgramChars(h: NgramHasher, n: number): number {
   const W = h.words.length;
   if (W < n) return 0;
-  const counts = new Map<number, number>();
+  counter.reset(W);
   let best = 0;
   let bestAt = 0;
   for (let i = 0; i + n <= W; i++) {
-    const k = h.key(i);
-    const c = (counts.get(k) ?? 0) + 1;
-    counts.set(k, c);
+    const c = counter.add(h.key(i));
     if (c > best) {
       best = c;
       bestAt = i;
@@ -149,16 +187,15 @@ export function topNgramChars(h: NgramHasher, n: number): number {
  */
 export function duplicatedNgramChars(h: NgramHasher, n: number): number {
   const W = h.words.length;
-  const seen = new Set<number>();
+  counter.reset(W);
   let chars = 0;
   let i = 0;
   while (i + n <= W) {
-    const k = h.key(i);
-    if (seen.has(k)) {
+    // A repeat is counted but not added again; the count only tells seen (> 1) from new.
+    if (counter.add(h.key(i)) > 1) {
       chars += h.chars(i, n);
       i += n;
     } else {
-      seen.add(k);
       i++;
     }
   }
