@@ -39,6 +39,8 @@ export interface SourceConfig {
 
 export interface ScorerConfig {
   kind: string;
+  /** Extra options handed to the scorer kind's factory (e.g. a neural scorer's batch size or context length). */
+  options: Record<string, unknown>;
   /** Model file (for kneser-ney: trained by the train-scorer stage when `train` is given and the file is missing). */
   model: string;
   train: { paths: string[]; format: InputFormat | 'auto'; textField: string; order: number; maxDocs: number | null } | null;
@@ -204,7 +206,8 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
   if (raw.scorer !== undefined && raw.scorer !== null && raw.scorer !== false) {
     const s = raw.scorer;
     if (!isObj(s)) fail('scorer', `expected a mapping, got ${describe(s)}`);
-    onlyKeys('scorer', s, ['kind', 'model', 'train', 'field', 'threshold', 'keep_fraction', 'calibration_docs']);
+    onlyKeys('scorer', s, ['kind', 'model', 'options', 'train', 'field', 'threshold', 'keep_fraction', 'calibration_docs']);
+    if (s.options !== undefined && !isObj(s.options)) fail('scorer.options', `expected a mapping, got ${describe(s.options)}`);
     const num = (k: string, v: unknown, lo: number, hi: number): number | null => {
       if (v === undefined || v === null) return null;
       if (typeof v !== 'number' || !(v >= lo && v <= hi)) fail(`scorer.${k}`, `expected a number in [${lo}, ${hi}], got ${describe(v)}`);
@@ -229,6 +232,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
     }
     scorer = {
       kind: s.kind === undefined ? 'kneser-ney' : str('scorer.kind', s.kind),
+      options: s.options === undefined ? {} : (s.options as Record<string, unknown>),
       model: abs(str('scorer.model', s.model)),
       train,
       field: s.field === undefined ? 'ccnet_perplexity' : str('scorer.field', s.field),

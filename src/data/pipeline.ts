@@ -180,13 +180,13 @@ async function scoreCut(cfg: CurateConfig, scorer: DocumentScorer, inputs: Input
   return threshold;
 }
 
-function makeScorer(cfg: CurateConfig): DocumentScorer | undefined {
+async function makeScorer(cfg: CurateConfig): Promise<DocumentScorer | undefined> {
   const s = cfg.scorer;
   if (!s) return undefined;
   if (s.kind === 'kneser-ney' && !existsSync(s.model)) {
     throw new Error(`scorer.model: ${s.model} does not exist; run the train-scorer stage first (needs scorer.train)`);
   }
-  return createScorer(s.kind, { model: s.model });
+  return createScorer(s.kind, { ...s.options, model: s.model });
 }
 
 function saveReport(cfg: CurateConfig, rep: ShardReport): void {
@@ -197,7 +197,7 @@ function saveReport(cfg: CurateConfig, rep: ShardReport): void {
 export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<ShardReport[]> {
   const inputs = listInputs(cfg);
   const P = outPaths(cfg);
-  const scorer = makeScorer(cfg);
+  const scorer = await makeScorer(cfg);
   const cut = scorer ? await scoreCut(cfg, scorer, inputs, o) : null;
   const chain = buildChain(cfg, scorer ? { scorer, threshold: cut, field: cfg.scorer!.field } : undefined);
   const limit = o.limit ?? (o.dryRun ? 1000 : null);

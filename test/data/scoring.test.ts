@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { KneserNeyLM, modifiedDiscounts } from '../../src/data/scoring/kneser-ney.js';
-import { KneserNeyScorer, ScoreFilter, createScorer, quantile, scorerKinds } from '../../src/data/scoring/scorer.js';
+import { KneserNeyScorer, ScoreFilter, createScorer, quantile, registerScorer, scorerKinds } from '../../src/data/scoring/scorer.js';
 
 function wikiParagraphs(): string[] {
   const j = JSON.parse(gunzipSync(readFileSync('/work/shared/data/xquad-en/xquad.en.json.gz')).toString()) as {
@@ -31,7 +31,7 @@ test('modified Kneser-Ney: hand-computed probabilities on a two-sentence corpus'
   assert.ok(Math.abs(d[2] - (3 - 4 * Y * (2 / 3))) < 1e-12);
 });
 
-test('Kneser-Ney on Wikipedia paragraphs: distributions sum to 1, held-out prose beats shuffled words, save/load', () => {
+test('Kneser-Ney on Wikipedia paragraphs: distributions sum to 1, held-out prose beats shuffled words, save/load', async () => {
   const paras = wikiParagraphs();
   const train = paras.slice(0, 200).flatMap((p) => p.split(/(?<=\.) /));
   const lm = KneserNeyLM.train(train, 4);
@@ -57,8 +57,11 @@ test('Kneser-Ney on Wikipedia paragraphs: distributions sum to 1, held-out prose
   writeFileSync(join(dir, 'bad.json'), '{"magic":"x"}');
   assert.throws(() => KneserNeyLM.load(join(dir, 'bad.json')), /bad\.json: not a Kneser-Ney model/);
   assert.ok(scorerKinds().includes('kneser-ney'));
-  assert.equal(createScorer('kneser-ney', { model: path }).score(heldOut[0]!), lm.perplexity(heldOut[0]!));
-  assert.throws(() => createScorer('gpt', {}), /unknown scorer "gpt"/);
+  assert.equal((await createScorer('kneser-ney', { model: path })).score(heldOut[0]!), lm.perplexity(heldOut[0]!));
+  await assert.rejects(createScorer('gpt', {}), /unknown scorer "gpt"/);
+  // A neural scorer plugs in by registering a kind; the pipeline then builds it from `scorer: {kind, model}`.
+  registerScorer('test-length', (o) => ({ name: 'len', lowerIsBetter: false, score: (t: string) => t.length * Number(o.scale ?? 1) }));
+  assert.equal((await createScorer('test-length', { scale: 2 })).score('abc'), 6);
   rmSync(dir, { recursive: true });
 });
 

@@ -12,7 +12,8 @@ export interface DocumentScorer {
   score(text: string): number;
 }
 
-export type ScorerFactory = (options: Record<string, unknown>) => DocumentScorer;
+/** Builds a scorer from its config options; may load a model asynchronously (a neural scorer reading weights). */
+export type ScorerFactory = (options: Record<string, unknown>) => DocumentScorer | Promise<DocumentScorer>;
 
 const registry = new Map<string, ScorerFactory>();
 
@@ -25,10 +26,10 @@ export function scorerKinds(): string[] {
   return [...registry.keys()].sort();
 }
 
-export function createScorer(kind: string, options: Record<string, unknown>): DocumentScorer {
+export async function createScorer(kind: string, options: Record<string, unknown>): Promise<DocumentScorer> {
   const f = registry.get(kind);
   if (f === undefined) throw new Error(`scorer.kind: unknown scorer "${kind}" (have ${scorerKinds().join(', ')})`);
-  return f(options);
+  return await f(options);
 }
 
 export class KneserNeyScorer implements DocumentScorer {
