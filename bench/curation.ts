@@ -6,7 +6,7 @@
 // Usage: npm run bench -- curation [--target-mb 100] [--workers 2] [--keep]
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,16 @@ const ranks = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 function rate(docs: number, bytes: number, s: number): string {
   return `${(docs / s).toFixed(0)} docs/s, ${(bytes / 1e6 / s).toFixed(2)} MB/s (${docs} docs, ${(bytes / 1e6).toFixed(1)} MB in ${s.toFixed(1)} s)`;
+}
+
+/** Process CPU seconds (all threads) since `from`: a figure less sensitive than wall time to other load. */
+function cpuSince(from: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(from);
+  return (c.user + c.system) / 1e6;
+}
+
+function loadNote(): string {
+  return `load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores`;
 }
 
 interface PairStats {
@@ -171,9 +181,12 @@ export async function run(args: string[]): Promise<void> {
     t0 = performance.now();
     await runStages(cfg, ['train-scorer'], { rank: 0, worldSize: 1, limit: null, dryRun: false, log: () => {} });
     console.log(`\nscorer: 4-gram Kneser-Ney trained on xquad-en (Wikipedia) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    let cpu0 = process.cpuUsage();
     const filterWall = await parallel(ranks(workers).map((rank) => ({ kind: 'pipeline', config: raw, baseDir: dir, stage: 'filter', rank, worldSize: workers })));
+    const filterCpu = cpuSince(cpu0);
     const fr = collectReports(cfg, 'filter')!;
     console.log(`\nFULL FILTER CHAIN on ${workers} cores: ${rate(fr.in.docs, fr.in.bytes, filterWall)}`);
+    console.log(`  ${(fr.in.bytes / 1e6 / filterCpu).toFixed(2)} MB per CPU-second (${filterCpu.toFixed(1)} CPU s); ${loadNote()}`);
     console.log(`  (summed task time ${fr.seconds.toFixed(1)} s -> ${(fr.in.bytes / 1e6 / fr.seconds).toFixed(2)} MB/s per core)`);
     console.log(formatReport(fr));
 
@@ -181,6 +194,7 @@ export async function run(args: string[]): Promise<void> {
     const work = join(dir, 'dedup');
     const dedup: DedupConfig = { ...DEFAULT_DEDUP };
     const base = { dedup, inputs: corpus.shards, work, outDir: join(dir, 'deduped') };
+    cpu0 = process.cpuUsage();
     const sigWall = await parallel(ranks(workers).map((rank) => ({ kind: 'signature', ...base, rank, worldSize: workers })));
     const bucketWall = await parallel(ranks(workers).map((rank) => ({ kind: 'bucket', ...base, rank, worldSize: workers })));
     t0 = performance.now();
@@ -188,7 +202,9 @@ export async function run(args: string[]): Promise<void> {
     const clusterWall = (performance.now() - t0) / 1000;
     const filtWall = await parallel(ranks(workers).map((rank) => ({ kind: 'dedup-filter', ...base, rank, worldSize: workers })));
     const total = sigWall + bucketWall + clusterWall + filtWall;
+    const dedupCpu = cpuSince(cpu0);
     console.log(`\nMINHASH + EXACT DEDUP on ${workers} cores: ${rate(corpus.docs, corpus.bytes, total)}`);
+    console.log(`  ${(corpus.bytes / 1e6 / dedupCpu).toFixed(2)} MB per CPU-second (${dedupCpu.toFixed(1)} CPU s); ${loadNote()}`);
     console.log(`  signature ${sigWall.toFixed(1)} s, bucket ${bucketWall.toFixed(1)} s, cluster ${clusterWall.toFixed(1)} s (1 core), filter ${filtWall.toFixed(1)} s`);
     console.log(`  signature stage alone: ${rate(corpus.docs, corpus.bytes, sigWall)}`);
     console.log(`  cluster summary: ${JSON.stringify(summary)}`);
