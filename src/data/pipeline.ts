@@ -213,9 +213,15 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
     const before = chain.pii ? { ...chain.pii.counts } : undefined;
     const boiler = chain.cleaner?.removedLines ?? 0;
     try {
+      let lastLog = t0;
       for await (const doc of readDocuments(readSpec(cfg, f, limit), log)) {
         const bytes = utf8Length(doc.text);
         addCount(rep.in, 1, bytes);
+        if ((rep.in.docs & 255) === 0 && performance.now() - lastLog > 10_000) {
+          lastLog = performance.now();
+          const s = (lastLog - t0) / 1000;
+          o.log(`filter ${shardName(i)} (${f.path}): ${rep.in.docs} docs, ${(rep.in.bytes / 1e6).toFixed(1)} MB, ${(rep.in.bytes / 1e6 / s).toFixed(2)} MB/s, kept ${rep.out.docs}`);
+        }
         const r = runChain(chain, doc, rep);
         if ('doc' in r) {
           const b = utf8Length(r.doc.text);
@@ -248,6 +254,7 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
       saveReport(cfg, rep);
       markDone(P.filtered(i));
     }
+    o.log(`filter ${shardName(i)} done: ${rep.in.docs} -> ${rep.out.docs} docs in ${rep.seconds.toFixed(1)} s`);
     out.push(rep);
   }
   return out;
