@@ -86,8 +86,9 @@ export function register(program: Command): void {
         'by rank, so run each stage for every rank (e.g. a Slurm array) before the next. dedup-cluster and\n' +
         'train-scorer run on rank 0. Finished shards are skipped on a re-run (completion markers).\n\n' +
         'Example:\n  lmforge curate --config configs/curate-example.yaml --dry-run\n' +
+        '  lmforge curate --config my.yaml --stages train-scorer\n' +
         '  for s in filter dedup-signature dedup-bucket dedup-cluster dedup-filter mix; do\n' +
-        '    srun --array=0-7 lmforge curate -c my.yaml --world-size 8 --stages $s; done',
+        '    sbatch --wait --array=0-7 --wrap "lmforge curate -c my.yaml --stages $s"; done   # rank/size from Slurm',
     )
     .action(async (opts: Omit<CurateFlags, 'config'> & { config: string }) => {
       await curate(opts);
