@@ -100,6 +100,16 @@ function fail(spec: ReadSpec, log: BadRecordLog, line: number, reason: string): 
   log.add(rec);
 }
 
+/** Makes a Parquet value JSON-safe: INT64 (BigInt) as a number when exact else a string, dates as ISO strings. */
+function jsonSafe(v: unknown): unknown {
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  if (Array.isArray(v)) return v.map(jsonSafe);
+  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]));
+  return v;
+}
+
 /** Builds a Document from a record: the text field becomes text, every other field metadata. */
 function fromRecord(spec: ReadSpec, rec: Record<string, unknown>, where: number): Document | string {
   const text = rec[spec.textField];
@@ -164,6 +174,7 @@ async function* readTxt(spec: ReadSpec): AsyncGenerator<Document> {
 }
 
 async function* readCsv(spec: ReadSpec, log: BadRecordLog): AsyncGenerator<Document> {
+  const pendingErrors: { file: string; line: number; reason: string }[] = [];
   const parser = openText(spec.path).pipe(
     parseCsv({
       columns: true,
@@ -180,7 +191,6 @@ async function* readCsv(spec: ReadSpec, log: BadRecordLog): AsyncGenerator<Docum
       },
     }),
   );
-  const pendingErrors: { file: string; line: number; reason: string }[] = [];
   const drain = (): void => {
     for (const e of pendingErrors.splice(0)) fail(spec, log, e.line, e.reason);
   };
@@ -202,7 +212,7 @@ async function* readParquet(spec: ReadSpec, log: BadRecordLog): AsyncGenerator<D
     const rowEnd = rowStart + Number(group.num_rows);
     const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd });
     for (let i = 0; i < rows.length; i++) {
-      const row = rows[i] as Record<string, unknown>;
+      const row = jsonSafe(rows[i]) as Record<string, unknown>;
       const doc = fromRecord(spec, row, rowStart + i);
       if (typeof doc === 'string') fail(spec, log, rowStart + i, `row ${rowStart + i}: ${doc}`);
       else yield doc;

@@ -69,6 +69,7 @@ test('Parquet: rows read group by group with other columns as metadata', async (
     columnData: [
       { name: 'content', data: texts, type: 'STRING' },
       { name: 'k', data: texts.map((_, i) => i), type: 'INT32' },
+      { name: 'big', data: texts.map((_, i) => BigInt(i) * 10n ** 15n), type: 'INT64' },
     ],
     rowGroupSize: 1000,
   });
@@ -77,6 +78,10 @@ test('Parquet: rows read group by group with other columns as metadata', async (
   assert.equal(docs.length, n);
   assert.equal(docs[1234]!.text, 'document number 1234');
   assert.equal(docs[1234]!.metadata.k, 1234);
+  // INT64 values come back as BigInt; metadata keeps them JSON-safe (exact numbers, else decimal strings).
+  assert.equal(docs[0]!.metadata.big, 0);
+  assert.equal(docs[1234]!.metadata.big, '1234000000000000000');
+  assert.doesNotThrow(() => JSON.stringify(docs[1234]!.metadata));
   const limited = await collect(spec(path, { textField: 'content', limit: 10 }));
   assert.equal(limited.length, 10);
 });
