@@ -31,7 +31,10 @@ export function markDone(path: string): void {
   writeFileAtomic(`${path}.done`, new Date().toISOString() + '\n');
 }
 
-/** Streams JSON lines through gzip into `<path>.tmp-<pid>`; `close()` renames it to `path`. */
+/**
+ * Streams JSON lines through gzip into `<path>.tmp-<pid>`; `close()` renames it to `path`. Level 3 by default:
+ * shards are rewritten by every stage, and level 6 costs several times the CPU for ~7% smaller files.
+ */
 export class JsonlGzWriter {
   private readonly out: Writable;
   private readonly done: Promise<void>;
@@ -41,7 +44,7 @@ export class JsonlGzWriter {
   readonly tmp: string;
   count = 0;
 
-  constructor(readonly path: string, level = 6) {
+  constructor(readonly path: string, level = 3) {
     mkdirSync(dirname(path), { recursive: true });
     this.tmp = tempName(path);
     const gz = createGzip({ level });

@@ -67,7 +67,12 @@ export class MinHasher {
 
   /** 64-bit hashes (hi, lo lanes) of every word n-gram; a text shorter than n words is one shingle. */
   shingles(text: string): { hi: Uint32Array; lo: Uint32Array } {
-    const words = this.words(text);
+    return this.shinglesOfNormalised(normaliseForDedup(text));
+  }
+
+  /** The same from text already passed through normaliseForDedup (saves a second normalisation). */
+  shinglesOfNormalised(norm: string): { hi: Uint32Array; lo: Uint32Array } {
+    const words = norm === '' ? [] : norm.split(' ');
     const W = words.length;
     const n = this.config.ngram;
     const wa = new Uint32Array(W);
@@ -96,7 +101,11 @@ export class MinHasher {
    * An empty text gets all-ones (and is never bucketed; see bandKeys).
    */
   signature(text: string): Uint32Array {
-    const { hi, lo } = this.shingles(text);
+    return this.signatureOfNormalised(normaliseForDedup(text));
+  }
+
+  signatureOfNormalised(norm: string): Uint32Array {
+    const { hi, lo } = this.shinglesOfNormalised(norm);
     const K = this.numHashes;
     const sig = new Uint32Array(2 * K).fill(0xffffffff);
     const SA = this.seedHi;
@@ -149,7 +158,11 @@ export function estimatedJaccard(a: Uint32Array, b: Uint32Array): number {
 
 /** 128-bit hash (four lanes) of the normalised text, for exact dedup. */
 export function exactKey(text: string): Uint32Array {
-  const d = createHash('sha1').update(normaliseForDedup(text)).digest();
+  return exactKeyOfNormalised(normaliseForDedup(text));
+}
+
+export function exactKeyOfNormalised(norm: string): Uint32Array {
+  const d = createHash('sha1').update(norm).digest();
   return new Uint32Array([d.readUInt32BE(0), d.readUInt32BE(4), d.readUInt32BE(8), d.readUInt32BE(12)]);
 }
 

@@ -11,7 +11,8 @@ import { readShard } from '../readers.js';
 import { JsonlGzWriter, documentRecord, isDone, markDone, writeJsonAtomic } from '../writers.js';
 import { addCount, addRemoved, newShardReport, step } from '../report.js';
 import type { ShardReport } from '../report.js';
-import { DEFAULT_MINHASH, MinHasher, estimatedJaccard, exactKey } from './minhash.js';
+import { DEFAULT_MINHASH, MinHasher, estimatedJaccard, exactKeyOfNormalised } from './minhash.js';
+import { normaliseForDedup } from '../text.js';
 import type { MinHashConfig } from './minhash.js';
 import { RecordAppender, RecordReader, mergeSorted, writeRecords } from './records.js';
 
@@ -106,12 +107,13 @@ export async function signatureStage(cfg: DedupConfig, inputs: string[], workDir
     let d = 0;
     for await (const doc of readShard(inputs[i]!)) {
       addCount(rep.in, 1, utf8Length(doc.text));
+      const norm = normaliseForDedup(doc.text);
       if (cfg.exact) {
-        const k = exactKey(doc.text);
+        const k = exactKeyOfNormalised(norm);
         exact.push(k[0]!, k[1]!, k[2]!, k[3]!, i, d);
       }
       if (cfg.near) {
-        const sig = hasher.signature(doc.text);
+        const sig = hasher.signatureOfNormalised(norm);
         batch.set(sig, inBatch * K2);
         if (++inBatch === 256) {
           full!.append(batch);
