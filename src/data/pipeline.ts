@@ -283,6 +283,21 @@ async function mixCounts(cfg: CurateConfig, inputs: string[], o: RunOptions): Pr
   if (existsSync(P.mixCounts)) return JSON.parse(readFileSync(P.mixCounts, 'utf8')) as MixCounts;
   const m = cfg.mix!;
   const c: MixCounts = { available: {}, weightSum: {}, docs: {} };
+  // Without quality weighting the per-source totals are already in the previous stage's shard reports, which
+  // saves every rank a full read of the data.
+  const prev = cfg.dedup ? 'dedup-filter' : 'filter';
+  const dir = P.reports(prev);
+  const reportCount = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).length : 0;
+  if (m.quality === null && reportCount === inputs.length) {
+    const merged = collectReports(cfg, prev)!;
+    for (const [s, cnt] of Object.entries(merged.sources)) {
+      c.available[s] = m.unit === 'bytes' ? cnt.bytes : cnt.docs;
+      c.weightSum[s] = cnt.docs;
+      c.docs[s] = cnt.docs;
+    }
+    if (!o.dryRun) writeJsonAtomic(P.mixCounts, c);
+    return c;
+  }
   for (const path of inputs) {
     for await (const d of readShard(path)) {
       const s = String(d.metadata.source ?? 'default');

@@ -48,8 +48,7 @@ test('pipeline: filter -> dedup -> mix over 3 formats and 2 ranks, with exclusio
   const csvRows = paras.slice(180, 200).map((t) => `"${t.replace(/"/g, '""')}",x`);
   writeFileSync(join(dir, 'in', 'qa.csv'), 'body,tag\n' + csvRows.join('\n') + '\n');
   writeFileSync(join(dir, 'in', 'books.txt'), paras.slice(200, 240).join('\n\n'));
-  const cfg = validateConfig(
-    {
+  const raw = {
       output: 'out',
       sources: [
         { name: 'web', paths: ['in/web.jsonl.gz'] },
@@ -60,9 +59,8 @@ test('pipeline: filter -> dedup -> mix over 3 formats and 2 ranks, with exclusio
       scorer: { model: 'kn.json', train: { paths: ['ref.jsonl'], order: 3 }, keep_fraction: 0.95, calibration_docs: 200 },
       dedup: { verify_threshold: 0.7 },
       mix: { temperature: 2, sources: { books: { max_epochs: 1 } } },
-    },
-    dir,
-  );
+  };
+  const cfg = validateConfig(raw, dir);
   const logs: string[] = [];
   const o = (rank: number) => ({ rank, worldSize: 2, limit: null, dryRun: false, log: (l: string) => logs.push(l) });
   // Dry run first: prints a report, writes nothing but the trained model is needed -> error names the stage.
@@ -98,12 +96,22 @@ test('pipeline: filter -> dedup -> mix over 3 formats and 2 ranks, with exclusio
   assert.ok(logs.some((l) => l.startsWith('mixing plan (temperature 2)')));
   assert.ok(logs.some((l) => l.startsWith('realised mixture (2 shards')), 'realised shares after the last rank');
   assert.ok(existsSync(join(out, 'reports', 'filter.json')));
+  // Counts for the plan come from the dedup-filter reports; with quality weighting they are read from the shards.
+  const counts = JSON.parse(readFileSync(join(out, 'mix', 'counts.json'), 'utf8')) as { docs: Record<string, number> };
+  const cfgQ = validateConfig({ ...raw, output: 'out', mix: { ...raw.mix, quality: { field: 'ccnet_perplexity', alpha: 1 } } }, dir);
+  for (const sub of ['mix', 'mixed', join('reports', 'mix')]) rmSync(join(out, sub), { recursive: true, force: true });
+  for (const rank of [0, 1]) await runStages(cfgQ, ['mix'], o(rank));
+  const countsQ = JSON.parse(readFileSync(join(out, 'mix', 'counts.json'), 'utf8')) as { docs: Record<string, number>; weightSum: Record<string, number> };
+  assert.deepEqual(countsQ.docs, counts.docs);
+  assert.ok(countsQ.weightSum.books! < countsQ.docs.books!, 'perplexity weights are below 1');
+  const mixedQ = await readAll(join(out, 'mixed'));
+  assert.ok(mixedQ.length > 0);
   // Re-running every stage finds the markers and writes nothing new.
   const before = readdirSync(join(out, 'filtered')).length;
   const again = { ...o(0), worldSize: 1 };
   for (const stage of cfg.stages) await runStages(cfg, [stage], again);
   assert.equal(readdirSync(join(out, 'filtered')).length, before);
-  assert.equal((await readAll(join(out, 'mixed'))).length, mixed.length);
+  assert.equal((await readAll(join(out, 'mixed'))).length, mixedQ.length);
   // No temp files anywhere.
   const walk = (p: string): string[] => readdirSync(p, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(p, e.name)) : [e.name]));
   assert.deepEqual(walk(out).filter((f) => f.includes('.tmp-')), []);
