@@ -2,12 +2,16 @@
 // stage never leaves a half-written shard. Also small atomic helpers for JSON files and completion markers.
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { createGzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
 import type { Document } from './document.js';
 
-function tempName(path: string): string {
-  return `${path}.tmp-${process.pid}`;
+let tempCounter = 0;
+
+/** A temp name unique across processes, worker threads and calls (two ranks may share a process in tests/bench). */
+export function tempName(path: string): string {
+  return `${path}.tmp-${process.pid}-${threadId}-${tempCounter++}`;
 }
 
 /** Writes a file atomically (temp file in the same directory, then rename). */
@@ -32,7 +36,7 @@ export function markDone(path: string): void {
 }
 
 /**
- * Streams JSON lines through gzip into `<path>.tmp-<pid>`; `close()` renames it to `path`. Level 3 by default:
+ * Streams JSON lines through gzip into a temp file beside `path`; `close()` renames it to `path`. Level 3 by default:
  * shards are rewritten by every stage, and level 6 costs several times the CPU for ~7% smaller files.
  */
 export class JsonlGzWriter {

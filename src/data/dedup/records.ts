@@ -4,7 +4,7 @@
 import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { endianness } from 'node:os';
-import { writeFileAtomic } from '../writers.js';
+import { tempName, writeFileAtomic } from '../writers.js';
 
 const MAGIC = 'LMFDEDUP';
 const VERSION = 1;
@@ -61,7 +61,7 @@ export class RecordAppender {
 
   constructor(readonly path: string, readonly width: number) {
     mkdirSync(dirname(path), { recursive: true });
-    this.tmp = `${path}.tmp-${process.pid}`;
+    this.tmp = tempName(path);
     this.fd = openSync(this.tmp, 'w');
     const head = Buffer.alloc(HEADER);
     head.write(MAGIC, 0, 'latin1');
