@@ -1,6 +1,7 @@
 // Atomic JSONL.gz shard writer: lines go to a temp file that is renamed into place only on close, so a killed
 // stage never leaves a half-written shard. Also small atomic helpers for JSON files and completion markers.
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { createGzip } from 'node:zlib';
@@ -9,9 +10,14 @@ import type { Document } from './document.js';
 
 let tempCounter = 0;
 
-/** A temp name unique across processes, worker threads and calls (two ranks may share a process in tests/bench). */
+const host = hostname().replace(/[^A-Za-z0-9_-]/g, '_');
+
+/**
+ * A temp name unique across machines sharing a file system, processes, worker threads and calls: ranks of a job
+ * array may all write the same shared file (a merged report, mix counts) at once.
+ */
 export function tempName(path: string): string {
-  return `${path}.tmp-${process.pid}-${threadId}-${tempCounter++}`;
+  return `${path}.tmp-${host}-${process.pid}-${threadId}-${tempCounter++}`;
 }
 
 /** Writes a file atomically (temp file in the same directory, then rename). */
