@@ -4,6 +4,7 @@
 // Not a neural scorer; see scorer.ts for the interface both kinds implement.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../writers.js';
+import { KeyTable } from '../keytable.js';
 
 const MAGIC = 'lmforge-kneser-ney';
 const VERSION = 1;
@@ -16,16 +17,14 @@ export function lmTokens(line: string): string[] {
   return line.toLowerCase().match(TOKEN_RE) ?? [];
 }
 
-interface HistoryStats {
-  total: number;
-  /** Discount mass: D1 N1(h.) + D2 N2(h.) + D3 N3+(h.). */
-  gammaMass: number;
-}
-
 interface Order {
   /** Adjusted counts a(h w) by n-gram key: raw counts at the top order or after <s>, continuation counts otherwise. */
-  counts: Map<number, number>;
-  histories: Map<number, HistoryStats>;
+  ngrams: KeyTable;
+  count: Float64Array;
+  /** Per history h: the total a(h.) and the discount mass D1 N1(h.) + D2 N2(h.) + D3 N3+(h.). */
+  histories: KeyTable;
+  total: Float64Array;
+  gammaMass: Float64Array;
   /** Discounts for adjusted counts 1, 2 and 3+. */
   discounts: [number, number, number];
   /** The word-keyed counts, kept for saving. */
@@ -91,21 +90,23 @@ export class KneserNeyLM {
         for (const v of c.values()) if (v >= 1 && v <= 4) coc[v - 1]!++;
         d = modifiedDiscounts(coc);
       }
-      const keyed = new Map<number, number>();
-      const histories = new Map<number, HistoryStats>();
+      const ngrams = new KeyTable(c.size);
+      const count = new Float64Array(ngrams.capacity);
+      const histories = new KeyTable(c.size);
+      const total = new Float64Array(histories.capacity);
+      const gammaMass = new Float64Array(histories.capacity);
       for (const [ngram, v] of c) {
         const ws = ngram.split(' ').map((w) => this.ids.get(w) ?? this.unkId);
         let hk = EMPTY_KEY;
         for (let j = ws.length - 2; j >= 0; j--) hk = fold(hk, ws[j]!);
         let nk = fold(EMPTY_KEY, ws[ws.length - 1]!);
         for (let j = ws.length - 2; j >= 0; j--) nk = fold(nk, ws[j]!);
-        keyed.set(nk, v);
-        const s = histories.get(hk) ?? { total: 0, gammaMass: 0 };
-        s.total += v;
-        s.gammaMass += d[Math.min(v, 3) - 1]!;
-        histories.set(hk, s);
+        count[ngrams.insert(nk)] = v;
+        const h = histories.insert(hk);
+        total[h]! += v;
+        gammaMass[h]! += d[Math.min(v, 3) - 1]!;
       }
-      this.orders.push({ counts: keyed, histories, discounts: d, words: c });
+      this.orders.push({ ngrams, count, histories, total, gammaMass, discounts: d, words: c });
     }
   }
 
@@ -156,10 +157,12 @@ export class KneserNeyLM {
     // V counts the predictable words: the vocabulary with <unk> and </s>, without <s>.
     const V = this.ids.size - 1;
     const o1 = this.orders[0]!;
-    const root = o1.histories.get(EMPTY_KEY)!;
+    const root = o1.histories.find(EMPTY_KEY);
+    const rootTotal = o1.total[root]!;
     let nk = fold(EMPTY_KEY, w);
-    const a1 = o1.counts.get(nk) ?? 0;
-    let p = Math.max(a1 - (a1 > 0 ? o1.discounts[Math.min(a1, 3) - 1]! : 0), 0) / root.total + root.gammaMass / root.total / V;
+    const s1 = o1.ngrams.find(nk);
+    const a1 = s1 === -1 ? 0 : o1.count[s1]!;
+    let p = Math.max(a1 - (a1 > 0 ? o1.discounts[Math.min(a1, 3) - 1]! : 0), 0) / rootTotal + o1.gammaMass[root]! / rootTotal / V;
     const maxH = Math.min(end, this.order - 1);
     let hk = EMPTY_KEY;
     for (let k = 1; k <= maxH; k++) {
@@ -167,11 +170,13 @@ export class KneserNeyLM {
       const prev = hist[end - k]!;
       hk = fold(hk, prev);
       nk = fold(nk, prev);
-      const hs = o.histories.get(hk);
-      if (hs === undefined) break; // a longer history cannot have been seen either
-      const a = o.counts.get(nk) ?? 0;
+      const hs = o.histories.find(hk);
+      if (hs === -1) break; // a longer history cannot have been seen either
+      const slot = o.ngrams.find(nk);
+      const a = slot === -1 ? 0 : o.count[slot]!;
       const disc = a > 0 ? o.discounts[Math.min(a, 3) - 1]! : 0;
-      p = (a - disc) / hs.total + (hs.gammaMass / hs.total) * p;
+      const tot = o.total[hs]!;
+      p = (a - disc) / tot + (o.gammaMass[hs]! / tot) * p;
     }
     return Math.log10(p);
   }
