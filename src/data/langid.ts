@@ -4,6 +4,7 @@
 import { KEEP, drop } from './document.js';
 import type { Document, DocumentFilter, FilterResult } from './document.js';
 import { PROFILES } from './langid-profiles.js';
+import { KeyTable } from './keytable.js';
 
 /** Counts of the most frequent n-grams of one language: "gram\tcount" lines, and the total count of all n-grams. */
 export interface LanguageProfile {
@@ -43,10 +44,9 @@ function gramCode(g: string): number {
 
 export class LanguageIdentifier {
   readonly languages: string[];
-  /** n-gram code -> row index into `logp` (L values per row), as an open-addressing table on numeric codes. */
-  private readonly slotCode: Float64Array;
+  /** n-gram code -> slot -> row index into `logp` (L values per row). */
+  private readonly index: KeyTable;
   private readonly slotRow: Int32Array;
-  private readonly mask: number;
   private readonly logp: Float64Array;
   private readonly unseen: Float64Array;
 
@@ -74,17 +74,9 @@ export class LanguageIdentifier {
     });
     const rows = new Map<number, number>();
     for (const { entries } of parsed) for (const [g] of entries) if (!rows.has(g)) rows.set(g, rows.size);
-    let cap = 1024;
-    while (cap < 4 * rows.size) cap *= 2;
-    this.mask = cap - 1;
-    this.slotCode = new Float64Array(cap);
-    this.slotRow = new Int32Array(cap).fill(-1);
-    for (const [code, row] of rows) {
-      let i = this.slot(code);
-      while (this.slotRow[i] !== -1) i = (i + 1) & this.mask;
-      this.slotCode[i] = code;
-      this.slotRow[i] = row;
-    }
+    this.index = new KeyTable(rows.size);
+    this.slotRow = new Int32Array(this.index.capacity).fill(-1);
+    for (const [code, row] of rows) this.slotRow[this.index.insert(code)] = row;
     const V = rows.size + 1;
     this.logp = new Float64Array(rows.size * L);
     parsed.forEach(({ p, entries }, l) => {
@@ -95,17 +87,9 @@ export class LanguageIdentifier {
     });
   }
 
-  private slot(code: number): number {
-    const lo = code >>> 0;
-    const hi = (code / 4294967296) >>> 0;
-    return (Math.imul(lo ^ Math.imul(hi, 0x85ebca6b), 0x9e3779b1) >>> 12) & this.mask;
-  }
-
   private row(code: number): number {
-    for (let i = this.slot(code); ; i = (i + 1) & this.mask) {
-      const r = this.slotRow[i]!;
-      if (r === -1 || this.slotCode[i] === code) return r;
-    }
+    const slot = this.index.find(code);
+    return slot === -1 ? -1 : this.slotRow[slot]!;
   }
 
   predict(text: string): LanguagePrediction {
