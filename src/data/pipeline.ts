@@ -102,12 +102,15 @@ export function runChain(chain: Chain, doc: Document, rep: ShardReport): { doc: 
     const st = step(rep, s.name);
     const bytes = utf8Length(d.text);
     addCount(st.in, 1, bytes);
+    const t0 = performance.now();
     if ('transform' in s) {
       d = s.transform.apply(d);
+      st.seconds += (performance.now() - t0) / 1000;
       addCount(st.out, 1, utf8Length(d.text));
       continue;
     }
     const r = s.filter.apply(d);
+    st.seconds += (performance.now() - t0) / 1000;
     if (!r.keep) {
       addRemoved(st, r.reason, bytes);
       const excludedBy = { stage: 'filter', filter: s.name, reason: r.reason, ...(r.value === undefined ? {} : { value: r.value }) };

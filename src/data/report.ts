@@ -11,6 +11,8 @@ export interface StepStats {
   out: Count;
   /** Removal reasons of this step. */
   removed: Record<string, Count>;
+  /** Time spent in this step (summed over shards). */
+  seconds: number;
 }
 
 export interface ShardReport {
@@ -44,7 +46,7 @@ export function newShardReport(stage: string, shard: string): ShardReport {
 export function step(r: ShardReport, name: string): StepStats {
   let s = r.steps[name];
   if (s === undefined) {
-    s = { in: emptyCount(), out: emptyCount(), removed: {} };
+    s = { in: emptyCount(), out: emptyCount(), removed: {}, seconds: 0 };
     r.steps[name] = s;
   }
   return s;
@@ -73,6 +75,7 @@ export function mergeReports(stage: string, reports: ShardReport[]): ShardReport
       const t = step(m, name);
       addInto(t.in, s.in);
       addInto(t.out, s.out);
+      t.seconds += s.seconds ?? 0;
       for (const [reason, c] of Object.entries(s.removed)) {
         const d = t.removed[reason] ?? emptyCount();
         addInto(d, c);
@@ -113,12 +116,12 @@ function pad(cells: string[][]): string {
 /** A readable table: one row per step with docs/bytes in and out, then one row per removal reason. */
 export function formatReport(r: ShardReport): string {
   const pct = (a: number, b: number): string => (b === 0 ? '-' : `${((100 * a) / b).toFixed(1)}%`);
-  const rows: string[][] = [['step / reason', 'docs in', 'docs out', 'kept', 'bytes in', 'bytes out']];
-  rows.push(['(stage total)', String(r.in.docs), String(r.out.docs), pct(r.out.docs, r.in.docs), formatBytes(r.in.bytes), formatBytes(r.out.bytes)]);
+  const rows: string[][] = [['step / reason', 'docs in', 'docs out', 'kept', 'bytes in', 'bytes out', 'seconds']];
+  rows.push(['(stage total)', String(r.in.docs), String(r.out.docs), pct(r.out.docs, r.in.docs), formatBytes(r.in.bytes), formatBytes(r.out.bytes), r.seconds.toFixed(1)]);
   for (const [name, s] of Object.entries(r.steps)) {
-    rows.push([name, String(s.in.docs), String(s.out.docs), pct(s.out.docs, s.in.docs), formatBytes(s.in.bytes), formatBytes(s.out.bytes)]);
+    rows.push([name, String(s.in.docs), String(s.out.docs), pct(s.out.docs, s.in.docs), formatBytes(s.in.bytes), formatBytes(s.out.bytes), (s.seconds ?? 0).toFixed(1)]);
     const reasons = Object.entries(s.removed).sort((a, b) => b[1].docs - a[1].docs);
-    for (const [reason, c] of reasons) rows.push([`  - ${reason}`, '', String(c.docs), pct(c.docs, s.in.docs), '', formatBytes(c.bytes)]);
+    for (const [reason, c] of reasons) rows.push([`  - ${reason}`, '', String(c.docs), pct(c.docs, s.in.docs), '', formatBytes(c.bytes), '']);
   }
   let out = `stage ${r.stage} (${r.shard}, ${r.seconds.toFixed(1)} s task time)\n${pad(rows)}`;
   const extras = Object.entries(r.extra);
