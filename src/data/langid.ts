@@ -53,11 +53,14 @@ export class LanguageIdentifier {
   /**
    * @param sharpness the posterior treats the mean per-n-gram log-likelihood as coming from this many independent
    *   n-grams; raw naive Bayes over hundreds of correlated n-grams is absurdly over-confident.
+   * @param earlyStop reading stops at a 200-character boundary once the leading language's confidence reaches this
+   *   (most documents are settled within the first few hundred characters); 1 reads all `maxChars`.
    */
   constructor(
     profiles: Record<string, LanguageProfile> = PROFILES,
     private readonly maxChars = 1000,
     private readonly sharpness = 30,
+    private readonly earlyStop = 0.999,
   ) {
     this.languages = Object.keys(profiles).sort();
     const L = this.languages.length;
@@ -103,6 +106,14 @@ export class LanguageIdentifier {
       else for (let l = 0, o = r * L; l < L; l++) sums[l]! += this.logp[o + l]!;
       n++;
     };
+    // Posterior of the leading language from the running sums: softmax of sharpness x mean log-likelihood.
+    const confidence = (): { best: number; score: number } => {
+      let best = 0;
+      for (let l = 1; l < L; l++) if (sums[l]! > sums[best]!) best = l;
+      let z = 0;
+      for (let l = 0; l < L; l++) z += Math.exp((this.sharpness * (sums[l]! - sums[best]!)) / n);
+      return { best, score: 1 / z };
+    };
     // Same n-grams as forEachNgram, as numeric codes (no substrings).
     for (let i = 0; i < t.length; i++) {
       const c0 = t.charCodeAt(i);
@@ -112,17 +123,13 @@ export class LanguageIdentifier {
         add(c0 + c1 * 65536);
         if (i + 2 < t.length) add(c0 + (c1 + t.charCodeAt(i + 2) * 65536) * 65536);
       }
+      if (i % 200 === 199 && i + 1 < t.length && confidence().score >= this.earlyStop) break;
     }
     const perLanguage: Record<string, number> = {};
-    let best = 0;
-    for (let l = 0; l < L; l++) {
-      sums[l] = n === 0 ? 0 : sums[l]! / n;
-      perLanguage[this.languages[l]!] = sums[l]!;
-      if (sums[l]! > sums[best]!) best = l;
-    }
-    let z = 0;
-    for (let l = 0; l < L; l++) z += Math.exp(this.sharpness * (sums[l]! - sums[best]!));
-    return { language: n === 0 ? 'unknown' : this.languages[best]!, score: n === 0 ? 0 : 1 / z, perLanguage };
+    for (let l = 0; l < L; l++) perLanguage[this.languages[l]!] = n === 0 ? 0 : sums[l]! / n;
+    if (n === 0) return { language: 'unknown', score: 0, perLanguage };
+    const { best, score } = confidence();
+    return { language: this.languages[best]!, score, perLanguage };
   }
 }
 
