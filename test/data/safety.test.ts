@@ -70,6 +70,12 @@ test('language ID: hand-written sentences in several languages, and the filter a
   const strict = new LanguageFilter({ languages: ['en'], minScore: s + 1e-9 }).apply(doc(samples[0]![1]));
   assert.equal(strict.keep, false);
   assert.throws(() => new LanguageFilter({ languages: ['xx'], minScore: 0.5 }), /unknown language "xx"/);
+  // Early stopping: a long document decided on its first few hundred characters, the same as reading 1000.
+  const long = (samples[0]![1] + ' ').repeat(9);
+  const full = new LanguageIdentifier(undefined, 1000, 30, 1).predict(long);
+  const early = id.predict(long);
+  assert.equal(early.language, full.language);
+  assert.ok(early.score >= 0.999 && full.score >= 0.999);
 });
 
 test('langid build: .mo parsing in both byte orders, UI-string cleaning, profile building', () => {
