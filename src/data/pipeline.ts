@@ -7,7 +7,7 @@ import type { Document, DocumentFilter, DocumentTransform } from './document.js'
 import { utf8Length } from './document.js';
 import { BadRecordLog, expandPaths, formatFromPath, readDocuments, readShard } from './readers.js';
 import type { InputFormat, ReadSpec } from './readers.js';
-import { JsonlGzWriter, documentRecord, isDone, markDone, writeJsonAtomic } from './writers.js';
+import { JsonlGzWriter, documentRecord, doneWith, isDone, markDone, writeJsonAtomic } from './writers.js';
 import { Cleaner } from './clean.js';
 import { PiiScrubber } from './pii.js';
 import { GopherQualityFilter, GopherRepetitionFilter } from './filters/gopher.js';
@@ -207,7 +207,9 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
   const out: ShardReport[] = [];
   for (const i of myShards(inputs.length, o.rank, o.worldSize)) {
     const f = inputs[i]!;
-    if (!o.dryRun && isDone(P.filtered(i))) continue;
+    // A shard made from a --limit sample is redone by a full run (and vice versa).
+    const note = limit === null ? '' : `limit=${limit}`;
+    if (!o.dryRun && doneWith(P.filtered(i), note)) continue;
     const t0 = performance.now();
     const rep = newShardReport('filter', shardName(i));
     const log = new BadRecordLog();
@@ -255,7 +257,7 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
     rep.seconds = (performance.now() - t0) / 1000;
     if (!o.dryRun) {
       saveReport(cfg, rep);
-      markDone(P.filtered(i));
+      markDone(P.filtered(i), note);
     }
     o.log(`filter ${shardName(i)} done: ${rep.in.docs} -> ${rep.out.docs} docs in ${rep.seconds.toFixed(1)} s`);
     out.push(rep);

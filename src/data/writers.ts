@@ -1,6 +1,6 @@
 // Atomic JSONL.gz shard writer: lines go to a temp file that is renamed into place only on close, so a killed
 // stage never leaves a half-written shard. Also small atomic helpers for JSON files and completion markers.
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -37,8 +37,17 @@ export function isDone(path: string): boolean {
   return existsSync(`${path}.done`);
 }
 
-export function markDone(path: string): void {
-  writeFileAtomic(`${path}.done`, new Date().toISOString() + '\n');
+/** Writes the marker; `note` (e.g. "limit=100") records how the shard was made, for doneWith. */
+export function markDone(path: string, note = ''): void {
+  writeFileAtomic(`${path}.done`, `${new Date().toISOString()}${note === '' ? '' : ` ${note}`}\n`);
+}
+
+/** True when the marker exists and was written with the same note (a sample run does not count as a full one). */
+export function doneWith(path: string, note: string): boolean {
+  if (!isDone(path)) return false;
+  const text = readFileSync(`${path}.done`, 'utf8').trim();
+  const written = text.includes(' ') ? text.slice(text.indexOf(' ') + 1) : '';
+  return written === note;
 }
 
 /**

@@ -118,7 +118,7 @@ test('pipeline: filter -> dedup -> mix over 3 formats and 2 ranks, with exclusio
   rmSync(dir, { recursive: true });
 });
 
-test('pipeline: --dry-run with --limit writes nothing and reports the sample', async () => {
+test('pipeline: --dry-run with --limit writes nothing; a --limit sample is redone by a full run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmforge-dry-'));
   writeFileSync(join(dir, 'a.jsonl'), wiki().slice(0, 30).map((t) => JSON.stringify({ text: t })).join('\n'));
   const cfg = validateConfig({ output: 'out', sources: [{ name: 'a', paths: ['a.jsonl'] }] }, dir);
@@ -127,6 +127,16 @@ test('pipeline: --dry-run with --limit writes nothing and reports the sample', a
   assert.equal(rep.filter!.in.docs, 10);
   assert.ok(logs.some((l) => l.includes('gopher_quality')));
   assert.equal(existsSync(join(dir, 'out')), false);
+  // A --limit run writes a sample; a later full run does not mistake it for finished work.
+  const o = { rank: 0, worldSize: 1, dryRun: false, log: () => {} };
+  await runStages(cfg, ['filter'], { ...o, limit: 5 });
+  assert.equal(collectReports(cfg, 'filter')!.in.docs, 5);
+  await runStages(cfg, ['filter'], { ...o, limit: 5 });
+  await runStages(cfg, ['filter'], { ...o, limit: null });
+  assert.equal(collectReports(cfg, 'filter')!.in.docs, 30);
+  const again: string[] = [];
+  await runStages(cfg, ['filter'], { ...o, limit: null, log: (l) => again.push(l) });
+  assert.ok(!again.some((l) => l.startsWith('filter 00000 done')), 'finished full shard skipped');
   rmSync(dir, { recursive: true });
 });
 
