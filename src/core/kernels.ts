@@ -62,6 +62,8 @@ export interface MatmulArgs<F extends FloatArray> {
  * causal masks key j > query i + (Tk − Tq). mask (optional) is additive, (Tq, Tk) rows with strides
  * [mB, mH, mT] (0 to broadcast), last dim contiguous.
  * Memory: O(T·D) per head besides the inputs — never a (T, T) score matrix.
+ * A query row with no allowed key (every score −∞) gives out = 0, lse = −∞ and zero gradients (not NaN);
+ * NaN in q, k, v or the mask propagates to the affected rows.
  */
 export interface AttentionArgs<F extends FloatArray> {
   q: StridedArg<F>;
@@ -121,7 +123,8 @@ export interface Kernels<F extends FloatArray> {
   unary(op: UnaryOp, x: F, y: F, n: number, p: number): void;
   /** gx = gy·f'(x) (y = f(x) is given too, for functions whose derivative is cheaper from y). */
   unaryBackward(op: UnaryOp, x: F, y: F, gy: F, gx: F, n: number, p: number): void;
-  /** out (contiguous, `shape`) = f(a, b) with a and b strided (stride 0 broadcasts). */
+  /** out (contiguous, `shape`) = f(a, b) with a and b strided (stride 0 broadcasts). out may alias a or b when that
+   *  operand is contiguous with the same shape (in-place accumulation). */
   binary(op: BinaryOp, a: StridedArg<F>, b: StridedArg<F>, out: F, shape: readonly number[]): void;
   /** out = cond ≠ 0 ? a : b, all strided (broadcast) into a contiguous `shape`. */
   where(cond: StridedArg, a: StridedArg<F>, b: StridedArg<F>, out: F, shape: readonly number[]): void;

@@ -1,0 +1,41 @@
+// Child process of bench/gpt.ts: trains one case for a few iterations with lmforge and prints one JSON line
+// (median ms/iter, tokens/s, peak RSS). A separate process so that peak memory is this case's alone.
+import * as lm from '../src/core/index.js';
+import { loadNativeBackend } from '../src/core/native/index.js';
+import { GPT } from '../src/models/gpt.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { GPT_CASES } from './_gpt_cases.js';
+
+const name = process.argv[2];
+const c = GPT_CASES.find((x) => x.name === name);
+if (!c) throw new Error(`unknown case ${name}`);
+const iters = Number(process.argv[3] ?? c.iters);
+loadNativeBackend();
+const model = new GPT({ vocab_size: c.vocab_size, block_size: c.block_size, n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, dropout: c.dropout, bias: true });
+const params = model.parameters();
+const opt = new AdamW([{ params: params.filter((p) => p.ndim >= 2), weightDecay: 0.1 }, { params: params.filter((p) => p.ndim < 2), weightDecay: 0 }], { lr: 1e-3, beta1: 0.9, beta2: 0.99 });
+const rng = new lm.Rng(1);
+const B = c.batch_size;
+const T = c.block_size;
+const times: number[] = [];
+let loss = 0;
+for (let it = 0; it < iters + 2; it++) {
+  const x = new Int32Array(B * T);
+  const y = new Int32Array(B * T);
+  for (let i = 0; i < B * T; i++) {
+    x[i] = rng.int(c.vocab_size);
+    y[i] = rng.int(c.vocab_size);
+  }
+  const t0 = performance.now();
+  loss = lm.tidy(() => {
+    const out = model.forward(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T]), { seed: it });
+    lm.backward(out.loss!);
+    return out.loss!.item();
+  });
+  opt.update({ clipNorm: 1 });
+  opt.zeroGrad();
+  if (it >= 2) times.push(performance.now() - t0);
+}
+times.sort((a, b) => a - b);
+const ms = times[Math.floor(times.length / 2)]!;
+console.log(JSON.stringify({ ms, tokensPerS: (B * T) / (ms / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024, loss }));

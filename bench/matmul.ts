@@ -1,0 +1,170 @@
+// Benchmark `npm run bench -- matmul [--threads=2] [--rounds=5] [--trans] [--system-blas] [--quick]`: fp32 GFLOPS of
+// lmforge's native matmul beside PyTorch's torch.mm, same shapes, same run, interleaved round by round so both
+// sides see the same machine load. Not a correctness test (test/core/native-gemm.test.ts).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { MatmulArgs } from '../src/core/kernels.js';
+import { loadAddon } from '../src/core/native/addon.js';
+import { gemmAddon, nativeMatmul } from '../src/core/native/gemm.js';
+import { Rng } from '../src/core/random.js';
+
+interface Shape {
+  label: string;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** The ratio to PyTorch this shape must reach. */
+  bar: number;
+}
+
+const PYTHON = '/usr/bin/python3';
+// Debian's torch links libblas.so.3, which is the netlib reference BLAS unless OpenBLAS is selected; point the
+// torch process (only) at OpenBLAS when it is installed, so the comparison is against a real BLAS.
+const OPENBLAS_DIR = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
+
+function shapes(withTrans: boolean): Shape[] {
+  const list: Shape[] = [];
+  for (const n of [256, 512, 1024, 2048]) {
+    list.push({ label: `square ${n}`, M: n, N: n, K: n, transA: false, transB: false, bar: n >= 512 ? 0.9 : 0 });
+  }
+  for (const C of [128, 384, 768]) {
+    for (const M of [768, 16384]) {
+      list.push({ label: `B·T=${M} C=${C} x·W`, M, N: 4 * C, K: C, transA: false, transB: false, bar: 1.0 });
+      if (withTrans) {
+        // The backward pass of y = x·W: dx = dy·Wᵀ and dW = xᵀ·dy.
+        list.push({ label: `B·T=${M} C=${C} dy·Wᵀ`, M, N: C, K: 4 * C, transA: false, transB: true, bar: 0 });
+        list.push({ label: `B·T=${M} C=${C} xᵀ·dy`, M: C, N: 4 * C, K: M, transA: true, transB: false, bar: 0 });
+      }
+    }
+  }
+  return list;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function randomArray(rng: Rng, n: number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = rng.normal();
+  return x;
+}
+
+function operands(shape: Shape, rng: Rng): MatmulArgs<Float32Array> {
+  const { M, N, K } = shape;
+  return {
+    a: randomArray(rng, M * K), aOffset: 0, b: randomArray(rng, K * N), bOffset: 0, c: new Float32Array(M * N),
+    cOffset: 0, batch: 1, M, N, K, transA: shape.transA, transB: shape.transB, aBatchStride: 0, bBatchStride: 0,
+    accumulate: false,
+  };
+}
+
+/** Wall times (seconds) of `reps` calls after `warmup` untimed ones. */
+function timeOurs(args: MatmulArgs<Float32Array>, reps: number, warmup: number): number[] {
+  for (let i = 0; i < warmup; i++) nativeMatmul(args);
+  const seconds: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    nativeMatmul(args);
+    seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return seconds;
+}
+
+/** The PyTorch timing server (bench/torch_matmul.py), or the reason it is unavailable. */
+class Torch {
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly lines: AsyncIterator<string>,
+    readonly description: string,
+  ) {}
+
+  static async start(threads: number, systemBlas: boolean): Promise<Torch | string> {
+    if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+    const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_matmul.py');
+    const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
+    if (!systemBlas && existsSync(OPENBLAS_DIR)) {
+      env.LD_LIBRARY_PATH = [OPENBLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+    }
+    const child = spawn(PYTHON, [script, String(threads)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const reader: Interface = createInterface({ input: child.stdout });
+    const lines = reader[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done) return `torch_matmul.py exited: ${stderr.trim() || 'no output'}`;
+    const hello = JSON.parse(first.value) as { error?: string; torch?: string; threads?: number; blas?: string };
+    if (hello.error) {
+      child.kill();
+      return hello.error;
+    }
+    return new Torch(child, lines, `torch ${hello.torch}, ${hello.threads} threads, BLAS ${hello.blas}`);
+  }
+
+  async time(shape: Shape, reps: number, warmup: number): Promise<number[]> {
+    const { M, N, K, transA, transB } = shape;
+    this.child.stdin.write(JSON.stringify({ M, N, K, transA, transB, reps, warmup }) + '\n');
+    const line = await this.lines.next();
+    if (line.done) throw new Error('bench/matmul: torch_matmul.py exited mid-run');
+    return (JSON.parse(line.value) as { seconds: number[] }).seconds;
+  }
+
+  stop(): void {
+    this.child.stdin.end();
+  }
+}
+
+function flag(args: string[], name: string, fallback: number): number {
+  const hit = args.find((a) => a.startsWith(`--${name}=`));
+  if (!hit) return fallback;
+  const v = Number(hit.slice(name.length + 3));
+  if (!Number.isInteger(v) || v < 1) throw new Error(`bench/matmul: --${name} expects a positive integer, got ${hit}`);
+  return v;
+}
+
+export async function run(args: string[]): Promise<void> {
+  const threads = flag(args, 'threads', 2);
+  const rounds = flag(args, 'rounds', 5);
+  const quick = args.includes('--quick');
+  loadAddon().setThreads(threads);
+  const torch = await Torch.start(threads, args.includes('--system-blas'));
+  console.log(`lmforge: ${gemmAddon().gemmIsa()} micro-kernel, ${threads} threads`);
+  console.log(typeof torch === 'string' ? `PyTorch comparison skipped: ${torch}` : `PyTorch: ${torch.description}`);
+  console.log(`GFLOPS = 2·M·N·K / median time; ${rounds} interleaved rounds, each the median of its reps\n`);
+  const rng = new Rng(7);
+  const rows: string[][] = [['shape', 'M', 'N', 'K', 'lmforge', 'torch', 'ratio', 'bar']];
+  let missed = 0;
+  for (const shape of shapes(args.includes('--trans'))) {
+    const flops = 2 * shape.M * shape.N * shape.K;
+    // Enough reps for ~0.1 s per side per round (at ~200 GFLOPS), at least 3: short rounds, alternating sides,
+    // so that both see the same load on a shared machine.
+    const reps = quick ? 3 : Math.max(3, Math.min(25, Math.round(0.1 / (flops / 200e9))));
+    const args = operands(shape, rng);
+    const ours: number[] = [];
+    const theirs: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      ours.push(median(timeOurs(args, reps, 2)));
+      if (typeof torch !== 'string') theirs.push(median(await torch.time(shape, reps, 2)));
+    }
+    const g = flops / median(ours) / 1e9;
+    const t = theirs.length ? flops / median(theirs) / 1e9 : NaN;
+    const ratio = g / t;
+    const verdict = shape.bar === 0 || Number.isNaN(ratio) ? '' : ratio >= shape.bar ? `≥${shape.bar} ok` : `<${shape.bar} MISSED`;
+    if (verdict.endsWith('MISSED')) missed++;
+    const row = [shape.label, String(shape.M), String(shape.N), String(shape.K), g.toFixed(1),
+      Number.isNaN(t) ? '-' : t.toFixed(1), Number.isNaN(ratio) ? '-' : ratio.toFixed(2) + '×', verdict];
+    rows.push(row);
+    console.log(row.join('  '));
+  }
+  if (typeof torch !== 'string') torch.stop();
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log('\n' + rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n'));
+  if (typeof torch !== 'string') console.log(missed ? `\n${missed} shape(s) below their bar` : '\nevery shape meets its bar');
+}

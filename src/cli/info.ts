@@ -1,0 +1,59 @@
+// `lmforge info`: versions, native addon status, SIMD paths and threads, for bug reports and sanity checks.
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import type { Command } from 'commander';
+import { ADDON_PATH, addonLoadError, tryLoadAddon } from '../core/native/addon.js';
+import { packageVersion } from './version.js';
+
+export interface Info {
+  lmforge: string;
+  node: string;
+  v8: string;
+  napi: string;
+  platform: string;
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  native: { loaded: boolean; path: string; error?: string; avx2?: boolean; avx512f?: boolean; threads?: number };
+}
+
+export function collectInfo(): Info {
+  const addon = tryLoadAddon();
+  const cpu = addon?.cpuInfo();
+  const err = addonLoadError();
+  return {
+    lmforge: packageVersion(),
+    node: process.versions.node,
+    v8: process.versions.v8,
+    napi: process.versions.napi ?? 'unknown',
+    platform: `${process.platform}-${process.arch}`,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    native: { loaded: addon !== null, path: ADDON_PATH, ...(err ? { error: err } : {}), ...(cpu ?? {}) },
+  };
+}
+
+export function formatInfo(i: Info): string {
+  const simd = i.native.loaded ? [i.native.avx512f ? 'avx512f' : null, i.native.avx2 ? 'avx2+fma' : null, 'scalar'].filter(Boolean).join(', ') : 'n/a';
+  const rows: [string, string][] = [
+    ['lmforge', i.lmforge],
+    ['node', `${i.node} (v8 ${i.v8}, N-API ${i.napi})`],
+    ['platform', i.platform],
+    ['cpu', `${i.cpu}, ${i.cores} cores available, ${i.memoryGiB} GiB memory`],
+    ['native addon', i.native.loaded ? `loaded (${i.native.path})` : `NOT loaded: ${i.native.error ?? 'unknown error'} — run \`npm install\` to build it`],
+    ['SIMD paths', simd],
+    ['threads', i.native.threads !== undefined ? `${i.native.threads} (OpenMP; set OMP_NUM_THREADS to change)` : 'n/a'],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`).join('\n');
+}
+
+export function register(program: Command): void {
+  program
+    .command('info')
+    .description('show versions, native addon status, SIMD paths and threads')
+    .option('--json', 'print as JSON')
+    .action((opts: { json?: boolean }) => {
+      const i = collectInfo();
+      process.stdout.write((opts.json ? JSON.stringify(i, null, 2) : formatInfo(i)) + '\n');
+    });
+}

@@ -1,0 +1,53 @@
+// `lmforge inspect <path>`: says what a file or directory lmforge wrote holds, and whether it is intact —
+// a run directory (checkpoints, which is the latest complete one), a checkpoint, a safetensors file or a token file.
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { readSafetensors } from '../core/safetensors.js';
+import { STATE_FILE, findLatestComplete, listCheckpointSteps, verifyCheckpoint } from '../train/checkpoint.js';
+import { openTokenFile } from '../train/token-reader.js';
+import { UserError } from '../util/errors.js';
+
+function describeCheckpoint(dir: string): string[] {
+  const s = verifyCheckpoint(dir);
+  const files = Object.entries(s.files).map(([n, f]) => `  ${n}: ${f.bytes} bytes, sha256 ${f.sha256.slice(0, 16)}…`);
+  return [`checkpoint ${dir}: complete and verified`, `  step ${s.step}, optimizer step ${s.optimizerStep}, best val loss ${s.bestValLoss ?? 'n/a'}`, ...files];
+}
+
+export function inspect(path: string): string[] {
+  if (!existsSync(path)) throw new UserError(`${path}: no such file or directory`);
+  if (statSync(path).isDirectory()) {
+    if (existsSync(join(path, STATE_FILE))) return describeCheckpoint(path);
+    const steps = listCheckpointSteps(path).sort((a, b) => a - b);
+    if (steps.length === 0) throw new UserError(`${path}: neither a run directory (no ckpt-<step> inside) nor a checkpoint (no ${STATE_FILE})`);
+    const latest = findLatestComplete(path);
+    const out = [`run ${path}: checkpoints at steps ${steps.join(', ')}`];
+    for (const s of latest?.skipped ?? []) out.push(`  skipped ${s.dir}: ${s.reason}`);
+    out.push(latest ? `  latest complete: ${latest.dir} (step ${latest.step})` : '  no complete checkpoint');
+    return out;
+  }
+  if (path.endsWith('.safetensors')) {
+    const f = readSafetensors(path);
+    const out = [`safetensors ${path}: ${f.tensors.size} tensors`];
+    for (const [k, v] of Object.entries(f.metadata)) out.push(`  metadata ${k}: ${v}`);
+    let total = 0;
+    for (const [name, t] of f.tensors) {
+      total += t.data.length;
+      out.push(`  ${name}: ${t.dtype} [${t.shape.join(', ')}]`);
+    }
+    out.push(`  ${total.toLocaleString('en-US')} elements in all`);
+    return out;
+  }
+  const t = openTokenFile(path);
+  return [`token file ${path}: ${t.count.toLocaleString('en-US')} ${t.dtype} ids (${t.mode}); first ids: ${[...t.ids.subarray(0, 12)].join(' ')}`];
+}
+
+export function register(program: Command): void {
+  program
+    .command('inspect')
+    .description('describe and verify a run directory, checkpoint, .safetensors file or token file')
+    .argument('<path>', 'what to inspect')
+    .action((path: string) => {
+      process.stdout.write(inspect(path).join('\n') + '\n');
+    });
+}

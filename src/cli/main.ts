@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// The `lmforge` command line: builds the commander program from the command registry below, runs it, and turns a
+// UserError (bad input the user can fix) into one clean line on stderr and exit status 1. Commands live one per file.
+import { Command } from 'commander';
+import { UserError } from '../util/errors.js';
+import { packageVersion } from './version.js';
+import * as info from './info.js';
+import * as inspect from './inspect.js';
+import * as prepare from './prepare.js';
+import * as sample from './sample.js';
+import * as tokenize from './tokenize.js';
+import * as tokenizer from './tokenizer.js';
+import * as train from './train.js';
+
+interface CommandModule {
+  register(program: Command): void;
+}
+
+// The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
+// (tokenizer, tokenize, curate, train, ... as their files land on main).
+const COMMANDS: CommandModule[] = [info, inspect, prepare, tokenizer, tokenize, train, sample];
+
+function buildProgram(): Command {
+  const program = new Command('lmforge')
+    .description('Train, align and evaluate language models on the CPU.')
+    .version(packageVersion(), '-V, --version', 'print the lmforge version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: true });
+  for (const c of COMMANDS) c.register(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof UserError) {
+      process.stderr.write(`error: ${e.message}\n`);
+    } else {
+      process.stderr.write(`lmforge: internal error (please report it):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
+
+await main();

@@ -1,0 +1,17 @@
+// `lmforge prepare`: a text file → character-level train/val token files and meta.json (nanoGPT's
+// shakespeare_char/prepare.py). For subword data use `lmforge tokenize` with a trained tokenizer.
+import type { Command } from 'commander';
+import { prepareCharData } from '../data/prepare.js';
+
+export function register(program: Command): void {
+  program
+    .command('prepare')
+    .description('turn a text file into character-level train.bin / val.bin token files and meta.json')
+    .requiredOption('--input <file>', 'UTF-8 text file (e.g. ../shared/data/tinyshakespeare/input.txt)')
+    .requiredOption('--out <dir>', 'output directory (the data_dir of `lmforge train`)')
+    .option('--val-fraction <x>', 'fraction of the characters held out for validation', '0.1')
+    .action((opts: { input: string; out: string; valFraction: string }) => {
+      const r = prepareCharData({ input: opts.input, outDir: opts.out, valFraction: Number(opts.valFraction) });
+      console.log(`vocab size ${r.vocabSize}; train ${r.trainTokens.toLocaleString('en-US')} tokens, val ${r.valTokens.toLocaleString('en-US')} tokens → ${opts.out}`);
+    });
+}

@@ -1,0 +1,43 @@
+// `lmforge tokenize`: encode text files into train/val token shards (uint16 when the vocabulary fits, else uint32),
+// streaming, on all cores, with a progress bar. Registered by src/cli/main.ts.
+import type { Command } from 'commander';
+import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
+import { progressBar } from './progress.js';
+import { runIfMain, userErrors } from './standalone.js';
+
+export function register(program: Command): void {
+  program
+    .command('tokenize')
+    .description('encode text files into train.bin / val.bin token shards for training')
+    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
+    .requiredOption('--input <files...>', 'UTF-8 text files, in order')
+    .requiredOption('--out <dir>', 'directory for train.bin and val.bin')
+    .option('--val-fraction <f>', 'fraction of the input (from its end) written to val.bin', parseFloat, 0.005)
+    .option('--workers <n>', 'worker threads (default: all cores for inputs of 4 MiB or more)', (v) => Number.parseInt(v, 10))
+    .option('--separator <token>', 'special token appended after each file (default <|endoftext|> when present; "" for none)')
+    .option('--allow-special', 'recognise special tokens written in the text')
+    .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean }) => userErrors(async () => {
+      let bar: ReturnType<typeof progressBar> | undefined;
+      const started = performance.now();
+      const result = await tokenizeFiles({
+        tokenizerPath: o.tokenizer,
+        inputs: o.input,
+        outDir: o.out,
+        valFraction: o.valFraction,
+        ...(o.workers !== undefined ? { workers: o.workers } : {}),
+        ...(o.separator !== undefined ? { separator: o.separator } : {}),
+        allowSpecial: o.allowSpecial ?? false,
+        onProgress: (done, total) => {
+          bar ??= progressBar('tokenize', Math.max(1, Math.round(total / 1e6)), 'MB');
+          const s = (performance.now() - started) / 1000;
+          bar.update(Math.round(done / 1e6), { rate: `${(done / 1e6 / Math.max(s, 1e-9)).toFixed(1)} MB/s` });
+        },
+      });
+      bar?.stop();
+      process.stderr.write(
+        `tokenize: ${(result.bytes / 1e6).toFixed(1)} MB → ${result.train.tokens} train + ${result.val.tokens} val tokens (${result.dtype}) in ${result.seconds.toFixed(2)} s: ${result.train.path}, ${result.val.path}\n`,
+      );
+    }));
+}
+
+runIfMain(import.meta.url, register);

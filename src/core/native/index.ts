@@ -1,0 +1,25 @@
+// The native backend: the C++ kernel families composed into one table. The `Kernels<Float32Array>` type makes a
+// missing kernel a compile error. loadNativeBackend() installs it as the active backend when the addon is built.
+import { registerNative, nativeAvailable } from '../backend.js';
+import type { Kernels } from '../kernels.js';
+import { addonLoadError, tryLoadAddon } from './addon.js';
+import { nativeAttention } from './attention.js';
+import { nativeMatmul } from './gemm.js';
+import { nativeMisc } from './misc.js';
+
+export const nativeKernels: Kernels<Float32Array> = {
+  ...nativeMisc,
+  ...nativeAttention,
+  matmul: nativeMatmul,
+};
+
+/**
+ * Makes the native kernels the active backend for float32 (unless LMFORGE_BACKEND=reference). Returns false,
+ * leaving the reference backend active, when the addon is not built; `reason` says why.
+ */
+export function loadNativeBackend(): { loaded: boolean; reason?: string } {
+  if (nativeAvailable()) return { loaded: true };
+  if (!tryLoadAddon()) return { loaded: false, reason: addonLoadError() };
+  registerNative(nativeKernels);
+  return { loaded: true };
+}

@@ -1,0 +1,130 @@
+// Streams text files through a tokenizer into train/val token shards, on all cores (worker_threads) for large
+// inputs, in input order. Not the CLI (src/cli/tokenize.ts) and not the shard format (token-file.ts).
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { loadAnyTokenizer } from './load-any.js';
+import { EncoderPool, safeCut } from './parallel.js';
+import { TokenFileWriter, dtypeForVocab } from './token-file.js';
+import { encodeText } from './tokenizer.js';
+
+export interface TokenizeFilesOptions {
+  tokenizerPath: string;
+  inputs: readonly string[];
+  outDir: string;
+  /** Fraction of the input bytes (taken from the end) written to val.bin (default 0.005). */
+  valFraction?: number;
+  /** Worker threads (default: all cores; inputs under 4 MiB are encoded in-process). */
+  workers?: number;
+  /** Special token appended after each input file (default `<|endoftext|>` when the tokenizer has it; '' for none). */
+  separator?: string;
+  /** Recognise special tokens written in the text (default false: encoded as plain text). */
+  allowSpecial?: boolean;
+  chunkChars?: number;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+export interface TokenizeFilesResult {
+  train: { path: string; tokens: number };
+  val: { path: string; tokens: number };
+  bytes: number;
+  dtype: 'uint16' | 'uint32';
+  seconds: number;
+}
+
+/** Yields text chunks of a file cut at safe points (see safeCut), decoding UTF-8 incrementally. */
+export function* readChunks(path: string, chunkChars: number): Generator<{ text: string; bytes: number }> {
+  const fd = openSync(path, 'r');
+  const decoder = new TextDecoder('utf-8');
+  const buf = Buffer.alloc(1 << 22);
+  let carry = '';
+  let carryBytes = 0;
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      carry += decoder.decode(buf.subarray(0, n), { stream: n > 0 });
+      carryBytes += n;
+      while (carry.length > chunkChars) {
+        // The last safe point before chunkChars, else the last one buffered; with none in 16 chunks' worth of text
+        // (one enormous line), cut anyway — the only case where chunking can change the ids.
+        let cut = safeCut(carry, chunkChars) || safeCut(carry, carry.length);
+        if (cut === 0 && n > 0 && carry.length < 16 * chunkChars) break;
+        if (cut === 0) cut = chunkChars;
+        const text = carry.slice(0, cut);
+        const bytes = Buffer.byteLength(text);
+        yield { text, bytes };
+        carry = carry.slice(cut);
+        carryBytes -= bytes;
+      }
+      if (n === 0) break;
+    }
+    if (carry.length > 0) yield { text: carry, bytes: carryBytes };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<TokenizeFilesResult> {
+  const started = performance.now();
+  const tok = loadAnyTokenizer(options.tokenizerPath);
+  const dtype = dtypeForVocab(tok.vocabSize);
+  const total = options.inputs.reduce((a, f) => a + statSync(f).size, 0);
+  const valFraction = options.valFraction ?? 0.005;
+  if (!(valFraction >= 0 && valFraction < 1)) throw new Error(`tokenize: valFraction must be in [0, 1), got ${valFraction}`);
+  const valStart = Math.floor(total * (1 - valFraction));
+  const sepName = options.separator ?? (tok.specialTokens.has('<|endoftext|>') ? '<|endoftext|>' : '');
+  const sep = sepName === '' ? undefined : tok.specialTokens.get(sepName);
+  if (sepName !== '' && sep === undefined) throw new Error(`tokenize: separator ${JSON.stringify(sepName)} is not a special token of ${options.tokenizerPath}`);
+  mkdirSync(options.outDir, { recursive: true });
+  const trainPath = join(options.outDir, 'train.bin');
+  const valPath = join(options.outDir, 'val.bin');
+  const writers = { train: new TokenFileWriter(trainPath, dtype), val: new TokenFileWriter(valPath, dtype) };
+  const workers = options.workers ?? (total >= 4 << 20 ? availableParallelism() : 0);
+  const pool = workers > 0 ? new EncoderPool(options.tokenizerPath, workers, options.allowSpecial ?? false) : undefined;
+  const chunkChars = options.chunkChars ?? 1 << 20;
+  const queue: Array<{ ids: Promise<Uint32Array> | Uint32Array; split: 'train' | 'val'; bytes: number }> = [];
+  let offset = 0;
+  let done = 0;
+  let lastSplit: 'train' | 'val' = 'train'; // the separator after a file goes with the file's last chunk
+  const drainOne = async (): Promise<void> => {
+    const job = queue.shift();
+    if (!job) return;
+    writers[job.split].write(await job.ids);
+    done += job.bytes;
+    options.onProgress?.(done, total);
+  };
+  try {
+    for (const file of options.inputs) {
+      for (const { text, bytes } of readChunks(file, chunkChars)) {
+        const split = offset >= valStart && valFraction > 0 ? 'val' : 'train';
+        lastSplit = split;
+        offset += bytes;
+        let ids: Promise<Uint32Array> | Uint32Array;
+        if (pool) {
+          const p = pool.encode(text);
+          p.catch(() => undefined); // awaited in order by drainOne; this only keeps an early failure from going unhandled
+          ids = p;
+        } else ids = Uint32Array.from(encodeText(tok, text, options.allowSpecial ?? false));
+        queue.push({ ids, split, bytes });
+        while (queue.length > Math.max(2, 2 * (pool?.size ?? 0))) await drainOne();
+      }
+      if (sep !== undefined) queue.push({ ids: Uint32Array.of(sep), split: queue[queue.length - 1]?.split ?? lastSplit, bytes: 0 });
+    }
+    while (queue.length > 0) await drainOne();
+    writers.train.close();
+    writers.val.close();
+  } catch (e) {
+    writers.train.abort();
+    writers.val.abort();
+    throw e;
+  } finally {
+    await pool?.close();
+  }
+  return {
+    train: { path: trainPath, tokens: writers.train.count },
+    val: { path: valPath, tokens: writers.val.count },
+    bytes: total,
+    dtype,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,85 @@
+// The op test cases shared by the gradient checks (float64, reference backend) and the backend parity tests
+// (float32, native against reference). Each case builds its output from freshly made inputs.
+import * as lm from '../../src/core/index.js';
+import type { DType, Tensor } from '../../src/core/index.js';
+
+export interface OpCase {
+  name: string;
+  /** Shapes of the float inputs that get gradients. */
+  inputs: number[][];
+  /** Input values are uniform in [low, high) (default [−2, 2)). */
+  range?: [number, number];
+  run(xs: Tensor[], dtype: DType): Tensor;
+}
+
+const ids = (values: number[], shape: number[]): Tensor => lm.tensor(values, shape, 'int32');
+
+export const opCases: OpCase[] = [
+  // elementwise unary
+  ...(['neg', 'exp', 'tanh', 'relu', 'silu', 'sigmoid', 'abs', 'square'] as const).map((op) => ({
+    name: op, inputs: [[3, 5]], run: (xs: Tensor[]) => lm.unary(op, xs[0]!),
+  })),
+  { name: 'gelu', inputs: [[4, 6]], run: (xs) => lm.gelu(xs[0]!) },
+  { name: 'gelu_tanh', inputs: [[4, 6]], run: (xs) => lm.gelu(xs[0]!, 'tanh') },
+  { name: 'log', inputs: [[7]], range: [0.2, 3], run: (xs) => lm.log(xs[0]!) },
+  { name: 'sqrt', inputs: [[7]], range: [0.2, 3], run: (xs) => lm.sqrt(xs[0]!) },
+  { name: 'rsqrt', inputs: [[7]], range: [0.2, 3], run: (xs) => lm.rsqrt(xs[0]!) },
+  { name: 'powScalar', inputs: [[7]], range: [0.2, 3], run: (xs) => lm.powScalar(xs[0]!, 2.5) },
+  { name: 'mulScalar+addScalar', inputs: [[2, 3]], run: (xs) => lm.addScalar(lm.mulScalar(xs[0]!, -1.5), 0.25) },
+  // binary with broadcasting
+  { name: 'add broadcast', inputs: [[2, 3, 4], [3, 1]], run: (xs) => lm.add(xs[0]!, xs[1]!) },
+  { name: 'sub broadcast', inputs: [[4], [2, 3, 4]], run: (xs) => lm.sub(xs[0]!, xs[1]!) },
+  { name: 'mul broadcast', inputs: [[2, 1, 4], [3, 1]], run: (xs) => lm.mul(xs[0]!, xs[1]!) },
+  { name: 'div', inputs: [[3, 4], [3, 4]], range: [0.5, 2], run: (xs) => lm.div(xs[0]!, xs[1]!) },
+  { name: 'pow', inputs: [[5], [5]], range: [0.5, 2], run: (xs) => lm.pow(xs[0]!, xs[1]!) },
+  { name: 'maximum', inputs: [[6], [6]], run: (xs) => lm.maximum(xs[0]!, xs[1]!) },
+  { name: 'minimum', inputs: [[2, 3], [3]], run: (xs) => lm.minimum(xs[0]!, xs[1]!) },
+  { name: 'same input twice', inputs: [[4]], run: (xs) => lm.mul(xs[0]!, xs[0]!) },
+  // reductions
+  { name: 'sum all', inputs: [[3, 4]], run: (xs) => lm.sum(xs[0]!) },
+  { name: 'sum axes keepdim', inputs: [[2, 3, 4]], run: (xs) => lm.sum(xs[0]!, [0, 2], true) },
+  { name: 'mean axis', inputs: [[2, 3, 4]], run: (xs) => lm.mean(xs[0]!, 1) },
+  { name: 'max axis', inputs: [[3, 5]], run: (xs) => lm.max(xs[0]!, 1) },
+  { name: 'max axis 0 keepdim', inputs: [[4, 3]], run: (xs) => lm.max(xs[0]!, 0, true) },
+  // views
+  { name: 'reshape+permute', inputs: [[2, 3, 4]], run: (xs) => lm.mul(lm.permute(lm.reshape(xs[0]!, [6, 4]), [1, 0]), lm.tensor(Array.from({ length: 24 }, (_, i) => i / 10), [4, 6], xs[0]!.dtype)) },
+  { name: 'slice', inputs: [[5, 4]], run: (xs) => lm.slice(xs[0]!, 0, 1, 4) },
+  { name: 'expand', inputs: [[3, 1]], run: (xs) => lm.expand(xs[0]!, [2, 3, 4]) },
+  { name: 'contiguous of transpose', inputs: [[3, 4]], run: (xs) => lm.contiguous(lm.transpose(xs[0]!)) },
+  // matmul
+  { name: 'matmul 2d', inputs: [[3, 4], [4, 5]], run: (xs) => lm.matmul(xs[0]!, xs[1]!) },
+  { name: 'matmul batched', inputs: [[2, 3, 4], [2, 4, 5]], run: (xs) => lm.matmul(xs[0]!, xs[1]!) },
+  { name: 'matmul batch x 2d', inputs: [[2, 3, 4], [4, 5]], run: (xs) => lm.matmul(xs[0]!, xs[1]!) },
+  { name: 'matmul 2d x batch', inputs: [[3, 4], [2, 4, 5]], run: (xs) => lm.matmul(xs[0]!, xs[1]!) },
+  { name: 'matmul transposed views', inputs: [[4, 3], [5, 4]], run: (xs) => lm.matmul(lm.transpose(xs[0]!), lm.transpose(xs[1]!)) },
+  { name: 'linear with bias', inputs: [[2, 3, 4], [4, 5], [5]], run: (xs) => lm.linear(xs[0]!, xs[1]!, xs[2]!) },
+  { name: 'linear no bias', inputs: [[3, 4], [4, 2]], run: (xs) => lm.linear(xs[0]!, xs[1]!, null) },
+  { name: 'sum over leading dims (bias grad path)', inputs: [[2, 3, 4], [4]], run: (xs) => lm.add(xs[0]!, xs[1]!) },
+  // nn
+  { name: 'softmax', inputs: [[3, 5]], run: (xs) => lm.softmax(xs[0]!) },
+  { name: 'softmax axis 0', inputs: [[3, 5]], run: (xs) => lm.softmax(xs[0]!, 0) },
+  { name: 'logSoftmax', inputs: [[3, 5]], run: (xs) => lm.logSoftmax(xs[0]!) },
+  { name: 'layerNorm', inputs: [[4, 6], [6], [6]], run: (xs) => lm.layerNorm(xs[0]!, xs[1]!, xs[2]!) },
+  { name: 'layerNorm no affine', inputs: [[4, 6]], run: (xs) => lm.layerNorm(xs[0]!, null, null) },
+  { name: 'rmsNorm', inputs: [[4, 6], [6]], run: (xs) => lm.rmsNorm(xs[0]!, xs[1]!) },
+  { name: 'embedding', inputs: [[5, 3]], run: (xs) => lm.embedding(xs[0]!, ids([0, 4, 4, 2, 1, 0], [2, 3])) },
+  { name: 'crossEntropy mean', inputs: [[4, 7]], run: (xs) => lm.crossEntropy(xs[0]!, ids([1, 6, 0, 3], [4])) },
+  { name: 'crossEntropy ignore+sum', inputs: [[2, 3, 5]], run: (xs) => lm.crossEntropy(xs[0]!, ids([1, -100, 4, 0, -100, 2], [2, 3]), { reduction: 'sum' }) },
+  { name: 'crossEntropy none', inputs: [[3, 4]], run: (xs) => lm.crossEntropy(xs[0]!, ids([3, 0, 1], [3]), { reduction: 'none' }) },
+  { name: 'dropout', inputs: [[6, 7]], run: (xs) => lm.dropout(xs[0]!, 0.3, 1234) },
+  // indexing
+  { name: 'concat', inputs: [[2, 3], [2, 2]], run: (xs) => lm.concat([xs[0]!, xs[1]!], 1) },
+  { name: 'split', inputs: [[5, 2]], run: (xs) => { const [a, b] = lm.split(xs[0]!, [2, 3], 0); return lm.concat([lm.mulScalar(a!, 2), b!], 0); } },
+  { name: 'where', inputs: [[3, 4], [4]], run: (xs) => lm.where(lm.tensor([1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1], [3, 4], xs[0]!.dtype), xs[0]!, xs[1]!) },
+  { name: 'maskedFill', inputs: [[3, 4]], run: (xs) => lm.maskedFill(xs[0]!, lm.tensor([0, 1, 0, 1], [4], xs[0]!.dtype), -7) },
+  { name: 'gather', inputs: [[3, 5]], run: (xs) => lm.gather(xs[0]!, 1, ids([0, 4, 4, 1, 2, 3], [3, 2])) },
+  { name: 'topk', inputs: [[3, 6]], run: (xs) => lm.topk(xs[0]!, 3).values },
+  { name: 'cumsum', inputs: [[3, 4]], run: (xs) => lm.cumsum(xs[0]!, 1) },
+  // attention
+  { name: 'attention causal', inputs: [[2, 2, 5, 3], [2, 2, 5, 3], [2, 2, 5, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true }) },
+  {
+    name: 'attention decode (Tq < Tk) + mask', inputs: [[1, 2, 2, 4], [1, 2, 6, 4], [1, 2, 6, 4]],
+    run: (xs, dtype) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, mask: lm.tensor([0, -1, 0.5, 0, -Infinity, 0, 0.3, 0, 0, -2, 0, 0], [2, 6], dtype) }),
+  },
+  { name: 'selfAttention', inputs: [[2, 5, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2) },
+];
