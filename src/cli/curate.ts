@@ -1,11 +1,12 @@
 // `lmforge curate`: runs the data curation pipeline of one config file (YAML or JSON) for one rank of a job array.
 // Wiring only: parsing flags, resolving rank/world size (flags, then Slurm / Kubernetes indexed-job variables),
-// and printing; the stages live in src/data/pipeline.ts.
+// and printing; the stages live in src/data/pipeline.ts. Bad input surfaces as UserError (one clean line).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { STAGES, loadConfig } from '../data/config.js';
 import type { StageName } from '../data/config.js';
 import { collectReports, runStages } from '../data/pipeline.js';
 import { formatReport } from '../data/report.js';
+import { UserError } from '../util/errors.js';
 
 function nonNegativeInt(name: string) {
   return (v: string): number => {
@@ -40,8 +41,8 @@ export function resolveRank(flags: CurateFlags, env: NodeJS.ProcessEnv = process
   const envWorld = env.SLURM_ARRAY_TASK_COUNT ?? env.LMFORGE_WORLD_SIZE;
   const rank = flags.rank ?? (envRank !== undefined ? Number(envRank) - Number(env.SLURM_ARRAY_TASK_MIN ?? 0) : 0);
   const worldSize = flags.worldSize ?? (envWorld !== undefined ? Number(envWorld) : 1);
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new InvalidArgumentError(`--world-size must be a positive integer, got ${worldSize}`);
-  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new InvalidArgumentError(`--rank must be in [0, ${worldSize - 1}], got ${rank}`);
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new UserError(`--world-size must be a positive integer, got ${worldSize}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new UserError(`--rank must be in [0, ${worldSize - 1}], got ${rank}`);
   return { rank, worldSize };
 }
 

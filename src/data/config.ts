@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { UserError } from '../util/errors.js';
 import { DEFAULT_CLEAN } from './clean.js';
 import type { CleanConfig } from './clean.js';
 import { DEFAULT_PII } from './pii.js';
@@ -74,7 +75,8 @@ export interface CurateConfig {
   stages: StageName[];
 }
 
-export class ConfigError extends Error {}
+/** A bad config: the message names the file, the key path and what was expected. */
+export class ConfigError extends UserError {}
 
 type Obj = Record<string, unknown>;
 

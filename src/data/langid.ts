@@ -5,6 +5,7 @@ import { KEEP, drop } from './document.js';
 import type { Document, DocumentFilter, FilterResult } from './document.js';
 import { PROFILES } from './langid-profiles.js';
 import { KeyTable } from './keytable.js';
+import { UserError } from '../util/errors.js';
 
 /** Counts of the most frequent n-grams of one language: "gram\tcount" lines, and the total count of all n-grams. */
 export interface LanguageProfile {
@@ -151,7 +152,7 @@ export class LanguageFilter implements DocumentFilter {
     private readonly id = new LanguageIdentifier(),
   ) {
     for (const l of c.languages) {
-      if (!id.languages.includes(l)) throw new Error(`language filter: unknown language "${l}" (have ${id.languages.join(', ')})`);
+      if (!id.languages.includes(l)) throw new UserError(`filters.language.languages: unknown language "${l}" (have ${id.languages.join(', ')})`);
     }
     this.keep = new Set(c.languages);
   }

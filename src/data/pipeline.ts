@@ -24,6 +24,7 @@ import type { PlanRow } from './mix.js';
 import { addCount, addRemoved, formatReport, mergeReports, newShardReport, step } from './report.js';
 import type { ShardReport } from './report.js';
 import type { CurateConfig, SourceConfig, StageName } from './config.js';
+import { UserError } from '../util/errors.js';
 
 export interface RunOptions {
   rank: number;
@@ -47,7 +48,7 @@ export function listInputs(cfg: CurateConfig): InputFile[] {
   const out: InputFile[] = [];
   for (const s of cfg.sources) {
     const files = expandPaths(s.paths, s.extensions);
-    if (files.length === 0) throw new Error(`sources.${s.name}: no input files under ${s.paths.join(', ')}`);
+    if (files.length === 0) throw new UserError(`sources.${s.name}: no input files under ${s.paths.join(', ')}`);
     for (const path of files) out.push({ index: out.length, source: s, path, format: s.format === 'auto' ? formatFromPath(path) : s.format });
   }
   return out;
@@ -131,8 +132,8 @@ function readSpec(cfg: CurateConfig, f: InputFile, limit: number | null): ReadSp
 /** Trains the Kneser-Ney model on the reference corpus (rank 0; skipped when the model file exists). */
 export async function trainScorerStage(cfg: CurateConfig, o: RunOptions): Promise<void> {
   const s = cfg.scorer;
-  if (!s || !s.train) throw new Error('train-scorer: scorer.train is not configured');
-  if (s.kind !== 'kneser-ney') throw new Error(`train-scorer: only scorer.kind "kneser-ney" can be trained here, got "${s.kind}"`);
+  if (!s || !s.train) throw new UserError('train-scorer: scorer.train is not configured');
+  if (s.kind !== 'kneser-ney') throw new UserError(`train-scorer: only scorer.kind "kneser-ney" can be trained here, got "${s.kind}"`);
   if (o.rank !== 0 || existsSync(s.model)) {
     o.log(`train-scorer: ${existsSync(s.model) ? `model ${s.model} exists, skipping` : 'runs on rank 0 only'}`);
     return;
@@ -150,7 +151,7 @@ export async function trainScorerStage(cfg: CurateConfig, o: RunOptions): Promis
       for (const l of text.split('\n')) if (l.trim() !== '') lines.push(l);
     }
   }
-  if (lines.length === 0) throw new Error(`train-scorer: no text found under ${s.train.paths.join(', ')}`);
+  if (lines.length === 0) throw new UserError(`train-scorer: no text found under ${s.train.paths.join(', ')}`);
   const lm = KneserNeyLM.train(lines, s.train.order);
   lm.save(s.model);
   o.log(`train-scorer: ${s.train.order}-gram Kneser-Ney on ${docs} documents / ${lines.length} lines in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${s.model}`);
@@ -187,7 +188,7 @@ async function makeScorer(cfg: CurateConfig): Promise<DocumentScorer | undefined
   const s = cfg.scorer;
   if (!s) return undefined;
   if (s.kind === 'kneser-ney' && !existsSync(s.model)) {
-    throw new Error(`scorer.model: ${s.model} does not exist; run the train-scorer stage first (needs scorer.train)`);
+    throw new UserError(`scorer.model: ${s.model} does not exist; run the train-scorer stage first (needs scorer.train)`);
   }
   return createScorer(s.kind, { ...s.options, model: s.model });
 }
@@ -272,7 +273,7 @@ function stageInputs(cfg: CurateConfig, after: 'filter' | 'dedup'): string[] {
   const path = after === 'dedup' ? P.deduped : P.filtered;
   const paths = Array.from({ length: n }, (_, i) => path(i));
   for (const p of paths) {
-    if (!isDone(p)) throw new Error(`${p} is not finished (no ${p}.done); run the ${after === 'dedup' ? 'dedup-filter' : 'filter'} stage for every rank first`);
+    if (!isDone(p)) throw new UserError(`${p} is not finished (no ${p}.done); run the ${after === 'dedup' ? 'dedup-filter' : 'filter'} stage for every rank first`);
   }
   return paths;
 }

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import type { Document } from './document.js';
+import { UserError } from '../util/errors.js';
 
 export type InputFormat = 'txt' | 'jsonl' | 'csv' | 'parquet';
 export type TextSplit = 'file' | 'paragraph' | 'line';
@@ -48,7 +49,7 @@ export class BadRecordLog {
   }
 }
 
-export class BadRecordError extends Error {
+export class BadRecordError extends UserError {
   constructor(readonly record: BadRecord) {
     super(`${record.file}:${record.line}: ${record.reason}`);
   }
@@ -71,7 +72,7 @@ export function expandPaths(paths: string[], extensions?: string[]): string[] {
     try {
       st = statSync(p);
     } catch {
-      if (top) throw new Error(`input path ${p} does not exist`);
+      if (top) throw new UserError(`input path ${p} does not exist`);
       return;
     }
     if (st.isDirectory()) {

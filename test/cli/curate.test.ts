@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Command } from 'commander';
 import { register, resolveRank } from '../../src/cli/curate.js';
+import { UserError } from '../../src/util/errors.js';
 
 function program(out: string[]): Command {
   const p = new Command().exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => out.push(s) });
@@ -51,9 +52,11 @@ test('curate: --config runs the filter stage end to end; a bad config names file
   const json = JSON.parse(logs[logs.length - 1]!) as { filter: { in: { docs: number } } };
   assert.equal(json.filter.in.docs, 20);
   writeFileSync(join(dir, 'bad.yaml'), 'output: out\nsources:\n  - {name: a, paths: a.jsonl}\nfilters: {fineweb: {new_line_ratio: high}}\n');
-  await assert.rejects(
-    program([]).parseAsync(['node', 'lmforge', 'curate', '--config', join(dir, 'bad.yaml')]),
-    /bad\.yaml: filters\.fineweb\.new_line_ratio: expected a number/,
-  );
+  await assert.rejects(program([]).parseAsync(['node', 'lmforge', 'curate', '--config', join(dir, 'bad.yaml')]), (e: unknown) => {
+    // A UserError: main.ts prints it as one clean line and exits 1.
+    assert.ok(e instanceof UserError);
+    assert.match(e.message, /bad\.yaml: filters\.fineweb\.new_line_ratio: expected a number/);
+    return true;
+  });
   rmSync(dir, { recursive: true });
 });

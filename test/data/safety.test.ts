@@ -69,7 +69,7 @@ test('language ID: hand-written sentences in several languages, and the filter a
   assert.equal(new LanguageFilter({ languages: ['en'], minScore: s }).apply(doc(samples[0]![1])).keep, true);
   const strict = new LanguageFilter({ languages: ['en'], minScore: s + 1e-9 }).apply(doc(samples[0]![1]));
   assert.equal(strict.keep, false);
-  assert.throws(() => new LanguageFilter({ languages: ['xx'], minScore: 0.5 }), /unknown language "xx"/);
+  assert.throws(() => new LanguageFilter({ languages: ['xx'], minScore: 0.5 }), /filters\.language\.languages: unknown language "xx"/);
   // Early stopping: a long document decided on its first few hundred characters, the same as reading 1000.
   const long = (samples[0]![1] + ' ').repeat(9);
   const full = new LanguageIdentifier(undefined, 1000, 30, 1).predict(long);

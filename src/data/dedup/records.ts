@@ -5,6 +5,7 @@ import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 
 import { dirname } from 'node:path';
 import { endianness } from 'node:os';
 import { tempName, writeFileAtomic } from '../writers.js';
+import { UserError } from '../../util/errors.js';
 
 const MAGIC = 'LMFDEDUP';
 const VERSION = 1;
@@ -99,9 +100,9 @@ export class RecordReader {
     const head = Buffer.alloc(HEADER);
     readSync(this.fd, head, 0, HEADER, 0);
     const magic = head.toString('latin1', 0, 8);
-    if (magic !== MAGIC) throw new Error(`${path}: not a dedup record file (magic "${magic}", expected "${MAGIC}")`);
+    if (magic !== MAGIC) throw new UserError(`${path}: not a dedup record file (magic "${magic}", expected "${MAGIC}")`);
     const version = head.readUInt32LE(8);
-    if (version !== VERSION) throw new Error(`${path}: record file version ${version}, expected ${VERSION}; re-run the stage that wrote it`);
+    if (version !== VERSION) throw new UserError(`${path}: record file version ${version}, expected ${VERSION}; re-run the stage that wrote it`);
     this.width = head.readUInt32LE(12);
     this.count = head.readUInt32LE(16);
   }

@@ -13,6 +13,7 @@ import { addCount, addRemoved, newShardReport, step } from '../report.js';
 import type { ShardReport } from '../report.js';
 import { DEFAULT_MINHASH, MinHasher, estimatedJaccard, exactKeyOfNormalised } from './minhash.js';
 import { normaliseForDedup } from '../text.js';
+import { UserError } from '../../util/errors.js';
 import type { MinHashConfig } from './minhash.js';
 import { RecordAppender, RecordReader, mergeSorted, writeRecords } from './records.js';
 
@@ -145,7 +146,7 @@ export async function signatureStage(cfg: DedupConfig, inputs: string[], workDir
 }
 
 function requireDone(path: string, what: string): void {
-  if (!isDone(path)) throw new Error(`${what} is not finished (no ${path}.done); run the earlier stage for every rank first`);
+  if (!isDone(path)) throw new UserError(`${what} is not finished (no ${path}.done); run the earlier stage for every rank first`);
 }
 
 /** Stage 2 (map over bands + exact): merge the sorted shard files and pair each document with the first of its run. */

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../writers.js';
 import { KeyTable } from '../keytable.js';
+import { UserError } from '../../util/errors.js';
 
 const MAGIC = 'lmforge-kneser-ney';
 const VERSION = 1;
@@ -222,10 +223,10 @@ export class KneserNeyLM {
     try {
       m = JSON.parse(readFileSync(path, 'utf8')) as SavedModel;
     } catch (e) {
-      throw new Error(`${path}: cannot read Kneser-Ney model (${(e as Error).message})`, { cause: e });
+      throw new UserError(`${path}: cannot read Kneser-Ney model (${(e as Error).message})`, { cause: e });
     }
-    if (m.magic !== MAGIC) throw new Error(`${path}: not a Kneser-Ney model (magic "${String(m.magic)}", expected "${MAGIC}")`);
-    if (m.version !== VERSION) throw new Error(`${path}: model version ${m.version}, expected ${VERSION}; retrain it`);
+    if (m.magic !== MAGIC) throw new UserError(`${path}: not a Kneser-Ney model (magic "${String(m.magic)}", expected "${MAGIC}")`);
+    if (m.version !== VERSION) throw new UserError(`${path}: model version ${m.version}, expected ${VERSION}; retrain it`);
     return new KneserNeyLM(m.order, m.vocab, m.counts.map((c) => new Map(c)), m.discounts);
   }
 }

@@ -4,6 +4,7 @@
 import { KEEP, drop } from '../document.js';
 import type { Document, DocumentFilter, FilterResult } from '../document.js';
 import { KneserNeyLM } from './kneser-ney.js';
+import { UserError } from '../../util/errors.js';
 
 export interface DocumentScorer {
   readonly name: string;
@@ -28,7 +29,7 @@ export function scorerKinds(): string[] {
 
 export async function createScorer(kind: string, options: Record<string, unknown>): Promise<DocumentScorer> {
   const f = registry.get(kind);
-  if (f === undefined) throw new Error(`scorer.kind: unknown scorer "${kind}" (have ${scorerKinds().join(', ')})`);
+  if (f === undefined) throw new UserError(`scorer.kind: unknown scorer "${kind}" (have ${scorerKinds().join(', ')})`);
   return await f(options);
 }
 
@@ -42,7 +43,7 @@ export class KneserNeyScorer implements DocumentScorer {
 }
 
 registerScorer('kneser-ney', (o) => {
-  if (typeof o.model !== 'string') throw new Error('scorer.model: expected the path of a Kneser-Ney model file');
+  if (typeof o.model !== 'string') throw new UserError('scorer.model: expected the path of a Kneser-Ney model file');
   return new KneserNeyScorer(KneserNeyLM.load(o.model));
 });
 
