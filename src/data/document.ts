@@ -1,0 +1,47 @@
+// The document model shared by every curation stage: text plus free-form metadata, and where it came from.
+// It is not a reader or a filter; those live in readers.ts and the filter files.
+
+/** One unit of text moving through the pipeline. `metadata` keeps every non-text field of the input record. */
+export interface Document {
+  /** Stable id: the input's id field when configured, else `<source>/<file>:<line or row>`. */
+  id: string;
+  text: string;
+  metadata: Record<string, unknown>;
+}
+
+/** Why a document left the pipeline: the stage and rule that removed it, with the measured value. */
+export interface Exclusion {
+  stage: string;
+  filter: string;
+  reason: string;
+  value?: number;
+}
+
+/** A decision from one filter: keep, or drop with a reason. */
+export type FilterResult = { keep: true } | { keep: false; reason: string; value?: number };
+
+export const KEEP: FilterResult = { keep: true };
+
+export function drop(reason: string, value?: number): FilterResult {
+  return value === undefined ? { keep: false, reason } : { keep: false, reason, value };
+}
+
+/**
+ * A document filter: a decision on one document. It may annotate metadata; only line-level rules (C4) rewrite the
+ * text of a document they keep.
+ */
+export interface DocumentFilter {
+  readonly name: string;
+  apply(doc: Document): FilterResult;
+}
+
+/** A document transform: returns the (possibly changed) document; used for cleaning and PII scrubbing. */
+export interface DocumentTransform {
+  readonly name: string;
+  apply(doc: Document): Document;
+}
+
+/** UTF-8 byte length without allocating a buffer for ASCII-heavy text. */
+export function utf8Length(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
