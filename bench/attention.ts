@@ -3,6 +3,7 @@
 // native kernels allocate as T grows (it must stay O(T·D), never O(T²)). Not a test: it prints figures.
 // Usage: npm run bench -- attention [--reps=N] [--rounds=N] [--threads=N (default 2)] [--dropout=P (ours only, default 0)]
 import { spawnSync } from 'node:child_process';
+import { torchEnv } from './_torch.js';
 import { fileURLToPath } from 'node:url';
 import type { AttentionBackwardArgs, StridedArg } from '../src/core/kernels.js';
 import { loadAddon } from '../src/core/native/addon.js';
@@ -70,7 +71,7 @@ function timeOurs(args: AttentionBackwardArgs<Float32Array>, reps: number, into:
 /** One torch process timing every shape; null (with the reason) when torch is not importable. */
 function timeTorch(reps: number, threads: number): { ms: number[][]; version: string } | { skipped: string } {
   const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(threads), String(reps), ...SHAPES.map((s) => s.join(','))], {
-    encoding: 'utf8', timeout: 600_000,
+    encoding: 'utf8', timeout: 600_000, env: torchEnv(threads),
   });
   if (res.status !== 0) {
     const why = (res.stderr || res.error?.message || `exit ${res.status}`).trim().split('\n').pop() ?? '';

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { GPT_CASES } from './_gpt_cases.js';
+import { PYTHON, torchBlasNote, torchEnv } from './_torch.js';
 
 interface Figures {
   ms: number;
@@ -13,8 +14,8 @@ interface Figures {
   loss: number;
 }
 
-function runJSON(cmd: string, args: string[]): Figures | string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+function runJSON(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Figures | string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: env ?? process.env });
   if (r.status !== 0) return (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n').slice(-3).join(' ');
   const last = r.stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(last) as Figures;
@@ -28,14 +29,14 @@ export async function run(args: string[]): Promise<void> {
   const threads = availableParallelism();
   const worker = fileURLToPath(new URL('./_gpt_worker.js', import.meta.url));
   const torchScript = fileURLToPath(new URL('../../bench/torch_gpt.py', import.meta.url));
-  const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-  console.log(`GPT training, ${threads} threads each; median ms/iter after 2 warm-up iterations; peak RSS of the whole process`);
+  const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  console.log(`GPT training, ${threads} threads each; median ms/iter after 2 warm-up iterations; peak RSS of the whole process; PyTorch on ${torchBlasNote()}`);
   if (!hasTorch) console.log('PyTorch not importable by /usr/bin/python3: comparison skipped (apt-get install python3-torch)');
   console.log('case  | lmforge ms/iter  tok/s   RSS MiB | PyTorch ms/iter  tok/s   RSS MiB | speed ratio  memory ratio');
   for (const c of cases) {
     const n = String(iters ?? c.iters);
     const ours = runJSON(process.execPath, [worker, c.name, n]);
-    const theirs = hasTorch ? runJSON('/usr/bin/python3', [torchScript, c.name, n, String(threads)]) : 'skipped';
+    const theirs = hasTorch ? runJSON(PYTHON, [torchScript, c.name, n, String(threads)], torchEnv(threads)) : 'skipped';
     const fmt = (f: Figures | string): string => (typeof f === 'string' ? `(${f.slice(0, 40)})`.padEnd(31) : `${f.ms.toFixed(1).padStart(9)} ${f.tokensPerS.toFixed(0).padStart(8)} ${f.peakRssMiB.toFixed(0).padStart(8)}`);
     const ratio = typeof ours !== 'string' && typeof theirs !== 'string'
       ? `${(ours.tokensPerS / theirs.tokensPerS).toFixed(2)}×`.padStart(11) + `  ${(ours.peakRssMiB / theirs.peakRssMiB).toFixed(2)}×`.padStart(13)

@@ -4,6 +4,7 @@
 // ratio torch/ours. Not a test: it prints figures. The PyTorch side is skipped cleanly when torch is missing.
 // Usage: npm run bench -- kernels [--reps=N] [--rounds=N] [--threads=N (default 2)]
 import { spawnSync } from 'node:child_process';
+import { torchEnv } from './_torch.js';
 import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../src/core/native/addon.js';
 import { nativeMisc as K, nativeSimdLevel } from '../src/core/native/misc.js';
@@ -135,7 +136,7 @@ function timeOurs(c: Case, reps: number, into: Times): void {
 /** One torch process timing every case; the reason instead when torch is not importable. */
 function timeTorch(list: Case[], reps: number, threads: number): { times: Times[]; version: string } | { skipped: string } {
   const res = spawnSync('/usr/bin/python3', [TORCH_SCRIPT, String(threads), String(reps), ...list.map((c) => c.torch)], {
-    encoding: 'utf8', timeout: 900_000,
+    encoding: 'utf8', timeout: 900_000, env: torchEnv(threads),
   });
   if (res.status !== 0) {
     const why = (res.stderr || res.error?.message || `exit ${res.status}`).trim().split('\n').pop() ?? '';

@@ -10,6 +10,7 @@ import type { MatmulArgs } from '../src/core/kernels.js';
 import { loadAddon } from '../src/core/native/addon.js';
 import { gemmAddon, nativeMatmul } from '../src/core/native/gemm.js';
 import { Rng } from '../src/core/random.js';
+import { PYTHON, torchEnv } from './_torch.js';
 
 interface Shape {
   label: string;
@@ -22,10 +23,6 @@ interface Shape {
   bar: number;
 }
 
-const PYTHON = '/usr/bin/python3';
-// Debian's torch links libblas.so.3, which is the netlib reference BLAS unless OpenBLAS is selected; point the
-// torch process (only) at OpenBLAS when it is installed, so the comparison is against a real BLAS.
-const OPENBLAS_DIR = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
 
 function shapes(withTrans: boolean): Shape[] {
   const list: Shape[] = [];
@@ -89,11 +86,7 @@ class Torch {
   static async start(threads: number, systemBlas: boolean): Promise<Torch | string> {
     if (!existsSync(PYTHON)) return `${PYTHON} not found`;
     const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_matmul.py');
-    const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-    if (!systemBlas && existsSync(OPENBLAS_DIR)) {
-      env.LD_LIBRARY_PATH = [OPENBLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
-    }
-    const child = spawn(PYTHON, [script, String(threads)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, [script, String(threads)], { env: torchEnv(threads, systemBlas), stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const reader: Interface = createInterface({ input: child.stdout });
