@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
+import * as evalCmd from './eval.js';
 import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as prepare from './prepare.js';
@@ -18,7 +19,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (tokenizer, tokenize, curate, train, ... as their files land on main).
-const COMMANDS: CommandModule[] = [info, inspect, prepare, tokenizer, tokenize, train, sample];
+const COMMANDS: CommandModule[] = [info, inspect, prepare, tokenizer, tokenize, train, sample, evalCmd];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')
