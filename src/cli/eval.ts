@@ -94,7 +94,10 @@ export function register(program: Command): void {
             onProgress: (done, total) => {
               bar ??= progressBar(spec.task, total, 'items');
               const s = (performance.now() - started) / 1000;
-              bar.update(done, { rate: `${(done / Math.max(s, 1e-9)).toFixed(1)} items/s` });
+              const rate = `${(done / Math.max(s, 1e-9)).toFixed(1)} items/s`;
+              bar.update(done, { rate });
+              // Without a terminal there is no bar: a line per tenth of the task instead.
+              if (!process.stderr.isTTY && total >= 100 && done % Math.ceil(total / 10) === 0) process.stderr.write(`eval: ${spec.task} ${done}/${total} items (${rate})\n`);
             },
           });
           bar?.stop();

@@ -90,14 +90,13 @@ export class GPTAdapter implements LanguageModel {
   }
 
   private encode(r: LoglikelihoodRequest): Encoded {
-    if (r.context === '') {
-      const cont = this.tokenizer.encode(r.continuation);
-      const prefix = this.tokenizer.prefixToken;
-      // lm-eval starts an empty context with the end-of-text token; without one the first token goes unscored.
-      if (prefix !== undefined) return { context: [prefix], continuation: cont };
-      return { context: cont.slice(0, 1), continuation: cont.slice(1) };
-    }
-    return encodePair(this.tokenizer, r.context, r.continuation);
+    const pair = r.context === '' ? undefined : encodePair(this.tokenizer, r.context, r.continuation);
+    if (pair && pair.context.length > 0) return pair;
+    const cont = pair ? pair.continuation : this.tokenizer.encode(r.continuation);
+    const prefix = this.tokenizer.prefixToken;
+    // lm-eval starts an empty context with the end-of-text token; without one the first token goes unscored.
+    if (prefix !== undefined) return { context: [prefix], continuation: cont };
+    return { context: cont.slice(0, 1), continuation: cont.slice(1) };
   }
 
   loglikelihood(requests: readonly LoglikelihoodRequest[]): LoglikelihoodResult[] {
