@@ -202,8 +202,9 @@ export class GPTAdapter implements LanguageModel {
     return requests.map((r) => {
       let ctx = r.context === '' ? [] : this.tokenizer.encode(r.context);
       if (ctx.length === 0) ctx = this.tokenizer.prefixToken !== undefined ? [this.tokenizer.prefixToken] : [0];
-      // lm-eval keeps the last (max_length − max_gen_toks) context tokens.
-      ctx = ctx.slice(-Math.max(1, L - r.maxTokens));
+      // lm-eval keeps the last (max_length − max_gen_toks) context tokens; when the block is shorter than
+      // max_gen_toks that would be nothing, so half the block is kept and generation ends when the block is full.
+      ctx = ctx.slice(-(L > r.maxTokens ? L - r.maxTokens : Math.max(1, Math.floor(L / 2))));
       const cache = this.kv();
       cache.length = 0;
       const generated: number[] = [];
