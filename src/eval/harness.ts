@@ -26,7 +26,7 @@ export interface TaskResult {
   n: number;
   metrics: Metrics;
   /** Per subset (MMLU subject, CrowS-Pairs bias category). */
-  subsets?: Record<string, Metrics & { n?: never }>;
+  subsets?: Record<string, Metrics>;
   subsetSizes?: Record<string, number>;
   /** Per named group of subsets (MMLU categories), pooled over their items. */
   groups?: Record<string, Metrics>;
