@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
 import * as curate from './curate.js';
+import * as evalCmd from './eval.js';
 import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as prepare from './prepare.js';
@@ -18,8 +19,8 @@ interface CommandModule {
 }
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
-// (eval, align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, info, inspect, prepare, tokenizer, tokenize, train, sample];
+// (align, serve, ... as they land).
+const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, prepare, tokenizer, tokenize, train, sample];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -296,8 +296,18 @@ export class GPT extends Module {
 
   /** Logits (B, V) of the last position after feeding idx (B, T) at the cache's position; advances the cache. */
   forwardCached(idx: Tensor, cache: KVCache): Tensor {
+    const logits = this.forwardCachedLast(idx, cache, 1); // (B, 1, V)
+    return lm.reshape(logits, [idx.shape[0]!, this.config.vocab_size]);
+  }
+
+  /**
+   * Logits (B, n, V) of the last n positions after feeding idx (B, T) at the cache's position; advances the cache.
+   * The head runs on those n positions only (the evaluation harness scores continuations this way).
+   */
+  forwardCachedLast(idx: Tensor, cache: KVCache, n: number): Tensor {
     return lm.noGrad(() => {
       const T = idx.shape[1]!;
+      if (!(Number.isInteger(n) && n >= 1 && n <= T)) throw new RangeError(`GPT.forwardCachedLast: n = ${n}, expected 1..${T}`);
       let x = this.embed(idx, cache.length);
       this.transformer.h.items.forEach((block, l) => {
         const a = block.attn.forwardCached(block.ln_1.forward(x), l, cache, this.rope);
@@ -305,9 +315,8 @@ export class GPT extends Module {
         x = lm.add(x1, block.mlp.forward(block.ln_2.forward(x1)));
       });
       cache.length += T;
-      const last = lm.slice(x, 1, T - 1, T); // (B, 1, C)
-      const logits = this.head(this.transformer.ln_f.forward(last));
-      return lm.reshape(logits, [idx.shape[0]!, this.config.vocab_size]);
+      const last = n === T ? x : lm.slice(x, 1, T - n, T); // (B, n, C)
+      return this.head(this.transformer.ln_f.forward(last));
     });
   }
 

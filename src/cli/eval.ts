@@ -1,0 +1,126 @@
+// `lmforge eval --model DIR --tasks mmlu,hellaswag`: scores a model on benchmark tasks (task files in
+// configs/tasks or --task-dir), prints lm-eval's table, and writes a JSON report (+ per-sample JSONL on request).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { setThreads } from '../core/index.js';
+import { loadNativeBackend } from '../core/native/index.js';
+import { GPTAdapter } from '../eval/gpt-adapter.js';
+import { runTask, type TaskResult } from '../eval/harness.js';
+import { tokenRequests, type RequestItem } from '../eval/requests.js';
+import { formatTable, makeReport } from '../eval/report.js';
+import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
+import { loadEvalTokenizer } from '../eval/tokenizer.js';
+import { loadGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
+import { progressBar } from './progress.js';
+
+interface EvalOptions {
+  model?: string;
+  tokenizer?: string;
+  tasks?: string;
+  numFewshot?: string;
+  limit?: string;
+  dataDir: string;
+  taskDir?: string[];
+  output?: string;
+  logSamples?: boolean;
+  prefixReuse: boolean;
+  threads?: string;
+  dumpRequests?: string;
+  listTasks?: boolean;
+}
+
+function intFlag(flag: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < min) throw new UserError(`--${flag}: expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  return x;
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity)')
+    .option('--model <dir>', 'model directory (model.safetensors + config.json)')
+    .option('--tokenizer <path>', "tokenizer file, tokenizer.json or GPT-2's directory (default: the char vocabulary in the model's meta.json)")
+    .option('--tasks <names>', 'comma-separated task names or task .json files')
+    .option('--num-fewshot <n>', "few-shot examples per prompt (default: each task's default)")
+    .option('--limit <n>', 'score only the first n items of each task (of each subset, e.g. MMLU subject)')
+    .option('--data-dir <dir>', 'root of the datasets that task files point into', process.env.LMFORGE_DATA ?? '../shared/data')
+    .option('--task-dir <dirs...>', 'extra directories of task .json files (searched before the built-in ones)')
+    .option('--output <file>', 'write the JSON report here')
+    .option('--log-samples', 'also write per-sample logs (JSONL) beside the report')
+    .option('--no-prefix-reuse', "encode the shared context once per choice instead of once per item (slower; for comparison)")
+    .option('--threads <n>', 'native kernel threads (0 = all cores)')
+    .option('--dump-requests <file>', 'write the token ids of every multiple-choice request (input of test/reference/eval_reference.py)')
+    .option('--list-tasks', 'list the known tasks and exit')
+    .action((o: EvalOptions) => {
+      const dirs = [...(o.taskDir ?? []), builtinTaskDir()];
+      if (o.listTasks) {
+        for (const t of listTasks(dirs)) process.stdout.write(`${t}\n`);
+        return;
+      }
+      if (!o.model) throw new UserError('--model <dir> is required');
+      if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')})`);
+      if (o.logSamples && !o.output) throw new UserError('--log-samples needs --output (the samples go beside the report)');
+      const numFewshot = intFlag('num-fewshot', o.numFewshot, 0);
+      const limit = intFlag('limit', o.limit, 1);
+      const threads = intFlag('threads', o.threads, 0);
+      const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
+      loadNativeBackend();
+      if (threads !== undefined) setThreads(threads);
+      const tokenizer = loadEvalTokenizer(o.tokenizer, o.model);
+      const model = loadGPT(o.model);
+      const weightsSha256 = createHash('sha256').update(readFileSync(resolve(o.model, WEIGHTS_FILE))).digest('hex');
+      const adapter = new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } });
+      const results: TaskResult[] = [];
+      const requests: RequestItem[] = [];
+      try {
+        for (const spec of specs) {
+          const started = performance.now();
+          let bar: ReturnType<typeof progressBar> | undefined;
+          const runOpts = {
+            dataDir: o.dataDir, source: spec.task, logSamples: o.logSamples ?? false,
+            ...(numFewshot !== undefined ? { numFewshot: spec.fewshot ? numFewshot : 0 } : {}),
+            ...(limit !== undefined ? { limit } : {}),
+          };
+          if (numFewshot !== undefined && numFewshot > 0 && !spec.fewshot) process.stderr.write(`eval: ${spec.task} has no few-shot pool; running it 0-shot\n`);
+          if (o.dumpRequests) requests.push(...tokenRequests(spec, tokenizer, runOpts));
+          const result = runTask(spec, adapter, {
+            ...runOpts,
+            onProgress: (done, total) => {
+              bar ??= progressBar(spec.task, total, 'items');
+              const s = (performance.now() - started) / 1000;
+              const rate = `${(done / Math.max(s, 1e-9)).toFixed(1)} items/s`;
+              bar.update(done, { rate });
+              // Without a terminal there is no bar: a line per tenth of the task instead.
+              if (!process.stderr.isTTY && total >= 100 && done % Math.ceil(total / 10) === 0) process.stderr.write(`eval: ${spec.task} ${done}/${total} items (${rate})\n`);
+            },
+          });
+          bar?.stop();
+          process.stderr.write(`eval: ${spec.task}: ${result.n} items in ${result.seconds.toFixed(1)} s (${(result.n / Math.max(result.seconds, 1e-9)).toFixed(2)} items/s)\n`);
+          results.push(result);
+        }
+      } finally {
+        adapter.dispose();
+        model.dispose();
+      }
+      const config = { tasks: specs.map((s) => s.task), num_fewshot: numFewshot ?? null, limit: limit ?? null, data_dir: resolve(o.dataDir), prefix_reuse: o.prefixReuse, model_dir: resolve(o.model) };
+      process.stdout.write(formatTable(results));
+      if (o.dumpRequests) {
+        writeFileAtomic(o.dumpRequests, JSON.stringify({ block_size: model.config.block_size, items: requests }) + '\n');
+        process.stderr.write(`eval: ${requests.length} multiple-choice requests written to ${o.dumpRequests}\n`);
+      }
+      if (o.output) {
+        writeFileAtomic(o.output, JSON.stringify(makeReport(adapter.identity(), config, results), null, 2) + '\n');
+        if (o.logSamples) {
+          const lines = results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s })));
+          writeFileAtomic(o.output.replace(/\.json$/, '') + '.samples.jsonl', lines.join('\n') + '\n');
+        }
+        process.stderr.write(`eval: report written to ${o.output}\n`);
+      }
+    });
+}

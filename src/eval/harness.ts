@@ -1,0 +1,169 @@
+// The evaluation harness: runs a task's instances through a LanguageModel and aggregates lm-eval's metrics
+// (acc, acc_norm, mc2, pct_stereotype, exact_match, perplexities) with standard errors, per subset and per group,
+// with per-sample logs. Not the model (model.ts) nor the report layout (report.ts).
+import type { LanguageModel } from './model.js';
+import { argmax, bootstrapStderr, countWords, extractAnswer, mc2, meanMetric, normalizeNumber, normalizeSquad, perplexities, type MetricValue } from './metrics.js';
+import { buildInstances, type GenInstance, type Instance, type MCInstance, type PairInstance, type TextInstance } from './tasks.js';
+import type { TaskSpec } from './task-spec.js';
+
+export interface RunOptions {
+  dataDir: string;
+  /** undefined = the task's default_fewshot (or 0). */
+  numFewshot?: number;
+  limit?: number;
+  logSamples?: boolean;
+  /** Called after each instance with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+  source: string;
+}
+
+export type Metrics = Record<string, MetricValue>;
+
+export interface TaskResult {
+  task: string;
+  version: number;
+  nShot: number;
+  n: number;
+  metrics: Metrics;
+  /** Per subset (MMLU subject, CrowS-Pairs bias category). */
+  subsets?: Record<string, Metrics>;
+  subsetSizes?: Record<string, number>;
+  /** Per named group of subsets (MMLU categories), pooled over their items. */
+  groups?: Record<string, Metrics>;
+  groupSizes?: Record<string, number>;
+  samples?: Record<string, unknown>[];
+  seconds: number;
+}
+
+/** Per-item scores keyed by metric, plus the subset it belongs to, and its log line. */
+interface Scored {
+  subset: string;
+  scores: Record<string, number>;
+  log: Record<string, unknown>;
+}
+
+function scoreMC(model: LanguageModel, inst: MCInstance, metrics: readonly string[]): Scored {
+  const results = model.loglikelihood(inst.continuations.map((c) => ({ context: inst.context, continuation: c })));
+  const lls = results.map((r) => r.logprob);
+  const pred = argmax(lls);
+  const predNorm = argmax(lls.map((ll, i) => ll / inst.choices[i]!.length));
+  const correct = (i: number): number => (inst.labels ? inst.labels[i]! : i === inst.gold ? 1 : 0);
+  const scores: Record<string, number> = {};
+  for (const m of metrics) {
+    if (m === 'acc') scores.acc = correct(pred);
+    else if (m === 'acc_norm') scores.acc_norm = correct(predNorm);
+    else if (m === 'mc2') scores.mc2 = mc2(lls, inst.labels ?? inst.choices.map((_, i) => (i === inst.gold ? 1 : 0)));
+  }
+  return {
+    subset: inst.doc.subset,
+    scores,
+    log: { where: inst.doc.where, context: inst.context, choices: inst.choices, gold: inst.gold, loglikelihoods: lls, is_greedy: results.map((r) => r.isGreedy), pred, pred_norm: predNorm, ...scores },
+  };
+}
+
+function scorePair(model: LanguageModel, inst: PairInstance): Scored {
+  const [more, less] = model.loglikelihood([{ context: '', continuation: inst.more }, { context: '', continuation: inst.less }]);
+  const stereo = more!.logprob > less!.logprob ? 1 : 0;
+  return {
+    subset: inst.category,
+    scores: { pct_stereotype: stereo, likelihood_diff: Math.abs(more!.logprob - less!.logprob) },
+    log: { where: inst.doc.where, sent_more: inst.more, sent_less: inst.less, category: inst.category, loglikelihoods: [more!.logprob, less!.logprob], pct_stereotype: stereo },
+  };
+}
+
+function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec): Scored {
+  const g = spec.generation!;
+  const [text] = model.generateUntil([{ context: inst.context, stop: g.stop, maxTokens: g.max_tokens }]);
+  const norm = g.normalize === 'squad' ? normalizeSquad : g.normalize === 'number' ? normalizeNumber : (s: string): string => s.trim();
+  const answers = inst.answers.map(norm);
+  const scores: Record<string, number> = {};
+  const extracted: Record<string, string | null> = {};
+  for (const e of g.extract ?? [{ name: '', regex: '', pick: 'first' as const }]) {
+    const pred = e.regex === '' ? text! : extractAnswer(text!, e.regex, e.pick);
+    extracted[e.name || 'none'] = pred;
+    scores[e.name ? `exact_match,${e.name}` : 'exact_match'] = pred !== null && answers.includes(norm(pred)) ? 1 : 0;
+  }
+  return { subset: inst.doc.subset, scores, log: { where: inst.doc.where, context: inst.context, generation: text, extracted, answers: inst.answers, ...scores } };
+}
+
+function aggregate(items: readonly Scored[]): Metrics {
+  const out: Metrics = {};
+  const keys = items.length > 0 ? Object.keys(items[0]!.scores) : [];
+  for (const k of keys) out[k] = meanMetric(items.map((s) => s.scores[k]!));
+  return out;
+}
+
+/** Runs one task end to end. */
+export function runTask(spec: TaskSpec, model: LanguageModel, options: RunOptions): TaskResult {
+  const started = performance.now();
+  const nShot = options.numFewshot ?? spec.default_fewshot ?? 0;
+  const instances = buildInstances(spec, { dataDir: options.dataDir, numFewshot: nShot, source: options.source, ...(options.limit !== undefined ? { limit: options.limit } : {}) });
+  const result: TaskResult = { task: spec.task, version: spec.version, nShot, n: instances.length, metrics: {}, seconds: 0 };
+  if (spec.type === 'perplexity') {
+    Object.assign(result, runPerplexity(model, instances as TextInstance[], spec.metrics, options));
+    result.seconds = (performance.now() - started) / 1000;
+    return result;
+  }
+  const scored: Scored[] = [];
+  instances.forEach((inst: Instance, i) => {
+    switch (inst.kind) {
+      case 'mc':
+        scored.push(scoreMC(model, inst, spec.metrics));
+        break;
+      case 'pair':
+        scored.push(scorePair(model, inst));
+        break;
+      case 'gen':
+        scored.push(scoreGen(model, inst, spec));
+        break;
+      case 'text':
+        throw new Error('runTask: text instance in a non-perplexity task');
+    }
+    options.onProgress?.(i + 1, instances.length);
+  });
+  result.metrics = aggregate(scored);
+  const subsets = [...new Set(scored.map((s) => s.subset))].filter((s) => s !== '');
+  if (subsets.length > 0) {
+    result.subsets = {};
+    result.subsetSizes = {};
+    for (const s of subsets.sort()) {
+      const items = scored.filter((x) => x.subset === s);
+      result.subsets[s] = aggregate(items);
+      result.subsetSizes[s] = items.length;
+    }
+  }
+  if (spec.groups) {
+    result.groups = {};
+    result.groupSizes = {};
+    for (const [g, members] of Object.entries(spec.groups)) {
+      const set = new Set(members);
+      const items = scored.filter((x) => set.has(x.subset));
+      if (items.length === 0) continue;
+      result.groups[g] = aggregate(items);
+      result.groupSizes[g] = items.length;
+    }
+  }
+  if (options.logSamples) result.samples = scored.map((s, i) => ({ doc_id: i, subset: s.subset, ...s.log }));
+  result.seconds = (performance.now() - started) / 1000;
+  return result;
+}
+
+function runPerplexity(model: LanguageModel, instances: readonly TextInstance[], wanted: readonly string[], options: RunOptions): Partial<TaskResult> {
+  const docs = instances.map((inst, i) => {
+    const [r] = model.loglikelihoodRolling([inst.text]);
+    options.onProgress?.(i + 1, instances.length);
+    return { logprob: r!.logprob, words: countWords(inst.text), bytes: Buffer.byteLength(inst.text, 'utf8'), tokens: r!.tokens, where: inst.doc.where };
+  });
+  const total = (sample: readonly typeof docs[number][]): { logprob: number; words: number; bytes: number } =>
+    sample.reduce((a, d) => ({ logprob: a.logprob + d.logprob, words: a.words + d.words, bytes: a.bytes + d.bytes }), { logprob: 0, words: 0, bytes: 0 });
+  const values = perplexities(total(docs));
+  const metrics: Metrics = {};
+  for (const [k, v] of Object.entries(values)) {
+    const key = k as keyof typeof values;
+    if (!wanted.includes(k)) continue;
+    metrics[k] = { value: v, stderr: bootstrapStderr(docs, (s) => perplexities(total(s))[key]) };
+  }
+  const out: Partial<TaskResult> = { metrics };
+  if (options.logSamples) out.samples = docs.map((d, i) => ({ doc_id: i, ...d }));
+  return out;
+}

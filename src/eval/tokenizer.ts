@@ -1,0 +1,56 @@
+// The tokenizer the harness hands to model adapters: any lmforge tokenizer (byte-level BPE, unigram, GPT-2's
+// files, a Hugging Face tokenizer.json) or a run's character vocabulary, behind the small TextTokenizer surface.
+// Not a tokenizer implementation.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CharTokenizer } from '../tokenizers/char.js';
+import { loadAnyTokenizer } from '../tokenizers/load-any.js';
+import { BpeTokenizer, type Tokenizer } from '../tokenizers/tokenizer.js';
+import { UserError } from '../util/errors.js';
+import type { TextTokenizer } from './model.js';
+
+export function wrapTokenizer(tok: Tokenizer | CharTokenizer): TextTokenizer {
+  if (tok instanceof CharTokenizer) {
+    return {
+      encode: (text) => {
+        try {
+          return tok.encode(text);
+        } catch (e) {
+          throw new UserError(`character tokenizer: ${(e as Error).message} (the model's vocabulary cannot encode this task's text; use a byte-level tokenizer)`);
+        }
+      },
+      decode: (ids) => tok.decode(ids),
+      prefixToken: undefined,
+    };
+  }
+  const prefix = tok.specialTokens.get('<|endoftext|>') ?? tok.specialTokens.get('</s>') ?? tok.specialTokens.get('<s>');
+  return {
+    encode: (text) => (tok instanceof BpeTokenizer ? tok.encodeOrdinary(text) : tok.encode(text)),
+    decode: (ids) => tok.decode(ids),
+    prefixToken: prefix,
+  };
+}
+
+/** --tokenizer PATH, else the character vocabulary in the model directory's meta.json (from `lmforge train`). */
+export function loadEvalTokenizer(path: string | undefined, modelDir: string): TextTokenizer {
+  if (path !== undefined) {
+    try {
+      return wrapTokenizer(loadAnyTokenizer(path));
+    } catch (e) {
+      throw new UserError(`--tokenizer: ${(e as Error).message}`);
+    }
+  }
+  const metaPath = join(modelDir, 'meta.json');
+  if (!existsSync(metaPath)) throw new UserError(`${modelDir}: no meta.json with a tokenizer; pass --tokenizer (a tokenizer file or GPT-2's directory)`);
+  let meta: { tokenizer?: unknown };
+  try {
+    meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { tokenizer?: unknown };
+  } catch (e) {
+    throw new UserError(`${metaPath}: invalid JSON (${(e as Error).message})`);
+  }
+  try {
+    return wrapTokenizer(CharTokenizer.fromJSON(meta.tokenizer, metaPath));
+  } catch (e) {
+    throw new UserError(`${(e as Error).message}; pass --tokenizer for models trained on other tokenizers`);
+  }
+}
