@@ -7,7 +7,8 @@ import { gunzipSync } from 'node:zlib';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { JsonlGzWriter, documentRecord } from '../src/data/writers.js';
 import type { Document } from '../src/data/document.js';
-import { editWords, exactVariant, mulberry32 } from '../src/data/dedup/planted.js';
+import { editWords, exactVariant } from '../src/data/dedup/planted.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
 export interface PlantedGroup {
   base: string;

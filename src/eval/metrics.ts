@@ -1,6 +1,7 @@
 // Metric arithmetic of the harness: means with lm-eval's standard error (sample standard deviation / √n, the
 // binomial formula for 0/1 scores), a seeded bootstrap for metrics that are not means, TruthfulQA's MC2,
 // perplexities, and answer normalisation for exact match (SQuAD-style for NQ-Open, numbers for GSM8K).
+import { mulberry32 } from '../util/mulberry32.js';
 
 export interface MetricValue {
   value: number;
@@ -32,15 +33,7 @@ export function meanMetric(xs: readonly number[]): MetricValue {
 /** Standard deviation of `statistic` over `iters` seeded resamples of the items (for ratio metrics). */
 export function bootstrapStderr<T>(items: readonly T[], statistic: (sample: readonly T[]) => number, iters = 200, seed = 1234): number | null {
   if (items.length < 2) return null;
-  let state = seed >>> 0;
-  const next = (): number => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const stats: number[] = [];
   for (let k = 0; k < iters; k++) {
     const sample = Array.from({ length: items.length }, () => items[Math.floor(next() * items.length)]!);

@@ -4,6 +4,7 @@
 import { utf8Decode, utf8DecodeStrict, utf8Encode, wellFormed } from './bytes.js';
 import { NO_MERGE, PairTable, mergeDropout, mergeLong, mergeShort } from './merge.js';
 import { compilePattern } from './patterns.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 /** One merge rule: tokens `left` and `right` become `result`; lower rank merges first (ties: leftmost). */
 export interface MergeRule {
@@ -46,17 +47,8 @@ export interface EncodeOptions {
 const SHORT_PIECE = 48; // pieces up to this many bytes use the array-scan merge; longer ones the heap.
 const CACHE_LIMIT = 200_000;
 
-/** Small seeded generator (mulberry32) so dropout is reproducible without depending on src/core. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform generator for BPE-dropout (mulberry32, shared with data and eval). */
+export const seededRandom = mulberry32;
 
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

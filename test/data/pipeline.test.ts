@@ -9,7 +9,8 @@ import { validateConfig } from '../../src/data/config.js';
 import { collectReports, runStages } from '../../src/data/pipeline.js';
 import { readShard } from '../../src/data/readers.js';
 import type { Document } from '../../src/data/document.js';
-import { editWords, mulberry32 } from '../../src/data/dedup/planted.js';
+import { editWords } from '../../src/data/dedup/planted.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
 
 function wiki(): string[] {
   const j = JSON.parse(gunzipSync(readFileSync('/work/shared/data/xquad-en/xquad.en.json.gz')).toString()) as {

@@ -3,18 +3,6 @@
 // every planted pair's word 5-gram sets. Used by the benchmark and the tests; not part of a curation run.
 import { MinHasher } from './minhash.js';
 
-/** A small deterministic generator (mulberry32), so a planted corpus is reproducible from its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Applies word edits at `rate`: each edit is a substitution, deletion or insertion of a random vocabulary word. */
 export function editWords(text: string, rate: number, vocab: string[], rand: () => number): string {
   const words = text.split(/\s+/).filter((w) => w !== '');
