@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { loadNativeBackend } from '../core/native/index.js';
 import { generate } from '../models/generate.js';
 import { loadGPT } from '../models/gpt-io.js';
-import { CharTokenizer } from '../tokenizers/char.js';
+import { codecFromMeta } from '../tokenizers/codec.js';
 import { UserError } from '../util/errors.js';
 
 interface SampleOptions {
@@ -43,7 +43,7 @@ export function register(program: Command): void {
       const metaPath = join(o.run, 'meta.json');
       if (!existsSync(metaPath)) throw new UserError(`${metaPath}: not found (is ${o.run} a run directory of \`lmforge train\`?)`);
       const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { tokenizer?: unknown };
-      const tok = CharTokenizer.fromJSON(meta.tokenizer, metaPath);
+      const tok = codecFromMeta(meta.tokenizer, o.run, metaPath);
       const model = loadGPT(o.run);
       let prompt: number[];
       try {
@@ -61,7 +61,17 @@ export function register(program: Command): void {
       const n = number('num-samples', o.numSamples, (x) => Number.isInteger(x) && x >= 1, 'an integer ≥ 1');
       for (let i = 0; i < n; i++) {
         process.stdout.write(o.prompt);
-        generate(model, prompt, { ...opts, seed: seed + i, onToken: (t) => process.stdout.write(tok.decode([t])) });
+        // Decode the whole continuation each time and print what is new: a subword token can end mid-character.
+        const ids: number[] = [];
+        let shown = '';
+        const show = (final: boolean): void => {
+          const text = tok.decode(ids);
+          if (!final && text.endsWith('\uFFFD')) return;
+          process.stdout.write(text.slice(shown.length));
+          shown = text;
+        };
+        generate(model, prompt, { ...opts, seed: seed + i, onToken: (t) => { ids.push(t); show(false); } });
+        show(true);
         process.stdout.write(n > 1 ? '\n---------------\n' : '\n');
       }
       model.dispose();

@@ -1,6 +1,7 @@
 // lmforge's own tokenizer file (JSON with a magic and a version; BPE or unigram) and the human-readable vocabulary
 // listing. Not Hugging Face's tokenizer.json (see hf.ts) and not token shards (see token-file.ts).
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic.js';
 import { base64ToBytes, bytesToBase64, utf8DecodeStrict } from './bytes.js';
 import { BpeTokenizer } from './bpe.js';
 import type { MergeRule } from './bpe.js';
@@ -11,12 +12,7 @@ import type { UnigramPiece } from './unigram.js';
 export const TOKENIZER_MAGIC = 'lmforge-tokenizer';
 export const TOKENIZER_VERSION = 1;
 
-/** Writes a file atomically: a temporary file beside it, then a rename. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
+export { writeFileAtomic };
 
 export function serializeTokenizer(tok: Tokenizer): string {
   const specialTokens = Object.fromEntries(tok.specialTokens);

@@ -7,6 +7,10 @@ import { loadAnyTokenizer } from './load-any.js';
 import { EncoderPool, safeCut } from './parallel.js';
 import { TokenFileWriter, dtypeForVocab } from './token-file.js';
 import { encodeText } from './tokenizer.js';
+import { saveTokenizer, writeFileAtomic } from './format.js';
+
+/** The tokenizer's file name inside a shard directory (and a run directory trained on it). */
+export const TOKENIZER_COPY = 'tokenizer.lmf.json';
 
 export interface TokenizeFilesOptions {
   tokenizerPath: string;
@@ -64,6 +68,22 @@ export function* readChunks(path: string, chunkChars: number): Generator<{ text:
   }
 }
 
+/**
+ * A chunk with its split; the chunk that straddles the train/val boundary is cut at the safe point just before
+ * it, so that a single small file still gets a validation part.
+ */
+function splitAtVal(chunk: { text: string; bytes: number }, offset: number, valStart: number, valFraction: number): { text: string; bytes: number; split: 'train' | 'val' }[] {
+  if (valFraction <= 0) return [{ ...chunk, split: 'train' }];
+  if (offset >= valStart) return [{ ...chunk, split: 'val' }];
+  if (offset + chunk.bytes <= valStart) return [{ ...chunk, split: 'train' }];
+  const want = Buffer.from(chunk.text, 'utf8').subarray(0, valStart - offset).toString('utf8').length;
+  const cut = safeCut(chunk.text, want);
+  if (cut <= 0 || cut >= chunk.text.length) return [{ ...chunk, split: 'train' }];
+  const head = chunk.text.slice(0, cut);
+  const headBytes = Buffer.byteLength(head);
+  return [{ text: head, bytes: headBytes, split: 'train' }, { text: chunk.text.slice(cut), bytes: chunk.bytes - headBytes, split: 'val' }];
+}
+
 export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<TokenizeFilesResult> {
   const started = performance.now();
   const tok = loadAnyTokenizer(options.tokenizerPath);
@@ -95,8 +115,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   };
   try {
     for (const file of options.inputs) {
-      for (const { text, bytes } of readChunks(file, chunkChars)) {
-        const split = offset >= valStart && valFraction > 0 ? 'val' : 'train';
+      for (const chunk of readChunks(file, chunkChars)) for (const { text, bytes, split } of splitAtVal(chunk, offset, valStart, valFraction)) {
         lastSplit = split;
         offset += bytes;
         let ids: Promise<Uint32Array> | Uint32Array;
@@ -120,6 +139,11 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   } finally {
     await pool?.close();
   }
+  // meta.json (what `lmforge train` reads) and a copy of the tokenizer, so the shards and a run trained on them
+  // can always be decoded.
+  saveTokenizer(tok, join(options.outDir, TOKENIZER_COPY));
+  const meta = { vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: TOKENIZER_COPY }, sources: options.inputs, val_fraction: valFraction };
+  writeFileAtomic(join(options.outDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
   return {
     train: { path: trainPath, tokens: writers.train.count },
     val: { path: valPath, tokens: writers.val.count },

@@ -2,7 +2,7 @@
 // gradient accumulation and clipping, periodic train/val evaluation, atomic checkpoints, exact resume.
 // A resumed run reproduces the uninterrupted run's losses bit for bit: weights, optimizer moments, the sampler's
 // RNG state and the step are restored, dropout masks and evaluation batches are functions of (seed, step).
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { hash32 } from '../core/random.js';
@@ -138,6 +138,10 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   const metrics = new MetricsLogger(c.out_dir, options.resume ? { resumeFrom: startStep } : {});
   saveConfig(join(c.out_dir, 'train-config.json'), c);
   writeFileAtomic(join(c.out_dir, META_FILE), JSON.stringify({ ...meta, vocab_size: vocabSize }, null, 2) + '\n');
+  // A tokenizer file named by meta.json travels with the run, so `lmforge sample --run` can decode.
+  if (meta.tokenizer.type === 'file' && typeof meta.tokenizer.file === 'string') {
+    copyFileSync(join(c.data_dir, meta.tokenizer.file), join(c.out_dir, meta.tokenizer.file));
+  }
 
   const tokensPerStep = c.batch_size * c.block_size * c.gradient_accumulation_steps;
   const tracker = new ProgressTracker({

@@ -103,3 +103,21 @@ test('prepare → train → sample from the command line', () => {
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /--prompt: character "€" at position 0 is not in the \d+-character vocabulary/);
 });
+
+test('tokenize (GPT-2 BPE) → train → sample: subword shards carry their tokenizer into the run', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-bpe-'));
+  const text = join(dir, 'input.txt');
+  writeFileSync(text, readFileSync(shakespeare, 'utf8').slice(0, 40000));
+  const tok = runCli(['tokenize', '--tokenizer', join(root, '../shared/data/gpt2-tokenizer'), '--input', text, '--out', join(dir, 'data'), '--val-fraction', '0.1']);
+  assert.equal(tok.status, 0, tok.stderr);
+  const meta = JSON.parse(readFileSync(join(dir, 'data', 'meta.json'), 'utf8')) as { vocab_size: number; tokenizer: { type: string } };
+  assert.equal(meta.vocab_size, 50257);
+  assert.equal(meta.tokenizer.type, 'file');
+  const run = join(dir, 'run');
+  const tr = runCli(['train', `--data_dir=${join(dir, 'data')}`, `--out_dir=${run}`, '--n_layer=1', '--n_head=2', '--n_embd=16', '--block_size=16',
+    '--batch_size=2', '--max_iters=3', '--eval_interval=3', '--eval_iters=1', '--log_interval=1', '--checkpoint_interval=0', '--warmup_iters=1', '--lr_decay_iters=3']);
+  assert.equal(tr.status, 0, tr.stderr);
+  const s = runCli(['sample', '--run', run, '--prompt', 'ROMEO: ', '--max-new-tokens', '8', '--seed', '3']);
+  assert.equal(s.status, 0, s.stderr);
+  assert.ok(s.stdout.startsWith('ROMEO: ') && s.stdout.length > 'ROMEO: '.length);
+});
