@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
-import { loadNativeBackend } from '../core/native/index.js';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { GPTAdapter } from '../eval/gpt-adapter.js';
 import { runTask, type TaskResult } from '../eval/harness.js';
 import { tokenRequests, type RequestItem } from '../eval/requests.js';
@@ -70,7 +70,7 @@ export function register(program: Command): void {
       const limit = intFlag('limit', o.limit, 1);
       const threads = intFlag('threads', o.threads, 0);
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
-      loadNativeBackend();
+      useNativeBackendOrWarn();
       if (threads !== undefined) setThreads(threads);
       const tokenizer = loadEvalTokenizer(o.tokenizer, o.model);
       const model = loadGPT(o.model);

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadNativeBackend } from '../core/native/index.js';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { generate } from '../models/generate.js';
 import { loadGPT } from '../models/gpt-io.js';
 import { codecFromMeta } from '../tokenizers/codec.js';
@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed', '1337')
     .option('--num-samples <n>', 'independent samples to draw', '1')
     .action((o: SampleOptions) => {
-      loadNativeBackend();
+      useNativeBackendOrWarn();
       const metaPath = join(o.run, 'meta.json');
       if (!existsSync(metaPath)) throw new UserError(`${metaPath}: not found (is ${o.run} a run directory of \`lmforge train\`?)`);
       const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { tokenizer?: unknown };

@@ -1,7 +1,7 @@
 // `lmforge train --config FILE [--key=value ...] [--resume]`: pretrain a GPT (see src/train/train-config.ts for
 // every key and its default).
 import type { Command } from 'commander';
-import { loadNativeBackend } from '../core/native/index.js';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { trainSpec } from '../train/train-config.js';
 import { train } from '../train/trainer.js';
 import { addConfigOptions, configFromCommand } from './config-options.js';
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .description('pretrain a GPT on token files (nanoGPT recipe: AdamW, warmup + cosine, eval, checkpoints)')
     .option('--resume', 'continue from the newest complete checkpoint in out_dir');
   addConfigOptions(cmd, trainSpec).action(() => {
-    loadNativeBackend();
+    useNativeBackendOrWarn();
     const config = configFromCommand(cmd, trainSpec);
     const { resume } = cmd.opts<{ resume?: boolean }>();
     const r = train(config, { resume: resume ?? false });

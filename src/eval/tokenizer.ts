@@ -31,7 +31,7 @@ export function wrapTokenizer(tok: Tokenizer | CharTokenizer): TextTokenizer {
   };
 }
 
-/** --tokenizer PATH, else the character vocabulary in the model directory's meta.json (from `lmforge train`). */
+/** --tokenizer PATH, else the tokenizer named by the model directory's meta.json (from `lmforge train`). */
 export function loadEvalTokenizer(path: string | undefined, modelDir: string): TextTokenizer {
   if (path !== undefined) {
     try {
@@ -49,6 +49,9 @@ export function loadEvalTokenizer(path: string | undefined, modelDir: string): T
     throw new UserError(`${metaPath}: invalid JSON (${(e as Error).message})`);
   }
   try {
+    // A run trained on `lmforge tokenize` shards carries its tokenizer file beside meta.json.
+    const t = meta.tokenizer as { type?: unknown; file?: unknown } | undefined;
+    if (t?.type === 'file' && typeof t.file === 'string') return wrapTokenizer(loadAnyTokenizer(join(modelDir, t.file)));
     return wrapTokenizer(CharTokenizer.fromJSON(meta.tokenizer, metaPath));
   } catch (e) {
     throw new UserError(`${(e as Error).message}; pass --tokenizer for models trained on other tokenizers`);

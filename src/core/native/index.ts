@@ -23,3 +23,14 @@ export function loadNativeBackend(): { loaded: boolean; reason?: string } {
   registerNative(nativeKernels);
   return { loaded: true };
 }
+
+/**
+ * For command-line entry points: loads the native backend, or warns on stderr that the (much slower) reference
+ * backend will run, with the reason and the fix.
+ */
+export function useNativeBackendOrWarn(): void {
+  const r = loadNativeBackend();
+  if (!r.loaded) {
+    process.stderr.write(`warning: native kernels not loaded (${r.reason ?? 'unknown reason'}); running on the slow reference backend. Build them with \`npm install\`.\n`);
+  }
+}
