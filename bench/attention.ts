@@ -9,22 +9,10 @@ import type { AttentionBackwardArgs, StridedArg } from '../src/core/kernels.js';
 import { loadAddon } from '../src/core/native/addon.js';
 import { attentionIsa, attentionScratchBytes, nativeAttention } from '../src/core/native/attention.js';
 import { Rng } from '../src/core/random.js';
+import { intFlag, median } from './_args.js';
 
 const SHAPES: [number, number, number, number][] = [[12, 4, 64, 32], [64, 6, 256, 64]];
 const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/attention_torch.py', import.meta.url));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function flag(args: string[], name: string, fallback: number): number {
-  const hit = args.find((a) => a.startsWith(`--${name}=`));
-  const n = hit ? Number(hit.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`bench/attention: --${name} expects a positive integer, got ${hit}`);
-  return n;
-}
 
 /** --dropout=P: attention-probability dropout of our kernels, in [0, 1) (torch's side always runs without). */
 function dropoutFlag(args: string[]): number {
@@ -84,9 +72,9 @@ function timeTorch(reps: number, threads: number): { ms: number[][]; version: st
 const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 
 export async function run(args: string[]): Promise<void> {
-  const reps = flag(args, 'reps', 3);
-  const rounds = flag(args, 'rounds', 3);
-  const threads = flag(args, 'threads', 2);
+  const reps = intFlag('attention', args, 'reps', 3);
+  const rounds = intFlag('attention', args, 'rounds', 3);
+  const threads = intFlag('attention', args, 'threads', 2);
   const dropout = dropoutFlag(args);
   const setThreads = loadAddon()['setThreads'];
   if (typeof setThreads !== 'function') throw new Error('bench/attention: the native addon has no setThreads()');

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadAddon } from '../src/core/native/addon.js';
 import { nativeMisc as K, nativeSimdLevel } from '../src/core/native/misc.js';
 import { Rng } from '../src/core/random.js';
+import { intFlag, median } from './_args.js';
 
 const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/kernels_torch.py', import.meta.url));
 
@@ -22,19 +23,6 @@ interface Case {
   elems: number;
   /** One call of ours, on inputs prepared once. */
   run: () => void;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function flag(args: string[], name: string, fallback: number): number {
-  const hit = args.find((a) => a.startsWith(`--${name}=`));
-  const n = hit ? Number(hit.slice(name.length + 3)) : fallback;
-  if (!Number.isInteger(n) || n < 1) throw new Error(`bench/kernels: --${name} expects a positive integer, got ${hit}`);
-  return n;
 }
 
 function randn(n: number, seed: number, scale = 1): Float32Array {
@@ -147,9 +135,9 @@ function timeTorch(list: Case[], reps: number, threads: number): { times: Times[
 }
 
 export async function run(args: string[]): Promise<void> {
-  const reps = flag(args, 'reps', 7);
-  const rounds = flag(args, 'rounds', 3);
-  const threads = flag(args, 'threads', 2);
+  const reps = intFlag('kernels', args, 'reps', 7);
+  const rounds = intFlag('kernels', args, 'rounds', 3);
+  const threads = intFlag('kernels', args, 'threads', 2);
   const setThreads = loadAddon()['setThreads'];
   if (typeof setThreads !== 'function') throw new Error('bench/kernels: the native addon has no setThreads()');
   (setThreads as (n: number) => void)(threads);

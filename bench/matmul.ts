@@ -11,6 +11,7 @@ import { loadAddon } from '../src/core/native/addon.js';
 import { gemmAddon, nativeMatmul } from '../src/core/native/gemm.js';
 import { Rng } from '../src/core/random.js';
 import { PYTHON, torchEnv } from './_torch.js';
+import { intFlag, median } from './_args.js';
 
 interface Shape {
   label: string;
@@ -40,12 +41,6 @@ function shapes(withTrans: boolean): Shape[] {
     }
   }
   return list;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function randomArray(rng: Rng, n: number): Float32Array {
@@ -114,17 +109,9 @@ class Torch {
   }
 }
 
-function flag(args: string[], name: string, fallback: number): number {
-  const hit = args.find((a) => a.startsWith(`--${name}=`));
-  if (!hit) return fallback;
-  const v = Number(hit.slice(name.length + 3));
-  if (!Number.isInteger(v) || v < 1) throw new Error(`bench/matmul: --${name} expects a positive integer, got ${hit}`);
-  return v;
-}
-
 export async function run(args: string[]): Promise<void> {
-  const threads = flag(args, 'threads', 2);
-  const rounds = flag(args, 'rounds', 5);
+  const threads = intFlag('matmul', args, 'threads', 2);
+  const rounds = intFlag('matmul', args, 'rounds', 5);
   const quick = args.includes('--quick');
   loadAddon().setThreads(threads);
   const torch = await Torch.start(threads, args.includes('--system-blas'));
