@@ -10,6 +10,7 @@ export const trainSpec = defineConfig({
   // logging, evaluation, checkpoints
   eval_interval: { default: 250, type: 'integer', min: 1, doc: 'evaluate train/val loss every N steps (and at the end)' },
   eval_iters: { default: 200, type: 'integer', min: 1, doc: 'batches per loss estimate' },
+  full_val: { default: false, doc: 'at the end, also the loss over the whole val split in consecutive block_size windows (noise-free)' },
   log_interval: { default: 10, type: 'integer', min: 1, doc: 'print and log progress every N steps' },
   checkpoint_interval: { default: 250, type: 'integer', min: 0, doc: 'save a checkpoint every N steps (0 = only at the end)' },
   keep_checkpoints: { default: 2, type: 'integer', min: 1, doc: 'how many recent checkpoints to keep' },

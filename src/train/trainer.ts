@@ -39,6 +39,8 @@ export interface TrainResult {
   steps: number;
   trainLoss: number | null;
   valLoss: number | null;
+  /** Loss over the whole val split at the end (config full_val), else null. */
+  valLossFull: number | null;
   tokensPerSecond: number;
   runDir: string;
 }
@@ -90,6 +92,28 @@ function estimateLoss(model: GPT, file: TokenFile, c: TrainConfig, step: number,
   });
   model.train();
   return total / c.eval_iters;
+}
+
+/**
+ * Mean loss over a whole token file cut into consecutive non-overlapping (x, y) windows of block_size, batch_size
+ * at a time: the noise-free value the random-window estimate samples (each window position weighs the same).
+ */
+export function fullSplitLoss(model: GPT, file: TokenFile, batchSize: number, blockSize: number): number {
+  const T = blockSize;
+  const windows = Math.floor((file.count - 1) / T);
+  if (windows < 1) throw new UserError(`${file.path}: ${file.count} tokens is too few for one window of block_size ${T}`);
+  let total = 0;
+  model.eval();
+  lm.noGrad(() => {
+    for (let w0 = 0; w0 < windows; w0 += batchSize) {
+      const B = Math.min(batchSize, windows - w0);
+      const x = Int32Array.from(file.ids.subarray(w0 * T, (w0 + B) * T));
+      const y = Int32Array.from(file.ids.subarray(w0 * T + 1, (w0 + B) * T + 1));
+      total += B * lm.tidy(() => model.forward(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T])).loss!.item());
+    }
+  });
+  model.train();
+  return total / windows;
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
@@ -154,6 +178,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   const shape = [c.batch_size, c.block_size];
   let trainLoss: number | null = null;
   let valLoss: number | null = null;
+  let valLossFull: number | null = null;
   let lastSaved = -1;
   let tokensPerSecond = 0;
   const save = (step: number): void => {
@@ -178,6 +203,11 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         if (bestVal === null || valLoss < bestVal) bestVal = valLoss;
         log(`step ${step}: train loss ${trainLoss.toFixed(4)}, val loss ${valLoss.toFixed(4)}`);
         metrics.log({ step, train_loss: trainLoss, val_loss: valLoss });
+        if (last && c.full_val) {
+          valLossFull = fullSplitLoss(model, valFile, c.batch_size, c.block_size);
+          log(`step ${step}: val loss over the whole val split ${valLossFull.toFixed(4)} (${Math.floor((valFile.count - 1) / c.block_size)} windows)`);
+          metrics.log({ step, val_loss_full: valLossFull });
+        }
       }
       if (step > startStep && ((c.checkpoint_interval > 0 && step % c.checkpoint_interval === 0) || last)) save(step);
       if (last) break;
@@ -220,5 +250,5 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     opt.dispose();
     model.dispose();
   }
-  return { steps: c.max_iters, trainLoss, valLoss, tokensPerSecond, runDir: c.out_dir };
+  return { steps: c.max_iters, trainLoss, valLoss, valLossFull, tokensPerSecond, runDir: c.out_dir };
 }

@@ -11,7 +11,10 @@ import { prepareCharData } from '../../src/data/prepare.js';
 import { readMetrics } from '../../src/train/metrics.js';
 import { resolveConfig, objectLayer } from '../../src/util/config.js';
 import { trainSpec } from '../../src/train/train-config.js';
-import { train } from '../../src/train/trainer.js';
+import { fullSplitLoss, train } from '../../src/train/trainer.js';
+import { openTokenFile } from '../../src/train/token-reader.js';
+import { GPT } from '../../src/models/gpt.js';
+import * as lm from '../../src/core/index.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -74,6 +77,38 @@ test('a diverging run stops at the NaN step with a clear error and keeps its che
   }, 'test'));
   assert.throws(() => train(config, { log: () => {} }), /step \d+: loss is (NaN|Infinity); stopping/);
   assert.ok(existsSync(join(dir, 'run', 'ckpt-2')));
+});
+
+test('the whole-split val loss is the mean over consecutive windows, whatever the batch size', () => {
+  loadNativeBackend();
+  const dir = makeData();
+  const file = openTokenFile(join(dir, 'data', 'val.bin'));
+  const T = 32;
+  const model = new GPT({ vocab_size: 80, block_size: T, n_layer: 1, n_head: 2, n_embd: 16 }, 3);
+  const windows = Math.floor((file.count - 1) / T);
+  let sum = 0;
+  lm.noGrad(() => {
+    for (let w = 0; w < windows; w++) {
+      const x = Int32Array.from(file.ids.subarray(w * T, w * T + T));
+      const y = Int32Array.from(file.ids.subarray(w * T + 1, w * T + T + 1));
+      sum += lm.tidy(() => model.forward(lm.fromArray(x, [1, T]), lm.fromArray(y, [1, T])).loss!.item());
+    }
+  });
+  const want = sum / windows;
+  for (const B of [1, 7, windows + 5]) assert.ok(Math.abs(fullSplitLoss(model, file, B, T) - want) < 1e-5, `batch ${B}`);
+  assert.throws(() => fullSplitLoss(model, file, 4, file.count), /too few for one window of block_size/);
+  model.dispose();
+});
+
+test('full_val logs the whole-split val loss at the end of a run', () => {
+  const dir = makeData();
+  const run = join(dir, 'run');
+  const r = runCli(['train', `--data_dir=${join(dir, 'data')}`, `--out_dir=${run}`, ...tiny, '--max_iters=4', '--checkpoint_interval=0', '--full_val=true']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /step 4: val loss over the whole val split \d+\.\d{4} \(187 windows\)/);
+  const rec = readMetrics(join(run, 'metrics.jsonl')).find((m) => m.val_loss_full !== undefined);
+  assert.equal(rec?.step, 4);
+  assert.equal(typeof rec?.val_loss_full, 'number');
 });
 
 test('train reports a missing data directory naming the file', () => {
