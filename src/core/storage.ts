@@ -1,7 +1,7 @@
-// Memory ownership: reference-counted storages drawn from a size-keyed pool, and scopes that release every
+// Memory ownership: reference-counted storages drawn from a pool of size-classed buffers, and scopes that release every
 // tensor created inside them unless it is returned or kept. Live bytes are counted so tests can prove that a
 // training loop does not grow. Not the tensor API itself (tensor.ts).
-import { allocate, bytesPerElement, type DType } from './dtype.js';
+import { bytesPerElement, type DType } from './dtype.js';
 import type { AnyArray } from './kernels.js';
 
 /** Something a scope can release: tensors implement it. */
@@ -14,7 +14,8 @@ export class Storage {
   private buffer: AnyArray | null;
   private refs = 1;
 
-  constructor(readonly dtype: DType, readonly length: number, buffer: AnyArray) {
+  /** pooled: the buffer came from the pool and goes back to it (arrays handed in by callers never do). */
+  constructor(readonly dtype: DType, readonly length: number, buffer: AnyArray, private readonly pooled: boolean) {
     this.buffer = buffer;
   }
 
@@ -34,15 +35,35 @@ export class Storage {
   release(): void {
     if (!this.buffer) return;
     if (--this.refs === 0) {
-      pool.give(this.dtype, this.buffer);
+      if (this.pooled) pool.give(this.buffer);
+      else pool.liveBytes -= this.buffer.byteLength;
       this.buffer = null;
     }
   }
 }
 
-/** Free buffers by (dtype, length); training loops allocate the same sizes each step, so reuse is near-total. */
+/**
+ * The byte size a buffer of `bytes` is rounded up to: multiples of 64 up to 4 KiB, then four classes per power of
+ * two (at most 25% spare). Shapes that vary from call to call (evaluation contexts, generation) then reuse each
+ * other's buffers instead of allocating, and page-faulting, fresh memory every time.
+ */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 4096) return Math.max(64, Math.ceil(bytes / 64) * 64);
+  const step = 2 ** Math.floor(Math.log2(bytes)) / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+function view(dtype: DType, buffer: ArrayBuffer, n: number): AnyArray {
+  switch (dtype) {
+    case 'float32': return new Float32Array(buffer, 0, n);
+    case 'float64': return new Float64Array(buffer, 0, n);
+    case 'int32': return new Int32Array(buffer, 0, n);
+  }
+}
+
+/** Free ArrayBuffers by size class; a storage gets a typed view of exactly its length over one. */
 class BufferPool {
-  private free = new Map<string, AnyArray[]>();
+  private free = new Map<number, ArrayBuffer[]>();
   private pooledBytes = 0;
   liveBytes = 0;
   /** Buffers beyond this many pooled bytes are left to the garbage collector. */
@@ -51,25 +72,23 @@ class BufferPool {
   take(dtype: DType, n: number, zero: boolean): AnyArray {
     const bytes = n * bytesPerElement(dtype);
     this.liveBytes += bytes;
-    const list = this.free.get(`${dtype}:${n}`);
-    const buf = list?.pop();
-    if (buf) {
-      this.pooledBytes -= bytes;
-      if (zero) buf.fill(0);
-      return buf;
-    }
-    return allocate(dtype, n);
+    const cls = sizeClass(bytes);
+    const reused = this.free.get(cls)?.pop();
+    if (!reused) return view(dtype, new ArrayBuffer(cls), n); // fresh ArrayBuffers are zero-filled
+    this.pooledBytes -= cls;
+    const buf = view(dtype, reused, n);
+    if (zero) buf.fill(0);
+    return buf;
   }
 
-  give(dtype: DType, buf: AnyArray): void {
-    const bytes = buf.length * bytesPerElement(dtype);
-    this.liveBytes -= bytes;
-    if (this.pooledBytes + bytes > this.maxPooledBytes) return;
-    const key = `${dtype}:${buf.length}`;
-    let list = this.free.get(key);
-    if (!list) this.free.set(key, (list = []));
-    list.push(buf);
-    this.pooledBytes += bytes;
+  give(buf: AnyArray): void {
+    this.liveBytes -= buf.byteLength;
+    const cls = buf.buffer.byteLength;
+    if (this.pooledBytes + cls > this.maxPooledBytes) return;
+    let list = this.free.get(cls);
+    if (!list) this.free.set(cls, (list = []));
+    list.push(buf.buffer as ArrayBuffer);
+    this.pooledBytes += cls;
   }
 
   clear(): void {
@@ -85,13 +104,13 @@ class BufferPool {
 const pool = new BufferPool();
 
 export function newStorage(dtype: DType, n: number, zero = true): Storage {
-  return new Storage(dtype, n, pool.take(dtype, n, zero));
+  return new Storage(dtype, n, pool.take(dtype, n, zero), true);
 }
 
-/** Wraps an existing array (taking ownership of it for accounting). */
+/** Wraps an existing array (counted as live while the storage is; never recycled, since the caller may hold it). */
 export function storageFrom(dtype: DType, data: AnyArray): Storage {
-  pool.liveBytes += data.length * bytesPerElement(dtype);
-  return new Storage(dtype, data.length, data);
+  pool.liveBytes += data.byteLength;
+  return new Storage(dtype, data.length, data, false);
 }
 
 export const memory = {

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as lm from '../../src/core/index.js';
 import { AdamW } from '../../src/optim/adamw.js';
+import { sizeClass } from '../../src/core/storage.js';
 
 test('views share storage and do not copy; reshape of a transposed view copies', () => {
   lm.tidy(() => {
@@ -148,4 +149,24 @@ test('live memory stays flat over 100 training steps', () => {
   assert.ok(losses[99]! < losses[0]! * 0.5, `loss did not fall: ${losses[0]} → ${losses[99]}`);
   for (const t of [w1, w2, x, y]) t.dispose();
   opt.dispose();
+});
+
+test('buffers are pooled by size class, so varying shapes reuse memory; arrays handed in are never recycled', () => {
+  assert.deepEqual([1, 64, 65, 4096, 4097, 5000, 6145, 8192, 8193].map(sizeClass), [64, 64, 128, 4096, 5120, 5120, 7168, 8192, 10240]);
+  for (let b = 1; b < 1 << 22; b = Math.ceil(b * 1.37)) assert.ok(sizeClass(b) >= b && sizeClass(b) <= Math.max(64, b <= 4096 ? b + 63 : b * 1.25), `class of ${b}`);
+
+  lm.memory.clearPool();
+  const step = (n: number): number => lm.tidy(() => lm.sum(lm.add(lm.zeros([n]), lm.ones([n]))).item());
+  // Lengths 1000..1200 floats (4000..4800 bytes) fall in two classes: after the first round nothing new is pooled.
+  for (let n = 1000; n <= 1200; n += 10) step(n);
+  const pooled = lm.memory.pooledBytes;
+  for (let n = 1005; n <= 1195; n += 10) assert.equal(step(n), n); // recycled buffers are zero-filled for the new length
+  assert.equal(lm.memory.pooledBytes, pooled);
+
+  const mine = new Float32Array([1, 2, 3]);
+  lm.tidy(() => lm.mul(lm.fromArray(mine, [3]), 2));
+  const other = lm.tidy(() => lm.keep(lm.zeros([3])));
+  other.data[0] = 42;
+  assert.deepEqual([...mine], [1, 2, 3]);
+  other.dispose();
 });
