@@ -309,10 +309,13 @@ export class GPT extends Module {
       const T = idx.shape[1]!;
       if (!(Number.isInteger(n) && n >= 1 && n <= T)) throw new RangeError(`GPT.forwardCachedLast: n = ${n}, expected 1..${T}`);
       let x = this.embed(idx, cache.length);
+      // One scope per block: its intermediates go back to the pool before the next block takes the same sizes,
+      // so a pass holds one block's activations, not n_layer blocks' worth of fresh memory.
       this.transformer.h.items.forEach((block, l) => {
-        const a = block.attn.forwardCached(block.ln_1.forward(x), l, cache, this.rope);
-        const x1 = lm.add(x, a);
-        x = lm.add(x1, block.mlp.forward(block.ln_2.forward(x1)));
+        x = lm.tidy(() => {
+          const x1 = lm.add(x, block.attn.forwardCached(block.ln_1.forward(x), l, cache, this.rope));
+          return lm.add(x1, block.mlp.forward(block.ln_2.forward(x1)));
+        });
       });
       cache.length += T;
       const last = n === T ? x : lm.slice(x, 1, T - n, T); // (B, n, C)
