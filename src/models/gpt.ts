@@ -284,8 +284,10 @@ export class GPT extends Module {
     let x = drop(this.embed(idx, 0), 0);
     // Residual dropout uses sites 0..2·n_layer; the attention probabilities of layer l use site 2·n_layer + 1 + l.
     const attnSite = 2 * this.config.n_layer + 1;
+    // Without autograd nothing needs a block's intermediates afterwards: free them block by block (see forwardCachedLast).
+    const scoped = lm.isGradEnabled() ? <T>(f: () => T): T => f() : lm.tidy;
     this.transformer.h.items.forEach((block, l) => {
-      x = block.forward(x, this.rope, drop, l, { dropout: p, dropoutSeed: p > 0 ? siteSeed(seed, attnSite + l) : 0 });
+      x = scoped(() => block.forward(x, this.rope, drop, l, { dropout: p, dropoutSeed: p > 0 ? siteSeed(seed, attnSite + l) : 0 }));
     });
     x = this.transformer.ln_f.forward(x);
     const logits = this.head(x);
