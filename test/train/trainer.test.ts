@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,10 +60,12 @@ test('a run killed with SIGKILL resumes and continues exactly like an uninterrup
     });
     child.on('exit', () => resolve());
   });
-  assert.ok(existsSync(join(out, 'ckpt-12')) || existsSync(join(out, 'ckpt-8')), 'expected checkpoints before the kill');
+  // The kill lands at step 13 or, on a loaded machine where the output arrives late, a little after it.
+  assert.ok(readdirSync(out).some((f) => /^ckpt-\d+$/.test(f)), 'expected checkpoints before the kill');
   const resumed = runCli(['train', data, `--out_dir=${out}`, ...tiny, '--resume']);
   assert.equal(resumed.status, 0, resumed.stderr);
-  assert.match(resumed.stdout, /resumed from .*ckpt-(8|12) at step (8|12)/);
+  const at = /resumed from .*ckpt-(\d+) at step (\d+)/.exec(resumed.stdout);
+  assert.ok(at && at[1] === at[2] && Number(at[1]) >= 8 && Number(at[1]) < 40, resumed.stdout.slice(0, 300));
   assert.deepEqual(losses(out), want);
 });
 
