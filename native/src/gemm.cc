@@ -1,7 +1,7 @@
 // Kernel family 'gemm': batched single-precision C (+)= op(A)·op(B), the MatmulArgs contract of src/core/kernels.ts,
 // and its N-API entry points. GotoBLAS/BLIS-style: B packed into NR-column panels shared by the threads, A into
 // MR-row panels of a per-thread MC×KC block, a register-blocked micro-kernel per instruction set chosen at run
-// time (gemm_isa.inc); small or thin products skip packing. OpenMP threads claim row blocks dynamically.
+// time (gemm_isa.inc); small or thin products skip packing, and a few rows times row-major B streams B once. OpenMP threads claim row blocks dynamically.
 // Not here: other dtypes, strided C, or any system BLAS.
 #include <omp.h>
 #include <algorithm>
@@ -313,6 +313,27 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
     return;
   }
   const double work = static_cast<double>(P.M) * static_cast<double>(P.N) * static_cast<double>(P.K);
+  if (P.M <= kRowStreamRows && P.A.cs == 1 && P.B.cs == 1) {  // a row or few times row-major B: stream B once
+    nt = gWake.threadsFor(work, nt);
+    auto columns = [&](int64_t j0, int64_t j1) {
+      if (j1 > j0) ks.rowStream(P.K, P.A.p, P.A.rs, static_cast<int>(P.M), P.B.p + j0, P.B.rs, j1 - j0, P.C + j0, P.ldc, P.add);
+    };
+    if (nt <= 1) {
+      columns(0, P.N);
+      return;
+    }
+    const int64_t lines = (P.N + 15) / 16;  // threads take whole 64-byte lines of each row
+    const int64_t start = nowNs();
+    std::atomic<int64_t> latest{0};
+#pragma omp parallel num_threads(nt)
+    {
+      noteArrival(latest, start);
+      const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
+      columns(std::min(P.N, lines * tid / team * 16), std::min(P.N, lines * (tid + 1) / team * 16));
+    }
+    gWake.record(latest.load());
+    return;
+  }
   if (P.M <= kDotMaxRows && P.A.cs == 1 && P.B.rs == 1) {
     nt = gWake.threadsFor(work, nt);
     if (nt <= 1) {

@@ -190,6 +190,33 @@ test('matmul splits B into chunks of rows and columns when K·N exceeds its pack
   }
 });
 
+test('a few rows times row-major B (the streaming path used in decoding) matches on every SIMD path and thread count', () => {
+  const rng = new Rng(6);
+  const cases: Case[] = [];
+  for (const M of [1, 2, 3, 4, 5]) for (const K of [1, 3, 4, 7, 33]) for (const N of [1, 15, 16, 17, 100]) cases.push({ M, N, K });
+  cases.push({ M: 1, N: 2307, K: 770, accumulate: true, offsets: true }, { M: 3, N: 129, K: 65, batch: 3, aGap: 2, bGap: 0, accumulate: true });
+  try {
+    for (const isa of isas) {
+      addon.gemmIsa(isa);
+      for (const tb of [false, true]) for (const cs of cases) check(rng, cs, false, tb, isa);
+    }
+  } finally {
+    addon.gemmIsa(defaultIsa);
+  }
+  try {
+    for (const cs of [{ M: 1, N: 5000, K: 800 }, { M: 4, N: 3001, K: 515, accumulate: true }] as Case[]) {
+      const results = [1, 2, 5].map((threads) => {
+        addon.setThreads(threads);
+        return check(new Rng(7), cs, false, false, `${threads} threads`, threads === 1);
+      });
+      assert.deepEqual(results[1], results[0], `2 threads differ from 1: ${JSON.stringify(cs)}`);
+      assert.deepEqual(results[2], results[0], `5 threads differ from 1: ${JSON.stringify(cs)}`);
+    }
+  } finally {
+    addon.setThreads(defaultThreads);
+  }
+});
+
 test('matmul rejects short arrays, bad numbers and wrong element types with a TypeError naming the argument', () => {
   const f = (n: number): Float32Array => new Float32Array(n);
   const call = (over: Partial<MatmulArgs<Float32Array>>): void =>
