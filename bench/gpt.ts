@@ -5,20 +5,12 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { GPT_CASES } from './_gpt_cases.js';
+import { printRow, runJSON, type SideFigures } from './_side_by_side.js';
 import { PYTHON, torchBlasNote, torchEnv } from './_torch.js';
 
-interface Figures {
+interface Figures extends SideFigures {
   ms: number;
-  tokensPerS: number;
-  peakRssMiB: number;
   loss: number;
-}
-
-function runJSON(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Figures | string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: env ?? process.env });
-  if (r.status !== 0) return (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n').slice(-3).join(' ');
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(last) as Figures;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -35,15 +27,9 @@ export async function run(args: string[]): Promise<void> {
   console.log('case  | lmforge ms/iter  tok/s   RSS MiB | PyTorch ms/iter  tok/s   RSS MiB | speed ratio  memory ratio');
   for (const c of cases) {
     const n = String(iters ?? c.iters);
-    const ours = runJSON(process.execPath, [worker, c.name, n]);
-    const theirs = hasTorch ? runJSON(PYTHON, [torchScript, c.name, n, String(threads)], torchEnv(threads)) : 'skipped';
-    const fmt = (f: Figures | string): string => (typeof f === 'string' ? `(${f.slice(0, 40)})`.padEnd(31) : `${f.ms.toFixed(1).padStart(9)} ${f.tokensPerS.toFixed(0).padStart(8)} ${f.peakRssMiB.toFixed(0).padStart(8)}`);
-    const ratio = typeof ours !== 'string' && typeof theirs !== 'string'
-      ? `${(ours.tokensPerS / theirs.tokensPerS).toFixed(2)}×`.padStart(11) + `  ${(ours.peakRssMiB / theirs.peakRssMiB).toFixed(2)}×`.padStart(13)
-      : '';
-    console.log(`${c.name.padEnd(5)} | ${fmt(ours)} | ${fmt(theirs)} | ${ratio}`);
-    if (typeof ours === 'string') console.log(`  lmforge failed: ${ours}`);
-    if (typeof theirs === 'string' && theirs !== 'skipped') console.log(`  PyTorch failed: ${theirs}`);
+    const ours = runJSON<Figures>(process.execPath, [worker, c.name, n]);
+    const theirs = hasTorch ? runJSON<Figures>(PYTHON, [torchScript, c.name, n, String(threads)], torchEnv(threads)) : 'skipped';
+    printRow(c.name, ours, theirs, (f) => `${f.ms.toFixed(1).padStart(9)} ${f.tokensPerS.toFixed(0).padStart(8)} ${f.peakRssMiB.toFixed(0).padStart(8)}`, 31);
   }
   for (const c of cases) console.log(`  ${c.name}: ${c.what}`);
 }
