@@ -4,9 +4,10 @@
 // Usage: node dist/bench/_decode_worker.js CASE PROMPT NEW
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
+import { argmax } from '../src/eval/metrics.js';
 import { GPT, KVCache } from '../src/models/gpt.js';
 import { median } from './_args.js';
-import { DECODE_CASES } from './_decode_cases.js';
+import { DECODE_CASES } from './_gpt_cases.js';
 
 const [name, promptArg, newArg] = process.argv.slice(2);
 const c = DECODE_CASES.find((x) => x.name === name);
@@ -19,7 +20,6 @@ model.eval();
 const rng = new lm.Rng(1);
 const idx = Array.from({ length: prompt }, () => rng.int(c.vocab_size));
 const cache = new KVCache(model.config, 1);
-const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best]! ? i : best), 0);
 
 let prefill = 0;
 let times: number[] = [];

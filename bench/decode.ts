@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { intFlag } from './_args.js';
-import { DECODE_CASES } from './_decode_cases.js';
+import { DECODE_CASES } from './_gpt_cases.js';
 import { printRow, runJSON, type SideFigures } from './_side_by_side.js';
 import { PYTHON, torchBlasNote, torchEnv } from './_torch.js';
 

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { intFlag } from './_args.js';
+import { intFlag, stringFlag } from './_args.js';
 import { PYTHON, torchEnv } from './_torch.js';
 
 interface Result {
@@ -21,10 +21,6 @@ interface Result {
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const BAR = 1.89;
-
-function flag(args: readonly string[], name: string): string | undefined {
-  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-}
 
 function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -76,14 +72,14 @@ function stats(xs: number[]): string {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const dir = flag(args, 'nanogpt');
+  const dir = stringFlag(args, 'nanogpt');
   if (!dir || !existsSync(join(dir, 'train.py'))) {
     throw new Error('bench/shakespeare: --nanogpt=DIR must name a nanoGPT checkout (with train.py, configurator.py, config/, data/shakespeare_char/prepare.py)');
   }
-  const seeds = (flag(args, 'seeds') ?? '1337,2,3').split(',').map(Number);
-  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`bench/shakespeare: --seeds expects comma-separated integers, got ${flag(args, 'seeds')}`);
+  const seeds = (stringFlag(args, 'seeds') ?? '1337,2,3').split(',').map(Number);
+  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`bench/shakespeare: --seeds expects comma-separated integers, got ${stringFlag(args, 'seeds')}`);
   const jobs = intFlag('shakespeare', args, 'jobs', 2);
-  const text = flag(args, 'text') ?? join(root, '../shared/data/tinyshakespeare/input.txt');
+  const text = stringFlag(args, 'text') ?? join(root, '../shared/data/tinyshakespeare/input.txt');
   const work = mkdtempSync(join(tmpdir(), 'lmforge-bench-shakespeare-'));
   const script = join(root, 'bench/nanogpt_seed.py');
 

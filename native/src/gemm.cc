@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 #include "napi_util.h"
+#include "simd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -316,6 +317,27 @@ void gemmDot(const KernelSet& ks, const Problem& P, int64_t j0, int64_t j1) {
   }
 }
 
+// Runs f(j0, j1) over column ranges of [0, N) cut in whole units, one range per thread of an nt-thread team
+// (inline when nt ≤ 1), recording how late the workers joined (gWake).
+template <class F>
+void splitColumns(int64_t N, int64_t unit, int nt, F&& f) {
+  if (nt <= 1) {
+    f(0, N);
+    return;
+  }
+  const int64_t units = (N + unit - 1) / unit;
+  const int64_t start = nowNs();
+  std::atomic<int64_t> latest{0};
+#pragma omp parallel num_threads(nt)
+  {
+    noteArrival(latest, start);
+    const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
+    const int64_t j0 = std::min(N, units * tid / team * unit), j1 = std::min(N, units * (tid + 1) / team * unit);
+    if (j1 > j0) f(j0, j1);
+  }
+  gWake.record(latest.load());
+}
+
 // C (+)= A·B for one matrix on up to nt threads (nt == 1 when called from inside a parallel loop).
 void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
   if (P.M == 0 || P.N == 0) return;
@@ -326,43 +348,14 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
   }
   const double work = static_cast<double>(P.M) * static_cast<double>(P.N) * static_cast<double>(P.K);
   if (P.M <= kRowStreamRows && P.A.cs == 1 && P.B.cs == 1) {  // a row or few times row-major B: stream B once
-    nt = gWake.threadsFor(work, nt);
-    auto columns = [&](int64_t j0, int64_t j1) {
-      if (j1 > j0) ks.rowStream(P.K, P.A.p, P.A.rs, static_cast<int>(P.M), P.B.p + j0, P.B.rs, j1 - j0, P.C + j0, P.ldc, P.add);
-    };
-    if (nt <= 1) {
-      columns(0, P.N);
-      return;
-    }
-    const int64_t lines = (P.N + 15) / 16;  // threads take whole 64-byte lines of each row
-    const int64_t start = nowNs();
-    std::atomic<int64_t> latest{0};
-#pragma omp parallel num_threads(nt)
-    {
-      noteArrival(latest, start);
-      const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
-      columns(std::min(P.N, lines * tid / team * 16), std::min(P.N, lines * (tid + 1) / team * 16));
-    }
-    gWake.record(latest.load());
+    // Threads take whole 64-byte lines of each row.
+    splitColumns(P.N, 16, gWake.threadsFor(work, nt), [&](int64_t j0, int64_t j1) {
+      ks.rowStream(P.K, P.A.p, P.A.rs, static_cast<int>(P.M), P.B.p + j0, P.B.rs, j1 - j0, P.C + j0, P.ldc, P.add);
+    });
     return;
   }
   if (P.M <= kDotMaxRows && P.A.cs == 1 && P.B.rs == 1) {
-    nt = gWake.threadsFor(work, nt);
-    if (nt <= 1) {
-      gemmDot(ks, P, 0, P.N);
-      return;
-    }
-    const int64_t groups = (P.N + kDotCols - 1) / kDotCols;
-    const int64_t start = nowNs();
-    std::atomic<int64_t> latest{0};
-#pragma omp parallel num_threads(nt)
-    {
-      noteArrival(latest, start);
-      const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
-      gemmDot(ks, P, std::min(P.N, groups * tid / team * kDotCols),
-              std::min(P.N, groups * (tid + 1) / team * kDotCols));
-    }
-    gWake.record(latest.load());
+    splitColumns(P.N, kDotCols, gWake.threadsFor(work, nt), [&](int64_t j0, int64_t j1) { gemmDot(ks, P, j0, j1); });
     return;
   }
   // Packing A costs O(M·K) against O(M·N·K) of work: skip it for few columns; packing B likewise for few rows.

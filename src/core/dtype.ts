@@ -4,11 +4,13 @@ import type { AnyArray } from './kernels.js';
 
 export type DType = 'float32' | 'float64' | 'int32';
 
-export function allocate(dtype: DType, n: number): AnyArray {
+/** A zero-filled array of n elements, or a view of the first n elements of `buffer` when one is given. */
+export function allocate(dtype: DType, n: number, buffer?: ArrayBuffer): AnyArray {
+  const b = buffer ?? new ArrayBuffer(n * bytesPerElement(dtype));
   switch (dtype) {
-    case 'float32': return new Float32Array(n);
-    case 'float64': return new Float64Array(n);
-    case 'int32': return new Int32Array(n);
+    case 'float32': return new Float32Array(b, 0, n);
+    case 'float64': return new Float64Array(b, 0, n);
+    case 'int32': return new Int32Array(b, 0, n);
   }
 }
 

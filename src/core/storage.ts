@@ -1,7 +1,7 @@
 // Memory ownership: reference-counted storages drawn from a pool of size-classed buffers, and scopes that release every
 // tensor created inside them unless it is returned or kept. Live bytes are counted so tests can prove that a
 // training loop does not grow. Not the tensor API itself (tensor.ts).
-import { bytesPerElement, type DType } from './dtype.js';
+import { allocate, bytesPerElement, type DType } from './dtype.js';
 import type { AnyArray } from './kernels.js';
 
 /** Something a scope can release: tensors implement it. */
@@ -53,14 +53,6 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(bytes / step) * step;
 }
 
-function view(dtype: DType, buffer: ArrayBuffer, n: number): AnyArray {
-  switch (dtype) {
-    case 'float32': return new Float32Array(buffer, 0, n);
-    case 'float64': return new Float64Array(buffer, 0, n);
-    case 'int32': return new Int32Array(buffer, 0, n);
-  }
-}
-
 /** Free ArrayBuffers by size class; a storage gets a typed view of exactly its length over one. */
 class BufferPool {
   private free = new Map<number, ArrayBuffer[]>();
@@ -74,9 +66,9 @@ class BufferPool {
     this.liveBytes += bytes;
     const cls = sizeClass(bytes);
     const reused = this.free.get(cls)?.pop();
-    if (!reused) return view(dtype, new ArrayBuffer(cls), n); // fresh ArrayBuffers are zero-filled
+    if (!reused) return allocate(dtype, n, new ArrayBuffer(cls)); // fresh ArrayBuffers are zero-filled
     this.pooledBytes -= cls;
-    const buf = view(dtype, reused, n);
+    const buf = allocate(dtype, n, reused);
     if (zero) buf.fill(0);
     return buf;
   }

@@ -44,7 +44,7 @@ export function bootstrapStderr<T>(items: readonly T[], statistic: (sample: read
 }
 
 /** Index of the first maximum (numpy's argmax). */
-export function argmax(xs: readonly number[]): number {
+export function argmax(xs: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
   return best;

@@ -94,13 +94,18 @@ function estimateLoss(model: GPT, file: TokenFile, c: TrainConfig, step: number,
   return total / c.eval_iters;
 }
 
+/** How many consecutive (x, y) windows of T tokens a token file holds (y is x shifted by one). */
+export function splitWindows(file: TokenFile, T: number): number {
+  return Math.floor((file.count - 1) / T);
+}
+
 /**
  * Mean loss over a whole token file cut into consecutive non-overlapping (x, y) windows of block_size, batch_size
  * at a time: the noise-free value the random-window estimate samples (each window position weighs the same).
  */
 export function fullSplitLoss(model: GPT, file: TokenFile, batchSize: number, blockSize: number): number {
   const T = blockSize;
-  const windows = Math.floor((file.count - 1) / T);
+  const windows = splitWindows(file, T);
   if (windows < 1) throw new UserError(`${file.path}: ${file.count} tokens is too few for one window of block_size ${T}`);
   let total = 0;
   model.eval();
@@ -205,7 +210,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         metrics.log({ step, train_loss: trainLoss, val_loss: valLoss });
         if (last && c.full_val) {
           valLossFull = fullSplitLoss(model, valFile, c.batch_size, c.block_size);
-          log(`step ${step}: val loss over the whole val split ${valLossFull.toFixed(4)} (${Math.floor((valFile.count - 1) / c.block_size)} windows)`);
+          log(`step ${step}: val loss over the whole val split ${valLossFull.toFixed(4)} (${splitWindows(valFile, c.block_size)} windows)`);
           metrics.log({ step, val_loss_full: valLossFull });
         }
       }
