@@ -5,7 +5,7 @@
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
 import { argmax } from '../src/eval/metrics.js';
-import { GPT, KVCache } from '../src/models/gpt.js';
+import { GPT } from '../src/models/gpt.js';
 import { median } from './_args.js';
 import { DECODE_CASES } from './_gpt_cases.js';
 
@@ -19,7 +19,7 @@ const model = new GPT({ vocab_size: c.vocab_size, block_size: c.block_size, n_la
 model.eval();
 const rng = new lm.Rng(1);
 const idx = Array.from({ length: prompt }, () => rng.int(c.vocab_size));
-const cache = new KVCache(model.config, 1);
+const cache = model.newCache(1);
 
 let prefill = 0;
 let times: number[] = [];

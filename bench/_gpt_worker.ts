@@ -3,7 +3,10 @@
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
 import { GPT } from '../src/models/gpt.js';
-import { AdamW } from '../src/optim/adamw.js';
+import { clipGradNorm } from '../src/optim/clip.js';
+import { makeOptimizer } from '../src/optim/config.js';
+import { defaultsOf } from '../src/util/config.js';
+import { optimSpec } from '../src/optim/config.js';
 import { GPT_CASES } from './_gpt_cases.js';
 
 const name = process.argv[2];
@@ -12,8 +15,8 @@ if (!c) throw new Error(`unknown case ${name}`);
 const iters = Number(process.argv[3] ?? c.iters);
 loadNativeBackend();
 const model = new GPT({ vocab_size: c.vocab_size, block_size: c.block_size, n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, dropout: c.dropout, bias: true });
-const params = model.parameters();
-const opt = new AdamW([{ params: params.filter((p) => p.ndim >= 2), weightDecay: 0.1 }, { params: params.filter((p) => p.ndim < 2), weightDecay: 0 }], { lr: 1e-3, beta1: 0.9, beta2: 0.99 });
+// The optimizer and clipping exactly as `lmforge train` builds them (AdamW, decay on matrices, clip at 1).
+const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), lr: 1e-3, beta1: 0.9, beta2: 0.99, weight_decay: 0.1 });
 const rng = new lm.Rng(1);
 const B = c.batch_size;
 const T = c.block_size;
@@ -32,7 +35,8 @@ for (let it = 0; it < iters + 2; it++) {
     lm.backward(out.loss!);
     return out.loss!.item();
   });
-  opt.update({ clipNorm: 1 });
+  opt.setLearningRate(1e-3);
+  opt.step(clipGradNorm(opt.params, 1).scale);
   opt.zeroGrad();
   if (it >= 2) times.push(performance.now() - t0);
 }

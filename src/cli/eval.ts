@@ -1,7 +1,7 @@
 // `lmforge eval --model DIR --tasks mmlu,hellaswag`: scores a model on benchmark tasks (task files in
 // configs/tasks or --task-dir), prints lm-eval's table, and writes a JSON report (+ per-sample JSONL on request).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
@@ -12,7 +12,8 @@ import { tokenRequests, type RequestItem } from '../eval/requests.js';
 import { formatTable, makeReport } from '../eval/report.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
 import { loadEvalTokenizer } from '../eval/tokenizer.js';
-import { loadGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
+import { WEIGHTS_FILE } from '../models/gpt-io.js';
+import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { progressBar } from './progress.js';
@@ -72,8 +73,10 @@ export function register(program: Command): void {
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
       useNativeBackendOrWarn();
       if (threads !== undefined) setThreads(threads);
-      const tokenizer = loadEvalTokenizer(o.tokenizer, o.model);
-      const model = loadGPT(o.model);
+      const run = RunDir.open(o.model);
+      const meta = existsSync(run.metaPath) ? { tokenizer: run.meta().tokenizer, dir: run.path, source: run.metaPath } : null;
+      const tokenizer = loadEvalTokenizer(o.tokenizer, meta);
+      const model = run.loadModel();
       const weightsSha256 = createHash('sha256').update(readFileSync(resolve(o.model, WEIGHTS_FILE))).digest('hex');
       const adapter = new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } });
       const results: TaskResult[] = [];

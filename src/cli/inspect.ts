@@ -1,29 +1,47 @@
 // `lmforge inspect <path>`: says what a file or directory lmforge wrote holds, and whether it is intact —
-// a run directory (checkpoints, which is the latest complete one), a checkpoint, a safetensors file or a token file.
+// a run directory (every checkpoint, the final model against its config.json, meta.json and the tokenizer it
+// names), a checkpoint, a safetensors file or a token file.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { readSafetensors } from '../core/safetensors.js';
+import { WEIGHTS_FILE } from '../models/gpt-io.js';
 import { STATE_FILE, findLatestComplete, listCheckpointSteps, verifyCheckpoint } from '../train/checkpoint.js';
+import { RunDir } from '../train/run-dir.js';
 import { openTokenFile } from '../train/token-reader.js';
 import { UserError } from '../util/errors.js';
 
 function describeCheckpoint(dir: string): string[] {
   const s = verifyCheckpoint(dir);
   const files = Object.entries(s.files).map(([n, f]) => `  ${n}: ${f.bytes} bytes, sha256 ${f.sha256.slice(0, 16)}…`);
-  return [`checkpoint ${dir}: complete and verified`, `  step ${s.step}, optimizer step ${s.optimizerStep}, best val loss ${s.bestValLoss ?? 'n/a'}`, ...files];
+  return [`checkpoint ${dir}: complete and verified`, `  step ${s.step}, optimizer ${s.optimizer.kind} (state version ${s.optimizer.version}) at step ${s.optimizer.step}, best val loss ${s.bestValLoss ?? 'n/a'}`, ...files];
 }
 
 export function inspect(path: string): string[] {
   if (!existsSync(path)) throw new UserError(`${path}: no such file or directory`);
   if (statSync(path).isDirectory()) {
     if (existsSync(join(path, STATE_FILE))) return describeCheckpoint(path);
+    const run = RunDir.open(path);
     const steps = listCheckpointSteps(path).sort((a, b) => a - b);
-    if (steps.length === 0) throw new UserError(`${path}: neither a run directory (no ckpt-<step> inside) nor a checkpoint (no ${STATE_FILE})`);
+    const hasModel = existsSync(run.weightsPath);
+    if (steps.length === 0 && !hasModel) throw new UserError(`${path}: neither a run directory (no ckpt-<step> inside, no ${WEIGHTS_FILE}) nor a checkpoint (no ${STATE_FILE})`);
+    const out = [`run ${path}: ${steps.length ? `checkpoints at steps ${steps.join(', ')}` : 'no checkpoints'}`];
     const latest = findLatestComplete(path);
-    const out = [`run ${path}: checkpoints at steps ${steps.join(', ')}`];
     for (const s of latest?.skipped ?? []) out.push(`  skipped ${s.dir}: ${s.reason}`);
-    out.push(latest ? `  latest complete: ${latest.dir} (step ${latest.step})` : '  no complete checkpoint');
+    if (steps.length) out.push(latest ? `  latest complete: ${latest.dir} (step ${latest.step})` : '  no complete checkpoint');
+    if (hasModel) {
+      // Loading checks config.json, every tensor's name and shape, finiteness, and meta.json's vocabulary.
+      const model = run.loadModel();
+      const c = model.config;
+      out.push(`  final model: ${run.weightsPath} verified (${c.n_layer} layers, ${c.n_head} heads, width ${c.n_embd}, vocab ${c.vocab_size}, ${model.numParameters().toLocaleString('en-US')} parameters, all finite)`);
+      model.dispose();
+    } else {
+      out.push('  no final model (the run has not finished)');
+    }
+    if (existsSync(run.metaPath)) {
+      run.codec();
+      out.push(`  meta: ${run.metaPath} (vocab ${run.meta().vocab_size}, tokenizer ${String(run.meta().tokenizer.type)}) loads`);
+    }
     return out;
   }
   if (path.endsWith('.safetensors')) {

@@ -1,12 +1,11 @@
-// `lmforge sample --run DIR`: generate text from a trained model with temperature, top-k, top-p and a seed,
-// decoding incrementally through the KV cache.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// `lmforge sample --run DIR`: generate text from a trained model with temperature, top-k, top-p, repetition
+// penalty, stop strings and a seed, decoding through the batched KV-cache generator (several samples decode
+// together, each with its own seed).
 import type { Command } from 'commander';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
-import { generate } from '../models/generate.js';
-import { loadGPT } from '../models/gpt-io.js';
-import { codecFromMeta } from '../tokenizers/codec.js';
+import { generate } from '../serve/generate.js';
+import { samplingProcessors } from '../serve/logits.js';
+import { RunDir } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
 
 interface SampleOptions {
@@ -16,63 +15,82 @@ interface SampleOptions {
   temperature: string;
   topK: string;
   topP: string;
+  repetitionPenalty: string;
+  stop?: string[];
   seed: string;
   numSamples: string;
 }
 
 function number(flag: string, v: string, check: (x: number) => boolean, want: string): number {
   const x = Number(v);
-  if (!check(x)) throw new UserError(`--${flag}: expected ${want}, got ${JSON.stringify(v)}`);
+  if (v.trim() === '' || !check(x)) throw new UserError(`--${flag}: expected ${want}, got ${JSON.stringify(v)}`);
   return x;
 }
 
 export function register(program: Command): void {
   program
     .command('sample')
-    .description('generate text from a trained model (KV-cache decoding)')
+    .description('generate text from a trained model (batched KV-cache decoding)')
     .requiredOption('--run <dir>', 'run directory written by `lmforge train` (model.safetensors, config.json, meta.json)')
     .option('--prompt <text>', 'text to continue', '\n')
     .option('--max-new-tokens <n>', 'tokens to generate', '500')
     .option('--temperature <t>', '0 = greedy; < 1 sharper, > 1 more random', '0.8')
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', '200')
     .option('--top-p <p>', 'nucleus sampling threshold (1 = off)', '1')
-    .option('--seed <n>', 'random seed', '1337')
-    .option('--num-samples <n>', 'independent samples to draw', '1')
+    .option('--repetition-penalty <θ>', 'CTRL repetition penalty (1 = off)', '1')
+    .option('--stop <strings...>', 'end a sample at the first of these strings (not printed)')
+    .option('--seed <n>', 'random seed (sample i uses seed + i)', '1337')
+    .option('--num-samples <n>', 'independent samples to draw (decoded together as one batch)', '1')
     .action((o: SampleOptions) => {
+      const opts = {
+        maxNewTokens: number('max-new-tokens', o.maxNewTokens, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
+        temperature: number('temperature', o.temperature, (x) => x >= 0, 'a number ≥ 0'),
+        topK: number('top-k', o.topK, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
+        topP: number('top-p', o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+        repetitionPenalty: number('repetition-penalty', o.repetitionPenalty, (x) => x > 0, 'a number > 0'),
+      };
+      const seed = number('seed', o.seed, Number.isInteger, 'an integer');
+      const n = number('num-samples', o.numSamples, (x) => Number.isInteger(x) && x >= 1 && x <= 256, 'an integer in [1, 256]');
       useNativeBackendOrWarn();
-      const metaPath = join(o.run, 'meta.json');
-      if (!existsSync(metaPath)) throw new UserError(`${metaPath}: not found (is ${o.run} a run directory of \`lmforge train\`?)`);
-      const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { tokenizer?: unknown };
-      const tok = codecFromMeta(meta.tokenizer, o.run, metaPath);
-      const model = loadGPT(o.run);
+      const run = RunDir.open(o.run);
+      const tok = run.codec();
+      const model = run.loadModel();
       let prompt: number[];
       try {
         prompt = tok.encode(o.prompt);
       } catch (e) {
         throw new UserError(`--prompt: ${(e as Error).message}`);
       }
-      const opts = {
-        maxNewTokens: number('max-new-tokens', o.maxNewTokens, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
-        temperature: number('temperature', o.temperature, (x) => x >= 0, 'a number ≥ 0'),
-        topK: number('top-k', o.topK, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
-        topP: number('top-p', o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+      if (prompt.length === 0) throw new UserError('--prompt: encodes to no tokens; give at least one character');
+      const stop = o.stop ?? [];
+      const cut = (text: string): string => {
+        const at = Math.min(...stop.map((s) => text.indexOf(s)).filter((k) => k >= 0), text.length);
+        return text.slice(0, at);
       };
-      const seed = number('seed', o.seed, Number.isInteger, 'an integer');
-      const n = number('num-samples', o.numSamples, (x) => Number.isInteger(x) && x >= 1, 'an integer ≥ 1');
-      for (let i = 0; i < n; i++) {
-        process.stdout.write(o.prompt);
-        // Decode the whole continuation each time and print what is new: a subword token can end mid-character.
-        const ids: number[] = [];
-        let shown = '';
-        const show = (final: boolean): void => {
-          const text = tok.decode(ids);
-          if (!final && text.endsWith('\uFFFD')) return;
-          process.stdout.write(text.slice(shown.length));
-          shown = text;
-        };
-        generate(model, prompt, { ...opts, seed: seed + i, onToken: (t) => { ids.push(t); show(false); } });
+      // One sample streams as it decodes (a subword token can end mid-character: print only whole text); several
+      // samples decode together and print when done.
+      const ids: number[] = [];
+      let shown = '';
+      // Text that may be the start of a stop string is held back until the next token says whether it is.
+      const hold = stop.length ? Math.max(...stop.map((s) => s.length)) - 1 : 0;
+      const show = (final: boolean): void => {
+        const text = cut(tok.decode(ids));
+        if (!final && text.endsWith('\uFFFD')) return;
+        const upto = final ? text.length : Math.max(shown.length, text.length - hold);
+        process.stdout.write(text.slice(shown.length, upto));
+        shown = text.slice(0, upto);
+      };
+      if (n === 1) process.stdout.write(o.prompt);
+      const results = generate(model, Array.from({ length: n }, () => prompt), {
+        maxNewTokens: opts.maxNewTokens, greedy: opts.temperature === 0, processors: samplingProcessors(opts), seed,
+        ...(stop.length ? { stopStrings: { strings: stop, decode: (t: readonly number[]) => tok.decode(t) } } : {}),
+        onToken: n === 1 ? (_row, t) => { ids.push(t); show(false); } : undefined,
+      });
+      if (n === 1) {
         show(true);
-        process.stdout.write(n > 1 ? '\n---------------\n' : '\n');
+        process.stdout.write('\n');
+      } else {
+        for (const r of results) process.stdout.write(o.prompt + cut(tok.decode(r.tokens)) + '\n---------------\n');
       }
       model.dispose();
     });

@@ -3,7 +3,8 @@
 // perplexity, and greedy generation with stop strings. Inputs longer than block_size are truncated from the left
 // exactly as lm-evaluation-harness does. Not the harness (harness.ts) and not a tokenizer.
 import * as lm from '../core/index.js';
-import { KVCache, type GPT } from '../models/gpt.js';
+import type { GPT, KVCache } from '../models/gpt.js';
+import { generate } from '../serve/generate.js';
 import {
   encodePair, type GenerateRequest, type LanguageModel, type LoglikelihoodRequest, type LoglikelihoodResult,
   type ModelIdentity, type RollingResult, type TextTokenizer,
@@ -74,7 +75,7 @@ export class GPTAdapter implements LanguageModel {
   }
 
   private kv(): KVCache {
-    this.cache ??= new KVCache(this.model.config, 1);
+    this.cache ??= this.model.newCache(1);
     return this.cache;
   }
 
@@ -205,22 +206,15 @@ export class GPTAdapter implements LanguageModel {
       // lm-eval keeps the last (max_length − max_gen_toks) context tokens; when the block is shorter than
       // max_gen_toks that would be nothing, so half the block is kept and generation ends when the block is full.
       ctx = ctx.slice(-(L > r.maxTokens ? L - r.maxTokens : Math.max(1, Math.floor(L / 2))));
-      const cache = this.kv();
-      cache.length = 0;
-      const generated: number[] = [];
-      let feed = ctx;
-      let text = '';
-      while (generated.length < r.maxTokens && cache.length + feed.length <= L) {
-        const [row] = this.feed(feed, 1);
-        let best = 0;
-        for (let v = 1; v < row!.length; v++) if (row![v]! > row![best]!) best = v;
-        if (best === this.tokenizer.prefixToken) break;
-        generated.push(best);
-        text = this.tokenizer.decode(generated);
-        const cut = firstStop(text, r.stop);
-        if (cut >= 0) return text.slice(0, cut);
-        feed = [best];
-      }
+      const prefix = this.tokenizer.prefixToken;
+      const [g] = generate(this.model, [ctx], {
+        maxNewTokens: r.maxTokens, greedy: true, onFull: 'stop',
+        stopTokens: prefix !== undefined ? [prefix] : [],
+        stopStrings: { strings: r.stop, decode: (ids) => this.tokenizer.decode(ids) },
+      });
+      // The end-of-text token ends the answer and is not part of it.
+      const ids = prefix !== undefined && g!.tokens[g!.tokens.length - 1] === prefix ? g!.tokens.slice(0, -1) : g!.tokens;
+      const text = this.tokenizer.decode(ids);
       const cut = firstStop(text, r.stop);
       return cut >= 0 ? text.slice(0, cut) : text;
     });

@@ -1,7 +1,6 @@
 // The tokenizer the harness hands to model adapters: any lmforge tokenizer (byte-level BPE, unigram, GPT-2's
 // files, a Hugging Face tokenizer.json) or a run's character vocabulary, behind the small TextTokenizer surface.
 // Not a tokenizer implementation.
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadAnyTokenizer } from '../tokenizers/load-any.js';
@@ -31,8 +30,17 @@ export function wrapTokenizer(tok: Tokenizer | CharTokenizer): TextTokenizer {
   };
 }
 
-/** --tokenizer PATH, else the tokenizer named by the model directory's meta.json (from `lmforge train`). */
-export function loadEvalTokenizer(path: string | undefined, modelDir: string): TextTokenizer {
+/** What a run directory's meta.json says of its tokenizer (read by the run directory's owner). */
+export interface MetaTokenizer {
+  tokenizer: unknown;
+  /** The run directory (a tokenizer file named by meta.json sits in it). */
+  dir: string;
+  /** meta.json's path, for messages. */
+  source: string;
+}
+
+/** --tokenizer PATH, else the tokenizer named by the run's meta.json (from `lmforge train`). */
+export function loadEvalTokenizer(path: string | undefined, meta: MetaTokenizer | null): TextTokenizer {
   if (path !== undefined) {
     try {
       return wrapTokenizer(loadAnyTokenizer(path));
@@ -40,19 +48,12 @@ export function loadEvalTokenizer(path: string | undefined, modelDir: string): T
       throw new UserError(`--tokenizer: ${(e as Error).message}`);
     }
   }
-  const metaPath = join(modelDir, 'meta.json');
-  if (!existsSync(metaPath)) throw new UserError(`${modelDir}: no meta.json with a tokenizer; pass --tokenizer (a tokenizer file or GPT-2's directory)`);
-  let meta: { tokenizer?: unknown };
-  try {
-    meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { tokenizer?: unknown };
-  } catch (e) {
-    throw new UserError(`${metaPath}: invalid JSON (${(e as Error).message})`);
-  }
+  if (!meta) throw new UserError('the model directory has no meta.json with a tokenizer; pass --tokenizer (a tokenizer file or GPT-2\'s directory)');
   try {
     // A run trained on `lmforge tokenize` shards carries its tokenizer file beside meta.json.
     const t = meta.tokenizer as { type?: unknown; file?: unknown } | undefined;
-    if (t?.type === 'file' && typeof t.file === 'string') return wrapTokenizer(loadAnyTokenizer(join(modelDir, t.file)));
-    return wrapTokenizer(CharTokenizer.fromJSON(meta.tokenizer, metaPath));
+    if (t?.type === 'file' && typeof t.file === 'string') return wrapTokenizer(loadAnyTokenizer(join(meta.dir, t.file)));
+    return wrapTokenizer(CharTokenizer.fromJSON(meta.tokenizer, meta.source));
   } catch (e) {
     throw new UserError(`${(e as Error).message}; pass --tokenizer for models trained on other tokenizers`);
   }

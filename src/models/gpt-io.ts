@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type TensorData } from '../core/safetensors.js';
-import { loadStateDict, stateDict, type NamedArray } from '../nn/state.js';
+import { loadStateDict, StateDictError, stateDict, type NamedArray } from '../nn/state.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { GPT, GPT_DEFAULTS, type GPTConfig } from './gpt.js';
@@ -68,8 +68,8 @@ export function saveGPT(dir: string, model: GPT, metadata: Record<string, string
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(toHFConfig(model.config), null, 2) + '\n');
 }
 
-/** Loads a GPT from a directory holding config.json and model.safetensors. */
-export function loadGPT(dir: string): GPT {
+/** Loads a GPT from a directory holding config.json and model.safetensors (non-finite weights refused unless allowed). */
+export function loadGPT(dir: string, options: { allowNonFinite?: boolean } = {}): GPT {
   const configPath = join(dir, CONFIG_FILE);
   const weightsPath = join(dir, WEIGHTS_FILE);
   for (const p of [configPath, weightsPath]) if (!existsSync(p)) throw new UserError(`${p}: file not found (expected a model directory with ${CONFIG_FILE} and ${WEIGHTS_FILE})`);
@@ -79,19 +79,44 @@ export function loadGPT(dir: string): GPT {
   } catch (e) {
     throw new UserError(`${configPath}: invalid JSON (${(e as Error).message})`);
   }
-  const model = new GPT(fromHFConfig(raw, configPath));
-  loadWeights(model, weightsPath);
+  let model: GPT;
+  try {
+    model = new GPT(fromHFConfig(raw, configPath));
+  } catch (e) {
+    if (e instanceof RangeError) throw new UserError(`${configPath}: ${e.message}`);
+    throw e;
+  }
+  try {
+    loadWeights(model, weightsPath, options);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return model;
 }
 
-/** Loads weights into an existing model, accepting Hugging Face GPT2Model names and ignoring its mask buffers. */
-export function loadWeights(model: GPT, path: string): void {
+/**
+ * Loads weights into an existing model, accepting Hugging Face GPT2Model names and ignoring its mask buffers.
+ * A NaN or infinite weight is refused naming the tensor (allowNonFinite lets one through, for debugging).
+ */
+export function loadWeights(model: GPT, path: string, options: { allowNonFinite?: boolean } = {}): void {
   const file = readSafetensors(path);
   const entries = new Map<string, NamedArray>();
   for (const [name, t] of file.tensors) {
     if (t.data instanceof BigInt64Array) throw new UserError(`${path}: tensor ${name} is ${t.dtype}, expected a float dtype`);
+    if (!options.allowNonFinite) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (!Number.isFinite(d[i] as number)) throw new UserError(`${path}: tensor ${name} holds ${d[i]} at element ${i}: the weights are not finite (a diverged run?)`);
+      }
+    }
     const full = name.startsWith('transformer.') || name.startsWith('lm_head.') ? name : `transformer.${name}`;
     entries.set(full, { shape: t.shape, data: t.data as ArrayLike<number> });
   }
-  loadStateDict(model, entries, path, /\.attn\.(bias|masked_bias)$/);
+  try {
+    loadStateDict(model, entries, path, { ignore: /\.attn\.(bias|masked_bias)$/ });
+  } catch (e) {
+    if (e instanceof StateDictError) throw new UserError(e.message);
+    throw e;
+  }
 }

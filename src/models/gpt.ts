@@ -1,59 +1,49 @@
 // GPT: GPT-2's decoder-only Transformer (token + position embeddings, pre-norm blocks of causal self-attention
 // and an MLP, final norm, weight-tied head) with modern options: RoPE, RMSNorm, SwiGLU, untied head.
-// Parameter names follow Hugging Face's GPT2LMHeadModel. Not the trainer, not the tokenizer.
+// Parameter names follow Hugging Face's GPT2LMHeadModel. The config spec below is the one place GPT's keys,
+// defaults and documentation live (train configs, config.json and --help read it). Not the trainer, not the tokenizer.
 import * as lm from '../core/index.js';
-import { hashUniform, Rng, type Tensor } from '../core/index.js';
-import { Embedding, LayerNorm, Linear, RMSNorm } from '../nn/layers.js';
+import { Rng, type Tensor } from '../core/index.js';
+import type { BlockConfig } from '../nn/attention.js';
+import { Block, makeNorm, type Norm } from '../nn/block.js';
+import { dropoutAt, type ForwardContext } from '../nn/context.js';
+import { KVCache } from '../nn/kv-cache.js';
+import { Embedding } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
-import { applyRope, RotaryTables } from '../nn/rope.js';
+import { RotaryTables } from '../nn/rope.js';
+import { defineConfig, defaultsOf, type ConfigOf } from '../util/config.js';
 
-export interface GPTConfig {
-  /** Vocabulary size (50304 = GPT-2's 50257 padded to a multiple of 64). */
-  vocab_size: number;
-  /** Longest context the model sees. */
-  block_size: number;
-  n_layer: number;
-  n_head: number;
-  n_embd: number;
-  /** Dropout on embeddings and residual branches during training (0 disables). */
-  dropout: number;
-  /** Biases in Linear layers and LayerNorms, as GPT-2. */
-  bias: boolean;
-  /** 'gelu' exact (nanoGPT) or 'gelu_tanh' (GPT-2's gelu_new). Ignored by SwiGLU. */
-  activation: 'gelu' | 'gelu_tanh';
-  norm: 'layernorm' | 'rmsnorm';
-  norm_eps: number;
-  mlp: 'gelu' | 'swiglu';
-  /** MLP hidden width; 0 means 4·n_embd (gelu) or 8/3·n_embd rounded up to a multiple of 64 (SwiGLU). */
-  mlp_hidden: number;
-  position: 'learned' | 'rope';
-  rope_base: number;
-  /** Share the token embedding with the output head (GPT-2). */
-  tie_embeddings: boolean;
-}
+export { KVCache } from '../nn/kv-cache.js';
+export { siteSeed } from '../nn/context.js';
+export { mlpHidden } from '../nn/mlp.js';
 
-export const GPT_DEFAULTS: GPTConfig = {
-  vocab_size: 50304,
-  block_size: 1024,
-  n_layer: 12,
-  n_head: 12,
-  n_embd: 768,
-  dropout: 0,
-  bias: true,
-  activation: 'gelu',
-  norm: 'layernorm',
-  norm_eps: 1e-5,
-  mlp: 'gelu',
-  mlp_hidden: 0,
-  position: 'learned',
-  rope_base: 10000,
-  tie_embeddings: true,
-};
+/** GPT's keys with their defaults (nanoGPT's CPU recipe shape) and documentation. */
+export const gptSpec = defineConfig({
+  vocab_size: { default: null, type: 'integer', min: 1, doc: "vocabulary size (null = the data's, from meta.json)" },
+  block_size: { default: 64, type: 'integer', min: 1, doc: 'context length' },
+  n_layer: { default: 4, type: 'integer', min: 1, doc: 'Transformer blocks' },
+  n_head: { default: 4, type: 'integer', min: 1, doc: 'attention heads' },
+  n_embd: { default: 128, type: 'integer', min: 1, doc: 'model width (a multiple of n_head)' },
+  dropout: { default: 0, type: 'number', min: 0, max: 0.99, doc: 'dropout on embeddings, residual branches and attention probabilities' },
+  bias: { default: true, doc: 'biases in Linear layers and LayerNorms' },
+  activation: { default: 'gelu', choices: ['gelu', 'gelu_tanh'], doc: 'MLP activation (exact GELU as nanoGPT, or GPT-2 tanh approximation)' },
+  norm: { default: 'layernorm', choices: ['layernorm', 'rmsnorm'], doc: 'normalisation layer' },
+  norm_eps: { default: 1e-5, type: 'number', min: 0, doc: 'epsilon of the normalisation layers' },
+  mlp: { default: 'gelu', choices: ['gelu', 'swiglu'], doc: 'MLP type' },
+  mlp_hidden: { default: 0, type: 'integer', min: 0, doc: 'MLP hidden width (0 = 4·n_embd, or 8/3·n_embd for SwiGLU)' },
+  position: { default: 'learned', choices: ['learned', 'rope'], doc: 'position encoding' },
+  rope_base: { default: 10000, type: 'number', min: 1, doc: 'RoPE frequency base' },
+  tie_embeddings: { default: true, doc: 'share token embedding and output head' },
+});
 
-export function mlpHidden(c: GPTConfig): number {
-  if (c.mlp_hidden > 0) return c.mlp_hidden;
-  return c.mlp === 'swiglu' ? Math.ceil((8 * c.n_embd) / 3 / 64) * 64 : 4 * c.n_embd;
-}
+/** A GPT's architecture (the spec's keys, with the vocabulary size known). */
+export type GPTConfig = Omit<ConfigOf<typeof gptSpec>, 'vocab_size'> & { vocab_size: number } & BlockConfig;
+
+/** The spec's defaults, with GPT-2's padded vocabulary (50304 = 50257 rounded up to a multiple of 64). */
+export const GPT_DEFAULTS: GPTConfig = { ...defaultsOf(gptSpec), vocab_size: 50304 };
+
+/** The model keys of a GPT config, in spec order. */
+export const GPT_KEYS = Object.keys(gptSpec) as (keyof GPTConfig)[];
 
 export function validateGPTConfig(c: GPTConfig): void {
   const fail = (field: string, want: string): never => {
@@ -67,154 +57,6 @@ export function validateGPTConfig(c: GPTConfig): void {
   if (!(c.dropout >= 0 && c.dropout < 1)) fail('dropout', 'a number in [0, 1)');
 }
 
-type Norm = LayerNorm | RMSNorm;
-
-function makeNorm(c: GPTConfig): Norm {
-  return c.norm === 'rmsnorm' ? new RMSNorm(c.n_embd, c.norm_eps) : new LayerNorm(c.n_embd, { bias: c.bias, eps: c.norm_eps });
-}
-
-/** Options of one forward pass. */
-export interface ForwardOptions {
-  /** Seeds this pass's dropout masks (the trainer passes one per micro-step). */
-  seed?: number;
-}
-
-/** Per-layer key/value cache for incremental decoding: (B, H, block_size, D) each. */
-export class KVCache {
-  readonly k: Tensor[];
-  readonly v: Tensor[];
-  length = 0;
-
-  constructor(readonly config: GPTConfig, readonly B: number) {
-    const D = config.n_embd / config.n_head;
-    const shape = [B, config.n_head, config.block_size, D];
-    this.k = Array.from({ length: config.n_layer }, () => lm.keep(lm.zeros(shape)));
-    this.v = Array.from({ length: config.n_layer }, () => lm.keep(lm.zeros(shape)));
-  }
-
-  dispose(): void {
-    for (const t of [...this.k, ...this.v]) t.dispose();
-  }
-}
-
-/** Dropout on a layer's attention probabilities: rate and mask seed (see core/ops/attention.ts). */
-interface AttentionDropout {
-  dropout: number;
-  dropoutSeed: number;
-}
-
-class CausalSelfAttention extends Module {
-  readonly c_attn: Linear;
-  readonly c_proj: Linear;
-
-  constructor(readonly c: GPTConfig, rng: Rng) {
-    super();
-    const std = 0.02;
-    this.c_attn = this.child('c_attn', new Linear(c.n_embd, 3 * c.n_embd, { bias: c.bias, rng, std }));
-    // GPT-2: residual projections scaled by 1/√(2·n_layer).
-    this.c_proj = this.child('c_proj', new Linear(c.n_embd, c.n_embd, { bias: c.bias, rng, std: std / Math.sqrt(2 * c.n_layer) }));
-  }
-
-  /** attnDrop: dropout on the attention probabilities (nanoGPT's attn_dropout), p = 0 outside training. */
-  forward(x: Tensor, rope: RotaryTables | null, attnDrop: AttentionDropout): Tensor {
-    const [B, T, C] = x.shape as [number, number, number];
-    let qkv = this.c_attn.forward(x); // (B, T, 3C)
-    if (rope) {
-      const H = this.c.n_head;
-      const D = C / H;
-      const [q, k, v] = lm.split(qkv, [C, C, C], 2);
-      const cos = lm.slice(rope.cos, 0, 0, T);
-      const sin = lm.slice(rope.sin, 0, 0, T);
-      const tables = { cos, sin } as RotaryTables;
-      const qr = lm.reshape(applyRope(lm.reshape(q!, [B, T, H, D]), tables), [B, T, C]);
-      const kr = lm.reshape(applyRope(lm.reshape(k!, [B, T, H, D]), tables), [B, T, C]);
-      qkv = lm.concat([qr, kr, v!], 2);
-    }
-    const y = lm.selfAttention(qkv, this.c.n_head, attnDrop); // (B, T, C)
-    return this.c_proj.forward(y);
-  }
-
-  /** Incremental attention for positions [cache.length, cache.length + T) (no autograd). */
-  forwardCached(x: Tensor, layer: number, cache: KVCache, rope: RotaryTables | null): Tensor {
-    const [B, T, C] = x.shape as [number, number, number];
-    const H = this.c.n_head;
-    const D = C / H;
-    const pos = cache.length;
-    const qkv = this.c_attn.forward(x); // (B, T, 3C)
-    const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
-    let q = parts[0]!;
-    let k = parts[1]!;
-    const v = parts[2]!;
-    if (rope) {
-      const tables = { cos: lm.slice(rope.cos, 0, pos, pos + T), sin: lm.slice(rope.sin, 0, pos, pos + T) } as RotaryTables;
-      q = applyRope(q, tables);
-      k = applyRope(k, tables);
-    }
-    // Write k and v (B, T, H, D) into the cache rows [pos, pos + T) of (B, H, block, D).
-    const kern = lm.kernelsFor('float32');
-    for (const [src, dst] of [[k, cache.k[layer]!], [v, cache.v[layer]!]] as const) {
-      const srcPerm = lm.permute(src, [0, 2, 1, 3]);
-      kern.copyStrided(
-        { data: srcPerm.data, offset: srcPerm.offset, strides: srcPerm.strides },
-        { data: dst.data, offset: pos * dst.strides[2]!, strides: dst.strides },
-        srcPerm.shape,
-      );
-    }
-    const kAll = lm.slice(cache.k[layer]!, 2, 0, pos + T);
-    const vAll = lm.slice(cache.v[layer]!, 2, 0, pos + T);
-    const y = lm.attention(lm.permute(q, [0, 2, 1, 3]), kAll, vAll, { causal: true }); // (B, H, T, D)
-    const merged = lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]);
-    return this.c_proj.forward(merged);
-  }
-}
-
-class MLP extends Module {
-  readonly c_fc: Linear;
-  readonly c_proj: Linear;
-  private readonly hidden: number;
-
-  constructor(readonly c: GPTConfig, rng: Rng) {
-    super();
-    this.hidden = mlpHidden(c);
-    const std = 0.02;
-    // SwiGLU packs [gate | up] into one projection of twice the hidden width.
-    const fcOut = c.mlp === 'swiglu' ? 2 * this.hidden : this.hidden;
-    this.c_fc = this.child('c_fc', new Linear(c.n_embd, fcOut, { bias: c.bias, rng, std }));
-    this.c_proj = this.child('c_proj', new Linear(this.hidden, c.n_embd, { bias: c.bias, rng, std: std / Math.sqrt(2 * c.n_layer) }));
-  }
-
-  forward(x: Tensor): Tensor {
-    const h = this.c_fc.forward(x);
-    if (this.c.mlp === 'swiglu') {
-      const [gate, up] = lm.split(h, [this.hidden, this.hidden], -1);
-      return this.c_proj.forward(lm.mul(lm.silu(gate!), up!));
-    }
-    return this.c_proj.forward(lm.gelu(h, this.c.activation === 'gelu_tanh' ? 'tanh' : 'none'));
-  }
-}
-
-class Block extends Module {
-  readonly ln_1: Norm;
-  readonly attn: CausalSelfAttention;
-  readonly ln_2: Norm;
-  readonly mlp: MLP;
-
-  constructor(readonly c: GPTConfig, rng: Rng) {
-    super();
-    this.ln_1 = this.child('ln_1', makeNorm(c));
-    this.attn = this.child('attn', new CausalSelfAttention(c, rng));
-    this.ln_2 = this.child('ln_2', makeNorm(c));
-    this.mlp = this.child('mlp', new MLP(c, rng));
-  }
-
-  forward(x: Tensor, rope: RotaryTables | null, drop: (t: Tensor, site: number) => Tensor, layer: number, attnDrop: AttentionDropout): Tensor {
-    const a = drop(this.attn.forward(this.ln_1.forward(x), rope, attnDrop), 2 * layer + 1);
-    const x1 = lm.add(x, a);
-    const m = drop(this.mlp.forward(this.ln_2.forward(x1)), 2 * layer + 2);
-    return lm.add(x1, m);
-  }
-}
-
 class Transformer extends Module {
   readonly wte: Embedding;
   readonly wpe: Embedding | null;
@@ -225,16 +67,35 @@ class Transformer extends Module {
     super();
     this.wte = this.child('wte', new Embedding(c.vocab_size, c.n_embd, { rng, std: 0.02 }));
     this.wpe = c.position === 'learned' ? this.child('wpe', new Embedding(c.block_size, c.n_embd, { rng, std: 0.02 })) : null;
-    this.h = this.child('h', new ModuleList(Array.from({ length: c.n_layer }, () => new Block(c, rng))));
+    this.h = this.child('h', new ModuleList(Array.from({ length: c.n_layer }, (_, l) => new Block(c, rng, l))));
     this.ln_f = this.child('ln_f', makeNorm(c));
   }
 }
 
+/** Options of one forward pass. */
+export interface ForwardOptions {
+  /** Seeds this pass's dropout masks (the trainer passes one per micro-step). */
+  seed?: number;
+  /** Decode incrementally: feed idx after each row's cached positions and extend the cache (no autograd). */
+  cache?: KVCache;
+  /** With a cache: how many of the T tokens of each row are real (default all; the rest is padding). */
+  counts?: readonly number[];
+  /**
+   * Compute the head for only the last n real positions of each row (evaluation, decoding): logits and hidden
+   * are then (B, n, ·). With ragged counts only n = 1 is supported.
+   */
+  last?: number;
+}
+
 export interface GPTOutput {
-  /** (B, T, V) */
+  /** (B, T, V), or (B, n, V) with options.last = n. */
   logits: Tensor;
   /** Mean cross-entropy over targets ≠ −1, when targets were given. */
   loss?: Tensor;
+  /** Final hidden states after ln_f, (B, T, C) (or (B, n, C)): input of reward, value and embedding heads. */
+  hidden: Tensor;
+  /** Auxiliary losses the layers added by name (MoE balance, z-loss); the training loop adds and logs them. */
+  aux: Record<string, Tensor>;
 }
 
 export class GPT extends Module {
@@ -260,15 +121,25 @@ export class GPT extends Module {
     return this.numParameters() - (this.transformer.wpe?.weight.size ?? 0);
   }
 
-  private embed(idx: Tensor, start: number): Tensor {
+  /** A KV cache for `batch` rows of up to block_size positions. */
+  newCache(batch = 1): KVCache {
+    const c = this.config;
+    return new KVCache({ layers: c.n_layer, batch, heads: c.n_head, headDim: c.n_embd / c.n_head, capacity: c.block_size });
+  }
+
+  /** Token plus position embeddings of a pass; positions per row when the cache plan is ragged. */
+  private embed(idx: Tensor, ctx: ForwardContext): Tensor {
     const T = idx.shape[1]!;
-    if (start + T > this.config.block_size) {
-      throw new RangeError(`GPT: sequence of ${start + T} tokens exceeds block_size ${this.config.block_size}`);
+    const plan = ctx.cache?.plan;
+    const start = plan?.starts[0] ?? 0;
+    if (!plan && T > this.config.block_size) {
+      throw new RangeError(`GPT: sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
     }
     const tok = this.transformer.wte.forward(idx); // (B, T, C)
-    if (!this.transformer.wpe) return tok;
-    const pos = lm.slice(this.transformer.wpe.weight, 0, start, start + T); // (T, C)
-    return lm.add(tok, pos);
+    const wpe = this.transformer.wpe;
+    if (!wpe) return tok;
+    if (plan && !plan.uniform) return lm.add(tok, wpe.forward(plan.positions!)); // (B, T, C)
+    return lm.add(tok, lm.slice(wpe.weight, 0, start, start + T)); // (T, C) broadcast over B
   }
 
   private head(x: Tensor): Tensor {
@@ -276,65 +147,56 @@ export class GPT extends Module {
     return lm.matmul(x, lm.transpose(w)); // (B, T, V)
   }
 
+  /** The last n real positions of each row of x (B, T, C). */
+  private lastPositions(x: Tensor, n: number, counts: readonly number[] | null): Tensor {
+    const [B, T, C] = x.shape as [number, number, number];
+    if (!counts || counts.every((k) => k === T)) return n === T ? x : lm.slice(x, 1, T - n, T); // (B, n, C)
+    if (n !== 1) throw new RangeError(`GPT.forward: options.last = ${n} with ragged counts; only 1 is supported`);
+    const rows = lm.tensor(counts.map((k, b) => b * T + Math.max(k, 1) - 1), [B, 1], 'int32');
+    return lm.embedding(lm.reshape(x, [B * T, C]), rows); // (B, 1, C)
+  }
+
   forward(idx: Tensor, targets?: Tensor, options: ForwardOptions = {}): GPTOutput {
     if (idx.ndim !== 2 || idx.dtype !== 'int32') throw new TypeError(`GPT.forward: idx must be int32 (B, T), got ${idx.describe()}`);
-    const p = this.training ? this.config.dropout : 0;
-    const seed = options.seed ?? 0;
-    const drop = (t: Tensor, site: number): Tensor => (p > 0 ? lm.dropout(t, p, siteSeed(seed, site)) : t);
-    let x = drop(this.embed(idx, 0), 0);
-    // Residual dropout uses sites 0..2·n_layer; the attention probabilities of layer l use site 2·n_layer + 1 + l.
-    const attnSite = 2 * this.config.n_layer + 1;
-    // Without autograd nothing needs a block's intermediates afterwards: free them block by block (see forwardCachedLast).
-    const scoped = lm.isGradEnabled() ? <T>(f: () => T): T => f() : lm.tidy;
-    this.transformer.h.items.forEach((block, l) => {
-      x = scoped(() => block.forward(x, this.rope, drop, l, { dropout: p, dropoutSeed: p > 0 ? siteSeed(seed, attnSite + l) : 0 }));
-    });
-    x = this.transformer.ln_f.forward(x);
-    const logits = this.head(x);
-    if (!targets) return { logits };
-    const loss = lm.crossEntropy(logits, targets, { ignoreIndex: -1 });
-    return { logits, loss };
+    const [B, T] = idx.shape as [number, number];
+    const last = options.last ?? T;
+    if (!(Number.isInteger(last) && last >= 1 && last <= T)) throw new RangeError(`GPT.forward: options.last = ${last}, expected 1..${T}`);
+    const kv = options.cache ?? null;
+    if (kv && kv.batch !== B) throw new RangeError(`GPT.forward: the cache holds ${kv.batch} rows, idx has ${B}`);
+    const run = (): GPTOutput => {
+      const ctx: ForwardContext = {
+        dropout: this.training && !kv ? this.config.dropout : 0,
+        seed: options.seed ?? 0,
+        rope: this.rope,
+        cache: kv ? { kv, plan: kv.plan(T, options.counts) } : null,
+        aux: {},
+      };
+      let x = dropoutAt(ctx, this.embed(idx, ctx), 0);
+      // Without autograd nothing needs a block's intermediates afterwards: each block's scope returns them to the
+      // pool before the next block takes the same sizes, so a pass holds one block's activations, not n_layer's.
+      const scoped = lm.isGradEnabled() ? <R>(f: () => R): R => f() : lm.tidy;
+      for (const block of this.transformer.h.items) x = scoped(() => block.forward(x, ctx));
+      if (ctx.cache) kv!.advance(ctx.cache.plan);
+      const hidden = this.transformer.ln_f.forward(this.lastPositions(x, last, ctx.cache && !ctx.cache.plan.uniform ? ctx.cache.plan.counts : null));
+      const logits = this.head(hidden);
+      if (!targets) return { logits, hidden, aux: ctx.aux };
+      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux: ctx.aux };
+    };
+    return kv ? lm.noGrad(run) : run();
+  }
+
+  /** Logits (B, n, V) of the last n positions after feeding idx (B, T) at the cache's position; advances the cache. */
+  forwardCachedLast(idx: Tensor, cache: KVCache, n: number): Tensor {
+    return this.forward(idx, undefined, { cache, last: n }).logits;
   }
 
   /** Logits (B, V) of the last position after feeding idx (B, T) at the cache's position; advances the cache. */
   forwardCached(idx: Tensor, cache: KVCache): Tensor {
-    const logits = this.forwardCachedLast(idx, cache, 1); // (B, 1, V)
-    return lm.reshape(logits, [idx.shape[0]!, this.config.vocab_size]);
-  }
-
-  /**
-   * Logits (B, n, V) of the last n positions after feeding idx (B, T) at the cache's position; advances the cache.
-   * The head runs on those n positions only (the evaluation harness scores continuations this way).
-   */
-  forwardCachedLast(idx: Tensor, cache: KVCache, n: number): Tensor {
-    return lm.noGrad(() => {
-      const T = idx.shape[1]!;
-      if (!(Number.isInteger(n) && n >= 1 && n <= T)) throw new RangeError(`GPT.forwardCachedLast: n = ${n}, expected 1..${T}`);
-      let x = this.embed(idx, cache.length);
-      // One scope per block: its intermediates go back to the pool before the next block takes the same sizes,
-      // so a pass holds one block's activations, not n_layer blocks' worth of fresh memory.
-      this.transformer.h.items.forEach((block, l) => {
-        x = lm.tidy(() => {
-          const x1 = lm.add(x, block.attn.forwardCached(block.ln_1.forward(x), l, cache, this.rope));
-          return lm.add(x1, block.mlp.forward(block.ln_2.forward(x1)));
-        });
-      });
-      cache.length += T;
-      const last = n === T ? x : lm.slice(x, 1, T - n, T); // (B, n, C)
-      return this.head(this.transformer.ln_f.forward(last));
-    });
+    return lm.reshape(this.forwardCachedLast(idx, cache, 1), [idx.shape[0]!, this.config.vocab_size]);
   }
 
   override dispose(): void {
     super.dispose();
     this.rope?.dispose();
   }
-}
-
-/**
- * A distinct dropout seed per (forward seed, site) pair. Sites: 0 the embeddings, 2l + 1 and 2l + 2 the residual
- * branches of layer l, 2·n_layer + 1 + l the attention probabilities of layer l.
- */
-export function siteSeed(seed: number, site: number): number {
-  return Math.floor(hashUniform(seed, site) * 2 ** 24) * 256 + (site & 255);
 }

@@ -1,6 +1,8 @@
 // Training checkpoints: a directory `<run>/ckpt-<step>/` holding model.safetensors (weights), optimizer.safetensors
-// (AdamW m and v per parameter) and state.json (step, sampler RNG, best val loss, resolved config, each file's size
-// and SHA-256). Not the training loop and not a model loader: tensors go in and come out as plain typed arrays.
+// (whatever named state the optimizer reports, `<param>.<slot>`, with its kind and version) and state.json (step,
+// optimizer kind/version/step, the task's resume state such as its sampler RNG, best val loss, resolved config,
+// each file's size and SHA-256). Version 1 (AdamW only, before optimizers had kinds) is still read. Not the
+// training loop and not a model loader: tensors go in and come out as plain typed arrays.
 //
 // Crash safety: a checkpoint is written into a hidden temp directory, every file fsynced, then the directory is
 // renamed to ckpt-<step> (atomic) and the `latest` pointer file is replaced atomically. A process killed at any
@@ -13,10 +15,11 @@ import { randomBytes } from 'node:crypto';
 import { AtomicWriter, fsyncDir, writeFileAtomic } from '../util/atomic.js';
 import { UserError, describeError } from '../util/errors.js';
 import { readSafetensors, safetensorsParts, type TensorData } from '../core/safetensors.js';
+import type { OptimizerState } from '../optim/optimizer.js';
 import type { RngState } from '../core/random.js';
 
 export const CHECKPOINT_FORMAT = 'lmforge-checkpoint';
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const STATE_FILE = 'state.json';
@@ -27,10 +30,10 @@ export interface CheckpointData {
   step: number;
   /** Model weights by (Hugging Face GPT-2 style) name, in the order to write them. */
   params: [string, TensorData][];
-  /** AdamW moments per parameter name (same names as params) and the optimizer's own step count. */
-  optimizer: { step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> };
-  /** The data sampler's xoshiro128** state (src/core/random.ts). */
-  samplerRng: RngState;
+  /** The optimizer's named state tensors, kind, version and step count. */
+  optimizer: OptimizerState;
+  /** What the task needs back to continue exactly (JSON), e.g. its sampler's RNG state. */
+  task: Record<string, unknown>;
   bestValLoss: number | null;
   /** The run's resolved config (saved as JSON). */
   config: object;
@@ -48,8 +51,8 @@ export interface CheckpointState {
   format: typeof CHECKPOINT_FORMAT;
   version: number;
   step: number;
-  optimizerStep: number;
-  samplerRng: RngState;
+  optimizer: { kind: string; version: number; step: number };
+  task: Record<string, unknown>;
   bestValLoss: number | null;
   config: Record<string, unknown>;
   extra: Record<string, unknown>;
@@ -61,7 +64,7 @@ export interface LoadedCheckpoint {
   state: CheckpointState;
   /** Weights by name, in file order (any float dtype is widened to Float32Array). */
   params: Map<string, { shape: number[]; data: Float32Array }>;
-  optimizer: { step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> };
+  optimizer: OptimizerState;
 }
 
 export function checkpointDirName(step: number): string {
@@ -92,15 +95,13 @@ function writeHashed(path: string, parts: Iterable<Uint8Array>): FileRecord {
 }
 
 function optimizerTensors(data: CheckpointData): [string, TensorData][] {
+  const params = new Set(data.params.map(([n]) => n));
   const out: [string, TensorData][] = [];
-  for (const [name, p] of data.params) {
-    const m = data.optimizer.m.get(name);
-    const v = data.optimizer.v.get(name);
-    if (!m || !v) throw new Error(`saveCheckpoint: no optimizer state (m and v) for parameter "${name}"`);
-    if (m.length !== p.data.length || v.length !== p.data.length) {
-      throw new Error(`saveCheckpoint: optimizer state of "${name}" has ${m.length}/${v.length} elements, parameter has ${p.data.length}`);
-    }
-    out.push([`${name}.m`, { shape: p.shape, data: m }], [`${name}.v`, { shape: p.shape, data: v }]);
+  for (const [name, t] of data.optimizer.tensors) {
+    const owner = name.slice(0, name.lastIndexOf('.'));
+    if (!params.has(owner)) throw new Error(`saveCheckpoint: optimizer tensor "${name}" belongs to no parameter of the model`);
+    if (t.data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`saveCheckpoint: optimizer tensor "${name}" has ${t.data.length} elements for shape [${t.shape.join(', ')}]`);
+    out.push([name, { shape: [...t.shape], data: t.data }]);
   }
   return out;
 }
@@ -169,14 +170,14 @@ export function saveCheckpoint(runDir: string, data: CheckpointData, options: Sa
     files[MODEL_FILE] = writeHashed(join(tmp, MODEL_FILE), safetensorsParts(data.params, { format: 'pt', step: String(data.step) }));
     files[OPTIMIZER_FILE] = writeHashed(
       join(tmp, OPTIMIZER_FILE),
-      safetensorsParts(optimizerTensors(data), { optimizer: 'adamw', step: String(data.optimizer.step) }),
+      safetensorsParts(optimizerTensors(data), { optimizer: data.optimizer.kind, version: String(data.optimizer.version), step: String(data.optimizer.step) }),
     );
     const state: CheckpointState = {
       format: CHECKPOINT_FORMAT,
       version: CHECKPOINT_VERSION,
       step: data.step,
-      optimizerStep: data.optimizer.step,
-      samplerRng: data.samplerRng,
+      optimizer: { kind: data.optimizer.kind, version: data.optimizer.version, step: data.optimizer.step },
+      task: data.task,
       bestValLoss: data.bestValLoss,
       config: data.config as Record<string, unknown>,
       extra: data.extra ?? {},
@@ -261,12 +262,25 @@ export function verifyCheckpoint(dir: string): CheckpointState {
   if (typeof state !== 'object' || state === null) return bad('expected a JSON object');
   const s = state as Partial<CheckpointState>;
   if (s.format !== CHECKPOINT_FORMAT) bad(`format is ${JSON.stringify(s.format)}, expected "${CHECKPOINT_FORMAT}" (not an lmforge checkpoint?)`);
-  if (s.version !== CHECKPOINT_VERSION) {
-    bad(`checkpoint format version ${String(s.version)}, this lmforge reads version ${CHECKPOINT_VERSION}`);
+  if (s.version !== CHECKPOINT_VERSION && s.version !== 1) {
+    bad(`checkpoint format version ${String(s.version)}, this lmforge reads versions 1 and ${CHECKPOINT_VERSION}`);
   }
   if (!Number.isInteger(s.step) || (s.step as number) < 0) bad('field "step": expected an integer ≥ 0');
-  if (!Number.isInteger(s.optimizerStep)) bad('field "optimizerStep": expected an integer');
-  if (!isRngState(s.samplerRng)) bad('field "samplerRng": expected four unsigned 32-bit integers');
+  if (s.version === 1) {
+    // Version 1: AdamW was the only optimizer and the sampler's RNG the only task state.
+    const v1 = state as { optimizerStep?: unknown; samplerRng?: unknown };
+    if (!Number.isInteger(v1.optimizerStep)) bad('field "optimizerStep": expected an integer');
+    if (!isRngState(v1.samplerRng)) bad('field "samplerRng": expected four unsigned 32-bit integers');
+    s.optimizer = { kind: 'adamw', version: 1, step: v1.optimizerStep as number };
+    s.task = { samplerRng: v1.samplerRng };
+  }
+  const o = s.optimizer as Partial<CheckpointState['optimizer']> | undefined;
+  if (typeof o !== 'object' || o === null || typeof o.kind !== 'string' || !Number.isInteger(o.version) || !Number.isInteger(o.step)) {
+    bad('field "optimizer": expected {kind: string, version: integer, step: integer}');
+  }
+  if (typeof s.task !== 'object' || s.task === null || Array.isArray(s.task)) bad('field "task": expected an object');
+  const rng = (s.task as Record<string, unknown>).samplerRng;
+  if (rng !== undefined && !isRngState(rng)) bad('field "task.samplerRng": expected four unsigned 32-bit integers');
   if (!(s.bestValLoss === null || typeof s.bestValLoss === 'number')) bad('field "bestValLoss": expected a number or null');
   if (typeof s.config !== 'object' || s.config === null) bad('field "config": expected an object');
   if (typeof s.files !== 'object' || s.files === null) bad('field "files": expected an object');
@@ -302,23 +316,14 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
   const optPath = join(dir, OPTIMIZER_FILE);
   const opt = readSafetensors(optPath);
-  const m = new Map<string, Float32Array>();
-  const v = new Map<string, Float32Array>();
-  for (const [name, p] of params) {
-    for (const [suffix, into] of [['m', m], ['v', v]] as const) {
-      const t = opt.tensors.get(`${name}.${suffix}`);
-      if (!t) throw new UserError(`${optPath}: tensor "${name}.${suffix}" is missing (optimizer state of parameter "${name}")`);
-      if (!(t.data instanceof Float32Array) || t.data.length !== p.data.length) {
-        throw new UserError(`${optPath}: tensor "${name}.${suffix}" must be F32 with ${p.data.length} elements (shape [${p.shape.join(', ')}])`);
-      }
-      into.set(name, t.data);
-    }
+  const tensors: OptimizerState['tensors'] = new Map();
+  for (const [name, t] of opt.tensors) {
+    const owner = name.slice(0, name.lastIndexOf('.'));
+    if (!params.has(owner)) throw new UserError(`${optPath}: tensor "${name}" is the state of no parameter in ${MODEL_FILE}`);
+    if (!(t.data instanceof Float32Array)) throw new UserError(`${optPath}: tensor "${name}" has dtype ${t.dtype}, expected F32`);
+    tensors.set(name, { shape: t.shape, data: t.data });
   }
-  if (opt.tensors.size !== 2 * params.size) {
-    const extra = [...opt.tensors.keys()].filter((k) => !params.has(k.replace(/\.(m|v)$/, '')));
-    throw new UserError(`${optPath}: tensors for unknown parameters: ${extra.join(', ')}`);
-  }
-  return { dir, state, params, optimizer: { step: state.optimizerStep, m, v } };
+  return { dir, state, params, optimizer: { ...state.optimizer, tensors } };
 }
 
 export interface LatestCheckpoint {

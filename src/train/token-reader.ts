@@ -22,9 +22,18 @@ export interface TokenFile {
 }
 
 /** Opens a token file through mmap and validates its header against its size. Problems are UserErrors naming the file. */
-export function openTokenFile(path: string): TokenFile {
+/** Opens a token file; with vocabSize, every id is checked to be below it (found now, not at the step that samples it). */
+export function openTokenFile(path: string, options: { vocabSize?: number } = {}): TokenFile {
   const { bytes, mode } = mapFile(path);
-  return { ...parseTokenFile(bytes, path), mode };
+  const file = { ...parseTokenFile(bytes, path), mode };
+  const V = options.vocabSize;
+  if (V !== undefined) {
+    const ids = file.ids;
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i]! >= V) throw new UserError(`${path}: token ${i} has id ${ids[i]}, but the vocabulary has ${V} ids (0..${V - 1}); was this file made with another tokenizer?`);
+    }
+  }
+  return file;
 }
 
 /** Parses token-file bytes (no copy when the id data is aligned). */

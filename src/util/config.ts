@@ -205,11 +205,22 @@ function defaults(spec: ConfigSpec): Plain {
   return out;
 }
 
+/** A spec's defaults as a resolved config. */
+export function defaultsOf<S extends ConfigSpec>(spec: S): ConfigOf<S> {
+  return defaults(spec) as ConfigOf<S>;
+}
+
 function knownKeys(spec: ConfigSpec): string {
   return Object.keys(spec).join(', ');
 }
 
-function applyObject(spec: ConfigSpec, target: Plain, data: unknown, path: string[], layer: ObjectLayer): void {
+/**
+ * Other names for keys, e.g. `{ n_layer: 'model.n_layer' }`: a top-level key of a file or a flag named on the left is
+ * read as the dotted key on the right (older flat configs keep working after keys move into sections).
+ */
+export type Aliases = Readonly<Record<string, string>>;
+
+function applyObject(spec: ConfigSpec, target: Plain, data: unknown, path: string[], layer: ObjectLayer, aliases: Aliases = {}): void {
   const where = (p: string[]): string => {
     const line = layer.lineOf?.(p);
     return line === undefined ? layer.source : `${layer.source}: line ${line}`;
@@ -218,6 +229,15 @@ function applyObject(spec: ConfigSpec, target: Plain, data: unknown, path: strin
     throw new UserError(`${where(path)}: ${path.join('.')}: expected a mapping (a section of keys), got ${show(data)}`);
   }
   for (const [k, v] of Object.entries(data)) {
+    const alias = path.length === 0 && spec[k] === undefined ? aliases[k] : undefined;
+    if (alias !== undefined) {
+      // Re-read `k: v` as the nested mapping it stands for, e.g. n_layer: 4 as model: {n_layer: 4}.
+      const parts = alias.split('.');
+      const nested = parts.slice(0, -1).reduceRight<unknown>((inner, part) => ({ [part]: inner }), { [parts[parts.length - 1]!]: v });
+      const aliasedLayer: ObjectLayer = { ...layer, lineOf: layer.lineOf ? () => layer.lineOf!([k]) : undefined };
+      applyObject(spec, target, nested, [], aliasedLayer);
+      continue;
+    }
     const p = [...path, k];
     const key = p.join('.');
     const s = spec[k];
@@ -253,9 +273,9 @@ function parseFlagValue(e: EntrySpec, raw: string | true): unknown {
   }
 }
 
-function applyFlags(spec: ConfigSpec, target: Plain, layer: FlagLayer): void {
+function applyFlags(spec: ConfigSpec, target: Plain, layer: FlagLayer, aliases: Aliases = {}): void {
   for (const f of layer.flags) {
-    const parts = f.key.split('.');
+    const parts = (spec[f.key] === undefined ? aliases[f.key] ?? f.key : f.key).split('.');
     let s: ConfigSpec = spec;
     let t: Plain = target;
     for (let i = 0; i < parts.length; i++) {
@@ -289,18 +309,23 @@ function applyFlags(spec: ConfigSpec, target: Plain, layer: FlagLayer): void {
  * result has been checked against its entry. Throws UserError naming the key, the source and the expected type.
  */
 export function resolveConfig<S extends ConfigSpec>(spec: S, ...layers: (ObjectLayer | FlagLayer | undefined)[]): ConfigOf<S> {
+  return resolveConfigWithAliases(spec, {}, ...layers);
+}
+
+/** resolveConfig, reading the alias names too (see Aliases). */
+export function resolveConfigWithAliases<S extends ConfigSpec>(spec: S, aliases: Aliases, ...layers: (ObjectLayer | FlagLayer | undefined)[]): ConfigOf<S> {
   const out = defaults(spec);
   for (const layer of layers) {
     if (!layer) continue;
-    if (layer.kind === 'object') applyObject(spec, out, layer.data, [], layer);
-    else applyFlags(spec, out, layer);
+    if (layer.kind === 'object') applyObject(spec, out, layer.data, [], layer, aliases);
+    else applyFlags(spec, out, layer, aliases);
   }
   return out as ConfigOf<S>;
 }
 
 /** The usual entry point for a command: defaults → optional config file → `--key=value` args. */
-export function loadConfig<S extends ConfigSpec>(spec: S, configPath: string | undefined, flagArgs: readonly string[]): ConfigOf<S> {
-  return resolveConfig(spec, configPath ? readConfigFile(configPath) : undefined, parseFlagArgs(flagArgs));
+export function loadConfig<S extends ConfigSpec>(spec: S, configPath: string | undefined, flagArgs: readonly string[], aliases: Aliases = {}): ConfigOf<S> {
+  return resolveConfigWithAliases(spec, aliases, configPath ? readConfigFile(configPath) : undefined, parseFlagArgs(flagArgs));
 }
 
 /** Help text: one line per key with its type, default and doc, grouped by section. */

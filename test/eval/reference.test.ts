@@ -41,7 +41,7 @@ const runs = [
 for (const prefixReuse of [true, false]) {
   test(`per-item log-likelihoods and answers match the PyTorch scorer (prefix reuse ${prefixReuse ? 'on' : 'off'})`, () => {
     const model = loadGPT(join(fixtures, 'model'));
-    const tokenizer = loadEvalTokenizer(join(fixtures, 'tokenizer-bpe512.json'), join(fixtures, 'model'));
+    const tokenizer = loadEvalTokenizer(join(fixtures, 'tokenizer-bpe512.json'), null);
     const adapter = new GPTAdapter(model, tokenizer, { prefixReuse });
     const samples: Record<string, unknown>[] = [];
     for (const run of runs) {

@@ -19,8 +19,9 @@ test('training drops attention probabilities per layer with its own seed; eval d
     const drop = (x: Tensor, site: number): Tensor => (pRes > 0 ? lm.dropout(x, pRes, siteSeed(seed, site)) : x);
     let x = drop(lm.add(t.wte.forward(idx), lm.slice(t.wpe!.weight, 0, 0, 6)), 0);
     t.h.items.forEach((block, l) => {
-      const attnDrop = { dropout: pAttn, dropoutSeed: siteSeed(seed, 2 * L + 1 + l) };
-      const x1 = lm.add(x, drop(block.attn.forward(block.ln_1.forward(x), null, attnDrop), 2 * l + 1));
+      // Attention alone, with its own dropout rate: a context whose residual dropout is pAttn, used only inside attn.
+      const ctx = { dropout: pAttn, seed, rope: null, cache: null, aux: {} };
+      const x1 = lm.add(x, drop(block.attn.forward(block.ln_1.forward(x), ctx), 2 * l + 1));
       x = lm.add(x1, drop(block.mlp.forward(block.ln_2.forward(x1)), 2 * l + 2));
     });
     return lm.matmul(t.ln_f.forward(x), lm.transpose(t.wte.weight)).toArray();

@@ -7,6 +7,7 @@ import * as lm from '../../src/core/index.js';
 import { GPT, type GPTConfig } from '../../src/models/gpt.js';
 import { loadStateDict, type NamedArray } from '../../src/nn/state.js';
 import { AdamW } from '../../src/optim/adamw.js';
+import { clipGradNorm } from '../../src/optim/clip.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
 import { assertClose } from '../core/harness.js';
 
@@ -57,9 +58,9 @@ for (const backend of backends) for (const name of ['gpt2', 'gpt2-tanh', 'modern
     const f = load(name);
     const model = build(f);
     const o = f.adamw;
-    const params = model.parameters();
+    const params = model.namedParameters();
     const opt = new AdamW(
-      [{ params: params.filter((p) => p.ndim >= 2), weightDecay: o.weight_decay }, { params: params.filter((p) => p.ndim < 2), weightDecay: 0 }],
+      [{ params: params.filter(([, p]) => p.ndim >= 2), options: { weightDecay: o.weight_decay } }, { params: params.filter(([, p]) => p.ndim < 2), options: { weightDecay: 0 } }],
       { lr: o.lr, beta1: o.betas[0], beta2: o.betas[1], eps: o.eps },
     );
     const losses: number[] = [];
@@ -70,7 +71,7 @@ for (const backend of backends) for (const name of ['gpt2', 'gpt2-tanh', 'modern
         lm.backward(loss!);
         return loss!.item();
       }));
-      opt.update({ clipNorm: o.clip });
+      opt.step(clipGradNorm(opt.params, o.clip).scale);
       opt.zeroGrad();
     }
     assertClose(losses, f.adamw_losses, 2e-4, 1e-5, `${name} AdamW losses`);

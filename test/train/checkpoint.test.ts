@@ -26,11 +26,11 @@ function checkContents(c: LoadedCheckpoint, n: number): void {
     const got = c.params.get(name)!;
     assert.deepEqual(got.shape, p.shape);
     assert.deepEqual(got.data, p.data);
-    assert.deepEqual(c.optimizer.m.get(name), want.optimizer.m.get(name));
-    assert.deepEqual(c.optimizer.v.get(name), want.optimizer.v.get(name));
+    for (const slot of ['m', 'v']) assert.deepEqual(c.optimizer.tensors.get(`${name}.${slot}`)?.data, want.optimizer.tensors.get(`${name}.${slot}`)!.data);
   }
   assert.equal(c.optimizer.step, want.optimizer.step);
-  assert.deepEqual(c.state.samplerRng, want.samplerRng);
+  assert.equal(c.optimizer.kind, 'adamw');
+  assert.deepEqual(c.state.task, want.task);
   assert.equal(c.state.bestValLoss, want.bestValLoss);
   assert.deepEqual(c.state.config, want.config);
   assert.deepEqual(c.state.extra, want.extra);
@@ -60,8 +60,8 @@ test('save → load round-trips every field; latest pointer, replacement and ret
   assert.equal(loadCheckpoint(join(run, 'ckpt-30')).state.bestValLoss, 0.125);
   assert.deepEqual(readdirSync(run).sort(), ['ckpt-20', 'ckpt-30', 'latest']);
   const bad = checkpointContents(40, 64);
-  bad.optimizer.m.delete('h.0.mlp.c_fc.bias');
-  assert.throws(() => saveCheckpoint(run, bad), /no optimizer state \(m and v\) for parameter "h\.0\.mlp\.c_fc\.bias"/);
+  bad.optimizer.tensors.set('h.0.attn.c_attn.weight.m', { shape: [2], data: new Float32Array(2) });
+  assert.throws(() => saveCheckpoint(run, bad), /optimizer tensor "h\.0\.attn\.c_attn\.weight\.m" belongs to no parameter/);
   assert.deepEqual(readdirSync(run).sort(), ['ckpt-20', 'ckpt-30', 'latest']);
   rmSync(run, { recursive: true });
 });
@@ -89,9 +89,11 @@ test('truncated, corrupt and incomplete checkpoints are refused with a reason an
 
   const state = JSON.parse(readFileSync(join(dir(1), 'state.json'), 'utf8')) as Record<string, unknown>;
   writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, version: 7 }));
-  throwsUser(() => verifyCheckpoint(dir(1)), /checkpoint format version 7, this lmforge reads version 1/);
-  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, samplerRng: [1, 2, 3] }));
-  throwsUser(() => verifyCheckpoint(dir(1)), /field "samplerRng": expected four unsigned 32-bit integers/);
+  throwsUser(() => verifyCheckpoint(dir(1)), /checkpoint format version 7, this lmforge reads versions 1 and 2/);
+  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, task: { samplerRng: [1, 2, 3] } }));
+  throwsUser(() => verifyCheckpoint(dir(1)), /field "task\.samplerRng": expected four unsigned 32-bit integers/);
+  writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, optimizer: { kind: 'adamw' } }));
+  throwsUser(() => verifyCheckpoint(dir(1)), /field "optimizer": expected \{kind: string, version: integer, step: integer\}/);
   writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, files: { ...(state.files as object), '../../x': { bytes: 1, sha256: '0'.repeat(64) } } }));
   throwsUser(() => verifyCheckpoint(dir(1)), /field "files": "\.\.\/\.\.\/x" is not a plain file name/);
   writeFileSync(join(dir(1), 'state.json'), JSON.stringify({ ...state, files: { 'model.safetensors': { bytes: '1' }, 'optimizer.safetensors': {} } }));

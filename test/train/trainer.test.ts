@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareCharData } from '../../src/data/prepare.js';
 import { readMetrics } from '../../src/train/metrics.js';
-import { resolveConfig, objectLayer } from '../../src/util/config.js';
-import { trainSpec } from '../../src/train/train-config.js';
+import { resolveConfigWithAliases, objectLayer } from '../../src/util/config.js';
+import { TRAIN_ALIASES, trainSpec } from '../../src/train/train-config.js';
 import { fullSplitLoss, train } from '../../src/train/trainer.js';
 import { openTokenFile } from '../../src/train/token-reader.js';
 import { GPT } from '../../src/models/gpt.js';
@@ -72,7 +72,7 @@ test('a run killed with SIGKILL resumes and continues exactly like an uninterrup
 test('a diverging run stops at the NaN step with a clear error and keeps its checkpoints', () => {
   loadNativeBackend();
   const dir = makeData();
-  const config = resolveConfig(trainSpec, objectLayer({
+  const config = resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, objectLayer({
     data_dir: join(dir, 'data'), out_dir: join(dir, 'run'), n_layer: 1, n_head: 2, n_embd: 16, block_size: 16, batch_size: 2,
     max_iters: 50, eval_interval: 100, eval_iters: 1, log_interval: 100, checkpoint_interval: 2, learning_rate: 1e6, warmup_iters: 0,
     grad_clip: 0, decay_lr: false,

@@ -1,0 +1,88 @@
+// Causal multi-head self-attention with a fused QKV projection (GPT-2's c_attn / c_proj), optional RoPE, dropout
+// on the attention probabilities, and KV-cache decoding. One forward: without a cache it runs the fused
+// self-attention kernel over the whole sequence; with one it writes the new keys and values at each row's own
+// positions and attends over the row's cache. Not the MLP or the block (mlp.ts, block.ts).
+import * as lm from '../core/index.js';
+import type { Rng, Tensor } from '../core/index.js';
+import { siteSeed, type ForwardContext } from './context.js';
+import { Linear } from './layers.js';
+import { Module } from './module.js';
+import { applyRope, type RotaryTables } from './rope.js';
+
+/** The shape of a Transformer block, shared by attention, MLP and block. */
+export interface BlockConfig {
+  n_layer: number;
+  n_head: number;
+  n_embd: number;
+  bias: boolean;
+  activation: 'gelu' | 'gelu_tanh';
+  norm: 'layernorm' | 'rmsnorm';
+  norm_eps: number;
+  mlp: 'gelu' | 'swiglu';
+  /** MLP hidden width; 0 means 4·n_embd (gelu) or 8/3·n_embd rounded up to a multiple of 64 (SwiGLU). */
+  mlp_hidden: number;
+}
+
+/** GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2·n_layer). */
+export const INIT_STD = 0.02;
+
+/** RoPE tables for this pass: positions [start, start + T) when every row shares them, else gathered per row. */
+function ropeTables(rope: RotaryTables, ctx: ForwardContext, T: number): RotaryTables {
+  const plan = ctx.cache?.plan;
+  if (!plan || plan.uniform) {
+    const start = plan?.starts[0] ?? 0;
+    return { cos: lm.slice(rope.cos, 0, start, start + T), sin: lm.slice(rope.sin, 0, start, start + T) } as RotaryTables;
+  }
+  const [L, , half] = rope.cos.shape as [number, number, number];
+  const B = plan.positions!.shape[0]!;
+  const rows = (t: Tensor): Tensor => lm.reshape(lm.embedding(lm.reshape(t, [L, half]), plan.positions!), [B, T, 1, half]);
+  return { cos: rows(rope.cos), sin: rows(rope.sin) } as RotaryTables;
+}
+
+export class CausalSelfAttention extends Module {
+  readonly c_attn: Linear;
+  readonly c_proj: Linear;
+
+  /** layer: this block's index (its cache slot and dropout site). */
+  constructor(readonly c: BlockConfig, rng: Rng, readonly layer: number) {
+    super();
+    this.c_attn = this.child('c_attn', new Linear(c.n_embd, 3 * c.n_embd, { bias: c.bias, rng, std: INIT_STD }));
+    this.c_proj = this.child('c_proj', new Linear(c.n_embd, c.n_embd, { bias: c.bias, rng, std: INIT_STD / Math.sqrt(2 * c.n_layer) }));
+  }
+
+  forward(x: Tensor, ctx: ForwardContext): Tensor {
+    const [B, T, C] = x.shape as [number, number, number];
+    const H = this.c.n_head;
+    const D = C / H;
+    const qkv = this.c_attn.forward(x); // (B, T, 3C)
+    const cache = ctx.cache;
+    if (!cache) {
+      // Training and whole-sequence passes: the fused kernel reads q, k, v out of (B, T, 3C) through strides.
+      let fused = qkv;
+      if (ctx.rope) {
+        const [q, k, v] = lm.split(qkv, [C, C, C], 2);
+        const tables = ropeTables(ctx.rope, ctx, T);
+        const qr = lm.reshape(applyRope(lm.reshape(q!, [B, T, H, D]), tables), [B, T, C]);
+        const kr = lm.reshape(applyRope(lm.reshape(k!, [B, T, H, D]), tables), [B, T, C]);
+        fused = lm.concat([qr, kr, v!], 2);
+      }
+      // Attention-probability sites follow the 2·n_layer + 1 residual sites (see context.ts siteSeed).
+      const dropoutSeed = ctx.dropout > 0 ? siteSeed(ctx.seed, 2 * this.c.n_layer + 1 + this.layer) : 0;
+      return this.c_proj.forward(lm.selfAttention(fused, H, { dropout: ctx.dropout, dropoutSeed })); // (B, T, C)
+    }
+    const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
+    let q = parts[0]!;
+    let k = parts[1]!;
+    const v = parts[2]!;
+    if (ctx.rope) {
+      const tables = ropeTables(ctx.rope, ctx, T);
+      q = applyRope(q, tables);
+      k = applyRope(k, tables);
+    }
+    cache.kv.write(this.layer, k, v, cache.plan);
+    const kv = cache.kv.view(this.layer, cache.plan); // (B, H, Tk, D)
+    const opts = cache.plan.uniform ? { causal: true } : { mask: cache.plan.mask };
+    const y = lm.attention(lm.permute(q, [0, 2, 1, 3]), kv.k, kv.v, opts); // (B, H, T, D)
+    return this.c_proj.forward(lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]));
+  }
+}

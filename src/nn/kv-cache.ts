@@ -1,0 +1,127 @@
+// The key/value cache of incremental decoding, with a length per row so that a batch of prompts of different
+// lengths decodes together: row b holds its own positions [0, lengths[b]) and nothing else. A pass feeds T tokens
+// to every row of which row b uses counts[b] (the rest is padding: never written, never seen). Not the generator
+// (serve/generate.ts) and not attention itself (attention.ts).
+import * as lm from '../core/index.js';
+import type { Tensor } from '../core/index.js';
+
+export interface KVCacheShape {
+  layers: number;
+  /** Rows (sequences) decoded together. */
+  batch: number;
+  heads: number;
+  headDim: number;
+  /** Positions each row can hold (the model's block_size). */
+  capacity: number;
+}
+
+/** Where one forward pass over a cache writes and what each of its queries may see. */
+export interface CachePlan {
+  /** Positions held by each row before the pass. */
+  starts: number[];
+  /** New tokens of each row in this pass (≤ T; the rest of the row is padding). */
+  counts: number[];
+  /** Every row starts at the same position and uses all T tokens: plain causal attention, no mask. */
+  uniform: boolean;
+  /** Keys every query ranges over: max over rows of starts + T (uniform) or starts + counts. */
+  keyLength: number;
+  /** (B, T) int32 position of each token (padding clamped into the table), for ragged passes. */
+  positions: Tensor | null;
+  /** (B, 1, T, keyLength) additive mask, 0 where a query may look and −∞ elsewhere, for ragged passes. */
+  mask: Tensor | null;
+}
+
+export class KVCache {
+  /** Per layer: (B, H, capacity, D). */
+  readonly k: Tensor[];
+  readonly v: Tensor[];
+  readonly lengths: number[];
+
+  constructor(readonly shape: KVCacheShape) {
+    const dims = [shape.batch, shape.heads, shape.capacity, shape.headDim];
+    this.k = Array.from({ length: shape.layers }, () => lm.keep(lm.zeros(dims)));
+    this.v = Array.from({ length: shape.layers }, () => lm.keep(lm.zeros(dims)));
+    this.lengths = new Array<number>(shape.batch).fill(0);
+  }
+
+  get batch(): number {
+    return this.shape.batch;
+  }
+
+  /** The length shared by every row (single-sequence use); throws when the rows differ. */
+  get length(): number {
+    const n = this.lengths[0]!;
+    if (this.lengths.some((l) => l !== n)) throw new Error(`KVCache: rows hold different lengths (${this.lengths.join(', ')}); read lengths[]`);
+    return n;
+  }
+
+  /** Sets every row's length (0 empties the cache; a shorter length forgets the positions after it). */
+  set length(n: number) {
+    this.lengths.fill(n);
+  }
+
+  /** Plans a pass of T tokens per row, counts[b] of them real (default all). Checks capacity. */
+  plan(T: number, counts?: readonly number[]): CachePlan {
+    const B = this.batch;
+    const starts = [...this.lengths];
+    const n = counts ? [...counts] : new Array<number>(B).fill(T);
+    if (n.length !== B || n.some((c) => !Number.isInteger(c) || c < 0 || c > T)) {
+      throw new RangeError(`KVCache.plan: counts ${JSON.stringify(counts)} must be ${B} integers in [0, ${T}]`);
+    }
+    for (let b = 0; b < B; b++) {
+      if (starts[b]! + n[b]! > this.shape.capacity) {
+        throw new RangeError(`KVCache: row ${b} would hold ${starts[b]! + n[b]!} positions, more than the capacity ${this.shape.capacity} (block_size)`);
+      }
+    }
+    const uniform = starts.every((s) => s === starts[0]) && n.every((c) => c === T) && starts[0]! + T <= this.shape.capacity;
+    if (uniform) return { starts, counts: n, uniform, keyLength: starts[0]! + T, positions: null, mask: null };
+    const keyLength = Math.max(1, ...starts.map((s, b) => s + n[b]!));
+    const positions = new Int32Array(B * T);
+    const mask = new Float32Array(B * T * keyLength).fill(-Infinity);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        positions[b * T + t] = Math.min(starts[b]! + t, this.shape.capacity - 1);
+        // Query t of row b sees keys [0, start + t] of its own row; a padding query sees what the row's last
+        // real token sees (at least key 0, so no row of the softmax is empty).
+        const visible = Math.max(1, starts[b]! + Math.min(t, n[b]! - 1) + 1);
+        mask.fill(0, (b * T + t) * keyLength, (b * T + t) * keyLength + Math.min(visible, keyLength));
+      }
+    }
+    return { starts, counts: n, uniform, keyLength, positions: lm.fromArray(positions, [B, T]), mask: lm.fromArray(mask, [B, 1, T, keyLength]) };
+  }
+
+  /** Writes a layer's new keys and values, (B, T, H, D) each, at each row's own positions. */
+  write(layer: number, k: Tensor, v: Tensor, plan: CachePlan): void {
+    const kern = lm.kernelsFor('float32');
+    for (const [src, dst] of [[k, this.k[layer]!], [v, this.v[layer]!]] as const) {
+      const perm = lm.permute(src, [0, 2, 1, 3]); // (B, H, T, D)
+      if (plan.uniform) {
+        kern.copyStrided({ data: perm.data, offset: perm.offset, strides: perm.strides }, { data: dst.data, offset: plan.starts[0]! * dst.strides[2]!, strides: dst.strides }, perm.shape);
+        continue;
+      }
+      const [, H, , D] = perm.shape as [number, number, number, number];
+      plan.counts.forEach((n, b) => {
+        if (n === 0) return;
+        kern.copyStrided(
+          { data: perm.data, offset: perm.offset + b * perm.strides[0]!, strides: perm.strides.slice(1) },
+          { data: dst.data, offset: b * dst.strides[0]! + plan.starts[b]! * dst.strides[2]!, strides: dst.strides.slice(1) },
+          [H, n, D],
+        );
+      });
+    }
+  }
+
+  /** Keys and values a pass attends over: (B, H, keyLength, D) views. */
+  view(layer: number, plan: CachePlan): { k: Tensor; v: Tensor } {
+    return { k: lm.slice(this.k[layer]!, 2, 0, plan.keyLength), v: lm.slice(this.v[layer]!, 2, 0, plan.keyLength) };
+  }
+
+  /** Moves every row past the tokens the pass wrote. */
+  advance(plan: CachePlan): void {
+    plan.counts.forEach((n, b) => (this.lengths[b] = plan.starts[b]! + n));
+  }
+
+  dispose(): void {
+    for (const t of [...this.k, ...this.v]) t.dispose();
+  }
+}

@@ -1,0 +1,115 @@
+// Next-token prediction (pretraining) as a task of the training loop: random windows of a token file as batches
+// (nanoGPT's get_batch), cross-entropy of the model's predictions, and evaluation on fixed batches per step
+// (a function of seed, step and split) plus, at the end, the loss over the whole val split.
+import * as lm from '../../core/index.js';
+import { hash32 } from '../../core/random.js';
+import type { RngState } from '../../core/random.js';
+import type { GPT } from '../../models/gpt.js';
+import { UserError } from '../../util/errors.js';
+import type { LossOutput, StepContext, Task } from '../loop.js';
+import { estimateFlopsPerToken } from '../metrics.js';
+import { BatchSampler, type TokenFile } from '../token-reader.js';
+
+export interface NextTokenOptions {
+  batchSize: number;
+  /** Batches per evaluation estimate. */
+  evalIters: number;
+  /** Seeds the sampler and the evaluation batches. */
+  seed: number;
+  /** At the end, also the loss over the whole val split. */
+  fullVal: boolean;
+}
+
+export interface TokenBatch {
+  x: Int32Array;
+  y: Int32Array;
+}
+
+/** How many consecutive (x, y) windows of T tokens a token file holds (y is x shifted by one). */
+export function splitWindows(file: TokenFile, T: number): number {
+  return Math.floor((file.count - 1) / T);
+}
+
+/**
+ * Mean loss over a whole token file cut into consecutive non-overlapping (x, y) windows of block_size, batch_size
+ * at a time: the noise-free value the random-window estimate samples (each window position weighs the same).
+ */
+export function fullSplitLoss(model: GPT, file: TokenFile, batchSize: number, blockSize: number): number {
+  const T = blockSize;
+  const windows = splitWindows(file, T);
+  if (windows < 1) throw new UserError(`${file.path}: ${file.count} tokens is too few for one window of block_size ${T}`);
+  let total = 0;
+  model.eval();
+  lm.noGrad(() => {
+    for (let w0 = 0; w0 < windows; w0 += batchSize) {
+      const B = Math.min(batchSize, windows - w0);
+      const x = Int32Array.from(file.ids.subarray(w0 * T, (w0 + B) * T));
+      const y = Int32Array.from(file.ids.subarray(w0 * T + 1, (w0 + B) * T + 1));
+      total += B * lm.tidy(() => model.forward(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T])).loss!.item());
+    }
+  });
+  model.train();
+  return total / windows;
+}
+
+export class NextTokenTask implements Task<TokenBatch> {
+  readonly itemsPerBatch: number;
+  readonly flopsPerItem: number;
+  private sampler: BatchSampler;
+  private readonly T: number;
+
+  constructor(readonly model: GPT, private readonly train: TokenFile, private readonly val: TokenFile, private readonly o: NextTokenOptions) {
+    this.T = model.config.block_size;
+    this.sampler = new BatchSampler(train, o.batchSize, this.T, o.seed);
+    this.itemsPerBatch = o.batchSize * this.T;
+    const c = model.config;
+    this.flopsPerItem = estimateFlopsPerToken({ nParams: model.numParametersNonEmbedding(), nLayer: c.n_layer, nEmbd: c.n_embd, blockSize: c.block_size });
+  }
+
+  nextBatch(): TokenBatch {
+    return this.sampler.next();
+  }
+
+  loss(batch: TokenBatch, ctx: StepContext): LossOutput {
+    const shape = [this.o.batchSize, this.T];
+    const out = this.model.forward(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
+    return { loss: out.loss!, aux: out.aux };
+  }
+
+  /** Mean loss over evalIters batches whose windows depend only on (seed, step, split). */
+  private estimate(file: TokenFile, step: number, split: number): number {
+    const sampler = new BatchSampler(file, this.o.batchSize, this.T, hash32((this.o.seed ^ hash32(step)) + split));
+    const shape = [this.o.batchSize, this.T];
+    let total = 0;
+    this.model.eval();
+    lm.noGrad(() => {
+      for (let i = 0; i < this.o.evalIters; i++) {
+        const { x, y } = sampler.next();
+        total += lm.tidy(() => this.model.forward(lm.fromArray(x, shape), lm.fromArray(y, shape)).loss!.item());
+      }
+    });
+    this.model.train();
+    return total / this.o.evalIters;
+  }
+
+  evaluate(step: number): Record<string, number> {
+    return { train_loss: this.estimate(this.train, step, 0), val_loss: this.estimate(this.val, step, 1) };
+  }
+
+  finalEvaluate(step: number, log: (line: string) => void): Record<string, number> {
+    if (!this.o.fullVal) return {};
+    const v = fullSplitLoss(this.model, this.val, this.o.batchSize, this.T);
+    log(`step ${step}: val loss over the whole val split ${v.toFixed(4)} (${splitWindows(this.val, this.T)} windows)`);
+    return { val_loss_full: v };
+  }
+
+  state(): Record<string, unknown> {
+    return { samplerRng: this.sampler.rngState() };
+  }
+
+  loadState(state: Record<string, unknown>, source: string): void {
+    const rng = state.samplerRng;
+    if (!Array.isArray(rng) || rng.length !== 4) throw new UserError(`${source}: task state has no sampler RNG (samplerRng)`);
+    this.sampler = new BatchSampler(this.train, this.o.batchSize, this.T, rng as RngState);
+  }
+}
