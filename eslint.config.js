@@ -1,6 +1,40 @@
-// Lint rules: typescript-eslint's recommended set; `any` is an error so core interfaces stay typed.
+// Lint rules: typescript-eslint's recommended set; `any` is an error so core interfaces stay typed; and the layer
+// rules of DESIGN.md: each folder of src/ may import only the layers below it (util is the base everyone may use).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+
+/** What each layer may import besides itself (transitively closed: a layer may use whatever its layers stand on). */
+const LAYERS = {
+  util: [],
+  core: ['util'],
+  nn: ['core', 'util'],
+  models: ['nn', 'core', 'util'],
+  optim: ['core', 'util'],
+  tokenizers: ['util'],
+  data: ['tokenizers', 'util'],
+  train: ['models', 'optim', 'data', 'tokenizers', 'nn', 'core', 'util'],
+  serve: ['models', 'tokenizers', 'nn', 'core', 'util'],
+  align: ['train', 'serve', 'models', 'optim', 'data', 'tokenizers', 'nn', 'core', 'util'],
+  retrieval: ['models', 'tokenizers', 'nn', 'core', 'util'],
+  eval: ['models', 'serve', 'retrieval', 'tokenizers', 'nn', 'core', 'util'],
+  registry: ['util'],
+};
+const ALL = [...Object.keys(LAYERS), 'cli', 'web'];
+
+const layerRules = Object.entries(LAYERS).map(([layer, allowed]) => {
+  const forbidden = ALL.filter((l) => l !== layer && !allowed.includes(l));
+  return {
+    files: [`src/${layer}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          regex: `^(\\.\\./)+(${forbidden.join('|')})/`,
+          message: `${layer} may import only ${allowed.length ? allowed.join(', ') : 'itself'} (the layers of DESIGN.md point one way).`,
+        }],
+      }],
+    },
+  };
+});
 
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', 'dev/**', 'test/reference/**'] },
@@ -13,6 +47,7 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  ...layerRules,
   {
     files: ['scripts/**/*.mjs', 'eslint.config.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
