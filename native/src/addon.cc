@@ -1,8 +1,10 @@
 // N-API entry point of lmforge's native backend: registers every kernel family and reports
 // which SIMD paths this CPU can use. Kernels themselves live one family per file.
 #include <omp.h>
+#include <algorithm>
 #include <cstdio>
 #include "napi_util.h"
+#include "threads.h"
 
 namespace lmf {
 
@@ -15,6 +17,13 @@ static napi_value cpuInfo(napi_env env, napi_callback_info) {
   napi_set_named_property(env, obj, "avx512f", v);
   napi_create_int32(env, omp_get_max_threads(), &v);
   napi_set_named_property(env, obj, "threads", v);
+  ThreadPolicy& tp = threadPolicy();
+  napi_get_boolean(env, tp.adaptive.load(), &v);
+  napi_set_named_property(env, obj, "adaptiveThreads", v);
+  napi_get_boolean(env, tp.solo(), &v);
+  napi_set_named_property(env, obj, "soloNow", v);
+  napi_create_double(env, static_cast<double>(tp.spells()), &v);
+  napi_set_named_property(env, obj, "soloSpells", v);
   return obj;
 }
 
@@ -26,8 +35,19 @@ static napi_value setThreads(napi_env env, napi_callback_info info) {
   return a.undefined();
 }
 
+// threadPolicySolo(ms): the kernels run on one thread for ms milliseconds (0 ends it), as the thread policy does
+// under contention; for tests that results do not depend on it.
+static napi_value threadPolicySolo(napi_env env, napi_callback_info info) {
+  Args a(env, info, "threadPolicySolo", 1);
+  double ms = a.num(0);
+  if (a.failed) return nullptr;
+  threadPolicy().forceSolo(static_cast<int64_t>(std::max(0.0, ms) * 1e6));
+  return a.undefined();
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   defineFunction(env, exports, "cpuInfo", cpuInfo);
+  defineFunction(env, exports, "threadPolicySolo", threadPolicySolo);
   defineFunction(env, exports, "setThreads", setThreads);
   registerGemm(env, exports);
   registerAttention(env, exports);

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+#include "threads.h"
 #include "checks.h"
 #include "dropout_hash.h"
 #include "napi_util.h"
@@ -315,11 +316,13 @@ double setWorkPerThread(double w) {
   return prev;
 }
 
-int threadsFor(const Problem& p) {
+// Threads worth running for a problem, at most maxThreads (the thread policy's cap, or the configured count where
+// the split changes the arithmetic).
+int threadsFor(const Problem& p, int maxThreads) {
   double work = static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1);
   if (p.causal) work *= 0.5;
   const double n = std::floor(work / gWorkPerThread);
-  return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(omp_get_max_threads()))));
+  return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(maxThreads))));
 }
 
 bool runForward(const Problem& p) {
@@ -331,8 +334,10 @@ bool runForward(const Problem& p) {
   if (items == 0) return true;
   // Query blocks of every head are independent: one flat, dynamically scheduled loop over (head, query block),
   // so a few heads with long sequences still fill every thread.
-#pragma omp parallel num_threads(threadsFor(p))
+  RegionClock region;
+#pragma omp parallel num_threads(threadsFor(p, threadPolicy().cap()))
   {
+    region.arrive();
     Scratch s(kt.forwardScratchFloats(Dp), stats);
     FwdHead h;
 #pragma omp for schedule(dynamic, 1)
@@ -344,6 +349,7 @@ bool runForward(const Problem& p) {
       kt.forwardBlock(h, i0, std::min(Br, p.Tq - i0), s.p);
     }
   }
+  region.finish();
   gScratchBytes = stats.bytes.load();
   return !stats.outOfMemory;
 }
@@ -359,7 +365,9 @@ bool runBackward(const Problem& p) {
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
   CallStats stats;
   if (BH == 0) return true;
-  const int nthreads = threadsFor(p);
+  // Which path, and how many dQ partials the few-heads path sums, follow the configured thread count, so the
+  // gradients do not depend on the thread policy's cap; only the enough-heads path (one writer per head) takes it.
+  const int nthreads = threadsFor(p, omp_get_max_threads());
   auto bwdHead = [&](int bh, BwdHead& h) {
     fillHead(p, bh, Dp, h);
     const int b = bh / p.H, hh = bh % p.H;
@@ -369,8 +377,10 @@ bool runBackward(const Problem& p) {
   };
   if (BH >= 2 * nthreads || nkb <= 1) {
     // Enough heads: one thread owns a head, so its dK, dV and dQ have a single writer.
-#pragma omp parallel num_threads(nthreads)
+    RegionClock region;
+#pragma omp parallel num_threads(std::min(nthreads, threadPolicy().cap()))
     {
+      region.arrive();
       Scratch s(kt.backwardScratchFloats(Dp) + 3 * headFloats + 2 * static_cast<size_t>(p.Tq), stats);
       float* Qp = s.p + kt.backwardScratchFloats(Dp);
       float *dOp = Qp + headFloats, *dQ = dOp + headFloats, *Di = dQ + headFloats, *lseB = Di + p.Tq;
@@ -385,14 +395,17 @@ bool runBackward(const Problem& p) {
         writeRows(dQ, Dp, p.gq.head(bh / p.H, bh % p.H), p.gq.sT, p.Tq, p.D);
       }
     }
+    region.finish();
     gScratchBytes = stats.bytes.load();
     return !stats.outOfMemory;
   }
   // Few heads: threads split each head's key tiles (interleaved, which balances the causal triangle). dK and dV
   // rows still have one writer; dQ gets a private accumulator per thread, summed after a barrier.
   std::vector<float*> dQs(nthreads, nullptr);
+  RegionClock region;
 #pragma omp parallel num_threads(nthreads)
   {
+    region.arrive();
     const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
     Scratch s(kt.backwardScratchFloats(Dp) + 2 * headFloats + 2 * static_cast<size_t>(p.Tq) + BH * headFloats, stats);
     float* Qp = s.p + kt.backwardScratchFloats(Dp);
@@ -420,6 +433,7 @@ bool runBackward(const Problem& p) {
       }
     }
   }
+  region.finish();
   gScratchBytes = stats.bytes.load();
   return !stats.outOfMemory;
 }

@@ -287,6 +287,7 @@ struct WakeMonitor {
     return macs / kSoloMacsPerNs < 4.0 * static_cast<double>(least) ? 1 : nt;
   }
   void record(int64_t late) {
+    threadPolicy().record(late);
     const unsigned i = nextSample.fetch_add(1, std::memory_order_relaxed) % kSamples;
     lateNs[i].store(late, std::memory_order_relaxed);
     stampNs[i].store(nowNs(), std::memory_order_relaxed);
@@ -402,7 +403,7 @@ void sgemmBatched(const float* a, const float* b, float* c, int64_t batch, int64
   if (batch <= 0 || M == 0 || N == 0) return;
   const Mat A0 = transA ? Mat{a, 1, M} : Mat{a, K, 1};
   const Mat B0 = transB ? Mat{b, 1, K} : Mat{b, N, 1};
-  const int nt = omp_get_max_threads();
+  const int nt = threadPolicy().cap();
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   auto problem = [&](int64_t i) {
     return Problem{{A0.p + i * aBatchStride, A0.rs, A0.cs}, {B0.p + i * bBatchStride, B0.rs, B0.cs},
@@ -519,6 +520,7 @@ napi_value gemmAdaptiveThreads(napi_env env, napi_callback_info info) {
   const bool on = args.boolean(0);
   if (args.failed) return nullptr;
   napi_value r;
+  threadPolicy().adaptive.store(on);
   napi_get_boolean(env, gWake.enabled.exchange(on), &r);
   return r;
 }

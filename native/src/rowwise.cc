@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#include "threads.h"
 #include "checks.h"
 #include "napi_util.h"
 #include "simd.h"
@@ -211,16 +212,18 @@ napi_value layernorm(napi_env env, napi_callback_info info) {
 constexpr int64_t kFlushRows = 32;
 
 struct Partials {
+  // Row blocks, each with its own partials: as many as the configured threads (not the thread policy's cap of
+  // the moment), so the sums, and the gradients, do not depend on how many threads happen to run them.
   int threads;
   int64_t C;
   int nBuffers;
   std::vector<double> data;
   Partials(int64_t rows, int64_t C_, int nBuffers_) : C(C_), nBuffers(nBuffers_) {
-    threads = satMul(rows, C_) >= 2 * kGrainElems ? std::max(1, omp_get_max_threads()) : 1;
+    threads = satMul(rows, C_) >= 2 * kGrainElems && !omp_in_parallel() ? std::max(1, omp_get_max_threads()) : 1;
     data.assign(static_cast<size_t>(threads) * nBuffers * C_, 0.0);
   }
   double* at(int t, int buffer) { return data.data() + (static_cast<size_t>(t) * nBuffers + buffer) * C; }
-  // Rows [r0, r1) of thread t: rows(c0, c1, floatPartials[nBuffers]) computes kFlushRows rows at a time.
+  // Rows [r0, r1) of block t: rows(c0, c1, floatPartials[nBuffers]) computes kFlushRows rows at a time.
   template <class Rows>
   void run(int t, int64_t r0, int64_t r1, const bool* used, Rows rows) {
     std::vector<float> f(static_cast<size_t>(nBuffers) * C);
@@ -237,18 +240,22 @@ struct Partials {
       }
     }
   }
-  // Splits rows over this object's threads.
+  // Splits rows over this object's blocks, run by as many threads as the thread policy allows now.
   template <class Rows>
   void parallelRows(int64_t rows, const bool* used, Rows body) {
-    if (threads == 1) {
-      run(0, 0, rows, used, body);
+    const int team = std::min(threads, threadPolicy().cap());
+    if (team <= 1) {
+      for (int t = 0; t < threads; t++) run(t, rows * t / threads, rows * (t + 1) / threads, used, body);
       return;
     }
-#pragma omp parallel num_threads(threads)
+    RegionClock region;
+#pragma omp parallel num_threads(team)
     {
-      int t = omp_get_thread_num(), T = omp_get_num_threads();
-      run(t, rows * t / T, rows * (t + 1) / T, used, body);
+      region.arrive();
+#pragma omp for schedule(static, 1)
+      for (int t = 0; t < threads; t++) run(t, rows * t / threads, rows * (t + 1) / threads, used, body);
     }
+    region.finish();
   }
   // out[i] += Σ_threads partial[i], rounded to float once.
   void addInto(float* out, int buffer) {

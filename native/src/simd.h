@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <algorithm>
 #include <cstdint>
+#include "threads.h"
 
 namespace lmf {
 
@@ -29,13 +30,13 @@ inline Isa& activeIsa() {
 inline Isa cpuIsa() { return activeIsa(); }
 
 // Runs f(begin, end) over [0, n) across OpenMP threads, or inline when there are fewer than 2·minPerThread
-// items (thread start-up costs a few microseconds) or when already inside a parallel region. Large ranges are
-// cut into up to 8 chunks per thread handed out dynamically, so a thread the OS deschedules (the machine is
-// shared) delays one small chunk instead of half the call.
+// items (thread start-up costs a few microseconds), when already inside a parallel region, or while the thread
+// policy has the process on one thread (threads.h). Large ranges are cut into up to 8 chunks per thread handed
+// out dynamically, so a thread the OS deschedules (the machine is shared) delays one small chunk instead of half.
 template <class F>
 inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
   if (n <= 0) return;
-  int maxThreads = omp_get_max_threads();
+  int maxThreads = omp_in_parallel() ? 1 : threadPolicy().cap();
   int64_t want = n / std::max<int64_t>(minPerThread, 1);
   if (maxThreads <= 1 || want < 2 || omp_in_parallel()) {
     f(int64_t{0}, n);
@@ -43,11 +44,17 @@ inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
   }
   int threads = static_cast<int>(std::min<int64_t>(maxThreads, want));
   const int64_t chunks = std::min<int64_t>(want, int64_t{8} * threads);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (int64_t c = 0; c < chunks; c++) {
-    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    if (b < e) f(b, e);
+  RegionClock region;
+#pragma omp parallel num_threads(threads)
+  {
+    region.arrive();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; c++) {
+      int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+      if (b < e) f(b, e);
+    }
   }
+  region.finish();
 }
 
 }  // namespace lmf

@@ -13,7 +13,7 @@ export interface Info {
   cpu: string;
   cores: number;
   memoryGiB: number;
-  native: { loaded: boolean; path: string; error?: string; avx2?: boolean; avx512f?: boolean; threads?: number };
+  native: { loaded: boolean; path: string; error?: string; avx2?: boolean; avx512f?: boolean; threads?: number; adaptiveThreads?: boolean; soloNow?: boolean; soloSpells?: number };
 }
 
 export function collectInfo(): Info {
@@ -43,6 +43,9 @@ export function formatInfo(i: Info): string {
     ['native addon', i.native.loaded ? `loaded (${i.native.path})` : `NOT loaded: ${i.native.error ?? 'unknown error'} — run \`npm install\` to build it`],
     ['SIMD paths', simd],
     ['threads', i.native.threads !== undefined ? `${i.native.threads} (OpenMP; set OMP_NUM_THREADS to change)` : 'n/a'],
+    ['thread policy', i.native.adaptiveThreads === undefined ? 'n/a' : i.native.adaptiveThreads
+      ? 'adaptive: when workers join parallel regions late (another process holds a core), kernels run on one thread for 0.2–3.2 s, then try the full team again'
+      : 'fixed: every parallel region uses all threads'],
   ];
   return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`).join('\n');
 }

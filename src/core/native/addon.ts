@@ -7,12 +7,19 @@ export interface CpuInfo {
   avx2: boolean;
   avx512f: boolean;
   threads: number;
+  /** The thread policy (native/src/threads.h): adaptive = one thread while other processes hold the cores. */
+  adaptiveThreads: boolean;
+  /** Whether the process is in a one-thread spell now, and how many spells it has had. */
+  soloNow: boolean;
+  soloSpells: number;
 }
 
 /** The addon's entry points used outside the kernel table. */
 export interface NativeAddon {
   cpuInfo(): CpuInfo;
   setThreads(n: number): void;
+  /** Runs the kernels on one thread for ms milliseconds (0 ends it), as the thread policy does under contention. */
+  threadPolicySolo(ms: number): void;
   /** A private mapping of the whole file (see native/src/mmap.cc); throws an Error naming the path and errno. */
   mmapFile(path: string): ArrayBuffer;
 }
