@@ -1,6 +1,7 @@
 // Child process of bench/gpt.ts: trains one case for a few iterations with lmforge and prints one JSON line
 // (median ms/iter, tokens/s, peak RSS). A separate process so that peak memory is this case's alone.
 import * as lm from '../src/core/index.js';
+import { loadAddon } from '../src/core/native/addon.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
 import { GPT } from '../src/models/gpt.js';
 import { clipGradNorm } from '../src/optim/clip.js';
@@ -42,4 +43,5 @@ for (let it = 0; it < iters + 2; it++) {
 }
 times.sort((a, b) => a - b);
 const ms = times[Math.floor(times.length / 2)]!;
-console.log(JSON.stringify({ ms, tokensPerS: (B * T) / (ms / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024, loss }));
+// soloSpells: how often the thread policy went to one thread (native/src/threads.h), 0 on a quiet machine.
+console.log(JSON.stringify({ ms, tokensPerS: (B * T) / (ms / 1000), peakRssMiB: process.resourceUsage().maxRSS / 1024, loss, soloSpells: loadAddon().cpuInfo().soloSpells }));

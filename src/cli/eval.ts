@@ -1,8 +1,8 @@
 // `lmforge eval --model DIR --tasks mmlu,hellaswag`: scores a model on benchmark tasks (task files in
 // configs/tasks or --task-dir), prints lm-eval's table, and writes a JSON report (+ per-sample JSONL on request).
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
@@ -41,6 +41,18 @@ function intFlag(flag: string, v: string | undefined, min: number): number | und
   return x;
 }
 
+/** A file the command will write at the end: its folder must exist and be writable, and it must not be a folder. */
+function checkOutputFile(flag: string, file: string): void {
+  const dir = dirname(resolve(file));
+  if (existsSync(file) && statSync(file).isDirectory()) throw new UserError(`${flag} ${file}: is a directory, expected a file path`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${flag} ${file}: folder ${dir} does not exist`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new UserError(`${flag} ${file}: folder ${dir} is not writable`);
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('eval')
@@ -67,6 +79,8 @@ export function register(program: Command): void {
       if (!o.model) throw new UserError('--model <dir> is required');
       if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')})`);
       if (o.logSamples && !o.output) throw new UserError('--log-samples needs --output (the samples go beside the report)');
+      // Outputs are checked before the evaluation runs, not after it.
+      for (const [flag, file] of [['output', o.output], ['dump-requests', o.dumpRequests]] as const) if (file) checkOutputFile(`--${flag}`, file);
       const numFewshot = intFlag('num-fewshot', o.numFewshot, 0);
       const limit = intFlag('limit', o.limit, 1);
       const threads = intFlag('threads', o.threads, 0);
