@@ -2,6 +2,7 @@
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { ADDON_PATH, addonLoadError, tryLoadAddon } from '../core/native/addon.js';
+import { loadNativeBackend } from '../core/native/index.js';
 import { packageVersion } from './version.js';
 
 export interface Info {
@@ -17,6 +18,7 @@ export interface Info {
 }
 
 export function collectInfo(): Info {
+  loadNativeBackend(); // applies LMFORGE_THREAD_POLICY as every command does
   const addon = tryLoadAddon();
   const cpu = addon?.cpuInfo();
   const err = addonLoadError();
@@ -44,8 +46,8 @@ export function formatInfo(i: Info): string {
     ['SIMD paths', simd],
     ['threads', i.native.threads !== undefined ? `${i.native.threads} (OpenMP; set OMP_NUM_THREADS to change)` : 'n/a'],
     ['thread policy', i.native.adaptiveThreads === undefined ? 'n/a' : i.native.adaptiveThreads
-      ? 'adaptive: when workers join parallel regions late (another process holds a core), kernels run on one thread for 0.2–3.2 s, then try the full team again'
-      : 'fixed: every parallel region uses all threads'],
+      ? 'adaptive: when workers join parallel regions late (another process holds a core), kernels run on one thread for 0.2–3.2 s, then try the full team again (LMFORGE_THREAD_POLICY=fixed turns it off)'
+      : 'fixed (LMFORGE_THREAD_POLICY=fixed): every parallel region uses all threads'],
   ];
   return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`).join('\n');
 }

@@ -19,7 +19,10 @@ export const nativeKernels: Kernels<Float32Array> = {
  */
 export function loadNativeBackend(): { loaded: boolean; reason?: string } {
   if (nativeAvailable()) return { loaded: true };
-  if (!tryLoadAddon()) return { loaded: false, reason: addonLoadError() };
+  const addon = tryLoadAddon();
+  if (!addon) return { loaded: false, reason: addonLoadError() };
+  // LMFORGE_THREAD_POLICY=fixed keeps every region on all threads (native/src/threads.h), e.g. to time kernels alone.
+  if (process.env.LMFORGE_THREAD_POLICY === 'fixed') (addon as unknown as { gemmAdaptiveThreads(on: boolean): boolean }).gemmAdaptiveThreads(false);
   registerNative(nativeKernels);
   return { loaded: true };
 }
