@@ -2,6 +2,7 @@
 // shakespeare_char/prepare.py). For subword data use `lmforge tokenize` with a trained tokenizer.
 import type { Command } from 'commander';
 import { prepareCharData } from '../data/prepare.js';
+import { numberFlag } from './flags.js';
 
 export function register(program: Command): void {
   program
@@ -9,9 +10,9 @@ export function register(program: Command): void {
     .description('turn a text file into character-level train.bin / val.bin token files and meta.json')
     .requiredOption('--input <file>', 'UTF-8 text file (e.g. ../shared/data/tinyshakespeare/input.txt)')
     .requiredOption('--out <dir>', 'output directory (the data_dir of `lmforge train`)')
-    .option('--val-fraction <x>', 'fraction of the characters held out for validation', '0.1')
-    .action((opts: { input: string; out: string; valFraction: string }) => {
-      const r = prepareCharData({ input: opts.input, outDir: opts.out, valFraction: Number(opts.valFraction) });
+    .option('--val-fraction <x>', 'fraction of the characters held out for validation, in (0, 1)', numberFlag('--val-fraction', 0, 1, true, true), 0.1)
+    .action((opts: { input: string; out: string; valFraction: number }) => {
+      const r = prepareCharData({ input: opts.input, outDir: opts.out, valFraction: opts.valFraction });
       console.log(`vocab size ${r.vocabSize}; train ${r.trainTokens.toLocaleString('en-US')} tokens, val ${r.valTokens.toLocaleString('en-US')} tokens → ${opts.out}`);
     });
 }

@@ -2,6 +2,7 @@
 // streaming, on all cores, with a progress bar. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
+import { numberFlag, workersFlag } from './flags.js';
 import { progressBar } from './progress.js';
 import { runIfMain, userErrors } from './standalone.js';
 
@@ -12,8 +13,8 @@ export function register(program: Command): void {
     .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
     .requiredOption('--input <files...>', 'UTF-8 text files, in order')
     .requiredOption('--out <dir>', 'directory for train.bin and val.bin')
-    .option('--val-fraction <f>', 'fraction of the input (from its end) written to val.bin', parseFloat, 0.005)
-    .option('--workers <n>', 'worker threads (default: all cores for inputs of 4 MiB or more)', (v) => Number.parseInt(v, 10))
+    .option('--val-fraction <f>', 'fraction of the input (from its end) written to val.bin', numberFlag('--val-fraction', 0, 1, false, true), 0.005)
+    .option('--workers <n>', 'worker threads, 1 to 64 (default: all cores for inputs of 4 MiB or more)', workersFlag)
     .option('--separator <token>', 'special token appended after each file (default <|endoftext|> when present; "" for none)')
     .option('--allow-special', 'recognise special tokens written in the text')
     .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean }) => userErrors(async () => {

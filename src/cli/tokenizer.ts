@@ -1,8 +1,8 @@
 // `lmforge tokenizer train|encode|decode|export`: train a BPE or unigram tokenizer from text files, encode and
 // decode with any supported tokenizer file, convert between formats. Registered by src/cli/main.ts.
-import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { ensureParentDir, inputFileSize } from '../util/fs.js';
 import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
 import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
 import { saveTokenizer, vocabListing, writeFileAtomic } from '../tokenizers/format.js';
@@ -13,22 +13,11 @@ import { TOKEN_FILE_MAGIC_BYTES, readTokenFile } from '../tokenizers/token-file.
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../tokenizers/unigram.js';
 import { countUnigramWords, trainUnigram } from '../tokenizers/unigram-trainer.js';
+import { intFlag, numberFlag } from './flags.js';
 import { progressBar } from './progress.js';
 import { runIfMain, userErrors } from './standalone.js';
 
-function positiveInt(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name}: expected a positive integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
-
-function probability(v: string): number {
-  const p = Number(v);
-  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`--dropout: expected a probability in [0, 1], got ${JSON.stringify(v)}`);
-  return p;
-}
+const positiveInt = (name: string): ((v: string) => number) => intFlag(name, 1);
 
 interface TrainOptions {
   type: string;
@@ -45,11 +34,13 @@ interface TrainOptions {
 export function trainFromFiles(o: TrainOptions, log: (line: string) => void = () => undefined): Tokenizer {
   const started = performance.now();
   if (o.type !== 'bpe' && o.type !== 'unigram') throw new Error(`--type: expected "bpe" or "unigram", got ${JSON.stringify(o.type)}`);
+  // Every output is checked before the (long) training starts.
+  for (const out of [o.out, o.hfOut, o.vocabOut]) if (out !== undefined) ensureParentDir(out);
   const counts = new Map<string, number>();
   let bytes = 0;
   // Streamed in chunks cut where no pre-token or line spans the cut, so memory stays bounded by the counts.
   for (const file of o.input) {
-    bytes += statSync(file).size;
+    bytes += inputFileSize(file);
     for (const { text } of readChunks(file, 1 << 22)) {
       if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
       else countUnigramWords(text, counts);
@@ -112,9 +103,9 @@ export function register(program: Command): void {
     .option('--input <file>', 'read the text from this file instead of the arguments')
     .option('--allow-special', 'recognise special tokens written in the text')
     .option('--pieces', 'print token strings instead of ids')
-    .option('--dropout <p>', 'BPE-dropout probability (sampled segmentation)', probability)
-    .option('--alpha <a>', 'unigram: sample a segmentation with probability ∝ P^alpha', parseFloat)
-    .option('--seed <n>', 'seed for --dropout / --alpha', positiveInt('--seed'), 1)
+    .option('--dropout <p>', 'BPE-dropout probability (sampled segmentation)', numberFlag('--dropout', 0, 1))
+    .option('--alpha <a>', 'unigram: sample a segmentation with probability ∝ P^alpha', numberFlag('--alpha', 0, Infinity, true))
+    .option('--seed <n>', 'seed for --dropout / --alpha', intFlag('--seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
     .argument('[text...]', 'text to encode')
     .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
@@ -155,6 +146,7 @@ export function register(program: Command): void {
     .action((o: { tokenizer: string; out?: string; hfOut?: string; vocabOut?: string }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
       if (!o.out && !o.hfOut && !o.vocabOut) throw new Error('tokenizer export: give at least one of --out, --hf-out, --vocab-out');
+      for (const out of [o.out, o.hfOut, o.vocabOut]) if (out !== undefined) ensureParentDir(out);
       if (o.out) saveTokenizer(tok, o.out);
       if (o.hfOut) writeFileAtomic(o.hfOut, JSON.stringify(exportHfTokenizer(tok)));
       if (o.vocabOut) writeFileAtomic(o.vocabOut, vocabListing(tok));

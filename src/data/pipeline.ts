@@ -25,6 +25,7 @@ import { addCount, addRemoved, formatReport, mergeReports, newShardReport, step 
 import type { ShardReport } from './report.js';
 import type { CurateConfig, SourceConfig, StageName } from './config.js';
 import { UserError } from '../util/errors.js';
+import { ensureDir } from '../util/fs.js';
 
 export interface RunOptions {
   rank: number;
@@ -398,6 +399,7 @@ export async function runStages(cfg: CurateConfig, stages: StageName[], o: RunOp
   const result: Record<string, ShardReport> = {};
   const P = outPaths(cfg);
   const so = { rank: o.rank, worldSize: o.worldSize };
+  if (!o.dryRun) ensureDir(cfg.output, 'output directory (config key "output")'); // before any stage reads its inputs
   for (const stage of stages) {
     const t0 = performance.now();
     if (o.dryRun && stage !== 'filter') {

@@ -1,11 +1,12 @@
 // `lmforge prepare`: one text file → train.bin / val.bin token files and meta.json, nanoGPT's prepare.py for
 // shakespeare_char (first (1 − val_fraction) of the characters for training, the rest for validation).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { dtypeForVocab, writeTokenFile } from '../tokenizers/token-file.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
+import { ensureDir } from '../util/fs.js';
 
 export interface PrepareOptions {
   input: string;
@@ -23,13 +24,13 @@ export interface PrepareResult {
 export function prepareCharData(o: PrepareOptions): PrepareResult {
   if (!existsSync(o.input)) throw new UserError(`${o.input}: input file not found`);
   if (!(o.valFraction > 0 && o.valFraction < 1)) throw new UserError(`--val-fraction: expected a number in (0, 1), got ${o.valFraction}`);
+  ensureDir(o.outDir); // before reading: a bad --out fails at once, not after the work
   const text = readFileSync(o.input, 'utf8');
   const chars = Array.from(text);
   if (chars.length < 2) throw new UserError(`${o.input}: needs at least 2 characters, has ${chars.length}`);
   const tok = CharTokenizer.fromText(text);
   const ids = tok.encode(text);
   const n = Math.floor(ids.length * (1 - o.valFraction));
-  mkdirSync(o.outDir, { recursive: true });
   writeTokenFile(join(o.outDir, 'train.bin'), ids.slice(0, n), dtypeForVocab(tok.vocabSize));
   writeTokenFile(join(o.outDir, 'val.bin'), ids.slice(n), dtypeForVocab(tok.vocabSize));
   const meta = { vocab_size: tok.vocabSize, tokenizer: tok.toJSON(), source: o.input, val_fraction: o.valFraction };

@@ -1,12 +1,13 @@
 // Atomic JSONL.gz shard writer: lines go to a temp file that is renamed into place only on close, so a killed
 // stage never leaves a half-written shard. Also small atomic helpers for JSON files and completion markers.
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { createGzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
 import type { Document } from './document.js';
+import { ensureDir, fsUserError } from '../util/fs.js';
 
 let tempCounter = 0;
 
@@ -22,10 +23,15 @@ export function tempName(path: string): string {
 
 /** Writes a file atomically (temp file in the same directory, then rename). */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+  ensureDir(dirname(path), 'output directory', { checkWritable: false });
   const tmp = tempName(path);
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw fsUserError(e, path, 'write the file');
+  }
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -64,7 +70,7 @@ export class JsonlGzWriter {
   count = 0;
 
   constructor(readonly path: string, level = 3) {
-    mkdirSync(dirname(path), { recursive: true });
+    ensureDir(dirname(path), 'output directory', { checkWritable: false });
     this.tmp = tempName(path);
     const gz = createGzip({ level });
     const file = createWriteStream(this.tmp);
@@ -75,6 +81,7 @@ export class JsonlGzWriter {
       file.on('error', reject);
       gz.on('error', reject);
     });
+    this.done.catch(() => undefined); // an open or write error (EACCES, ENOSPC) is raised by close(), not as an unhandled rejection
   }
 
   /** Queues one JSON value as a line; flushes in ~1 MB chunks and waits when gzip pushes back. */
@@ -99,8 +106,13 @@ export class JsonlGzWriter {
     this.closed = true;
     await this.flush();
     this.out.end();
-    await this.done;
-    renameSync(this.tmp, this.path);
+    try {
+      await this.done;
+      renameSync(this.tmp, this.path);
+    } catch (e) {
+      rmSync(this.tmp, { force: true });
+      throw fsUserError(e, this.path, 'write the shard');
+    }
   }
 
   /** Drops the temp file (on error), leaving no output behind. */

@@ -1,6 +1,6 @@
 // Streams text files through a tokenizer into train/val token shards, on all cores (worker_threads) for large
 // inputs, in input order. Not the CLI (src/cli/tokenize.ts) and not the shard format (token-file.ts).
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { loadAnyTokenizer } from './load-any.js';
@@ -8,6 +8,8 @@ import { EncoderPool, safeCut } from './parallel.js';
 import { TokenFileWriter, dtypeForVocab } from './token-file.js';
 import { encodeText } from './tokenizer.js';
 import { saveTokenizer, writeFileAtomic } from './format.js';
+import { ensureDir, inputFileSize } from '../util/fs.js';
+import { UserError } from '../util/errors.js';
 
 /** The tokenizer's file name inside a shard directory (and a run directory trained on it). */
 export const TOKENIZER_COPY = 'tokenizer.lmf.json';
@@ -86,16 +88,17 @@ function splitAtVal(chunk: { text: string; bytes: number }, offset: number, valS
 
 export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<TokenizeFilesResult> {
   const started = performance.now();
+  const valFraction = options.valFraction ?? 0.005;
+  if (!(valFraction >= 0 && valFraction < 1)) throw new UserError(`--val-fraction: expected a number in [0, 1), got ${valFraction}`);
+  // Inputs and the output directory are checked before any work, so a typo fails at once.
+  const total = options.inputs.reduce((a, f) => a + inputFileSize(f), 0);
+  ensureDir(options.outDir);
   const tok = loadAnyTokenizer(options.tokenizerPath);
   const dtype = dtypeForVocab(tok.vocabSize);
-  const total = options.inputs.reduce((a, f) => a + statSync(f).size, 0);
-  const valFraction = options.valFraction ?? 0.005;
-  if (!(valFraction >= 0 && valFraction < 1)) throw new Error(`tokenize: valFraction must be in [0, 1), got ${valFraction}`);
   const valStart = Math.floor(total * (1 - valFraction));
   const sepName = options.separator ?? (tok.specialTokens.has('<|endoftext|>') ? '<|endoftext|>' : '');
   const sep = sepName === '' ? undefined : tok.specialTokens.get(sepName);
   if (sepName !== '' && sep === undefined) throw new Error(`tokenize: separator ${JSON.stringify(sepName)} is not a special token of ${options.tokenizerPath}`);
-  mkdirSync(options.outDir, { recursive: true });
   const trainPath = join(options.outDir, 'train.bin');
   const valPath = join(options.outDir, 'val.bin');
   const writers = { train: new TokenFileWriter(trainPath, dtype), val: new TokenFileWriter(valPath, dtype) };

@@ -1,11 +1,12 @@
 // Binary record files for the dedup stages: a header (magic "LMFDEDUP", version, words per record, count) then
 // fixed-size little-endian u32 records sorted by their leading key words. Written atomically; read as a stream in
 // chunks; merged across shards with a k-way heap so a bucket never needs every shard in memory.
-import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { endianness } from 'node:os';
 import { tempName, writeFileAtomic } from '../writers.js';
 import { UserError } from '../../util/errors.js';
+import { ensureDir } from '../../util/fs.js';
 
 const MAGIC = 'LMFDEDUP';
 const VERSION = 1;
@@ -61,7 +62,7 @@ export class RecordAppender {
   private count = 0;
 
   constructor(readonly path: string, readonly width: number) {
-    mkdirSync(dirname(path), { recursive: true });
+    ensureDir(dirname(path), 'dedup work directory', { checkWritable: false });
     this.tmp = tempName(path);
     this.fd = openSync(this.tmp, 'w');
     const head = Buffer.alloc(HEADER);
