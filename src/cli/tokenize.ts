@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
 import { numberFlag, workersFlag } from './flags.js';
+import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { progressBar } from './progress.js';
 import { runIfMain, userErrors } from './standalone.js';
 
@@ -10,7 +11,7 @@ export function register(program: Command): void {
   program
     .command('tokenize')
     .description('encode text files into train.bin / val.bin token shards for training')
-    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .requiredOption('--input <files...>', 'UTF-8 text files, in order')
     .requiredOption('--out <dir>', 'directory for train.bin and val.bin')
     .option('--val-fraction <f>', 'fraction of the input (from its end) written to val.bin', numberFlag('--val-fraction', 0, 1, false, true), 0.005)

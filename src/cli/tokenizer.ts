@@ -7,7 +7,7 @@ import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
 import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
 import { saveTokenizer, vocabListing, writeFileAtomic } from '../tokenizers/format.js';
 import { exportHfTokenizer } from '../tokenizers/hf.js';
-import { loadAnyTokenizer } from '../tokenizers/load-any.js';
+import { TOKENIZER_HELP, loadAnyTokenizer } from '../tokenizers/load-any.js';
 import { readChunks } from '../tokenizers/tokenize-files.js';
 import { TOKEN_FILE_MAGIC_BYTES, readTokenFile } from '../tokenizers/token-file.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -99,7 +99,7 @@ export function register(program: Command): void {
   cmd
     .command('encode')
     .description('encode text to token ids (one line of space-separated ids on stdout)')
-    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory (encoder.json + vocab.bpe)')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .option('--input <file>', 'read the text from this file instead of the arguments')
     .option('--allow-special', 'recognise special tokens written in the text')
     .option('--pieces', 'print token strings instead of ids')
@@ -126,7 +126,7 @@ export function register(program: Command): void {
   cmd
     .command('decode')
     .description('decode token ids to text on stdout')
-    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .option('--input <file>', 'read ids from this file: a token shard (.bin) or whitespace-separated ids')
     .argument('[ids...]', 'token ids')
     .action((ids: string[], o: { tokenizer: string; input?: string }) => userErrors(() => {
@@ -139,7 +139,7 @@ export function register(program: Command): void {
   cmd
     .command('export')
     .description('convert a tokenizer: lmforge file, Hugging Face tokenizer.json, vocabulary listing')
-    .requiredOption('--tokenizer <path>', 'tokenizer to read (lmforge, tokenizer.json or GPT-2 directory)')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .option('--out <file>', 'write an lmforge tokenizer file')
     .option('--hf-out <file>', 'write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'write a human-readable vocabulary listing')

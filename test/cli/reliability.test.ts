@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,36 @@ test('output paths that are files, under files or on pseudo file systems fail at
       refused(lmforge('prepare', '--input', input, '--out', '/proc/lmforge-xx'), /^error: \/proc\/lmforge-xx: cannot create the output directory/, 'prepare --out /proc/xx');
     }
     assert.deepEqual(readdirSync(dir).sort(), ['afile', 'in.txt']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--tokenizer takes every format lmforge reads, recognised by content; anything else lists the formats', async () => {
+  const { tinyFiles } = await import('../tokenizers/tiny-files.js');
+  const f = tinyFiles();
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-tokfmt-'));
+  try {
+    const gpt2 = join(dir, 'gpt2');
+    const hfDir = join(dir, 'hfdir');
+    for (const d of [gpt2, hfDir, join(dir, 'empty')]) mkdirSync(d);
+    writeFileSync(join(gpt2, 'vocab.json'), f.gpt2Encoder);
+    writeFileSync(join(gpt2, 'merges.txt'), f.gpt2Merges);
+    writeFileSync(join(hfDir, 'tokenizer.json'), f.hf);
+    const files: Record<string, string> = { 'tok.lmf': f.lmforge, 'tokenizer.json': f.hf, 'x-gpt2.tiktoken': f.tiktoken, 'ranks-gpt2.txt': f.tiktoken, 'npm.json': f.npmJson };
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+    const want = lmforge('tokenizer', 'encode', '--tokenizer', join(dir, 'tok.lmf'), 'the theme');
+    assert.equal(want.code, 0, want.stderr);
+    for (const t of [...Object.keys(files).map((n) => join(dir, n)), gpt2, hfDir]) {
+      const r = lmforge('tokenizer', 'encode', '--tokenizer', t, 'the theme');
+      assert.equal(r.code, 0, `${t}: ${r.stderr}`);
+      assert.equal(r.stdout, want.stdout, t);
+    }
+    writeFileSync(join(dir, 'notes.txt'), 'just some text\n');
+    refused(lmforge('tokenizer', 'encode', '--tokenizer', join(dir, 'notes.txt'), 'x'), /notes\.txt: not a tokenizer file .*expected an lmforge tokenizer file, a Hugging Face tokenizer\.json, a tiktoken rank file/, 'text file');
+    writeFileSync(join(dir, 'bin.tok'), Buffer.from([0x7b, 0xff, 0xfe]));
+    refused(lmforge('tokenize', '--tokenizer', join(dir, 'bin.tok'), '--input', join(dir, 'notes.txt'), '--out', join(dir, 'o')), /bin\.tok: not a tokenizer file: invalid UTF-8 at byte offset 1/, 'binary');
+    refused(lmforge('tokenizer', 'decode', '--tokenizer', join(dir, 'empty'), '1'), /this directory holds no tokenizer; expected/, 'empty dir');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
