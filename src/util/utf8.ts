@@ -27,12 +27,15 @@ export function invalidUtf8Offset(b: Uint8Array, start = 0, end = b.length, fina
     let lo = 0x80;
     let hi = 0xbf;
     if (c >= 0xc2 && c <= 0xdf) need = 1;
-    else if (c === 0xe0) (need = 2), (lo = 0xa0);
-    else if (c === 0xed) (need = 2), (hi = 0x9f); // no UTF-16 surrogates
-    else if (c >= 0xe1 && c <= 0xef) need = 2;
-    else if (c === 0xf0) (need = 3), (lo = 0x90);
-    else if (c >= 0xf1 && c <= 0xf3) need = 3;
-    else if (c === 0xf4) (need = 3), (hi = 0x8f); // nothing past U+10FFFF
+    else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c === 0xe0) lo = 0xa0;
+      if (c === 0xed) hi = 0x9f; // no UTF-16 surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c === 0xf0) lo = 0x90;
+      if (c === 0xf4) hi = 0x8f; // nothing past U+10FFFF
+    }
     else return i;
     for (let k = 1; k <= need; k++) {
       if (i + k >= end) return final ? i : -1;
