@@ -1,6 +1,7 @@
 // Parsers for numeric command-line flags: each refuses anything but a plain number in range with one line naming
 // the flag, what it got and what it expects (commander prints it and exits 1). Not config keys (util/config.ts).
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { INVALID_UTF8_POLICIES } from '../util/utf8.js';
 import { availableParallelism } from 'node:os';
 
 /** A decimal number as typed: digits, optional sign, fraction and exponent; no "", hex, "Infinity" or trailing junk. */
@@ -38,3 +39,10 @@ export function numberFlag(name: string, lo: number, hi: number, lowOpen = false
 export const MAX_WORKERS = Math.max(64, 4 * availableParallelism());
 
 export const workersFlag = intFlag('--workers', 1, MAX_WORKERS, `each worker holds its own tokenizer copy, so more than 4 per core (or 64) only costs memory`);
+
+/** `--invalid-utf8=error|replace|skip`: the one text policy of every command that reads text files (util/utf8.ts). */
+export function invalidUtf8Option(): Option {
+  return new Option('--invalid-utf8 <policy>', 'invalid UTF-8 in the input: error (name the file and byte offset), replace (U+FFFD) or skip (drop the line)')
+    .choices(INVALID_UTF8_POLICIES)
+    .default('error');
+}

@@ -2,7 +2,8 @@
 // decode with any supported tokenizer file, convert between formats. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ensureParentDir, inputFileSize } from '../util/fs.js';
+import { ensureParentDir, fsErrorReason, inputFileSize } from '../util/fs.js';
+import { UserError } from '../util/errors.js';
 import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
 import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
 import { saveTokenizer, vocabListing, writeFileAtomic } from '../tokenizers/format.js';
@@ -13,7 +14,9 @@ import { TOKEN_FILE_MAGIC_BYTES, readTokenFile } from '../tokenizers/token-file.
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../tokenizers/unigram.js';
 import { countUnigramWords, trainUnigram } from '../tokenizers/unigram-trainer.js';
-import { intFlag, numberFlag } from './flags.js';
+import { intFlag, invalidUtf8Option, numberFlag } from './flags.js';
+import { decodeUtf8 } from '../util/utf8.js';
+import type { InvalidUtf8Policy } from '../util/utf8.js';
 import { progressBar } from './progress.js';
 import { runIfMain, userErrors } from './standalone.js';
 
@@ -29,6 +32,7 @@ interface TrainOptions {
   pattern: string;
   hfOut?: string;
   vocabOut?: string;
+  invalidUtf8?: InvalidUtf8Policy;
 }
 
 export function trainFromFiles(o: TrainOptions, log: (line: string) => void = () => undefined): Tokenizer {
@@ -41,7 +45,7 @@ export function trainFromFiles(o: TrainOptions, log: (line: string) => void = ()
   // Streamed in chunks cut where no pre-token or line spans the cut, so memory stays bounded by the counts.
   for (const file of o.input) {
     bytes += inputFileSize(file);
-    for (const { text } of readChunks(file, 1 << 22)) {
+    for (const { text } of readChunks(file, 1 << 22, o.invalidUtf8 ?? 'error', log)) {
       if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
       else countUnigramWords(text, counts);
     }
@@ -62,8 +66,16 @@ export function trainFromFiles(o: TrainOptions, log: (line: string) => void = ()
   return tok;
 }
 
+function readInput(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UserError(`${path}: cannot read the input: ${fsErrorReason(e)}`, { cause: e });
+  }
+}
+
 function readIds(input: string): number[] {
-  const raw = readFileSync(input);
+  const raw = readInput(input);
   if (raw.length >= 8 && TOKEN_FILE_MAGIC_BYTES.every((b, i) => raw[i] === b)) return Array.from(readTokenFile(input));
   return parseIdList(raw.toString('utf8'), input);
 }
@@ -92,6 +104,7 @@ export function register(program: Command): void {
     .option('--pattern <name>', 'BPE pre-tokenisation pattern: gpt2, cl100k or o200k', 'gpt2')
     .option('--hf-out <file>', 'also write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'also write a human-readable vocabulary listing')
+    .addOption(invalidUtf8Option())
     .action((o: TrainOptions) => userErrors(() => {
       trainFromFiles(o, (line) => process.stderr.write(line + '\n'));
     }));
@@ -103,13 +116,19 @@ export function register(program: Command): void {
     .option('--input <file>', 'read the text from this file instead of the arguments')
     .option('--allow-special', 'recognise special tokens written in the text')
     .option('--pieces', 'print token strings instead of ids')
+    .addOption(invalidUtf8Option())
     .option('--dropout <p>', 'BPE-dropout probability (sampled segmentation)', numberFlag('--dropout', 0, 1))
     .option('--alpha <a>', 'unigram: sample a segmentation with probability ∝ P^alpha', numberFlag('--alpha', 0, Infinity, true))
     .option('--seed <n>', 'seed for --dropout / --alpha', intFlag('--seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
     .argument('[text...]', 'text to encode')
-    .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number }) => userErrors(() => {
+    .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number; invalidUtf8: InvalidUtf8Policy }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
-      const text = o.input ? readFileSync(o.input, 'utf8') : words.join(' ');
+      let text = words.join(' ');
+      if (o.input) {
+        const decoded = decodeUtf8(readInput(o.input), o.input, o.invalidUtf8);
+        if (decoded.notice !== '') process.stderr.write(`tokenizer encode: ${decoded.notice}\n`);
+        text = decoded.text;
+      }
       const random = seededRandom(o.seed);
       let ids: number[];
       if (tok instanceof BpeTokenizer) ids = tok.encode(text, { allowedSpecial: o.allowSpecial ? 'all' : 'none', dropout: o.dropout ?? 0, random });

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { createGzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
+import { PIPELINE_ID_FIELD } from './document.js';
 import type { Document } from './document.js';
 import { ensureDir, fsUserError } from '../util/fs.js';
 
@@ -123,7 +124,10 @@ export class JsonlGzWriter {
   }
 }
 
-/** Serialised form of a document in shards: `{id, text, ...metadata}` so shards read back with textField "text". */
+/**
+ * Serialised form of a document in shards: every field of the input record as it was, the pipeline's id as
+ * `lmforge_id`, and the text as `text` (so shards read back with textField "text").
+ */
 export function documentRecord(doc: Document): Record<string, unknown> {
-  return { ...doc.metadata, id: doc.id, text: doc.text };
+  return { ...doc.metadata, [PIPELINE_ID_FIELD]: doc.id, text: doc.text };
 }

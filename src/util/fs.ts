@@ -123,7 +123,7 @@ export function inputFileSize(path: string, role = 'input file'): number {
   } catch (e) {
     throw new UserError(`${path}: cannot read the ${role}: ${fsErrorReason(e)}`, { cause: e });
   }
-  if (st.isDirectory()) throw new UserError(`${path}: expected a ${role}, found a directory`);
+  if (st.isDirectory()) throw new UserError(`${path}: cannot read the ${role}: it is a directory`);
   try {
     closeSync(openSync(path, 'r'));
   } catch (e) {

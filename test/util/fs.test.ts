@@ -50,7 +50,7 @@ test('ensureDir refuses files, files on the path, pseudo file systems and unwrit
     assert.throws(() => writeFileAtomic(ro, 'z'), (e: Error) => e instanceof UserError && e.message.startsWith(`${ro}: cannot write the file`));
     assert.deepEqual(readdirSync(ro), [], 'no temp file left behind');
     assert.throws(() => inputFileSize(join(root, 'nope')), (e: Error) => e instanceof UserError && /no such file/.test(e.message));
-    assert.throws(() => inputFileSize(root), (e: Error) => e instanceof UserError && /found a directory/.test(e.message));
+    assert.throws(() => inputFileSize(root), (e: Error) => e instanceof UserError && /it is a directory/.test(e.message));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
