@@ -6,6 +6,17 @@ import { bytesKey } from './bytes.js';
 import type { MergeRule } from './bpe.js';
 import { compilePattern } from './patterns.js';
 
+/**
+ * The largest vocabulary lmforge reads (2^24 ids; published vocabularies are under 2^18). A larger id in a file is
+ * corruption, and honouring it would allocate or walk an array of that length.
+ */
+export const MAX_VOCAB = 1 << 24;
+
+/** True for a token id lmforge accepts: an integer in [0, MAX_VOCAB). */
+export function isTokenId(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < MAX_VOCAB;
+}
+
 /** Refuses two ids that hold the same bytes; `where(id)` names the entry in the file ("field \"tokens[5]\""). */
 export function checkUniqueTokens(tokens: ReadonlyArray<Uint8Array | undefined>, file: string, where: (id: number) => string): void {
   const seen = new Map<string, number>();

@@ -7,7 +7,7 @@ import { base64ToBytes, bytesToBase64, utf8DecodeStrict } from './bytes.js';
 import { BpeTokenizer } from './bpe.js';
 import type { MergeRule } from './bpe.js';
 import type { Tokenizer } from './tokenizer.js';
-import { checkMerges, checkPattern, checkSpecialIds, checkUniquePieces, checkUniqueTokens } from './checks.js';
+import { isTokenId, checkMerges, checkPattern, checkSpecialIds, checkUniquePieces, checkUniqueTokens } from './checks.js';
 import { UnigramTokenizer } from './unigram.js';
 import type { UnigramPiece } from './unigram.js';
 
@@ -57,7 +57,7 @@ function field<T>(obj: Json, name: string, file: string, check: (v: unknown) => 
 }
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isInt = isTokenId;
 const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -65,7 +65,7 @@ function specialMap(obj: Json, file: string): Map<string, number> {
   const raw = field(obj, 'specialTokens', file, isObject, 'an object of token → id');
   const out = new Map<string, number>();
   for (const [k, v] of Object.entries(raw)) {
-    if (!isInt(v)) throw new UserError(`${file}: field "specialTokens.${k}": expected a non-negative integer id`);
+    if (!isInt(v)) throw new UserError(`${file}: field "specialTokens.${k}": expected an integer id in [0, 2^24)`);
     out.set(k, v);
   }
   return out;

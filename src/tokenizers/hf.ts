@@ -8,7 +8,7 @@ import type { MergeRule } from './bpe.js';
 import type { NormalizerOptions } from './normalize.js';
 import { ORIGINAL_PATTERNS, isPatternName, patternNameOf } from './patterns.js';
 import type { Tokenizer } from './tokenizer.js';
-import { checkMerges, checkSpecialIds, checkUniquePieces } from './checks.js';
+import { isTokenId, checkMerges, checkSpecialIds, checkUniquePieces } from './checks.js';
 import { UnigramTokenizer } from './unigram.js';
 import type { UnigramPiece } from './unigram.js';
 
@@ -110,8 +110,8 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
   const added = data.added_tokens ?? [];
   if (!Array.isArray(added)) throw new UserError(`${file}: field "added_tokens": expected an array`);
   added.forEach((t: unknown, i: number) => {
-    if (!isObject(t) || typeof t.content !== 'string' || typeof t.id !== 'number' || !Number.isInteger(t.id)) {
-      throw new UserError(`${file}: field "added_tokens[${i}]": expected { id: integer, content: string }`);
+    if (!isObject(t) || typeof t.content !== 'string' || !isTokenId(t.id)) {
+      throw new UserError(`${file}: field "added_tokens[${i}]": expected { id: integer in [0, 2^24), content: string }`);
     }
     const other = [...specials].find(([c, id]) => c === t.content || id === t.id);
     if (other) throw new UserError(`${file}: field "added_tokens[${i}]": ${other[0] === t.content ? `token ${JSON.stringify(t.content)} is added twice` : `id ${t.id} is already ${JSON.stringify(other[0])}`}`);
@@ -136,7 +136,7 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
     const tokens: Array<Uint8Array | undefined> = [];
     const idOf = new Map<string, number>();
     for (const [text, id] of Object.entries(model.vocab)) {
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new UserError(`${file}: field "model.vocab[${JSON.stringify(text)}]": expected a non-negative integer id`);
+      if (!isTokenId(id)) throw new UserError(`${file}: field "model.vocab[${JSON.stringify(text)}]": expected an integer id in [0, 2^24), found ${JSON.stringify(id)}`);
       if (specials.get(text) === id) continue;
       const b = gpt2StringToBytes(text);
       if (!b) throw new UserError(`${file}: field "model.vocab[${JSON.stringify(text)}]": not a byte-level token (character outside GPT-2's byte table)`);
@@ -171,7 +171,7 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
     });
     checkUniquePieces(pieces, file, (i) => `field "model.vocab[${i}]"`);
     const unkId = model.unk_id;
-    if (typeof unkId !== 'number' || !Number.isInteger(unkId)) throw new UserError(`${file}: field "model.unk_id": expected an integer`);
+    if (!isTokenId(unkId)) throw new UserError(`${file}: field "model.unk_id": expected an integer`);
     const norms = components(data.normalizer, 'normalizers');
     const meta = components(data.pre_tokenizer, 'pretokenizers').find((p) => p.type === 'Metaspace');
     if (!meta) throw new UserError(`${file}: field "pre_tokenizer": expected a Metaspace pre-tokenizer for a unigram model`);

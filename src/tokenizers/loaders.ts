@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { base64ToBytes, bytesKey, gpt2StringToBytes } from './bytes.js';
 import type { BpeSpec, MergeRule } from './bpe.js';
 import { BpeTokenizer } from './bpe.js';
-import { checkMerges, checkSpecialIds, checkUniqueTokens } from './checks.js';
+import { isTokenId, checkMerges, checkSpecialIds, checkUniqueTokens } from './checks.js';
 
 /** Merge rules that reproduce tiktoken's rank-based BPE: every split of a token into two tokens merges at its rank. */
 export function mergesFromRanks(tokens: ReadonlyArray<Uint8Array | undefined>): MergeRule[] {
@@ -35,7 +35,7 @@ export function parseTiktokenRanks(content: string, file = '<tiktoken ranks>'): 
     const parts = line.split(' ');
     const bytes = parts.length === 2 ? base64ToBytes(parts[0] as string) : null;
     const rank = parts.length === 2 ? Number(parts[1]) : NaN;
-    if (!bytes || bytes.length === 0 || !Number.isInteger(rank) || rank < 0) {
+    if (!bytes || bytes.length === 0 || !isTokenId(rank)) {
       throw new UserError(`${file}:${i + 1}: expected "<base64 bytes> <rank>", found ${JSON.stringify(line.slice(0, 80))}`);
     }
     if (tokens[rank] !== undefined) throw new UserError(`${file}:${i + 1}: rank ${rank} appears twice (first on line ${lineOf[rank]}); each rank may appear once`);
@@ -91,7 +91,7 @@ export function parseTiktokenNpmJson(content: string, file = '<tiktoken json>'):
     if (line === '') return;
     const [bang, offsetText, ...encoded] = line.split(' ');
     const offset = Number(offsetText);
-    if (bang !== '!' || !Number.isInteger(offset) || offset < 0) {
+    if (bang !== '!' || !isTokenId(offset) || offset + encoded.length > 1 << 24) {
       throw new UserError(`${file}: field "bpe_ranks" line ${i + 1}: expected "! <offset> <base64>...", found ${JSON.stringify(line.slice(0, 40))}`);
     }
     encoded.forEach((b64, k) => {
@@ -103,7 +103,7 @@ export function parseTiktokenNpmJson(content: string, file = '<tiktoken json>'):
   });
   const specialTokens = new Map<string, number>();
   for (const [name, id] of Object.entries(obj.special_tokens as Record<string, unknown>)) {
-    if (typeof id !== 'number' || !Number.isInteger(id)) throw new UserError(`${file}: field "special_tokens.${name}": expected an integer id`);
+    if (!isTokenId(id)) throw new UserError(`${file}: field "special_tokens.${name}": expected an integer id in [0, 2^24)`);
     specialTokens.set(name, id);
   }
   checkUniqueTokens(tokens, file, (rank) => `field "bpe_ranks" rank ${rank}`);
@@ -141,8 +141,8 @@ export function parseGpt2Files(
   const idByString = new Map<string, number>();
   const specialTokens = new Map<string, number>();
   for (const [text, id] of Object.entries(data as Record<string, unknown>)) {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw new UserError(`${files.encoder}: field ${JSON.stringify(text)}: expected a non-negative integer id, found ${JSON.stringify(id)}`);
+    if (!isTokenId(id)) {
+      throw new UserError(`${files.encoder}: field ${JSON.stringify(text)}: expected an integer id in [0, 2^24), found ${JSON.stringify(id)}`);
     }
     if (specialNames.has(text)) {
       specialTokens.set(text, id);
