@@ -6,12 +6,13 @@ import { basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { Readable, pipeline } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { Worker } from 'node:worker_threads';
+import type { ParquetMessage } from './parquet-worker.js';
 import { PIPELINE_ID_FIELD, PIPELINE_SOURCE_FIELD } from './document.js';
 import type { Document } from './document.js';
 import { isUtf8 } from 'node:buffer';
 import { UserError, describeError } from '../util/errors.js';
-import { errnoCode, fsUserError, isFsError } from '../util/fs.js';
+import { errnoCode, fsUserError } from '../util/fs.js';
 import { invalidUtf8Offset, loneSurrogateIndex, toWellFormed } from '../util/utf8.js';
 import type { InvalidUtf8Policy } from '../util/utf8.js';
 
@@ -178,16 +179,6 @@ function fail(spec: ReadSpec, log: BadRecordLog, line: number, reason: string, f
   log.add(rec);
 }
 
-/** Makes a Parquet value JSON-safe: INT64 (BigInt) as a number when exact else a string, dates as ISO strings. */
-function jsonSafe(v: unknown): unknown {
-  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
-  if (v instanceof Date) return v.toISOString();
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
-  if (Array.isArray(v)) return v.map(jsonSafe);
-  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]));
-  return v;
-}
-
 /** Builds a Document from a record: the text field becomes text, every other field metadata. */
 function fromRecord(spec: ReadSpec, rec: Record<string, unknown>, where: number): Document | string {
   const text = rec[spec.textField];
@@ -314,44 +305,78 @@ async function* readCsv(spec: ReadSpec, log: BadRecordLog): AsyncGenerator<Docum
   drain();
 }
 
-/** A Parquet error (truncated file, corrupt page, unsupported encoding) as a UserError naming the file and rows. */
-function parquetError(e: unknown, path: string, where: string): unknown {
-  if (e instanceof UserError) return e;
-  if (isFsError(e)) return fsUserError(e, path, 'read the input');
-  return new UserError(`${path}: not a readable Parquet file${where} (${describeError(e)}; truncated or corrupt?)`, { cause: e });
+/** Limits on decoding one Parquet row group (a corrupt count in a page header can make the decoder spin or allocate). */
+export const PARQUET_LIMITS = { timeoutMs: 120_000, memoryMb: 4096 };
+
+/** Asks the worker for its next message, turning a timeout, a crash or an out-of-memory exit into a UserError. */
+function nextMessage(worker: Worker, path: string, where: string, timeoutMs: number): Promise<ParquetMessage> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    const onMessage = (m: ParquetMessage): void => {
+      done();
+      if (m.type === 'error') reject(new UserError(`${path}: not a readable Parquet file${where} (${m.message}; truncated or corrupt?)`));
+      else resolve(m);
+    };
+    const onError = (e: Error): void => {
+      done();
+      const oom = (e as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY';
+      reject(new UserError(`${path}: not a readable Parquet file${where} (${oom ? 'decoding ran out of memory' : describeError(e)}; corrupt page header?)`, { cause: e }));
+    };
+    const onExit = (code: number): void => {
+      done();
+      reject(new UserError(`${path}: Parquet decoding stopped${where} (exit ${code})`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new UserError(`${path}: Parquet decoding${where} did not finish in ${(timeoutMs / 1000).toFixed(0)} s (a corrupt page header?)`));
+    }, timeoutMs);
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+    worker.once('exit', onExit);
+  });
 }
 
 async function* readParquet(spec: ReadSpec, log: BadRecordLog): AsyncGenerator<Document> {
-  let file: Awaited<ReturnType<typeof asyncBufferFromFile>>;
-  let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
   try {
-    file = await asyncBufferFromFile(spec.path);
-    metadata = await parquetMetadataAsync(file);
+    if (!statSync(spec.path).isFile()) throw new UserError(`${spec.path}: cannot read the input: not a file`);
   } catch (e) {
-    throw parquetError(e, spec.path, '');
+    throw fsUserError(e, spec.path, 'read the input');
   }
-  let rowStart = 0;
-  // One row group at a time keeps memory bounded by the row group size.
-  for (const [g, group] of metadata.row_groups.entries()) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    let rows: Record<string, unknown>[];
-    try {
-      rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd });
-    } catch (e) {
-      throw parquetError(e, spec.path, ` at row group ${g} (rows ${rowStart}..${rowEnd - 1})`);
-    }
-    for (let i = 0; i < rows.length; i++) {
-      const row = jsonSafe(rows[i]) as Record<string, unknown>;
-      const doc = fromRecord(spec, row, rowStart + i);
-      if (typeof doc === 'string') {
-        fail(spec, log, rowStart + i, `row ${rowStart + i}: ${doc}`);
-        continue;
+  // Decoded in a worker thread with a time and memory bound per row group (see parquet-worker.ts).
+  const worker = new Worker(new URL('./parquet-worker.js', import.meta.url), {
+    workerData: { parquetPath: spec.path },
+    resourceLimits: { maxOldGenerationSizeMb: PARQUET_LIMITS.memoryMb },
+  });
+  worker.on('error', () => undefined); // reported by nextMessage; this only keeps an error between requests from crashing
+  try {
+    const meta = await nextMessage(worker, spec.path, '', PARQUET_LIMITS.timeoutMs);
+    if (meta.type !== 'meta') throw new Error('parquet worker: expected the metadata first');
+    let rowStart = 0;
+    // One row group at a time keeps memory bounded by the row group size.
+    for (const [g, numRows] of meta.groups.entries()) {
+      worker.postMessage('next');
+      const msg = await nextMessage(worker, spec.path, ` at row group ${g} (rows ${rowStart}..${rowStart + numRows - 1})`, PARQUET_LIMITS.timeoutMs);
+      const rows = msg.type === 'rows' ? msg.rows : [];
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i];
+        const doc = typeof row === 'object' && row !== null ? fromRecord(spec, row as Record<string, unknown>, rowStart + i) : 'not a record';
+        if (typeof doc === 'string') {
+          fail(spec, log, rowStart + i, `row ${rowStart + i}: ${doc}`);
+          continue;
+        }
+        const checked = checkSurrogates(spec, spec.textField, doc.text);
+        if ('bad' in checked) fail(spec, log, rowStart + i, `row ${rowStart + i}: ${checked.bad}`, checked.fatal);
+        else yield { ...doc, text: checked.text };
       }
-      const checked = checkSurrogates(spec, spec.textField, doc.text);
-      if ('bad' in checked) fail(spec, log, rowStart + i, `row ${rowStart + i}: ${checked.bad}`, checked.fatal);
-      else yield { ...doc, text: checked.text };
+      rowStart += numRows;
     }
-    rowStart = rowEnd;
+  } finally {
+    await worker.terminate();
   }
 }
 

@@ -113,7 +113,7 @@ export function fuzz<T>(arb: fc.Arbitrary<T>, runs: number, target: (input: T) =
       const took = performance.now() - c0;
       assert.ok(took < CASE_MS, `one case took ${took.toFixed(0)} ms (input ${preview(input)})`);
     }),
-    { numRuns: stats.runs, seed: SEED, endOnFailure: true },
+    { numRuns: stats.runs, seed: SEED, endOnFailure: true, includeErrorInReport: true },
   );
   stats.ms = performance.now() - t0;
   return stats;
@@ -136,7 +136,7 @@ export async function fuzzAsync<T>(arb: fc.Arbitrary<T>, runs: number, target: (
       const took = performance.now() - c0;
       assert.ok(took < CASE_MS, `one case took ${took.toFixed(0)} ms (input ${preview(input)})`);
     }),
-    { numRuns: stats.runs, seed: SEED, endOnFailure: true },
+    { numRuns: stats.runs, seed: SEED, endOnFailure: true, includeErrorInReport: true },
   );
   stats.ms = performance.now() - t0;
   return stats;
