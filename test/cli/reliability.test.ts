@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,6 +91,38 @@ test('--tokenizer takes every format lmforge reads, recognised by content; anyth
     writeFileSync(join(dir, 'bin.tok'), Buffer.from([0x7b, 0xff, 0xfe]));
     refused(lmforge('tokenize', '--tokenizer', join(dir, 'bin.tok'), '--input', join(dir, 'notes.txt'), '--out', join(dir, 'o')), /bin\.tok: not a tokenizer file: invalid UTF-8 at byte offset 1/, 'binary');
     refused(lmforge('tokenizer', 'decode', '--tokenizer', join(dir, 'empty'), '1'), /this directory holds no tokenizer; expected/, 'empty dir');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('invalid UTF-8: every text-reading command names the file and byte offset; replace and skip on request', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-utf8-'));
+  try {
+    const bad = join(dir, 'bad.txt');
+    writeFileSync(bad, Buffer.concat([Buffer.from('hello w'), Buffer.from([0xc3, 0x28]), Buffer.from('rld\nline two\nlast \xff line\nend\n', 'latin1')]));
+    const where = /bad\.txt: invalid UTF-8 at byte offset 7; .*--invalid-utf8=replace/;
+    const tok = join(SHARED, 'gpt2-tokenizer');
+    refused(lmforge('prepare', '--input', bad, '--out', join(dir, 'p')), where, 'prepare');
+    refused(lmforge('tokenize', '--tokenizer', tok, '--input', bad, '--out', join(dir, 't')), where, 'tokenize');
+    assert.deepEqual(readdirSync(join(dir, 't')), [], 'tokenize left no half-written shard');
+    refused(lmforge('tokenizer', 'encode', '--tokenizer', tok, '--input', bad), where, 'tokenizer encode');
+    refused(lmforge('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--input', bad, '--out', join(dir, 'tok.json')), where, 'tokenizer train');
+    const skip = lmforge('prepare', '--input', bad, '--out', join(dir, 'p'), '--invalid-utf8=skip');
+    assert.equal(skip.code, 0, skip.stderr);
+    assert.match(skip.stderr, /skipped 2 line\(s\) with invalid UTF-8 \(first at byte offset 7\)/);
+    const replace = lmforge('tokenizer', 'encode', '--tokenizer', tok, '--input', bad, '--invalid-utf8', 'replace', '--pieces');
+    assert.equal(replace.code, 0, replace.stderr);
+    assert.match(replace.stdout, /"\uFFFD"/);
+
+    const jsonl = join(dir, 'docs.jsonl');
+    writeFileSync(jsonl, Buffer.concat([Buffer.from('{"text":"fine"}\n{"text":"bro'), Buffer.from([0xff]), Buffer.from('ken"}\n')]));
+    const cfg = join(dir, 'c.yaml');
+    writeFileSync(cfg, `output: out\non_bad_record: fail\nsources:\n  - {name: d, paths: [docs.jsonl]}\nclean: false\npii: false\nfilters: {language: false, gopher_repetition: false, gopher_quality: false, c4: false, fineweb: false}\ndedup: false\n`);
+    refused(lmforge('curate', '-c', cfg), /docs\.jsonl:2: invalid UTF-8 at byte offset 28$/, 'curate on_bad_record: fail');
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('on_bad_record: fail', 'on_bad_record: fail\ninvalid_utf8: replace'));
+    const ok = lmforge('curate', '-c', cfg);
+    assert.equal(ok.code, 0, ok.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
