@@ -40,7 +40,7 @@ test('fuzz: safetensors headers and data', () => {
     len.writeBigUInt64LE(BigInt(h.length));
     return Uint8Array.from(Buffer.concat([len, h, data]));
   });
-  report('safetensors', fuzz(fc.oneof(mutatedBytes(seeds), rebuilt), 8000, (b) => decodeSafetensors(b, 'fuzz.safetensors')));
+  report('safetensors', fuzz(fc.oneof(mutatedBytes(seeds), rebuilt), 20000, (b) => decodeSafetensors(b, 'fuzz.safetensors')));
 });
 
 test('fuzz: token files (random-access header reader and the trainer\'s reader)', () => {
@@ -50,10 +50,10 @@ test('fuzz: token files (random-access header reader and the trainer\'s reader)'
     Uint8Array.from(Buffer.concat([encodeHeader('uint32', 2), Buffer.from(new Uint32Array([7, 0xffffffff]).buffer)])),
     encodeHeader('uint16', 0),
   ];
-  report('token file (parseTokenFile)', fuzz(mutatedBytes(seeds, 64), 3000, (b) => parseTokenFile(b, 'fuzz.bin')));
-  report('token file (decodeHeader)', fuzz(mutatedBytes(seeds, 64), 3000, (b) => decodeHeader(b.subarray(0, 24), 'fuzz.bin', b.length)));
+  report('token file (parseTokenFile)', fuzz(mutatedBytes(seeds, 64), 10000, (b) => parseTokenFile(b, 'fuzz.bin')));
+  report('token file (decodeHeader)', fuzz(mutatedBytes(seeds, 64), 10000, (b) => decodeHeader(b.subarray(0, 24), 'fuzz.bin', b.length)));
   let n = 0;
-  report('token file (openTokenFile, mapped)', fuzz(mutatedBytes(seeds, 64), 300, (b) => {
+  report('token file (openTokenFile, mapped)', fuzz(mutatedBytes(seeds, 64), 1000, (b) => {
     const p = join(tmp, `tok${n++}.bin`);
     writeFileSync(p, b);
     openTokenFile(p);
@@ -69,7 +69,7 @@ test('fuzz: checkpoint directories (state.json and the files it lists)', () => {
     mutatedJsonText([state]).map((s) => ({ state: s, model })),
     mutatedBytes([model], 64).map((m) => ({ state, model: m })),
   );
-  report('checkpoint', fuzz(arb, 400, (c) => {
+  report('checkpoint', fuzz(arb, 1500, (c) => {
     writeFileSync(join(dir, STATE_FILE), c.state);
     writeFileSync(join(dir, MODEL_FILE), c.model);
     loadCheckpoint(dir);

@@ -72,7 +72,7 @@ test('fuzz: Parquet reader on truncated, flipped and spliced files', async () =>
 
 test('fuzz: the UTF-8 scanner agrees with the platform decoder; chunked decoding equals whole decoding', () => {
   const seeds = [Uint8Array.from(Buffer.from('plain ascii\nünïcode ✓ 𝄞 text\n')), Uint8Array.from([0xed, 0xa0, 0x80, 0xf4, 0x90, 0x80, 0x80, 0xc0, 0xaf, 0xe0, 0x80, 0xaf])];
-  report('utf8 scanner', fuzz(mutatedBytes(seeds, 64), 5000, (b) => {
+  report('utf8 scanner', fuzz(mutatedBytes(seeds, 64), 20000, (b) => {
     const off = invalidUtf8Offset(b);
     assert.equal(off === -1, isUtf8(b), 'valid iff no offset');
     if (off >= 0) {
