@@ -91,7 +91,12 @@ export class JsonlGzWriter {
     this.pending.push(line);
     this.pendingBytes += line.length;
     this.count++;
-    if (this.pendingBytes >= 1 << 20) await this.flush();
+    if (this.pendingBytes < 1 << 20) return;
+    try {
+      await this.flush();
+    } catch (e) {
+      throw fsUserError(e, this.path, 'write the shard'); // ENOSPC while the stage runs: one line, then abort()
+    }
   }
 
   private async flush(): Promise<void> {
@@ -99,15 +104,16 @@ export class JsonlGzWriter {
     const chunk = this.pending.join('');
     this.pending = [];
     this.pendingBytes = 0;
-    if (!this.out.write(chunk)) await new Promise<void>((r) => this.out.once('drain', () => r()));
+    // A file error (ENOSPC) stops the pipe, so 'drain' would never come: wait for whichever happens first.
+    if (!this.out.write(chunk)) await Promise.race([new Promise<void>((r) => this.out.once('drain', () => r())), this.done]);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.flush();
-    this.out.end();
     try {
+      await this.flush();
+      this.out.end();
       await this.done;
       renameSync(this.tmp, this.path);
     } catch (e) {
