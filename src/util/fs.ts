@@ -76,6 +76,11 @@ export function ensureDir(path: string, role = 'output directory', options: { ch
         p = parent;
         continue;
       }
+      if (errnoCode(e) === 'ENOTDIR') {
+        let file = dirname(p);
+        while (dirname(file) !== file && !isPlainFile(file)) file = dirname(file);
+        throw new UserError(`${path}: cannot use as the ${role}: ${file} is a file, not a directory`, { cause: e });
+      }
       throw new UserError(`${path}: cannot use as the ${role}: ${p}: ${fsErrorReason(e)}`, { cause: e });
     }
     if (!isDir) {
@@ -95,6 +100,14 @@ export function ensureDir(path: string, role = 'output directory', options: { ch
   }
   if (options.checkWritable ?? true) checkWritableDir(abs, path, role);
   return abs;
+}
+
+function isPlainFile(p: string): boolean {
+  try {
+    return !statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Creates and removes a probe file in `dir` (access(2) says yes to root on read-only and pseudo file systems). */
