@@ -2,7 +2,7 @@
 // decode with any supported tokenizer file, convert between formats. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ensureParentDir, fsErrorReason, inputFileSize } from '../util/fs.js';
+import { checkOutputsAreNotInputs, ensureParentDir, fsErrorReason, inputFileSize } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
 import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
@@ -40,6 +40,7 @@ export function trainFromFiles(o: TrainOptions, log: (line: string) => void = ()
   if (o.type !== 'bpe' && o.type !== 'unigram') throw new Error(`--type: expected "bpe" or "unigram", got ${JSON.stringify(o.type)}`);
   // Every output is checked before the (long) training starts.
   for (const out of [o.out, o.hfOut, o.vocabOut]) if (out !== undefined) ensureParentDir(out);
+  checkOutputsAreNotInputs([o.out, o.hfOut, o.vocabOut].filter((p): p is string => p !== undefined), o.input);
   const counts = new Map<string, number>();
   let bytes = 0;
   // Streamed in chunks cut where no pre-token or line spans the cut, so memory stays bounded by the counts.

@@ -6,7 +6,7 @@ import { CharTokenizer } from '../tokenizers/char.js';
 import { dtypeForVocab, writeTokenFile } from '../tokenizers/token-file.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
-import { ensureDir, inputFileSize } from '../util/fs.js';
+import { checkOutputsAreNotInputs, ensureDir, inputFileSize } from '../util/fs.js';
 import { decodeUtf8 } from '../util/utf8.js';
 import type { InvalidUtf8Policy } from '../util/utf8.js';
 
@@ -31,6 +31,7 @@ export function prepareCharData(o: PrepareOptions): PrepareResult {
   inputFileSize(o.input); // a missing file or a directory: one line naming it
   if (!(o.valFraction > 0 && o.valFraction < 1)) throw new UserError(`--val-fraction: expected a number in (0, 1), got ${o.valFraction}`);
   ensureDir(o.outDir); // before reading: a bad --out fails at once, not after the work
+  checkOutputsAreNotInputs(['train.bin', 'val.bin', 'meta.json'].map((f) => join(o.outDir, f)), [o.input]);
   const decoded = decodeUtf8(readFileSync(o.input), o.input, o.invalidUtf8 ?? 'error');
   if (decoded.notice !== '') o.onNotice?.(decoded.notice);
   const text = decoded.text;

@@ -8,7 +8,7 @@ import { EncoderPool, safeCut } from './parallel.js';
 import { TokenFileWriter, dtypeForVocab } from './token-file.js';
 import { encodeText } from './tokenizer.js';
 import { saveTokenizer, writeFileAtomic } from './format.js';
-import { ensureDir, inputFileSize } from '../util/fs.js';
+import { checkOutputsAreNotInputs, ensureDir, inputFileSize } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { Utf8LineDecoder } from '../util/utf8.js';
 import type { InvalidUtf8Policy } from '../util/utf8.js';
@@ -104,6 +104,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   // Inputs and the output directory are checked before any work, so a typo fails at once.
   const total = options.inputs.reduce((a, f) => a + inputFileSize(f), 0);
   ensureDir(options.outDir);
+  checkOutputsAreNotInputs(['train.bin', 'val.bin', 'meta.json', TOKENIZER_COPY].map((f) => join(options.outDir, f)), options.inputs);
   const tok = loadAnyTokenizer(options.tokenizerPath);
   const dtype = dtypeForVocab(tok.vocabSize);
   const valStart = Math.floor(total * (1 - valFraction));

@@ -1,7 +1,7 @@
 // Output directories and file-system errors a user can fix: ensureDir creates a directory one component at a time
 // and turns every failure into a UserError naming the path and the cause (not a directory, read-only, permission
 // denied, no space). Not atomic writes (atomic.ts) and not a general fs wrapper.
-import { closeSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UserError, describeError } from './errors.js';
 
@@ -143,4 +143,25 @@ export function inputFileSize(path: string, role = 'input file'): number {
     throw new UserError(`${path}: cannot read the ${role}: ${fsErrorReason(e)}`, { cause: e });
   }
   return st.size;
+}
+
+/** The real path of `p` when it exists (symlinks resolved), else its absolute path. */
+function realOrResolved(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
+/**
+ * Refuses an output that would overwrite one of the inputs (e.g. `--out` naming the training text), before any
+ * work: `outputs` are the files a command will write, `inputs` the files it reads.
+ */
+export function checkOutputsAreNotInputs(outputs: readonly string[], inputs: readonly string[]): void {
+  const ins = new Map(inputs.map((p) => [realOrResolved(p), p]));
+  for (const out of outputs) {
+    const same = ins.get(realOrResolved(out));
+    if (same !== undefined) throw new UserError(`${out}: this output would overwrite the input ${same}; choose another output path`);
+  }
 }

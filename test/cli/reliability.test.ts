@@ -60,6 +60,12 @@ test('output paths that are files, under files or on pseudo file systems fail at
     if (existsSync('/proc/self')) {
       refused(lmforge('prepare', '--input', input, '--out', '/proc/lmforge-xx'), /^error: \/proc\/lmforge-xx: cannot create the output directory/, 'prepare --out /proc/xx');
     }
+    refused(lmforge('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--input', input, '--out', input), /in\.txt: this output would overwrite the input/, 'tokenizer train --out = --input');
+    const shard = join(dir, 'train.bin');
+    writeFileSync(shard, 'text that happens to be named train.bin\n');
+    refused(lmforge('prepare', '--input', shard, '--out', dir), /train\.bin: this output would overwrite the input/, 'prepare over its input');
+    assert.equal(readFileSync(input, 'utf8'), 'hello world\n', 'the input is intact');
+    rmSync(shard);
     assert.deepEqual(readdirSync(dir).sort(), ['afile', 'in.txt']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
