@@ -7,14 +7,10 @@ import type { StageName } from '../data/config.js';
 import { collectReports, runStages } from '../data/pipeline.js';
 import { formatReport } from '../data/report.js';
 import { UserError } from '../util/errors.js';
+import { intFlag } from './flags.js';
 
-function nonNegativeInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got "${v}"`);
-    return n;
-  };
-}
+/** Non-negative integers only: "", "0x10", "1.5" and "Infinity" are refused (Number() would take several). */
+const nonNegativeInt = (name: string): ((v: string) => number) => intFlag(name, 0);
 
 function stageList(v: string): StageName[] {
   const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');

@@ -2,6 +2,9 @@
 // streaming, on all cores, with a progress bar. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
+import { invalidUtf8Option, numberFlag, workersFlag } from './flags.js';
+import type { InvalidUtf8Policy } from '../util/utf8.js';
+import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { progressBar } from './progress.js';
 import { runIfMain, userErrors } from './standalone.js';
 
@@ -9,14 +12,15 @@ export function register(program: Command): void {
   program
     .command('tokenize')
     .description('encode text files into train.bin / val.bin token shards for training')
-    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .requiredOption('--input <files...>', 'UTF-8 text files, in order')
     .requiredOption('--out <dir>', 'directory for train.bin and val.bin')
-    .option('--val-fraction <f>', 'fraction of the input (from its end) written to val.bin', parseFloat, 0.005)
-    .option('--workers <n>', 'worker threads (default: all cores for inputs of 4 MiB or more)', (v) => Number.parseInt(v, 10))
+    .option('--val-fraction <f>', 'fraction of the input (from its end) written to val.bin', numberFlag('--val-fraction', 0, 1, false, true), 0.005)
+    .option('--workers <n>', 'worker threads, 1 to 64 (default: all cores for inputs of 4 MiB or more)', workersFlag)
     .option('--separator <token>', 'special token appended after each file (default <|endoftext|> when present; "" for none)')
     .option('--allow-special', 'recognise special tokens written in the text')
-    .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean }) => userErrors(async () => {
+    .addOption(invalidUtf8Option())
+    .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean; invalidUtf8: InvalidUtf8Policy }) => userErrors(async () => {
       let bar: ReturnType<typeof progressBar> | undefined;
       const started = performance.now();
       const result = await tokenizeFiles({
@@ -27,6 +31,8 @@ export function register(program: Command): void {
         ...(o.workers !== undefined ? { workers: o.workers } : {}),
         ...(o.separator !== undefined ? { separator: o.separator } : {}),
         allowSpecial: o.allowSpecial ?? false,
+        invalidUtf8: o.invalidUtf8,
+        onNotice: (line) => process.stderr.write(`tokenize: ${line}\n`),
         onProgress: (done, total) => {
           bar ??= progressBar('tokenize', Math.max(1, Math.round(total / 1e6)), 'MB');
           const s = (performance.now() - started) / 1000;

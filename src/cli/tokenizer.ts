@@ -1,34 +1,26 @@
 // `lmforge tokenizer train|encode|decode|export`: train a BPE or unigram tokenizer from text files, encode and
 // decode with any supported tokenizer file, convert between formats. Registered by src/cli/main.ts.
-import { InvalidArgumentError } from 'commander';
 import type { Command } from 'commander';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { checkOutputsAreNotInputs, ensureParentDir, fsErrorReason, inputFileSize } from '../util/fs.js';
+import { UserError } from '../util/errors.js';
 import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
 import { BpeTokenizer, seededRandom } from '../tokenizers/bpe.js';
 import { saveTokenizer, vocabListing, writeFileAtomic } from '../tokenizers/format.js';
 import { exportHfTokenizer } from '../tokenizers/hf.js';
-import { loadAnyTokenizer } from '../tokenizers/load-any.js';
+import { TOKENIZER_HELP, loadAnyTokenizer } from '../tokenizers/load-any.js';
 import { readChunks } from '../tokenizers/tokenize-files.js';
 import { TOKEN_FILE_MAGIC_BYTES, readTokenFile } from '../tokenizers/token-file.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UnigramTokenizer } from '../tokenizers/unigram.js';
 import { countUnigramWords, trainUnigram } from '../tokenizers/unigram-trainer.js';
+import { intFlag, invalidUtf8Option, numberFlag } from './flags.js';
+import { decodeUtf8 } from '../util/utf8.js';
+import type { InvalidUtf8Policy } from '../util/utf8.js';
 import { progressBar } from './progress.js';
 import { runIfMain, userErrors } from './standalone.js';
 
-function positiveInt(name: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name}: expected a positive integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
-
-function probability(v: string): number {
-  const p = Number(v);
-  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`--dropout: expected a probability in [0, 1], got ${JSON.stringify(v)}`);
-  return p;
-}
+const positiveInt = (name: string): ((v: string) => number) => intFlag(name, 1);
 
 interface TrainOptions {
   type: string;
@@ -40,17 +32,21 @@ interface TrainOptions {
   pattern: string;
   hfOut?: string;
   vocabOut?: string;
+  invalidUtf8?: InvalidUtf8Policy;
 }
 
 export function trainFromFiles(o: TrainOptions, log: (line: string) => void = () => undefined): Tokenizer {
   const started = performance.now();
   if (o.type !== 'bpe' && o.type !== 'unigram') throw new Error(`--type: expected "bpe" or "unigram", got ${JSON.stringify(o.type)}`);
+  // Every output is checked before the (long) training starts.
+  for (const out of [o.out, o.hfOut, o.vocabOut]) if (out !== undefined) ensureParentDir(out);
+  checkOutputsAreNotInputs([o.out, o.hfOut, o.vocabOut].filter((p): p is string => p !== undefined), o.input);
   const counts = new Map<string, number>();
   let bytes = 0;
   // Streamed in chunks cut where no pre-token or line spans the cut, so memory stays bounded by the counts.
   for (const file of o.input) {
-    bytes += statSync(file).size;
-    for (const { text } of readChunks(file, 1 << 22)) {
+    bytes += inputFileSize(file);
+    for (const { text } of readChunks(file, 1 << 22, o.invalidUtf8 ?? 'error', log)) {
       if (o.type === 'bpe') countPreTokens(text, counts, o.pattern);
       else countUnigramWords(text, counts);
     }
@@ -71,8 +67,16 @@ export function trainFromFiles(o: TrainOptions, log: (line: string) => void = ()
   return tok;
 }
 
+function readInput(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new UserError(`${path}: cannot read the input: ${fsErrorReason(e)}`, { cause: e });
+  }
+}
+
 function readIds(input: string): number[] {
-  const raw = readFileSync(input);
+  const raw = readInput(input);
   if (raw.length >= 8 && TOKEN_FILE_MAGIC_BYTES.every((b, i) => raw[i] === b)) return Array.from(readTokenFile(input));
   return parseIdList(raw.toString('utf8'), input);
 }
@@ -101,6 +105,7 @@ export function register(program: Command): void {
     .option('--pattern <name>', 'BPE pre-tokenisation pattern: gpt2, cl100k or o200k', 'gpt2')
     .option('--hf-out <file>', 'also write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'also write a human-readable vocabulary listing')
+    .addOption(invalidUtf8Option())
     .action((o: TrainOptions) => userErrors(() => {
       trainFromFiles(o, (line) => process.stderr.write(line + '\n'));
     }));
@@ -108,17 +113,23 @@ export function register(program: Command): void {
   cmd
     .command('encode')
     .description('encode text to token ids (one line of space-separated ids on stdout)')
-    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory (encoder.json + vocab.bpe)')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .option('--input <file>', 'read the text from this file instead of the arguments')
     .option('--allow-special', 'recognise special tokens written in the text')
     .option('--pieces', 'print token strings instead of ids')
-    .option('--dropout <p>', 'BPE-dropout probability (sampled segmentation)', probability)
-    .option('--alpha <a>', 'unigram: sample a segmentation with probability ∝ P^alpha', parseFloat)
-    .option('--seed <n>', 'seed for --dropout / --alpha', positiveInt('--seed'), 1)
+    .addOption(invalidUtf8Option())
+    .option('--dropout <p>', 'BPE-dropout probability (sampled segmentation)', numberFlag('--dropout', 0, 1))
+    .option('--alpha <a>', 'unigram: sample a segmentation with probability ∝ P^alpha', numberFlag('--alpha', 0, Infinity, true))
+    .option('--seed <n>', 'seed for --dropout / --alpha', intFlag('--seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
     .argument('[text...]', 'text to encode')
-    .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number }) => userErrors(() => {
+    .action((words: string[], o: { tokenizer: string; input?: string; allowSpecial?: boolean; pieces?: boolean; dropout?: number; alpha?: number; seed: number; invalidUtf8: InvalidUtf8Policy }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
-      const text = o.input ? readFileSync(o.input, 'utf8') : words.join(' ');
+      let text = words.join(' ');
+      if (o.input) {
+        const decoded = decodeUtf8(readInput(o.input), o.input, o.invalidUtf8);
+        if (decoded.notice !== '') process.stderr.write(`tokenizer encode: ${decoded.notice}\n`);
+        text = decoded.text;
+      }
       const random = seededRandom(o.seed);
       let ids: number[];
       if (tok instanceof BpeTokenizer) ids = tok.encode(text, { allowedSpecial: o.allowSpecial ? 'all' : 'none', dropout: o.dropout ?? 0, random });
@@ -135,7 +146,7 @@ export function register(program: Command): void {
   cmd
     .command('decode')
     .description('decode token ids to text on stdout')
-    .requiredOption('--tokenizer <path>', 'lmforge tokenizer file, Hugging Face tokenizer.json, or a GPT-2 directory')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .option('--input <file>', 'read ids from this file: a token shard (.bin) or whitespace-separated ids')
     .argument('[ids...]', 'token ids')
     .action((ids: string[], o: { tokenizer: string; input?: string }) => userErrors(() => {
@@ -148,13 +159,14 @@ export function register(program: Command): void {
   cmd
     .command('export')
     .description('convert a tokenizer: lmforge file, Hugging Face tokenizer.json, vocabulary listing')
-    .requiredOption('--tokenizer <path>', 'tokenizer to read (lmforge, tokenizer.json or GPT-2 directory)')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .option('--out <file>', 'write an lmforge tokenizer file')
     .option('--hf-out <file>', 'write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'write a human-readable vocabulary listing')
     .action((o: { tokenizer: string; out?: string; hfOut?: string; vocabOut?: string }) => userErrors(() => {
       const tok = loadAnyTokenizer(o.tokenizer);
       if (!o.out && !o.hfOut && !o.vocabOut) throw new Error('tokenizer export: give at least one of --out, --hf-out, --vocab-out');
+      for (const out of [o.out, o.hfOut, o.vocabOut]) if (out !== undefined) ensureParentDir(out);
       if (o.out) saveTokenizer(tok, o.out);
       if (o.hfOut) writeFileAtomic(o.hfOut, JSON.stringify(exportHfTokenizer(tok)));
       if (o.vocabOut) writeFileAtomic(o.vocabOut, vocabListing(tok));

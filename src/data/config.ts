@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { UserError } from '../util/errors.js';
+import { INVALID_UTF8_POLICIES } from '../util/utf8.js';
+import type { InvalidUtf8Policy } from '../util/utf8.js';
 import { DEFAULT_CLEAN } from './clean.js';
 import type { CleanConfig } from './clean.js';
 import { DEFAULT_PII } from './pii.js';
@@ -66,6 +68,8 @@ export interface CurateConfig {
   output: string;
   sources: SourceConfig[];
   onBadRecord: OnBadRecord;
+  /** Invalid UTF-8 or lone surrogates in a record: error (a malformed record), skip (dropped, counted) or replace (U+FFFD). */
+  invalidUtf8: InvalidUtf8Policy;
   clean: CleanConfig | null;
   pii: PiiConfig | null;
   filters: FiltersConfig;
@@ -167,7 +171,7 @@ const FORMATS = ['auto', 'txt', 'jsonl', 'csv', 'parquet'] as const;
 /** Validates a parsed config object; relative paths are resolved against `baseDir`. */
 export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateConfig {
   if (!isObj(raw)) fail('(config)', `expected a mapping at the top level, got ${describe(raw)}`);
-  const top = ['output', 'sources', 'on_bad_record', 'clean', 'pii', 'filters', 'scorer', 'dedup', 'mix', 'stages'];
+  const top = ['output', 'sources', 'on_bad_record', 'invalid_utf8', 'clean', 'pii', 'filters', 'scorer', 'dedup', 'mix', 'stages'];
   onlyKeys('(config)', raw, top);
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   const output = abs(str('output', raw.output));
@@ -290,6 +294,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
     output,
     sources,
     onBadRecord: oneOf('on_bad_record', raw.on_bad_record, ['skip', 'fail'] as const, 'skip'),
+    invalidUtf8: oneOf('invalid_utf8', raw.invalid_utf8, INVALID_UTF8_POLICIES, 'error'),
     clean: section('clean', raw.clean, DEFAULT_CLEAN),
     pii: section('pii', raw.pii, DEFAULT_PII),
     filters,

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Document, DocumentFilter, DocumentTransform } from './document.js';
-import { utf8Length } from './document.js';
+import { sourceOf, utf8Length } from './document.js';
 import { BadRecordLog, expandPaths, formatFromPath, readDocuments, readShard } from './readers.js';
 import type { InputFormat, ReadSpec } from './readers.js';
 import { JsonlGzWriter, documentRecord, doneWith, isDone, markDone, writeJsonAtomic } from './writers.js';
@@ -25,6 +25,7 @@ import { addCount, addRemoved, formatReport, mergeReports, newShardReport, step 
 import type { ShardReport } from './report.js';
 import type { CurateConfig, SourceConfig, StageName } from './config.js';
 import { UserError } from '../util/errors.js';
+import { ensureDir } from '../util/fs.js';
 
 export interface RunOptions {
   rank: number;
@@ -123,7 +124,7 @@ export function runChain(chain: Chain, doc: Document, rep: ShardReport): { doc: 
 }
 
 function readSpec(cfg: CurateConfig, f: InputFile, limit: number | null): ReadSpec {
-  const spec: ReadSpec = { path: f.path, format: f.format, source: f.source.name, textField: f.source.textField, split: f.source.split, onBadRecord: cfg.onBadRecord };
+  const spec: ReadSpec = { path: f.path, format: f.format, source: f.source.name, textField: f.source.textField, split: f.source.split, onBadRecord: cfg.onBadRecord, invalidUtf8: cfg.invalidUtf8 };
   if (f.source.idField !== undefined) spec.idField = f.source.idField;
   if (limit !== null) spec.limit = limit;
   return spec;
@@ -306,7 +307,7 @@ async function mixCounts(cfg: CurateConfig, inputs: string[], o: RunOptions): Pr
   }
   for (const path of inputs) {
     for await (const d of readShard(path)) {
-      const s = String(d.metadata.source ?? 'default');
+      const s = sourceOf(d);
       c.available[s] = (c.available[s] ?? 0) + (m.unit === 'bytes' ? utf8Length(d.text) : 1);
       c.weightSum[s] = (c.weightSum[s] ?? 0) + qualityWeight(m.quality, d.metadata);
       c.docs[s] = (c.docs[s] ?? 0) + 1;
@@ -336,7 +337,7 @@ export async function mixStage(cfg: CurateConfig, o: RunOptions): Promise<{ plan
       for await (const d of readShard(inputs[i]!)) {
         const bytes = utf8Length(d.text);
         addCount(rep.in, 1, bytes);
-        const s = String(d.metadata.source ?? 'default');
+        const s = sourceOf(d);
         const row = byName.get(s);
         if (row === undefined) continue;
         const mean = counts.weightSum[s]! / counts.docs[s]!;
@@ -398,6 +399,7 @@ export async function runStages(cfg: CurateConfig, stages: StageName[], o: RunOp
   const result: Record<string, ShardReport> = {};
   const P = outPaths(cfg);
   const so = { rank: o.rank, worldSize: o.worldSize };
+  if (!o.dryRun) ensureDir(cfg.output, 'output directory (config key "output")'); // before any stage reads its inputs
   for (const stage of stages) {
     const t0 = performance.now();
     if (o.dryRun && stage !== 'filter') {

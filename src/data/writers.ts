@@ -1,12 +1,14 @@
 // Atomic JSONL.gz shard writer: lines go to a temp file that is renamed into place only on close, so a killed
 // stage never leaves a half-written shard. Also small atomic helpers for JSON files and completion markers.
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { createGzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
+import { PIPELINE_ID_FIELD } from './document.js';
 import type { Document } from './document.js';
+import { ensureDir, fsUserError } from '../util/fs.js';
 
 let tempCounter = 0;
 
@@ -22,10 +24,15 @@ export function tempName(path: string): string {
 
 /** Writes a file atomically (temp file in the same directory, then rename). */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
+  ensureDir(dirname(path), 'output directory', { checkWritable: false });
   const tmp = tempName(path);
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw fsUserError(e, path, 'write the file');
+  }
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -64,7 +71,7 @@ export class JsonlGzWriter {
   count = 0;
 
   constructor(readonly path: string, level = 3) {
-    mkdirSync(dirname(path), { recursive: true });
+    ensureDir(dirname(path), 'output directory', { checkWritable: false });
     this.tmp = tempName(path);
     const gz = createGzip({ level });
     const file = createWriteStream(this.tmp);
@@ -75,6 +82,7 @@ export class JsonlGzWriter {
       file.on('error', reject);
       gz.on('error', reject);
     });
+    this.done.catch(() => undefined); // an open or write error (EACCES, ENOSPC) is raised by close(), not as an unhandled rejection
   }
 
   /** Queues one JSON value as a line; flushes in ~1 MB chunks and waits when gzip pushes back. */
@@ -83,7 +91,12 @@ export class JsonlGzWriter {
     this.pending.push(line);
     this.pendingBytes += line.length;
     this.count++;
-    if (this.pendingBytes >= 1 << 20) await this.flush();
+    if (this.pendingBytes < 1 << 20) return;
+    try {
+      await this.flush();
+    } catch (e) {
+      throw fsUserError(e, this.path, 'write the shard'); // ENOSPC while the stage runs: one line, then abort()
+    }
   }
 
   private async flush(): Promise<void> {
@@ -91,16 +104,22 @@ export class JsonlGzWriter {
     const chunk = this.pending.join('');
     this.pending = [];
     this.pendingBytes = 0;
-    if (!this.out.write(chunk)) await new Promise<void>((r) => this.out.once('drain', () => r()));
+    // A file error (ENOSPC) stops the pipe, so 'drain' would never come: wait for whichever happens first.
+    if (!this.out.write(chunk)) await Promise.race([new Promise<void>((r) => this.out.once('drain', () => r())), this.done]);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.flush();
-    this.out.end();
-    await this.done;
-    renameSync(this.tmp, this.path);
+    try {
+      await this.flush();
+      this.out.end();
+      await this.done;
+      renameSync(this.tmp, this.path);
+    } catch (e) {
+      rmSync(this.tmp, { force: true });
+      throw fsUserError(e, this.path, 'write the shard');
+    }
   }
 
   /** Drops the temp file (on error), leaving no output behind. */
@@ -111,7 +130,10 @@ export class JsonlGzWriter {
   }
 }
 
-/** Serialised form of a document in shards: `{id, text, ...metadata}` so shards read back with textField "text". */
+/**
+ * Serialised form of a document in shards: every field of the input record as it was, the pipeline's id as
+ * `lmforge_id`, and the text as `text` (so shards read back with textField "text").
+ */
 export function documentRecord(doc: Document): Record<string, unknown> {
-  return { ...doc.metadata, id: doc.id, text: doc.text };
+  return { ...doc.metadata, [PIPELINE_ID_FIELD]: doc.id, text: doc.text };
 }

@@ -1,6 +1,7 @@
 // Byte-level BPE tokenizer (GPT-2 / tiktoken family): regex pre-tokenisation, merge ranks, special tokens,
 // encode/decode that round-trip any byte sequence, optional BPE-dropout. Not a loader or trainer (see loaders.ts,
 // bpe-trainer.ts) and not a file format (see format.ts).
+import { UserError } from '../util/errors.js';
 import { utf8Decode, utf8DecodeStrict, utf8Encode, wellFormed } from './bytes.js';
 import { NO_MERGE, PairTable, mergeDropout, mergeLong, mergeShort } from './merge.js';
 import { compilePattern } from './patterns.js';
@@ -89,7 +90,7 @@ export class BpeTokenizer {
       if (text !== null && !this.wholeTokens.has(text)) this.wholeTokens.set(text, id);
     });
     for (let b = 0; b < 256; b++) {
-      if (this.byteIds[b] === -1) throw new Error(`${spec.source ?? 'BPE vocabulary'}: no token for byte 0x${b.toString(16).padStart(2, '0')} (byte-level BPE needs all 256 single-byte tokens)`);
+      if (this.byteIds[b] === -1) throw new UserError(`${spec.source ?? 'BPE vocabulary'}: no token for byte 0x${b.toString(16).padStart(2, '0')} (byte-level BPE needs all 256 single-byte tokens)`);
     }
     this.table = new PairTable(spec.merges.length);
     for (const m of spec.merges) this.table.add(m.left, m.right, m.rank, m.result);
@@ -108,7 +109,7 @@ export class BpeTokenizer {
     const disallowed = this.resolveSpecial(options.disallowedSpecial ?? 'none').filter((s) => !allowed.includes(s));
     if (disallowed.length > 0) {
       const found = this.specialRegex(disallowed).exec(text);
-      if (found) throw new Error(`encode: text contains disallowed special token ${JSON.stringify(found[0])} at index ${found.index}`);
+      if (found) throw new UserError(`encode: text contains disallowed special token ${JSON.stringify(found[0])} at index ${found.index}`);
     }
     const dropout = options.dropout ?? 0;
     const random = dropout > 0 ? (options.random ?? seededRandom(0)) : undefined;
@@ -189,14 +190,14 @@ export class BpeTokenizer {
 
   tokenBytes(id: number, position = 0): Uint8Array {
     const b = this.tokens[id] ?? this.specialById.get(id);
-    if (!b) throw new Error(`decode: unknown token id ${id} at position ${position} (vocabulary size ${this.vocabSize})`);
+    if (!b) throw new UserError(`decode: unknown token id ${id} at position ${position} (vocabulary size ${this.vocabSize})`);
     return b;
   }
 
   private resolveSpecial(set: SpecialSet): string[] {
     if (set === 'all') return [...this.specialTokens.keys()];
     if (set === 'none') return [];
-    for (const s of set) if (!this.specialTokens.has(s)) throw new Error(`encode: ${JSON.stringify(s)} is not a special token of this tokenizer`);
+    for (const s of set) if (!this.specialTokens.has(s)) throw new UserError(`encode: ${JSON.stringify(s)} is not a special token of this tokenizer`);
     return [...set];
   }
 

@@ -1,11 +1,13 @@
 // lmforge's own tokenizer file (JSON with a magic and a version; BPE or unigram) and the human-readable vocabulary
 // listing. Not Hugging Face's tokenizer.json (see hf.ts) and not token shards (see token-file.ts).
+import { UserError } from '../util/errors.js';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
 import { base64ToBytes, bytesToBase64, utf8DecodeStrict } from './bytes.js';
 import { BpeTokenizer } from './bpe.js';
 import type { MergeRule } from './bpe.js';
 import type { Tokenizer } from './tokenizer.js';
+import { isTokenId, checkMerges, checkPattern, checkSpecialIds, checkUniquePieces, checkUniqueTokens } from './checks.js';
 import { UnigramTokenizer } from './unigram.js';
 import type { UnigramPiece } from './unigram.js';
 
@@ -50,12 +52,12 @@ type Json = Record<string, unknown>;
 
 function field<T>(obj: Json, name: string, file: string, check: (v: unknown) => v is T, expected: string): T {
   const v = obj[name];
-  if (!check(v)) throw new Error(`${file}: field "${name}": expected ${expected}, found ${JSON.stringify(v)?.slice(0, 60)}`);
+  if (!check(v)) throw new UserError(`${file}: field "${name}": expected ${expected}, found ${JSON.stringify(v)?.slice(0, 60)}`);
   return v;
 }
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isInt = isTokenId;
 const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -63,7 +65,7 @@ function specialMap(obj: Json, file: string): Map<string, number> {
   const raw = field(obj, 'specialTokens', file, isObject, 'an object of token → id');
   const out = new Map<string, number>();
   for (const [k, v] of Object.entries(raw)) {
-    if (!isInt(v)) throw new Error(`${file}: field "specialTokens.${k}": expected a non-negative integer id`);
+    if (!isInt(v)) throw new UserError(`${file}: field "specialTokens.${k}": expected an integer id in [0, 2^24)`);
     out.set(k, v);
   }
   return out;
@@ -74,14 +76,14 @@ export function parseTokenizer(content: string, file = '<tokenizer>'): Tokenizer
   try {
     data = JSON.parse(content);
   } catch (e) {
-    throw new Error(`${file}: not an lmforge tokenizer file (not JSON: ${(e as Error).message}); Hugging Face tokenizer.json files load with importHfTokenizer`, { cause: e });
+    throw new UserError(`${file}: not an lmforge tokenizer file (not JSON: ${(e as Error).message}); Hugging Face tokenizer.json files load with importHfTokenizer`, { cause: e });
   }
   if (!isObject(data) || data.magic !== TOKENIZER_MAGIC) {
     const found = isObject(data) ? JSON.stringify(data.magic ?? null) : typeof data;
-    throw new Error(`${file}: field "magic": expected "${TOKENIZER_MAGIC}", found ${found}; for a Hugging Face tokenizer.json use importHfTokenizer (CLI: --tokenizer accepts both)`);
+    throw new UserError(`${file}: field "magic": expected "${TOKENIZER_MAGIC}", found ${found}; for a Hugging Face tokenizer.json use importHfTokenizer (CLI: --tokenizer accepts both)`);
   }
   if (data.version !== TOKENIZER_VERSION) {
-    throw new Error(`${file}: field "version": this lmforge reads version ${TOKENIZER_VERSION}, found ${JSON.stringify(data.version)}; re-export the tokenizer with a matching lmforge`);
+    throw new UserError(`${file}: field "version": this lmforge reads version ${TOKENIZER_VERSION}, found ${JSON.stringify(data.version)}; re-export the tokenizer with a matching lmforge`);
   }
   const type = field(data, 'type', file, isString, '"bpe" or "unigram"');
   if (type === 'bpe') {
@@ -89,24 +91,30 @@ export function parseTokenizer(content: string, file = '<tokenizer>'): Tokenizer
     const tokens = rawTokens.map((t, i) => {
       if (t === null) return undefined;
       const b = typeof t === 'string' ? base64ToBytes(t) : null;
-      if (!b) throw new Error(`${file}: field "tokens[${i}]": expected base64 bytes or null`);
+      if (!b) throw new UserError(`${file}: field "tokens[${i}]": expected base64 bytes or null`);
       return b;
     });
     const flat = field(data, 'merges', file, isArray, 'a flat array of [left, right, result, rank] integers');
-    if (flat.length % 4 !== 0) throw new Error(`${file}: field "merges": length ${flat.length} is not a multiple of 4`);
+    if (flat.length % 4 !== 0) throw new UserError(`${file}: field "merges": length ${flat.length} is not a multiple of 4`);
     const merges: MergeRule[] = [];
     for (let i = 0; i < flat.length; i += 4) {
       const [left, right, result, rank] = flat.slice(i, i + 4);
       if (!isInt(left) || !isInt(right) || !isInt(result) || !isInt(rank) || !tokens[left] || !tokens[right] || !tokens[result]) {
-        throw new Error(`${file}: field "merges[${i / 4}]": expected token ids present in "tokens" and a rank`);
+        throw new UserError(`${file}: field "merges[${i / 4}]": expected token ids present in "tokens" and a rank`);
       }
       merges.push({ left, right, result, rank });
     }
+    checkUniqueTokens(tokens, file, (id) => `field "tokens[${id}]"`);
+    checkMerges(merges, tokens, file, (i) => `field "merges[${i}]"`);
+    const pattern = field(data, 'pattern', file, isString, 'a pattern name or regex source');
+    checkPattern(pattern, file, 'pattern');
+    const specialTokens = specialMap(data, file);
+    checkSpecialIds(specialTokens, tokens, file, 'specialTokens');
     return new BpeTokenizer({
       source: file,
-      pattern: field(data, 'pattern', file, isString, 'a pattern name or regex source'),
+      pattern,
       ignoreMerges: field(data, 'ignoreMerges', file, isBool, 'a boolean'),
-      specialTokens: specialMap(data, file),
+      specialTokens,
       tokens,
       merges,
     });
@@ -114,9 +122,10 @@ export function parseTokenizer(content: string, file = '<tokenizer>'): Tokenizer
   if (type === 'unigram') {
     const raw = field(data, 'pieces', file, isArray, 'an array of [piece, score]');
     const pieces: UnigramPiece[] = raw.map((p, i) => {
-      if (!Array.isArray(p) || typeof p[0] !== 'string' || typeof p[1] !== 'number') throw new Error(`${file}: field "pieces[${i}]": expected [piece, score]`);
+      if (!Array.isArray(p) || typeof p[0] !== 'string' || typeof p[1] !== 'number') throw new UserError(`${file}: field "pieces[${i}]": expected [piece, score]`);
       return { piece: p[0], score: p[1] };
     });
+    checkUniquePieces(pieces, file, (i) => `field "pieces[${i}]"`);
     return new UnigramTokenizer({
       source: file,
       pieces,
@@ -126,7 +135,7 @@ export function parseTokenizer(content: string, file = '<tokenizer>'): Tokenizer
       normalizer: field(data, 'normalizer', file, isObject, 'an object') as Json,
     });
   }
-  throw new Error(`${file}: field "type": expected "bpe" or "unigram", found ${JSON.stringify(type)}`);
+  throw new UserError(`${file}: field "type": expected "bpe" or "unigram", found ${JSON.stringify(type)}`);
 }
 
 export function loadTokenizer(path: string): Tokenizer {

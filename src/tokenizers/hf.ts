@@ -1,5 +1,6 @@
 // Import and export of Hugging Face `tokenizer.json` for byte-level BPE and unigram models. Only the components
 // these two models need are written or understood; anything else is refused with the field named.
+import { UserError } from '../util/errors.js';
 import { readFileSync } from 'node:fs';
 import { bytesToGpt2String, gpt2StringToBytes } from './bytes.js';
 import { BpeTokenizer } from './bpe.js';
@@ -7,6 +8,7 @@ import type { MergeRule } from './bpe.js';
 import type { NormalizerOptions } from './normalize.js';
 import { ORIGINAL_PATTERNS, isPatternName, patternNameOf } from './patterns.js';
 import type { Tokenizer } from './tokenizer.js';
+import { isTokenId, checkMerges, checkSpecialIds, checkUniquePieces } from './checks.js';
 import { UnigramTokenizer } from './unigram.js';
 import type { UnigramPiece } from './unigram.js';
 
@@ -100,73 +102,79 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
   try {
     data = JSON.parse(content);
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
+    throw new UserError(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
-  if (!isObject(data) || !isObject(data.model)) throw new Error(`${file}: field "model": expected an object`);
+  if (!isObject(data) || !isObject(data.model)) throw new UserError(`${file}: field "model": expected an object`);
   const model = data.model;
   const specials = new Map<string, number>();
   const added = data.added_tokens ?? [];
-  if (!Array.isArray(added)) throw new Error(`${file}: field "added_tokens": expected an array`);
+  if (!Array.isArray(added)) throw new UserError(`${file}: field "added_tokens": expected an array`);
   added.forEach((t: unknown, i: number) => {
-    if (!isObject(t) || typeof t.content !== 'string' || typeof t.id !== 'number' || !Number.isInteger(t.id)) {
-      throw new Error(`${file}: field "added_tokens[${i}]": expected { id: integer, content: string }`);
+    if (!isObject(t) || typeof t.content !== 'string' || !isTokenId(t.id)) {
+      throw new UserError(`${file}: field "added_tokens[${i}]": expected { id: integer in [0, 2^24), content: string }`);
     }
+    const other = [...specials].find(([c, id]) => c === t.content || id === t.id);
+    if (other) throw new UserError(`${file}: field "added_tokens[${i}]": ${other[0] === t.content ? `token ${JSON.stringify(t.content)} is added twice` : `id ${t.id} is already ${JSON.stringify(other[0])}`}`);
     specials.set(t.content, t.id);
   });
   if (model.type === 'BPE') {
     const pre = components(data.pre_tokenizer, 'pretokenizers');
-    if (!pre.some((p) => p.type === 'ByteLevel')) throw new Error(`${file}: field "pre_tokenizer": only byte-level BPE is supported (expected a ByteLevel pre-tokenizer)`);
+    if (!pre.some((p) => p.type === 'ByteLevel')) throw new UserError(`${file}: field "pre_tokenizer": only byte-level BPE is supported (expected a ByteLevel pre-tokenizer)`);
     const split = pre.find((p) => p.type === 'Split');
     let pattern = 'gpt2';
     if (split) {
       const regex = isObject(split.pattern) ? split.pattern.Regex : undefined;
-      if (typeof regex !== 'string') throw new Error(`${file}: field "pre_tokenizer.Split.pattern": expected { Regex: string }`);
+      if (typeof regex !== 'string') throw new UserError(`${file}: field "pre_tokenizer.Split.pattern": expected { Regex: string }`);
       pattern = patternNameOf(regex) ?? regex;
       try {
         if (!isPatternName(pattern)) new RegExp(pattern, 'u');
       } catch (e) {
-        throw new Error(`${file}: field "pre_tokenizer.Split.pattern.Regex": not a split pattern lmforge knows nor a valid JavaScript regex (${(e as Error).message})`, { cause: e });
+        throw new UserError(`${file}: field "pre_tokenizer.Split.pattern.Regex": not a split pattern lmforge knows nor a valid JavaScript regex (${(e as Error).message})`, { cause: e });
       }
     }
-    if (!isObject(model.vocab)) throw new Error(`${file}: field "model.vocab": expected an object of token → id`);
+    if (!isObject(model.vocab)) throw new UserError(`${file}: field "model.vocab": expected an object of token → id`);
     const tokens: Array<Uint8Array | undefined> = [];
     const idOf = new Map<string, number>();
     for (const [text, id] of Object.entries(model.vocab)) {
-      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new Error(`${file}: field "model.vocab[${JSON.stringify(text)}]": expected a non-negative integer id`);
+      if (!isTokenId(id)) throw new UserError(`${file}: field "model.vocab[${JSON.stringify(text)}]": expected an integer id in [0, 2^24), found ${JSON.stringify(id)}`);
       if (specials.get(text) === id) continue;
       const b = gpt2StringToBytes(text);
-      if (!b) throw new Error(`${file}: field "model.vocab[${JSON.stringify(text)}]": not a byte-level token (character outside GPT-2's byte table)`);
+      if (!b) throw new UserError(`${file}: field "model.vocab[${JSON.stringify(text)}]": not a byte-level token (character outside GPT-2's byte table)`);
+      if (tokens[id] !== undefined) throw new UserError(`${file}: field "model.vocab[${JSON.stringify(text)}]": id ${id} is used twice (each id may appear once)`);
       tokens[id] = b;
       idOf.set(text, id);
     }
-    if (!Array.isArray(model.merges)) throw new Error(`${file}: field "model.merges": expected an array`);
+    if (!Array.isArray(model.merges)) throw new UserError(`${file}: field "model.merges": expected an array`);
     const merges: MergeRule[] = model.merges.map((m: unknown, i: number) => {
       const pair = typeof m === 'string' ? m.split(' ') : m;
       if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
-        throw new Error(`${file}: field "model.merges[${i}]": expected "left right" or [left, right]`);
+        throw new UserError(`${file}: field "model.merges[${i}]": expected "left right" or [left, right]`);
       }
       const [a, b] = pair as [string, string];
       const left = idOf.get(a);
       const right = idOf.get(b);
       const result = idOf.get(a + b);
       if (left === undefined || right === undefined || result === undefined) {
-        throw new Error(`${file}: field "model.merges[${i}]": token ${JSON.stringify(left === undefined ? a : right === undefined ? b : a + b)} is not in model.vocab`);
+        throw new UserError(`${file}: field "model.merges[${i}]": token ${JSON.stringify(left === undefined ? a : right === undefined ? b : a + b)} is not in model.vocab`);
       }
       return { left, right, result, rank: i };
     });
+    checkMerges(merges, tokens, file, (i) => `field "model.merges[${i}]"`);
+    checkSpecialIds(new Map([...specials].filter(([text, id]) => model.vocab === undefined || (model.vocab as Json)[text] !== id)), tokens, file, 'added_tokens');
     return new BpeTokenizer({ source: file, pattern, tokens, merges, specialTokens: specials, ignoreMerges: model.ignore_merges === true });
   }
   if (model.type === 'Unigram') {
-    if (!Array.isArray(model.vocab)) throw new Error(`${file}: field "model.vocab": expected an array of [piece, score]`);
+    if (!Array.isArray(model.vocab)) throw new UserError(`${file}: field "model.vocab": expected an array of [piece, score]`);
     const pieces: UnigramPiece[] = model.vocab.map((p: unknown, i: number) => {
-      if (!Array.isArray(p) || typeof p[0] !== 'string' || typeof p[1] !== 'number') throw new Error(`${file}: field "model.vocab[${i}]": expected [piece, score]`);
+      if (!Array.isArray(p) || typeof p[0] !== 'string' || typeof p[1] !== 'number') throw new UserError(`${file}: field "model.vocab[${i}]": expected [piece, score]`);
       return { piece: p[0], score: p[1] };
     });
+    checkUniquePieces(pieces, file, (i) => `field "model.vocab[${i}]"`);
     const unkId = model.unk_id;
-    if (typeof unkId !== 'number' || !Number.isInteger(unkId)) throw new Error(`${file}: field "model.unk_id": expected an integer`);
+    if (!isTokenId(unkId)) throw new UserError(`${file}: field "model.unk_id": expected an integer`);
     const norms = components(data.normalizer, 'normalizers');
     const meta = components(data.pre_tokenizer, 'pretokenizers').find((p) => p.type === 'Metaspace');
-    if (!meta) throw new Error(`${file}: field "pre_tokenizer": expected a Metaspace pre-tokenizer for a unigram model`);
+    if (!meta) throw new UserError(`${file}: field "pre_tokenizer": expected a Metaspace pre-tokenizer for a unigram model`);
     const normalizer: NormalizerOptions = {
       nfkc: norms.some((n) => n.type === 'NFKC'),
       removeExtraWhitespaces: norms.some((n) => n.type === 'Strip'),
@@ -175,7 +183,7 @@ export function parseHfTokenizer(content: string, file = 'tokenizer.json'): Toke
     specials.delete(pieces[unkId]?.piece ?? '');
     return new UnigramTokenizer({ source: file, pieces, unkId, byteFallback: model.byte_fallback === true, specialTokens: specials, normalizer });
   }
-  throw new Error(`${file}: field "model.type": expected "BPE" or "Unigram", found ${JSON.stringify(model.type)}`);
+  throw new UserError(`${file}: field "model.type": expected "BPE" or "Unigram", found ${JSON.stringify(model.type)}`);
 }
 
 export function importHfTokenizer(path: string): Tokenizer {

@@ -3,6 +3,7 @@
 // and an atomic streaming writer; the trainer's memory-mapped reader is src/train/token-reader.ts. Not a tokenizer.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { AtomicWriter } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
 
 export const TOKEN_FILE_MAGIC = 'LMFTOKEN';
 export const TOKEN_FILE_MAGIC_BYTES = Uint8Array.from(Buffer.from(TOKEN_FILE_MAGIC, 'latin1'));
@@ -39,22 +40,22 @@ export interface TokenFileHeader {
 }
 
 export function decodeHeader(header: Uint8Array, file: string, fileBytes?: number): TokenFileHeader {
-  if (header.length < TOKEN_FILE_HEADER_BYTES) throw new Error(`${file}: not a token file (${header.length} bytes, the header alone is ${TOKEN_FILE_HEADER_BYTES})`);
+  if (header.length < TOKEN_FILE_HEADER_BYTES) throw new UserError(`${file}: not a token file (${header.length} bytes, the header alone is ${TOKEN_FILE_HEADER_BYTES})`);
   for (let i = 0; i < 8; i++) {
     if (header[i] !== TOKEN_FILE_MAGIC_BYTES[i]) {
       const found = Buffer.from(header.subarray(0, 8)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
-      throw new Error(`${file}: not a token file: magic is "${found}", expected "${TOKEN_FILE_MAGIC}" (write shards with \`lmforge tokenize\` or \`lmforge prepare\`)`);
+      throw new UserError(`${file}: not a token file: magic is "${found}", expected "${TOKEN_FILE_MAGIC}" (write shards with \`lmforge tokenize\` or \`lmforge prepare\`)`);
     }
   }
   const view = new DataView(header.buffer, header.byteOffset, header.length);
   const version = view.getUint32(8, true);
-  if (version !== TOKEN_FILE_VERSION) throw new Error(`${file}: token file version ${version}, this lmforge reads version ${TOKEN_FILE_VERSION}; re-run \`lmforge tokenize\``);
+  if (version !== TOKEN_FILE_VERSION) throw new UserError(`${file}: token file version ${version}, this lmforge reads version ${TOKEN_FILE_VERSION}; re-run \`lmforge tokenize\``);
   const code = view.getUint32(12, true);
   const dtype: TokenDtype | undefined = code === 1 ? 'uint16' : code === 2 ? 'uint32' : undefined;
-  if (!dtype) throw new Error(`${file}: header field "dtype": expected 1 (uint16) or 2 (uint32), found ${code}`);
+  if (!dtype) throw new UserError(`${file}: header field "dtype": expected 1 (uint16) or 2 (uint32), found ${code}`);
   const count = Number(view.getBigUint64(16, true));
   if (fileBytes !== undefined && fileBytes !== TOKEN_FILE_HEADER_BYTES + count * bytesPer(dtype)) {
-    throw new Error(`${file}: header says ${count} ${dtype} tokens (${TOKEN_FILE_HEADER_BYTES + count * bytesPer(dtype)} bytes) but the file has ${fileBytes} bytes (truncated or still being written?)`);
+    throw new UserError(`${file}: header says ${count} ${dtype} tokens (${TOKEN_FILE_HEADER_BYTES + count * bytesPer(dtype)} bytes) but the file has ${fileBytes} bytes (truncated or still being written?)`);
   }
   return { dtype, count };
 }
@@ -83,7 +84,7 @@ export class TokenFileReader {
 
   /** Ids [start, start + length) as a Uint32Array. */
   read(start: number, length: number): Uint32Array {
-    if (!(start >= 0 && length >= 0 && start + length <= this.count)) throw new Error(`${this.path}: range [${start}, ${start + length}) is outside 0..${this.count}`);
+    if (!(start >= 0 && length >= 0 && start + length <= this.count)) throw new UserError(`${this.path}: range [${start}, ${start + length}) is outside 0..${this.count}`);
     const width = bytesPer(this.dtype);
     const buf = Buffer.alloc(length * width);
     let done = 0;
@@ -132,7 +133,7 @@ export class TokenFileWriter {
     const buf = this.dtype === 'uint16' ? new Uint16Array(ids.length) : new Uint32Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      if (!(id >= 0 && id <= this.limit && Number.isInteger(id))) throw new Error(`${this.path}: token id ${id} (position ${this.count + i}) does not fit ${this.dtype}`);
+      if (!(id >= 0 && id <= this.limit && Number.isInteger(id))) throw new UserError(`${this.path}: token id ${id} (position ${this.count + i}) does not fit ${this.dtype}`);
       buf[i] = id;
     }
     this.out.write(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));

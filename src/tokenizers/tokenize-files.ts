@@ -1,6 +1,6 @@
 // Streams text files through a tokenizer into train/val token shards, on all cores (worker_threads) for large
 // inputs, in input order. Not the CLI (src/cli/tokenize.ts) and not the shard format (token-file.ts).
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { loadAnyTokenizer } from './load-any.js';
@@ -8,6 +8,10 @@ import { EncoderPool, safeCut } from './parallel.js';
 import { TokenFileWriter, dtypeForVocab } from './token-file.js';
 import { encodeText } from './tokenizer.js';
 import { saveTokenizer, writeFileAtomic } from './format.js';
+import { checkOutputsAreNotInputs, ensureDir, inputFileSize } from '../util/fs.js';
+import { UserError } from '../util/errors.js';
+import { Utf8LineDecoder } from '../util/utf8.js';
+import type { InvalidUtf8Policy } from '../util/utf8.js';
 
 /** The tokenizer's file name inside a shard directory (and a run directory trained on it). */
 export const TOKENIZER_COPY = 'tokenizer.lmf.json';
@@ -25,6 +29,10 @@ export interface TokenizeFilesOptions {
   /** Recognise special tokens written in the text (default false: encoded as plain text). */
   allowSpecial?: boolean;
   chunkChars?: number;
+  /** Invalid UTF-8 in the inputs: an error naming the file and byte offset (default), U+FFFD, or drop the line. */
+  invalidUtf8?: InvalidUtf8Policy;
+  /** Hears one line per input where invalid UTF-8 was replaced or skipped. */
+  onNotice?: (line: string) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
@@ -36,17 +44,20 @@ export interface TokenizeFilesResult {
   seconds: number;
 }
 
-/** Yields text chunks of a file cut at safe points (see safeCut), decoding UTF-8 incrementally. */
-export function* readChunks(path: string, chunkChars: number): Generator<{ text: string; bytes: number }> {
+/**
+ * Yields text chunks of a file cut at safe points (see safeCut), decoding UTF-8 incrementally under the invalid-UTF-8
+ * policy (default: an error naming the file and byte offset); `onNotice` hears what replace/skip did.
+ */
+export function* readChunks(path: string, chunkChars: number, invalidUtf8: InvalidUtf8Policy = 'error', onNotice?: (line: string) => void): Generator<{ text: string; bytes: number }> {
   const fd = openSync(path, 'r');
-  const decoder = new TextDecoder('utf-8');
+  const decoder = new Utf8LineDecoder(path, invalidUtf8);
   const buf = Buffer.alloc(1 << 22);
   let carry = '';
   let carryBytes = 0;
   try {
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
-      carry += decoder.decode(buf.subarray(0, n), { stream: n > 0 });
+      carry += n > 0 ? decoder.push(buf.subarray(0, n)) : decoder.end();
       carryBytes += n;
       while (carry.length > chunkChars) {
         // The last safe point before chunkChars, else the last one buffered; with none in 16 chunks' worth of text
@@ -63,6 +74,8 @@ export function* readChunks(path: string, chunkChars: number): Generator<{ text:
       if (n === 0) break;
     }
     if (carry.length > 0) yield { text: carry, bytes: carryBytes };
+    const notice = decoder.notice();
+    if (notice !== '') onNotice?.(notice);
   } finally {
     closeSync(fd);
   }
@@ -86,16 +99,18 @@ function splitAtVal(chunk: { text: string; bytes: number }, offset: number, valS
 
 export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<TokenizeFilesResult> {
   const started = performance.now();
+  const valFraction = options.valFraction ?? 0.005;
+  if (!(valFraction >= 0 && valFraction < 1)) throw new UserError(`--val-fraction: expected a number in [0, 1), got ${valFraction}`);
+  // Inputs and the output directory are checked before any work, so a typo fails at once.
+  const total = options.inputs.reduce((a, f) => a + inputFileSize(f), 0);
+  ensureDir(options.outDir);
+  checkOutputsAreNotInputs(['train.bin', 'val.bin', 'meta.json', TOKENIZER_COPY].map((f) => join(options.outDir, f)), options.inputs);
   const tok = loadAnyTokenizer(options.tokenizerPath);
   const dtype = dtypeForVocab(tok.vocabSize);
-  const total = options.inputs.reduce((a, f) => a + statSync(f).size, 0);
-  const valFraction = options.valFraction ?? 0.005;
-  if (!(valFraction >= 0 && valFraction < 1)) throw new Error(`tokenize: valFraction must be in [0, 1), got ${valFraction}`);
   const valStart = Math.floor(total * (1 - valFraction));
   const sepName = options.separator ?? (tok.specialTokens.has('<|endoftext|>') ? '<|endoftext|>' : '');
   const sep = sepName === '' ? undefined : tok.specialTokens.get(sepName);
   if (sepName !== '' && sep === undefined) throw new Error(`tokenize: separator ${JSON.stringify(sepName)} is not a special token of ${options.tokenizerPath}`);
-  mkdirSync(options.outDir, { recursive: true });
   const trainPath = join(options.outDir, 'train.bin');
   const valPath = join(options.outDir, 'val.bin');
   const writers = { train: new TokenFileWriter(trainPath, dtype), val: new TokenFileWriter(valPath, dtype) };
@@ -115,7 +130,7 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   };
   try {
     for (const file of options.inputs) {
-      for (const chunk of readChunks(file, chunkChars)) for (const { text, bytes, split } of splitAtVal(chunk, offset, valStart, valFraction)) {
+      for (const chunk of readChunks(file, chunkChars, options.invalidUtf8 ?? 'error', options.onNotice)) for (const { text, bytes, split } of splitAtVal(chunk, offset, valStart, valFraction)) {
         lastSplit = split;
         offset += bytes;
         let ids: Promise<Uint32Array> | Uint32Array;

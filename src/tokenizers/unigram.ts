@@ -1,5 +1,6 @@
 // Unigram language-model tokenizer (SentencePiece's model): pieces with log-probabilities, Viterbi encoding,
 // sampling of segmentations (forward-filtering, backward-sampling), byte fallback. Training is in unigram-trainer.ts.
+import { UserError } from '../util/errors.js';
 import { utf8Decode, utf8Encode } from './bytes.js';
 import { PairTable } from './merge.js';
 import { denormalizeText, normalizeText, splitWords } from './normalize.js';
@@ -138,7 +139,7 @@ export class UnigramTokenizer {
     this.normalizer = spec.normalizer ?? {};
     this.vocabSize = spec.pieces.length;
     this.scores = Float64Array.from(spec.pieces, (p) => p.score);
-    if (!(spec.unkId >= 0 && spec.unkId < spec.pieces.length)) throw new Error(`${spec.source ?? 'unigram'}: unk id ${spec.unkId} is not a piece id (${spec.pieces.length} pieces)`);
+    if (!(spec.unkId >= 0 && spec.unkId < spec.pieces.length)) throw new UserError(`${spec.source ?? 'unigram'}: unk id ${spec.unkId} is not a piece id (${spec.pieces.length} pieces)`);
     const special = new Set(this.specialTokens.values());
     let minScore = Infinity;
     spec.pieces.forEach((p, id) => {
@@ -153,7 +154,7 @@ export class UnigramTokenizer {
       this.trie.add(p.piece, id);
       minScore = Math.min(minScore, p.score);
     });
-    if (spec.byteFallback && this.byteIds.includes(-1)) throw new Error(`${spec.source ?? 'unigram'}: byte fallback needs the 256 pieces <0x00>…<0xFF>`);
+    if (spec.byteFallback && this.byteIds.includes(-1)) throw new UserError(`${spec.source ?? 'unigram'}: byte fallback needs the 256 pieces <0x00>…<0xFF>`);
     this.unkScore = (Number.isFinite(minScore) ? minScore : 0) - UNK_PENALTY;
   }
 
@@ -218,7 +219,7 @@ export class UnigramTokenizer {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as number;
       const piece = this.pieces[id];
-      if (!piece) throw new Error(`decode: unknown token id ${id} at position ${i} (vocabulary size ${this.vocabSize})`);
+      if (!piece) throw new UserError(`decode: unknown token id ${id} at position ${i} (vocabulary size ${this.vocabSize})`);
       const b = this.byteOfId.get(id);
       if (b !== undefined) {
         bytes.push(b);

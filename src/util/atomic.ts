@@ -4,6 +4,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fsUserError } from './fs.js';
 
 /** A temp path beside `path` (same directory, so rename stays on one filesystem). Starts with '.' and ends in '.tmp'. */
 export function tempPathFor(path: string): string {
@@ -30,7 +31,11 @@ export class AtomicWriter {
   constructor(path: string) {
     this.path = path;
     this.tempPath = tempPathFor(path);
-    this.fd = openSync(this.tempPath, 'wx', 0o644);
+    try {
+      this.fd = openSync(this.tempPath, 'wx', 0o644);
+    } catch (e) {
+      throw fsUserError(e, path, 'write the file'); // a missing or read-only directory, no space: the target's name, not the temp's
+    }
   }
 
   /** Bytes written so far. */
@@ -42,7 +47,11 @@ export class AtomicWriter {
     if (this.fd === null) throw new Error(`AtomicWriter(${this.path}): write after commit or abort`);
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     let off = 0;
-    while (off < bytes.byteLength) off += writeSync(this.fd, bytes, off, bytes.byteLength - off);
+    try {
+      while (off < bytes.byteLength) off += writeSync(this.fd, bytes, off, bytes.byteLength - off);
+    } catch (e) {
+      throw fsUserError(e, this.path, 'write the file'); // ENOSPC, EIO, quota
+    }
     this.written += bytes.byteLength;
   }
 
@@ -65,7 +74,7 @@ export class AtomicWriter {
       renameSync(this.tempPath, this.path);
     } catch (e) {
       rmSync(this.tempPath, { force: true });
-      throw e;
+      throw fsUserError(e, this.path, 'write the file'); // e.g. the target is a directory, or no space at fsync
     }
     fsyncDir(dirname(this.path));
   }

@@ -20,7 +20,7 @@ test('curate: --help lists the flags; bad flags are rejected with a clear messag
   const help = out.join('');
   for (const flag of ['--config', '--rank', '--world-size', '--limit', '--dry-run', '--stages', '--report']) assert.ok(help.includes(flag), flag);
   await assert.rejects(program([]).parseAsync(['node', 'lmforge', 'curate', '-c', 'x.yaml', '--stages', 'filter,shuffle']), /unknown stage "shuffle"/);
-  await assert.rejects(program([]).parseAsync(['node', 'lmforge', 'curate', '-c', 'x.yaml', '--rank', '-1']), /--rank must be a non-negative integer/);
+  await assert.rejects(program([]).parseAsync(['node', 'lmforge', 'curate', '-c', 'x.yaml', '--rank', '-1']), /--rank: expected an integer ≥ 0, got "-1"/);
   await assert.rejects(program([]).parseAsync(['node', 'lmforge', 'curate']), /required option/);
 });
 

@@ -32,7 +32,7 @@ test('JSONL.gz: text field, metadata kept, malformed lines reported with file:li
   assert.deepEqual(docs.map((d) => d.text), ['hello', 'world']);
   assert.equal(docs[0]!.id, '7');
   assert.equal(docs[0]!.metadata.lang, 'en');
-  assert.equal(docs[0]!.metadata.source, 'src');
+  assert.equal(docs[0]!.metadata.lmforge_source, 'src');
   assert.equal(docs[1]!.id, 'src/a.jsonl.gz:6');
   assert.equal(log.count, 3);
   assert.deepEqual(log.samples.map((s) => s.line), [2, 4, 5]);

@@ -80,7 +80,7 @@ test('pipeline: filter -> dedup -> mix over 3 formats and 2 ranks, with exclusio
   assert.match(pii.text, /Contact <EMAIL> or <PHONE>\.$/);
   assert.equal(pii.metadata.language, 'en');
   assert.equal(typeof pii.metadata.ccnet_perplexity, 'number');
-  assert.ok(filtered.some((d) => d.metadata.source === 'qa' && d.metadata.tag === 'x'));
+  assert.ok(filtered.some((d) => d.metadata.lmforge_source === 'qa' && d.metadata.tag === 'x'));
   const fr = collectReports(cfg, 'filter')!;
   assert.equal(fr.badRecords.count, 1);
   assert.equal(fr.badRecords.samples[0]!.line, 6);
@@ -92,8 +92,8 @@ test('pipeline: filter -> dedup -> mix over 3 formats and 2 ranks, with exclusio
   assert.equal(deduped.length, filtered.length - 2);
   // Mix: books capped at 1 epoch, the plan and realised shares printed.
   const mixed = await readAll(join(out, 'mixed'));
-  const books = deduped.filter((d) => d.metadata.source === 'books').length;
-  assert.ok(mixed.filter((d) => d.metadata.source === 'books').length <= books);
+  const books = deduped.filter((d) => d.metadata.lmforge_source === 'books').length;
+  assert.ok(mixed.filter((d) => d.metadata.lmforge_source === 'books').length <= books);
   assert.ok(logs.some((l) => l.startsWith('mixing plan (temperature 2)')));
   assert.ok(logs.some((l) => l.startsWith('realised mixture (2 shards')), 'realised shares after the last rank');
   assert.ok(existsSync(join(out, 'reports', 'filter.json')));

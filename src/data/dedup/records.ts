@@ -1,11 +1,12 @@
 // Binary record files for the dedup stages: a header (magic "LMFDEDUP", version, words per record, count) then
 // fixed-size little-endian u32 records sorted by their leading key words. Written atomically; read as a stream in
 // chunks; merged across shards with a k-way heap so a bucket never needs every shard in memory.
-import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { endianness } from 'node:os';
 import { tempName, writeFileAtomic } from '../writers.js';
 import { UserError } from '../../util/errors.js';
+import { ensureDir, fsUserError } from '../../util/fs.js';
 
 const MAGIC = 'LMFDEDUP';
 const VERSION = 1;
@@ -61,28 +62,49 @@ export class RecordAppender {
   private count = 0;
 
   constructor(readonly path: string, readonly width: number) {
-    mkdirSync(dirname(path), { recursive: true });
+    ensureDir(dirname(path), 'dedup work directory', { checkWritable: false });
     this.tmp = tempName(path);
-    this.fd = openSync(this.tmp, 'w');
+    try {
+      this.fd = openSync(this.tmp, 'w');
+    } catch (e) {
+      throw fsUserError(e, path, 'write the dedup file');
+    }
     const head = Buffer.alloc(HEADER);
     head.write(MAGIC, 0, 'latin1');
     head.writeUInt32LE(VERSION, 8);
     head.writeUInt32LE(width, 12);
-    writeSync(this.fd, head, 0, HEADER, 0);
+    this.guard(() => writeSync(this.fd, head, 0, HEADER, 0));
+  }
+
+  /** Runs a write; on a file-system error (ENOSPC) drops the temp file and throws a UserError naming the target. */
+  private guard(write: () => void): void {
+    try {
+      write();
+    } catch (e) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // already closed
+      }
+      rmSync(this.tmp, { force: true });
+      throw fsUserError(e, this.path, 'write the dedup file');
+    }
   }
 
   append(records: Uint32Array): void {
     const b = toLittleEndian(records);
-    writeSync(this.fd, b, 0, b.length, HEADER + this.count * this.width * 4);
+    this.guard(() => writeSync(this.fd, b, 0, b.length, HEADER + this.count * this.width * 4));
     this.count += records.length / this.width;
   }
 
   close(): void {
     const c = Buffer.alloc(4);
     c.writeUInt32LE(this.count, 0);
-    writeSync(this.fd, c, 0, 4, 16);
-    closeSync(this.fd);
-    renameSync(this.tmp, this.path);
+    this.guard(() => {
+      writeSync(this.fd, c, 0, 4, 16);
+      closeSync(this.fd);
+      renameSync(this.tmp, this.path);
+    });
   }
 }
 

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Document } from '../document.js';
-import { utf8Length } from '../document.js';
+import { sourceOf, utf8Length } from '../document.js';
 import { readShard } from '../readers.js';
 import { JsonlGzWriter, documentRecord, isDone, markDone, writeJsonAtomic } from '../writers.js';
 import { addCount, addRemoved, newShardReport, step } from '../report.js';
@@ -350,7 +350,7 @@ export async function dedupFilterStage(
           await kept.write(documentRecord(doc));
           addCount(rep.out, 1, bytes);
           addCount(st.out, 1, bytes);
-          const src = String(doc.metadata.source ?? 'default');
+          const src = sourceOf(doc);
           const c = rep.sources[src] ?? { docs: 0, bytes: 0 };
           addCount(c, 1, bytes);
           rep.sources[src] = c;
