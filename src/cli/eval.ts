@@ -11,34 +11,29 @@ import { runTask, type TaskResult } from '../eval/harness.js';
 import { tokenRequests, type RequestItem } from '../eval/requests.js';
 import { formatTable, makeReport } from '../eval/report.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
+import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { loadEvalTokenizer } from '../eval/tokenizer.js';
 import { WEIGHTS_FILE } from '../models/gpt-io.js';
 import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
+import { intFlag } from './flags.js';
 import { progressBar } from './progress.js';
 
 interface EvalOptions {
   model?: string;
   tokenizer?: string;
   tasks?: string;
-  numFewshot?: string;
-  limit?: string;
+  numFewshot?: number;
+  limit?: number;
   dataDir: string;
   taskDir?: string[];
   output?: string;
   logSamples?: boolean;
   prefixReuse: boolean;
-  threads?: string;
+  threads?: number;
   dumpRequests?: string;
   listTasks?: boolean;
-}
-
-function intFlag(flag: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < min) throw new UserError(`--${flag}: expected an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-  return x;
 }
 
 /** A file the command will write at the end: its folder must exist and be writable, and it must not be a folder. */
@@ -58,16 +53,16 @@ export function register(program: Command): void {
     .command('eval')
     .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity)')
     .option('--model <dir>', 'model directory (model.safetensors + config.json)')
-    .option('--tokenizer <path>', "tokenizer file, tokenizer.json or GPT-2's directory (default: the char vocabulary in the model's meta.json)")
+    .option('--tokenizer <path>', `${TOKENIZER_HELP} (default: the tokenizer named by the run's meta.json)`)
     .option('--tasks <names>', 'comma-separated task names or task .json files')
-    .option('--num-fewshot <n>', "few-shot examples per prompt (default: each task's default)")
-    .option('--limit <n>', 'score only the first n items of each task (of each subset, e.g. MMLU subject)')
+    .option('--num-fewshot <n>', "few-shot examples per prompt (default: each task's default)", intFlag('--num-fewshot', 0))
+    .option('--limit <n>', 'score only the first n items of each task (of each subset, e.g. MMLU subject)', intFlag('--limit', 1))
     .option('--data-dir <dir>', 'root of the datasets that task files point into', process.env.LMFORGE_DATA ?? '../shared/data')
     .option('--task-dir <dirs...>', 'extra directories of task .json files (searched before the built-in ones)')
     .option('--output <file>', 'write the JSON report here')
     .option('--log-samples', 'also write per-sample logs (JSONL) beside the report')
     .option('--no-prefix-reuse', "encode the shared context once per choice instead of once per item (slower; for comparison)")
-    .option('--threads <n>', 'native kernel threads (0 = all cores)')
+    .option('--threads <n>', 'native kernel threads (0 = all cores)', intFlag('--threads', 0, 1024))
     .option('--dump-requests <file>', 'write the token ids of every multiple-choice request (input of test/reference/eval_reference.py)')
     .option('--list-tasks', 'list the known tasks and exit')
     .action((o: EvalOptions) => {
@@ -81,9 +76,7 @@ export function register(program: Command): void {
       if (o.logSamples && !o.output) throw new UserError('--log-samples needs --output (the samples go beside the report)');
       // Outputs are checked before the evaluation runs, not after it.
       for (const [flag, file] of [['output', o.output], ['dump-requests', o.dumpRequests]] as const) if (file) checkOutputFile(`--${flag}`, file);
-      const numFewshot = intFlag('num-fewshot', o.numFewshot, 0);
-      const limit = intFlag('limit', o.limit, 1);
-      const threads = intFlag('threads', o.threads, 0);
+      const { numFewshot, limit, threads } = o;
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
       useNativeBackendOrWarn();
       if (threads !== undefined) setThreads(threads);

@@ -7,24 +7,19 @@ import { generate } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
 import { RunDir } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
+import { intFlag, numberFlag } from './flags.js';
 
 interface SampleOptions {
   run: string;
   prompt: string;
-  maxNewTokens: string;
-  temperature: string;
-  topK: string;
-  topP: string;
-  repetitionPenalty: string;
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
   stop?: string[];
-  seed: string;
-  numSamples: string;
-}
-
-function number(flag: string, v: string, check: (x: number) => boolean, want: string): number {
-  const x = Number(v);
-  if (v.trim() === '' || !check(x)) throw new UserError(`--${flag}: expected ${want}, got ${JSON.stringify(v)}`);
-  return x;
+  seed: number;
+  numSamples: number;
 }
 
 export function register(program: Command): void {
@@ -33,24 +28,18 @@ export function register(program: Command): void {
     .description('generate text from a trained model (batched KV-cache decoding)')
     .requiredOption('--run <dir>', 'run directory written by `lmforge train` (model.safetensors, config.json, meta.json)')
     .option('--prompt <text>', 'text to continue', '\n')
-    .option('--max-new-tokens <n>', 'tokens to generate', '500')
-    .option('--temperature <t>', '0 = greedy; < 1 sharper, > 1 more random', '0.8')
-    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', '200')
-    .option('--top-p <p>', 'nucleus sampling threshold (1 = off)', '1')
-    .option('--repetition-penalty <θ>', 'CTRL repetition penalty (1 = off)', '1')
+    .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 0), 500)
+    .option('--temperature <t>', '0 = greedy; < 1 sharper, > 1 more random', numberFlag('--temperature', 0, Infinity), 0.8)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intFlag('--top-k', 0), 200)
+    .option('--top-p <p>', 'nucleus sampling threshold (1 = off)', numberFlag('--top-p', 0, 1, true), 1)
+    .option('--repetition-penalty <θ>', 'CTRL repetition penalty (1 = off)', numberFlag('--repetition-penalty', 0, Infinity, true), 1)
     .option('--stop <strings...>', 'end a sample at the first of these strings (not printed)')
-    .option('--seed <n>', 'random seed (sample i uses seed + i)', '1337')
-    .option('--num-samples <n>', 'independent samples to draw (decoded together as one batch)', '1')
+    .option('--seed <n>', 'random seed (sample i uses seed + i)', intFlag('--seed', -(2 ** 31), 2 ** 31 - 1), 1337)
+    .option('--num-samples <n>', 'independent samples to draw (decoded together as one batch)', intFlag('--num-samples', 1, 256, 'they decode as one batch'), 1)
     .action((o: SampleOptions) => {
-      const opts = {
-        maxNewTokens: number('max-new-tokens', o.maxNewTokens, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
-        temperature: number('temperature', o.temperature, (x) => x >= 0, 'a number ≥ 0'),
-        topK: number('top-k', o.topK, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0'),
-        topP: number('top-p', o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
-        repetitionPenalty: number('repetition-penalty', o.repetitionPenalty, (x) => x > 0, 'a number > 0'),
-      };
-      const seed = number('seed', o.seed, Number.isInteger, 'an integer');
-      const n = number('num-samples', o.numSamples, (x) => Number.isInteger(x) && x >= 1 && x <= 256, 'an integer in [1, 256]');
+      const opts = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty };
+      const seed = o.seed;
+      const n = o.numSamples;
       useNativeBackendOrWarn();
       const run = RunDir.open(o.run);
       const tok = run.codec();

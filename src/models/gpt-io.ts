@@ -1,11 +1,12 @@
 // Saving and loading GPT weights as `model.safetensors` + `config.json` in Hugging Face's GPT-2 layout.
 // Loading is strict: every parameter present with its exact shape, nothing unexpected. Checkpoints written by
 // Hugging Face's GPT2Model (names without the `transformer.` prefix, attention-mask buffers) load too.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type TensorData } from '../core/safetensors.js';
 import { loadStateDict, StateDictError, stateDict, type NamedArray } from '../nn/state.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { ensureDir } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
 import { GPT, GPT_DEFAULTS, type GPTConfig } from './gpt.js';
 
@@ -61,7 +62,7 @@ export function fromHFConfig(raw: unknown, source: string): GPTConfig {
 
 /** Writes model.safetensors and config.json into dir (each atomically). */
 export function saveGPT(dir: string, model: GPT, metadata: Record<string, string> = {}): void {
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir, 'model directory', { checkWritable: false });
   const tensors: [string, TensorData][] = [];
   for (const [name, a] of stateDict(model)) tensors.push([name, { shape: [...a.shape], data: a.data as Float32Array }]);
   writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt', ...metadata });

@@ -13,6 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AtomicWriter, fsyncDir, writeFileAtomic } from '../util/atomic.js';
+import { ensureDir } from '../util/fs.js';
 import { UserError, describeError } from '../util/errors.js';
 import { readSafetensors, safetensorsParts, type TensorData } from '../core/safetensors.js';
 import type { OptimizerState } from '../optim/optimizer.js';
@@ -160,7 +161,7 @@ export interface SaveOptions {
  */
 export function saveCheckpoint(runDir: string, data: CheckpointData, options: SaveOptions = {}): string {
   if (!Number.isInteger(data.step) || data.step < 0) throw new Error(`saveCheckpoint: step must be an integer ≥ 0, got ${data.step}`);
-  mkdirSync(runDir, { recursive: true });
+  ensureDir(runDir, 'run directory', { checkWritable: false });
   removeStaleTemps(runDir);
   const name = checkpointDirName(data.step);
   const tmp = join(runDir, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -293,6 +294,7 @@ export function verifyCheckpoint(dir: string): CheckpointState {
     }
     const p = join(dir, name);
     if (!existsSync(p)) throw new UserError(`${p}: missing (listed in ${STATE_FILE})`);
+    if (!statSync(p).isFile()) throw new UserError(`${p}: not a file (listed in ${STATE_FILE} as one)`);
     const size = statSync(p).size;
     if (size !== rec.bytes) {
       throw new UserError(`${p}: ${size} bytes, but ${STATE_FILE} records ${rec.bytes} (${size < rec.bytes ? 'truncated' : 'overwritten'} file)`);

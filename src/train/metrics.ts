@@ -1,9 +1,10 @@
 // Training metrics: a JSONL log (<run>/metrics.jsonl, one record per line, handed to the OS per line so a killed
 // run keeps every line it logged) and the progress line printed each log interval, with MFU per nanoGPT/PaLM.
 // Not a dashboard or a plotting tool: those read metrics.jsonl.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
+import { ensureDir } from '../util/fs.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
@@ -26,7 +27,7 @@ export class MetricsLogger {
   private fd: number | null;
 
   constructor(runDir: string, options: MetricsOpenOptions = {}) {
-    mkdirSync(runDir, { recursive: true });
+    ensureDir(runDir, 'run directory', { checkWritable: false });
     this.path = join(runDir, METRICS_FILE);
     const keep = options.resumeFrom === undefined ? [] : readMetrics(this.path).filter((r) => r.step < options.resumeFrom!);
     // Rewriting atomically also drops a torn last line left by a run killed mid-write.

@@ -10,6 +10,7 @@ import { codecFromMeta, type TextCodec } from '../tokenizers/codec.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { saveConfig } from '../util/config.js';
 import { UserError, describeError } from '../util/errors.js';
+import { ensureDir } from '../util/fs.js';
 import { LATEST_FILE, listCheckpointSteps, checkpointDirName } from './checkpoint.js';
 import { METRICS_FILE } from './metrics.js';
 
@@ -84,7 +85,10 @@ export class RunDir {
    */
   prepareForTraining(options: { resume: boolean; overwrite: boolean }): void {
     if (existsSync(this.path) && !statSync(this.path).isDirectory()) throw new UserError(`out_dir ${this.path}: exists and is not a directory`);
-    if (options.resume || !this.holdsRun()) return;
+    if (options.resume || !this.holdsRun()) {
+      ensureDir(this.path, 'out_dir');
+      return;
+    }
     if (!options.overwrite) {
       throw new UserError(`out_dir ${this.path}: already holds a run; pass --resume to continue it or --overwrite to replace it`);
     }

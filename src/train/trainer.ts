@@ -48,14 +48,18 @@ export function train(c: TrainConfig, options: TrainOptions = {}): TrainResult {
   if (vocabSize < meta.vocab_size) throw new UserError(`model.vocab_size: ${vocabSize} is smaller than the data's vocabulary (${meta.vocab_size} in ${join(c.data.dir, 'meta.json')})`);
   const trainFile = openTokenFile(join(c.data.dir, 'train.bin'), { vocabSize });
   const valFile = openTokenFile(join(c.data.dir, 'val.bin'), { vocabSize });
-  const run = new RunDir(c.out_dir);
-  run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
-
   let model: GPT;
   try {
     model = new GPT(modelConfigOf(c, vocabSize), c.seed);
   } catch (e) {
     if (e instanceof RangeError) throw new UserError(e.message.replace(/^GPT config: /, 'model.'));
+    throw e;
+  }
+  const run = new RunDir(c.out_dir);
+  try {
+    run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+  } catch (e) {
+    model.dispose();
     throw e;
   }
   const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });

@@ -151,7 +151,13 @@ export function readConfigFile(path: string): ObjectLayer {
     const line = lc.linePos(err.pos[0]).line;
     throw new UserError(`config file ${path}: line ${line}: ${err.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (e) {
+    // An alias without its anchor ("*a") or an alias bomb fails only when the document is built.
+    throw new UserError(`config file ${path}: ${describeError(e).split('\n')[0]}`);
+  }
   if (data !== null && data !== undefined && (typeof data !== 'object' || Array.isArray(data))) {
     throw new UserError(`config file ${path}: expected a mapping of keys to values at the top level, got ${show(data)}`);
   }

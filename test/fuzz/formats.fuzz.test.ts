@@ -12,8 +12,8 @@ import { decodeSafetensors, encodeSafetensors } from '../../src/core/safetensors
 import { decodeHeader, encodeHeader } from '../../src/tokenizers/token-file.js';
 import { openTokenFile, parseTokenFile } from '../../src/train/token-reader.js';
 import { MODEL_FILE, STATE_FILE, loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
-import { trainSpec } from '../../src/train/train-config.js';
-import { readConfigFile, resolveConfig } from '../../src/util/config.js';
+import { TRAIN_ALIASES, trainSpec } from '../../src/train/train-config.js';
+import { readConfigFile, resolveConfigWithAliases } from '../../src/util/config.js';
 import { validateConfig, loadConfig as loadCurateConfig } from '../../src/data/config.js';
 import { checkpointContents } from '../train/ckpt-fixture.js';
 import { fuzz, mutatedBytes, mutatedJsonText, report } from './harness.js';
@@ -84,27 +84,11 @@ test('fuzz: training configs (YAML / JSON through readConfigFile and resolveConf
   const yaml = readFileSync(repo('configs/shakespeare-char-cpu.yaml'), 'utf8');
   const json = JSON.stringify({ batch_size: 4, n_layer: 2, learning_rate: 0.001, bias: true, out_dir: 'runs/x' });
   let n = 0;
-  // KNOWN BUG in src/util/config.ts (owned by the training platform, not edited here): readConfigFile calls
-  // doc.toJS() outside its try, so a YAML alias without its anchor ("*a") escapes as a ReferenceError ("Unresolved
-  // alias") and an alias bomb as "Excessive alias count" instead of a UserError with the line. Counted and printed
-  // here so the suite stays green until that fix lands; remove this wrapper then.
-  let knownAliasBug = 0;
   report('train config', fuzz(mutatedJsonText([yaml, json]), 1500, (text) => {
     const p = join(tmp, `cfg${n++ % 8}.yaml`);
     writeFileSync(p, text);
-    let layer;
-    try {
-      layer = readConfigFile(p);
-    } catch (e) {
-      if (e instanceof ReferenceError && /alias/i.test(e.message)) {
-        knownAliasBug++;
-        return;
-      }
-      throw e;
-    }
-    resolveConfig(trainSpec, layer);
+    resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, readConfigFile(p));
   }));
-  if (knownAliasBug > 0) console.log(`# fuzz train config: ${knownAliasBug} inputs hit the known alias bug of util/config.ts readConfigFile (ReferenceError, not UserError)`);
 });
 
 test('fuzz: curation configs (YAML through data/config)', () => {
