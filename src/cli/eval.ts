@@ -12,7 +12,6 @@ import { tokenRequests, type RequestItem } from '../eval/requests.js';
 import { formatTable, makeReport } from '../eval/report.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
 import { loadEvalTokenizer } from '../eval/tokenizer.js';
-import { WEIGHTS_FILE } from '../models/gpt-io.js';
 import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
@@ -57,7 +56,7 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity)')
-    .option('--model <dir>', 'model directory (model.safetensors + config.json)')
+    .option('--model <dir>', 'model directory (model.safetensors + config.json), or a LoRA run (adapter_config.json: its base with the adapter merged in)')
     .option('--tokenizer <path>', "tokenizer file, tokenizer.json or GPT-2's directory (default: the char vocabulary in the model's meta.json)")
     .option('--tasks <names>', 'comma-separated task names or task .json files')
     .option('--num-fewshot <n>', "few-shot examples per prompt (default: each task's default)")
@@ -91,7 +90,7 @@ export function register(program: Command): void {
       const meta = existsSync(run.metaPath) ? { tokenizer: run.meta().tokenizer, dir: run.path, source: run.metaPath } : null;
       const tokenizer = loadEvalTokenizer(o.tokenizer, meta);
       const model = run.loadModel();
-      const weightsSha256 = createHash('sha256').update(readFileSync(resolve(o.model, WEIGHTS_FILE))).digest('hex');
+      const weightsSha256 = createHash('sha256').update(readFileSync(run.resultWeightsPath)).digest('hex');
       const adapter = new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } });
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];
