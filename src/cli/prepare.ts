@@ -1,5 +1,6 @@
-// `lmforge prepare`: a text file → character-level train/val token files and meta.json (nanoGPT's
-// shakespeare_char/prepare.py). For subword data use `lmforge tokenize` with a trained tokenizer.
+// `lmforge prepare`: a text file (or instruction files) → character-level train/val token files and meta.json
+// (nanoGPT's shakespeare_char/prepare.py), optionally in an existing model's vocabulary. For subword data use
+// `lmforge tokenize` with a trained tokenizer.
 import type { Command } from 'commander';
 import { prepareCharData } from '../data/prepare.js';
 
@@ -10,8 +11,11 @@ export function register(program: Command): void {
     .requiredOption('--input <file>', 'UTF-8 text file (e.g. ../shared/data/tinyshakespeare/input.txt)')
     .requiredOption('--out <dir>', 'output directory (the data_dir of `lmforge train`)')
     .option('--val-fraction <x>', 'fraction of the characters held out for validation', '0.1')
-    .action((opts: { input: string; out: string; valFraction: string }) => {
-      const r = prepareCharData({ input: opts.input, outDir: opts.out, valFraction: Number(opts.valFraction) });
+    .option('--instructions', '--input is a comma-separated list of instruction files (.json arrays or .jsonl of {instruction, input, response|output}, or Self-Instruct seed tasks), formatted as Alpaca prompts')
+    .option('--vocab-from <dir>', "use the char vocabulary of this data or run directory's meta.json (to fine-tune that model); other characters are dropped")
+    .action((opts: { input: string; out: string; valFraction: string; instructions?: boolean; vocabFrom?: string }) => {
+      const r = prepareCharData({ input: opts.input, outDir: opts.out, valFraction: Number(opts.valFraction), instructions: opts.instructions ?? false, ...(opts.vocabFrom ? { vocabFrom: opts.vocabFrom } : {}) });
+      if (r.dropped > 0) console.log(`dropped ${r.dropped.toLocaleString('en-US')} characters outside the vocabulary of ${opts.vocabFrom}`);
       console.log(`vocab size ${r.vocabSize}; train ${r.trainTokens.toLocaleString('en-US')} tokens, val ${r.valTokens.toLocaleString('en-US')} tokens → ${opts.out}`);
     });
 }

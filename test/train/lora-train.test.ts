@@ -118,3 +118,14 @@ test('`lmforge lora merge` writes a merged model equal to the adapted one; `lmfo
   const m = spawnSync(process.execPath, [cli, 'sample', '--run', out, '--prompt', 'ROMEO:', '--max-new-tokens', '8', '--temperature', '0'], { encoding: 'utf8' });
   assert.equal(s.stdout, m.stdout, 'the adapter run and its merged model sample the same greedy text');
 });
+
+test('prepare --instructions --vocab-from: Alpaca prompts in the base vocabulary, bare headers without "#"', () => {
+  const out = join(dir, 'ins');
+  const file = join(dir, 'ins.jsonl');
+  writeFileSync(file, '{"instruction": "Say hi #1.", "instances": [{"input": "", "output": "Hi!"}]}\n');
+  const r = prepareCharData({ input: file, outDir: out, valFraction: 0.1, instructions: true, vocabFrom: join(dir, 'base') });
+  assert.equal(r.dropped, 2, '"#" and "1" are not in the Shakespeare sample');
+  const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')) as { tokenizer: unknown };
+  assert.deepEqual(meta.tokenizer, (JSON.parse(readFileSync(join(dir, 'base', 'meta.json'), 'utf8')) as { tokenizer: unknown }).tokenizer);
+  assert.equal(r.trainTokens + r.valTokens, 'Instruction:\nSay hi .\n\nResponse:\nHi!\n\n'.length);
+});
