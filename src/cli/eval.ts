@@ -13,7 +13,6 @@ import { formatTable, makeReport } from '../eval/report.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
 import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { loadEvalTokenizer } from '../eval/tokenizer.js';
-import { WEIGHTS_FILE } from '../models/gpt-io.js';
 import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
@@ -52,7 +51,7 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity)')
-    .option('--model <dir>', 'model directory (model.safetensors + config.json)')
+    .option('--model <dir>', 'model directory (model.safetensors + config.json), or a LoRA run (adapter_config.json: its base with the adapter merged in)')
     .option('--tokenizer <path>', `${TOKENIZER_HELP} (default: the tokenizer named by the run's meta.json)`)
     .option('--tasks <names>', 'comma-separated task names or task .json files')
     .option('--num-fewshot <n>', "few-shot examples per prompt (default: each task's default)", intFlag('--num-fewshot', 0))
@@ -84,7 +83,7 @@ export function register(program: Command): void {
       const meta = existsSync(run.metaPath) ? { tokenizer: run.meta().tokenizer, dir: run.path, source: run.metaPath } : null;
       const tokenizer = loadEvalTokenizer(o.tokenizer, meta);
       const model = run.loadModel();
-      const weightsSha256 = createHash('sha256').update(readFileSync(resolve(o.model, WEIGHTS_FILE))).digest('hex');
+      const weightsSha256 = createHash('sha256').update(readFileSync(run.resultWeightsPath)).digest('hex');
       const adapter = new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } });
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];

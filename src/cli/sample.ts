@@ -26,7 +26,7 @@ export function register(program: Command): void {
   program
     .command('sample')
     .description('generate text from a trained model (batched KV-cache decoding)')
-    .requiredOption('--run <dir>', 'run directory written by `lmforge train` (model.safetensors, config.json, meta.json)')
+    .requiredOption('--run <dir>', 'run directory written by `lmforge train` (model.safetensors, config.json, meta.json); a LoRA run (adapter_config.json) loads its base with the adapter merged in')
     .option('--prompt <text>', 'text to continue', '\n')
     .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 0), 500)
     .option('--temperature <t>', '0 = greedy; < 1 sharper, > 1 more random', numberFlag('--temperature', 0, Infinity), 0.8)

@@ -54,7 +54,7 @@ export class CausalSelfAttention extends Module {
     const [B, T, C] = x.shape as [number, number, number];
     const H = this.c.n_head;
     const D = C / H;
-    const qkv = this.c_attn.forward(x); // (B, T, 3C)
+    const qkv = this.c_attn.forward(x, ctx); // (B, T, 3C)
     const cache = ctx.cache;
     if (!cache) {
       // Training and whole-sequence passes: the fused kernel reads q, k, v out of (B, T, 3C) through strides.
@@ -68,7 +68,7 @@ export class CausalSelfAttention extends Module {
       }
       // Attention-probability sites follow the 2·n_layer + 1 residual sites (see context.ts siteSeed).
       const dropoutSeed = ctx.dropout > 0 ? siteSeed(ctx.seed, 2 * this.c.n_layer + 1 + this.layer) : 0;
-      return this.c_proj.forward(lm.selfAttention(fused, H, { dropout: ctx.dropout, dropoutSeed })); // (B, T, C)
+      return this.c_proj.forward(lm.selfAttention(fused, H, { dropout: ctx.dropout, dropoutSeed }), ctx); // (B, T, C)
     }
     const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
     let q = parts[0]!;
@@ -83,6 +83,6 @@ export class CausalSelfAttention extends Module {
     const kv = cache.kv.view(this.layer, cache.plan); // (B, H, Tk, D)
     const opts = cache.plan.uniform ? { causal: true } : { mask: cache.plan.mask };
     const y = lm.attention(lm.permute(q, [0, 2, 1, 3]), kv.k, kv.v, opts); // (B, H, T, D)
-    return this.c_proj.forward(lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]));
+    return this.c_proj.forward(lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]), ctx);
   }
 }

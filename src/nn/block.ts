@@ -32,7 +32,7 @@ export class Block extends Module {
   forward(x: Tensor, ctx: ForwardContext): Tensor {
     const a = dropoutAt(ctx, this.attn.forward(this.ln_1.forward(x), ctx), 2 * this.layer + 1);
     const x1 = lm.add(x, a);
-    const m = dropoutAt(ctx, this.mlp.forward(this.ln_2.forward(x1)), 2 * this.layer + 2);
+    const m = dropoutAt(ctx, this.mlp.forward(this.ln_2.forward(x1), ctx), 2 * this.layer + 2);
     return lm.add(x1, m);
   }
 }

@@ -2,6 +2,7 @@
 // y = x·W + b needs no transpose and GPT-2 checkpoints load as they are.
 import * as lm from '../core/index.js';
 import type { Rng, Tensor } from '../core/index.js';
+import type { ForwardContext } from './context.js';
 import { Module } from './module.js';
 
 export class Linear extends Module {
@@ -14,7 +15,8 @@ export class Linear extends Module {
     this.bias = opts.bias ? this.param('bias', lm.zeros([outFeatures])) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** ctx is unused here; it is in the signature so that a wrapper in this place (LoRA's dropout) receives it. */
+  forward(x: Tensor, _ctx?: ForwardContext): Tensor {
     return lm.linear(x, this.weight, this.bias);
   }
 }

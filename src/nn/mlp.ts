@@ -3,6 +3,7 @@
 import * as lm from '../core/index.js';
 import type { Rng, Tensor } from '../core/index.js';
 import { INIT_STD, type BlockConfig } from './attention.js';
+import type { ForwardContext } from './context.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
 
@@ -25,12 +26,13 @@ export class MLP extends Module {
     this.c_proj = this.child('c_proj', new Linear(this.hidden, c.n_embd, { bias: c.bias, rng, std: INIT_STD / Math.sqrt(2 * c.n_layer) }));
   }
 
-  forward(x: Tensor): Tensor {
-    const h = this.c_fc.forward(x);
+  /** ctx reaches the projections (an adapter wrapping one may use its dropout seed). */
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    const h = this.c_fc.forward(x, ctx);
     if (this.c.mlp === 'swiglu') {
       const [gate, up] = lm.split(h, [this.hidden, this.hidden], -1);
-      return this.c_proj.forward(lm.mul(lm.silu(gate!), up!));
+      return this.c_proj.forward(lm.mul(lm.silu(gate!), up!), ctx);
     }
-    return this.c_proj.forward(lm.gelu(h, this.c.activation === 'gelu_tanh' ? 'tanh' : 'none'));
+    return this.c_proj.forward(lm.gelu(h, this.c.activation === 'gelu_tanh' ? 'tanh' : 'none'), ctx);
   }
 }

@@ -1,11 +1,13 @@
 // The run directory and its one owner: the layout (resolved config, data meta + tokenizer copy, final weights +
-// config.json, checkpoints, metrics.jsonl), reading each file once, and one error policy: a UserError naming the
+// config.json, or a LoRA run's adapter_model.safetensors + adapter_config.json, checkpoints, metrics.jsonl), reading each file once, and one error policy: a UserError naming the
 // file and what was expected. `train` writes through it, `sample`, `eval` and `inspect` read through it.
 // Also the data directory's meta.json, which has the same format. Not the checkpoint format (checkpoint.ts).
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GPT } from '../models/gpt.js';
 import { CONFIG_FILE, loadGPT, saveGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT } from '../models/lora-io.js';
+import { mergeAndUnload } from '../nn/lora.js';
 import { codecFromMeta, type TextCodec } from '../tokenizers/codec.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { saveConfig } from '../util/config.js';
@@ -76,7 +78,7 @@ export class RunDir {
   /** Whether the directory already holds (part of) a run. */
   holdsRun(): boolean {
     if (!existsSync(this.path)) return false;
-    return [TRAIN_CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, LATEST_FILE].some((f) => existsSync(join(this.path, f))) || listCheckpointSteps(this.path).length > 0;
+    return [TRAIN_CONFIG_FILE, WEIGHTS_FILE, ADAPTER_CONFIG_FILE, METRICS_FILE, LATEST_FILE].some((f) => existsSync(join(this.path, f))) || listCheckpointSteps(this.path).length > 0;
   }
 
   /**
@@ -93,7 +95,7 @@ export class RunDir {
       throw new UserError(`out_dir ${this.path}: already holds a run; pass --resume to continue it or --overwrite to replace it`);
     }
     for (const step of listCheckpointSteps(this.path)) rmSync(join(this.path, checkpointDirName(step)), { recursive: true, force: true });
-    for (const f of [LATEST_FILE, METRICS_FILE, WEIGHTS_FILE, CONFIG_FILE, TRAIN_CONFIG_FILE, META_FILE]) rmSync(join(this.path, f), { force: true });
+    for (const f of [LATEST_FILE, METRICS_FILE, WEIGHTS_FILE, CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE, TRAIN_CONFIG_FILE, META_FILE]) rmSync(join(this.path, f), { force: true });
   }
 
   /** The run's meta.json (read once). */
@@ -112,9 +114,28 @@ export class RunDir {
     }
   }
 
-  /** The final model (config.json + model.safetensors), checked against the run's vocabulary. */
+  /** Whether the run's result is a LoRA adapter (adapter_config.json and no model.safetensors of its own). */
+  isAdapterRun(): boolean {
+    return !existsSync(this.weightsPath) && existsSync(join(this.path, ADAPTER_CONFIG_FILE));
+  }
+
+  /** The file that identifies the run's weights (eval reports its SHA-256): the model's, or the adapter's. */
+  get resultWeightsPath(): string {
+    return this.isAdapterRun() ? join(this.path, ADAPTER_WEIGHTS_FILE) : this.weightsPath;
+  }
+
+  /**
+   * The final model (config.json + model.safetensors), checked against the run's vocabulary. For a LoRA run: the
+   * base model its adapter_config.json names with the adapter merged in (a plain GPT, as fast as the base).
+   */
   loadModel(): GPT {
-    const model = loadGPT(this.path);
+    let model: GPT;
+    if (this.isAdapterRun()) {
+      model = loadAdaptedGPT(this.path);
+      mergeAndUnload(model);
+    } else {
+      model = loadGPT(this.path);
+    }
     if (existsSync(this.metaPath)) {
       const vocab = this.meta().vocab_size;
       if (vocab > model.config.vocab_size) {

@@ -1,6 +1,6 @@
-// The training config: the loop's own keys at the top, and one section each for the task, the data, the model
-// and the optimizer (whose keys are declared by their owners: models/gpt.ts, optim/config.ts). nanoGPT's flat
-// names (`n_layer`, `learning_rate`, `data_dir`, …) are read as aliases of the sectioned keys, so flat configs
+// The training config: the loop's own keys at the top (and init_from), one section each for the task, the data, the
+// model and the optimizer (whose keys are declared by their owners: models/gpt.ts, optim/config.ts), and LoRA's.
+// nanoGPT's flat names (`n_layer`, `learning_rate`, `data_dir`, …) are read as aliases of the sectioned keys, so flat configs
 // and `--key=value` flags keep working. `lmforge train --help` prints this table.
 import { gptSpec } from '../models/gpt.js';
 import { optimSpec } from '../optim/config.js';
@@ -22,6 +22,7 @@ export const trainSpec = defineConfig({
   checkpoint_interval: { default: 250, type: 'integer', min: 0, doc: 'save a checkpoint every N steps (0 = only at the end)' },
   keep_checkpoints: { default: 2, type: 'integer', min: 1, doc: 'how many recent checkpoints to keep' },
   peak_flops: { default: 0, type: 'number', min: 0, doc: 'peak FLOP/s of the machine for MFU (0 = do not report MFU)' },
+  init_from: { default: null, type: 'string', doc: 'start from this trained run or model directory (config.json + model.safetensors; the architecture is its own) instead of a random initialisation' },
   task: {
     kind: { default: 'next-token', choices: ['next-token'], doc: 'training objective: next-token prediction (pretraining)' },
   },
@@ -31,6 +32,13 @@ export const trainSpec = defineConfig({
   },
   model: gptSpec,
   optim: optimSpec,
+  // LoRA (Hu et al. 2021) with Hugging Face PEFT's defaults; r = 0 trains every parameter as before.
+  lora: {
+    r: { default: 0, type: 'integer', min: 0, doc: 'LoRA rank: > 0 trains only low-rank adapters on init_from (frozen) and writes adapter_model.safetensors + adapter_config.json (0 = no LoRA)' },
+    alpha: { default: 8, type: 'number', min: 0, doc: 'lora_alpha: the update is scaled by alpha / r' },
+    dropout: { default: 0, type: 'number', min: 0, max: 0.99, doc: "lora_dropout: dropout on the adapters' input while training" },
+    target_modules: { default: 'c_attn', doc: "Linear layers to adapt: comma-separated names matched as path suffixes (c_attn,c_proj,c_fc; mlp.c_proj), or /regex/ over the whole dotted path (PEFT's target_modules)" },
+  },
 });
 
 export type TrainConfig = ConfigOf<typeof trainSpec>;

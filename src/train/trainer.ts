@@ -1,14 +1,18 @@
 // `lmforge train`: composes a run from its config — the data's token files and meta, a GPT, the next-token task,
 // the configured optimizer — and hands them to the training loop (loop.ts), which owns schedules, accumulation,
 // clipping, evaluation, checkpoints and exact resume. The run directory (run-dir.ts) owns the files.
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as lm from '../core/index.js';
-import { GPT, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
+import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
+import { loadGPT } from '../models/gpt-io.js';
+import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io.js';
+import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
 import { UserError } from '../util/errors.js';
 import { runLoop } from './loop.js';
-import { readMeta, RunDir } from './run-dir.js';
+import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { NextTokenTask } from './tasks/next-token.js';
 import { openTokenFile } from './token-reader.js';
 import { TRAIN_ALIASES, trainSpec, type TrainConfig } from './train-config.js';
@@ -40,23 +44,70 @@ export function modelConfigOf(c: TrainConfig, vocabSize: number): GPTConfig {
   return { ...c.model, vocab_size: vocabSize };
 }
 
-export function train(c: TrainConfig, options: TrainOptions = {}): TrainResult {
-  const log = options.log ?? ((line: string) => console.log(line));
-  if (c.threads > 0) lm.setThreads(c.threads);
-  const meta = readMeta(c.data.dir);
-  const vocabSize = c.model.vocab_size ?? meta.vocab_size;
-  if (vocabSize < meta.vocab_size) throw new UserError(`model.vocab_size: ${vocabSize} is smaller than the data's vocabulary (${meta.vocab_size} in ${join(c.data.dir, 'meta.json')})`);
-  const trainFile = openTokenFile(join(c.data.dir, 'train.bin'), { vocabSize });
-  const valFile = openTokenFile(join(c.data.dir, 'val.bin'), { vocabSize });
-  let model: GPT;
-  try {
-    model = new GPT(modelConfigOf(c, vocabSize), c.seed);
-  } catch (e) {
-    if (e instanceof RangeError) throw new UserError(e.message.replace(/^GPT config: /, 'model.'));
-    throw e;
+/**
+ * The model a run starts from: init_from's (its architecture replaces the model section, whose explicitly set keys
+ * must agree with it; dropout stays the run's), else a new GPT. The data must be tokenized as the base was.
+ */
+function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: TrainConfig } {
+  const dir = c.init_from;
+  if (dir === null) {
+    const vocabSize = c.model.vocab_size ?? meta.vocab_size;
+    if (vocabSize < meta.vocab_size) throw new UserError(`model.vocab_size: ${vocabSize} is smaller than the data's vocabulary (${meta.vocab_size} in ${join(c.data.dir, 'meta.json')})`);
+    try {
+      return { model: new GPT(modelConfigOf(c, vocabSize), c.seed), config: c };
+    } catch (e) {
+      if (e instanceof RangeError) throw new UserError(e.message.replace(/^GPT config: /, 'model.'));
+      throw e;
+    }
   }
+  if (isAdapterDir(dir) && !existsSync(join(dir, 'model.safetensors'))) {
+    throw new UserError(`init_from ${dir}: holds a LoRA adapter, not a model; merge it first (lmforge lora merge --run ${dir} --out DIR) and start from DIR`);
+  }
+  const base = loadGPT(dir);
+  const fail = (msg: string): never => {
+    base.dispose();
+    throw new UserError(msg);
+  };
+  for (const k of GPT_KEYS) {
+    if (k === 'dropout') continue;
+    const set = c.model[k];
+    if (set !== (k === 'vocab_size' ? null : GPT_DEFAULTS[k]) && set !== base.config[k]) {
+      fail(`model.${k} is ${JSON.stringify(set)} but the init_from model ${dir} has ${JSON.stringify(base.config[k])}; the architecture is the base's (leave model.${k} unset)`);
+    }
+  }
+  if (meta.vocab_size > base.config.vocab_size) fail(`${join(c.data.dir, 'meta.json')}: vocab_size ${meta.vocab_size} is larger than the init_from model's (${base.config.vocab_size} in ${dir})`);
+  const baseMetaPath = join(dir, 'meta.json');
+  if (existsSync(baseMetaPath)) {
+    const baseMeta = readMeta(dir);
+    const fileOf = (m: DataMeta, d: string): string => (typeof m.tokenizer.file === 'string' ? readFileSync(join(d, m.tokenizer.file), 'utf8') : '');
+    if (JSON.stringify(baseMeta.tokenizer) !== JSON.stringify(meta.tokenizer) || fileOf(baseMeta, dir) !== fileOf(meta, c.data.dir)) {
+      fail(`${join(c.data.dir, 'meta.json')}: the data is tokenized differently from the init_from model (${baseMetaPath}); prepare it with the base's vocabulary (lmforge prepare --vocab-from ${dir})`);
+    }
+  }
+  // The run's dropout applies to the fine-tuning passes (GPT reads config.dropout at every forward).
+  base.config.dropout = c.model.dropout;
+  return { model: base, config: { ...c, model: { ...base.config } } };
+}
+
+export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
+  const log = options.log ?? ((line: string) => console.log(line));
+  if (config.threads > 0) lm.setThreads(config.threads);
+  const meta = readMeta(config.data.dir);
+  const lora = config.lora.r > 0;
+  if (lora && config.init_from === null) throw new UserError('lora.r: a LoRA run adapts a trained model; set init_from to its run or model directory');
+  const targetModules = parseTargetModules(config.lora.target_modules, 'lora.target_modules');
+  // The model first: a bad architecture is refused before anything is written.
+  const { model, config: c } = initialModel(config, meta);
+  const vocabSize = model.config.vocab_size;
+  const adapter: AdapterConfig | null = lora && c.init_from !== null
+    ? { r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: false, baseModel: resolve(c.init_from) }
+    : null;
+  let trainFile, valFile;
   const run = new RunDir(c.out_dir);
   try {
+    trainFile = openTokenFile(join(c.data.dir, 'train.bin'), { vocabSize });
+    valFile = openTokenFile(join(c.data.dir, 'val.bin'), { vocabSize });
+    if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
     run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
   } catch (e) {
     model.dispose();
@@ -82,6 +133,10 @@ export function train(c: TrainConfig, options: TrainOptions = {}): TrainResult {
           const have = k === 'vocab_size' ? vocabSize : c.model[k];
           if (want !== have) throw new UserError(`--resume: model.${k} is ${JSON.stringify(have)} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(want)}`);
         }
+        if (saved.init_from !== c.init_from) throw new UserError(`--resume: init_from is ${JSON.stringify(c.init_from)} but the checkpoint in ${ck.dir} started from ${JSON.stringify(saved.init_from)}`);
+        for (const k of ['r', 'alpha', 'target_modules'] as const) {
+          if (saved.lora[k] !== c.lora[k]) throw new UserError(`--resume: lora.${k} is ${JSON.stringify(c.lora[k])} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(saved.lora[k])}`);
+        }
         if (ck.optimizer.kind !== optimizer.kind) {
           throw new UserError(`--resume: the checkpoint in ${ck.dir} holds ${ck.optimizer.kind} state but optim.name is ${optimizer.kind}; resume with optim.name=${ck.optimizer.kind} or start a new run`);
         }
@@ -90,9 +145,12 @@ export function train(c: TrainConfig, options: TrainOptions = {}): TrainResult {
         run.writeTrainConfig(c);
         run.writeMeta(meta, c.data.dir, vocabSize);
         log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps} tokens per step`);
+        if (adapter) log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules} of ${c.init_from}: ${trainableParameters(model).line}`);
       },
     });
-    run.saveModel(model, { step: String(c.max_iters) });
+    // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
+    if (adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
+    else run.saveModel(model, { step: String(c.max_iters) });
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
       tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir,

@@ -1,0 +1,192 @@
+// LoRA adapter files in Hugging Face PEFT's layout: `adapter_model.safetensors` (lora_A (r, in) and lora_B (out, r)
+// under PEFT's names, `base_model.model.<module path>.lora_A.weight`) and `adapter_config.json` (PEFT's LoraConfig
+// fields). Loading is strict: every tensor the config calls for, with its shape, and nothing else. Also a GPT with
+// its adapter from such a directory (base + adapter). Not the LoRA layer itself (nn/lora.ts).
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { readSafetensors, writeSafetensors, type TensorData } from '../core/safetensors.js';
+import { applyLoRA, loraLayers, type TargetModules } from '../nn/lora.js';
+import type { Module } from '../nn/module.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { UserError, describeError } from '../util/errors.js';
+import type { GPT } from './gpt.js';
+import { CONFIG_FILE, loadGPT, WEIGHTS_FILE } from './gpt-io.js';
+
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+/** PEFT's prefix of saved tensor names: PeftModel.base_model (LoraModel) .model (the transformers model). */
+export const PEFT_PREFIX = 'base_model.model.';
+
+/** What lmforge reads of and writes to adapter_config.json. */
+export interface AdapterConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targetModules: TargetModules;
+  useRsLoRA: boolean;
+  /** The base model directory (PEFT's base_model_name_or_path). */
+  baseModel: string;
+}
+
+/** adapter_config.json with PEFT's LoraConfig fields (nothing else, so PEFT's loader accepts it). */
+export function adapterConfigJSON(c: AdapterConfig): Record<string, unknown> {
+  return {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: c.baseModel,
+    revision: null,
+    inference_mode: true,
+    r: c.r,
+    lora_alpha: c.alpha,
+    lora_dropout: c.dropout,
+    target_modules: 'regex' in c.targetModules ? c.targetModules.regex : [...c.targetModules],
+    // GPT-2's Conv1D (and lmforge's Linear) store weights as (in, out): PEFT transposes the update when merging.
+    fan_in_fan_out: true,
+    bias: 'none',
+    use_rslora: c.useRsLoRA,
+    use_dora: false,
+    modules_to_save: null,
+    init_lora_weights: true,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+  };
+}
+
+/** Reads and checks adapter_config.json; a field lmforge cannot honour is refused, naming it. */
+export function readAdapterConfig(dir: string): AdapterConfig {
+  const path = join(dir, ADAPTER_CONFIG_FILE);
+  if (!existsSync(path)) throw new UserError(`${path}: not found (expected a LoRA adapter directory with ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE})`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: invalid JSON (${describeError(e)})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(`${path}: expected a JSON object`);
+  const o = raw as Record<string, unknown>;
+  const fail = (field: string, want: string): never => {
+    throw new UserError(`${path}: field ${field} is ${JSON.stringify(o[field])}, expected ${want}`);
+  };
+  if (o.peft_type !== 'LORA') fail('peft_type', '"LORA"');
+  const r = o.r;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) return fail('r', 'an integer ≥ 1');
+  const alpha = o.lora_alpha;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) return fail('lora_alpha', 'a number');
+  const dropout = o.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) return fail('lora_dropout', 'a number in [0, 1)');
+  const tm = o.target_modules;
+  let targetModules: TargetModules;
+  if (typeof tm === 'string') targetModules = { regex: tm };
+  else if (Array.isArray(tm) && tm.length > 0 && tm.every((t) => typeof t === 'string')) targetModules = tm as string[];
+  else return fail('target_modules', 'a list of module names or a regex string');
+  if (o.fan_in_fan_out !== true) fail('fan_in_fan_out', 'true (GPT-2 stores its weights as (in, out), Conv1D)');
+  if ((o.bias ?? 'none') !== 'none') fail('bias', '"none" (trained biases are not supported)');
+  if (o.use_dora === true) fail('use_dora', 'false (DoRA is not supported)');
+  if (o.modules_to_save !== undefined && o.modules_to_save !== null && !(Array.isArray(o.modules_to_save) && o.modules_to_save.length === 0)) fail('modules_to_save', 'null (fully trained extra modules are not supported)');
+  for (const f of ['rank_pattern', 'alpha_pattern']) {
+    const v = o[f];
+    if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v).length === 0)) fail(f, '{} (per-layer ranks are not supported)');
+  }
+  for (const f of ['layers_to_transform', 'layers_pattern']) if (o[f] !== undefined && o[f] !== null) fail(f, 'null');
+  const base = o.base_model_name_or_path ?? '';
+  if (typeof base !== 'string') return fail('base_model_name_or_path', 'a string');
+  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, baseModel: base };
+}
+
+/** Writes adapter_model.safetensors (every LoRA layer's A and B under PEFT's names) and adapter_config.json. */
+export function saveAdapter(dir: string, model: Module, c: AdapterConfig, metadata: Record<string, string> = {}): void {
+  const layers = loraLayers(model);
+  if (layers.length === 0) throw new Error('saveAdapter: the model has no LoRA layers');
+  mkdirSync(dir, { recursive: true });
+  const tensors: [string, TensorData][] = [];
+  for (const [path, layer] of layers) {
+    if (layer.merged) throw new Error(`saveAdapter: ${path} is merged into its base; unmerge it first`);
+    tensors.push([`${PEFT_PREFIX}${path}.lora_A.weight`, { shape: [...layer.loraA.shape], data: Float32Array.from(layer.loraA.toTypedArray() as Float32Array) }]);
+    tensors.push([`${PEFT_PREFIX}${path}.lora_B.weight`, { shape: [...layer.loraB.shape], data: Float32Array.from(layer.loraB.toTypedArray() as Float32Array) }]);
+  }
+  writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt', ...metadata });
+  writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(adapterConfigJSON(c), null, 2) + '\n');
+}
+
+/**
+ * Wraps the model's target layers as adapter_config.json says and fills them from adapter_model.safetensors.
+ * Strict: a missing tensor, an unexpected one, or a shape that disagrees with r and the layer is a UserError
+ * naming the file and the tensor. Returns the wrapped paths.
+ */
+export function loadAdapter(dir: string, model: Module): string[] {
+  const c = readAdapterConfig(dir);
+  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!existsSync(weightsPath)) throw new UserError(`${weightsPath}: not found (the adapter's weights)`);
+  const file = readSafetensors(weightsPath);
+  const paths = applyLoRA(model, { ...c, source: `${configPath}: target_modules` });
+  const problems: string[] = [];
+  const used = new Set<string>();
+  for (const [path, layer] of loraLayers(model)) {
+    for (const [part, t, want] of [['lora_A', layer.loraA, `(r, in_features) = (${c.r}, ${layer.base_layer.inFeatures})`], ['lora_B', layer.loraB, `(out_features, r) = (${layer.base_layer.outFeatures}, ${c.r})`]] as const) {
+      const name = `${PEFT_PREFIX}${path}.${part}.weight`;
+      const e = file.tensors.get(name);
+      used.add(name);
+      if (!e) {
+        problems.push(`missing tensor ${name}`);
+        continue;
+      }
+      if (e.shape.length !== 2 || e.shape[0] !== t.shape[0] || e.shape[1] !== t.shape[1]) {
+        problems.push(`tensor ${name} has shape ${JSON.stringify(e.shape)}, expected ${want} from ${ADAPTER_CONFIG_FILE} and the base model`);
+        continue;
+      }
+      if (e.data instanceof BigInt64Array) {
+        problems.push(`tensor ${name} is ${e.dtype}, expected a float dtype`);
+        continue;
+      }
+      const d = t.data;
+      for (let i = 0; i < t.size; i++) {
+        const v = e.data[i]!;
+        if (!Number.isFinite(v)) {
+          problems.push(`tensor ${name} holds ${v} at element ${i}`);
+          break;
+        }
+        d[t.offset + i] = v;
+      }
+    }
+  }
+  for (const name of file.tensors.keys()) if (!used.has(name)) problems.push(`unexpected tensor ${name} (no LoRA layer of the model has that name)`);
+  if (problems.length > 0) {
+    throw new UserError(`${weightsPath}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`);
+  }
+  return paths;
+}
+
+/** Whether a directory holds a LoRA adapter (adapter_config.json) rather than a whole model. */
+export function isAdapterDir(dir: string): boolean {
+  return existsSync(join(dir, ADAPTER_CONFIG_FILE));
+}
+
+/**
+ * The base model directory an adapter names: an absolute path as it is; a relative one from the working directory,
+ * else from the adapter's own directory. `override` (a --base flag) wins.
+ */
+export function resolveBaseModel(dir: string, override?: string): string {
+  if (override) return override;
+  const base = readAdapterConfig(dir).baseModel;
+  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  if (base === '') throw new UserError(`${configPath}: base_model_name_or_path is empty; name the base model directory`);
+  const candidates = isAbsolute(base) ? [base] : [resolve(base), resolve(dir, base)];
+  const found = candidates.find((p) => existsSync(join(p, WEIGHTS_FILE)) && existsSync(join(p, CONFIG_FILE)));
+  if (!found) throw new UserError(`${configPath}: base_model_name_or_path ${JSON.stringify(base)} is not a model directory here (expected ${CONFIG_FILE} and ${WEIGHTS_FILE} in ${candidates.join(' or ')})`);
+  return found;
+}
+
+/** A GPT with its adapter: the base model the adapter names (or `base`), wrapped and filled from dir. */
+export function loadAdaptedGPT(dir: string, options: { base?: string } = {}): GPT {
+  const model = loadGPT(resolveBaseModel(dir, options.base));
+  try {
+    loadAdapter(dir, model);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}

@@ -1,0 +1,209 @@
+// LoRA (Hu et al. 2021, "Low-Rank Adaptation of Large Language Models") with Hugging Face PEFT's names and
+// rules: a frozen Linear (`base_layer`) plus a trainable low-rank update, the choice of layers by PEFT's
+// `target_modules`, merging into the base weight and unloading. Not the adapter files (models/lora-io.ts).
+import * as lm from '../core/index.js';
+import { Rng, type Tensor } from '../core/index.js';
+import { hash32 } from '../core/random.js';
+import { UserError } from '../util/errors.js';
+import { siteSeed, type ForwardContext } from './context.js';
+import { Linear } from './layers.js';
+import { Module } from './module.js';
+
+export interface LoRAOptions {
+  /** Rank r of the update. */
+  r: number;
+  /** lora_alpha: the update is scaled by alpha / r (PEFT's default scaling; alpha / √r with rsLoRA). */
+  alpha: number;
+  /** Dropout probability on the adapter's input (training only). */
+  dropout: number;
+  /** Scale by alpha / √r instead of alpha / r (PEFT's use_rslora, Kalajdzievski 2023). */
+  useRsLoRA?: boolean;
+}
+
+/** The factor of the low-rank update: α/r, or α/√r with rsLoRA. */
+export function loraScaling(o: LoRAOptions): number {
+  return o.useRsLoRA ? o.alpha / Math.sqrt(o.r) : o.alpha / o.r;
+}
+
+/** A small stable number per layer path, so each adapter's dropout mask differs from every other site's. */
+function pathSite(path: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193) >>> 0;
+  return hash32(h);
+}
+
+/**
+ * y = base(x) + s·(drop(x)·Aᵀ)·Bᵀ with s = α/r, A = lora_A (r, in) and B = lora_B (out, r) in PEFT's (nn.Linear)
+ * layout. A starts Kaiming-uniform with a = √5 as PEFT's default (U(−1/√in, 1/√in)), B at zero, so the wrapped layer
+ * starts equal to the base. The base Linear stores its weight as (in, out) (GPT-2's Conv1D, PEFT's
+ * fan_in_fan_out = true), so a merge adds s·(B·A)ᵀ = s·Aᵀ·Bᵀ to it.
+ */
+export class LoRALinear extends Module {
+  readonly base_layer: Linear;
+  readonly loraA: Tensor;
+  readonly loraB: Tensor;
+  readonly scaling: number;
+  private mergedIn = false;
+  private readonly site: number;
+
+  constructor(base: Linear, readonly options: LoRAOptions, rng: Rng, readonly path = '') {
+    super();
+    const { r } = options;
+    if (!(Number.isInteger(r) && r >= 1)) throw new RangeError(`LoRA: r = ${r}, expected an integer ≥ 1`);
+    if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`LoRA: dropout = ${options.dropout}, expected a number in [0, 1)`);
+    this.base_layer = this.child('base_layer', base);
+    base.freeze();
+    const bound = 1 / Math.sqrt(base.inFeatures); // kaiming_uniform_(a=√5): gain·√(3/fan_in) = √(1/3)·√(3/in)
+    this.loraA = this.param('lora_A.weight', lm.uniform([r, base.inFeatures], rng, -bound, bound));
+    this.loraB = this.param('lora_B.weight', lm.zeros([base.outFeatures, r]));
+    this.scaling = loraScaling(options);
+    this.site = pathSite(path);
+  }
+
+  get merged(): boolean {
+    return this.mergedIn;
+  }
+
+  forward(x: Tensor, ctx?: ForwardContext): Tensor {
+    const y = this.base_layer.forward(x, ctx); // (…, out)
+    if (this.mergedIn) return y;
+    const p = this.options.dropout;
+    let xin = x;
+    if (this.training && p > 0 && !ctx?.cache) {
+      // The mask is a function of (pass seed, layer path), so a resumed run draws the same masks.
+      if (!ctx) throw new Error(`LoRALinear ${this.path}: dropout ${p} needs the forward context (its seed)`);
+      xin = lm.dropout(x, p, siteSeed(ctx.seed, this.site));
+    }
+    const down = lm.matmul(xin, lm.transpose(this.loraA)); // (…, r)
+    const up = lm.matmul(down, lm.transpose(this.loraB)); // (…, out)
+    return lm.add(y, lm.mul(up, this.scaling));
+  }
+
+  /** ΔW = s·Aᵀ·Bᵀ (in, out) in float64, the base weight's layout. */
+  private delta(): Float64Array {
+    const [r, nIn] = this.loraA.shape as [number, number];
+    const nOut = this.loraB.shape[0]!;
+    const A = this.loraA.toTypedArray() as Float32Array;
+    const B = this.loraB.toTypedArray() as Float32Array;
+    const d = new Float64Array(nIn * nOut);
+    for (let i = 0; i < nIn; i++) {
+      for (let j = 0; j < nOut; j++) {
+        let s = 0;
+        for (let k = 0; k < r; k++) s += A[k * nIn + i]! * B[j * r + k]!;
+        d[i * nOut + j] = this.scaling * s;
+      }
+    }
+    return d;
+  }
+
+  private addToBase(sign: 1 | -1): void {
+    const w = this.base_layer.weight;
+    const d = this.delta();
+    const data = w.data;
+    for (let i = 0; i < w.size; i++) data[w.offset + i] = (data[w.offset + i] as number) + sign * d[i]!;
+  }
+
+  /** W += s·(B·A)ᵀ; the forward is then the base layer's alone. */
+  merge(): void {
+    if (this.mergedIn) return;
+    this.addToBase(1);
+    this.mergedIn = true;
+  }
+
+  /** W −= s·(B·A)ᵀ (the float32 rounding of the merge is not undone bit for bit). */
+  unmerge(): void {
+    if (!this.mergedIn) return;
+    this.addToBase(-1);
+    this.mergedIn = false;
+  }
+}
+
+/**
+ * PEFT's target_modules: a list of names, each matching a module whose dotted path equals it or ends in `.name`;
+ * or a single regular expression that must match the whole path (PEFT's string form, re.fullmatch).
+ */
+export type TargetModules = readonly string[] | { regex: string };
+
+/** Whether a module path is targeted (PEFT's check_target_module_exists, for the list and string forms). */
+export function matchesTarget(path: string, targets: TargetModules): boolean {
+  if ('regex' in targets) return new RegExp(`^(?:${targets.regex})$`).test(path);
+  return targets.some((t) => path === t || path.endsWith(`.${t}`));
+}
+
+/**
+ * Reads target_modules as written in a train config: comma-separated names (`c_attn,c_proj`), or a regex between
+ * slashes (`/.*\.attn\.c_attn/`).
+ */
+export function parseTargetModules(text: string, field: string): TargetModules {
+  const t = text.trim();
+  if (t.length >= 2 && t.startsWith('/') && t.endsWith('/')) {
+    const regex = t.slice(1, -1);
+    try {
+      new RegExp(regex);
+    } catch (e) {
+      throw new UserError(`${field}: ${JSON.stringify(t)} is not a valid regular expression (${(e as Error).message})`);
+    }
+    return { regex };
+  }
+  const names = t.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new UserError(`${field}: expected comma-separated module names (e.g. c_attn,c_proj) or /regex/, got ${JSON.stringify(text)}`);
+  for (const n of names) if (!/^[A-Za-z0-9_.]+$/.test(n)) throw new UserError(`${field}: ${JSON.stringify(n)} is not a module name (letters, digits, _ and .); write a regex as /…/`);
+  return names;
+}
+
+export interface ApplyLoRAOptions extends LoRAOptions {
+  targetModules: TargetModules;
+  /** Seeds lora_A's initialisation (one generator, drawn in path order). */
+  seed?: number;
+  /** Names the source of the options in errors (e.g. the config field or adapter_config.json). */
+  source?: string;
+}
+
+/**
+ * Freezes every parameter of the model, then wraps each Linear whose dotted path matches target_modules in a
+ * LoRALinear (its lora_A / lora_B are the only trainable parameters). Returns the wrapped paths in model order.
+ * A match that is not a Linear, or no match at all, is a UserError (PEFT refuses both too).
+ */
+export function applyLoRA(model: Module, o: ApplyLoRAOptions): string[] {
+  const source = o.source ?? 'lora.target_modules';
+  const linears: string[] = [];
+  const paths: string[] = [];
+  for (const [path, m] of model.namedModules()) {
+    if (m instanceof LoRALinear) throw new UserError(`${source}: ${path} already holds a LoRA adapter`);
+    if (m instanceof Linear) linears.push(path);
+    if (path === '' || !matchesTarget(path, o.targetModules)) continue;
+    if (!(m instanceof Linear)) throw new UserError(`${source}: ${path} matches target_modules but is a ${m.constructor.name}; only Linear layers can carry a LoRA adapter`);
+    paths.push(path);
+  }
+  if (paths.length === 0) {
+    const names = [...new Set(linears.map((p) => p.slice(p.lastIndexOf('.') + 1)))];
+    throw new UserError(`${source}: ${JSON.stringify(o.targetModules)} matches no Linear layer (the model's Linear layers are named ${names.join(', ')})`);
+  }
+  model.freeze();
+  const rng = new Rng(o.seed ?? 0);
+  for (const path of paths) model.replaceModule(path, (old) => new LoRALinear(old as Linear, o, rng, path));
+  return paths;
+}
+
+/** The model's LoRA layers by path. */
+export function loraLayers(model: Module): [string, LoRALinear][] {
+  return model.namedModules().filter((e): e is [string, LoRALinear] => e[1] instanceof LoRALinear);
+}
+
+/** Merges every adapter into its base weight and puts the base Linear back in its place (PEFT's merge_and_unload). */
+export function mergeAndUnload(model: Module): void {
+  for (const [path, layer] of loraLayers(model)) {
+    layer.merge();
+    model.replaceModule(path, () => layer.base_layer);
+    layer.loraA.dispose();
+    layer.loraB.dispose();
+  }
+}
+
+/** Trainable and total parameter counts, and PEFT's print_trainable_parameters line. */
+export function trainableParameters(model: Module): { trainable: number; total: number; line: string } {
+  const total = model.numParameters();
+  const trainable = model.namedTrainableParameters().reduce((n, [, p]) => n + p.size, 0);
+  const fmt = (n: number): string => n.toLocaleString('en-US');
+  return { trainable, total, line: `trainable params: ${fmt(trainable)} || all params: ${fmt(total)} || trainable%: ${((100 * trainable) / total).toFixed(4)}` };
+}

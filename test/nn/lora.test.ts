@@ -1,0 +1,209 @@
+// LoRA layer and adapter files: parity of the adapted logits with an independent PyTorch reading of the same
+// PEFT-layout files (test/reference/lora_reference.py), merge = adapted, save → load round trip, target_modules
+// rules, the trainable-parameter line, dropout seeding, and bad adapter files refused in one line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as lm from '../../src/core/index.js';
+import { loadNativeBackend } from '../../src/core/native/index.js';
+import { readSafetensors, writeSafetensors, type TensorData } from '../../src/core/safetensors.js';
+import { GPT } from '../../src/models/gpt.js';
+import { loadGPT, saveGPT } from '../../src/models/gpt-io.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT, loadAdapter, saveAdapter } from '../../src/models/lora-io.js';
+import { Linear } from '../../src/nn/layers.js';
+import { applyLoRA, LoRALinear, loraLayers, matchesTarget, mergeAndUnload, parseTargetModules, trainableParameters } from '../../src/nn/lora.js';
+import { makeOptimizer, optimSpec } from '../../src/optim/config.js';
+import { defaultsOf } from '../../src/util/config.js';
+import { UserError } from '../../src/util/errors.js';
+
+loadNativeBackend();
+const fixtures = fileURLToPath(new URL('../../../test/fixtures/lora/', import.meta.url));
+const shape = { vocab_size: 24, block_size: 8, n_layer: 2, n_head: 2, n_embd: 8, bias: true };
+const idxRows = [[1, 5, 9, 2, 7, 3, 11, 0], [4, 4, 8, 15, 16, 23, 1, 2]];
+
+function logits(model: GPT, rows = idxRows, seed?: number): Float32Array {
+  return lm.tidy(() => lm.noGrad(() => {
+    const idx = lm.tensor(rows.flat(), [rows.length, rows[0]!.length], 'int32');
+    return Float32Array.from(model.forward(idx, undefined, seed === undefined ? {} : { seed }).logits.toTypedArray() as Float32Array);
+  }));
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+test('adapted logits match the independent PyTorch reference read from the same PEFT-layout files', () => {
+  const ref = JSON.parse(readFileSync(join(fixtures, 'logits.json'), 'utf8')) as { idx: number[][]; logits: number[]; adapted_modules: string[] };
+  const model = loadAdaptedGPT(join(fixtures, 'adapter')).eval();
+  assert.deepEqual(loraLayers(model).map(([p]) => p), ref.adapted_modules);
+  const got = logits(model, ref.idx);
+  const d = maxDiff(got, ref.logits);
+  assert.ok(d < 1e-5, `max |lmforge − torch| = ${d}`);
+  const base = loadGPT(join(fixtures, 'base')).eval();
+  assert.ok(maxDiff(logits(base, ref.idx), ref.logits) > 1e-3, 'the adapter changes the logits');
+  base.dispose();
+  model.dispose();
+});
+
+test('merge into the (in, out) base weight equals the adapted model; unmerge restores it; merge_and_unload saves a plain GPT', () => {
+  const model = loadAdaptedGPT(join(fixtures, 'adapter')).eval();
+  const adapted = logits(model);
+  const layer = loraLayers(model)[0]![1];
+  const w0 = Float32Array.from(layer.base_layer.weight.toTypedArray() as Float32Array);
+  for (const [, l] of loraLayers(model)) l.merge();
+  assert.ok(maxDiff(logits(model), adapted) < 1e-5, 'merged = adapted');
+  for (const [, l] of loraLayers(model)) l.unmerge();
+  assert.ok(maxDiff(layer.base_layer.weight.toTypedArray() as Float32Array, w0) < 1e-6);
+  assert.ok(maxDiff(logits(model), adapted) < 1e-6);
+  mergeAndUnload(model);
+  assert.equal(loraLayers(model).length, 0);
+  assert.ok(model.transformer.h.items[0]!.attn.c_attn instanceof Linear);
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-lora-merged-'));
+  saveGPT(dir, model);
+  const merged = loadGPT(dir).eval();
+  assert.ok(maxDiff(logits(merged), adapted) < 1e-5, 'the saved merged model = adapted');
+  merged.dispose();
+  model.dispose();
+});
+
+test('applyLoRA: B = 0 keeps the base logits, only lora_A/lora_B train, PEFT counts, A within Kaiming-uniform(a=√5) bounds', () => {
+  const model = new GPT(shape, 7).eval();
+  const before = logits(model);
+  const paths = applyLoRA(model, { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_proj'], seed: 1 });
+  assert.deepEqual(paths, ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_proj']);
+  assert.deepEqual(logits(model), before);
+  const names = model.namedTrainableParameters().map(([n]) => n);
+  assert.equal(names.length, 12);
+  assert.ok(names.every((n) => /\.lora_[AB]\.weight$/.test(n)));
+  const { trainable, total, line } = trainableParameters(model);
+  // Each adapter: r·(in + out); c_attn 4·(8 + 24), c_proj 4·(8 + 8), mlp.c_proj 4·(32 + 8).
+  assert.equal(trainable, 2 * 4 * (32 + 16 + 40));
+  assert.equal(line, `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${((100 * trainable) / total).toFixed(4)}`);
+  const a = model.transformer.h.items[1]!.mlp.c_proj as unknown as LoRALinear;
+  const A = a.loraA.toTypedArray() as Float32Array;
+  assert.deepEqual(a.loraA.shape, [4, 32]);
+  assert.ok(A.every((v) => Math.abs(v) <= 1 / Math.sqrt(32)) && A.some((v) => Math.abs(v) > 0.5 / Math.sqrt(32)));
+  assert.equal(a.scaling, 2);
+  model.dispose();
+});
+
+test('target_modules: PEFT suffix and regex rules; a non-Linear match or no match is refused', () => {
+  assert.ok(matchesTarget('transformer.h.0.mlp.c_proj', ['mlp.c_proj']));
+  assert.ok(!matchesTarget('transformer.h.0.attn.c_proj', ['mlp.c_proj']));
+  assert.ok(!matchesTarget('transformer.h.0.attn.xc_attn', ['c_attn']));
+  assert.ok(matchesTarget('transformer.h.1.attn.c_attn', { regex: '.*\\.1\\.attn\\.c_attn' }));
+  assert.ok(!matchesTarget('transformer.h.1.attn.c_attn', { regex: 'attn\\.c_attn' }), 'a regex matches the whole path');
+  assert.deepEqual(parseTargetModules(' c_attn, c_fc ', 'f'), ['c_attn', 'c_fc']);
+  assert.deepEqual(parseTargetModules('/.*c_attn/', 'f'), { regex: '.*c_attn' });
+  assert.throws(() => parseTargetModules('c_attn|c_fc', 'lora.target_modules'), /lora\.target_modules: "c_attn\|c_fc" is not a module name/);
+  const model = new GPT(shape, 7);
+  assert.throws(() => applyLoRA(model, { r: 2, alpha: 2, dropout: 0, targetModules: ['attn'] }), (e: unknown) => e instanceof UserError && /transformer\.h\.0\.attn matches target_modules but is a CausalSelfAttention/.test(e.message));
+  assert.throws(() => applyLoRA(model, { r: 2, alpha: 2, dropout: 0, targetModules: ['q_proj'] }), (e: unknown) => e instanceof UserError && /matches no Linear layer \(the model's Linear layers are named c_attn, c_proj, c_fc\)/.test(e.message));
+  model.dispose();
+});
+
+test('adapter dropout: deterministic per pass seed, and only in training', () => {
+  const model = new GPT(shape, 7);
+  applyLoRA(model, { r: 2, alpha: 4, dropout: 0.5, targetModules: ['c_fc'], seed: 2 });
+  for (const [, l] of loraLayers(model)) l.loraB.data.fill(0.5, l.loraB.offset, l.loraB.offset + l.loraB.size);
+  model.train();
+  const a = logits(model, idxRows, 11);
+  assert.deepEqual(logits(model, idxRows, 11), a);
+  assert.notDeepEqual(logits(model, idxRows, 12), a);
+  model.eval();
+  const e = logits(model, idxRows, 11);
+  assert.notDeepEqual(e, a);
+  assert.deepEqual(logits(model, idxRows, 12), e);
+  model.dispose();
+});
+
+test('save → load round-trips the logits exactly, under PEFT names and shapes', () => {
+  const model = loadAdaptedGPT(join(fixtures, 'adapter')).eval();
+  const want = logits(model);
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-lora-rt-'));
+  saveAdapter(dir, model, { r: 2, alpha: 6, dropout: 0.1, targetModules: ['c_attn', 'mlp.c_proj'], useRsLoRA: false, baseModel: join(fixtures, 'base') });
+  const file = readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE));
+  assert.deepEqual(file.tensors.get('base_model.model.transformer.h.0.attn.c_attn.lora_A.weight')!.shape, [2, 8]);
+  assert.deepEqual(file.tensors.get('base_model.model.transformer.h.0.attn.c_attn.lora_B.weight')!.shape, [24, 2]);
+  assert.deepEqual(file.tensors.get('base_model.model.transformer.h.1.mlp.c_proj.lora_A.weight')!.shape, [2, 32]);
+  assert.equal(file.tensors.size, 8);
+  const cfg = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([cfg.peft_type, cfg.task_type, cfg.r, cfg.lora_alpha, cfg.lora_dropout, cfg.fan_in_fan_out, cfg.bias, cfg.inference_mode], ['LORA', 'CAUSAL_LM', 2, 6, 0.1, true, 'none', true]);
+  assert.deepEqual(cfg.target_modules, ['c_attn', 'mlp.c_proj']);
+  const back = loadAdaptedGPT(dir).eval();
+  assert.deepEqual(logits(back), want);
+  back.dispose();
+  model.dispose();
+});
+
+/** A copy of the fixture adapter with its tensors (and optionally its config) changed. */
+function badAdapter(edit: (t: Map<string, TensorData>) => void, config: Record<string, unknown> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-lora-bad-'));
+  cpSync(join(fixtures, 'adapter'), dir, { recursive: true });
+  const tensors = new Map<string, TensorData>();
+  for (const [n, t] of readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE)).tensors) tensors.set(n, { shape: t.shape, data: t.data as Float32Array });
+  edit(tensors);
+  writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
+  const cfg = { ...(JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>), ...config };
+  writeFileSync(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(cfg));
+  return dir;
+}
+
+test('a bad adapter (wrong shape, missing tensor, wrong r, unknown field value) is refused in one line naming file and tensor', () => {
+  const key = 'base_model.model.transformer.h.1.attn.c_attn.lora_B.weight';
+  const cases: [string, string, RegExp][] = [
+    ['wrong shape', badAdapter((t) => t.set(key, { shape: [24, 3], data: new Float32Array(72) })), /adapter_model\.safetensors: tensor base_model\.model\.transformer\.h\.1\.attn\.c_attn\.lora_B\.weight has shape \[24,3\], expected \(out_features, r\) = \(24, 2\)/],
+    ['missing tensor', badAdapter((t) => t.delete(key)), /adapter_model\.safetensors: missing tensor base_model\.model\.transformer\.h\.1\.attn\.c_attn\.lora_B\.weight/],
+    ['wrong r', badAdapter(() => {}, { r: 4 }), /adapter_model\.safetensors: tensor base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight has shape \[2,8\], expected \(r, in_features\) = \(4, 8\).*; and \d+ more/],
+    ['unexpected tensor', badAdapter((t) => t.set('base_model.model.transformer.h.0.attn.c_proj.lora_A.weight', { shape: [2, 8], data: new Float32Array(16) })), /unexpected tensor base_model\.model\.transformer\.h\.0\.attn\.c_proj\.lora_A\.weight/],
+    ['fan_in_fan_out', badAdapter(() => {}, { fan_in_fan_out: false }), /adapter_config\.json: field fan_in_fan_out is false, expected true/],
+    ['peft_type', badAdapter(() => {}, { peft_type: 'IA3' }), /adapter_config\.json: field peft_type is "IA3", expected "LORA"/],
+  ];
+  for (const [what, dir, re] of cases) {
+    const model = loadGPT(join(fixtures, 'base'));
+    assert.throws(() => loadAdapter(dir, model), (e: unknown) => {
+      assert.ok(e instanceof UserError, what);
+      assert.match(e.message, re, what);
+      assert.ok(!e.message.includes('\n'), `${what}: one line`);
+      assert.ok(e.message.startsWith(dir), `${what}: names the file`);
+      return true;
+    });
+    model.dispose();
+  }
+});
+
+test('on a fixed batch the adapters alone fit the data while every base weight stays bit-identical', () => {
+  const model = new GPT(shape, 9);
+  // The tied head stays frozen: at GPT-2's init scale (0.02) it allows logits of only ±0.2, so widen it first.
+  const wte = model.transformer.wte.weight;
+  for (let i = 0; i < wte.size; i++) wte.data[wte.offset + i] = (wte.data[wte.offset + i] as number) * 50;
+  const before = model.namedParameters().map(([n, p]) => [n, Float32Array.from(p.toTypedArray() as Float32Array)] as const);
+  applyLoRA(model, { r: 4, alpha: 8, dropout: 0, targetModules: ['c_attn', 'c_fc', 'c_proj'], seed: 1 });
+  const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), lr: 3e-2, weight_decay: 0 });
+  assert.ok([...opt.state().tensors.keys()].every((k) => /\.lora_[AB]\.weight\./.test(k)));
+  const x = lm.keep(lm.tensor(idxRows.flat(), [2, 8], 'int32'));
+  const y = lm.keep(lm.tensor(idxRows.flat().map((v) => (v * 7 + 3) % 24), [2, 8], 'int32'));
+  const losses: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    losses.push(lm.tidy(() => {
+      const { loss } = model.forward(x, y);
+      lm.backward(loss!);
+      return loss!.item();
+    }));
+    opt.step();
+    opt.zeroGrad();
+  }
+  assert.ok(losses[29]! < losses[0]! - 0.5, `${losses[0]} → ${losses[29]}`);
+  const after = new Map(model.namedParameters().map(([n, p]) => [n.replace('.base_layer', ''), p] as const));
+  for (const [n, w] of before) assert.deepEqual(after.get(n)!.toTypedArray(), w, n);
+  opt.dispose();
+  model.dispose();
+  x.dispose();
+  y.dispose();
+});
