@@ -11,7 +11,11 @@
 // fully masked rows (a left-padded batch) do not poison a training step with NaN. That choice is confined
 // to rows with no finite score: a NaN anywhere in a row's scores (from q, k, the mask or scale) still makes the
 // row's output and lse NaN, because the running max ignores NaN while exp and the sums carry it.
-// Keys a query cannot see (causal, past Tk) are left out of every product, so a NaN there never reaches it.
+// Keys a query cannot see (causal, outside a sliding window, past Tk) are left out of every product, so a NaN
+// there never reaches it.
+// Sliding-window (local) attention: with window w, query i sees keys (i + off − w, i + off]. Key tiles wholly
+// outside that band are never packed or multiplied, in the forward and in the backward, so a call costs
+// O(Tq·w·D) time instead of O(Tq·Tk·D); the scratch is the same tiles as ever (O(D·(Br + Bc)) forward).
 // One difference from the reference, which skips every term whose weight is exactly 0: a key hidden only by
 // an additive −inf mask (or whose weight underflows to 0) still enters the tile products with weight 0, so a
 // NaN in that key's value row gives 0·NaN = NaN here. NaN inputs are bugs upstream; we surface them.
@@ -49,6 +53,9 @@ struct FwdHead {
   int D, Dp, Tq, Tk, off;  // off = Tk − Tq: causal query i sees keys j ≤ i + off
   float scale;
   bool causal;
+  // Sliding window w (0 = none; set only with causal and w < Tk, where it hides something): query i also needs
+  // j > i + off − w. The tile loops skip key tiles below every row's band, as the causal limit skips those above.
+  int window;
   // Dropout on the probabilities: P_ij of this head is kept ⇔ dropoutKeep(idx, seedHash, threshold) with
   // idx = (rowBase + i)·Tk + j mod 2^32 and rowBase = (b·H + h)·Tq; kept entries are scaled by dropScale = 1/(1 − p).
   bool dropout;
@@ -281,6 +288,7 @@ struct Problem {
   int B, H, Tq, Tk, D;
   float scale;
   bool causal;
+  int window;         // 0 = none
   double dropout;     // p in [0, 1)
   uint32_t seedHash;  // hash32(dropoutSeed >>> 0)
 };
@@ -296,6 +304,8 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.sq = p.q.sT; h.sk = p.k.sT; h.sv = p.v.sT; h.so = p.out.sT; h.smask = p.hasMask ? p.mask.sT : 0;
   h.D = p.D; h.Dp = Dp; h.Tq = p.Tq; h.Tk = p.Tk; h.off = p.Tk - p.Tq;
   h.scale = p.scale; h.causal = p.causal;
+  // A window ≥ Tk hides nothing (i + off − w < 0 for every row): it takes the dense path, bit for bit.
+  h.window = p.causal && p.window < p.Tk ? p.window : 0;
   h.dropout = p.dropout > 0;
   h.seedHash = p.seedHash;
   h.threshold = dropoutThreshold(p.dropout);
@@ -303,7 +313,8 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.dropScale = static_cast<float>(1.0 / (1.0 - p.dropout));
 }
 
-// Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal), at most the OpenMP
+// Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal; Tk → w with a sliding
+// window w, the keys each query actually reads), at most the OpenMP
 // limit. A thread then has ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a
 // loaded machine it can cost far more: the join waits until the kernel schedules every team thread, which
 // measured 16 ms instead of 0.3 ms for the (12, 4, 64, 32) forward on 2 busy cores.
@@ -319,8 +330,10 @@ double setWorkPerThread(double w) {
 // Threads worth running for a problem, at most maxThreads (the thread policy's cap, or the configured count where
 // the split changes the arithmetic).
 int threadsFor(const Problem& p, int maxThreads) {
-  double work = static_cast<double>(p.B) * p.H * p.Tq * std::max(p.Tk, 1) * std::max(p.D, 1);
-  if (p.causal) work *= 0.5;
+  const bool banded = p.causal && p.window > 0 && p.window < p.Tk;
+  const int keys = banded ? p.window : std::max(p.Tk, 1);
+  double work = static_cast<double>(p.B) * p.H * p.Tq * keys * std::max(p.D, 1);
+  if (p.causal && !banded) work *= 0.5;
   const double n = std::floor(work / gWorkPerThread);
   return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(maxThreads))));
 }
@@ -501,7 +514,8 @@ bool readView(Args& a, size_t i, const char* name, int64_t B, int64_t H, int64_t
 
 // Arguments shared by forward and backward:
 //   0 q, 1 qLayout, 2 k, 3 kLayout, 4 v, 5 vLayout, 6 out, 7 outLayout, 8 lse, 9 mask | null, 10 maskLayout | null,
-//   11 dims [B, H, Tq, Tk, D], 12 scale, 13 causal, 14 dropout (p in [0, 1)), 15 dropoutSeed
+//   11 dims [B, H, Tq, Tk, D], 12 scale, 13 causal, 14 dropout (p in [0, 1)), 15 dropoutSeed,
+//   16 window (integer ≥ 0; 0 = none; ignored without causal)
 bool readProblem(Args& a, Problem& p) {
   int64_t dims[5];
   bool isArray = false;
@@ -542,29 +556,35 @@ bool readProblem(Args& a, Problem& p) {
   p.causal = a.boolean(13);
   p.dropout = a.num(14);
   const double seed = a.num(15);
+  const double window = a.num(16);
   if (a.failed) return false;
   if (!(p.dropout >= 0 && p.dropout < 1)) { a.fail("dropout: expected a probability in [0, 1)", 14); return false; }
+  if (!(window >= 0 && window <= 2147483647.0) || window != std::floor(window)) {
+    a.fail("window: expected an integer ≥ 0 (0 = no sliding window)", 16);
+    return false;
+  }
+  p.window = static_cast<int>(window);
   p.seedHash = hash32(static_cast<uint32_t>(toInt32(seed)));  // dropoutSeed >>> 0, as core/random.ts
   return !a.failed;
 }
 
 napi_value attentionForward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attentionForward", 16);
+  Args a(env, info, "attentionForward", 17);
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
   if (!runForward(p)) napi_throw_error(env, nullptr, "native attentionForward: out of memory for the tile scratch");
   return a.undefined();
 }
 
-// Backward adds: 16 gout, 17 goutLayout, 18 gq, 19 gqLayout, 20 gk, 21 gkLayout, 22 gv, 23 gvLayout.
+// Backward adds: 17 gout, 18 goutLayout, 19 gq, 20 gqLayout, 21 gk, 22 gkLayout, 23 gv, 24 gvLayout.
 napi_value attentionBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attentionBackward", 24);
+  Args a(env, info, "attentionBackward", 25);
   Problem p{};
   if (!readProblem(a, p)) return nullptr;
-  readView(a, 16, "gout", p.B, p.H, p.Tq, p.D, p.gout);
-  readView(a, 18, "gq", p.B, p.H, p.Tq, p.D, p.gq);
-  readView(a, 20, "gk", p.B, p.H, p.Tk, p.D, p.gk);
-  readView(a, 22, "gv", p.B, p.H, p.Tk, p.D, p.gv);
+  readView(a, 17, "gout", p.B, p.H, p.Tq, p.D, p.gout);
+  readView(a, 19, "gq", p.B, p.H, p.Tq, p.D, p.gq);
+  readView(a, 21, "gk", p.B, p.H, p.Tk, p.D, p.gk);
+  readView(a, 23, "gv", p.B, p.H, p.Tk, p.D, p.gv);
   if (a.failed) return nullptr;
   if (!runBackward(p)) napi_throw_error(env, nullptr, "native attentionBackward: out of memory for the scratch");
   return a.undefined();

@@ -61,6 +61,9 @@ export interface MatmulArgs<F extends FloatArray> {
  * lse (B, H, Tq) contiguous receives the row log-sum-exp (natural log) that the backward pass reuses.
  * causal masks key j > query i + (Tk − Tq). mask (optional) is additive, (Tq, Tk) rows with strides
  * [mB, mH, mT] (0 to broadcast), last dim contiguous.
+ * window w ≥ 1 (causal only; 0 or absent = unlimited) is sliding-window (local) attention: query i, at absolute
+ * position i + off with off = Tk − Tq, sees keys i + off − w < j ≤ i + off, its last w positions itself included.
+ * Backends skip whole key tiles outside that band, so time and scratch are O(Tq·w·D), not O(Tq·Tk·D).
  * Memory: O(T·D) per head besides the inputs — never a (T, T) score matrix.
  * A query row with no allowed key (every score −∞) gives out = 0, lse = −∞ and zero gradients (not NaN);
  * NaN in q, k, v or the mask propagates to the affected rows.
@@ -83,6 +86,8 @@ export interface AttentionArgs<F extends FloatArray> {
   D: number;
   scale: number;
   causal: boolean;
+  /** Sliding window w (integer ≥ 1, with causal) or 0 / absent for none: keys j ≤ i + off − w are masked too. */
+  window?: number;
   /** Probability p in [0, 1) of dropping each attention probability; 0 = no dropout. */
   dropout: number;
   /** Seeds the dropout mask (used as seed >>> 0, like every hashUniform seed). */

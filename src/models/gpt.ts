@@ -4,7 +4,7 @@
 // defaults and documentation live (train configs, config.json and --help read it). Not the trainer, not the tokenizer.
 import * as lm from '../core/index.js';
 import { Rng, type Tensor } from '../core/index.js';
-import type { BlockConfig } from '../nn/attention.js';
+import { parseLocalLayers, type BlockConfig } from '../nn/attention.js';
 import { Block, makeNorm, type Norm } from '../nn/block.js';
 import { dropoutAt, type ForwardContext } from '../nn/context.js';
 import { KVCache } from '../nn/kv-cache.js';
@@ -33,6 +33,8 @@ export const gptSpec = defineConfig({
   mlp_hidden: { default: 0, type: 'integer', min: 0, doc: 'MLP hidden width (0 = 4·n_embd, or 8/3·n_embd for SwiGLU)' },
   position: { default: 'learned', choices: ['learned', 'rope'], doc: 'position encoding' },
   rope_base: { default: 10000, type: 'number', min: 1, doc: 'RoPE frequency base' },
+  attention_window: { default: 0, type: 'integer', min: 0, doc: 'sliding-window (local) attention: a token in a local layer sees its last N positions (0 = dense everywhere)' },
+  local_layers: { default: 'all', type: 'string', doc: "layers that use attention_window: 'all', '' (none) or comma-separated indices like '0,2'" },
   tie_embeddings: { default: true, doc: 'share token embedding and output head' },
 });
 
@@ -55,6 +57,17 @@ export function validateGPTConfig(c: GPTConfig): void {
   if (c.n_embd % c.n_head !== 0) fail('n_embd', `a multiple of n_head (${c.n_head})`);
   if (c.position === 'rope' && (c.n_embd / c.n_head) % 2 !== 0) fail('n_head', 'a head size n_embd/n_head that is even (RoPE)');
   if (!(c.dropout >= 0 && c.dropout < 1)) fail('dropout', 'a number in [0, 1)');
+  if (!Number.isInteger(c.attention_window) || c.attention_window < 0) fail('attention_window', 'an integer ≥ 0 (0 = dense)');
+  try {
+    parseLocalLayers(c.local_layers, c.n_layer);
+  } catch {
+    fail('local_layers', `'all', '' or comma-separated distinct layer indices in [0, ${c.n_layer})`);
+  }
+}
+
+/** The sliding window the model's local layers use, or 0 when every layer is dense. */
+function localWindow(c: GPTConfig): number {
+  return c.attention_window > 0 && parseLocalLayers(c.local_layers, c.n_layer).size > 0 ? c.attention_window : 0;
 }
 
 class Transformer extends Module {
@@ -168,7 +181,7 @@ export class GPT extends Module {
         dropout: this.training && !kv ? this.config.dropout : 0,
         seed: options.seed ?? 0,
         rope: this.rope,
-        cache: kv ? { kv, plan: kv.plan(T, options.counts) } : null,
+        cache: kv ? { kv, plan: kv.plan(T, options.counts, localWindow(this.config)) } : null,
         aux: {},
       };
       let x = dropoutAt(ctx, this.embed(idx, ctx), 0);

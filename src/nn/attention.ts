@@ -1,5 +1,5 @@
 // Causal multi-head self-attention with a fused QKV projection (GPT-2's c_attn / c_proj), optional RoPE, dropout
-// on the attention probabilities, and KV-cache decoding. One forward: without a cache it runs the fused
+// on the attention probabilities, an optional sliding window (local attention, per layer), and KV-cache decoding. One forward: without a cache it runs the fused
 // self-attention kernel over the whole sequence; with one it writes the new keys and values at each row's own
 // positions and attends over the row's cache. Not the MLP or the block (mlp.ts, block.ts).
 import * as lm from '../core/index.js';
@@ -21,6 +21,36 @@ export interface BlockConfig {
   mlp: 'gelu' | 'swiglu';
   /** MLP hidden width; 0 means 4·n_embd (gelu) or 8/3·n_embd rounded up to a multiple of 64 (SwiGLU). */
   mlp_hidden: number;
+  /** Sliding window of the local layers (each token sees its last attention_window positions); 0 / absent = dense. */
+  attention_window?: number;
+  /** Which layers are local: 'all' (default), '' (none) or comma-separated indices such as '0,2'. */
+  local_layers?: string;
+}
+
+/**
+ * The layer indices a local_layers string names: 'all' → every layer, '' → none, '0, 2' → {0, 2}.
+ * Throws a RangeError naming the bad entry (not an integer in [0, nLayer), or repeated).
+ */
+export function parseLocalLayers(spec: string, nLayer: number): Set<number> {
+  const s = spec.trim();
+  if (s === 'all') return new Set(Array.from({ length: nLayer }, (_, l) => l));
+  const layers = new Set<number>();
+  if (s === '') return layers;
+  for (const part of s.split(',')) {
+    const t = part.trim();
+    const l = /^\d+$/.test(t) ? Number(t) : Number.NaN;
+    if (!(l < nLayer) || layers.has(l)) {
+      throw new RangeError(`local_layers = ${JSON.stringify(spec)}: ${JSON.stringify(t)} is not a distinct layer index in [0, ${nLayer}) ('all', '' or a list like '0,2')`);
+    }
+    layers.add(l);
+  }
+  return layers;
+}
+
+/** The sliding window of one layer: attention_window when the layer is local, else 0 (dense). */
+export function layerWindow(c: Pick<BlockConfig, 'n_layer' | 'attention_window' | 'local_layers'>, layer: number): number {
+  const w = c.attention_window ?? 0;
+  return w > 0 && parseLocalLayers(c.local_layers ?? 'all', c.n_layer).has(layer) ? w : 0;
 }
 
 /** GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2·n_layer). */
@@ -42,10 +72,13 @@ function ropeTables(rope: RotaryTables, ctx: ForwardContext, T: number): RotaryT
 export class CausalSelfAttention extends Module {
   readonly c_attn: Linear;
   readonly c_proj: Linear;
+  /** Sliding window of this layer (0 = dense attention). */
+  readonly window: number;
 
-  /** layer: this block's index (its cache slot and dropout site). */
+  /** layer: this block's index (its cache slot, dropout site and whether it is local). */
   constructor(readonly c: BlockConfig, rng: Rng, readonly layer: number) {
     super();
+    this.window = layerWindow(c, layer);
     this.c_attn = this.child('c_attn', new Linear(c.n_embd, 3 * c.n_embd, { bias: c.bias, rng, std: INIT_STD }));
     this.c_proj = this.child('c_proj', new Linear(c.n_embd, c.n_embd, { bias: c.bias, rng, std: INIT_STD / Math.sqrt(2 * c.n_layer) }));
   }
@@ -68,7 +101,8 @@ export class CausalSelfAttention extends Module {
       }
       // Attention-probability sites follow the 2·n_layer + 1 residual sites (see context.ts siteSeed).
       const dropoutSeed = ctx.dropout > 0 ? siteSeed(ctx.seed, 2 * this.c.n_layer + 1 + this.layer) : 0;
-      return this.c_proj.forward(lm.selfAttention(fused, H, { dropout: ctx.dropout, dropoutSeed }), ctx); // (B, T, C)
+      const window = this.window;
+      return this.c_proj.forward(lm.selfAttention(fused, H, { dropout: ctx.dropout, dropoutSeed, window }), ctx); // (B, T, C)
     }
     const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
     let q = parts[0]!;
@@ -81,7 +115,13 @@ export class CausalSelfAttention extends Module {
     }
     cache.kv.write(this.layer, k, v, cache.plan);
     const kv = cache.kv.view(this.layer, cache.plan); // (B, H, Tk, D)
-    const opts = cache.plan.uniform ? { causal: true } : { mask: cache.plan.mask };
+    // Uniform rows: causal (and the window) with the kernel's cache offset. Ragged rows: the plan's additive mask,
+    // which for a local layer also hides keys more than `window` positions back (KVCache.plan builds both).
+    const plan = cache.plan;
+    if (this.window > 0 && plan.window !== this.window) {
+      throw new Error(`CausalSelfAttention: layer ${this.layer} has window ${this.window} but the cache plan was made for window ${plan.window}`);
+    }
+    const opts = plan.uniform ? { causal: true, window: this.window } : { mask: this.window > 0 ? plan.windowMask : plan.mask };
     const y = lm.attention(lm.permute(q, [0, 2, 1, 3]), kv.k, kv.v, opts); // (B, H, T, D)
     return this.c_proj.forward(lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]), ctx);
   }

@@ -29,6 +29,10 @@ export interface CachePlan {
   positions: Tensor | null;
   /** (B, 1, T, keyLength) additive mask, 0 where a query may look and −∞ elsewhere, for ragged passes. */
   mask: Tensor | null;
+  /** The sliding window of the pass's local layers (0 = none): uniform passes give it to the kernel. */
+  window: number;
+  /** With a window, for ragged passes: `mask` that also hides keys ≤ position − window (local layers' mask). */
+  windowMask: Tensor | null;
 }
 
 export class KVCache {
@@ -60,9 +64,13 @@ export class KVCache {
     this.lengths.fill(n);
   }
 
-  /** Plans a pass of T tokens per row, counts[b] of them real (default all). Checks capacity. */
-  plan(T: number, counts?: readonly number[]): CachePlan {
+  /**
+   * Plans a pass of T tokens per row, counts[b] of them real (default all). Checks capacity. window (0 = none) is
+   * the sliding window of the model's local layers: ragged passes then also get their banded mask.
+   */
+  plan(T: number, counts?: readonly number[], window = 0): CachePlan {
     const B = this.batch;
+    if (!(Number.isInteger(window) && window >= 0)) throw new RangeError(`KVCache.plan: window must be an integer ≥ 0, got ${window}`);
     const starts = [...this.lengths];
     const n = counts ? [...counts] : new Array<number>(B).fill(T);
     if (n.length !== B || n.some((c) => !Number.isInteger(c) || c < 0 || c > T)) {
@@ -74,20 +82,27 @@ export class KVCache {
       }
     }
     const uniform = starts.every((s) => s === starts[0]) && n.every((c) => c === T) && starts[0]! + T <= this.shape.capacity;
-    if (uniform) return { starts, counts: n, uniform, keyLength: starts[0]! + T, positions: null, mask: null };
+    if (uniform) return { starts, counts: n, uniform, keyLength: starts[0]! + T, positions: null, mask: null, window, windowMask: null };
     const keyLength = Math.max(1, ...starts.map((s, b) => s + n[b]!));
     const positions = new Int32Array(B * T);
     const mask = new Float32Array(B * T * keyLength).fill(-Infinity);
+    const band = window > 0 ? new Float32Array(B * T * keyLength).fill(-Infinity) : null;
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         positions[b * T + t] = Math.min(starts[b]! + t, this.shape.capacity - 1);
         // Query t of row b sees keys [0, start + t] of its own row; a padding query sees what the row's last
-        // real token sees (at least key 0, so no row of the softmax is empty).
-        const visible = Math.max(1, starts[b]! + Math.min(t, n[b]! - 1) + 1);
-        mask.fill(0, (b * T + t) * keyLength, (b * T + t) * keyLength + Math.min(visible, keyLength));
+        // real token sees (at least key 0, so no row of the softmax is empty). With a window w, the local layers'
+        // query sees keys (start + t − w, start + t]: never empty either, as it always holds its last key.
+        const visible = Math.min(Math.max(1, starts[b]! + Math.min(t, n[b]! - 1) + 1), keyLength);
+        const row = (b * T + t) * keyLength;
+        mask.fill(0, row, row + visible);
+        band?.fill(0, row + Math.max(0, visible - window), row + visible);
       }
     }
-    return { starts, counts: n, uniform, keyLength, positions: lm.fromArray(positions, [B, T]), mask: lm.fromArray(mask, [B, 1, T, keyLength]) };
+    return {
+      starts, counts: n, uniform, keyLength, positions: lm.fromArray(positions, [B, T]), mask: lm.fromArray(mask, [B, 1, T, keyLength]),
+      window, windowMask: band ? lm.fromArray(band, [B, 1, T, keyLength]) : null,
+    };
   }
 
   /** Writes a layer's new keys and values, (B, T, H, D) each, at each row's own positions. */

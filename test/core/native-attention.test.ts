@@ -1,7 +1,8 @@
 // Native fused attention (forward and backward) against a float64 naive implementation written here and against
 // the reference backend (core/reference, run in float64), across
 // every SIMD path this CPU runs: causal and full, Tq ≠ Tk, masks, strided views of a fused QKV buffer, odd D,
-// NaN propagation, fully masked rows, bad arguments; plus a finite-difference check of the backward.
+// sliding windows (local attention), NaN propagation, fully masked rows, bad arguments; plus finite-difference
+// checks of the backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionBackwardArgs, StridedArg } from '../../src/core/kernels.js';
@@ -21,6 +22,8 @@ interface Case {
   mask: 'none' | 'broadcast' | 'full' | 'keys';
   /** q, k, v as views of one fused (B, T, 3, H, D) buffer (needs Tq = Tk) and out/grads as (B, T, H, D) views. */
   fused: boolean;
+  /** Sliding window (causal only); absent or 0 = none. */
+  window?: number;
 }
 
 interface Built {
@@ -86,7 +89,7 @@ function build(c: Case, seed: number): Built {
     mask ? mask.data[mask.offset + b * mask.strides[0]! + h * mask.strides[1]! + i * mask.strides[2]! + j]! : 0;
   const args: AttentionBackwardArgs<Float32Array> = {
     q, k, v, out, lse: new Float32Array(B * H * Tq).fill(Number.NaN), mask, B, H, Tq, Tk, D,
-    scale: 1 / Math.sqrt(Math.max(D, 1)), causal: c.causal, dropout: 0, dropoutSeed: 0, gout, gq, gk, gv,
+    scale: 1 / Math.sqrt(Math.max(D, 1)), causal: c.causal, window: c.window ?? 0, dropout: 0, dropoutSeed: 0, gout, gq, gk, gv,
   };
   return { args, at, maskAt };
 }
@@ -99,9 +102,13 @@ interface Naive {
   gv: Float64Array; // (B, H, Tk, D)
 }
 
-/** Materialises P per head in float64. A row with no finite score gets out 0, lse −inf and no gradient. */
+/**
+ * Materialises P per head in float64. A row with no finite score gets out 0, lse −inf and no gradient.
+ * With a window w (causal), query i sees keys (i + Tk − Tq − w, i + Tk − Tq]: the others get score −inf.
+ */
 function naive(x: Built): Naive {
   const { B, H, Tq, Tk, D, scale, causal, q, k, v, gout } = x.args;
+  const w = causal ? x.args.window ?? 0 : 0;
   const r: Naive = {
     out: new Float64Array(B * H * Tq * D), lse: new Float64Array(B * H * Tq),
     gq: new Float64Array(B * H * Tq * D), gk: new Float64Array(B * H * Tk * D), gv: new Float64Array(B * H * Tk * D),
@@ -116,7 +123,7 @@ function naive(x: Built): Naive {
         for (let j = 0; j < lim; j++) {
           let dot = 0;
           for (let d = 0; d < D; d++) dot += x.at(q, b, h, i, d) * x.at(x.args.k, b, h, j, d);
-          s[j] = dot * scale + x.maskAt(b, h, i, j);
+          s[j] = w > 0 && j <= i + Tk - Tq - w ? -Infinity : dot * scale + x.maskAt(b, h, i, j);
           m = Math.max(m, s[j]!);
         }
         if (m === -Infinity) {
@@ -237,6 +244,75 @@ test('every SIMD path: Tq ≠ Tk (KV-cache decode), masks, one head (split key t
   attentionIsa(BEST);
 });
 
+test('sliding window on every SIMD path: windows below and above the tile sizes, Tq ≠ Tk, masks, odd D, threads', () => {
+  // Key tiles are 16, 32 or 64 keys (4 vectors) and query blocks 64 rows, so windows of 1, 3, 17, 40, 64, 100 and
+  // 129 start bands inside, at and across tile edges; Tq < Tk puts the band at a cache offset; Tq > Tk leaves
+  // rows with no key; w ≥ Tk hides nothing.
+  let seed = 500;
+  const cases: Case[] = [
+    { B: 2, H: 2, Tq: 130, Tk: 130, D: 7, causal: true, mask: 'none', fused: true, window: 1 },
+    { B: 1, H: 2, Tq: 200, Tk: 200, D: 33, causal: true, mask: 'full', fused: false, window: 3 },
+    { B: 2, H: 2, Tq: 5, Tk: 90, D: 8, causal: true, mask: 'broadcast', fused: false, window: 17 },
+    { B: 1, H: 2, Tq: 70, Tk: 130, D: 5, causal: true, mask: 'keys', fused: false, window: 40 },
+    { B: 1, H: 1, Tq: 130, Tk: 130, D: 64, causal: true, mask: 'none', fused: true, window: 64 },
+    { B: 1, H: 1, Tq: 200, Tk: 200, D: 16, causal: true, mask: 'broadcast', fused: false, window: 100 },
+    { B: 1, H: 2, Tq: 130, Tk: 130, D: 9, causal: true, mask: 'none', fused: false, window: 129 },
+    { B: 2, H: 1, Tq: 1, Tk: 17, D: 7, causal: true, mask: 'none', fused: false, window: 5 },
+    { B: 2, H: 2, Tq: 9, Tk: 4, D: 5, causal: true, mask: 'none', fused: false, window: 2 },
+    { B: 1, H: 1, Tq: 40, Tk: 40, D: 3, causal: true, mask: 'none', fused: false, window: 300 },
+  ];
+  for (const isa of ISAS) {
+    attentionIsa(isa);
+    for (const c of cases) check(c, seed++, `${isa} window`);
+  }
+  attentionIsa(BEST);
+  const setThreads = loadAddon()['setThreads'] as (n: number) => void;
+  const before = (loadAddon()['cpuInfo'] as () => { threads: number })().threads;
+  const work = attentionWorkPerThread(1);
+  try {
+    for (const threads of [3, 1]) {
+      setThreads(threads);
+      const tag = `${threads} threads window`;
+      check({ B: 1, H: 1, Tq: 200, Tk: 200, D: 32, causal: true, mask: 'none', fused: false, window: 50 }, seed++, tag);
+      check({ B: 1, H: 3, Tq: 64, Tk: 200, D: 16, causal: true, mask: 'full', fused: false, window: 70 }, seed++, tag);
+      check({ B: 2, H: 4, Tq: 70, Tk: 70, D: 16, causal: true, mask: 'broadcast', fused: true, window: 9 }, seed++, tag);
+    }
+  } finally {
+    setThreads(before);
+    attentionWorkPerThread(work);
+  }
+});
+
+test('sliding window: w ≥ Tk is bit-identical to dense causal; a NaN key or value reaches only the rows whose window holds it', () => {
+  for (const isa of ISAS) {
+    attentionIsa(isa);
+    const dense = build({ B: 1, H: 2, Tq: 70, Tk: 130, D: 12, causal: true, mask: 'broadcast', fused: false }, 40);
+    const wide = build({ B: 1, H: 2, Tq: 70, Tk: 130, D: 12, causal: true, mask: 'broadcast', fused: false, window: 130 }, 40);
+    for (const x of [dense, wide]) {
+      nativeAttention.attention(x.args);
+      nativeAttention.attentionBackward(x.args);
+    }
+    for (const name of ['out', 'gq', 'gk', 'gv'] as const) assert.deepEqual(wide.args[name].data, dense.args[name].data, `${isa} ${name}`);
+    assert.deepEqual(wide.args.lse, dense.args.lse, `${isa} lse`);
+
+    // Window 5 over 70 positions: key / value row 10 is seen by queries 10..14 only.
+    const w = build({ B: 1, H: 1, Tq: 70, Tk: 70, D: 5, causal: true, mask: 'none', fused: false, window: 5 }, 41);
+    w.args.v.data[10 * 5 + 2] = Number.NaN;
+    w.args.k.data[30 * 5 + 1] = Number.NaN;
+    nativeAttention.attention(w.args);
+    nativeAttention.attentionBackward(w.args);
+    for (let t = 0; t < 70; t++) {
+      const seesV = t >= 10 && t < 15, seesK = t >= 30 && t < 35;
+      assert.equal(Number.isNaN(w.args.out.data[t * 5 + 2]!), seesV || seesK, `${isa}: out row ${t}`);
+      assert.equal(Number.isNaN(w.args.gq.data[t * 5]!), seesV || seesK, `${isa}: gq row ${t}`);
+      // Key row t meets queries t..t+4; it turns NaN when one of them saw a NaN.
+      const meets = (lo: number): boolean => t + 4 >= lo && t < lo + 5;
+      assert.equal(Number.isNaN(w.args.gk.data[t * 5]!), meets(10) || meets(30), `${isa}: gk row ${t}`);
+    }
+  }
+  attentionIsa(BEST);
+});
+
 test('fully masked rows give out 0, lse −inf and zero gradients; NaN inputs propagate', () => {
   for (const isa of ISAS) {
     attentionIsa(isa);
@@ -293,8 +369,11 @@ test('fully masked rows give out 0, lse −inf and zero gradients; NaN inputs pr
   attentionIsa(BEST);
 });
 
-test('finite differences of the native forward match the native backward (tiny causal case with a mask)', () => {
-  const x = build({ B: 1, H: 2, Tq: 3, Tk: 4, D: 3, causal: true, mask: 'full', fused: false }, 11);
+for (const [label, c] of [
+  ['tiny causal case with a mask', { B: 1, H: 2, Tq: 3, Tk: 4, D: 3, causal: true, mask: 'full', fused: false }],
+  ['sliding window 2, Tq < Tk, a mask', { B: 1, H: 2, Tq: 4, Tk: 6, D: 3, causal: true, mask: 'full', fused: false, window: 2 }],
+] as const) test(`finite differences of the native forward match the native backward (${label})`, () => {
+  const x = build(c, 11);
   for (let i = 0; i < x.args.mask!.data.length; i++) if (x.args.mask!.data[i] === -Infinity) x.args.mask!.data[i] = -1;
   // L = Σ out ⊙ gout, so dL/dq etc. are exactly what the backward computes from gout.
   const loss = (): number => {
@@ -364,6 +443,8 @@ test('parity with the reference backend (float64) on the same inputs, NaN and fu
     [{ B: 1, H: 2, Tq: 1, Tk: 17, D: 7, causal: true, mask: 'full', fused: false }, () => undefined],
     [{ B: 2, H: 1, Tq: 130, Tk: 130, D: 64, causal: false, mask: 'broadcast', fused: false }, () => undefined],
     [{ B: 1, H: 2, Tq: 9, Tk: 4, D: 3, causal: true, mask: 'none', fused: false }, () => undefined],
+    [{ B: 2, H: 2, Tq: 130, Tk: 130, D: 7, causal: true, mask: 'none', fused: true, window: 20 }, () => undefined],
+    [{ B: 1, H: 2, Tq: 33, Tk: 150, D: 16, causal: true, mask: 'full', fused: false, window: 70 }, () => undefined],
     // Fully masked row 1 and a NaN query in row 3 (its whole row and the keys it sees turn NaN in both).
     [{ B: 1, H: 1, Tq: 5, Tk: 5, D: 4, causal: false, mask: 'broadcast', fused: false }, (x) => {
       x.args.mask!.data.fill(0);

@@ -90,4 +90,13 @@ export const opCases: OpCase[] = [
     run: (xs, dtype) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, dropout: 0.2, dropoutSeed: 2024, mask: lm.tensor([0, -1, 0.5, 0, -Infinity, 0, 0.3, 0, 0, -2, 0, 0], [2, 6], dtype) }),
   },
   { name: 'selfAttention + dropout', inputs: [[2, 5, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2, { dropout: 0.25, dropoutSeed: 3 }) },
+  // sliding-window (local) attention: each query sees its last `window` positions
+  { name: 'attention causal window 2', inputs: [[2, 2, 7, 3], [2, 2, 7, 3], [2, 2, 7, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, window: 2 }) },
+  {
+    name: 'attention decode (Tq < Tk) + mask + window 3', inputs: [[1, 2, 3, 5], [1, 2, 8, 5], [1, 2, 8, 5]],
+    run: (xs, dtype) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, window: 3, mask: lm.tensor([0, -1, 0.5, 0, -Infinity, 0, 0.3, 0], [1, 8], dtype) }),
+  },
+  { name: 'attention causal window 3 + dropout', inputs: [[1, 2, 6, 3], [1, 2, 6, 3], [1, 2, 6, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, window: 3, dropout: 0.3, dropoutSeed: 8 }) },
+  { name: 'selfAttention window 3', inputs: [[2, 9, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2, { window: 3 }) },
+  { name: 'selfAttention window 1', inputs: [[1, 4, 6]], run: (xs) => lm.selfAttention(xs[0]!, 1, { window: 1 }) },
 ];

@@ -10,12 +10,12 @@ interface AttentionAddon {
   attentionForward(
     q: Float32Array, qLayout: Layout, k: Float32Array, kLayout: Layout, v: Float32Array, vLayout: Layout,
     out: Float32Array, outLayout: Layout, lse: Float32Array, mask: View, maskLayout: Layout | null,
-    dims: [number, number, number, number, number], scale: number, causal: boolean, dropout: number, dropoutSeed: number,
+    dims: [number, number, number, number, number], scale: number, causal: boolean, dropout: number, dropoutSeed: number, window: number,
   ): void;
   attentionBackward(
     q: Float32Array, qLayout: Layout, k: Float32Array, kLayout: Layout, v: Float32Array, vLayout: Layout,
     out: Float32Array, outLayout: Layout, lse: Float32Array, mask: View, maskLayout: Layout | null,
-    dims: [number, number, number, number, number], scale: number, causal: boolean, dropout: number, dropoutSeed: number,
+    dims: [number, number, number, number, number], scale: number, causal: boolean, dropout: number, dropoutSeed: number, window: number,
     gout: Float32Array, goutLayout: Layout, gq: Float32Array, gqLayout: Layout,
     gk: Float32Array, gkLayout: Layout, gv: Float32Array, gvLayout: Layout,
   ): void;
@@ -56,7 +56,7 @@ function common(a: AttentionArgs<Float32Array>): Parameters<AttentionAddon['atte
   return [
     a.q.data, layout('q', a.q), a.k.data, layout('k', a.k), a.v.data, layout('v', a.v),
     a.out.data, layout('out', a.out), a.lse, a.mask ? a.mask.data : null, a.mask ? layout('mask', a.mask) : null,
-    [a.B, a.H, a.Tq, a.Tk, a.D], a.scale, a.causal, a.dropout, a.dropoutSeed,
+    [a.B, a.H, a.Tq, a.Tk, a.D], a.scale, a.causal, a.dropout, a.dropoutSeed, a.window ?? 0,
   ];
 }
 

@@ -12,6 +12,11 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Additive mask broadcastable to (B, H, Tq, Tk), e.g. 0 / −∞ padding. */
   mask?: Tensor | null;
+  /**
+   * Sliding-window (local) attention, causal only: query i (at position i + Tk − Tq) sees its last `window`
+   * positions, keys i + Tk − Tq − window < j ≤ i + Tk − Tq. 0 (the default) = unlimited. Time O(T·window).
+   */
+  window?: number;
   /** Score scale, 1/√D by default. */
   scale?: number;
   /**
@@ -30,6 +35,14 @@ function dropoutArgs(op: string, options: AttentionOptions): { dropout: number; 
   if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`${op}: options.dropout must be a probability in [0, 1), got ${dropout}`);
   if (!Number.isFinite(dropoutSeed)) throw new RangeError(`${op}: options.dropoutSeed must be a finite number, got ${dropoutSeed}`);
   return { dropout, dropoutSeed };
+}
+
+/** options.window validated: an integer ≥ 0, and > 0 only together with causal. */
+function windowArg(op: string, options: AttentionOptions, causal: boolean): number {
+  const window = options.window ?? 0;
+  if (!(Number.isInteger(window) && window >= 0)) throw new RangeError(`${op}: options.window must be an integer ≥ 0 (0 = unlimited), got ${window}`);
+  if (window > 0 && !causal) throw new RangeError(`${op}: options.window = ${window} needs causal: true (a sliding window looks back from each query)`);
+  return window;
 }
 
 /** A (B, H, T, D) view whose last dim is contiguous, as the kernel's [sB, sH, sT] strided argument. */
@@ -62,6 +75,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const vc = lastDimContiguous(v);
   const scale = options.scale ?? 1 / Math.sqrt(D);
   const causal = options.causal ?? false;
+  const window = windowArg('attention', options, causal);
   const drop = dropoutArgs('attention', options);
   const mask = maskArg(options.mask, B, H, Tq, Tk);
   const out = alloc([B, H, Tq, D], q.dtype);
@@ -69,7 +83,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const kern = kernels(q);
   const base = {
     q: headArg('attention', qc), k: headArg('attention', kc), v: headArg('attention', vc), out: headArg('attention', out),
-    lse: fdata('attention', lse), mask: mask.arg, B, H, Tq, Tk, D, scale, causal, ...drop,
+    lse: fdata('attention', lse), mask: mask.arg, B, H, Tq, Tk, D, scale, causal, window, ...drop,
   };
   kern.attention(base);
   return record('attention', [q, k, v], out, (g) => {
@@ -85,7 +99,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
 
 /**
  * Multi-head self-attention core of a Transformer block: qkv (B, T, 3·C) laid out [q | k | v], each split into
- * nHead heads of C/nHead, → (B, T, C) with heads merged. Causal by default.
+ * nHead heads of C/nHead, → (B, T, C) with heads merged. Causal by default; options.window makes it local.
  */
 export function selfAttention(qkv: Tensor, nHead: number, options: Omit<AttentionOptions, 'mask'> = {}): Tensor {
   expectNdim('selfAttention', qkv, 3, 'qkv');
@@ -94,6 +108,8 @@ export function selfAttention(qkv: Tensor, nHead: number, options: Omit<Attentio
   const H = nHead;
   if (!Number.isInteger(C) || C % H !== 0) throw new ShapeError(`selfAttention: last dim of ${qkv.describe()} must be 3·C with C divisible by ${H} heads`);
   const D = C / H;
+  const causal = options.causal ?? true;
+  const window = windowArg('selfAttention', options, causal);
   const drop = dropoutArgs('selfAttention', options);
   const x = dense(qkv);
   const data = fdata('selfAttention', x);
@@ -107,7 +123,7 @@ export function selfAttention(qkv: Tensor, nHead: number, options: Omit<Attentio
     q: part(data, 0), k: part(data, 1), v: part(data, 2),
     out: { data: fdata('selfAttention', out), offset: 0, strides: [T * C, D, C] },
     lse: fdata('selfAttention', lse), mask: null, B, H, Tq: T, Tk: T, D,
-    scale: options.scale ?? 1 / Math.sqrt(D), causal: options.causal ?? true, ...drop,
+    scale: options.scale ?? 1 / Math.sqrt(D), causal, window, ...drop,
   };
   kern.attention(base);
   return record('selfAttention', [qkv], out, (g) => {

@@ -16,10 +16,12 @@ function row(arg: StridedArg, b: number, h: number, t: number): number {
  */
 function scoreRow(args: AttentionArgs<FloatArray>, b: number, h: number, i: number, s: Float64Array): number {
   const { q, k, mask, Tq, Tk, D, scale, causal } = args;
+  const w = args.window ?? 0;
   const qo = row(q, b, h, i);
+  const pos = i + (Tk - Tq); // the query's absolute position: it sees keys (pos − w, pos] (w = 0: [0, pos])
   let m = -Infinity;
   for (let j = 0; j < Tk; j++) {
-    if (causal && j > i + (Tk - Tq)) {
+    if (causal && (j > pos || (w > 0 && j <= pos - w))) {
       s[j] = -Infinity;
       continue;
     }
@@ -50,6 +52,10 @@ function checkDropout(kernel: string, p: number): void {
   if (!(p >= 0 && p < 1)) throw new RangeError(`${kernel}: dropout must be a probability in [0, 1), got ${p}`);
 }
 
+function checkWindow(kernel: string, w: number | undefined): void {
+  if (w !== undefined && !(Number.isInteger(w) && w >= 0)) throw new RangeError(`${kernel}: window must be an integer ≥ 0, got ${w}`);
+}
+
 export const attentionKernels: AttentionKernels = {
   // out_i = Σ_j p̃_ij v_j with p_ij = exp(s_ij − lse_i) and p̃ = p ⊙ keep/(1 − dropout) (p̃ = p without dropout).
   // A row with no allowed key (all −∞) gives out = 0 and lse = −∞ rather than NaN, so fully padded rows are
@@ -57,6 +63,7 @@ export const attentionKernels: AttentionKernels = {
   attention(args) {
     const { v, out, lse, B, H, Tq, Tk, D } = args;
     checkDropout('attention', args.dropout);
+    checkWindow('attention', args.window);
     const s = new Float64Array(Tk);
     const acc = new Float64Array(D);
     for (let b = 0; b < B; b++) {
@@ -96,6 +103,7 @@ export const attentionKernels: AttentionKernels = {
   attentionBackward(args) {
     const { q, k, v, out, lse, gout, gq, gk, gv, B, H, Tq, Tk, D, scale } = args;
     checkDropout('attentionBackward', args.dropout);
+    checkWindow('attentionBackward', args.window);
     const s = new Float64Array(Tk);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
