@@ -252,7 +252,7 @@ struct Partials {
 #pragma omp parallel num_threads(team)
     {
       region.arrive();
-#pragma omp for schedule(static, 1)
+#pragma omp for schedule(static, 1) nowait
       for (int t = 0; t < threads; t++) run(t, rows * t / threads, rows * (t + 1) / threads, used, body);
     }
     region.finish();

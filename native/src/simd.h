@@ -48,7 +48,7 @@ inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
 #pragma omp parallel num_threads(threads)
   {
     region.arrive();
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
     for (int64_t c = 0; c < chunks; c++) {
       int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
       if (b < e) f(b, e);

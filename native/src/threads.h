@@ -4,11 +4,15 @@
 // Why: on a machine shared with another busy process, an OpenMP team of as many threads as cores has to share
 // a core with it. A worker that is off its core joins a region, or reaches a barrier, a scheduler slice (ms)
 // late while the others wait, and a training step runs hundreds of small regions: measured on 2 cores with one
-// busy-loop process, nanoGPT's CPU recipe went from 38 to ~700 ms/iter on 2 threads. One thread gets a core of
-// its own and no barrier to wait at. So: when at least kLateToCap of the last kWindow multi-threaded regions had
-// a worker more than kLateNs late, every region runs on one thread for a while, then the full team is tried
-// again (a probe of a few regions); while contention persists the solo spells double, up to kMaxSoloNs.
-// On a quiet VM a lone stall (0.4–4 ms every ~100 ms here) does not trip it: two in eight regions are needed.
+// busy-loop process, nanoGPT's CPU recipe went from 36 to 270 ms/iter on 2 threads (1.1 s with a second process).
+// One thread gets a core of its own and no barrier to wait at.
+//
+// The rule: when at least kLateToCap of the last kWindow multi-threaded regions had a worker join more than kLateNs
+// late, every region runs on one thread for a spell, then the full team is tried again; spells double while
+// contention persists (up to kMaxSoloNs) and start short again after kCalmNs without one. Measured here (2-core VM,
+// nanoGPT's CPU recipe on 2 threads): quiet, one region in 400 has a late worker (a 1–10 ms hypervisor stall every
+// ~100 ms, one region at a time); beside a busy process, one in seven. Four in 32 is then ~10⁻⁶ likely when quiet
+// (per window) and ~2/3 when contended. Ordinary futex wake-ups of sleeping workers (< 100 µs) never count.
 #pragma once
 #include <omp.h>
 #include <algorithm>
@@ -24,11 +28,12 @@ inline int64_t monoNs() {
 
 class ThreadPolicy {
  public:
-  static constexpr int64_t kLateNs = 100'000;
-  static constexpr int kWindow = 8;
-  static constexpr int kLateToCap = 2;
-  static constexpr int64_t kFirstSoloNs = 200'000'000;
+  static constexpr int64_t kLateNs = 1'000'000;
+  static constexpr int kWindow = 32;
+  static constexpr int kLateToCap = 4;
+  static constexpr int64_t kFirstSoloNs = 50'000'000;
   static constexpr int64_t kMaxSoloNs = 3'200'000'000;
+  static constexpr int64_t kCalmNs = 10'000'000'000;
 
   std::atomic<bool> adaptive{true};
 
@@ -39,24 +44,24 @@ class ThreadPolicy {
     return monoNs() < soloUntil_.load(std::memory_order_relaxed) ? 1 : nt;
   }
 
-  // After a multi-threaded region: the latest worker's arrival after the region's start.
+  // After a multi-threaded region: how late its latest worker joined.
   void record(int64_t lateNs) {
     if (!adaptive.load(std::memory_order_relaxed)) return;
-    const bool late = lateNs > kLateNs;
-    const unsigned i = next_.fetch_add(1, std::memory_order_relaxed);
-    const int prev = window_[i % kWindow].exchange(late ? 1 : 0, std::memory_order_relaxed);
-    const int lateCount = late_.fetch_add((late ? 1 : 0) - prev, std::memory_order_relaxed) + (late ? 1 : 0) - prev;
-    if (lateCount >= kLateToCap) {
-      // Contended: go solo, and clear the window so that the next probe judges on its own regions.
-      const int64_t spell = solo_.load(std::memory_order_relaxed);
-      soloUntil_.store(monoNs() + spell, std::memory_order_relaxed);
-      solo_.store(std::min(kMaxSoloNs, 2 * spell), std::memory_order_relaxed);
-      spells_.fetch_add(1, std::memory_order_relaxed);
-      for (auto& w : window_) w.store(0, std::memory_order_relaxed);
-      late_.store(0, std::memory_order_relaxed);
-    } else if (i % kWindow == kWindow - 1 && lateCount == 0) {
-      solo_.store(kFirstSoloNs, std::memory_order_relaxed);  // a clean window: the next spell starts short again
-    }
+    const int late = lateNs > kLateNs ? 1 : 0;
+    const unsigned i = next_.fetch_add(1, std::memory_order_relaxed) % kWindow;
+    const int delta = late - window_[i].exchange(late, std::memory_order_relaxed);
+    const int lateCount = lateCount_.fetch_add(delta, std::memory_order_relaxed) + delta;  // approximate under races
+    if (late == 0 || lateCount < kLateToCap) return;
+    // Contended: a solo spell; forget the evidence so that the next probe judges on its own regions.
+    const int64_t now = monoNs();
+    int64_t spell = solo_.load(std::memory_order_relaxed);
+    if (now - lastSpell_.load(std::memory_order_relaxed) > kCalmNs) spell = kFirstSoloNs;
+    soloUntil_.store(now + spell, std::memory_order_relaxed);
+    solo_.store(std::min(kMaxSoloNs, 2 * spell), std::memory_order_relaxed);
+    lastSpell_.store(now, std::memory_order_relaxed);
+    spells_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& w : window_) w.store(0, std::memory_order_relaxed);
+    lateCount_.store(0, std::memory_order_relaxed);
   }
 
   bool solo() const { return monoNs() < soloUntil_.load(std::memory_order_relaxed); }
@@ -66,11 +71,9 @@ class ThreadPolicy {
 
  private:
   std::atomic<int> window_[kWindow] = {};
-  std::atomic<int> late_{0};
+  std::atomic<int> lateCount_{0};
   std::atomic<unsigned> next_{0};
-  std::atomic<int64_t> soloUntil_{0};
-  std::atomic<int64_t> solo_{kFirstSoloNs};
-  std::atomic<int64_t> spells_{0};
+  std::atomic<int64_t> soloUntil_{0}, solo_{kFirstSoloNs}, lastSpell_{0}, spells_{0};
 };
 
 inline ThreadPolicy& threadPolicy() {

@@ -46,7 +46,7 @@ export function formatInfo(i: Info): string {
     ['SIMD paths', simd],
     ['threads', i.native.threads !== undefined ? `${i.native.threads} (OpenMP; set OMP_NUM_THREADS to change)` : 'n/a'],
     ['thread policy', i.native.adaptiveThreads === undefined ? 'n/a' : i.native.adaptiveThreads
-      ? 'adaptive: when workers join parallel regions late (another process holds a core), kernels run on one thread for 0.2–3.2 s, then try the full team again (LMFORGE_THREAD_POLICY=fixed turns it off)'
+      ? 'adaptive: when workers join parallel regions late (another process holds a core), kernels run on one thread for 0.05–3.2 s, then try the full team again (LMFORGE_THREAD_POLICY=fixed turns it off)'
       : 'fixed (LMFORGE_THREAD_POLICY=fixed): every parallel region uses all threads'],
   ];
   return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`).join('\n');
