@@ -82,20 +82,20 @@ inline ThreadPolicy& threadPolicy() {
 }
 
 // Measures one parallel region: construct before it, call arrive() first thing in every thread, finish() after.
+// Each worker stores its join time once in a slot of its own (no read-modify-write on a shared line).
 struct RegionClock {
+  static constexpr int kSlots = 8;
   int64_t start = monoNs();
-  std::atomic<int64_t> latest{0};
-  std::atomic<int> arrivals{0};
+  int64_t joined[kSlots] = {};
   void arrive() {
-    arrivals.fetch_add(1, std::memory_order_relaxed);
-    const int64_t late = monoNs() - start;
-    int64_t seen = latest.load(std::memory_order_relaxed);
-    while (late > seen && !latest.compare_exchange_weak(seen, late, std::memory_order_relaxed)) {
-    }
+    const int t = omp_get_thread_num();
+    if (t > 0 && t < kSlots) joined[t] = monoNs();
   }
-  // Only teams of several threads say anything about contention.
+  // Only teams with workers say anything about contention (a slot left at 0 had no worker).
   void finish() {
-    if (arrivals.load(std::memory_order_relaxed) > 1) threadPolicy().record(latest.load(std::memory_order_relaxed));
+    int64_t latest = -1;
+    for (int t = 1; t < kSlots; t++) if (joined[t] != 0) latest = std::max(latest, joined[t] - start);
+    if (latest >= 0) threadPolicy().record(latest);
   }
 };
 
