@@ -36,9 +36,10 @@ inline Isa cpuIsa() { return activeIsa(); }
 template <class F>
 inline void parallelFor(int64_t n, int64_t minPerThread, F&& f) {
   if (n <= 0) return;
-  int maxThreads = omp_in_parallel() ? 1 : threadPolicy().cap();
-  int64_t want = n / std::max<int64_t>(minPerThread, 1);
-  if (maxThreads <= 1 || want < 2 || omp_in_parallel()) {
+  const int64_t want = n / std::max<int64_t>(minPerThread, 1);
+  // The policy is asked only when the work would be split (most calls are small and run inline).
+  const int maxThreads = want < 2 || omp_in_parallel() ? 1 : threadPolicy().cap();
+  if (maxThreads <= 1) {
     f(int64_t{0}, n);
     return;
   }

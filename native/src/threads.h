@@ -40,8 +40,11 @@ class ThreadPolicy {
   // Threads a region may use now: OpenMP's maximum, or 1 during a solo spell.
   int cap() {
     const int nt = omp_get_max_threads();
-    if (nt <= 1 || !adaptive.load(std::memory_order_relaxed)) return nt;
-    return monoNs() < soloUntil_.load(std::memory_order_relaxed) ? 1 : nt;
+    // The quiet path reads one flag; the clock is read only during a spell (kernels ask thousands of times a second).
+    if (nt <= 1 || !inSpell_.load(std::memory_order_relaxed) || !adaptive.load(std::memory_order_relaxed)) return nt;
+    if (monoNs() < soloUntil_.load(std::memory_order_relaxed)) return 1;
+    inSpell_.store(false, std::memory_order_relaxed);
+    return nt;
   }
 
   // After a multi-threaded region: how late its latest worker joined.
@@ -57,6 +60,7 @@ class ThreadPolicy {
     int64_t spell = solo_.load(std::memory_order_relaxed);
     if (now - lastSpell_.load(std::memory_order_relaxed) > kCalmNs) spell = kFirstSoloNs;
     soloUntil_.store(now + spell, std::memory_order_relaxed);
+    inSpell_.store(true, std::memory_order_relaxed);
     solo_.store(std::min(kMaxSoloNs, 2 * spell), std::memory_order_relaxed);
     lastSpell_.store(now, std::memory_order_relaxed);
     spells_.fetch_add(1, std::memory_order_relaxed);
@@ -66,13 +70,17 @@ class ThreadPolicy {
 
   bool solo() const { return monoNs() < soloUntil_.load(std::memory_order_relaxed); }
   // Starts (ns > 0) or ends (0) a solo spell by hand: tests prove results do not depend on it.
-  void forceSolo(int64_t ns) { soloUntil_.store(ns > 0 ? monoNs() + ns : 0, std::memory_order_relaxed); }
+  void forceSolo(int64_t ns) {
+    soloUntil_.store(ns > 0 ? monoNs() + ns : 0, std::memory_order_relaxed);
+    inSpell_.store(ns > 0, std::memory_order_relaxed);
+  }
   int64_t spells() const { return spells_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<int> window_[kWindow] = {};
   std::atomic<int> lateCount_{0};
   std::atomic<unsigned> next_{0};
+  std::atomic<bool> inSpell_{false};
   std::atomic<int64_t> soloUntil_{0}, solo_{kFirstSoloNs}, lastSpell_{0}, spells_{0};
 };
 
@@ -81,21 +89,31 @@ inline ThreadPolicy& threadPolicy() {
   return policy;
 }
 
-// Measures one parallel region: construct before it, call arrive() first thing in every thread, finish() after.
-// Each worker stores its join time once in a slot of its own (no read-modify-write on a shared line).
+// Measures one parallel region in kSample: construct before it, call arrive() first thing in every thread, finish()
+// after. Each worker stores its join time once in a slot of its own. Regions are thousands a second, so a sample
+// of them is evidence enough, and the others pay nothing.
 struct RegionClock {
   static constexpr int kSlots = 8;
-  int64_t start = monoNs();
+  static constexpr unsigned kSample = 4;
+  bool on = sampled();
+  int64_t start = on ? monoNs() : 0;
   int64_t joined[kSlots] = {};
   void arrive() {
     const int t = omp_get_thread_num();
-    if (t > 0 && t < kSlots) joined[t] = monoNs();
+    if (on && t > 0 && t < kSlots) joined[t] = monoNs();
   }
   // Only teams with workers say anything about contention (a slot left at 0 had no worker).
   void finish() {
+    if (!on) return;
     int64_t latest = -1;
     for (int t = 1; t < kSlots; t++) if (joined[t] != 0) latest = std::max(latest, joined[t] - start);
     if (latest >= 0) threadPolicy().record(latest);
+  }
+
+ private:
+  static bool sampled() {
+    static thread_local unsigned n = 0;
+    return n++ % kSample == 0;
   }
 };
 
