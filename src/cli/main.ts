@@ -27,7 +27,8 @@ function buildProgram(): Command {
   const program = new Command('lmforge')
     .description('Train, align and evaluate language models on the CPU.')
     .version(packageVersion(), '-V, --version', 'print the lmforge version')
-    .showHelpAfterError('(run with --help for usage)')
+    // Flag errors stay one line: the usage hint goes at its end, not on a line of its own.
+    .configureOutput({ outputError: (text, write) => write(`${text.trimEnd().replace(/\s*\n\s*/g, ' ')} (run with --help for usage)\n`) })
     .configureHelp({ sortSubcommands: true });
   for (const c of COMMANDS) c.register(program);
   return program;

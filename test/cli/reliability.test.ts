@@ -16,13 +16,14 @@ export function lmforge(...args: string[]): { code: number | null; stdout: strin
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Exit 1 and one `error:` line (commander may add its "(run with --help …)" hint) that matches `pattern`. */
+/** Exit 1 and one `error:` line (commander's usage hint at its end) that matches `pattern`. */
 export function refused(r: { code: number | null; stderr: string }, pattern: RegExp, what: string): void {
   assert.equal(r.code, 1, `${what}: exit code (stderr: ${r.stderr})`);
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, `${what}: no stack trace`);
-  const lines = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('(run with --help'));
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
   const errors = lines.filter((l) => l.startsWith('error:'));
   assert.equal(errors.length, 1, `${what}: one error line, got ${JSON.stringify(r.stderr)}`);
+  assert.equal(lines.filter((l) => !l.startsWith('warning') && !l.startsWith('prepare:')).length, 1, `${what}: nothing but that line, got ${JSON.stringify(r.stderr)}`);
   assert.match(errors[0]!, pattern, what);
 }
 
