@@ -1,5 +1,6 @@
 // The process-wide thread policy of lmforge's kernels: how many threads a parallel region may use now, learnt
-// from how late worker threads join recent regions (GEMM, attention and row-partial regions are timed). Not a thread pool (OpenMP's is used) and not a kernel.
+// from how late worker threads join recent regions (GEMM, attention and row-partial regions are timed).
+// Not a thread pool (OpenMP's is used) and not a kernel.
 //
 // Why: on a machine shared with another busy process, an OpenMP team of as many threads as cores has to share
 // a core with it. A worker that is off its core joins a region, or reaches a barrier, a scheduler slice (ms)
