@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { intFlag } from './_args.js';
+import { cpuName } from './_cpu.js';
 import { DECODE_CASES } from './_gpt_cases.js';
 import { printRow, runJSON, type SideFigures } from './_side_by_side.js';
 import { PYTHON, torchBlasNote, torchEnv } from './_torch.js';
@@ -27,10 +28,14 @@ export async function run(args: string[]): Promise<void> {
   console.log(`Greedy KV-cache decoding, batch 1, ${prompt}-token prompt then ${fresh} new tokens (median per token, after a warm-up run); ${threads} threads each; PyTorch on ${torchBlasNote()}`);
   if (!hasTorch) console.log('PyTorch not importable by /usr/bin/python3: comparison skipped (apt-get install python3-torch)');
   console.log('case  | lmforge prefill ms  ms/token  tok/s  RSS MiB | PyTorch prefill ms  ms/token  tok/s  RSS MiB | speed ratio  memory ratio');
+  const result: Record<string, { tokens_per_s: number | null; torch_tokens_per_s: number | null; ms_per_token: number | null; torch_ms_per_token: number | null }> = {};
   for (const c of cases) {
     const ours = runJSON<Figures>(process.execPath, [worker, c.name, String(prompt), String(fresh)]);
     const theirs = hasTorch ? runJSON<Figures>(PYTHON, [torchScript, c.name, String(prompt), String(fresh), String(threads)], torchEnv(threads)) : 'skipped';
     printRow(c.name, ours, theirs, (f) => `${f.prefillMs.toFixed(1).padStart(18)} ${f.ms.toFixed(2).padStart(9)} ${f.tokensPerS.toFixed(0).padStart(6)} ${f.peakRssMiB.toFixed(0).padStart(8)}`, 44);
+    const fig = (f: Figures | string): Figures | null => (typeof f === 'string' ? null : f);
+    result[c.name] = { tokens_per_s: fig(ours)?.tokensPerS ?? null, torch_tokens_per_s: fig(theirs)?.tokensPerS ?? null, ms_per_token: fig(ours)?.ms ?? null, torch_ms_per_token: fig(theirs)?.ms ?? null };
   }
   for (const c of cases) console.log(`  ${c.name}: ${c.what}`);
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), threads, prompt, new_tokens: fresh, cases: result })}`);
 }

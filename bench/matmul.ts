@@ -1,6 +1,7 @@
 // Benchmark `npm run bench -- matmul [--threads=2] [--rounds=5] [--trans] [--system-blas] [--quick]`: fp32 GFLOPS of
 // lmforge's native matmul beside PyTorch's torch.mm, same shapes, same run, interleaved round by round so both
 // sides see the same machine load. Not a correctness test (test/core/native-gemm.test.ts).
+import { cpuName } from './_cpu.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -121,6 +122,7 @@ export async function run(args: string[]): Promise<void> {
   const rng = new Rng(7);
   const rows: string[][] = [['shape', 'M', 'N', 'K', 'lmforge', 'torch', 'ratio', 'bar']];
   let missed = 0;
+  const result: { shapes: [number, number, number][]; gflops: number[]; gflops_torch: (number | null)[] } = { shapes: [], gflops: [], gflops_torch: [] };
   for (const shape of shapes(args.includes('--trans'))) {
     const flops = 2 * shape.M * shape.N * shape.K;
     // Enough reps for ~0.1 s per side per round (at ~200 GFLOPS), at least 3: short rounds, alternating sides,
@@ -142,9 +144,13 @@ export async function run(args: string[]): Promise<void> {
       Number.isNaN(t) ? '-' : t.toFixed(1), Number.isNaN(ratio) ? '-' : ratio.toFixed(2) + '×', verdict];
     rows.push(row);
     console.log(row.join('  '));
+    result.shapes.push([shape.M, shape.N, shape.K]);
+    result.gflops.push(Number(g.toFixed(2)));
+    result.gflops_torch.push(Number.isNaN(t) ? null : Number(t.toFixed(2)));
   }
   if (typeof torch !== 'string') torch.stop();
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   console.log('\n' + rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n'));
   if (typeof torch !== 'string') console.log(missed ? `\n${missed} shape(s) below their bar` : '\nevery shape meets its bar');
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), threads, ...result, shapes_below_bar: missed })}`);
 }
