@@ -2,6 +2,7 @@
 // (bench/attention_torch.py) on the same shapes, in the same run, 2 threads each; plus the scratch memory the
 // native kernels allocate as T grows (it must stay O(T·D), never O(T²)). Not a test: it prints figures.
 // Usage: npm run bench -- attention [--reps=N] [--rounds=N] [--threads=N (default 2)] [--dropout=P (ours only, default 0)]
+import { cpuName } from './_cpu.js';
 import { spawnSync } from 'node:child_process';
 import { torchEnv } from './_torch.js';
 import { fileURLToPath } from 'node:url';
@@ -130,4 +131,10 @@ export async function run(args: string[]): Promise<void> {
   });
   for (const s of scaling) console.log(s);
   console.log(`  process peak RSS (inputs, outputs and Node included): ${mb(process.resourceUsage().maxRSS * 1024)}`);
+  const result = {
+    cpu: cpuName(), threads, dropout, shapes: SHAPES,
+    ms: SHAPES.map((_, i) => Number(median(ours[i]!.total).toFixed(3))),
+    torch_ms: SHAPES.map((_, i) => (theirs[i]!.length ? Number(median(theirs[i]!).toFixed(3)) : null)),
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
 }
