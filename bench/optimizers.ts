@@ -9,7 +9,9 @@
 //
 // Learning rates (optim.* overrides; each optimizer otherwise keeps its published defaults):
 //   adamw      lr 1e-3                 the recipe's (nanoGPT's)
-//   adafactor  relative step           the paper's ρ_t = min(1e-2, 1/√t)·max(1e-3, RMS(param)); lr and schedule unused
+//   adafactor  lr 3e-2, scaled by RMS  relative_step=false (the schedule's lr instead of ρ_t = min(1e-2, 1/√t)), step
+//                                      ×max(1e-3, RMS(param)); tuned over 3e-3…5e-2 at 300 steps, seed 1337 (the
+//                                      paper's relative step reached 2.44 against AdamW's 2.39 there)
 //   lion       lr 3e-4, wd 0.3         the paper: 3–10× below AdamW's lr, decay raised so lr·λ stays about AdamW's
 //   muon       lr 0.02, AdamW 1e-3     Muon's published 0.02 on hidden matrices; embeddings, head, gains on AdamW 1e-3
 //   shampoo    lr 1e-3, AdamW grafting the step norm of AdamW at AdamW's lr; blocks of 128, roots every 10 steps
@@ -33,7 +35,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 /** optim.* overrides per optimizer (see the table above). */
 const TABLE: Record<string, Record<string, unknown>> = {
   adamw: { name: 'adamw', lr: 1e-3 },
-  adafactor: { name: 'adafactor' },
+  adafactor: { name: 'adafactor', adafactor_relative_step: false, lr: 3e-2 },
   lion: { name: 'lion', lr: 3e-4, weight_decay: 0.3 },
   muon: { name: 'muon', lr: 0.02, muon_adamw_lr: 1e-3 },
   shampoo: { name: 'shampoo', lr: 1e-3, shampoo_graft: 'adamw' },
