@@ -3,32 +3,16 @@
 // 64), with each variant's fitted exponent of time against T and local's speedup at T = 8,192. Routing and LSH
 // attention would join as more keys of `ms`, `exponent` and `speedup_8192`. Not a test: it prints figures.
 // Usage: npm run bench -- attention-long [--max-T=N (default 16384)] [--window=N (default 256)] [--threads=N (default 2)]
-import type { AttentionBackwardArgs, StridedArg } from '../src/core/kernels.js';
 import { loadAddon } from '../src/core/native/addon.js';
 import { attentionIsa, attentionScratchBytes, nativeAttention } from '../src/core/native/attention.js';
-import { Rng } from '../src/core/random.js';
 import { cpuName } from './_cpu.js';
 import { intFlag, median } from './_args.js';
+import { problem } from './attention.js';
 
 const B = 1;
 const H = 4;
 const D = 64;
 
-/** One causal (B, H, T, D) problem with random q, k, v and upstream gradient; window 0 = dense. */
-function problem(T: number, window: number, seed: number): AttentionBackwardArgs<Float32Array> {
-  const rng = new Rng(seed);
-  const n = B * H * T * D;
-  const view = (random: boolean): StridedArg<Float32Array> => {
-    const data = new Float32Array(n);
-    if (random) for (let i = 0; i < n; i++) data[i] = rng.normal();
-    return { data, offset: 0, strides: [H * T * D, T * D, D] };
-  };
-  return {
-    q: view(true), k: view(true), v: view(true), out: view(false), lse: new Float32Array(B * H * T), mask: null,
-    B, H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true, window, dropout: 0, dropoutSeed: 0,
-    gout: view(true), gq: view(false), gk: view(false), gv: view(false),
-  };
-}
 
 interface Figures {
   /** Median forward + backward milliseconds. */
@@ -39,7 +23,7 @@ interface Figures {
 
 /** Times forward + backward `reps` times (after one untimed call when warm is asked for). */
 function measure(T: number, window: number, reps: number, warm: boolean): Figures {
-  const a = problem(T, window, T + window);
+  const a = problem(B, H, T, D, T + window, 0, window);
   if (warm) {
     nativeAttention.attention(a);
     nativeAttention.attentionBackward(a);

@@ -23,7 +23,8 @@ function dropoutFlag(args: string[]): number {
   return p;
 }
 
-function problem(B: number, H: number, T: number, D: number, seed: number, dropout = 0): AttentionBackwardArgs<Float32Array> {
+/** One causal (B, H, T, D) problem with random q, k, v and upstream gradient (window 0 = dense); attention-long uses it too. */
+export function problem(B: number, H: number, T: number, D: number, seed: number, dropout = 0, window = 0): AttentionBackwardArgs<Float32Array> {
   const rng = new Rng(seed);
   const n = B * H * T * D;
   const view = (random: boolean): StridedArg<Float32Array> => {
@@ -33,7 +34,7 @@ function problem(B: number, H: number, T: number, D: number, seed: number, dropo
   };
   return {
     q: view(true), k: view(true), v: view(true), out: view(false), lse: new Float32Array(B * H * T), mask: null,
-    B, H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true, dropout, dropoutSeed: 1,
+    B, H, Tq: T, Tk: T, D, scale: 1 / Math.sqrt(D), causal: true, dropout, dropoutSeed: 1, ...(window > 0 ? { window } : {}),
     gout: view(true), gq: view(false), gk: view(false), gv: view(false),
   };
 }
