@@ -4,6 +4,7 @@
 //   - MinHash + exact dedup (signature -> bucket -> cluster -> filter), docs/s and MB/s
 //   - near-dup recall at J >= 0.8 and false-positive rate at J <= 0.5 on the planted pairs; exact-copy removal.
 // Usage: npm run bench -- curation [--target-mb 100] [--workers 2] [--keep]
+import { cpuName } from './_cpu.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -208,15 +209,25 @@ export async function run(args: string[]): Promise<void> {
     console.log(`  signature ${sigWall.toFixed(1)} s, bucket ${bucketWall.toFixed(1)} s, cluster ${clusterWall.toFixed(1)} s (1 core), filter ${filtWall.toFixed(1)} s`);
     console.log(`  signature stage alone: ${rate(corpus.docs, corpus.bytes, sigWall)}`);
     console.log(`  cluster summary: ${JSON.stringify(summary)}`);
-    printPairStats(`default settings (5-grams, 14x8, 64-bit; candidates verified at estimated J >= ${String(dedup.verifyThreshold)}):`, evaluate(corpus, work, trueJ));
+    const verified = evaluate(corpus, work, trueJ);
+    printPairStats(`default settings (5-grams, 14x8, 64-bit; candidates verified at estimated J >= ${String(dedup.verifyThreshold)}):`, verified);
 
     // The same buckets clustered the datatrove way: every bucket collision is a duplicate.
     rmSync(join(work, 'remove'), { recursive: true, force: true });
     t0 = performance.now();
     const plain = clusterStage({ ...dedup, verifyThreshold: null }, corpus.shards.length, work, { rank: 0, worldSize: 1 })!;
     console.log(`\ncluster with verify_threshold null: ${((performance.now() - t0) / 1000).toFixed(1)} s, ${JSON.stringify(plain)}`);
-    printPairStats('datatrove behaviour (verify_threshold null: every LSH bucket collision is a duplicate):', evaluate(corpus, work, trueJ));
+    const unverified = evaluate(corpus, work, trueJ);
+    printPairStats('datatrove behaviour (verify_threshold null: every LSH bucket collision is a duplicate):', unverified);
     void dedupPaths;
+    const rates = (st: PairStats): { recall_j08: number; fp_rate_j05: number } => ({
+      recall_j08: st.recall.detected / st.recall.pairs, fp_rate_j05: st.fp.detected / st.fp.pairs,
+    });
+    console.log(`RESULT ${JSON.stringify({
+      cpu: cpuName(), workers, corpus_mb: corpus.bytes / 1e6,
+      filter_mb_s: fr.in.bytes / 1e6 / filterWall, dedup_mb_s: corpus.bytes / 1e6 / total,
+      dedup_verified: rates(verified), dedup_unverified: rates(unverified),
+    })}`);
   } finally {
     if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
   }

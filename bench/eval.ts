@@ -3,6 +3,7 @@
 // encoded once per item through the KV cache, each choice scored from it) and without (encoded once per choice),
 // both from the same run on the same items. Weights are seeded random unless --model DIR is given: speed does not
 // depend on them. Usage: npm run bench -- eval [small] [gpt2] [--items N] [--threads N] [--model DIR]
+import { cpuName } from './_cpu.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +46,7 @@ export async function run(args: string[]): Promise<void> {
   const bySubject = [...pool.filter((_, i) => i % 2 === 0), ...pool.filter((_, i) => i % 2 === 1)];
   console.log(`MMLU 5-shot scoring, ${threads} kernel thread(s); items/s over the same items with and without prefix reuse (after 1 warm-up item)`);
   console.log('model  | items | ctx tokens (mean, after truncation) | reuse items/s | no-reuse items/s | speedup | same answers');
+  const result: Record<string, { items: number; reuse_items_per_s: number; no_reuse_items_per_s: number; same_answers: number }> = {};
   for (const name of shapes) {
     const shape = SHAPES[name]!;
     const model = modelDir ? loadGPT(modelDir) : new GPT(shape.config, 1234);
@@ -67,7 +69,9 @@ export async function run(args: string[]): Promise<void> {
     console.log(
       `${name.padEnd(6)} | ${String(n).padStart(5)} | ${ctxTokens.toFixed(0).padStart(35)} | ${reuse.perS.toFixed(2).padStart(13)} | ${whole.perS.toFixed(2).padStart(16)} | ${(reuse.perS / whole.perS).toFixed(2).padStart(6)}× | ${same}/${n}`,
     );
+    result[name] = { items: n, reuse_items_per_s: reuse.perS, no_reuse_items_per_s: whole.perS, same_answers: same };
     model.dispose();
   }
   for (const name of shapes) console.log(`  ${name}: ${SHAPES[name]!.what}${modelDir ? ` (weights from ${modelDir})` : ''}`);
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), threads, cases: result })}`);
 }

@@ -3,6 +3,7 @@
 // Prints milliseconds (medians), our effective bandwidth (minimum bytes each kernel must move / time) and the
 // ratio torch/ours. Not a test: it prints figures. The PyTorch side is skipped cleanly when torch is missing.
 // Usage: npm run bench -- kernels [--reps=N] [--rounds=N] [--threads=N (default 2)]
+import { cpuName } from './_cpu.js';
 import { spawnSync } from 'node:child_process';
 import { torchEnv } from './_torch.js';
 import { fileURLToPath } from 'node:url';
@@ -193,4 +194,9 @@ export async function run(args: string[]): Promise<void> {
     console.log('Both sides write preallocated outputs (PyTorch through ATen out= variants); PyTorch cross-entropy is');
     console.log('log_softmax + nll_loss and its backward, AdamW is torch.optim.AdamW.step (no fused CPU AdamW in 1.13).');
   }
+  const kernels = Object.fromEntries(list.map((c, i) => {
+    const t = theirs[i]!.ms.length > 0 ? median(theirs[i]!.ms) : null;
+    return [c.label, { ms: median(ours[i]!.ms), torch_ms: t }];
+  }));
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), threads, kernels })}`);
 }

@@ -2,6 +2,7 @@
 // wasm) on Tiny Shakespeare and the Python standard library, and BPE / unigram training against sentencepiece's
 // spm_train (time, tokens per byte on held-out text). Prints both sides and the ratio.
 // Args: --runs N (default 3), --skip-encode, --skip-train, --train-corpus shakespeare|stdlib.
+import { cpuName } from './_cpu.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -56,6 +57,9 @@ function chunk(texts: string[], size: number): string[] {
   }
   return out;
 }
+
+/** The figures every table row prints, for the closing RESULT line. */
+const result: { encode: Record<string, unknown>[]; train: Record<string, unknown>[] } = { encode: [], train: [] };
 
 /** Runs jobs on a set of workers (least-loaded first) and resolves when all are done; returns seconds. */
 async function runPool(encode: (text: string) => Promise<Uint32Array>, chunks: string[]): Promise<{ seconds: number; tokens: number }> {
@@ -130,6 +134,7 @@ async function encodeBench(runs: number): Promise<void> {
         if (r === 0) equal = a.every((ids, i) => ids.length === (b[i] as Uint32Array).length && ids.every((v, k) => v === (b[i] as Uint32Array)[k]));
       }
       console.log(`${name.padEnd(12)} ${corpusName.padEnd(20)} ${fmt(mb, 1).padStart(5)}  ${'1'.padStart(7)}  ${fmt(median(ours)).padStart(7)}  ${fmt(median(ref)).padStart(8)}  ${fmt(median(ours) / median(ref)).padStart(5)}x  ${equal ? 'yes' : 'NO'}`);
+      result.encode.push({ vocab: name, corpus: corpusName, threads: 1, lmforge_mb_s: median(ours), tiktoken_mb_s: median(ref), ids_equal: equal });
       // All cores: 256 KiB chunks cut where splitting cannot change the ids, on worker pools of both libraries.
       const chunks = chunk(texts, 1 << 18);
       const pool = new EncoderPool(path, cores);
@@ -145,6 +150,7 @@ async function encodeBench(runs: number): Promise<void> {
       await pool.close();
       await tpool.close();
       console.log(`${name.padEnd(12)} ${corpusName.padEnd(20)} ${fmt(mb, 1).padStart(5)}  ${String(cores).padStart(7)}  ${fmt(median(po)).padStart(7)}  ${fmt(median(pr)).padStart(8)}  ${fmt(median(po) / median(pr)).padStart(5)}x`);
+      result.encode.push({ vocab: name, corpus: corpusName, threads: cores, lmforge_mb_s: median(po), tiktoken_mb_s: median(pr) });
     }
     enc.free();
   }
@@ -217,6 +223,7 @@ function trainBench(runs: number, corpusName: string): void {
     const b = spmTokens / heldBytes;
     const c = oursNormTokens / heldBytes;
     console.log(`${type.padEnd(8)} ${fmt(median(ours)).padStart(9)}  ${fmt(median(theirs)).padStart(11)}  ${fmt(median(ours) / median(theirs)).padStart(9)}x  ${fmt(median(theirs1)).padStart(14)}  ${fmt(median(ours) / median(theirs1)).padStart(4)}x  ${fmt(a, 4).padStart(13)}  ${fmt(b, 4).padStart(9)}  ${fmt(a / b, 3).padStart(10)}x  ${fmt(c, 4).padStart(16)}  ${fmt(c / b, 3).padStart(5)}x`);
+    result.train.push({ model: type, lmforge_s: median(ours), spm_train_s: median(theirs), lmforge_tokens_per_byte: a, spm_tokens_per_byte: b });
   }
 }
 
@@ -227,4 +234,5 @@ export async function run(args: string[]): Promise<void> {
   if (!args.includes('--skip-encode')) await encodeBench(runs);
   const corpusAt = args.indexOf('--train-corpus');
   if (!args.includes('--skip-train')) trainBench(runs, corpusAt >= 0 ? (args[corpusAt + 1] ?? 'shakespeare') : 'shakespeare');
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), ...result })}`);
 }
