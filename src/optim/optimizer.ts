@@ -72,10 +72,6 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     return this.slots.map((s) => s.param);
   }
 
-  get namedParams(): NamedParam[] {
-    return this.slots.map((s) => [s.name, s.param] as const);
-  }
-
   /** Sets every group's learning rate to lr × its lrScale (the loop calls this with the scheduled value). */
   setLearningRate(lr: number): void {
     for (const s of this.slots) s.options.lr = lr * s.options.lrScale;

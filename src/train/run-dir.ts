@@ -2,7 +2,7 @@
 // config.json, or a LoRA run's adapter_model.safetensors + adapter_config.json, checkpoints, metrics.jsonl), reading each file once, and one error policy: a UserError naming the
 // file and what was expected. `train` writes through it, `sample`, `eval` and `inspect` read through it.
 // Also the data directory's meta.json, which has the same format. Not the checkpoint format (checkpoint.ts).
-import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GPT } from '../models/gpt.js';
 import { CONFIG_FILE, loadGPT, saveGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
@@ -162,10 +162,5 @@ export class RunDir {
   /** Writes the final model.safetensors + config.json. */
   saveModel(model: GPT, metadata: Record<string, string>): void {
     saveGPT(this.path, model, metadata);
-  }
-
-  /** Names of the files and folders the run holds (for inspect). */
-  entries(): string[] {
-    return existsSync(this.path) ? readdirSync(this.path).sort() : [];
   }
 }
