@@ -24,6 +24,20 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Runs fn recording a graph even inside noGrad or a backward pass: the hook for backward rules that recompute a
+ * sub-graph and differentiate it with a nested backward() (reversible layers, activation checkpointing).
+ */
+export function withGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 /** Records how `out` was computed, when gradients are on and some input needs one. Returns out. */
 export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: GradNode['backward']): Tensor {
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;

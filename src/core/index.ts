@@ -3,7 +3,7 @@ export * from './tensor.js';
 export * from './dtype.js';
 export { Rng, hashUniform, type RngState } from './random.js';
 export { tidy, keep, memory } from './storage.js';
-export { backward, noGrad, isGradEnabled, requireGrad, detach, record } from './autograd.js';
+export { backward, noGrad, withGrad, isGradEnabled, requireGrad, detach, record } from './autograd.js';
 export { getBackend, setBackend, withBackend, nativeAvailable, kernelsFor, setThreads, type BackendName } from './backend.js';
 export { ShapeError, broadcastShapes, numel, type Shape } from './shape.js';
 export * from './ops/elementwise.js';

@@ -8,9 +8,11 @@ import { parseLocalLayers, type BlockConfig } from '../nn/attention.js';
 import { Block, makeNorm, type Norm } from '../nn/block.js';
 import { dropoutAt, type ForwardContext } from '../nn/context.js';
 import { KVCache } from '../nn/kv-cache.js';
-import { Embedding } from '../nn/layers.js';
+import { Embedding, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
+import { reversibleStack } from '../nn/reversible.js';
 import { RotaryTables } from '../nn/rope.js';
+import { shareLayers } from '../nn/sharing.js';
 import { defineConfig, defaultsOf, type ConfigOf } from '../util/config.js';
 
 export { KVCache } from '../nn/kv-cache.js';
@@ -36,6 +38,10 @@ export const gptSpec = defineConfig({
   attention_window: { default: 0, type: 'integer', min: 0, doc: 'sliding-window (local) attention: a token in a local layer sees its last N positions (0 = dense everywhere)' },
   local_layers: { default: 'all', type: 'string', doc: "layers that use attention_window: 'all', '' (none) or comma-separated indices like '0,2'" },
   tie_embeddings: { default: true, doc: 'share token embedding and output head' },
+  // Parameter sharing (ALBERT, Lan et al. 2019) and reversible blocks (RevNet / Reformer): src/nn/sharing.ts, reversible.ts.
+  share_layers: { default: 'none', choices: ['none', 'all', 'attention', 'ffn'], doc: "cross-layer sharing: every layer uses layer 0's weights for 'all', its attention (with ln_1) for 'attention', its MLP (with ln_2) for 'ffn'" },
+  embedding_dim: { default: 0, type: 'integer', min: 0, doc: 'factorized embedding width E (0 = n_embd): E < n_embd stores wte as (V, E) with projections E→C in and C→E before the tied head' },
+  reversible: { default: false, doc: 'reversible residual blocks (y1 = x1 + attn(x2), y2 = x2 + mlp(y1) on a duplicated stream): backward recomputes activations, so their memory does not grow with depth' },
 });
 
 /** A GPT's architecture (the spec's keys, with the vocabulary size known). */
@@ -58,6 +64,7 @@ export function validateGPTConfig(c: GPTConfig): void {
   if (c.position === 'rope' && (c.n_embd / c.n_head) % 2 !== 0) fail('n_head', 'a head size n_embd/n_head that is even (RoPE)');
   if (!(c.dropout >= 0 && c.dropout < 1)) fail('dropout', 'a number in [0, 1)');
   if (!Number.isInteger(c.attention_window) || c.attention_window < 0) fail('attention_window', 'an integer ≥ 0 (0 = dense)');
+  if (!Number.isInteger(c.embedding_dim) || c.embedding_dim < 0 || c.embedding_dim > c.n_embd) fail('embedding_dim', `an integer in [0, n_embd = ${c.n_embd}] (0 = n_embd)`);
   try {
     parseLocalLayers(c.local_layers, c.n_layer);
   } catch {
@@ -70,18 +77,31 @@ function localWindow(c: GPTConfig): number {
   return c.attention_window > 0 && parseLocalLayers(c.local_layers, c.n_layer).size > 0 ? c.attention_window : 0;
 }
 
+/** The token embedding's width E: embedding_dim when it factorizes (0 < E < n_embd), else n_embd. */
+export function embeddingWidth(c: Pick<GPTConfig, 'embedding_dim' | 'n_embd'>): number {
+  return c.embedding_dim > 0 ? c.embedding_dim : c.n_embd;
+}
+
 class Transformer extends Module {
   readonly wte: Embedding;
   readonly wpe: Embedding | null;
   readonly h: ModuleList<Block>;
   readonly ln_f: Norm;
+  /** Factorized embedding (ALBERT): E → C after wte, and C → E before the tied head (null when E = C). */
+  readonly wte_proj: Linear | null;
+  readonly head_proj: Linear | null;
 
   constructor(c: GPTConfig, rng: Rng) {
     super();
-    this.wte = this.child('wte', new Embedding(c.vocab_size, c.n_embd, { rng, std: 0.02 }));
+    const E = embeddingWidth(c);
+    this.wte = this.child('wte', new Embedding(c.vocab_size, E, { rng, std: 0.02 }));
     this.wpe = c.position === 'learned' ? this.child('wpe', new Embedding(c.block_size, c.n_embd, { rng, std: 0.02 })) : null;
     this.h = this.child('h', new ModuleList(Array.from({ length: c.n_layer }, (_, l) => new Block(c, rng, l))));
     this.ln_f = this.child('ln_f', makeNorm(c));
+    const factorized = E < c.n_embd;
+    this.wte_proj = factorized ? this.child('wte_proj', new Linear(E, c.n_embd, { bias: c.bias, rng, std: 0.02 })) : null;
+    this.head_proj = factorized && c.tie_embeddings ? this.child('head_proj', new Linear(c.n_embd, E, { bias: c.bias, rng, std: 0.02 })) : null;
+    shareLayers(this.h.items, c.share_layers);
   }
 }
 
@@ -98,6 +118,8 @@ export interface ForwardOptions {
    * are then (B, n, ·). With ragged counts only n = 1 is supported.
    */
   last?: number;
+  /** Reversible models: keep every block's activations for backward instead of recomputing them (the twin tests compare with). */
+  storeActivations?: boolean;
 }
 
 export interface GPTOutput {
@@ -148,7 +170,8 @@ export class GPT extends Module {
     if (!plan && T > this.config.block_size) {
       throw new RangeError(`GPT: sequence of ${T} tokens exceeds block_size ${this.config.block_size}`);
     }
-    const tok = this.transformer.wte.forward(idx); // (B, T, C)
+    const proj = this.transformer.wte_proj;
+    const tok = proj ? proj.forward(this.transformer.wte.forward(idx)) : this.transformer.wte.forward(idx); // (B, T, E) → (B, T, C)
     const wpe = this.transformer.wpe;
     if (!wpe) return tok;
     if (plan && !plan.uniform) return lm.add(tok, wpe.forward(plan.positions!)); // (B, T, C)
@@ -156,8 +179,9 @@ export class GPT extends Module {
   }
 
   private head(x: Tensor): Tensor {
-    const w = this.lmHead ?? this.transformer.wte.weight; // (V, C)
-    return lm.matmul(x, lm.transpose(w)); // (B, T, V)
+    if (this.lmHead) return lm.matmul(x, lm.transpose(this.lmHead)); // (B, T, V)
+    const proj = this.transformer.head_proj;
+    return lm.matmul(proj ? proj.forward(x) : x, lm.transpose(this.transformer.wte.weight)); // (B, T, E) · (E, V)
   }
 
   /** The last n real positions of each row of x (B, T, C). */
@@ -188,7 +212,9 @@ export class GPT extends Module {
       // Without autograd nothing needs a block's intermediates afterwards: each block's scope returns them to the
       // pool before the next block takes the same sizes, so a pass holds one block's activations, not n_layer's.
       const scoped = lm.isGradEnabled() ? <R>(f: () => R): R => f() : lm.tidy;
-      for (const block of this.transformer.h.items) x = scoped(() => block.forward(x, ctx));
+      const blocks = this.transformer.h.items;
+      if (this.config.reversible) x = reversibleStack(blocks, x, ctx, { recompute: !options.storeActivations });
+      else for (const block of blocks) x = scoped(() => block.forward(x, ctx));
       if (ctx.cache) kv!.advance(ctx.cache.plan);
       const hidden = this.transformer.ln_f.forward(this.lastPositions(x, last, ctx.cache && !ctx.cache.plan.uniform ? ctx.cache.plan.counts : null));
       const logits = this.head(hidden);

@@ -30,9 +30,17 @@ export class Block extends Module {
 
   /** (B, T, C) → (B, T, C). Residual dropout sites 2·layer + 1 (attention) and 2·layer + 2 (MLP). */
   forward(x: Tensor, ctx: ForwardContext): Tensor {
-    const a = dropoutAt(ctx, this.attn.forward(this.ln_1.forward(x), ctx), 2 * this.layer + 1);
-    const x1 = lm.add(x, a);
-    const m = dropoutAt(ctx, this.mlp.forward(this.ln_2.forward(x1), ctx), 2 * this.layer + 2);
-    return lm.add(x1, m);
+    const x1 = lm.add(x, this.attnBranch(x, ctx));
+    return lm.add(x1, this.mlpBranch(x1, ctx));
+  }
+
+  /** The attention residual branch, dropout(attn(ln_1(x))) (also F of the reversible coupling, reversible.ts). */
+  attnBranch(x: Tensor, ctx: ForwardContext): Tensor {
+    return dropoutAt(ctx, this.attn.forward(this.ln_1.forward(x), ctx), 2 * this.layer + 1);
+  }
+
+  /** The MLP residual branch, dropout(mlp(ln_2(x))) (also G of the reversible coupling). */
+  mlpBranch(x: Tensor, ctx: ForwardContext): Tensor {
+    return dropoutAt(ctx, this.mlp.forward(this.ln_2.forward(x), ctx), 2 * this.layer + 2);
   }
 }

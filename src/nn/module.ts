@@ -36,11 +36,25 @@ export abstract class Module {
     return m;
   }
 
-  /** Every parameter (trainable or frozen) with its dotted name, in registration order (depth first). */
+  /**
+   * Every parameter (trainable or frozen) with its dotted name, in registration order (depth first). A tensor
+   * reached through several paths (a module shared by several layers, src/nn/sharing.ts) is listed once, under
+   * its first name, so state dicts, optimizers and checkpoints hold one copy.
+   */
   namedParameters(prefix = ''): [string, Tensor][] {
+    return dedupe(this.walk(prefix, (m) => m.params));
+  }
+
+  /** Parameters counted at every place they are used: a module shared by n layers counts n times (ALBERT's "effective" size). */
+  numParametersEffective(): number {
+    return this.walk('', (m) => m.params).reduce((n, [, p]) => n + p.size, 0);
+  }
+
+  /** (name, tensor) pairs of a per-module table over this module and its descendants, duplicates included. */
+  private walk(prefix: string, table: (m: Module) => Map<string, Tensor>): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [n, p] of this.params) out.push([prefix + n, p]);
-    for (const [n, c] of this.children) out.push(...c.namedParameters(`${prefix}${n}.`));
+    for (const [n, p] of table(this)) out.push([prefix + n, p]);
+    for (const [n, c] of this.children) out.push(...c.walk(`${prefix}${n}.`, table));
     return out;
   }
 
@@ -50,10 +64,7 @@ export abstract class Module {
   }
 
   namedBuffers(prefix = ''): [string, Tensor][] {
-    const out: [string, Tensor][] = [];
-    for (const [n, b] of this.buffers) out.push([prefix + n, b]);
-    for (const [n, c] of this.children) out.push(...c.namedBuffers(`${prefix}${n}.`));
-    return out;
+    return dedupe(this.walk(prefix, (m) => m.buffers));
   }
 
   /** This module (named '') and every descendant, depth first. */
@@ -132,6 +143,12 @@ export abstract class Module {
     for (const b of this.buffers.values()) b.dispose();
     for (const c of this.children.values()) c.dispose();
   }
+}
+
+/** The first (name, tensor) pair of each distinct tensor. */
+function dedupe(pairs: [string, Tensor][]): [string, Tensor][] {
+  const seen = new Set<Tensor>();
+  return pairs.filter(([, t]) => !seen.has(t) && seen.add(t) !== undefined);
 }
 
 /** An ordered list of modules named 0, 1, 2, … */
