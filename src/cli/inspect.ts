@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { readSafetensors } from '../core/safetensors.js';
+import { gptCost } from '../models/gpt-cost.js';
 import { WEIGHTS_FILE } from '../models/gpt-io.js';
 import { STATE_FILE, findLatestComplete, listCheckpointSteps, verifyCheckpoint } from '../train/checkpoint.js';
 import { RunDir } from '../train/run-dir.js';
@@ -34,6 +35,9 @@ export function inspect(path: string): string[] {
       const model = run.loadModel();
       const c = model.config;
       out.push(`  final model: ${run.weightsPath} verified (${c.n_layer} layers, ${c.n_head} heads, width ${c.n_embd}, vocab ${c.vocab_size}, ${model.numParameters().toLocaleString('en-US')} parameters, all finite)`);
+      const cost = gptCost(c);
+      const options = [c.share_layers !== 'none' ? `share_layers ${c.share_layers}` : '', c.embedding_dim > 0 && c.embedding_dim < c.n_embd ? `embedding_dim ${c.embedding_dim}` : '', c.reversible ? 'reversible' : ''].filter(Boolean);
+      out.push(`  parameters: ${cost.stored.toLocaleString('en-US')} stored, ${cost.effective.toLocaleString('en-US')} effective (as if unshared), ${cost.active.toLocaleString('en-US')} active per token; ${(cost.flopsPerToken / 1e6).toFixed(2)} MFLOP per training token${options.length ? ` (${options.join(', ')})` : ''}`);
       model.dispose();
     } else {
       out.push('  no final model (the run has not finished)');
