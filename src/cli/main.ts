@@ -11,6 +11,7 @@ import * as inspect from './inspect.js';
 import * as lora from './lora.js';
 import * as prepare from './prepare.js';
 import * as sample from './sample.js';
+import * as study from './study.js';
 import * as tokenize from './tokenize.js';
 import * as tokenizer from './tokenizer.js';
 import * as train from './train.js';
@@ -21,7 +22,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, prepare, tokenizer, tokenize, train, sample];
+const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, prepare, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -165,7 +165,7 @@ function sse(theta: readonly [number, number, number], N: readonly number[], L: 
 /**
  * Fits L(N) = a·N^(−α) + c by nonlinear least squares. Start: for each c on a grid in [0, min L), the linear fit of
  * ln(L − c) on ln N gives a and α; the c with the least squared error in L wins. Then damped Gauss–Newton
- * (Levenberg–Marquardt) on (ln a, α, c) refines all three together.
+ * (Levenberg–Marquardt) on (ln a, α, c) refines all three together, keeping c ≥ 0 when every L is positive.
  */
 export function fitScalingLaw(N: readonly number[], L: readonly number[]): ScalingFit {
   if (N.length < 3 || N.length !== L.length) throw new RangeError(`fitScalingLaw: need ≥ 3 paired points (N, L), got ${N.length} and ${L.length}`);
@@ -211,7 +211,9 @@ export function fitScalingLaw(N: readonly number[], L: readonly number[]): Scali
         lambda *= 10;
         continue;
       }
-      const next: [number, number, number] = [theta[0] + delta[0]!, theta[1] + delta[1]!, theta[2] + delta[2]!];
+      // A loss floor below zero means nothing for cross-entropy: c stays ≥ 0 (when the data allow it).
+      const floor = minL > 0 ? 0 : -Infinity;
+      const next: [number, number, number] = [theta[0] + delta[0]!, theta[1] + delta[1]!, Math.max(floor, theta[2] + delta[2]!)];
       const e = sse(next, N, L);
       if (Number.isFinite(e) && e < err) {
         const gain = err - e;

@@ -1,0 +1,265 @@
+// `lmforge study`: runs every cell of a study plan (study-plan.ts) with the real trainer, one process per cell
+// (study-worker.ts), resumably — a cell with study-cell.json is done and skipped, a cell with a checkpoint continues
+// from it, anything else starts afresh — then builds the table (parameters stored/effective/active, FLOPs per
+// token, tokens/s, peak RSS, val loss mean ± std over seeds, the difference from the baseline with Welch's 95%
+// interval), the L(N) fit and compute-optimal frontier, and writes table.md, results.json and plot.svg atomically.
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
+import { ensureDir } from '../util/fs.js';
+import { findLatestComplete } from './checkpoint.js';
+import { RunDir } from './run-dir.js';
+import { budgetLabel, type StudyCell, type StudyPlan } from './study-plan.js';
+import { studyPlotSVG } from './study-plot.js';
+import { fitPowerLaw, fitScalingLaw, summarize, welchInterval, type PowerLawFit, type ScalingFit, type Summary } from './study-stats.js';
+import { CELL_REQUEST_FILE, CELL_RESULT_FILE, type CellRequest, type CellResult } from './study-worker.js';
+
+export const TABLE_FILE = 'table.md';
+export const RESULTS_FILE = 'results.json';
+export const PLOT_FILE = 'plot.svg';
+
+export interface StudyRow {
+  variant: string;
+  budget: number | null;
+  shape: string;
+  steps: number;
+  params_stored: number;
+  params_effective: number;
+  params_active: number;
+  /** Kaplan's N: active parameters without embeddings. */
+  params_non_embedding: number;
+  flops_per_token: number;
+  /** Training FLOPs the row's cells ran (steps × tokens per step × FLOPs per token). */
+  train_flops: number;
+  tokens_per_s: number;
+  peak_rss_mb: number;
+  val_loss: Summary;
+  seeds_losses: number[];
+  vs_baseline: { diff: number; low: number | null; high: number | null; df: number | null } | null;
+}
+
+export interface FrontierPoint {
+  budget: number;
+  train_flops: number;
+  variant: string;
+  params_non_embedding: number;
+  val_loss: number;
+}
+
+export interface StudyReport {
+  rows: StudyRow[];
+  fit: (ScalingFit & { points: { variant: string; N: number; loss: number }[] }) | null;
+  frontier: FrontierPoint[] | null;
+  frontierFit: PowerLawFit | null;
+  ran: number;
+  skipped: number;
+  files: { table: string; results: string; plot: string | null };
+}
+
+/** The CPU the figures were taken on (the benchmarks' naming: model, family and model number, cores). */
+export function cpuName(): string {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (k: string): string | undefined => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+    return `${field('model name') ?? cpus()[0]?.model ?? 'unknown'} (family ${field('cpu family') ?? '?'}, model ${field('model') ?? '?'}), ${cpus().length} cores`;
+  } catch {
+    return `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores`;
+  }
+}
+
+/** The first key path where two JSON values differ, or null. */
+function firstDifference(a: unknown, b: unknown, path = ''): string | null {
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return null;
+  }
+  return a === b ? null : path || '(value)';
+}
+
+/** A finished cell's result, or null; a result made with another config is refused (it would mix two studies). */
+function finishedResult(cell: StudyCell): CellResult | null {
+  const path = join(cell.dir, CELL_RESULT_FILE);
+  if (!existsSync(path)) return null;
+  const r = JSON.parse(readFileSync(path, 'utf8')) as CellResult;
+  const diff = firstDifference(r.config, cell.config);
+  if (diff) throw new UserError(`${path}: this cell was run with a different ${diff} (${JSON.stringify(lookup(r.config, diff))} there, ${JSON.stringify(lookup(cell.config, diff))} now); remove ${cell.dir} or choose another out_dir`);
+  return r;
+}
+
+function lookup(o: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, k) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined), o);
+}
+
+const WORKER = fileURLToPath(new URL('./study-worker.js', import.meta.url));
+
+/** Runs one cell in its own process (output appended to the cell's train.log); returns its result. */
+function runCell(cell: StudyCell): CellResult {
+  ensureDir(cell.dir, 'study cell directory');
+  const run = new RunDir(cell.dir);
+  const resume = run.holdsRun() && findLatestComplete(cell.dir) !== null;
+  const request: CellRequest = { config: cell.config, resume, overwrite: !resume };
+  const requestPath = join(cell.dir, CELL_REQUEST_FILE);
+  writeFileAtomic(requestPath, JSON.stringify(request, null, 2) + '\n');
+  const logPath = join(cell.dir, 'train.log');
+  const fd = openSync(logPath, 'a');
+  try {
+    const r = spawnSync(process.execPath, [WORKER, requestPath], { stdio: ['ignore', fd, fd] });
+    if (r.status !== 0) {
+      const tail = readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-3).join(' | ');
+      throw new UserError(`study cell ${cell.dir} failed (${r.signal ?? `exit ${r.status}`}): ${tail} (log: ${logPath}); fix it and rerun the study to continue`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const result = finishedResult(cell);
+  if (!result) throw new UserError(`study cell ${cell.dir}: finished without writing ${CELL_RESULT_FILE}`);
+  return result;
+}
+
+/** Val loss of a cell: the whole val split when the config asks for it (noise-free), else the sampled estimate. */
+function cellLoss(r: CellResult): number {
+  const v = r.val_loss_full ?? r.val_loss;
+  if (v === null) throw new UserError(`${r.config.out_dir}: no val loss recorded (eval_interval or max_iters 0?)`);
+  return v;
+}
+
+export function buildRows(plan: StudyPlan, results: Map<StudyCell, CellResult>): StudyRow[] {
+  const rows: StudyRow[] = [];
+  const groups = new Map<string, StudyCell[]>();
+  for (const cell of plan.cells) {
+    const key = `${cell.variant}\u0000${cell.budget}`;
+    groups.set(key, [...(groups.get(key) ?? []), cell]);
+  }
+  const lossesOf = (cells: StudyCell[]): number[] => cells.map((c) => cellLoss(results.get(c)!));
+  for (const cells of groups.values()) {
+    const first = cells[0]!;
+    const rs = cells.map((c) => results.get(c)!);
+    const losses = lossesOf(cells);
+    const baseCells = plan.cells.filter((c) => c.variant === plan.baseline && c.budget === first.budget);
+    const m = first.config.model;
+    rows.push({
+      variant: first.variant, budget: first.budget, shape: `${m.n_layer}×${m.n_embd}`,
+      steps: first.config.max_iters,
+      params_stored: first.cost.stored, params_effective: first.cost.effective, params_active: first.cost.active, params_non_embedding: first.cost.nonEmbedding,
+      flops_per_token: first.cost.flopsPerToken, train_flops: first.config.max_iters * first.tokensPerStep * first.cost.flopsPerToken,
+      tokens_per_s: rs.reduce((s, r) => s + r.tokens_per_s, 0) / rs.length,
+      peak_rss_mb: Math.max(...rs.map((r) => r.peak_rss_bytes)) / 2 ** 20,
+      val_loss: summarize(losses), seeds_losses: losses,
+      vs_baseline: first.variant === plan.baseline ? null : welchInterval(losses, lossesOf(baseCells)),
+    });
+  }
+  return rows;
+}
+
+/** L(N) over the shapes (each at its lowest mean loss over budgets), and per budget the best shape. */
+export function fitStudy(plan: StudyPlan, rows: StudyRow[]): Pick<StudyReport, 'fit' | 'frontier' | 'frontierFit'> {
+  if (!plan.fit) return { fit: null, frontier: null, frontierFit: null };
+  const points = plan.variants.map((v) => {
+    const best = rows.filter((r) => r.variant === v).reduce((a, b) => (b.val_loss.mean < a.val_loss.mean ? b : a));
+    return { variant: v, N: best.params_non_embedding, loss: best.val_loss.mean };
+  });
+  const fit = { ...fitScalingLaw(points.map((p) => p.N), points.map((p) => p.loss)), points };
+  if (!plan.budgets) return { fit, frontier: null, frontierFit: null };
+  const frontier = plan.budgets.map((b) => {
+    const best = rows.filter((r) => r.budget === b).reduce((x, y) => (y.val_loss.mean < x.val_loss.mean ? y : x));
+    return { budget: b, train_flops: best.train_flops, variant: best.variant, params_non_embedding: best.params_non_embedding, val_loss: best.val_loss.mean };
+  });
+  const frontierFit = frontier.length >= 2 ? fitPowerLaw(frontier.map((f) => f.train_flops), frontier.map((f) => f.params_non_embedding)) : null;
+  return { fit, frontier, frontierFit };
+}
+
+const sig = (x: number, digits = 3): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-2 ? x.toExponential(digits - 1) : x.toPrecision(digits));
+const int = (x: number): string => Math.round(x).toLocaleString('en-US');
+
+export function formatTable(plan: StudyPlan, rows: StudyRow[]): string {
+  const head = ['variant', ...(plan.budgets ? [`budget (${plan.budgetUnit})`] : []), 'L×C', 'steps', 'params stored', 'effective', 'active', 'N non-emb.', 'FLOPs/token', 'tokens/s', 'peak RSS MB', `val loss (n=${plan.seeds.length})`, `Δ vs ${plan.baseline} [95% CI]`];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const r of rows) {
+    const loss = `${r.val_loss.mean.toFixed(4)} ± ${r.val_loss.std === null ? 'n/a' : r.val_loss.std.toFixed(4)}`;
+    const d = r.vs_baseline;
+    const delta = d === null ? 'baseline' : `${d.diff >= 0 ? '+' : ''}${d.diff.toFixed(4)} [${d.low === null ? 'n/a' : `${d.low.toFixed(4)}, ${d.high!.toFixed(4)}`}]`;
+    lines.push(`| ${[r.variant, ...(plan.budgets ? [budgetLabel(r.budget!)] : []), r.shape, String(r.steps), int(r.params_stored), int(r.params_effective), int(r.params_active), int(r.params_non_embedding), sig(r.flops_per_token), int(r.tokens_per_s), r.peak_rss_mb.toFixed(0), loss, delta].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export function formatFit(report: Pick<StudyReport, 'fit' | 'frontier' | 'frontierFit'>): string[] {
+  const out: string[] = [];
+  const f = report.fit;
+  if (f) out.push(`L(N) = ${sig(f.a, 4)} · N^(${(-f.alpha).toFixed(4)}) + ${f.c.toFixed(4)}  (N = non-embedding parameters, each shape at its best budget; rmse ${sig(f.rmse)}, R² ${f.r2.toFixed(4)}, ${f.points.length} shapes)`);
+  for (const p of report.frontier ?? []) out.push(`frontier: budget ${budgetLabel(p.budget)} → best ${p.variant} (N ${int(p.params_non_embedding)}), val loss ${p.val_loss.toFixed(4)}, ${sig(p.train_flops)} training FLOPs`);
+  const g = report.frontierFit;
+  if (g) out.push(`N_opt(C) = ${sig(g.k, 4)} · C^${g.beta.toFixed(4)}  (log–log least squares over the frontier${Number.isNaN(g.r2) ? '' : `, R² ${g.r2.toFixed(4)}`})`);
+  return out;
+}
+
+export interface RunStudyOptions {
+  log?: (line: string) => void;
+  /** Plan only: print the cells and their steps, run nothing. */
+  dryRun?: boolean;
+}
+
+export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyReport | null {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const total = plan.cells.length;
+  const flops = plan.cells.reduce((s, c) => s + c.config.max_iters * c.tokensPerStep * c.cost.flopsPerToken, 0);
+  log(`study ${plan.name}: ${plan.variants.length} variants × ${plan.budgets?.length ?? 1} budgets × ${plan.seeds.length} seeds = ${total} cells, ${sig(flops)} training FLOPs in all → ${plan.outDir}`);
+  if (options.dryRun) {
+    for (const c of plan.cells) log(`  ${c.dir}: ${c.config.max_iters} steps, ${int(c.cost.nonEmbedding)} non-embedding parameters, ${sig(c.cost.flopsPerToken)} FLOPs/token`);
+    return null;
+  }
+  ensureDir(plan.outDir, 'study out_dir');
+  const results = new Map<StudyCell, CellResult>();
+  let ran = 0;
+  let skipped = 0;
+  plan.cells.forEach((cell, i) => {
+    const done = finishedResult(cell);
+    if (done) {
+      results.set(cell, done);
+      skipped++;
+      log(`[${i + 1}/${total}] ${cell.dir}: done earlier (val loss ${cellLoss(done).toFixed(4)}), skipped`);
+      return;
+    }
+    const r = runCell(cell);
+    results.set(cell, r);
+    ran++;
+    log(`[${i + 1}/${total}] ${cell.dir}: ${r.steps} steps${r.resumed ? ' (resumed)' : ''}, val loss ${cellLoss(r).toFixed(4)}, ${int(r.tokens_per_s)} tok/s, ${(r.peak_rss_bytes / 2 ** 20).toFixed(0)} MB, ${r.wall_s.toFixed(1)} s`);
+  });
+  const rows = buildRows(plan, results);
+  const fits = fitStudy(plan, rows);
+  const table = formatTable(plan, rows);
+  const fitLines = formatFit(fits);
+  const cpu = cpuName();
+  const files = { table: join(plan.outDir, TABLE_FILE), results: join(plan.outDir, RESULTS_FILE), plot: fits.fit ? join(plan.outDir, PLOT_FILE) : null };
+  const md = [`# Study ${plan.name}`, '', `From ${plan.file}; ${plan.seeds.length} seeds (${plan.seeds.join(', ')}); val loss over ${plan.cells[0]!.config.full_val ? 'the whole val split' : `${plan.cells[0]!.config.eval_iters} sampled batches`}; CPU: ${cpu}.`, '', table, '', ...fitLines.map((l) => `- ${l}`), ...(files.plot ? ['', `![L(N) and the compute-optimal frontier](${PLOT_FILE})`] : []), ''].join('\n');
+  writeFileAtomic(files.table, md);
+  writeFileAtomic(files.results, JSON.stringify({ study: plan.name, file: plan.file, cpu, seeds: plan.seeds, baseline: plan.baseline, budget_unit: plan.budgetUnit, rows, ...fits }, null, 2) + '\n');
+  if (files.plot) writeFileAtomic(files.plot, studyPlotSVG(plan, rows, fits));
+  log('');
+  log(table);
+  for (const l of fitLines) log(l);
+  log(`wrote ${files.table}, ${files.results}${files.plot ? `, ${files.plot}` : ''}`);
+  return { rows, ...fits, ran, skipped, files };
+}
+
+/** The study's last line: `RESULT {json}` with the figures the issue's bar names. */
+export function resultLine(plan: StudyPlan, report: StudyReport): string {
+  const best = report.rows.reduce((a, b) => (b.val_loss.mean < a.val_loss.mean ? b : a));
+  const f = report.fit;
+  return `RESULT ${JSON.stringify({
+    study: plan.name, cpu: cpuName(), cells: plan.cells.length, ran: report.ran, skipped: report.skipped, rows: report.rows.length,
+    shapes: plan.variants.length, budgets: plan.budgets?.length ?? 0, seeds: plan.seeds.length,
+    best: { variant: best.variant, budget: best.budget, val_loss: +best.val_loss.mean.toFixed(4) },
+    fit: f ? { a: +f.a.toPrecision(5), alpha: +f.alpha.toFixed(4), c: +f.c.toFixed(4), rmse: +f.rmse.toPrecision(3), r2: +f.r2.toFixed(4) } : null,
+    frontier: report.frontier?.map((p) => ({ budget: p.budget, variant: p.variant, N: p.params_non_embedding, val_loss: +p.val_loss.toFixed(4) })) ?? null,
+    n_opt_beta: report.frontierFit ? +report.frontierFit.beta.toFixed(4) : null,
+    table: report.files.table, results: report.files.results, plot: report.files.plot,
+  })}`;
+}
