@@ -210,7 +210,7 @@ export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyR
   const log = options.log ?? ((line: string) => console.log(line));
   const total = plan.cells.length;
   const flops = plan.cells.reduce((s, c) => s + c.config.max_iters * c.tokensPerStep * c.cost.flopsPerToken, 0);
-  log(`study ${plan.name}: ${plan.variants.length} variants × ${plan.budgets?.length ?? 1} budgets × ${plan.seeds.length} seeds = ${total} cells, ${sig(flops)} training FLOPs in all → ${plan.outDir}`);
+  log(`study ${plan.name}: ${plan.variants.length} variants × ${plan.budgets ? `${plan.budgets.length} budgets × ` : ''}${plan.seeds.length} seeds = ${total} cells, ${sig(flops)} training FLOPs in all → ${plan.outDir}`);
   if (options.dryRun) {
     for (const c of plan.cells) log(`  ${c.dir}: ${c.config.max_iters} steps, ${int(c.cost.nonEmbedding)} non-embedding parameters, ${sig(c.cost.flopsPerToken)} FLOPs/token`);
     return null;
