@@ -8,8 +8,8 @@ import type { FrontierPoint, StudyRow } from './study.js';
 
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
 const W = 480;
-const H = 400;
-const M = { left: 64, right: 16, top: 36, bottom: 52 };
+const H = 420;
+const M = { left: 64, right: 16, top: 36, bottom: 72 };
 
 interface Axis {
   lo: number;
@@ -59,7 +59,7 @@ class Panel {
     const [l, t, w, h] = [x0 + M.left, M.top, W - M.left - M.right, H - M.top - M.bottom];
     this.parts.push(`<rect x="${l}" y="${t}" width="${w}" height="${h}" fill="none" stroke="#333"/>`);
     this.parts.push(`<text x="${l + w / 2}" y="${t - 14}" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`);
-    this.parts.push(`<text x="${l + w / 2}" y="${H - 12}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>`);
+    this.parts.push(`<text x="${l + w / 2}" y="${t + h + 36}" text-anchor="middle" font-size="12">${esc(xLabel)}</text>`);
     this.parts.push(`<text transform="translate(${x0 + 16},${t + h / 2}) rotate(-90)" text-anchor="middle" font-size="12">${esc(yLabel)}</text>`);
     for (const v of ticks(x)) {
       const px = this.px(v);
@@ -101,7 +101,10 @@ export function studyPlotSVG(plan: StudyPlan, rows: StudyRow[], fits: { fit: Sca
       left.parts.push(`<circle cx="${x}" cy="${y}" r="3.5" fill="${color}"><title>${esc(`${r.variant}${b === null ? '' : ` @ ${budgetLabel(b)}`}: ${r.val_loss.mean.toFixed(4)}`)}</title></circle>`);
     }
     const label = b === null ? 'val loss' : `budget ${budgetLabel(b)} ${plan.budgetUnit === 'flops' ? 'FLOPs' : 'tokens'}`;
-    left.parts.push(`<circle cx="${M.left + 14}" cy="${H - M.bottom - 14 - 16 * i}" r="3.5" fill="${color}"/><text x="${M.left + 22}" y="${H - M.bottom - 10 - 16 * i}" font-size="11">${esc(label)}</text>`);
+    // The legend runs along the bottom, under the axis label, clear of the points.
+    const lx = M.left + 4 + (i % 3) * 135;
+    const ly = H - 16 - 14 * Math.floor(i / 3);
+    left.parts.push(`<circle cx="${lx}" cy="${ly - 4}" r="3.5" fill="${color}"/><text x="${lx + 8}" y="${ly}" font-size="11">${esc(label)}</text>`);
   });
   const f = fits.fit;
   if (f) {
