@@ -15,18 +15,19 @@ export function register(program: Command): void {
     .requiredOption('--config <path>', 'study file (YAML or JSON; see configs/studies/)')
     .option('--out <dir>', "write the study here instead of the file's out_dir")
     .option('--dry-run', 'print the cells and their steps without running anything')
+    .option('--redo-changed', 'run again the finished cells whose config differs from the study file now (instead of refusing)')
     .allowUnknownOption()
     .allowExcessArguments()
     .addHelpText('after', `\nTrailing --key=value flags override the train config of every cell (e.g. --threads=1). Train keys:\n${configHelp(trainSpec)}\n`);
   cmd.action(() => {
-    const o = cmd.opts<{ config: string; out?: string; dryRun?: boolean }>();
+    const o = cmd.opts<{ config: string; out?: string; dryRun?: boolean; redoChanged?: boolean }>();
     const flags = parseFlagArgs(cmd.args);
     for (const f of flags.flags) {
       const key = TRAIN_ALIASES[f.key] ?? f.key;
       if (['seed', 'out_dir'].includes(key)) throw new UserError(`flag ${f.text}: ${key} is set per cell by the study (use the study file's seeds and out_dir, or --out)`);
     }
     const plan = readStudyPlan(o.config, { flags, ...(o.out ? { outDir: o.out } : {}) });
-    const report = runStudy(plan, { dryRun: o.dryRun ?? false });
+    const report = runStudy(plan, { dryRun: o.dryRun ?? false, redoChanged: o.redoChanged ?? false });
     if (report) console.log(resultLine(plan, report));
   });
 }

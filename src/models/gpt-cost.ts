@@ -81,7 +81,7 @@ export function gptCost(config: GPTConfig & MoEKeys): GPTCost {
   const local = c.attention_window > 0 ? parseLocalLayers(c.local_layers, L) : new Set<number>();
   let attnScores = 0;
   for (let l = 0; l < L; l++) attnScores += 4 * C * (local.has(l) ? Math.min(c.attention_window, c.block_size) : c.block_size);
-  const forward = 2 * (active + proj) + 2 * V * (c.tie_embeddings ? E : C) + attnScores;
+  const forward = 2 * (active + norm + proj) + 2 * V * (c.tie_embeddings ? E : C) + attnScores; // norm: ln_f
   return {
     stored: stored + outside + embeddings,
     effective: effective + outside + embeddings,

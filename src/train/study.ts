@@ -83,13 +83,17 @@ function firstDifference(a: unknown, b: unknown, path = ''): string | null {
   return a === b ? null : path || '(value)';
 }
 
-/** A finished cell's result, or null; a result made with another config is refused (it would mix two studies). */
-function finishedResult(cell: StudyCell): CellResult | null {
+/**
+ * A finished cell's result, 'changed' when it was made with another config (with redoChanged), else null. Without
+ * redoChanged a changed cell is refused: its result would mix two studies.
+ */
+function finishedResult(cell: StudyCell, redoChanged = false): CellResult | 'changed' | null {
   const path = join(cell.dir, CELL_RESULT_FILE);
   if (!existsSync(path)) return null;
   const r = JSON.parse(readFileSync(path, 'utf8')) as CellResult;
   const diff = firstDifference(r.config, cell.config);
-  if (diff) throw new UserError(`${path}: this cell was run with a different ${diff} (${JSON.stringify(lookup(r.config, diff))} there, ${JSON.stringify(lookup(cell.config, diff))} now); remove ${cell.dir} or choose another out_dir`);
+  if (diff && redoChanged) return 'changed';
+  if (diff) throw new UserError(`${path}: this cell was run with a different ${diff} (${JSON.stringify(lookup(r.config, diff))} there, ${JSON.stringify(lookup(cell.config, diff))} now); remove ${cell.dir}, choose another out_dir, or pass --redo-changed`);
   return r;
 }
 
@@ -99,11 +103,14 @@ function lookup(o: unknown, path: string): unknown {
 
 const WORKER = fileURLToPath(new URL('./study-worker.js', import.meta.url));
 
-/** Runs one cell in its own process (output appended to the cell's train.log); returns its result. */
-function runCell(cell: StudyCell): CellResult {
+/**
+ * Runs one cell in its own process (output appended to the cell's train.log); returns its result. A partial run is
+ * resumed from its checkpoint unless `fresh` (a cell whose config changed starts over).
+ */
+function runCell(cell: StudyCell, fresh: boolean): CellResult {
   ensureDir(cell.dir, 'study cell directory');
   const run = new RunDir(cell.dir);
-  const resume = run.holdsRun() && findLatestComplete(cell.dir) !== null;
+  const resume = !fresh && run.holdsRun() && findLatestComplete(cell.dir) !== null;
   const request: CellRequest = { config: cell.config, resume, overwrite: !resume };
   const requestPath = join(cell.dir, CELL_REQUEST_FILE);
   writeFileAtomic(requestPath, JSON.stringify(request, null, 2) + '\n');
@@ -119,7 +126,7 @@ function runCell(cell: StudyCell): CellResult {
     closeSync(fd);
   }
   const result = finishedResult(cell);
-  if (!result) throw new UserError(`study cell ${cell.dir}: finished without writing ${CELL_RESULT_FILE}`);
+  if (!result || result === 'changed') throw new UserError(`study cell ${cell.dir}: finished without writing ${CELL_RESULT_FILE}`);
   return result;
 }
 
@@ -204,6 +211,8 @@ export interface RunStudyOptions {
   log?: (line: string) => void;
   /** Plan only: print the cells and their steps, run nothing. */
   dryRun?: boolean;
+  /** Run again (from scratch) the finished cells whose config differs from the plan's, instead of refusing. */
+  redoChanged?: boolean;
 }
 
 export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyReport | null {
@@ -220,14 +229,15 @@ export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyR
   let ran = 0;
   let skipped = 0;
   plan.cells.forEach((cell, i) => {
-    const done = finishedResult(cell);
-    if (done) {
+    const done = finishedResult(cell, options.redoChanged ?? false);
+    if (done && done !== 'changed') {
       results.set(cell, done);
       skipped++;
       log(`[${i + 1}/${total}] ${cell.dir}: done earlier (val loss ${cellLoss(done).toFixed(4)}), skipped`);
       return;
     }
-    const r = runCell(cell);
+    if (done === 'changed') log(`[${i + 1}/${total}] ${cell.dir}: finished with another config; running it again`);
+    const r = runCell(cell, done === 'changed');
     results.set(cell, r);
     ran++;
     log(`[${i + 1}/${total}] ${cell.dir}: ${r.steps} steps${r.resumed ? ' (resumed)' : ''}, val loss ${cellLoss(r).toFixed(4)}, ${int(r.tokens_per_s)} tok/s, ${(r.peak_rss_bytes / 2 ** 20).toFixed(0)} MB, ${r.wall_s.toFixed(1)} s`);

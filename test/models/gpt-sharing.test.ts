@@ -12,6 +12,7 @@ import { GPT, type GPTConfig } from '../../src/models/gpt.js';
 import { gptCost } from '../../src/models/gpt-cost.js';
 import { loadGPT, saveGPT } from '../../src/models/gpt-io.js';
 import { stateDict } from '../../src/nn/state.js';
+import { estimateFlopsPerToken } from '../../src/train/metrics.js';
 import { assertClose } from '../core/harness.js';
 
 const V = 13;
@@ -39,6 +40,10 @@ test('sharing: stored and effective parameter counts equal gpt-cost.ts and the b
     assert.equal(cost.active, cost.effective, `${label}: dense models run every parameter`);
     m.dispose();
   }
+  // A plain tied GPT: FLOPs per token equal nanoGPT's estimate (6N + 12·L·C·T, N counting the tied wte once).
+  const g = new GPT({ vocab_size: 65, n_layer: 4, n_embd: 128, block_size: 64 });
+  assert.equal(gptCost(g.config).flopsPerToken, estimateFlopsPerToken({ nParams: g.numParametersNonEmbedding(), nLayer: 4, nEmbd: 128, blockSize: 64 }));
+  g.dispose();
   const shared = gptCost({ ...new GPT(base).config, share_layers: 'all' });
   const plain = gptCost(new GPT(base).config);
   assert.equal(shared.effective, plain.stored, 'sharing all leaves the effective size of the unshared model');
