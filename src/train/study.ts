@@ -4,7 +4,7 @@
 // token, tokens/s, peak RSS, val loss mean ± std over seeds, the difference from the baseline with Welch's 95%
 // interval), the L(N) fit and compute-optimal frontier, and writes table.md, results.json and plot.svg atomically.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,8 @@ function runCell(cell: StudyCell, fresh: boolean): CellResult {
   ensureDir(cell.dir, 'study cell directory');
   const run = new RunDir(cell.dir);
   const resume = !fresh && run.holdsRun() && findLatestComplete(cell.dir) !== null;
+  // A cell started over loses its old result first, so that a kill now leaves a partial run, not a stale result.
+  if (fresh) rmSync(join(cell.dir, CELL_RESULT_FILE), { force: true });
   const request: CellRequest = { config: cell.config, resume, overwrite: !resume };
   const requestPath = join(cell.dir, CELL_REQUEST_FILE);
   writeFileAtomic(requestPath, JSON.stringify(request, null, 2) + '\n');

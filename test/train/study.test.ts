@@ -1,7 +1,7 @@
 // `lmforge study` end to end on real text with a tiny grid: a study killed with SIGKILL (runner and cell process)
 // continues without redoing finished cells and resumes a partial one from its checkpoint; the table, results.json
-// and the RESULT line come out; a finished cell run with another config is refused by name; bad study files fail
-// naming the field. Not the statistics (study-stats.test.ts).
+// and the RESULT line come out; a finished cell run with another config is refused by name, and run again with
+// --redo-changed; bad study files fail naming the field. Not the statistics (study-stats.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -99,6 +99,10 @@ test('study: a killed study continues without redoing finished cells and resumes
   const changed = run(['study', '--config', studyFile(dir, 60)]);
   assert.equal(changed.status, 1);
   assert.match(changed.stderr, /study-cell\.json: this cell was run with a different max_iters \(80 there, 60 now\)/);
+  const redo = run(['study', '--config', studyFile(dir, 60), '--redo-changed']);
+  assert.equal(redo.status, 0, redo.stderr);
+  assert.equal(redo.stdout.match(/finished with another config; running it again/g)?.length, 4);
+  assert.match(redo.stdout, /"ran":4,"skipped":0/);
 });
 
 test('study: bad study files fail naming the field', () => {
