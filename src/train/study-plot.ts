@@ -1,7 +1,7 @@
 // The study's figure as a standalone SVG, written by hand (no plotting package): left, val loss against
 // non-embedding parameters N on a log axis — one colour per budget, ±1 std bars over seeds, the fitted
-// L(N) = a·N^(−α) + c, the compute-optimal point of each budget ringed; right, N_opt against training FLOPs on
-// log–log axes with the fitted N_opt ∝ C^β. Not the fit itself (study-stats.ts).
+// L(N) = a·N^(−α) + c, the compute-optimal cells ringed; right, every cell's val loss against its training FLOPs
+// with the compute-optimal (Pareto) frontier drawn through them and its N_opt ∝ C^β. Not the fit (study-stats.ts).
 import type { PowerLawFit, ScalingFit } from './study-stats.js';
 import { budgetLabel, type StudyPlan } from './study-plan.js';
 import type { FrontierPoint, StudyRow } from './study.js';
@@ -122,16 +122,20 @@ export function studyPlotSVG(plan: StudyPlan, rows: StudyRow[], fits: { fit: Sca
   }
   const panels = [left];
   const fr = fits.frontier;
-  if (fr && fr.length >= 2) {
-    const right = new Panel(W, axis(fr.map((p) => p.train_flops), true, 0.15), axis(fr.map((p) => p.params_non_embedding), true, 0.15), 'Compute-optimal model size', 'training FLOPs C', 'N_opt (best shape per budget)');
-    fr.forEach((p, i) => right.parts.push(`<circle cx="${right.px(p.train_flops)}" cy="${right.py(p.params_non_embedding)}" r="4.5" fill="${COLORS[i % COLORS.length]}"><title>${esc(`${p.variant}: ${p.val_loss.toFixed(4)}`)}</title></circle><text x="${right.px(p.train_flops) + 7}" y="${right.py(p.params_non_embedding) - 7}" font-size="11">${esc(p.variant)}</text>`));
-    const g = fits.frontierFit;
-    if (g) {
-      const cs = fr.map((p) => p.train_flops);
-      const [lo, hi] = [Math.min(...cs), Math.max(...cs)];
-      right.path([[lo, g.k * lo ** g.beta], [hi, g.k * hi ** g.beta]], '#000', '5,3');
-      right.parts.push(`<text x="${W + M.left + 8}" y="${M.top + 16}" font-size="11">${esc(`N_opt ∝ C^${g.beta.toFixed(3)}`)}</text>`);
+  if (fr && fr.length >= 1 && plan.budgets) {
+    // Right: every cell's val loss against its training FLOPs, the Pareto front through them, N_opt ∝ C^β.
+    const right = new Panel(W, axis(rows.map((r) => r.train_flops), true, 0.08), axis([...lossLo, ...lossHi], false), 'Compute-optimal frontier', 'training FLOPs C', 'val loss (nats/token)');
+    budgets.forEach((b, i) => {
+      for (const r of rows.filter((x) => x.budget === b)) {
+        right.parts.push(`<circle cx="${right.px(r.train_flops)}" cy="${right.py(r.val_loss.mean)}" r="3" fill="${COLORS[i % COLORS.length]}" fill-opacity="0.55"><title>${esc(`${r.variant} @ ${budgetLabel(b!)}: ${r.val_loss.mean.toFixed(4)}`)}</title></circle>`);
+      }
+    });
+    right.path(fr.map((p) => [p.train_flops, p.val_loss] as [number, number]), '#000');
+    for (const p of fr) {
+      right.parts.push(`<circle cx="${right.px(p.train_flops)}" cy="${right.py(p.val_loss)}" r="5" fill="none" stroke="#000" stroke-width="1.5"/><text x="${right.px(p.train_flops) + 6}" y="${right.py(p.val_loss) - 7}" font-size="10">${esc(p.variant)}</text>`);
     }
+    const g = fits.frontierFit;
+    if (g) right.parts.push(`<text x="${W * 2 - M.right - 6}" y="${M.top + 16}" text-anchor="end" font-size="11">${esc(`frontier: N_opt ∝ C^${g.beta.toFixed(3)}`)}</text>`);
     panels.push(right);
   }
   const width = W * panels.length;

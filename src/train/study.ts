@@ -43,7 +43,7 @@ export interface StudyRow {
 }
 
 export interface FrontierPoint {
-  budget: number;
+  budget: number | null;
   train_flops: number;
   variant: string;
   params_non_embedding: number;
@@ -52,8 +52,13 @@ export interface FrontierPoint {
 
 export interface StudyReport {
   rows: StudyRow[];
-  fit: (ScalingFit & { points: { variant: string; N: number; loss: number }[] }) | null;
+  /** L(N) over the shapes at the largest budget (or the only one). */
+  fit: (ScalingFit & { budget: number | null; points: { variant: string; N: number; loss: number }[] }) | null;
+  /** The best shape of each budget (with FLOPs budgets: the minimum of each IsoFLOP curve). */
+  budgetBest: FrontierPoint[] | null;
+  /** The compute-optimal frontier: rows no cheaper row beats (Pareto front of val loss against training FLOPs). */
   frontier: FrontierPoint[] | null;
+  /** N_opt = k·C^β fitted over the frontier. */
   frontierFit: PowerLawFit | null;
   ran: number;
   skipped: number;
@@ -71,10 +76,11 @@ export function cpuName(): string {
   }
 }
 
-/** The first key path where two JSON values differ, or null. */
+/** The first key path where two JSON values differ, or null (out_dir is the cell's place, not its config: a study may move). */
 function firstDifference(a: unknown, b: unknown, path = ''): string | null {
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (path === '' && k === 'out_dir') continue;
       const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
       if (d) return d;
     }
@@ -167,21 +173,32 @@ export function buildRows(plan: StudyPlan, results: Map<StudyCell, CellResult>):
   return rows;
 }
 
-/** L(N) over the shapes (each at its lowest mean loss over budgets), and per budget the best shape. */
-export function fitStudy(plan: StudyPlan, rows: StudyRow[]): Pick<StudyReport, 'fit' | 'frontier' | 'frontierFit'> {
-  if (!plan.fit) return { fit: null, frontier: null, frontierFit: null };
-  const points = plan.variants.map((v) => {
-    const best = rows.filter((r) => r.variant === v).reduce((a, b) => (b.val_loss.mean < a.val_loss.mean ? b : a));
-    return { variant: v, N: best.params_non_embedding, loss: best.val_loss.mean };
-  });
-  const fit = { ...fitScalingLaw(points.map((p) => p.N), points.map((p) => p.loss)), points };
-  if (!plan.budgets) return { fit, frontier: null, frontierFit: null };
-  const frontier = plan.budgets.map((b) => {
-    const best = rows.filter((r) => r.budget === b).reduce((x, y) => (y.val_loss.mean < x.val_loss.mean ? y : x));
-    return { budget: b, train_flops: best.train_flops, variant: best.variant, params_non_embedding: best.params_non_embedding, val_loss: best.val_loss.mean };
-  });
+export type StudyFits = Pick<StudyReport, 'fit' | 'budgetBest' | 'frontier' | 'frontierFit'>;
+
+const pointOf = (r: StudyRow): FrontierPoint => ({ budget: r.budget, train_flops: r.train_flops, variant: r.variant, params_non_embedding: r.params_non_embedding, val_loss: r.val_loss.mean });
+
+/**
+ * The rows on the Pareto front of (training FLOPs, mean val loss): no row that cost at most as much does better.
+ * Costs within `tolerance` (relative) count as equal, since step counts round an IsoFLOP budget a little either way.
+ */
+export function paretoFrontier(rows: readonly StudyRow[], tolerance = 0.05): FrontierPoint[] {
+  const onFront = rows.filter((r) => !rows.some((q) => q !== r && q.train_flops <= r.train_flops * (1 + tolerance) && q.val_loss.mean < r.val_loss.mean));
+  return onFront.sort((a, b) => a.train_flops - b.train_flops).map(pointOf);
+}
+
+/**
+ * L(N) over the shapes at the largest budget (with token budgets: Kaplan's L(N) at fixed data), the best shape per
+ * budget, and the compute-optimal frontier over every row with N_opt ∝ C^β fitted on it.
+ */
+export function fitStudy(plan: StudyPlan, rows: StudyRow[]): StudyFits {
+  if (!plan.fit) return { fit: null, budgetBest: null, frontier: null, frontierFit: null };
+  const top = plan.budgets ? Math.max(...plan.budgets) : null;
+  const points = rows.filter((r) => r.budget === top).map((r) => ({ variant: r.variant, N: r.params_non_embedding, loss: r.val_loss.mean }));
+  const fit = { ...fitScalingLaw(points.map((p) => p.N), points.map((p) => p.loss)), budget: top, points };
+  const budgetBest = plan.budgets?.map((b) => pointOf(rows.filter((r) => r.budget === b).reduce((x, y) => (y.val_loss.mean < x.val_loss.mean ? y : x)))) ?? null;
+  const frontier = paretoFrontier(rows);
   const frontierFit = frontier.length >= 2 ? fitPowerLaw(frontier.map((f) => f.train_flops), frontier.map((f) => f.params_non_embedding)) : null;
-  return { fit, frontier, frontierFit };
+  return { fit, budgetBest, frontier, frontierFit };
 }
 
 const sig = (x: number, digits = 3): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-2 ? x.toExponential(digits - 1) : x.toPrecision(digits));
@@ -199,13 +216,15 @@ export function formatTable(plan: StudyPlan, rows: StudyRow[]): string {
   return lines.join('\n');
 }
 
-export function formatFit(report: Pick<StudyReport, 'fit' | 'frontier' | 'frontierFit'>): string[] {
+export function formatFit(plan: StudyPlan, report: StudyFits): string[] {
   const out: string[] = [];
   const f = report.fit;
-  if (f) out.push(`L(N) = ${sig(f.a, 4)} · N^(${(-f.alpha).toFixed(4)}) + ${f.c.toFixed(4)}  (N = non-embedding parameters, each shape at its best budget; rmse ${sig(f.rmse)}, R² ${f.r2.toFixed(4)}, ${f.points.length} shapes)`);
-  for (const p of report.frontier ?? []) out.push(`frontier: budget ${budgetLabel(p.budget)} → best ${p.variant} (N ${int(p.params_non_embedding)}), val loss ${p.val_loss.toFixed(4)}, ${sig(p.train_flops)} training FLOPs`);
+  const at = (b: number | null): string => (b === null ? '' : ` at budget ${budgetLabel(b)} ${plan.budgetUnit}`);
+  if (f) out.push(`L(N) = ${sig(f.a, 4)} · N^(${(-f.alpha).toFixed(4)}) + ${f.c.toFixed(4)}  (N = non-embedding parameters, ${f.points.length} shapes${at(f.budget)}; rmse ${sig(f.rmse)}, R² ${f.r2.toFixed(4)})`);
+  for (const p of report.budgetBest ?? []) out.push(`best${at(p.budget)}: ${p.variant} (N ${int(p.params_non_embedding)}), val loss ${p.val_loss.toFixed(4)}, ${sig(p.train_flops)} training FLOPs`);
+  if (report.frontier) out.push(`compute-optimal frontier (no cheaper cell does better): ${report.frontier.map((p) => `${p.variant}${p.budget === null ? '' : `@${budgetLabel(p.budget)}`} (C ${sig(p.train_flops)}, N ${int(p.params_non_embedding)}, ${p.val_loss.toFixed(4)})`).join(' → ')}`);
   const g = report.frontierFit;
-  if (g) out.push(`N_opt(C) = ${sig(g.k, 4)} · C^${g.beta.toFixed(4)}  (log–log least squares over the frontier${Number.isNaN(g.r2) ? '' : `, R² ${g.r2.toFixed(4)}`})`);
+  if (g) out.push(`N_opt(C) = ${sig(g.k, 4)} · C^${g.beta.toFixed(4)}  (log–log least squares over the ${report.frontier!.length} frontier cells${Number.isNaN(g.r2) ? '' : `, R² ${g.r2.toFixed(4)}`})`);
   return out;
 }
 
@@ -247,7 +266,7 @@ export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyR
   const rows = buildRows(plan, results);
   const fits = fitStudy(plan, rows);
   const table = formatTable(plan, rows);
-  const fitLines = formatFit(fits);
+  const fitLines = formatFit(plan, fits);
   const cpu = cpuName();
   const files = { table: join(plan.outDir, TABLE_FILE), results: join(plan.outDir, RESULTS_FILE), plot: fits.fit ? join(plan.outDir, PLOT_FILE) : null };
   const md = [`# Study ${plan.name}`, '', `From ${plan.file}; ${plan.seeds.length} seeds (${plan.seeds.join(', ')}); val loss over ${plan.cells[0]!.config.full_val ? 'the whole val split' : `${plan.cells[0]!.config.eval_iters} sampled batches`}; CPU: ${cpu}.`, '', table, '', ...fitLines.map((l) => `- ${l}`), ...(files.plot ? ['', `![L(N) and the compute-optimal frontier](${PLOT_FILE})`] : []), ''].join('\n');
@@ -269,8 +288,9 @@ export function resultLine(plan: StudyPlan, report: StudyReport): string {
     study: plan.name, cpu: cpuName(), cells: plan.cells.length, ran: report.ran, skipped: report.skipped, rows: report.rows.length,
     shapes: plan.variants.length, budgets: plan.budgets?.length ?? 0, seeds: plan.seeds.length,
     best: { variant: best.variant, budget: best.budget, val_loss: +best.val_loss.mean.toFixed(4) },
-    fit: f ? { a: +f.a.toPrecision(5), alpha: +f.alpha.toFixed(4), c: +f.c.toFixed(4), rmse: +f.rmse.toPrecision(3), r2: +f.r2.toFixed(4) } : null,
-    frontier: report.frontier?.map((p) => ({ budget: p.budget, variant: p.variant, N: p.params_non_embedding, val_loss: +p.val_loss.toFixed(4) })) ?? null,
+    fit: f ? { a: +f.a.toPrecision(5), alpha: +f.alpha.toFixed(4), c: +f.c.toFixed(4), rmse: +f.rmse.toPrecision(3), r2: +f.r2.toFixed(4), budget: f.budget } : null,
+    best_per_budget: report.budgetBest?.map((p) => ({ budget: p.budget, variant: p.variant, N: p.params_non_embedding, val_loss: +p.val_loss.toFixed(4) })) ?? null,
+    frontier: report.frontier?.map((p) => ({ variant: p.variant, budget: p.budget, C: +p.train_flops.toPrecision(4), N: p.params_non_embedding, val_loss: +p.val_loss.toFixed(4) })) ?? null,
     n_opt_beta: report.frontierFit ? +report.frontierFit.beta.toFixed(4) : null,
     table: report.files.table, results: report.files.results, plot: report.files.plot,
   })}`;

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fitPowerLaw, fitScalingLaw, studentTQuantile, summarize, welchInterval } from '../../src/train/study-stats.js';
+import { paretoFrontier, type StudyRow } from '../../src/train/study.js';
 
 const near = (got: number, want: number, tol: number, what: string): void => assert.ok(Math.abs(got - want) <= tol, `${what}: ${got}, expected ${want} ± ${tol}`);
 
@@ -53,4 +54,13 @@ test('study stats: the frontier power law N_opt = k·C^β', () => {
   near(f.beta, 0.7, 1e-9, 'beta');
   near(f.k / 2e-3, 1, 1e-6, 'k');
   assert.throws(() => fitPowerLaw([1, -1], [1, 2]), /positive/);
+});
+
+test('study frontier: the Pareto front of loss against FLOPs, with near-equal costs (IsoFLOP rounding) counted as equal', () => {
+  const row = (variant: string, flops: number, loss: number): StudyRow => ({
+    variant, budget: null, shape: '', steps: 1, params_stored: 1, params_effective: 1, params_active: 1, params_non_embedding: variant.length * 1000,
+    flops_per_token: 1, train_flops: flops, tokens_per_s: 1, peak_rss_mb: 1, val_loss: { n: 1, mean: loss, std: null }, seeds_losses: [loss], vs_baseline: null,
+  });
+  const rows = [row('a', 1.00e10, 3.0), row('bb', 0.99e10, 3.2), row('a', 3e10, 2.8), row('bb', 3e10, 2.7), row('ccc', 3.1e10, 2.75), row('ccc', 1e11, 2.4), row('bb', 1e11, 2.5)];
+  assert.deepEqual(paretoFrontier(rows).map((p) => [p.variant, p.train_flops]), [['a', 1e10], ['bb', 3e10], ['ccc', 1e11]]);
 });
