@@ -1,6 +1,6 @@
-// The study's statistics: Student's t against tabulated quantiles, Welch's interval against a hand computation
-// (scipy's values), the L(N) = a·N^(−α) + c fit recovering known parameters from synthetic data (exact and noisy),
-// and the power-law fit of the compute-optimal frontier. Not the runner (study.test.ts).
+// The study's statistics: Student's t against tabulated quantiles, Welch's interval against its formula worked by
+// hand, the L(N) = a·N^(−α) + c fit recovering known parameters from synthetic data (exact and noisy), the power-law
+// fit of the compute-optimal frontier and the frontier's Pareto front. Not the runner (study.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fitPowerLaw, fitScalingLaw, studentTQuantile, summarize, welchInterval } from '../../src/train/study-stats.js';
