@@ -98,9 +98,11 @@ class Transformer extends Module {
     this.wpe = c.position === 'learned' ? this.child('wpe', new Embedding(c.block_size, c.n_embd, { rng, std: 0.02 })) : null;
     this.h = this.child('h', new ModuleList(Array.from({ length: c.n_layer }, (_, l) => new Block(c, rng, l))));
     this.ln_f = this.child('ln_f', makeNorm(c));
+    // The projections start norm-preserving (std 1/√fan_in), so the token signal and the tied head's logits start
+    // at an unfactorized model's scale; two 0.02-scale factors in a row would shrink both, and their gradients, ~50×.
     const factorized = E < c.n_embd;
-    this.wte_proj = factorized ? this.child('wte_proj', new Linear(E, c.n_embd, { bias: c.bias, rng, std: 0.02 })) : null;
-    this.head_proj = factorized && c.tie_embeddings ? this.child('head_proj', new Linear(c.n_embd, E, { bias: c.bias, rng, std: 0.02 })) : null;
+    this.wte_proj = factorized ? this.child('wte_proj', new Linear(E, c.n_embd, { bias: c.bias, rng, std: 1 / Math.sqrt(E) })) : null;
+    this.head_proj = factorized && c.tie_embeddings ? this.child('head_proj', new Linear(c.n_embd, E, { bias: c.bias, rng, std: 1 / Math.sqrt(c.n_embd) })) : null;
     shareLayers(this.h.items, c.share_layers);
   }
 }

@@ -286,7 +286,7 @@ export function resultLine(plan: StudyPlan, report: StudyReport): string {
   const f = report.fit;
   return `RESULT ${JSON.stringify({
     study: plan.name, cpu: cpuName(), cells: plan.cells.length, ran: report.ran, skipped: report.skipped, rows: report.rows.length,
-    shapes: plan.variants.length, budgets: plan.budgets?.length ?? 0, seeds: plan.seeds.length,
+    variants: plan.variants.length, budgets: plan.budgets?.length ?? 0, seeds: plan.seeds.length,
     best: { variant: best.variant, budget: best.budget, val_loss: +best.val_loss.mean.toFixed(4) },
     fit: f ? { a: +f.a.toPrecision(5), alpha: +f.alpha.toFixed(4), c: +f.c.toFixed(4), rmse: +f.rmse.toPrecision(3), r2: +f.r2.toFixed(4), budget: f.budget } : null,
     best_per_budget: report.budgetBest?.map((p) => ({ budget: p.budget, variant: p.variant, N: p.params_non_embedding, val_loss: +p.val_loss.toFixed(4) })) ?? null,
