@@ -88,11 +88,20 @@ export async function run(args: string[]): Promise<void> {
     ...energies.map((e) => ({ tag: `energy=${e}`, flag: ['--energy', String(e)], selection: { energy: e } as RankSelection })),
   ];
   const rows: Row[] = [];
+  const skipped: string[] = [];
   console.log(`\n${'setting'.padEnd(14)} ${'params'.padStart(9)} ${'compr.'.padStart(7)} ${'layers'.padStart(6)} ${'mean r'.padStart(7)} ${'val loss'.padStart(9)} ${'ppl'.padStart(7)} ${'Δppl'.padStart(8)} ${'eval tok/s'.padStart(11)}`);
   console.log(`${'dense'.padEnd(14)} ${denseParams.toString().padStart(9)} ${'1.00×'.padStart(7)} ${'0'.padStart(6)} ${'-'.padStart(7)} ${d.loss.toFixed(4).padStart(9)} ${Math.exp(d.loss).toFixed(3).padStart(7)} ${'-'.padStart(8)} ${Math.round(d.tokensPerSecond).toString().padStart(11)}`);
   for (const s of settings) {
     const out = join(root, 'runs/bench-lowrank', s.tag.replace(/[=.]/g, '_'));
-    lmforge(['lowrank', '--run', base, ...s.flag, '--out', out, '--overwrite']);
+    try {
+      lmforge(['lowrank', '--run', base, ...s.flag, '--out', out, '--overwrite']);
+    } catch (e) {
+      // A setting at which every layer needs too high a rank to shrink: the CLI writes nothing and says so.
+      if (!/no layer gets smaller/.test(String(e))) throw e;
+      console.log(`${s.tag.padEnd(14)} no layer gets smaller (each needs rank ≥ in·out/(in + out)): the model stays dense`);
+      skipped.push(s.tag);
+      continue;
+    }
     const model = new RunDir(out).loadModel(); // through the saved layout, as sample/eval read it
     const layers = lowRankLayers(model);
     const params = model.numParameters();
@@ -126,6 +135,7 @@ export async function run(args: string[]): Promise<void> {
   console.log('RESULT ' + JSON.stringify({
     suite: 'lowrank', cpu: cpuName(), base_run: base,
     dense: { params: denseParams, val_loss: round(d.loss), val_ppl: round(Math.exp(d.loss)), eval_tokens_per_s: Math.round(d.tokensPerSecond) },
+    ...(skipped.length ? { stays_dense: skipped } : {}),
     factorized: rows.map((r) => ({ ...r, compression: round(r.compression, 3), mean_rank: round(r.mean_rank, 1), val_loss: round(r.val_loss), val_ppl: round(r.val_ppl), ppl_increase_pct: round(r.ppl_increase_pct, 2), eval_tokens_per_s: Math.round(r.eval_tokens_per_s) })),
     ...(recovered ? { recovered } : {}),
   }));
