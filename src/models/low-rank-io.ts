@@ -48,10 +48,10 @@ export function isLowRankDir(dir: string): boolean {
   }
 }
 
-/** Reads and checks config.json's low_rank block. */
-export function readLowRankConfig(dir: string): LowRankConfig {
+/** Reads and checks config.json's low_rank block (from `raw`, the parsed config.json, when the caller has it). */
+export function readLowRankConfig(dir: string, raw: Record<string, unknown> = readConfigJSON(dir)): LowRankConfig {
   const path = join(dir, CONFIG_FILE);
-  const o = readConfigJSON(dir)[LOW_RANK_KEY];
+  const o = raw[LOW_RANK_KEY];
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new UserError(`${path}: field ${LOW_RANK_KEY} must be an object { version, layers: { path: rank } }`);
   const b = o as Record<string, unknown>;
   if (b.version !== LOW_RANK_VERSION) throw new UserError(`${path}: field ${LOW_RANK_KEY}.version is ${JSON.stringify(b.version)}, expected ${LOW_RANK_VERSION} (written by a different lmforge; re-run \`lmforge lowrank\`)`);
@@ -81,7 +81,7 @@ export function loadLowRankGPT(dir: string): GPT {
   const weightsPath = join(dir, WEIGHTS_FILE);
   if (!existsSync(weightsPath)) throw new UserError(`${weightsPath}: file not found (expected a model directory with ${CONFIG_FILE} and ${WEIGHTS_FILE})`);
   const raw = readConfigJSON(dir);
-  const lr = readLowRankConfig(dir);
+  const lr = readLowRankConfig(dir, raw);
   let model: GPT;
   try {
     model = new GPT(fromHFConfig(raw, configPath));
