@@ -9,6 +9,7 @@ import * as evalCmd from './eval.js';
 import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as lora from './lora.js';
+import * as lowrank from './lowrank.js';
 import * as prepare from './prepare.js';
 import * as sample from './sample.js';
 import * as study from './study.js';
@@ -22,7 +23,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, prepare, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, prepare, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { GPT } from '../models/gpt.js';
 import { CONFIG_FILE, loadGPT, saveGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT } from '../models/lora-io.js';
+import { isLowRankDir, loadLowRankGPT } from '../models/low-rank-io.js';
 import { mergeAndUnload } from '../nn/lora.js';
 import { codecFromMeta, type TextCodec } from '../tokenizers/codec.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -126,13 +127,16 @@ export class RunDir {
 
   /**
    * The final model (config.json + model.safetensors), checked against the run's vocabulary. For a LoRA run: the
-   * base model its adapter_config.json names with the adapter merged in (a plain GPT, as fast as the base).
+   * base model its adapter_config.json names with the adapter merged in (a plain GPT, as fast as the base). For a
+   * factorized model (`lmforge lowrank`), the GPT with its LowRankLinear layers.
    */
   loadModel(): GPT {
     let model: GPT;
     if (this.isAdapterRun()) {
       model = loadAdaptedGPT(this.path);
       mergeAndUnload(model);
+    } else if (isLowRankDir(this.path)) {
+      model = loadLowRankGPT(this.path); // `lmforge lowrank`'s output: factorized layers (config.json's low_rank)
     } else {
       model = loadGPT(this.path);
     }

@@ -1,0 +1,188 @@
+// LoRA against full fine-tuning on a domain shift: the Tiny Shakespeare char model (bench/_char_base.ts, cached under
+// runs/) adapted to the shared instruction data (prepared in the base's vocabulary by `lmforge prepare --instructions
+// --vocab-from`) twice per seed with the same steps, batches and schedule — every weight trained, and only LoRA
+// adapters (r, α, target modules below) — both by `lmforge train`. Prints the trainable fraction, each optimizer's
+// state bytes (Optimizer.stateBytes of the optimizer the trainer builds), the base's val loss on the instruction data
+// and each run's (whole val split), the share of full fine-tuning's improvement LoRA recovers, and the max |logit
+// difference| between the adapter merged by `lmforge lora merge` and the unmerged adapted model.
+// Usage: npm run bench -- lora [--steps=300] [--seeds=1337,2] [--full-lr=1e-3] [--lora-lr=1e-2] [--lora-r=6]
+//        [--lora-alpha=12] [--lora-targets=c_fc]
+// The defaults were tuned at 300 steps on seed 1337 (whole-split val loss; full fine-tuning: lr 3e-4 1.8534, 1e-3
+// 1.8028, 3e-3 1.8410. LoRA at ≤ 2% of the parameters: r=6 on c_fc lr 1e-2 1.9277; r=3 on mlp c_fc+c_proj lr 5e-3
+// 1.9460, 1e-2 1.9299, 2e-2 1.9364; r=3 on c_attn+c_fc lr 1e-2 1.9427, 3e-2 1.9557, α=24 1.9428; r=4 on attn
+// c_attn+c_proj lr 3e-3 1.9974, 1e-2 1.9760; r=1 on every Linear 1.9741; beyond 2%: r=2 on every Linear (2.04%) lr
+// 2e-2 1.9355, r=8 on every Linear (8.15%) lr 1e-2 1.8504; over seeds 1337 and 2 that one recovers 89.8%, and its
+// merged-vs-adapted logits differ by up to 1.6e-5 on the native backend, the float32 floor there: the same model on
+// the native and the reference backend differs by 1.0e-5, merged and adapted on the reference backend by 1.5e-6). A full fine-tuning run already in runs/bench-lora with the
+// same steps, seed and lr is reused (so a second LoRA setting costs only its own run).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as lm from '../src/core/index.js';
+import { loadNativeBackend } from '../src/core/native/index.js';
+import type { GPT } from '../src/models/gpt.js';
+import { loadGPT } from '../src/models/gpt-io.js';
+import { loadAdaptedGPT } from '../src/models/lora-io.js';
+import { loraLayers } from '../src/nn/lora.js';
+import { makeOptimizer, type OptimConfig } from '../src/optim/config.js';
+import { RunDir } from '../src/train/run-dir.js';
+import { fullSplitLoss } from '../src/train/tasks/next-token.js';
+import { openTokenFile, type TokenFile } from '../src/train/token-reader.js';
+import { intFlag, stringFlag } from './_args.js';
+import { ensureCharBase, lmforge, root } from './_char_base.js';
+import { cpuName } from './_cpu.js';
+
+const DATA = join(root, 'data/bench-instructions-char');
+const INSTRUCTION_FILES = ['self_instruct_seed_tasks.jsonl', 'gpteacher_roleplay_instruct.json'].map((f) => join(root, '../shared/data/instructions', f));
+const EVAL_BATCH = 32;
+
+interface SeedResult {
+  seed: number;
+  full_val_loss: number;
+  lora_val_loss: number;
+  recovered: number;
+  merged_max_abs_logit_diff: number;
+  full_seconds: number;
+  lora_seconds: number;
+}
+
+function numberFlag(args: string[], name: string, fallback: number): number {
+  const v = stringFlag(args, name);
+  const x = v === undefined ? fallback : Number(v);
+  if (!(Number.isFinite(x) && x > 0)) throw new Error(`bench/lora: --${name} expects a positive number, got ${v}`);
+  return x;
+}
+
+function valFile(vocabSize: number): TokenFile {
+  return openTokenFile(join(DATA, 'val.bin'), { vocabSize });
+}
+
+/** The logits of the first `rows` val windows, (rows, T, V) flattened. */
+function logitsOf(model: GPT, file: TokenFile, rows: number): Float32Array {
+  const T = model.config.block_size;
+  model.eval();
+  return lm.tidy(() => lm.noGrad(() => {
+    const idx = lm.fromArray(Int32Array.from(file.ids.subarray(0, rows * T)), [rows, T]);
+    return Float32Array.from(model.forward(idx).logits.toTypedArray() as Float32Array);
+  }));
+}
+
+/** The optimizer state the trainer builds for this model's trainable parameters with the run's saved optim section. */
+function optimizerStateBytes(model: GPT, runDir: string): number {
+  const saved = JSON.parse(readFileSync(join(runDir, 'train-config.json'), 'utf8')) as { optim: OptimConfig };
+  const opt = makeOptimizer(model.namedTrainableParameters(), saved.optim);
+  const bytes = opt.stateBytes();
+  opt.dispose();
+  return bytes;
+}
+
+/** Whether fullDir holds a finished full fine-tuning run with these settings (reused instead of retrained). */
+function sameFullRun(fullDir: string, steps: number, seed: number, lr: number, base: string): boolean {
+  const path = join(fullDir, 'train-config.json');
+  if (!existsSync(path) || !existsSync(join(fullDir, 'model.safetensors'))) return false;
+  const c = JSON.parse(readFileSync(path, 'utf8')) as { max_iters: number; seed: number; init_from: string; data: { dir: string }; optim: { lr: number; warmup_iters: number; weight_decay: number } };
+  return c.max_iters === steps && c.seed === seed && c.optim.lr === lr && c.init_from === base && c.data.dir === DATA && c.optim.warmup_iters === 20 && c.optim.weight_decay === 0;
+}
+
+export async function run(args: string[]): Promise<void> {
+  loadNativeBackend();
+  const steps = intFlag('lora', args, 'steps', 300);
+  const seeds = (stringFlag(args, 'seeds') ?? '1337,2').split(',').map(Number);
+  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`bench/lora: --seeds expects comma-separated integers, got ${stringFlag(args, 'seeds')}`);
+  const fullLr = numberFlag(args, 'full-lr', 1e-3);
+  const loraLr = numberFlag(args, 'lora-lr', 1e-2);
+  const r = intFlag('lora', args, 'lora-r', 6);
+  const alpha = numberFlag(args, 'lora-alpha', 2 * r);
+  const targets = stringFlag(args, 'lora-targets') ?? 'c_fc';
+  console.log(`lora: LoRA vs full fine-tuning of a Tiny Shakespeare char model on instruction data, ${steps} steps each; ${cpuName()}`);
+  console.log('(timings under contention: the CPU is shared; losses do not depend on timing)');
+  const base = ensureCharBase();
+  if (!existsSync(join(DATA, 'val.bin'))) lmforge(['prepare', '--instructions', '--vocab-from', base, '--out', DATA, '--input', INSTRUCTION_FILES.join(',')]);
+
+  const baseModel = new RunDir(base).loadModel();
+  const V = baseModel.config.vocab_size;
+  const val = valFile(V);
+  const baseParams = baseModel.numParameters();
+  const baseVal = fullSplitLoss(baseModel, val, EVAL_BATCH, baseModel.config.block_size);
+  baseModel.dispose();
+  console.log(`base ${base}: ${baseParams.toLocaleString('en-US')} parameters; val loss on the instruction data ${baseVal.toFixed(4)} (whole val split, ${Math.floor((val.count - 1) / 64)} windows)`);
+
+  // The same schedule for both: warmup 20 steps, cosine to lr/10 at the last step, no weight decay, same batches (seed).
+  const common = (seed: number, lr: number, out: string): string[] => [
+    'train', `--init_from=${base}`, `--data.dir=${DATA}`, `--out_dir=${out}`, `--max_iters=${steps}`, `--seed=${seed}`,
+    `--optim.lr=${lr}`, `--optim.min_lr=${lr / 10}`, '--optim.warmup_iters=20', `--optim.lr_decay_iters=${steps}`, '--optim.weight_decay=0',
+    `--eval_interval=${steps}`, '--eval_iters=10', `--log_interval=${steps}`, '--checkpoint_interval=0', '--overwrite',
+  ];
+  const loraFlags = [`--lora.r=${r}`, `--lora.alpha=${alpha}`, '--lora.dropout=0', `--lora.target_modules=${targets}`];
+  console.log(`full: every parameter, AdamW lr ${fullLr}; LoRA: r=${r}, alpha=${alpha}, dropout 0, target_modules ${targets}, AdamW lr ${loraLr}`);
+
+  const results: SeedResult[] = [];
+  let trainable = 0;
+  let fullState = 0;
+  let loraState = 0;
+  let peftLine = '';
+  let adaptedPaths: string[] = [];
+  for (const seed of seeds) {
+    const fullDir = join(root, `runs/bench-lora/full-s${seed}`);
+    const loraDir = join(root, `runs/bench-lora/lora-s${seed}`);
+    let t0 = performance.now();
+    const reuse = sameFullRun(fullDir, steps, seed, fullLr, base);
+    if (!reuse) lmforge(common(seed, fullLr, fullDir));
+    const fullSeconds = reuse ? Number.NaN : (performance.now() - t0) / 1000;
+    t0 = performance.now();
+    const loraOut = lmforge([...common(seed, loraLr, loraDir), ...loraFlags]);
+    const loraSeconds = (performance.now() - t0) / 1000;
+    peftLine = /trainable params: .*/.exec(loraOut)?.[0] ?? peftLine;
+
+    const full = new RunDir(fullDir).loadModel();
+    const fullVal = fullSplitLoss(full, val, EVAL_BATCH, full.config.block_size);
+    fullState = optimizerStateBytes(full, fullDir);
+    full.dispose();
+
+    const adapted = loadAdaptedGPT(loraDir); // base frozen + adapters, unmerged
+    adaptedPaths = loraLayers(adapted).map(([p]) => p);
+    trainable = adapted.namedTrainableParameters().reduce((n, [, p]) => n + p.size, 0);
+    loraState = optimizerStateBytes(adapted, loraDir);
+    const loraVal = fullSplitLoss(adapted, val, EVAL_BATCH, adapted.config.block_size);
+    const adaptedLogits = logitsOf(adapted, val, 8);
+    adapted.dispose();
+    const mergedDir = `${loraDir}-merged`;
+    lmforge(['lora', 'merge', '--run', loraDir, '--out', mergedDir, '--overwrite']);
+    const merged = loadGPT(mergedDir);
+    const mergedLogits = logitsOf(merged, val, 8);
+    merged.dispose();
+    let diff = 0;
+    for (let i = 0; i < mergedLogits.length; i++) diff = Math.max(diff, Math.abs(mergedLogits[i]! - adaptedLogits[i]!));
+
+    const res: SeedResult = {
+      seed, full_val_loss: fullVal, lora_val_loss: loraVal, recovered: (baseVal - loraVal) / (baseVal - fullVal),
+      merged_max_abs_logit_diff: diff, full_seconds: fullSeconds, lora_seconds: loraSeconds,
+    };
+    results.push(res);
+    console.log(`seed ${seed}: val loss base ${baseVal.toFixed(4)} → full ${fullVal.toFixed(4)} (${reuse ? 'reused' : `${fullSeconds.toFixed(0)} s`}), LoRA ${loraVal.toFixed(4)} (${loraSeconds.toFixed(0)} s); LoRA recovers ${(100 * res.recovered).toFixed(1)}% of full fine-tuning's improvement; merged vs adapted max |Δlogit| ${diff.toExponential(2)}`);
+  }
+  const mean = (f: (x: SeedResult) => number): number => results.reduce((s, x) => s + f(x), 0) / results.length;
+  const fraction = trainable / baseParams;
+  const stateRatio = loraState / fullState;
+  const recoveredMean = mean((x) => x.recovered);
+  const recoveredMin = Math.min(...results.map((x) => x.recovered));
+  const maxDiff = Math.max(...results.map((x) => x.merged_max_abs_logit_diff));
+  console.log(`\nLoRA adapters on ${adaptedPaths.length} layers (${adaptedPaths.join(', ')})`);
+  console.log(`  ${peftLine}`);
+  console.log(`trainable parameters: full ${baseParams.toLocaleString('en-US')} (100%), LoRA ${trainable.toLocaleString('en-US')} (${(100 * fraction).toFixed(2)}%)   bar ≤ 2%: ${fraction <= 0.02 ? 'holds' : 'fails'}`);
+  console.log(`optimizer state (AdamW m, v): full ${fullState.toLocaleString('en-US')} B, LoRA ${loraState.toLocaleString('en-US')} B (${(100 * stateRatio).toFixed(2)}%)   bar ≤ 5%: ${stateRatio <= 0.05 ? 'holds' : 'fails'}`);
+  console.log(`val loss on the instruction data: base ${baseVal.toFixed(4)}, full ${mean((x) => x.full_val_loss).toFixed(4)}, LoRA ${mean((x) => x.lora_val_loss).toFixed(4)} (mean of ${results.length} seeds)`);
+  console.log(`improvement recovered by LoRA: ${(100 * recoveredMean).toFixed(1)}% mean, ${(100 * recoveredMin).toFixed(1)}% worst seed   bar ≥ 90%: ${recoveredMin >= 0.9 ? 'holds' : recoveredMean >= 0.9 ? 'holds on the mean only' : 'fails'}`);
+  console.log(`merged vs adapted logits: max |Δ| ${maxDiff.toExponential(2)}   bar ≤ 1e-5: ${maxDiff <= 1e-5 ? 'holds' : 'fails'}`);
+  const round = (x: number, k = 4): number => Number(x.toFixed(k));
+  console.log('RESULT ' + JSON.stringify({
+    suite: 'lora', cpu: cpuName(), steps, seeds, base_run: base, base_params: baseParams,
+    lora: { r, alpha, dropout: 0, target_modules: targets, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
+    trainable_params: trainable, trainable_fraction: round(fraction, 5),
+    optimizer_state_bytes: { full: fullState, lora: loraState }, optimizer_state_ratio: round(stateRatio, 5),
+    base_val_loss: round(baseVal), full_val_loss: round(mean((x) => x.full_val_loss)), lora_val_loss: round(mean((x) => x.lora_val_loss)),
+    recovered_fraction: round(recoveredMean), recovered_fraction_worst_seed: round(recoveredMin),
+    merged_max_abs_logit_diff: maxDiff,
+    per_seed: results.map((x) => ({ ...x, full_val_loss: round(x.full_val_loss), lora_val_loss: round(x.lora_val_loss), recovered: round(x.recovered), full_seconds: Number.isNaN(x.full_seconds) ? null : round(x.full_seconds, 1), lora_seconds: round(x.lora_seconds, 1) })),
+    bars: { trainable_le_2pct: fraction <= 0.02, optimizer_state_le_5pct: stateRatio <= 0.05, recovered_ge_90pct: recoveredMin >= 0.9, merged_logits_within_1e5: maxDiff <= 1e-5 },
+  }));
+}
