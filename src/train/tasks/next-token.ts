@@ -73,7 +73,7 @@ export class NextTokenTask implements Task<TokenBatch> {
   loss(batch: TokenBatch, ctx: StepContext): LossOutput {
     const shape = [this.o.batchSize, this.T];
     const out = this.model.forward(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
-    return { loss: out.loss!, aux: out.aux };
+    return { loss: out.loss!, aux: out.aux, metrics: out.metrics };
   }
 
   /** Mean loss over evalIters batches whose windows depend only on (seed, step, split). */
