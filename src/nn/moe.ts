@@ -175,7 +175,6 @@ export class MoE extends Module {
   readonly E: number;
   readonly k: number;
   readonly H: number;
-  private readonly nMoE: number;
 
   constructor(readonly c: BlockConfig & MoEFields, rng: Rng, readonly layer: number) {
     super();
@@ -184,7 +183,6 @@ export class MoE extends Module {
     if (!(Number.isInteger(this.E) && this.E >= 1)) throw new RangeError(`MoE: moe_experts = ${this.E}, expected an integer ≥ 1`);
     if (!(this.k === 1 || this.k === 2) || this.k > this.E) throw new RangeError(`MoE: moe_top_k = ${this.k}, expected 1 or 2 (and ≤ moe_experts)`);
     this.H = expertHidden(c);
-    this.nMoE = Math.max(1, moeLayers(c).size);
     this.router = this.child('router', new Linear(c.n_embd, this.E, { bias: false, rng, std: INIT_STD }));
     const F = c.mlp === 'swiglu' ? 2 * this.H : this.H;
     this.experts = this.child('experts', new Experts(this.E, c.n_embd, F, this.H, c.bias, c.n_layer, rng));
@@ -195,80 +193,118 @@ export class MoE extends Module {
    * a context (a caller of the MLP's signature) nothing is collected and the pass is seeded with 0.
    */
   forward(x: Tensor, ctx: ForwardContext = { dropout: 0, seed: 0, rope: null, cache: null, aux: {} }): Tensor {
-    const c = this.c;
-    const [B, T, C] = x.shape as [number, number, number];
-    const N = B * T;
-    const { E, k } = this;
-    const training = this.training && !ctx.cache;
-    const xf = lm.reshape(x, [N, C]); // (N, C)
-    let xr = xf;
-    const jitter = c.moe_router_jitter ?? 0;
-    if (training && jitter > 0) {
-      const seed = siteSeed(ctx.seed, jitterSite(c.n_layer, this.layer));
-      const u = new Array<number>(N * C);
-      for (let i = 0; i < N * C; i++) u[i] = 1 - jitter + 2 * jitter * lm.hashUniform(seed, i);
-      xr = lm.mul(xf, lm.tensor(u, [N, C], x.dtype));
-    }
-    const logits = this.router.forward(xr); // (N, E)
-    const probs = lm.softmax(logits, -1); // (N, E)
-    const p = probs.data as FloatArray; // fresh and contiguous
-    const second = k === 2 && training && (c.moe_second_policy ?? 'random') === 'random';
-    const sseed = siteSeed(ctx.seed, secondSite(c.n_layer, this.layer));
-    const r = route(p, N, E, k, {
-      capacityFactor: training ? c.moe_capacity_factor ?? 1.25 : c.moe_eval_capacity_factor ?? 0,
-      secondUniform: second ? (t) => lm.hashUniform(sseed, t) : null,
-    });
-    // Gates (N, k) with gradients to the router: top-1 p_e1; top-2 renormalised over the two choices.
-    const picked = lm.gather(probs, 1, lm.fromArray(r.experts, [N, k])); // (N, k)
-    const gates = k === 2 ? lm.div(picked, lm.sum(picked, 1, true)) : picked;
-    const S = r.rowToken.length;
-    const offsets = lm.fromArray(lm.groupOffsets(r.counts), [E + 1]);
-    const rowToken = lm.fromArray(r.rowToken, [S]);
-    const rowExpert = lm.fromArray(expertOfRows(r.counts), [S]);
     const ex = this.experts;
-    let h = lm.groupedMatmul(lm.embedding(xf, rowToken), ex.w1, offsets); // (S, F)
-    if (ex.b1) h = lm.add(h, lm.embedding(ex.b1, rowExpert));
-    if (c.mlp === 'swiglu') {
-      const [gate, up] = lm.split(h, [this.H, this.H], -1);
-      h = lm.mul(lm.silu(gate!), up!); // (S, H)
-    } else {
-      h = lm.gelu(h, c.activation === 'gelu_tanh' ? 'tanh' : 'none'); // (S, H)
-    }
-    const pe = c.moe_expert_dropout ?? 0;
-    if (training && pe > 0) h = lm.dropout(h, pe, siteSeed(ctx.seed, dropoutSite(c.n_layer, this.layer)));
-    let y = lm.groupedMatmul(h, ex.w2, offsets); // (S, C)
-    if (ex.b2) y = lm.add(y, lm.embedding(ex.b2, rowExpert));
-    y = lm.mul(y, lm.embedding(lm.reshape(gates, [N * k, 1]), lm.fromArray(r.rowChoice, [S]))); // (S, C) · (S, 1)
-    const out = lm.scatterAddRows(y, rowToken, N); // (N, C)
-    if (training) this.auxiliary(ctx, logits, probs, r, N);
-    return lm.reshape(out, [B, T, C]);
+    const weights: MoEWeights = { router: this.router.weight, w1: ex.w1, b1: ex.b1, w2: ex.w2, b2: ex.b2 };
+    return moeForward(x, weights, this.c, ctx, { layer: this.layer, training: this.training && !ctx.cache });
   }
+}
 
-  /** Balance loss, z-loss (weighted, into ctx.aux) and the routing metrics (this layer's share of their mean). */
-  private auxiliary(ctx: ForwardContext, logits: Tensor, probs: Tensor, r: Routing, N: number): void {
-    const { E, k } = this;
-    const share = 1 / this.nMoE;
-    const f = new Array<number>(E).fill(0);
-    for (let t = 0; t < N; t++) f[r.experts[t * k]!]! += 1 / N;
-    const P = lm.mean(probs, 0); // (E)
-    const balance = lm.mulScalar(lm.sum(lm.mul(P, lm.tensor(f, [E], probs.dtype))), E);
-    const m = lm.detach(lm.max(logits, 1, true)); // (N, 1), a constant shift: d lse/d logits is still softmax
-    const lse = lm.add(lm.log(lm.sum(lm.exp(lm.sub(logits, m)), 1, true)), m); // (N, 1)
-    const z = lm.mean(lm.square(lse));
-    const bc = this.c.moe_balance_coef ?? 1e-2;
-    const zc = this.c.moe_z_coef ?? 1e-3;
-    if (bc > 0) addAuxLoss(ctx, 'moe_balance', lm.mulScalar(balance, bc));
-    if (zc > 0) addAuxLoss(ctx, 'moe_z', lm.mulScalar(z, zc));
-    addMetric(ctx, 'moe_balance_loss', balance.item() * share);
-    addMetric(ctx, 'moe_z_loss', z.item() * share);
-    const dispatched = r.demand.reduce((a, b) => a + b, 0);
-    addMetric(ctx, 'moe_dropped', (dispatched > 0 ? r.dropped / dispatched : 0) * share);
-    const meanLoad = dispatched / E;
-    const maxLoad = Math.max(...r.demand) / Math.max(meanLoad, 1e-12);
-    addMetric(ctx, 'moe_load_max', maxLoad * share);
-    addMetric(ctx, 'moe_load_max_worst', maxLoad, 'max');
-    for (let e = 0; e < E; e++) addMetric(ctx, `moe_load_${e}`, (r.demand[e]! / Math.max(dispatched, 1)) * share);
+/** The tensors of one MoE layer (shapes in the file header). */
+export interface MoEWeights {
+  router: Tensor;
+  w1: Tensor;
+  b1: Tensor | null;
+  w2: Tensor;
+  b2: Tensor | null;
+}
+
+/**
+ * The MoE layer as a function of its weights (any float dtype; the module calls it with its parameters, tests with
+ * float64 copies). training: capacity factor, random second choice, jitter, expert dropout, losses and metrics.
+ */
+export function moeForward(
+  x: Tensor, wt: MoEWeights, c: BlockConfig & MoEFields, ctx: ForwardContext, o: { layer: number; training: boolean; losses?: boolean },
+): Tensor {
+  const [B, T, C] = x.shape as [number, number, number];
+  const N = B * T;
+  const E = wt.w1.shape[0]!;
+  const H = wt.w2.shape[1]!;
+  const k = c.moe_top_k ?? 2;
+  const { training } = o;
+  const xf = lm.reshape(x, [N, C]); // (N, C)
+  let xr = xf;
+  const jitter = c.moe_router_jitter ?? 0;
+  if (training && jitter > 0) {
+    const seed = siteSeed(ctx.seed, jitterSite(c.n_layer, o.layer));
+    const u = new Array<number>(N * C);
+    for (let i = 0; i < N * C; i++) u[i] = 1 - jitter + 2 * jitter * lm.hashUniform(seed, i);
+    xr = lm.mul(xf, lm.tensor(u, [N, C], x.dtype));
   }
+  const logits = lm.linear(xr, wt.router, null); // (N, E)
+  const probs = lm.softmax(logits, -1); // (N, E), fresh and contiguous
+  const second = k === 2 && training && (c.moe_second_policy ?? 'random') === 'random';
+  const sseed = siteSeed(ctx.seed, secondSite(c.n_layer, o.layer));
+  const r = route(probs.data as FloatArray, N, E, k, {
+    capacityFactor: training ? c.moe_capacity_factor ?? 1.25 : c.moe_eval_capacity_factor ?? 0,
+    secondUniform: second ? (t) => lm.hashUniform(sseed, t) : null,
+  });
+  // Gates (N, k) with gradients to the router: top-1 p_e1; top-2 renormalised over the two choices.
+  const picked = lm.gather(probs, 1, lm.fromArray(r.experts, [N, k])); // (N, k)
+  const gates = k === 2 ? lm.div(picked, lm.sum(picked, 1, true)) : picked;
+  const S = r.rowToken.length;
+  const offsets = lm.fromArray(lm.groupOffsets(r.counts), [E + 1]);
+  const rowToken = lm.fromArray(r.rowToken, [S]);
+  const rowExpert = wt.b1 || wt.b2 ? lm.fromArray(expertOfRows(r.counts), [S]) : null;
+  let h = lm.groupedMatmul(lm.embedding(xf, rowToken), wt.w1, offsets); // (S, F)
+  if (wt.b1) h = lm.add(h, lm.embedding(wt.b1, rowExpert!));
+  if (c.mlp === 'swiglu') {
+    const [gate, up] = lm.split(h, [H, H], -1);
+    h = lm.mul(lm.silu(gate!), up!); // (S, H)
+  } else {
+    h = lm.gelu(h, c.activation === 'gelu_tanh' ? 'tanh' : 'none'); // (S, H)
+  }
+  const pe = c.moe_expert_dropout ?? 0;
+  if (training && pe > 0) h = lm.mul(h, expertDropoutMask(r.rowChoice, H, pe, siteSeed(ctx.seed, dropoutSite(c.n_layer, o.layer)), x.dtype));
+  let y = lm.groupedMatmul(h, wt.w2, offsets); // (S, C)
+  if (wt.b2) y = lm.add(y, lm.embedding(wt.b2, rowExpert!));
+  y = lm.mul(y, lm.embedding(lm.reshape(gates, [N * k, 1]), lm.fromArray(r.rowChoice, [S]))); // (S, C) · (S, 1)
+  const out = lm.scatterAddRows(y, rowToken, N); // (N, C)
+  if (training) auxiliary(ctx, c, logits, probs, r, N, k, o.losses ?? lm.isGradEnabled());
+  return lm.reshape(out, [B, T, C]);
+}
+
+/** Balance loss, z-loss (weighted, into ctx.aux when `losses`) and the routing metrics (this layer's share of their mean). */
+function auxiliary(ctx: ForwardContext, c: BlockConfig & MoEFields, logits: Tensor, probs: Tensor, r: Routing, N: number, k: number, losses: boolean): void {
+  const E = r.counts.length;
+  const share = 1 / Math.max(1, moeLayers(c).size);
+  const f = new Array<number>(E).fill(0);
+  for (let t = 0; t < N; t++) f[r.experts[t * k]!]! += 1 / N;
+  const P = lm.mean(probs, 0); // (E)
+  const balance = lm.mulScalar(lm.sum(lm.mul(P, lm.tensor(f, [E], probs.dtype))), E);
+  const m = lm.detach(lm.max(logits, 1, true)); // (N, 1), a constant shift: d lse/d logits is still softmax
+  const lse = lm.add(lm.log(lm.sum(lm.exp(lm.sub(logits, m)), 1, true)), m); // (N, 1)
+  const z = lm.mean(lm.square(lse));
+  const bc = c.moe_balance_coef ?? 1e-2;
+  const zc = c.moe_z_coef ?? 1e-3;
+  // Without autograd (losses defaults to isGradEnabled()) the losses train nothing, and GPT releases each block's
+  // tensors before the next block runs, so they are not added.
+  if (bc > 0 && losses) addAuxLoss(ctx, 'moe_balance', lm.mulScalar(balance, bc));
+  if (zc > 0 && losses) addAuxLoss(ctx, 'moe_z', lm.mulScalar(z, zc));
+  if (!ctx.metrics) return;
+  addMetric(ctx, 'moe_balance_loss', balance.item() * share);
+  addMetric(ctx, 'moe_z_loss', z.item() * share);
+  const dispatched = r.demand.reduce((a, b) => a + b, 0);
+  addMetric(ctx, 'moe_dropped', (dispatched > 0 ? r.dropped / dispatched : 0) * share);
+  const maxLoad = (Math.max(...r.demand) * E) / Math.max(dispatched, 1);
+  addMetric(ctx, 'moe_load_max', maxLoad * share);
+  addMetric(ctx, 'moe_load_max_worst', maxLoad, 'max');
+  for (let e = 0; e < E; e++) addMetric(ctx, `moe_load_${e}`, (r.demand[e]! / Math.max(dispatched, 1)) * share);
+}
+
+/**
+ * Switch's expert dropout as a mask (S, H) of keep/(1 − p): unit j of the row holding (token, choice) i is kept iff
+ * hashUniform(seed, i·H + j) ≥ p. Keyed by the assignment, not the row, so a token's mask does not move when other
+ * tokens' routing shifts the rows (which would leak later tokens into earlier ones).
+ */
+function expertDropoutMask(rowChoice: Int32Array, H: number, p: number, seed: number, dtype: lm.DType): Tensor {
+  const S = rowChoice.length;
+  const mask = new Array<number>(S * H);
+  const keep = 1 / (1 - p);
+  for (let r = 0; r < S; r++) {
+    const base = rowChoice[r]! * H;
+    for (let j = 0; j < H; j++) mask[r * H + j] = lm.hashUniform(seed, base + j) >= p ? keep : 0;
+  }
+  return lm.tensor(mask, [S, H], dtype);
 }
 
 /** The expert of each row of the dispatch buffer (rows are expert-major). */
