@@ -3,20 +3,28 @@
 // causality of every variant, KV-cache decoding, save/load and the metrics channel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as lm from '../../src/core/index.js';
 import type { DType, Tensor } from '../../src/core/index.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
+import { prepareCharData } from '../../src/data/prepare.js';
 import { GPT, type GPTConfig } from '../../src/models/gpt.js';
 import { loadGPT, saveGPT } from '../../src/models/gpt-io.js';
 import type { BlockConfig } from '../../src/nn/attention.js';
 import type { ForwardContext } from '../../src/nn/context.js';
+import { upcycleGPT } from '../../src/models/moe-upcycle.js';
 import { MoE, moeForward, route, type MoEFields, type MoEWeights } from '../../src/nn/moe.js';
+import { readMetrics } from '../../src/train/metrics.js';
+import { TRAIN_ALIASES, trainSpec, type TrainConfig } from '../../src/train/train-config.js';
+import { train } from '../../src/train/trainer.js';
+import { objectLayer, resolveConfigWithAliases } from '../../src/util/config.js';
 import type { OpCase } from '../core/op-cases.js';
 import { assertClose, numericGrads, runCase } from '../core/harness.js';
 
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 const native = loadNativeBackend();
 const ctxOf = (): ForwardContext => ({ dropout: 0, seed: 5, rope: null, cache: null, aux: {}, metrics: {} });
 
@@ -268,4 +276,40 @@ test('bad MoE config values name the field', () => {
   assert.throws(() => new GPT({ ...BASE, moe_top_k: 3 }), /moe_top_k = 3, expected 1 or 2/);
   assert.throws(() => new GPT({ ...BASE, moe_layers: '0,5' }), /moe_layers = "0,5", expected 'all', ''/);
   assert.throws(() => new GPT({ ...BASE, moe_expert_dropout: 1 }), /moe_expert_dropout = 1, expected a number in \[0, 1\)/);
+});
+
+test('sparse upcycling: every expert starts as the dense MLP, so top-2 computes the dense model exactly', () => {
+  lm.tidy(() => {
+    const dense = new GPT({ ...BASE, moe_experts: 0, bias: true }, 6).eval();
+    const up = upcycleGPT(dense, { moe_experts: 4, moe_top_k: 2, moe_layers: 'all', moe_expert_hidden: 0 }, 1).eval();
+    assert.equal(up.config.moe_experts, 4);
+    const idx = lm.tensor([4, 8, 1, 5, 12, 3], [1, 6], 'int32');
+    lm.noGrad(() => assertClose(up.forward(idx).logits.toArray(), dense.forward(idx).logits.toArray(), 1e-5, 1e-6, 'upcycled logits'));
+    assert.throws(() => upcycleGPT(up, { moe_experts: 4 }, 1), /already a mixture of experts/);
+    assert.throws(() => upcycleGPT(dense, { moe_experts: 4, moe_expert_hidden: 7 }, 1), /moe_expert_hidden is 7 but the dense MLP is 32 wide/);
+    dense.dispose();
+    up.dispose();
+  });
+});
+
+test('train(): init_from a dense run with moe_upcycle trains the upcycled MoE and logs the routing metrics', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-moe-train-'));
+  writeFileSync(join(dir, 'input.txt'), readFileSync(join(root, '../shared/data/tinyshakespeare/input.txt'), 'utf8').slice(0, 20000));
+  prepareCharData({ input: join(dir, 'input.txt'), outDir: join(dir, 'data'), valFraction: 0.1 });
+  const config = (out: string, extra: Record<string, unknown>): TrainConfig => resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, objectLayer({
+    data_dir: join(dir, 'data'), out_dir: join(dir, out), n_layer: 2, n_head: 2, n_embd: 16, block_size: 16, batch_size: 4,
+    eval_interval: 3, eval_iters: 1, log_interval: 1, checkpoint_interval: 0, warmup_iters: 1, lr_decay_iters: 3, ...extra,
+  }, 'test'));
+  const quiet = { log: (): void => {} };
+  train(config('base', { max_iters: 2 }), quiet);
+  const moe = { init_from: join(dir, 'base'), max_iters: 3, moe_experts: 4, moe_top_k: 2 };
+  assert.throws(() => train(config('refused', moe), quiet), /model\.moe_experts is 4 but the init_from model .* has 0/);
+  const r = train(config('up', { ...moe, moe_upcycle: true }), quiet);
+  assert.equal(r.steps, 3);
+  const back = loadGPT(join(dir, 'up'));
+  assert.equal(back.config.moe_experts, 4);
+  back.dispose();
+  const recs = readMetrics(join(dir, 'up', 'metrics.jsonl')).filter((m) => typeof m.moe_load_max === 'number');
+  assert.equal(recs.length, 3);
+  assert.ok(recs.every((m) => typeof m.moe_balance === 'number' && typeof m.moe_z === 'number' && typeof m.moe_dropped === 'number'));
 });
