@@ -7,7 +7,9 @@
 //     every layer, capacity factor 1.25, GShard's random second expert) on the same data and steps for each seed, and
 //     MoE without the balance loss. Val loss over the whole val split per seed, seed mean ± spread (max − min), the
 //     MoE − dense difference against twice the larger spread, and the busiest expert's load over the mean after warmup
-//     (from metrics.jsonl: the mean over steps of each step's per-layer max/mean, averaged over layers and the worst layer).
+//     (from metrics.jsonl: the mean over steps of each step's per-layer max/mean, averaged over layers and the worst
+//     layer). Load is first choices (what the balance loss evens out); the figure over every dispatched choice is printed
+//     beside it.
 // Usage: npm run bench -- moe [--part=layer|study|all] [--steps=400] [--seeds=1337,2] [--reps=30] [--text=FILE]
 // The schedule is the recipe's squeezed into --steps: warmup min(100, steps/10), cosine decay to lr/10 at the last step.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -91,6 +93,8 @@ interface Run {
   /** Mean over logged steps after warmup of the per-layer max/mean load (averaged over layers; worst layer). */
   load: number | null;
   loadWorst: number | null;
+  /** The same over every dispatched choice (second choices too), averaged over layers. */
+  loadAll: number | null;
   dropped: number | null;
   msPerStep: number;
 }
@@ -157,9 +161,9 @@ export async function run(args: string[]): Promise<void> {
         const after = recs.filter((m) => m.step >= warmup && typeof m.moe_load_max === 'number');
         const avg = (key: string): number | null => (after.length ? mean(after.map((m) => m[key] as number)) : null);
         const ms = recs.filter((m) => typeof m.ms_per_iter === 'number' && m.step >= steps / 10).map((m) => m.ms_per_iter as number);
-        const row: Run = { val: r.valLossFull ?? NaN, load: avg('moe_load_max'), loadWorst: avg('moe_load_max_worst'), dropped: avg('moe_dropped'), msPerStep: median(ms) };
+        const row: Run = { val: r.valLossFull ?? NaN, load: avg('moe_load_max'), loadWorst: avg('moe_load_max_worst'), loadAll: avg('moe_load_max_all'), dropped: avg('moe_dropped'), msPerStep: median(ms) };
         runs[name].push(row);
-        console.log(`${name} seed ${seed}: val loss ${row.val.toFixed(4)}${row.load === null ? '' : `, load max/mean after warmup ${row.load.toFixed(3)} (worst layer ${row.loadWorst!.toFixed(3)}), dropped ${(100 * row.dropped!).toFixed(2)}%`}, ${row.msPerStep.toFixed(1)} ms/step`);
+        console.log(`${name} seed ${seed}: val loss ${row.val.toFixed(4)}${row.load === null ? '' : `, load max/mean after warmup ${row.load.toFixed(3)} (worst layer ${row.loadWorst!.toFixed(3)}; every dispatched choice ${row.loadAll!.toFixed(3)}), dropped ${(100 * row.dropped!).toFixed(2)}%`}, ${row.msPerStep.toFixed(1)} ms/step`);
       }
     }
     const summary: Record<string, unknown> = {};
@@ -169,6 +173,7 @@ export async function run(args: string[]): Promise<void> {
         val_loss: vals.map((v) => Number(v.toFixed(4))), mean: Number(mean(vals).toFixed(4)), spread: Number(spread(vals).toFixed(4)),
         load_max_over_mean: rs[0]!.load === null ? null : Number(mean(rs.map((r) => r.load!)).toFixed(3)),
         load_max_over_mean_worst_layer: rs[0]!.loadWorst === null ? null : Number(mean(rs.map((r) => r.loadWorst!)).toFixed(3)),
+        load_max_over_mean_all_choices: rs[0]!.loadAll === null ? null : Number(mean(rs.map((r) => r.loadAll!)).toFixed(3)),
         dropped: rs[0]!.dropped === null ? null : Number(mean(rs.map((r) => r.dropped!)).toFixed(4)),
         ms_per_step: Number(mean(rs.map((r) => r.msPerStep)).toFixed(1)),
       };

@@ -285,10 +285,13 @@ function auxiliary(ctx: ForwardContext, c: BlockConfig & MoEFields, logits: Tens
   addMetric(ctx, 'moe_z_loss', z.item() * share);
   const dispatched = r.demand.reduce((a, b) => a + b, 0);
   addMetric(ctx, 'moe_dropped', (dispatched > 0 ? r.dropped / dispatched : 0) * share);
-  const maxLoad = (Math.max(...r.demand) * E) / Math.max(dispatched, 1);
+  // Load of expert e: the fraction f_e of tokens whose first choice it is (what the balance loss evens out, Switch's
+  // "fraction of tokens dispatched"); max/mean = E·max f. moe_load_max_all counts every dispatched choice (second ones too).
+  const maxLoad = E * Math.max(...f);
   addMetric(ctx, 'moe_load_max', maxLoad * share);
   addMetric(ctx, 'moe_load_max_worst', maxLoad, 'max');
-  for (let e = 0; e < E; e++) addMetric(ctx, `moe_load_${e}`, (r.demand[e]! / Math.max(dispatched, 1)) * share);
+  addMetric(ctx, 'moe_load_max_all', ((Math.max(...r.demand) * E) / Math.max(dispatched, 1)) * share);
+  for (let e = 0; e < E; e++) addMetric(ctx, `moe_load_${e}`, f[e]! * share);
 }
 
 /**

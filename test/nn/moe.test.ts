@@ -78,7 +78,8 @@ test('routing: the layer output, gates, balance and z-loss against the hand-work
     assert.ok(Math.abs(ctx.aux.moe_balance!.item() - 1.5) < 1e-5, `balance ${ctx.aux.moe_balance!.item()}`);
     assert.ok(Math.abs(ctx.aux.moe_z!.item() - 1.5) < 1e-5, `z ${ctx.aux.moe_z!.item()}`);
     assert.ok(Math.abs(ctx.metrics!.moe_dropped! - 0.25) < 1e-12);
-    assert.equal(ctx.metrics!.moe_load_max, 2); // e0 had 4 of 8 assignments, the mean is 2
+    assert.equal(ctx.metrics!.moe_load_max, 3); // e0 is the first choice of 3 of 4 tokens: 4·3/4
+    assert.equal(ctx.metrics!.moe_load_max_all, 2); // e0 has 4 of the 8 dispatched choices, the mean is 2
     // Expected: Σ over kept choices of gate · expert_e(x_t), each expert as a plain dense MLP.
     const w1 = moe.experts.w1.toArray();
     const w2 = moe.experts.w2.toArray();
@@ -259,7 +260,7 @@ test('the metrics channel: GPT.forward returns the routing figures while trainin
     const idx = lm.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [2, 6], 'int32');
     const out = m.forward(idx, idx, { seed: 1 });
     assert.ok(out.aux.moe_balance && out.aux.moe_z);
-    for (const k of ['moe_dropped', 'moe_load_max', 'moe_load_max_worst', 'moe_balance_loss', 'moe_z_loss', 'moe_load_0', 'moe_load_3']) {
+    for (const k of ['moe_dropped', 'moe_load_max', 'moe_load_max_worst', 'moe_load_max_all', 'moe_balance_loss', 'moe_z_loss', 'moe_load_0', 'moe_load_3']) {
       assert.equal(typeof out.metrics[k], 'number', k);
     }
     const loads = [0, 1, 2, 3].reduce((s, e) => s + out.metrics[`moe_load_${e}`]!, 0);
