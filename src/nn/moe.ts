@@ -20,6 +20,9 @@
 //   order, then every second choice; an assignment whose slot would be ≥ c is dropped.
 //   Balance loss E·Σ_e f_e·P_e (f_e = fraction of tokens whose first choice is e, P_e = mean p_e over tokens);
 //   z-loss mean_t(logsumexp(logits_t)²).
+// Causality: without dropping (evaluation and decoding by default, moe_eval_capacity_factor 0) each token's output
+// depends on that token alone. With dropping (training) tokens of a batch compete for slots, so a later token can take
+// an earlier one's slot; that is the Switch/GShard design, not a leak into evaluation.
 import * as lm from '../core/index.js';
 import type { Rng, Tensor } from '../core/index.js';
 import type { FloatArray } from '../core/kernels.js';
