@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as lm from '../../src/core/index.js';
 import type { DType, Tensor } from '../../src/core/index.js';
+import { loadAddon, type NativeAddon } from '../../src/core/native/addon.js';
+import type { GemmAddon } from '../../src/core/native/gemm.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
 import { prepareCharData } from '../../src/data/prepare.js';
 import { GPT, type GPTConfig } from '../../src/models/gpt.js';
@@ -313,4 +315,51 @@ test('train(): init_from a dense run with moe_upcycle trains the upcycled MoE an
   const recs = readMetrics(join(dir, 'up', 'metrics.jsonl')).filter((m) => typeof m.moe_load_max === 'number');
   assert.equal(recs.length, 3);
   assert.ok(recs.every((m) => typeof m.moe_balance === 'number' && typeof m.moe_z === 'number' && typeof m.moe_dropped === 'number'));
+});
+
+test('grouped product: the same bits on 1, 2 and 5 threads (groups side by side and threads inside one), matching the reference', { skip: !native.loaded }, () => {
+  const addon = loadAddon() as unknown as GemmAddon & NativeAddon;
+  const prev = addon.gemmAdaptiveThreads(false); // run the threaded paths even on a busy machine
+  const threads0 = addon.cpuInfo().threads;
+  const rng = new lm.Rng(12);
+  const rnd = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.uniform() - 0.5);
+  try {
+    // 8 ragged groups (one empty): parallel over groups; 2 large groups: threads inside each product.
+    for (const counts of [[90, 0, 130, 70, 110, 64, 100, 36], [500, 300]]) {
+      const G = counts.length;
+      const [K, N] = [72, 88];
+      const off = lm.groupOffsets(counts);
+      const S = off[G]!;
+      const x = rnd(S * K);
+      const w = rnd(G * K * N);
+      const gy = rnd(S * N);
+      const run = (threads: number): [Float32Array, Float32Array, Float32Array] => {
+        addon.setThreads(threads);
+        const k = lm.kernelsFor('float32');
+        const out = new Float32Array(S * N);
+        const gx = new Float32Array(S * K);
+        const gw = new Float32Array(G * K * N).fill(7); // an empty group must come back 0
+        k.groupedMatmul(x, w, out, off, G, K, N, false, false);
+        k.groupedMatmul(gy, w, gx, off, G, N, K, true, false);
+        k.groupedMatmulGradW(x, gy, gw, off, G, K, N, false);
+        return [out, gx, gw];
+      };
+      const one = run(1);
+      for (const t of [2, 5]) run(t).forEach((a, i) => assert.deepEqual(a, one[i], `${t} threads differ from 1 (output ${i}, groups ${counts.join(',')})`));
+      const ref = lm.withBackend('reference', () => {
+        const k = lm.kernelsFor('float32');
+        const out = new Float32Array(S * N);
+        const gx = new Float32Array(S * K);
+        const gw = new Float32Array(G * K * N);
+        k.groupedMatmul(x, w, out, off, G, K, N, false, false);
+        k.groupedMatmul(gy, w, gx, off, G, N, K, true, false);
+        k.groupedMatmulGradW(x, gy, gw, off, G, K, N, false);
+        return [out, gx, gw];
+      });
+      ref.forEach((a, i) => assertClose([...one[i]!], [...a], 1e-4, 1e-4, `native vs reference, output ${i}`));
+    }
+  } finally {
+    addon.setThreads(threads0);
+    addon.gemmAdaptiveThreads(prev);
+  }
 });
