@@ -82,6 +82,18 @@ export function expertHidden(c: BlockConfig & MoEFields): number {
   return c.moe_expert_hidden && c.moe_expert_hidden > 0 ? c.moe_expert_hidden : mlpHidden(c);
 }
 
+/** Expert parameters a token does not use (all but k of E experts in every MoE layer), for FLOP and MFU estimates. */
+export function moeInactiveParameters(c: BlockConfig & MoEFields): number {
+  const layers = moeLayers(c).size;
+  if (layers === 0) return 0;
+  const E = c.moe_experts!;
+  const k = Math.min(c.moe_top_k ?? 2, E);
+  const H = expertHidden(c);
+  const F = c.mlp === 'swiglu' ? 2 * H : H;
+  const perExpert = c.n_embd * F + H * c.n_embd + (c.bias ? F + c.n_embd : 0);
+  return layers * (E - k) * perExpert;
+}
+
 /** Router input jitter site and expert dropout site of layer l (after GPT's 3·n_layer + 1 sites). */
 const jitterSite = (nLayer: number, l: number): number => 3 * nLayer + 1 + 3 * l;
 const dropoutSite = (nLayer: number, l: number): number => 3 * nLayer + 2 + 3 * l;
