@@ -11,6 +11,7 @@
 //     layer). Load is first choices (what the balance loss evens out); the figure over every dispatched choice is printed
 //     beside it.
 // Usage: npm run bench -- moe [--part=layer|study|all] [--steps=400] [--seeds=1337,2] [--reps=30] [--text=FILE]
+//        [--variants=dense,moe,moe_no_balance] (moe_no_balance runs the first seed only)
 // The schedule is the recipe's squeezed into --steps: warmup min(100, steps/10), cosine decay to lr/10 at the last step.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,8 +96,35 @@ interface Run {
   loadWorst: number | null;
   /** The same over every dispatched choice (second choices too), averaged over layers. */
   loadAll: number | null;
+  /** Each layer's first-choice counts summed over the steps after warmup, max/mean: mean over layers, worst layer. */
+  loadSum: number | null;
+  loadSumWorst: number | null;
   dropped: number | null;
   msPerStep: number;
+}
+
+/**
+ * Per MoE layer, max/mean of its first-choice loads summed over the given steps (moe_load_l<layer>_<e>), or null when
+ * the records have none. Summing removes most of one step's sampling noise (with 768 tokens a perfectly balanced router
+ * still shows max/mean ≈ 1.14 per step), leaving the router's lasting preference.
+ */
+function summedLoads(recs: readonly Record<string, unknown>[], nLayer: number, E: number): number[] | null {
+  const out: number[] = [];
+  for (let l = 0; l < nLayer; l++) {
+    const tot = new Array<number>(E).fill(0);
+    let seen = false;
+    for (const r of recs) {
+      for (let e = 0; e < E; e++) {
+        const v = r[`moe_load_l${l}_${e}`];
+        if (typeof v === 'number') {
+          tot[e]! += v;
+          seen = true;
+        }
+      }
+    }
+    if (seen) out.push((Math.max(...tot) * E) / tot.reduce((a, b) => a + b, 0));
+  }
+  return out.length ? out : null;
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -142,8 +170,11 @@ export async function run(args: string[]): Promise<void> {
       moe: { model: moeModel, seeds },
       moe_no_balance: { model: { ...moeModel, moe_balance_coef: 0 }, seeds: seeds.slice(0, 1) },
     };
+    const only = (stringFlag(args, 'variants') ?? Object.keys(variants).join(',')).split(',');
+    const unknown = only.filter((n) => !(n in variants));
+    if (unknown.length > 0) throw new Error(`bench/moe: --variants: unknown ${unknown.join(', ')} (known: ${Object.keys(variants).join(', ')})`);
     const runs: Record<string, Run[]> = {};
-    for (const [name, v] of Object.entries(variants)) {
+    for (const [name, v] of Object.entries(variants).filter(([n]) => only.includes(n))) {
       runs[name] = [];
       for (const seed of v.seeds) {
         const c = resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, recipe, objectLayer({
@@ -161,9 +192,13 @@ export async function run(args: string[]): Promise<void> {
         const after = recs.filter((m) => m.step >= warmup && typeof m.moe_load_max === 'number');
         const avg = (key: string): number | null => (after.length ? mean(after.map((m) => m[key] as number)) : null);
         const ms = recs.filter((m) => typeof m.ms_per_iter === 'number' && m.step >= steps / 10).map((m) => m.ms_per_iter as number);
-        const row: Run = { val: r.valLossFull ?? NaN, load: avg('moe_load_max'), loadWorst: avg('moe_load_max_worst'), loadAll: avg('moe_load_max_all'), dropped: avg('moe_dropped'), msPerStep: median(ms) };
+        const summed = summedLoads(after, c.model.n_layer, 8);
+        const row: Run = {
+          val: r.valLossFull ?? NaN, load: avg('moe_load_max'), loadWorst: avg('moe_load_max_worst'), loadAll: avg('moe_load_max_all'),
+          loadSum: summed && mean(summed), loadSumWorst: summed && Math.max(...summed), dropped: avg('moe_dropped'), msPerStep: median(ms),
+        };
         runs[name].push(row);
-        console.log(`${name} seed ${seed}: val loss ${row.val.toFixed(4)}${row.load === null ? '' : `, load max/mean after warmup ${row.load.toFixed(3)} (worst layer ${row.loadWorst!.toFixed(3)}; every dispatched choice ${row.loadAll!.toFixed(3)}), dropped ${(100 * row.dropped!).toFixed(2)}%`}, ${row.msPerStep.toFixed(1)} ms/step`);
+        console.log(`${name} seed ${seed}: val loss ${row.val.toFixed(4)}${row.load === null ? '' : `, load max/mean after warmup ${row.load.toFixed(3)} (worst layer ${row.loadWorst!.toFixed(3)}; every dispatched choice ${row.loadAll!.toFixed(3)}; summed over the steps ${row.loadSum?.toFixed(3) ?? '—'}, worst layer ${row.loadSumWorst?.toFixed(3) ?? '—'}), dropped ${(100 * row.dropped!).toFixed(2)}%`}, ${row.msPerStep.toFixed(1)} ms/step`);
       }
     }
     const summary: Record<string, unknown> = {};
@@ -174,13 +209,20 @@ export async function run(args: string[]): Promise<void> {
         load_max_over_mean: rs[0]!.load === null ? null : Number(mean(rs.map((r) => r.load!)).toFixed(3)),
         load_max_over_mean_worst_layer: rs[0]!.loadWorst === null ? null : Number(mean(rs.map((r) => r.loadWorst!)).toFixed(3)),
         load_max_over_mean_all_choices: rs[0]!.loadAll === null ? null : Number(mean(rs.map((r) => r.loadAll!)).toFixed(3)),
+        load_max_over_mean_summed: rs[0]!.loadSum === null ? null : Number(mean(rs.map((r) => r.loadSum!)).toFixed(3)),
+        load_max_over_mean_summed_worst_layer: rs[0]!.loadSumWorst === null ? null : Number(mean(rs.map((r) => r.loadSumWorst!)).toFixed(3)),
         dropped: rs[0]!.dropped === null ? null : Number(mean(rs.map((r) => r.dropped!)).toFixed(4)),
         ms_per_step: Number(mean(rs.map((r) => r.msPerStep)).toFixed(1)),
       };
       console.log(`${name.padEnd(15)} val loss ${vals.map((v) => v.toFixed(4)).join(', ')}  mean ${mean(vals).toFixed(4)} ± spread ${spread(vals).toFixed(4)}`);
     }
-    const d = runs.dense!.map((r) => r.val);
-    const m = runs.moe!.map((r) => r.val);
+    if (!runs.dense || !runs.moe) {
+      result.study = { steps, seeds, ...summary };
+      console.log(`RESULT ${JSON.stringify(result)}`);
+      return;
+    }
+    const d = runs.dense.map((r) => r.val);
+    const m = runs.moe.map((r) => r.val);
     const gain = mean(d) - mean(m);
     const twice = 2 * Math.max(spread(d), spread(m));
     console.log(`MoE − dense: ${(-gain).toFixed(4)} (MoE lower by ${gain.toFixed(4)}) against 2× seed spread ${twice.toFixed(4)}: ${gain > twice ? 'holds' : 'does not hold'}`);

@@ -274,12 +274,14 @@ export function moeForward(
   if (wt.b2) y = lm.add(y, lm.embedding(wt.b2, rowExpert!));
   y = lm.mul(y, lm.embedding(lm.reshape(gates, [N * k, 1]), lm.fromArray(r.rowChoice, [S]))); // (S, C) · (S, 1)
   const out = lm.scatterAddRows(y, rowToken, N); // (N, C)
-  if (training) auxiliary(ctx, c, logits, probs, r, N, k, o.losses ?? lm.isGradEnabled());
+  if (training) auxiliary(ctx, c, o.layer, logits, probs, r, N, k, o.losses ?? lm.isGradEnabled());
   return lm.reshape(out, [B, T, C]);
 }
 
 /** Balance loss, z-loss (weighted, into ctx.aux when `losses`) and the routing metrics (this layer's share of their mean). */
-function auxiliary(ctx: ForwardContext, c: BlockConfig & MoEFields, logits: Tensor, probs: Tensor, r: Routing, N: number, k: number, losses: boolean): void {
+function auxiliary(
+  ctx: ForwardContext, c: BlockConfig & MoEFields, layer: number, logits: Tensor, probs: Tensor, r: Routing, N: number, k: number, losses: boolean,
+): void {
   const E = r.counts.length;
   const share = 1 / Math.max(1, moeLayers(c).size);
   const f = new Array<number>(E).fill(0);
@@ -306,7 +308,10 @@ function auxiliary(ctx: ForwardContext, c: BlockConfig & MoEFields, logits: Tens
   addMetric(ctx, 'moe_load_max', maxLoad * share);
   addMetric(ctx, 'moe_load_max_worst', maxLoad, 'max');
   addMetric(ctx, 'moe_load_max_all', ((Math.max(...r.demand) * E) / Math.max(dispatched, 1)) * share);
-  for (let e = 0; e < E; e++) addMetric(ctx, `moe_load_${e}`, f[e]! * share);
+  for (let e = 0; e < E; e++) {
+    addMetric(ctx, `moe_load_${e}`, f[e]! * share);
+    addMetric(ctx, `moe_load_l${layer}_${e}`, f[e]!); // per layer, so loads can be summed over steps
+  }
 }
 
 /**
