@@ -121,5 +121,6 @@ void registerRowwise(napi_env env, napi_value exports);
 void registerIndexing(napi_env env, napi_value exports);
 void registerOptim(napi_env env, napi_value exports);
 void registerMmap(napi_env env, napi_value exports);
+void registerMoe(napi_env env, napi_value exports);
 
 }  // namespace lmf

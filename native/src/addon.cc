@@ -56,6 +56,7 @@ static napi_value init(napi_env env, napi_value exports) {
   registerIndexing(env, exports);
   registerOptim(env, exports);
   registerMmap(env, exports);
+  registerMoe(env, exports);
   return exports;
 }
 

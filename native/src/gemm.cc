@@ -431,6 +431,15 @@ void sgemmBatched(const float* a, const float* b, float* c, int64_t batch, int64
   for (int64_t i = 0; i < batch; i++) gemmOne(ks, problem(i), nt);
 }
 
+// One strided product C (+)= A·B on up to nt threads (A (M, K) at a[i·ars + k·acs], B (K, N) at b[k·brs + j·bcs], C
+// row-major with row stride ldc): the grouped matmul of moe.cc runs each expert's group through it, so the groups
+// share this file's packing and micro-kernels. teamFor says how many threads a product of `macs` should get now.
+void sgemmStrided(const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs, int64_t bcs, float* c,
+                  int64_t ldc, int64_t M, int64_t N, int64_t K, bool accumulate, int nt) {
+  gemmOne(*gKernels, Problem{{a, ars, acs}, {b, brs, bcs}, c, ldc, M, N, K, accumulate}, nt);
+}
+int gemmTeamFor(double macs) { return gWake.threadsFor(macs, threadPolicy().cap()); }
+
 // Which micro-kernel family runs ("avx512", "avx2", "generic"); setGemmIsa picks a supported one (for tests).
 const char* gemmIsa() { return gKernels->name; }
 bool setGemmIsa(const char* name) {

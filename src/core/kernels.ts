@@ -192,6 +192,15 @@ export interface Kernels<F extends FloatArray> {
   /** Largest k of each row of x (rows, cols), sorted descending (ties: lower index first); NaN counts as largest. */
   topk(x: F, values: F, indices: IndexArray, rows: number, cols: number, k: number): void;
 
+  /**
+   * Grouped matrix product (mixture of experts): rows [offsets[g], offsets[g+1]) of x (S, K) times W_g, into the
+   * same rows of out (S, N), for g < G; S = offsets[G], offsets (G + 1) start at 0 and never decrease. w is (G, K, N),
+   * or (G, N, K) read transposed when transW. accumulate adds into out.
+   */
+  groupedMatmul(x: F, w: F, out: F, offsets: IndexArray, G: number, K: number, N: number, transW: boolean, accumulate: boolean): void;
+  /** gw_g (+)= x_gᵀ·gy_g over the same row groups: x (S, K), gy (S, N), gw (G, K, N); an empty group gives 0. */
+  groupedMatmulGradW(x: F, gy: F, gw: F, offsets: IndexArray, G: number, K: number, N: number, accumulate: boolean): void;
+
   /** Fused attention forward, see AttentionArgs. */
   attention(args: AttentionArgs<F>): void;
   /** Fused attention backward (recomputes the probabilities from lse), see AttentionBackwardArgs. */

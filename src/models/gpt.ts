@@ -11,6 +11,7 @@ import { KVCache } from '../nn/kv-cache.js';
 import { Embedding, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { reversibleStack } from '../nn/reversible.js';
+import { moeLayers } from '../nn/moe.js';
 import { RotaryTables } from '../nn/rope.js';
 import { shareLayers } from '../nn/sharing.js';
 import { defineConfig, defaultsOf, type ConfigOf } from '../util/config.js';
@@ -42,6 +43,18 @@ export const gptSpec = defineConfig({
   share_layers: { default: 'none', choices: ['none', 'all', 'attention', 'ffn'], doc: "cross-layer sharing: every layer uses layer 0's weights for 'all', its attention (with ln_1) for 'attention', its MLP (with ln_2) for 'ffn'" },
   embedding_dim: { default: 0, type: 'integer', min: 0, doc: 'factorized embedding width E (0 = n_embd): E < n_embd stores wte as (V, E) with projections E→C in and C→E before the tied head' },
   reversible: { default: false, doc: 'reversible residual blocks (y1 = x1 + attn(x2), y2 = x2 + mlp(y1) on a duplicated stream): backward recomputes activations, so their memory does not grow with depth' },
+  // Mixture of experts (nn/moe.ts): Switch top-1 / GShard top-2 feed-forward layers.
+  moe_experts: { default: 0, type: 'integer', min: 0, doc: 'experts per MoE layer (0 = dense MLP everywhere)' },
+  moe_top_k: { default: 2, type: 'integer', min: 1, max: 2, doc: 'experts per token: 1 (Switch) or 2 (GShard)' },
+  moe_layers: { default: 'all', type: 'string', doc: "layers whose MLP is a mixture of experts: 'all', '' (none) or comma-separated indices like '1,3'" },
+  moe_capacity_factor: { default: 1.25, type: 'number', min: 0, doc: 'training capacity per expert = factor·top_k·tokens/experts; overflow tokens skip the expert (0 = no dropping)' },
+  moe_eval_capacity_factor: { default: 0, type: 'number', min: 0, doc: 'capacity factor of evaluation and decoding (0 = no dropping)' },
+  moe_balance_coef: { default: 1e-2, type: 'number', min: 0, doc: 'weight of the load-balancing loss E·Σ f_e·P_e' },
+  moe_z_coef: { default: 1e-3, type: 'number', min: 0, doc: 'weight of the router z-loss mean(logsumexp(logits)²)' },
+  moe_expert_dropout: { default: 0, type: 'number', min: 0, max: 0.99, doc: "dropout on the experts' hidden activations while training" },
+  moe_expert_hidden: { default: 0, type: 'integer', min: 0, doc: "hidden width of each expert (0 = the dense MLP's)" },
+  moe_second_policy: { default: 'random', choices: ['random', 'all'], doc: "top-2's second expert while training: 'random' (GShard: with probability min(1, 2·gate)) or 'all'" },
+  moe_router_jitter: { default: 0, type: 'number', min: 0, max: 0.99, doc: "router input jitter while training: x·U[1−ε, 1+ε] (0 = off)" },
 });
 
 /** A GPT's architecture (the spec's keys, with the vocabulary size known). */
@@ -69,6 +82,20 @@ export function validateGPTConfig(c: GPTConfig): void {
     parseLocalLayers(c.local_layers, c.n_layer);
   } catch {
     fail('local_layers', `'all', '' or comma-separated distinct layer indices in [0, ${c.n_layer})`);
+  }
+  if (!Number.isInteger(c.moe_experts) || c.moe_experts < 0) fail('moe_experts', 'an integer ≥ 0 (0 = dense)');
+  if (c.moe_experts > 0) {
+    if (!(c.moe_top_k === 1 || c.moe_top_k === 2) || c.moe_top_k > c.moe_experts) fail('moe_top_k', `1 or 2, at most moe_experts (${c.moe_experts})`);
+    try {
+      moeLayers(c);
+    } catch {
+      fail('moe_layers', `'all', '' or comma-separated distinct layer indices in [0, ${c.n_layer})`);
+    }
+    if (!Number.isInteger(c.moe_expert_hidden) || c.moe_expert_hidden < 0) fail('moe_expert_hidden', 'an integer ≥ 0 (0 = the MLP width)');
+    if (!(c.moe_expert_dropout >= 0 && c.moe_expert_dropout < 1)) fail('moe_expert_dropout', 'a number in [0, 1)');
+    for (const f of ['moe_capacity_factor', 'moe_eval_capacity_factor', 'moe_balance_coef', 'moe_z_coef', 'moe_router_jitter'] as const) {
+      if (!(c[f] >= 0)) fail(f, 'a number ≥ 0');
+    }
   }
 }
 
@@ -133,6 +160,8 @@ export interface GPTOutput {
   hidden: Tensor;
   /** Auxiliary losses the layers added by name (MoE balance, z-loss); the training loop adds and logs them. */
   aux: Record<string, Tensor>;
+  /** Figures the layers logged on the way (MoE routing: moe_dropped, moe_load_max, moe_load_<e>, …). */
+  metrics: Record<string, number>;
 }
 
 export class GPT extends Module {
@@ -209,6 +238,7 @@ export class GPT extends Module {
         rope: this.rope,
         cache: kv ? { kv, plan: kv.plan(T, options.counts, localWindow(this.config)) } : null,
         aux: {},
+        metrics: {},
       };
       let x = dropoutAt(ctx, this.embed(idx, ctx), 0);
       // Without autograd nothing needs a block's intermediates afterwards: each block's scope returns them to the
@@ -220,8 +250,9 @@ export class GPT extends Module {
       if (ctx.cache) kv!.advance(ctx.cache.plan);
       const hidden = this.transformer.ln_f.forward(this.lastPositions(x, last, ctx.cache && !ctx.cache.plan.uniform ? ctx.cache.plan.counts : null));
       const logits = this.head(hidden);
-      if (!targets) return { logits, hidden, aux: ctx.aux };
-      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux: ctx.aux };
+      const metrics = ctx.metrics ?? {};
+      if (!targets) return { logits, hidden, aux: ctx.aux, metrics };
+      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux: ctx.aux, metrics };
     };
     return kv ? lm.noGrad(run) : run();
   }

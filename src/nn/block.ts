@@ -7,6 +7,7 @@ import { dropoutAt, type ForwardContext } from './context.js';
 import { LayerNorm, RMSNorm } from './layers.js';
 import { MLP } from './mlp.js';
 import { Module } from './module.js';
+import { MoE, moeLayers, type MoEFields } from './moe.js';
 
 export type Norm = LayerNorm | RMSNorm;
 
@@ -18,14 +19,15 @@ export class Block extends Module {
   readonly ln_1: Norm;
   readonly attn: CausalSelfAttention;
   readonly ln_2: Norm;
-  readonly mlp: MLP;
+  /** The feed-forward layer: a dense MLP, or a mixture of experts in the layers moe_layers names. */
+  readonly mlp: MLP | MoE;
 
-  constructor(readonly c: BlockConfig, rng: Rng, readonly layer: number) {
+  constructor(readonly c: BlockConfig & MoEFields, rng: Rng, readonly layer: number) {
     super();
     this.ln_1 = this.child('ln_1', makeNorm(c));
     this.attn = this.child('attn', new CausalSelfAttention(c, rng, layer));
     this.ln_2 = this.child('ln_2', makeNorm(c));
-    this.mlp = this.child('mlp', new MLP(c, rng));
+    this.mlp = this.child('mlp', moeLayers(c).has(layer) ? new MoE(c, rng, layer) : new MLP(c, rng));
   }
 
   /** (B, T, C) → (B, T, C). Residual dropout sites 2·layer + 1 (attention) and 2·layer + 2 (MLP). */

@@ -17,12 +17,21 @@ export interface ForwardContext {
   cache: { kv: KVCache; plan: CachePlan } | null;
   /** Auxiliary losses by name, summed over the layers that add them. */
   aux: Record<string, Tensor>;
+  /** Figures of this pass to log (MoE routing: dropped fraction, expert loads), by name; absent = not collected. */
+  metrics?: Record<string, number>;
 }
 
 /** Adds a named auxiliary loss to the pass (summing with earlier layers' terms of the same name). */
 export function addAuxLoss(ctx: ForwardContext, name: string, loss: Tensor): void {
   const prev = ctx.aux[name];
   ctx.aux[name] = prev ? lm.add(prev, loss) : loss;
+}
+
+/** Adds a figure to the pass's metrics: summed with earlier layers' values of the same name, or their maximum. */
+export function addMetric(ctx: ForwardContext, name: string, value: number, how: 'sum' | 'max' = 'sum'): void {
+  if (!ctx.metrics) return;
+  const prev = ctx.metrics[name];
+  ctx.metrics[name] = prev === undefined ? value : how === 'max' ? Math.max(prev, value) : prev + value;
 }
 
 /**

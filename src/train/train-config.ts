@@ -23,6 +23,7 @@ export const trainSpec = defineConfig({
   keep_checkpoints: { default: 2, type: 'integer', min: 1, doc: 'how many recent checkpoints to keep' },
   peak_flops: { default: 0, type: 'number', min: 0, doc: 'peak FLOP/s of the machine for MFU (0 = do not report MFU)' },
   init_from: { default: null, type: 'string', doc: 'start from this trained run or model directory (config.json + model.safetensors; the architecture is its own) instead of a random initialisation' },
+  moe_upcycle: { default: false, doc: "with init_from a dense model: sparse upcycling to the model section's moe_* keys (every expert starts as the dense MLP)" },
   task: {
     kind: { default: 'next-token', choices: ['next-token'], doc: 'training objective: next-token prediction (pretraining)' },
   },

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import * as lm from '../core/index.js';
 import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
 import { loadGPT } from '../models/gpt-io.js';
+import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
 import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io.js';
 import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
@@ -68,8 +69,9 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
     base.dispose();
     throw new UserError(msg);
   };
+  const upcycle = c.moe_upcycle;
   for (const k of GPT_KEYS) {
-    if (k === 'dropout') continue;
+    if (k === 'dropout' || (upcycle && (MOE_KEYS as readonly string[]).includes(k))) continue;
     const set = c.model[k];
     if (set !== (k === 'vocab_size' ? null : GPT_DEFAULTS[k]) && set !== base.config[k]) {
       fail(`model.${k} is ${JSON.stringify(set)} but the init_from model ${dir} has ${JSON.stringify(base.config[k])}; the architecture is the base's (leave model.${k} unset)`);
@@ -86,6 +88,20 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
   }
   // The run's dropout applies to the fine-tuning passes (GPT reads config.dropout at every forward).
   base.config.dropout = c.model.dropout;
+  if (upcycle) {
+    let model: GPT | null = null;
+    let refused = '';
+    try {
+      model = upcycleGPT(base, Object.fromEntries(MOE_KEYS.map((k) => [k, c.model[k]])), c.seed);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      refused = e.message;
+    } finally {
+      base.dispose();
+    }
+    if (!model) throw new UserError(refused);
+    return { model, config: { ...c, model: { ...model.config } } };
+  }
   return { model: base, config: { ...c, model: { ...base.config } } };
 }
 

@@ -14,6 +14,7 @@ import { GPT } from '../../src/models/gpt.js';
 import { loadGPT, saveGPT } from '../../src/models/gpt-io.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT, loadAdapter, saveAdapter } from '../../src/models/lora-io.js';
 import { Linear } from '../../src/nn/layers.js';
+import type { MLP } from '../../src/nn/mlp.js';
 import { applyLoRA, LoRALinear, loraLayers, matchesTarget, mergeAndUnload, parseTargetModules, trainableParameters } from '../../src/nn/lora.js';
 import { makeOptimizer, optimSpec } from '../../src/optim/config.js';
 import { defaultsOf } from '../../src/util/config.js';
@@ -85,7 +86,7 @@ test('applyLoRA: B = 0 keeps the base logits, only lora_A/lora_B train, PEFT cou
   // Each adapter: r·(in + out); c_attn 4·(8 + 24), c_proj 4·(8 + 8), mlp.c_proj 4·(32 + 8).
   assert.equal(trainable, 2 * 4 * (32 + 16 + 40));
   assert.equal(line, `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${((100 * trainable) / total).toFixed(4)}`);
-  const a = model.transformer.h.items[1]!.mlp.c_proj as unknown as LoRALinear;
+  const a = (model.transformer.h.items[1]!.mlp as MLP).c_proj as unknown as LoRALinear;
   const A = a.loraA.toTypedArray() as Float32Array;
   assert.deepEqual(a.loraA.shape, [4, 32]);
   assert.ok(A.every((v) => Math.abs(v) <= 1 / Math.sqrt(32)) && A.some((v) => Math.abs(v) > 0.5 / Math.sqrt(32)));

@@ -5,11 +5,13 @@ import type { Kernels } from '../kernels.js';
 import { addonLoadError, tryLoadAddon } from './addon.js';
 import { nativeAttention } from './attention.js';
 import { nativeMatmul } from './gemm.js';
+import { nativeGrouped } from './grouped.js';
 import { nativeMisc } from './misc.js';
 
 export const nativeKernels: Kernels<Float32Array> = {
   ...nativeMisc,
   ...nativeAttention,
+  ...nativeGrouped,
   matmul: nativeMatmul,
 };
 

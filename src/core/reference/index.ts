@@ -3,6 +3,7 @@
 import type { FloatArray, Kernels } from '../kernels.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
+import { groupedKernels } from './grouped.js';
 import { indexingKernels } from './indexing.js';
 import { rowwiseKernels } from './rowwise.js';
 
@@ -11,4 +12,5 @@ export const referenceKernels: Kernels<FloatArray> = {
   ...rowwiseKernels,
   ...indexingKernels,
   ...attentionKernels,
+  ...groupedKernels,
 };

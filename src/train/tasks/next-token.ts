@@ -5,6 +5,7 @@ import * as lm from '../../core/index.js';
 import { hash32 } from '../../core/random.js';
 import type { RngState } from '../../core/random.js';
 import type { GPT } from '../../models/gpt.js';
+import { moeInactiveParameters } from '../../nn/moe.js';
 import { UserError } from '../../util/errors.js';
 import type { LossOutput, StepContext, Task } from '../loop.js';
 import { estimateFlopsPerToken } from '../metrics.js';
@@ -63,7 +64,8 @@ export class NextTokenTask implements Task<TokenBatch> {
     this.sampler = new BatchSampler(train, o.batchSize, this.T, o.seed);
     this.itemsPerBatch = o.batchSize * this.T;
     const c = model.config;
-    this.flopsPerItem = estimateFlopsPerToken({ nParams: model.numParametersNonEmbedding(), nLayer: c.n_layer, nEmbd: c.n_embd, blockSize: c.block_size });
+    // A mixture of experts counts the parameters a token uses: k of its E experts.
+    this.flopsPerItem = estimateFlopsPerToken({ nParams: model.numParametersNonEmbedding() - moeInactiveParameters(c), nLayer: c.n_layer, nEmbd: c.n_embd, blockSize: c.block_size });
   }
 
   nextBatch(): TokenBatch {
@@ -73,7 +75,7 @@ export class NextTokenTask implements Task<TokenBatch> {
   loss(batch: TokenBatch, ctx: StepContext): LossOutput {
     const shape = [this.o.batchSize, this.T];
     const out = this.model.forward(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
-    return { loss: out.loss!, aux: out.aux };
+    return { loss: out.loss!, aux: out.aux, metrics: out.metrics };
   }
 
   /** Mean loss over evalIters batches whose windows depend only on (seed, step, split). */
