@@ -10,7 +10,8 @@
         "native/src/rowwise.cc",
         "native/src/indexing.cc",
         "native/src/optim.cc",
-        "native/src/mmap.cc"
+        "native/src/mmap.cc",
+        "native/src/quant.cc"
       ],
       "include_dirs": ["native/include"],
       "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],

@@ -4,6 +4,7 @@ import type { FloatArray, Kernels } from '../kernels.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
 import { indexingKernels } from './indexing.js';
+import { quantKernels } from './quant.js';
 import { rowwiseKernels } from './rowwise.js';
 
 export const referenceKernels: Kernels<FloatArray> = {
@@ -11,4 +12,5 @@ export const referenceKernels: Kernels<FloatArray> = {
   ...rowwiseKernels,
   ...indexingKernels,
   ...attentionKernels,
+  ...quantKernels,
 };

@@ -1,0 +1,281 @@
+// Kernel family 'quant': matmul with weight-only quantized matrices (int8 per output channel, 4-bit in groups with a
+// scale and zero point each; the layout is QuantWeight in src/core/kernels.ts) and its N-API entry point.
+// Decoding (batch 1 or a few rows): a GEMV threaded over output channels that decodes each weight in registers,
+// so a token reads 1 or ½ byte per weight instead of 4 — decoding is bound by memory bandwidth, so that is the gain.
+// Prefill, training and the input gradient (many rows): blocks of rows of W are decoded into an fp32 tile and
+// multiplied by the fp32 GEMM (gemm.cc), so the arithmetic runs at GEMM speed and W is never expanded whole.
+// Why no VNNI: the GEMV moves ≤ 1 byte per multiply-add and stays bandwidth-bound with fp32 FMAs; int8 dot products
+// would also need the activations rounded to int8 (a second source of error). Not here: quantizing (TypeScript).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#include "checks.h"
+#include "napi_util.h"
+#include "simd.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LMF_X86 1
+#endif
+
+namespace lmf {
+
+// gemm.cc: C (+)= op(A)·op(B), contiguous, batched.
+void sgemmBatched(const float* a, const float* b, float* c, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  bool transA, bool transB, int64_t aBatchStride, int64_t bBatchStride, bool accumulate);
+
+namespace {
+
+struct QW {
+  const uint8_t* q;
+  const float* s;
+  const float* z;  // null for int8
+  int64_t N, K, G;
+  int bits;
+  int64_t groups() const { return K / G; }
+};
+
+// ---- portable bodies ----
+
+// Row n of W decoded into dst (K floats).
+void decodeRowGeneric(const QW& w, int64_t n, float* dst) {
+  if (w.bits == 8) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(w.q) + n * w.K;
+    const float s = w.s[n];
+    for (int64_t k = 0; k < w.K; k++) dst[k] = s * static_cast<float>(q[k]);
+    return;
+  }
+  const uint8_t* q = w.q + n * w.K / 2;
+  for (int64_t b = 0; b < w.K / 32; b++) {
+    const int64_t g = n * w.groups() + (b * 32) / w.G;
+    const float s = w.s[g], z = w.z[g];
+    for (int i = 0; i < 16; i++) {
+      const uint8_t v = q[b * 16 + i];
+      dst[b * 32 + i] = s * (static_cast<float>(v & 15) - z);
+      dst[b * 32 + 16 + i] = s * (static_cast<float>(v >> 4) - z);
+    }
+  }
+}
+
+// Σ_k x[k]·q[k] over int8 codes (the scale is applied by the caller).
+float dotI8Generic(const float* x, const int8_t* q, int64_t K) {
+  float acc = 0.f;
+  for (int64_t k = 0; k < K; k++) acc += x[k] * static_cast<float>(q[k]);
+  return acc;
+}
+
+// Σ_k x[k]·q[k] over `len` 4-bit codes (len a multiple of 32) starting at packed byte q.
+float dotU4Generic(const float* x, const uint8_t* q, int64_t len) {
+  float acc = 0.f;
+  for (int64_t b = 0; b < len / 32; b++)
+    for (int i = 0; i < 16; i++) {
+      const uint8_t v = q[b * 16 + i];
+      acc += x[b * 32 + i] * static_cast<float>(v & 15) + x[b * 32 + 16 + i] * static_cast<float>(v >> 4);
+    }
+  return acc;
+}
+
+#ifdef LMF_X86
+// ---- AVX-512 bodies: 16 codes widen to 16 int32 lanes, convert to float, one FMA with x ----
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")
+
+float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+float dotI8Avx512(const float* x, const int8_t* q, int64_t K) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    const __m512i v = _mm512_loadu_si512(q + k);
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_castsi512_si128(v))), a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 16), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 1))), a1);
+    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 32), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 2))), a2);
+    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k + 48), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, 3))), a3);
+  }
+  for (; k + 16 <= K; k += 16)
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + k), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k)))), a0);
+  float acc = hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (; k < K; k++) acc += x[k] * static_cast<float>(q[k]);
+  return acc;
+}
+
+// The low and high nibbles of 16 bytes as two vectors of 16 floats (k = i and k = 16 + i of the block).
+static inline __attribute__((always_inline)) void unpackU4(const uint8_t* q, __m512* lo, __m512* hi) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i m = _mm_set1_epi8(15);
+  *lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(v, m)));
+  *hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m)));
+}
+
+float dotU4Avx512(const float* x, const uint8_t* q, int64_t len) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= len / 32; b += 2) {
+    __m512 l0, h0, l1, h1;
+    unpackU4(q + b * 16, &l0, &h0);
+    unpackU4(q + b * 16 + 16, &l1, &h1);
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32), l0, a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 16), h0, a1);
+    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 32), l1, a2);
+    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 48), h1, a3);
+  }
+  for (; b < len / 32; b++) {
+    __m512 l0, h0;
+    unpackU4(q + b * 16, &l0, &h0);
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32), l0, a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 16), h0, a1);
+  }
+  return hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+void decodeRowAvx512(const QW& w, int64_t n, float* dst) {
+  if (w.bits == 8) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(w.q) + n * w.K;
+    const __m512 s = _mm512_set1_ps(w.s[n]);
+    int64_t k = 0;
+    for (; k + 16 <= w.K; k += 16)
+      _mm512_storeu_ps(dst + k, _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + k))))));
+    for (; k < w.K; k++) dst[k] = w.s[n] * static_cast<float>(q[k]);
+    return;
+  }
+  const uint8_t* q = w.q + n * w.K / 2;
+  for (int64_t b = 0; b < w.K / 32; b++) {
+    const int64_t g = n * w.groups() + (b * 32) / w.G;
+    const __m512 s = _mm512_set1_ps(w.s[g]), z = _mm512_set1_ps(w.z[g]);
+    __m512 lo, hi;
+    unpackU4(q + b * 16, &lo, &hi);
+    _mm512_storeu_ps(dst + b * 32, _mm512_mul_ps(s, _mm512_sub_ps(lo, z)));
+    _mm512_storeu_ps(dst + b * 32 + 16, _mm512_mul_ps(s, _mm512_sub_ps(hi, z)));
+  }
+}
+
+#pragma GCC pop_options
+#endif
+
+struct Bodies {
+  void (*decodeRow)(const QW&, int64_t, float*);
+  float (*dotI8)(const float*, const int8_t*, int64_t);
+  float (*dotU4)(const float*, const uint8_t*, int64_t);
+};
+
+const Bodies& bodies() {
+  static const Bodies generic{decodeRowGeneric, dotI8Generic, dotU4Generic};
+#ifdef LMF_X86
+  static const Bodies avx512{decodeRowAvx512, dotI8Avx512, dotU4Avx512};
+  if (cpuIsa() == Isa::Avx512) return avx512;
+#endif
+  return generic;
+}
+
+// Rows at most this many take the GEMV path (each weight row, once in L1, serves every x row).
+constexpr int64_t kGemvRows = 8;
+
+// y (M, N) = x (M, K)·Wᵀ for few rows: threads split the output channels; each decodes its rows in registers.
+void gemv(const Bodies& f, const QW& w, const float* x, float* y, int64_t M) {
+  const int64_t K = w.K, N = w.N, NG = w.groups();
+  // 4-bit: Σ_k s(q_k − z)x_k = s·(Σ_k q_k x_k − z·Σ_k x_k), with Σ_k x_k per group computed once here.
+  std::vector<float> xsum(w.bits == 4 ? M * NG : 0);
+  if (w.bits == 4)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t g = 0; g < NG; g++) {
+        float s = 0.f;
+        for (int64_t k = g * w.G; k < (g + 1) * w.G; k++) s += x[m * K + k];
+        xsum[m * NG + g] = s;
+      }
+  // ~16 KiB of weights per chunk at least, so a chunk outweighs handing it out.
+  const int64_t minRows = std::max<int64_t>(1, (int64_t{16} << 10) / std::max<int64_t>(1, w.bits * K / 8));
+  parallelFor(N, minRows, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      if (w.bits == 8) {
+        const int8_t* q = reinterpret_cast<const int8_t*>(w.q) + n * K;
+        for (int64_t m = 0; m < M; m++) y[m * N + n] = w.s[n] * f.dotI8(x + m * K, q, K);
+        continue;
+      }
+      const uint8_t* q = w.q + n * K / 2;
+      for (int64_t m = 0; m < M; m++) {
+        float acc = 0.f;
+        for (int64_t g = 0; g < NG; g++) {
+          const int64_t gi = n * NG + g;
+          acc += w.s[gi] * (f.dotU4(x + m * K + g * w.G, q + g * w.G / 2, w.G) - w.z[gi] * xsum[m * NG + g]);
+        }
+        y[m * N + n] = acc;
+      }
+    }
+  });
+}
+
+// Rows of W per decoded tile: about 1 MiB of fp32, at least 16 rows.
+int64_t tileRows(const QW& w) { return std::min<int64_t>(w.N, std::max<int64_t>(16, (int64_t{1} << 18) / w.K)); }
+
+void decodeTile(const Bodies& f, const QW& w, int64_t n0, int64_t nb, float* tile) {
+  parallelFor(nb, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) f.decodeRow(w, n0 + i, tile + i * w.K);
+  });
+}
+
+// y (M, N) = x (M, K)·Wᵀ for many rows: W decoded tile by tile, each tile through the fp32 GEMM.
+void forwardTiled(const Bodies& f, const QW& w, const float* x, float* y, int64_t M) {
+  const int64_t nbMax = tileRows(w);
+  std::vector<float> tile(nbMax * w.K), part(M * nbMax);
+  for (int64_t n0 = 0; n0 < w.N; n0 += nbMax) {
+    const int64_t nb = std::min(nbMax, w.N - n0);
+    decodeTile(f, w, n0, nb, tile.data());
+    sgemmBatched(x, tile.data(), part.data(), 1, M, nb, w.K, false, true, 0, 0, false);  // (M, nb)
+    for (int64_t m = 0; m < M; m++) std::memcpy(y + m * w.N + n0, part.data() + m * nb, sizeof(float) * nb);
+  }
+}
+
+// y (M, K) = g (M, N)·W: the input gradient, accumulated tile by tile.
+void backwardTiled(const Bodies& f, const QW& w, const float* g, float* y, int64_t M) {
+  const int64_t nbMax = tileRows(w);
+  std::vector<float> tile(nbMax * w.K), part(M * nbMax);
+  for (int64_t n0 = 0; n0 < w.N; n0 += nbMax) {
+    const int64_t nb = std::min(nbMax, w.N - n0);
+    decodeTile(f, w, n0, nb, tile.data());
+    for (int64_t m = 0; m < M; m++) std::memcpy(part.data() + m * nb, g + m * w.N + n0, sizeof(float) * nb);
+    sgemmBatched(part.data(), tile.data(), y, 1, M, w.K, nb, false, false, 0, 0, n0 > 0);
+  }
+}
+
+// quantMatmul(x, xOffset, q, scales, zeros|null, y, M, N, K, bits, groupSize, trans)
+napi_value quantMatmul(napi_env env, napi_callback_info info) {
+  Args a(env, info, "quantMatmul", 12);
+  size_t xLen, qLen, sLen, zLen, yLen;
+  float* x = f32Arg(a, 0, "x", &xLen);
+  const int64_t xOff = count(a, 1, "xOffset");
+  const uint8_t* q = static_cast<const uint8_t*>(typedArg(a, 2, "q", napi_uint8_array, "Uint8Array", &qLen, false));
+  const float* s = f32Arg(a, 3, "scales", &sLen);
+  const float* z = f32Arg(a, 4, "zeros", &zLen, true);
+  float* y = f32Arg(a, 5, "y", &yLen);
+  const int64_t M = count(a, 6, "M"), N = count(a, 7, "N"), K = count(a, 8, "K"), bits = count(a, 9, "bits");
+  const int64_t G = count(a, 10, "groupSize");
+  const bool trans = a.boolean(11);
+  if (a.failed) return nullptr;
+  if (bits != 8 && bits != 4) { a.fail("bits: expected 8 or 4"); return nullptr; }
+  if (bits == 8 && G != K) { a.fail("groupSize: expected K for int8 (one scale per output channel)"); return nullptr; }
+  if (bits == 4 && (G < 32 || G % 32 != 0 || K % G != 0)) { a.fail("groupSize: expected a multiple of 32 that divides K"); return nullptr; }
+  if (bits == 4 && !z) { a.fail("zeros: expected a Float32Array for 4-bit weights"); return nullptr; }
+  const int64_t inner = trans ? N : K, outer = trans ? K : N;
+  if (!needLength(a, "x", xLen, xOff + satMul(M, inner), "xOffset + M·inner")) return nullptr;
+  if (!needLength(a, "y", yLen, satMul(M, outer), "M·outer")) return nullptr;
+  if (!needLength(a, "q", qLen, bits == 8 ? satMul(N, K) : satMul(N, K) / 2, "N·K·bits/8")) return nullptr;
+  if (!needLength(a, "scales", sLen, satMul(N, K / std::max<int64_t>(G, 1)), "N·K/groupSize")) return nullptr;
+  if (bits == 4 && !needLength(a, "zeros", zLen, satMul(N, K / G), "N·K/groupSize")) return nullptr;
+  if (M == 0 || N == 0 || K == 0) {
+    std::fill(y, y + M * outer, 0.f);
+    return a.undefined();
+  }
+  const QW w{q, s, bits == 4 ? z : nullptr, N, K, G, static_cast<int>(bits)};
+  const Bodies& f = bodies();
+  if (trans) backwardTiled(f, w, x + xOff, y, M);
+  else if (M <= kGemvRows) gemv(f, w, x + xOff, y, M);
+  else forwardTiled(f, w, x + xOff, y, M);
+  return a.undefined();
+}
+
+}  // namespace
+
+void registerQuant(napi_env env, napi_value exports) { defineFunction(env, exports, "quantMatmul", quantMatmul); }
+
+}  // namespace lmf
