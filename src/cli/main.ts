@@ -10,6 +10,7 @@ import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as lora from './lora.js';
 import * as prepare from './prepare.js';
+import * as quantize from './quantize.js';
 import * as sample from './sample.js';
 import * as tokenize from './tokenize.js';
 import * as tokenizer from './tokenizer.js';
@@ -21,7 +22,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, prepare, tokenizer, tokenize, train, sample];
+const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, prepare, quantize, tokenizer, tokenize, train, sample];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

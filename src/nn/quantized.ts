@@ -4,6 +4,7 @@
 // through them (QLoRA), and the input gradient flows through the dequantized weight. Not quantization (models/quantize.ts).
 import * as lm from '../core/index.js';
 import type { QuantWeight, Tensor } from '../core/index.js';
+import type { ForwardContext } from './context.js';
 import { Module } from './module.js';
 
 /** y = x·Wᵀ + b with W (out, in) quantized; the bias (if any) is a frozen float parameter. */
@@ -13,6 +14,7 @@ export class QuantizedLinear extends Module {
   constructor(readonly qweight: QuantWeight, bias: Tensor | null) {
     super();
     lm.checkQuantWeight(qweight);
+    if (bias) bias.requiresGrad = false; // part of the frozen base, like the weight
     this.bias = bias ? this.param('bias', bias, { trainable: false }) : null;
   }
 
@@ -29,7 +31,8 @@ export class QuantizedLinear extends Module {
     return quantBytes(this.qweight);
   }
 
-  forward(x: Tensor): Tensor {
+  /** ctx is unused, as in Linear (an adapter wrapping this layer passes it). */
+  forward(x: Tensor, _ctx?: ForwardContext): Tensor {
     return lm.quantLinear(x, this.qweight, this.bias); // (…, out)
   }
 }
