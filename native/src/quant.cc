@@ -6,6 +6,7 @@
 // multiplied by the fp32 GEMM (gemm.cc), so the arithmetic runs at GEMM speed and W is never expanded whole.
 // Why no VNNI: the GEMV moves ≤ 1 byte per multiply-add and stays bandwidth-bound with fp32 FMAs; int8 dot products
 // would also need the activations rounded to int8 (a second source of error). Not here: quantizing (TypeScript).
+#include <omp.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "checks.h"
 #include "napi_util.h"
 #include "simd.h"
+#include "threads.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -76,6 +78,13 @@ float dotU4Generic(const float* x, const uint8_t* q, int64_t len) {
   return acc;
 }
 
+// One output of a 4-bit row: Σ_g s_g·(Σ_{k∈g} q_k x_k − z_g·Σ_{k∈g} x_k), with the group sums of x given.
+float rowU4Generic(const float* x, const uint8_t* q, const float* s, const float* z, const float* xsum, int64_t NG, int64_t G) {
+  float acc = 0.f;
+  for (int64_t g = 0; g < NG; g++) acc += s[g] * (dotU4Generic(x + g * G, q + g * G / 2, G) - z[g] * xsum[g]);
+  return acc;
+}
+
 #ifdef LMF_X86
 // ---- AVX-512 bodies: 16 codes widen to 16 int32 lanes, convert to float, one FMA with x ----
 #pragma GCC push_options
@@ -108,25 +117,27 @@ static inline __attribute__((always_inline)) void unpackU4(const uint8_t* q, __m
   *hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(v, 4), m)));
 }
 
-float dotU4Avx512(const float* x, const uint8_t* q, int64_t len) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= len / 32; b += 2) {
-    __m512 l0, h0, l1, h1;
-    unpackU4(q + b * 16, &l0, &h0);
-    unpackU4(q + b * 16 + 16, &l1, &h1);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32), l0, a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 16), h0, a1);
-    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 32), l1, a2);
-    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 48), h1, a3);
+
+// As rowU4Generic, with each group's products kept in a vector, scaled and summed there: one horizontal sum per row.
+float rowU4Avx512(const float* x, const uint8_t* q, const float* s, const float* z, const float* xsum, int64_t NG, int64_t G) {
+  __m512 tot0 = _mm512_setzero_ps(), tot1 = _mm512_setzero_ps();
+  float corr = 0.f;
+  for (int64_t g = 0; g < NG; g++) {
+    const float* xg = x + g * G;
+    const uint8_t* qg = q + g * G / 2;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < G / 32; b++) {
+      __m512 lo, hi;
+      unpackU4(qg + b * 16, &lo, &hi);
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xg + b * 32), lo, a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xg + b * 32 + 16), hi, a1);
+    }
+    const __m512 sg = _mm512_set1_ps(s[g]);
+    tot0 = _mm512_fmadd_ps(sg, a0, tot0);
+    tot1 = _mm512_fmadd_ps(sg, a1, tot1);
+    corr += s[g] * z[g] * xsum[g];
   }
-  for (; b < len / 32; b++) {
-    __m512 l0, h0;
-    unpackU4(q + b * 16, &l0, &h0);
-    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32), l0, a0);
-    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + b * 32 + 16), h0, a1);
-  }
-  return hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  return hsum512(_mm512_add_ps(tot0, tot1)) - corr;
 }
 
 void decodeRowAvx512(const QW& w, int64_t n, float* dst) {
@@ -156,13 +167,13 @@ void decodeRowAvx512(const QW& w, int64_t n, float* dst) {
 struct Bodies {
   void (*decodeRow)(const QW&, int64_t, float*);
   float (*dotI8)(const float*, const int8_t*, int64_t);
-  float (*dotU4)(const float*, const uint8_t*, int64_t);
+  float (*rowU4)(const float*, const uint8_t*, const float*, const float*, const float*, int64_t, int64_t);
 };
 
 const Bodies& bodies() {
-  static const Bodies generic{decodeRowGeneric, dotI8Generic, dotU4Generic};
+  static const Bodies generic{decodeRowGeneric, dotI8Generic, rowU4Generic};
 #ifdef LMF_X86
-  static const Bodies avx512{decodeRowAvx512, dotI8Avx512, dotU4Avx512};
+  static const Bodies avx512{decodeRowAvx512, dotI8Avx512, rowU4Avx512};
   if (cpuIsa() == Isa::Avx512) return avx512;
 #endif
   return generic;
@@ -185,24 +196,34 @@ void gemv(const Bodies& f, const QW& w, const float* x, float* y, int64_t M) {
       }
   // ~16 KiB of weights per chunk at least, so a chunk outweighs handing it out.
   const int64_t minRows = std::max<int64_t>(1, (int64_t{16} << 10) / std::max<int64_t>(1, w.bits * K / 8));
-  parallelFor(N, minRows, [&](int64_t n0, int64_t n1) {
+  auto rows = [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
       if (w.bits == 8) {
         const int8_t* q = reinterpret_cast<const int8_t*>(w.q) + n * K;
         for (int64_t m = 0; m < M; m++) y[m * N + n] = w.s[n] * f.dotI8(x + m * K, q, K);
         continue;
       }
-      const uint8_t* q = w.q + n * K / 2;
-      for (int64_t m = 0; m < M; m++) {
-        float acc = 0.f;
-        for (int64_t g = 0; g < NG; g++) {
-          const int64_t gi = n * NG + g;
-          acc += w.s[gi] * (f.dotU4(x + m * K + g * w.G, q + g * w.G / 2, w.G) - w.z[gi] * xsum[m * NG + g]);
-        }
-        y[m * N + n] = acc;
-      }
+      for (int64_t m = 0; m < M; m++) y[m * N + n] = f.rowU4(x + m * K, w.q + n * K / 2, w.s + n * NG, w.z + n * NG, xsum.data() + m * NG, NG, w.G);
     }
-  });
+  };
+  // Threads split the rows in dynamically handed-out chunks. The region is timed (RegionClock) like GEMM's, so that
+  // on a busy machine the thread policy learns that workers join late and runs decoding on one thread for a while
+  // (threads.h): a decode step is ~50 such regions, each otherwise waiting a scheduler slice for a descheduled worker.
+  const int64_t want = N / minRows;
+  const int nt = want < 2 || omp_in_parallel() ? 1 : static_cast<int>(std::min<int64_t>(threadPolicy().cap(), want));
+  if (nt <= 1) {
+    rows(0, N);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(want, int64_t{8} * nt);
+  RegionClock region;
+#pragma omp parallel num_threads(nt)
+  {
+    region.arrive();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; c++) rows(N * c / chunks, N * (c + 1) / chunks);
+  }
+  region.finish();
 }
 
 // Rows of W per decoded tile: about 1 MiB of fp32, at least 16 rows.

@@ -130,6 +130,17 @@ function quantizeLinears(root: Module, prefix: string, file: SafetensorsFile, qc
   }
 }
 
+/** Draws zeros: the blocks built while loading are overwritten from the file, so drawing their random init is waste. */
+class ZeroRng extends lm.Rng {
+  override uniform(): number {
+    return 0;
+  }
+
+  override normal(): number {
+    return 0;
+  }
+}
+
 /** Loads a quantized GPT written by saveQuantizedGPT. Its forward, KV cache and generation are a GPT's. */
 export function loadQuantizedGPT(dir: string): GPT {
   const configPath = join(dir, CONFIG_FILE);
@@ -150,7 +161,7 @@ export function loadQuantizedGPT(dir: string): GPT {
   // blocks are built and quantized one at a time, each block's float weights returned to the pool for the next.
   const model = new GPT({ ...c, n_layer: 1, vocab_size: 1, tie_embeddings: true, local_layers: c.local_layers === '' ? '' : 'all' }, 1);
   try {
-    const rng = new lm.Rng(1);
+    const rng = new ZeroRng(1);
     const blocks: Block[] = [];
     for (let l = 0; l < c.n_layer; l++) {
       const b = lm.tidy(() => new Block(c, rng, l));
