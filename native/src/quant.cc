@@ -9,6 +9,8 @@
 #include <omp.h>
 #include <algorithm>
 #include <cstdint>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 #include "checks.h"
@@ -162,6 +164,45 @@ void decodeRowAvx512(const QW& w, int64_t n, float* dst) {
 }
 
 #pragma GCC pop_options
+
+// ---- AVX-512 VNNI bodies (decoding): activations rounded to int8 per block of 64 inputs, so that one vpdpbusd
+// multiplies 64 weights by 64 activations and sums them in fours into 16 int32 lanes. On a CPU shared with other
+// work the float path is compute-bound (widen, convert, FMA per 16 weights: ~16 instructions per 64 weights); this
+// is ~5 (int8) or ~8 (4-bit) per 64. The cost is rounding each activation to 1/254 of its block's largest.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,prefer-vector-width=512")
+
+// One int8-weight row: s_n·(Σ_b sx_b·Σ_{k∈b} (q_k + 128)·xq_k − corr), corr = 128·Σ_b sx_b·Σ_{k∈b} xq_k (per x row).
+float rowI8Vnni(const int8_t* xq, const float* sx, float corr, const int8_t* q, int64_t K, float s) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 tot = _mm512_setzero_ps();
+  for (int64_t b = 0; b < K / 64; b++) {
+    const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(q + b * 64), flip);  // int8 → unsigned code + 128
+    const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + b * 64));
+    tot = _mm512_fmadd_ps(_mm512_set1_ps(sx[b]), _mm512_cvtepi32_ps(acc), tot);
+  }
+  return s * (_mm512_reduce_add_ps(tot) - corr);
+}
+
+// One 4-bit row: Σ_b s_g·sx_b·(Σ_{k∈b} q_k·xq_k − z_g·Σ_{k∈b} xq_k), g the group of block b. xq is permuted per 64
+// to the order in which a 32-byte load's low then high nibbles come: k 0..15, 32..47, 16..31, 48..63.
+float rowU4Vnni(const int8_t* xq, const float* sx, const int32_t* xs, const uint8_t* q, const float* s, const float* z, int64_t K, int64_t G) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  __m512 tot = _mm512_setzero_ps();
+  float corr = 0.f;
+  for (int64_t b = 0; b < K / 64; b++) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
+    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+    const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + b * 64));
+    const int64_t g = (b * 64) / G;
+    const float f = s[g] * sx[b];
+    tot = _mm512_fmadd_ps(_mm512_set1_ps(f), _mm512_cvtepi32_ps(acc), tot);
+    corr += f * z[g] * static_cast<float>(xs[b]);
+  }
+  return _mm512_reduce_add_ps(tot) - corr;
+}
+
+#pragma GCC pop_options
 #endif
 
 struct Bodies {
@@ -182,30 +223,11 @@ const Bodies& bodies() {
 // Rows at most this many take the GEMV path (each weight row, once in L1, serves every x row).
 constexpr int64_t kGemvRows = 8;
 
-// y (M, N) = x (M, K)·Wᵀ for few rows: threads split the output channels; each decodes its rows in registers.
-void gemv(const Bodies& f, const QW& w, const float* x, float* y, int64_t M) {
-  const int64_t K = w.K, N = w.N, NG = w.groups();
-  // 4-bit: Σ_k s(q_k − z)x_k = s·(Σ_k q_k x_k − z·Σ_k x_k), with Σ_k x_k per group computed once here.
-  std::vector<float> xsum(w.bits == 4 ? M * NG : 0);
-  if (w.bits == 4)
-    for (int64_t m = 0; m < M; m++)
-      for (int64_t g = 0; g < NG; g++) {
-        float s = 0.f;
-        for (int64_t k = g * w.G; k < (g + 1) * w.G; k++) s += x[m * K + k];
-        xsum[m * NG + g] = s;
-      }
-  // ~16 KiB of weights per chunk at least, so a chunk outweighs handing it out.
-  const int64_t minRows = std::max<int64_t>(1, (int64_t{16} << 10) / std::max<int64_t>(1, w.bits * K / 8));
-  auto rows = [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; n++) {
-      if (w.bits == 8) {
-        const int8_t* q = reinterpret_cast<const int8_t*>(w.q) + n * K;
-        for (int64_t m = 0; m < M; m++) y[m * N + n] = w.s[n] * f.dotI8(x + m * K, q, K);
-        continue;
-      }
-      for (int64_t m = 0; m < M; m++) y[m * N + n] = f.rowU4(x + m * K, w.q + n * K / 2, w.s + n * NG, w.z + n * NG, xsum.data() + m * NG, NG, w.G);
-    }
-  };
+// Runs rows(n0, n1) over the output channels [0, N) on the threads the policy allows, ~16 KiB of weights a chunk at least.
+template <class F>
+void splitRows(const QW& w, F&& rows) {
+  const int64_t N = w.N;
+  const int64_t minRows = std::max<int64_t>(1, (int64_t{16} << 10) / std::max<int64_t>(1, w.bits * w.K / 8));
   // Threads split the rows in dynamically handed-out chunks. The region is timed (RegionClock) like GEMM's, so that
   // on a busy machine the thread policy learns that workers join late and runs decoding on one thread for a while
   // (threads.h): a decode step is ~50 such regions, each otherwise waiting a scheduler slice for a descheduled worker.
@@ -224,6 +246,91 @@ void gemv(const Bodies& f, const QW& w, const float* x, float* y, int64_t M) {
     for (int64_t c = 0; c < chunks; c++) rows(N * c / chunks, N * (c + 1) / chunks);
   }
   region.finish();
+}
+
+
+// When decoding uses int8 activations (VNNI): 'off', 'decode' (rows ≤ kGemvRows; the default where the CPU has
+// avx512vnni) or 'all' (every forward, to measure what the rounding costs on a whole evaluation).
+enum class VnniMode : int { Off = 0, Decode = 1, All = 2 };
+VnniMode& vnniMode() {
+  static VnniMode mode = [] {
+#ifdef LMF_X86
+    __builtin_cpu_init();
+    if (cpuIsa() != Isa::Avx512 || !__builtin_cpu_supports("avx512vnni")) return VnniMode::Off;
+    const char* e = std::getenv("LMFORGE_QUANT_VNNI");
+    if (e && std::strcmp(e, "off") == 0) return VnniMode::Off;
+    if (e && std::strcmp(e, "all") == 0) return VnniMode::All;
+    return VnniMode::Decode;
+#else
+    return VnniMode::Off;
+#endif
+  }();
+  return mode;
+}
+
+bool vnniApplies(const QW& w) { return w.K % 64 == 0 && (w.bits == 8 || w.G % 64 == 0); }
+
+#ifdef LMF_X86
+// y (M, N) = x (M, K)·Wᵀ with int8 activations: x rounded per row and block of 64 (scale = block max / 127), then
+// the same row split over threads as gemv().
+void gemvVnni(const QW& w, const float* x, float* y, int64_t M) {
+  const int64_t K = w.K, N = w.N, NB = K / 64;
+  std::vector<int8_t> xq(M * K);
+  std::vector<float> sx(M * NB), corr(M, 0.f);
+  std::vector<int32_t> xs(M * NB);
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t b = 0; b < NB; b++) {
+      const float* xb = x + m * K + b * 64;
+      float amax = 0.f;
+      for (int i = 0; i < 64; i++) amax = std::max(amax, std::fabs(xb[i]));
+      const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+      int8_t* qb = xq.data() + m * K + b * 64;
+      int32_t sum = 0;
+      for (int i = 0; i < 64; i++) {
+        // 4-bit rows read k in nibble order (see rowU4Vnni): position i holds input perm(i).
+        const int src = w.bits == 8 ? i : (i < 16 ? i : i < 32 ? i + 16 : i < 48 ? i - 16 : i);
+        const int v = static_cast<int>(std::nearbyint(xb[src] * inv));
+        qb[i] = static_cast<int8_t>(std::min(127, std::max(-127, v)));
+        sum += qb[i];
+      }
+      sx[m * NB + b] = scale;
+      xs[m * NB + b] = sum;
+      corr[m] += 128.f * scale * static_cast<float>(sum);
+    }
+  auto rows = [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t m = 0; m < M; m++)
+        y[m * N + n] = w.bits == 8
+          ? rowI8Vnni(xq.data() + m * K, sx.data() + m * NB, corr[m], reinterpret_cast<const int8_t*>(w.q) + n * K, K, w.s[n])
+          : rowU4Vnni(xq.data() + m * K, sx.data() + m * NB, xs.data() + m * NB, w.q + n * K / 2, w.s + n * w.groups(), w.z + n * w.groups(), K, w.G);
+  };
+  splitRows(w, rows);
+}
+#endif
+
+// y (M, N) = x (M, K)·Wᵀ for few rows: threads split the output channels; each decodes its rows in registers.
+void gemv(const Bodies& f, const QW& w, const float* x, float* y, int64_t M) {
+  const int64_t K = w.K, N = w.N, NG = w.groups();
+  // 4-bit: Σ_k s(q_k − z)x_k = s·(Σ_k q_k x_k − z·Σ_k x_k), with Σ_k x_k per group computed once here.
+  std::vector<float> xsum(w.bits == 4 ? M * NG : 0);
+  if (w.bits == 4)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t g = 0; g < NG; g++) {
+        float s = 0.f;
+        for (int64_t k = g * w.G; k < (g + 1) * w.G; k++) s += x[m * K + k];
+        xsum[m * NG + g] = s;
+      }
+  auto rows = [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      if (w.bits == 8) {
+        const int8_t* q = reinterpret_cast<const int8_t*>(w.q) + n * K;
+        for (int64_t m = 0; m < M; m++) y[m * N + n] = w.s[n] * f.dotI8(x + m * K, q, K);
+        continue;
+      }
+      for (int64_t m = 0; m < M; m++) y[m * N + n] = f.rowU4(x + m * K, w.q + n * K / 2, w.s + n * NG, w.z + n * NG, xsum.data() + m * NG, NG, w.G);
+    }
+  };
+  splitRows(w, rows);
 }
 
 // Rows of W per decoded tile: about 1 MiB of fp32, at least 16 rows.
@@ -290,13 +397,44 @@ napi_value quantMatmul(napi_env env, napi_callback_info info) {
   const QW w{q, s, bits == 4 ? z : nullptr, N, K, G, static_cast<int>(bits)};
   const Bodies& f = bodies();
   if (trans) backwardTiled(f, w, x + xOff, y, M);
+#ifdef LMF_X86
+  else if (vnniMode() != VnniMode::Off && vnniApplies(w) && (M <= kGemvRows || vnniMode() == VnniMode::All)) gemvVnni(w, x + xOff, y, M);
+#endif
   else if (M <= kGemvRows) gemv(f, w, x + xOff, y, M);
   else forwardTiled(f, w, x + xOff, y, M);
   return a.undefined();
 }
 
+// quantVnni(mode?): the int8-activation mode in use ('off' | 'decode' | 'all'); with a mode, switches to it (tests;
+// 'decode' and 'all' only where the CPU has avx512vnni).
+napi_value quantVnni(napi_env env, napi_callback_info info) {
+  Args a(env, info, "quantVnni", 0);
+  static const char* names[] = {"off", "decode", "all"};
+  if (a.argc >= 1) {
+    char buf[16] = {0};
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, a.argv[0], buf, sizeof buf, &len) != napi_ok) { a.fail("mode: expected 'off', 'decode' or 'all'"); return nullptr; }
+    int want = -1;
+    for (int i = 0; i < 3; i++) if (std::strcmp(buf, names[i]) == 0) want = i;
+    if (want < 0) { a.fail("mode: expected 'off', 'decode' or 'all'"); return nullptr; }
+#ifdef LMF_X86
+    const bool can = cpuIsa() == Isa::Avx512 && __builtin_cpu_supports("avx512vnni");
+#else
+    const bool can = false;
+#endif
+    if (want != 0 && !can) { a.fail("mode: this CPU has no AVX-512 VNNI"); return nullptr; }
+    vnniMode() = static_cast<VnniMode>(want);
+  }
+  napi_value r;
+  napi_create_string_utf8(env, names[static_cast<int>(vnniMode())], NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
 }  // namespace
 
-void registerQuant(napi_env env, napi_value exports) { defineFunction(env, exports, "quantMatmul", quantMatmul); }
+void registerQuant(napi_env env, napi_value exports) {
+  defineFunction(env, exports, "quantMatmul", quantMatmul);
+  defineFunction(env, exports, "quantVnni", quantVnni);
+}
 
 }  // namespace lmf

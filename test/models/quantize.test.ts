@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as lm from '../../src/core/index.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
+import { quantActivationMode } from '../../src/core/native/quant.js';
 import { prepareCharData } from '../../src/data/prepare.js';
 import { GPT } from '../../src/models/gpt.js';
 import { cholesky, inverseHessianFactor, quantizeGPTQ, quantizeRTN } from '../../src/models/quantize.js';
@@ -130,11 +131,15 @@ test('a quantized model round-trips through its directory: logits equal the dequ
     for (let i = 0; i < want.length; i++) { maxErr = Math.max(maxErr, Math.abs(got[i]! - want[i]!)); maxQ = Math.max(maxQ, Math.abs(fp[i]! - want[i]!)); }
     assert.ok(maxErr < 1e-4, `${bits}-bit: loaded vs dequantized float model differ by ${maxErr}`);
     assert.ok(maxQ > 0, 'quantization changed something');
-    // Decoding with the KV cache, one token at a time, gives the last position's logits of the full pass.
+    // Decoding with the KV cache, one token at a time, gives the last position's logits of the full pass (with float
+    // activations; the int8-activation decoding path is checked in its own test below).
+    const mode = quantActivationMode();
+    quantActivationMode('off');
     const cache = q.newCache(2);
     let last: number[] = [];
     for (let t = 0; t < 8; t++) last = lm.tidy(() => q.forwardCached(lm.slice(ids, 1, t, t + 1), cache).toArray());
     const V = q.config.vocab_size;
+    quantActivationMode(mode);
     for (let b = 0; b < 2; b++) for (let v = 0; v < V; v++) assert.ok(Math.abs(last[b * V + v]! - got[(b * 8 + 7) * V + v]!) < 1e-4);
     q.dispose();
   }
@@ -194,4 +199,24 @@ test('QLoRA: adapters over a 4-bit base get every gradient (the base none); trai
     '--batch_size=2', '--max_iters=4', '--eval_interval=4', '--eval_iters=1', '--log_interval=1', '--checkpoint_interval=0', '--warmup_iters=1', '--lr_decay_iters=4']);
   assert.equal(tr.status, 0, tr.stderr);
   assert.ok(existsSync(join(dir, 'qlora', 'adapter_model.safetensors')));
+});
+
+test('decoding with int8 activations (AVX-512 VNNI) stays within the rounding of the reference; other rows match exactly', { skip: !lm.nativeAvailable() }, () => {
+  const rng = new lm.Rng(11);
+  for (const [bits, G] of [[8, 256], [4, 64], [4, 128]] as const) {
+    const N = 40, K = 256;
+    const w = quantizeRTN(Array.from({ length: N * K }, () => rng.normal()), N, K, bits, G);
+    for (const M of [1, 3, 12]) {
+      const x = lm.randn([M, K], rng);
+      const want = lm.withBackend('reference', () => lm.quantLinear(x, w, null)).toTypedArray() as Float32Array;
+      const prev = quantActivationMode();
+      const got = lm.quantLinear(x, w, null).toTypedArray() as Float32Array;
+      quantActivationMode(prev);
+      let err = 0, norm = 0;
+      for (let i = 0; i < want.length; i++) { err = Math.max(err, Math.abs(got[i]! - want[i]!)); norm = Math.max(norm, Math.abs(want[i]!)); }
+      // Each activation moves by ≤ 1/254 of its block's largest: relative output error ~1e-3, not ~1e-7.
+      assert.ok(err < 0.01 * norm, `${bits}-bit g${G}, ${M} rows (${prev}): max error ${err} of ${norm}`);
+      if (prev === 'off' || M > 8) assert.ok(err < 1e-4 * norm, `${bits}-bit, ${M} rows: the float path must match the reference`);
+    }
+  }
 });
