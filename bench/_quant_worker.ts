@@ -1,5 +1,5 @@
 // Child process of bench/decode.ts --quantized and bench/qlora.ts. Modes:
-//   build CASE BITS DIR        a random GPT of the decode case, quantized round-to-nearest (speed only) into DIR
+//   build CASE BITS DIR [GROUP] a random GPT of the decode case, quantized round-to-nearest (speed only) into DIR
 //   ppl MODEL_DIR VAL_BIN      perplexity exp(mean cross-entropy) over consecutive block_size windows of VAL_BIN
 // Prints one JSON line. A separate process so that each measurement's memory is its own.
 import * as lm from '../src/core/index.js';
@@ -15,13 +15,14 @@ import { DECODE_CASES } from './_gpt_cases.js';
 loadNativeBackend();
 const [mode, ...rest] = process.argv.slice(2);
 if (mode === 'build') {
-  const [name, bitsArg, dir] = rest;
+  const [name, bitsArg, dir, groupArg] = rest;
+  const G = Number(groupArg ?? 64);
   const c = DECODE_CASES.find((x) => x.name === name);
   if (!c || !dir) throw new Error(`build: unknown case ${name} or no DIR`);
   const bits = Number(bitsArg) as 4 | 8;
   const model = new GPT({ vocab_size: c.vocab_size, block_size: c.block_size, n_layer: c.n_layer, n_head: c.n_head, n_embd: c.n_embd, bias: true }, 1);
-  const layers = quantizeGPT(model, { bits, groupSize: 64, calibration: null });
-  saveQuantizedGPT(dir, model, layers, { bits, group_size: bits === 4 ? 64 : null, method: 'rtn', sym: bits === 8, calibration_tokens: 0 });
+  const layers = quantizeGPT(model, { bits, groupSize: G, calibration: null });
+  saveQuantizedGPT(dir, model, layers, { bits, group_size: bits === 4 ? G : null, method: 'rtn', sym: bits === 8, calibration_tokens: 0 });
   console.log(JSON.stringify({ dir }));
 } else if (mode === 'ppl') {
   const [dir, val] = rest;

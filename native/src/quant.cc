@@ -169,6 +169,10 @@ void decodeRowAvx512(const QW& w, int64_t n, float* dst) {
 // multiplies 64 weights by 64 activations and sums them in fours into 16 int32 lanes. On a CPU shared with other
 // work the float path is compute-bound (widen, convert, FMA per 16 weights: ~16 instructions per 64 weights); this
 // is ~5 (int8) or ~8 (4-bit) per 64. The cost is rounding each activation to 1/254 of its block's largest.
+// Rows of W follow each other in memory: fetching 4 KiB ahead keeps loads in flight while a row is summed (the
+// hardware prefetcher alone left the GEMV at ~2 GB/s on a busy machine).
+constexpr int64_t kPrefetchBytes = 4096;
+
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,prefer-vector-width=512")
 
@@ -177,6 +181,7 @@ float rowI8Vnni(const int8_t* xq, const float* sx, float corr, const int8_t* q, 
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 tot = _mm512_setzero_ps();
   for (int64_t b = 0; b < K / 64; b++) {
+    _mm_prefetch(reinterpret_cast<const char*>(q + b * 64 + kPrefetchBytes), _MM_HINT_T0);
     const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(q + b * 64), flip);  // int8 → unsigned code + 128
     const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + b * 64));
     tot = _mm512_fmadd_ps(_mm512_set1_ps(sx[b]), _mm512_cvtepi32_ps(acc), tot);
@@ -191,6 +196,7 @@ float rowU4Vnni(const int8_t* xq, const float* sx, const int32_t* xs, const uint
   __m512 tot = _mm512_setzero_ps();
   float corr = 0.f;
   for (int64_t b = 0; b < K / 64; b++) {
+    if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(q + b * 32 + kPrefetchBytes), _MM_HINT_T0);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
     const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
     const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + b * 64));
