@@ -8,11 +8,11 @@
 // config.json's `quantization_config` (bits, group_size, method, the quantized module paths). Other tensors (norms,
 // biases, position embeddings) stay F32 under their usual names. Loading builds one block at a time, so the float
 // model is never held whole. Not the quantization itself (quantize.ts, quantize-model.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import type { QuantWeight, Tensor } from '../core/index.js';
-import { readSafetensors, writeSafetensors, type SafetensorsFile, type TensorData } from '../core/safetensors.js';
+import { writeSafetensors, type SafetensorsFile, type TensorData } from '../core/safetensors.js';
 import { Block } from '../nn/block.js';
 import { Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -97,6 +97,48 @@ export function saveQuantizedGPT(dir: string, model: GPT, layers: readonly Quant
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify({ ...toHFConfig(model.config), quantization_config: config }, null, 2) + '\n');
 }
 
+/**
+ * Reads a safetensors file tensor by tensor straight into arrays of their own (F32 and U8 only, as quantized models
+ * hold): no whole-file buffer or mapping beside the copies, so loading peaks at the model's size, not twice it.
+ */
+function readTensorsOneByOne(path: string): SafetensorsFile {
+  const fd = openSync(path, 'r');
+  try {
+    const fail = (msg: string): never => {
+      throw new UserError(`${path}: not a valid quantized model file: ${msg}`);
+    };
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) !== 8) fail('shorter than its 8-byte header length');
+    const n = Number(head.readBigUInt64LE(0));
+    if (n > 100_000_000) fail(`header length ${n} is larger than 100 MB`);
+    const text = Buffer.alloc(n);
+    if (readSync(fd, text, 0, n, 8) !== n) fail(`the header runs past the end of the file`);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(text.toString('utf8')) as Record<string, unknown>;
+    } catch (e) {
+      return fail(`the header is not JSON (${(e as Error).message})`);
+    }
+    const tensors = new Map<string, SafetensorsFile['tensors'] extends Map<string, infer T> ? T : never>();
+    for (const [name, raw] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      if (e.dtype !== 'F32' && e.dtype !== 'U8') fail(`tensor "${name}" has dtype ${JSON.stringify(e.dtype)}, expected F32 or U8`);
+      const shape = e.shape as number[];
+      const [begin, end] = e.data_offsets as [number, number];
+      const size = e.dtype === 'F32' ? 4 : 1;
+      const count = shape.reduce((a, b) => a * b, 1);
+      if (!Array.isArray(shape) || end - begin !== count * size) fail(`tensor "${name}": data_offsets [${begin}, ${end}] do not hold shape [${String(shape)}] of ${String(e.dtype)}`);
+      const buf = new ArrayBuffer(end - begin);
+      if (readSync(fd, new Uint8Array(buf), 0, end - begin, 8 + n + begin) !== end - begin) fail(`tensor "${name}" runs past the end of the file (truncated?)`);
+      tensors.set(name, { dtype: e.dtype as 'F32' | 'U8', shape, data: e.dtype === 'F32' ? new Float32Array(buf) : new Uint8Array(buf) });
+    }
+    return { tensors, metadata: {} };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads layer `path`'s QuantWeight (N, K) from the file, checking dtypes and shapes. */
 function readQuantWeight(file: SafetensorsFile, path: string, N: number, K: number, qc: QuantizationConfig, source: string): QuantWeight {
   const G = qc.bits === 8 ? K : qc.group_size!;
@@ -155,7 +197,7 @@ export function loadQuantizedGPT(dir: string): GPT {
     if (e instanceof RangeError) throw new UserError(`${configPath}: ${e.message}`);
     throw e;
   }
-  const file = readSafetensors(weightsPath);
+  const file = readTensorsOneByOne(weightsPath);
   const wanted = new Set(qc.modules);
   // A skeleton with one block and a one-token table, so that no full-size float weight is ever allocated; the real
   // blocks are built and quantized one at a time, each block's float weights returned to the pool for the next.
@@ -197,6 +239,9 @@ export function loadQuantizedGPT(dir: string): GPT {
       entries.set(name, { shape: t.shape, data: t.data });
     }
     loadStateDict(model, entries, weightsPath);
+    // The float block weights built while loading went back to the pool; training and decoding take other sizes,
+    // so hand them to the garbage collector instead of keeping them (QLoRA's peak memory is the point).
+    lm.memory.clearPool();
   } catch (e) {
     model.dispose();
     if (e instanceof StateDictError) throw new UserError(e.message);
