@@ -11,7 +11,8 @@
         "native/src/indexing.cc",
         "native/src/optim.cc",
         "native/src/mmap.cc",
-        "native/src/moe.cc"
+        "native/src/moe.cc",
+        "native/src/quant.cc"
       ],
       "include_dirs": ["native/include"],
       "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],

@@ -8,6 +8,8 @@
 
 namespace lmf {
 
+void registerQuant(napi_env env, napi_value exports);  // quant.cc
+
 static napi_value cpuInfo(napi_env env, napi_callback_info) {
   napi_value obj, v;
   napi_create_object(env, &obj);
@@ -57,6 +59,7 @@ static napi_value init(napi_env env, napi_value exports) {
   registerOptim(env, exports);
   registerMmap(env, exports);
   registerMoe(env, exports);
+  registerQuant(env, exports);
   return exports;
 }
 

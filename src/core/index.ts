@@ -14,3 +14,6 @@ export * from './ops/nn.js';
 export * from './ops/indexing.js';
 export * from './ops/attention.js';
 export * from './ops/grouped.js';
+export * from './ops/quant.js';
+export type { QuantWeight } from './kernels.js';
+export { dequantAt } from './reference/quant.js';

@@ -121,6 +121,36 @@ export interface AdamWArgs<F extends FloatArray> {
 }
 
 /**
+ * A weight-only quantized matrix W (N, K) (N outputs, K inputs: row n is output channel n), in one of two layouts:
+ * - bits 8: q holds N·K int8 values (two's complement bytes) row after row, w = scale_n·q with one scale per row
+ *   (groupSize = K, zeros null): symmetric per-output-channel.
+ * - bits 4: K is cut into groups of groupSize (a multiple of 32) per row with scale s and zero point z (an integer
+ *   0..15 stored as float), w = s·(q − z), q in 0..15. Each 32 consecutive k of a row pack into 16 bytes: byte i
+ *   holds k = 32b + i in its low nibble and k = 32b + 16 + i in its high nibble, so one 16-byte load unpacks into
+ *   two 16-lane vectors. Row n starts at byte n·K/2.
+ * scales and zeros are (N, K/groupSize) row-major. docs in README ("Quantized models") name the file layout.
+ */
+export interface QuantWeight {
+  bits: 4 | 8;
+  groupSize: number;
+  N: number;
+  K: number;
+  q: Uint8Array;
+  scales: Float32Array;
+  zeros: Float32Array | null;
+}
+
+/** y = x·Wᵀ (y (M, N), x (M, K)), or with trans y = x·W (y (M, K), x (M, N)): the input gradient. Contiguous rows. */
+export interface QuantMatmulArgs<F extends FloatArray> {
+  x: F;
+  xOffset: number;
+  w: QuantWeight;
+  y: F;
+  M: number;
+  trans: boolean;
+}
+
+/**
  * Every kernel. Shapes are passed as numbers; the meaning of each is documented on the member.
  * (outer, r, inner) describes an axis of length r inside a contiguous array: index (o, i, n) ↦ (o·r + i)·inner + n.
  */
@@ -205,6 +235,9 @@ export interface Kernels<F extends FloatArray> {
   attention(args: AttentionArgs<F>): void;
   /** Fused attention backward (recomputes the probabilities from lse), see AttentionBackwardArgs. */
   attentionBackward(args: AttentionBackwardArgs<F>): void;
+
+  /** Matmul with a weight-only quantized matrix, dequantized on the fly (W is never expanded whole), see QuantMatmulArgs. */
+  quantMatmul(args: QuantMatmulArgs<F>): void;
 
   /** In-place AdamW step over param, m and v, see AdamWArgs. */
   adamw(args: AdamWArgs<F>): void;

@@ -8,6 +8,7 @@ import { UserError } from '../util/errors.js';
 import { siteSeed, type ForwardContext } from './context.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
+import { QuantizedLinear } from './quantized.js';
 
 export interface LoRAOptions {
   /** Rank r of the update. */
@@ -38,20 +39,23 @@ function pathSite(path: string): number {
  * starts equal to the base. The base Linear stores its weight as (in, out) (GPT-2's Conv1D, PEFT's
  * fan_in_fan_out = true), so a merge adds s·(B·A)ᵀ = s·Aᵀ·Bᵀ to it.
  */
-export class LoRALinear extends Module {
-  readonly base_layer: Linear;
+export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Module {
+  /** A float Linear, or a QuantizedLinear (QLoRA, Dettmers et al. 2023: the frozen base is 4-bit; gradients reach
+   *  the adapters through its dequantized weight). */
+  readonly base_layer: B;
   readonly loraA: Tensor;
   readonly loraB: Tensor;
   readonly scaling: number;
   private mergedIn = false;
   private readonly site: number;
 
-  constructor(base: Linear, readonly options: LoRAOptions, rng: Rng, readonly path = '') {
+  constructor(base: B, readonly options: LoRAOptions, rng: Rng, readonly path = '') {
     super();
     const { r } = options;
     if (!(Number.isInteger(r) && r >= 1)) throw new RangeError(`LoRA: r = ${r}, expected an integer ≥ 1`);
     if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`LoRA: dropout = ${options.dropout}, expected a number in [0, 1)`);
-    this.base_layer = this.child('base_layer', base);
+    this.child('base_layer', base);
+    this.base_layer = base;
     base.freeze();
     const bound = 1 / Math.sqrt(base.inFeatures); // kaiming_uniform_(a=√5): gain·√(3/fan_in) = √(1/3)·√(3/in)
     this.loraA = this.param('lora_A.weight', lm.uniform([r, base.inFeatures], rng, -bound, bound));
@@ -97,7 +101,11 @@ export class LoRALinear extends Module {
   }
 
   private addToBase(sign: 1 | -1): void {
-    const w = this.base_layer.weight;
+    const base: Linear | QuantizedLinear = this.base_layer;
+    if (base instanceof QuantizedLinear) {
+      throw new UserError(`LoRA ${this.path}: the base layer is quantized; an adapter cannot be merged into 4- or 8-bit weights (merge it into the float model the quantized one came from)`);
+    }
+    const w = base.weight;
     const d = this.delta();
     const data = w.data;
     for (let i = 0; i < w.size; i++) data[w.offset + i] = (data[w.offset + i] as number) + sign * d[i]!;
@@ -170,9 +178,9 @@ export function applyLoRA(model: Module, o: ApplyLoRAOptions): string[] {
   const paths: string[] = [];
   for (const [path, m] of model.namedModules()) {
     if (m instanceof LoRALinear) throw new UserError(`${source}: ${path} already holds a LoRA adapter`);
-    if (m instanceof Linear) linears.push(path);
+    if (m instanceof Linear || m instanceof QuantizedLinear) linears.push(path);
     if (path === '' || !matchesTarget(path, o.targetModules)) continue;
-    if (!(m instanceof Linear)) throw new UserError(`${source}: ${path} matches target_modules but is a ${m.constructor.name}; only Linear layers can carry a LoRA adapter`);
+    if (!(m instanceof Linear || m instanceof QuantizedLinear)) throw new UserError(`${source}: ${path} matches target_modules but is a ${m.constructor.name}; only Linear layers can carry a LoRA adapter`);
     paths.push(path);
   }
   if (paths.length === 0) {
@@ -181,7 +189,7 @@ export function applyLoRA(model: Module, o: ApplyLoRAOptions): string[] {
   }
   model.freeze();
   const rng = new Rng(o.seed ?? 0);
-  for (const path of paths) model.replaceModule(path, (old) => new LoRALinear(old as Linear, o, rng, path));
+  for (const path of paths) model.replaceModule(path, (old) => new LoRALinear(old as Linear | QuantizedLinear, o, rng, path));
   return paths;
 }
 

@@ -5,9 +5,10 @@
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GPT } from '../models/gpt.js';
-import { CONFIG_FILE, loadGPT, saveGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
+import { CONFIG_FILE, saveGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT } from '../models/lora-io.js';
 import { isLowRankDir, loadLowRankGPT } from '../models/low-rank-io.js';
+import { loadAnyGPT } from '../models/quantize-io.js';
 import { mergeAndUnload } from '../nn/lora.js';
 import { codecFromMeta, type TextCodec } from '../tokenizers/codec.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -138,7 +139,7 @@ export class RunDir {
     } else if (isLowRankDir(this.path)) {
       model = loadLowRankGPT(this.path); // `lmforge lowrank`'s output: factorized layers (config.json's low_rank)
     } else {
-      model = loadGPT(this.path);
+      model = loadAnyGPT(this.path); // a float model, or one written by `lmforge quantize`
     }
     if (existsSync(this.metaPath)) {
       const vocab = this.meta().vocab_size;

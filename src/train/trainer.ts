@@ -5,8 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as lm from '../core/index.js';
 import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
-import { loadGPT } from '../models/gpt-io.js';
 import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
+import { loadAnyGPT, isQuantizedModelDir } from '../models/quantize-io.js';
 import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io.js';
 import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
@@ -64,7 +64,9 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
   if (isAdapterDir(dir) && !existsSync(join(dir, 'model.safetensors'))) {
     throw new UserError(`init_from ${dir}: holds a LoRA adapter, not a model; merge it first (lmforge lora merge --run ${dir} --out DIR) and start from DIR`);
   }
-  const base = loadGPT(dir);
+  // A quantized base (lmforge quantize) is frozen 4- or 8-bit weights: only adapters can train over it (QLoRA).
+  if (isQuantizedModelDir(dir) && c.lora.r === 0) throw new UserError(`init_from ${dir}: holds a quantized model, whose weights cannot be trained; train LoRA adapters over it (lora.r > 0: QLoRA) or start from the float model`);
+  const base = loadAnyGPT(dir);
   const fail = (msg: string): never => {
     base.dispose();
     throw new UserError(msg);

@@ -1,7 +1,10 @@
 // The op test cases shared by the gradient checks (float64, reference backend) and the backend parity tests
 // (float32, native against reference). Each case builds its output from freshly made inputs.
 import * as lm from '../../src/core/index.js';
-import type { DType, Tensor } from '../../src/core/index.js';
+import type { DType, QuantWeight, Tensor } from '../../src/core/index.js';
+import { tryLoadAddon } from '../../src/core/native/addon.js';
+import { quantActivationMode } from '../../src/core/native/quant.js';
+import { quantizeRTN } from '../../src/models/quantize.js';
 
 export interface OpCase {
   name: string;
@@ -13,6 +16,18 @@ export interface OpCase {
 }
 
 const ids = (values: number[], shape: number[]): Tensor => lm.tensor(values, shape, 'int32');
+
+/** A fixed quantized weight (N, K) from seeded normal values: quantized ops take it as a constant. */
+function quantWeight(N: number, K: number, bits: 4 | 8, groupSize: number): QuantWeight {
+  const rng = new lm.Rng(N * 1000 + K + bits);
+  return quantizeRTN(Array.from({ length: N * K }, () => rng.normal()), N, K, bits, groupSize);
+}
+// The cases check the float-activation arithmetic, the reference's; the int8-activation (VNNI) decoding path is checked
+// against it within its rounding in test/models/quantize.test.ts.
+if (tryLoadAddon()) quantActivationMode('off');
+const qInt8 = quantWeight(5, 80, 8, 80);
+const qInt4 = quantWeight(6, 128, 4, 64);
+const qInt4g32 = quantWeight(7, 64, 4, 32);
 
 export const opCases: OpCase[] = [
   // elementwise unary
@@ -55,6 +70,11 @@ export const opCases: OpCase[] = [
   { name: 'linear with bias', inputs: [[2, 3, 4], [4, 5], [5]], run: (xs) => lm.linear(xs[0]!, xs[1]!, xs[2]!) },
   { name: 'linear no bias', inputs: [[3, 4], [4, 2]], run: (xs) => lm.linear(xs[0]!, xs[1]!, null) },
   { name: 'sum over leading dims (bias grad path)', inputs: [[2, 3, 4], [4]], run: (xs) => lm.add(xs[0]!, xs[1]!) },
+  // weight-only quantized linear (rows ≤ 8 take the native GEMV path, more rows the decoded-tile GEMM path)
+  { name: 'quantLinear int8 + bias', inputs: [[2, 80], [5]], run: (xs) => lm.quantLinear(xs[0]!, qInt8, xs[1]!) },
+  { name: 'quantLinear int8 tiled', inputs: [[3, 4, 80]], run: (xs) => lm.quantLinear(xs[0]!, qInt8, null) },
+  { name: 'quantLinear 4-bit g64', inputs: [[1, 3, 128], [6]], run: (xs) => lm.quantLinear(xs[0]!, qInt4, xs[1]!) },
+  { name: 'quantLinear 4-bit g32 tiled', inputs: [[2, 9, 64], [7]], run: (xs) => lm.quantLinear(xs[0]!, qInt4g32, xs[1]!) },
   // nn
   { name: 'softmax', inputs: [[3, 5]], run: (xs) => lm.softmax(xs[0]!) },
   { name: 'softmax axis 0', inputs: [[3, 5]], run: (xs) => lm.softmax(xs[0]!, 0) },

@@ -7,11 +7,13 @@ import { nativeAttention } from './attention.js';
 import { nativeMatmul } from './gemm.js';
 import { nativeGrouped } from './grouped.js';
 import { nativeMisc } from './misc.js';
+import { nativeQuant } from './quant.js';
 
 export const nativeKernels: Kernels<Float32Array> = {
   ...nativeMisc,
   ...nativeAttention,
   ...nativeGrouped,
+  ...nativeQuant,
   matmul: nativeMatmul,
 };
 

@@ -5,6 +5,7 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
 import { groupedKernels } from './grouped.js';
 import { indexingKernels } from './indexing.js';
+import { quantKernels } from './quant.js';
 import { rowwiseKernels } from './rowwise.js';
 
 export const referenceKernels: Kernels<FloatArray> = {
@@ -13,4 +14,5 @@ export const referenceKernels: Kernels<FloatArray> = {
   ...indexingKernels,
   ...attentionKernels,
   ...groupedKernels,
+  ...quantKernels,
 };
