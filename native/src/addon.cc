@@ -8,6 +8,8 @@
 
 namespace lmf {
 
+void registerShampoo(napi_env env, napi_value exports);  // shampoo.cc
+
 static napi_value cpuInfo(napi_env env, napi_callback_info) {
   napi_value obj, v;
   napi_create_object(env, &obj);
@@ -55,6 +57,7 @@ static napi_value init(napi_env env, napi_value exports) {
   registerRowwise(env, exports);
   registerIndexing(env, exports);
   registerOptim(env, exports);
+  registerShampoo(env, exports);
   registerMmap(env, exports);
   return exports;
 }
