@@ -206,31 +206,26 @@ export class Shampoo extends Optimizer<ShampooOptions> {
   }
 
   /**
-   * The grafted optimizer's step direction D for g (its state updated), and the matrix M that Shampoo preconditions:
-   * g for Adagrad grafting, AdamW's m̂ for AdamW grafting (so the preconditioned step has momentum), in float64.
+   * The grafted optimizer's step direction D for the gradient G32·gradScale (its state updated), and the matrix M
+   * that Shampoo preconditions with its scale: g for Adagrad grafting, AdamW's m̂ = m/(1 − β1^t) for AdamW grafting
+   * (so the preconditioned step has momentum). AdamW's D is the backend's fused AdamW kernel run on a zero
+   * "parameter" with lr = −1 and no decay, which leaves exactly m̂/(√v̂ + ε) in it.
    */
-  private graftStep(state: Map<string, Tensor>, o: ShampooOptions, g: Float64Array): { D: Float64Array; M: Float64Array } {
-    const D = new Float64Array(g.length);
+  private graftStep(state: Map<string, Tensor>, o: ShampooOptions, G32: Float32Array, gradScale: number): { D: Float32Array; M: Float32Array; mScale: number } {
+    const D = new Float32Array(G32.length);
     if (o.graft === 'adagrad') {
       const acc = f32(state.get('graft_sum_sq')!);
-      for (let i = 0; i < g.length; i++) {
-        acc[i] = acc[i]! + g[i]! * g[i]!;
-        D[i] = g[i]! / (Math.sqrt(acc[i]!) + o.graftEps);
+      for (let i = 0; i < G32.length; i++) {
+        const g = G32[i]! * gradScale;
+        acc[i] = acc[i]! + g * g;
+        D[i] = g / (Math.sqrt(acc[i]!) + o.graftEps);
       }
-      return { D, M: g };
+      return { D, M: G32, mScale: gradScale };
     }
-    const M = new Float64Array(g.length);
     const m = f32(state.get('graft_exp_avg')!);
     const v = f32(state.get('graft_exp_avg_sq')!);
-    const bc1 = 1 - Math.pow(o.beta1, this.stepCount);
-    const bc2 = 1 - Math.pow(o.beta2, this.stepCount);
-    for (let i = 0; i < g.length; i++) {
-      m[i] = o.beta1 * m[i]! + (1 - o.beta1) * g[i]!;
-      v[i] = o.beta2 * v[i]! + (1 - o.beta2) * g[i]! * g[i]!;
-      M[i] = m[i]! / bc1;
-      D[i] = M[i]! / (Math.sqrt(v[i]! / bc2) + o.graftEps);
-    }
-    return { D, M };
+    kernelsFor('float32').adamw({ param: D, grad: G32, m, v, lr: -1, beta1: o.beta1, beta2: o.beta2, eps: o.graftEps, weightDecay: 0, step: this.stepCount, gradScale });
+    return { D, M: m, mScale: 1 / (1 - Math.pow(o.beta1, this.stepCount)) };
   }
 
   step(gradScale = 1): void {
@@ -238,16 +233,14 @@ export class Shampoo extends Optimizer<ShampooOptions> {
     const t = this.stepCount;
     noGrad(() => {
       // Pass 1: grafted steps, statistics, and the roots due this step (all computed in one batch).
-      const work: { X: Float32Array; o: ShampooOptions; D: Float64Array; blocks: { b: Block; Mb: Float32Array; Lroot: Float32Array; Rroot: Float32Array }[] }[] = [];
+      const work: { X: Float32Array; o: ShampooOptions; D: Float32Array; blocks: { b: Block; Mb: Float32Array; Lroot: Float32Array; Rroot: Float32Array }[] }[] = [];
       const jobs = new Map<string, RootJob[]>(); // keyed by (eps, relative): the native call takes one of each
       for (const s of this.slots) {
         if (!s.param.grad) continue;
         const o = s.options;
         const X = f32(s.param);
         const G32 = f32(s.param.grad);
-        const g = new Float64Array(X.length);
-        for (let i = 0; i < g.length; i++) g[i] = G32[i]! * gradScale;
-        const { D, M } = this.graftStep(s.state, o, g);
+        const { D, M, mScale } = this.graftStep(s.state, o, G32, gradScale);
         const item: (typeof work)[number] = { X, o, D, blocks: [] };
         work.push(item);
         if (s.param.ndim < 2) continue;
@@ -256,7 +249,7 @@ export class Shampoo extends Optimizer<ShampooOptions> {
         for (const b of blocksOf(s.param, o.blockSize)) {
           const L = f32(s.state.get(`L${b.tag}`)!);
           const R = f32(s.state.get(`R${b.tag}`)!);
-          this.accumulate(L, R, g, b, o.statDecay);
+          this.accumulate(L, R, G32, gradScale, b, o.statDecay);
           const Lroot = f32(s.state.get(`L_inv_root${b.tag}`)!);
           const Rroot = f32(s.state.get(`R_inv_root${b.tag}`)!);
           if (refresh) {
@@ -264,7 +257,7 @@ export class Shampoo extends Optimizer<ShampooOptions> {
             if (!jobs.has(key)) jobs.set(key, []);
             jobs.get(key)!.push({ S: L, n: b.nr, out: Lroot }, { S: R, n: b.nc, out: Rroot });
           }
-          if (active) item.blocks.push({ b, Mb: copyBlock(M, b, 1), Lroot, Rroot });
+          if (active) item.blocks.push({ b, Mb: copyBlock(M, b, mScale), Lroot, Rroot });
         }
       }
       for (const [key, list] of jobs) {
@@ -274,15 +267,17 @@ export class Shampoo extends Optimizer<ShampooOptions> {
       // Pass 2: each block's preconditioned step with the grafted norm, then the update.
       for (const { X, o, D, blocks } of work) {
         for (const { b, Mb, Lroot, Rroot } of blocks) this.graftBlock(b, Mb, Lroot, Rroot, D);
-        for (let i = 0; i < X.length; i++) X[i] = X[i]! * (1 - o.lr * o.weightDecay) - o.lr * D[i]!;
+        const keep = 1 - o.lr * o.weightDecay;
+        const lr = o.lr;
+        for (let i = 0; i < X.length; i++) X[i] = X[i]! * keep - lr * D[i]!;
       }
     });
   }
 
   /** L ← β·L + (1 − β)·G·Gᵀ and R ← β·R + (1 − β)·Gᵀ·G for one block, on the GEMM (β = 1: L += G·Gᵀ). */
-  private accumulate(L: Float32Array, R: Float32Array, g: Float64Array, b: Block, beta: number): void {
+  private accumulate(L: Float32Array, R: Float32Array, G32: Float32Array, gradScale: number, b: Block, beta: number): void {
     // With G scaled by √(1 − β) the GEMM's own accumulation adds (1 − β)·G·Gᵀ.
-    const Gb = copyBlock(g, b, beta < 1 ? Math.sqrt(1 - beta) : 1);
+    const Gb = copyBlock(G32, b, gradScale * (beta < 1 ? Math.sqrt(1 - beta) : 1));
     if (beta < 1) {
       for (let i = 0; i < L.length; i++) L[i] = L[i]! * beta;
       for (let i = 0; i < R.length; i++) R[i] = R[i]! * beta;
@@ -294,7 +289,7 @@ export class Shampoo extends Optimizer<ShampooOptions> {
   }
 
   /** Overwrites D's block with P = L^(−1/4)·M·R^(−1/4) rescaled to the norm of D's block (the grafting). */
-  private graftBlock(b: Block, Mb: Float32Array, Lroot: Float32Array, Rroot: Float32Array, D: Float64Array): void {
+  private graftBlock(b: Block, Mb: Float32Array, Lroot: Float32Array, Rroot: Float32Array, D: Float32Array): void {
     const { r0, nr, c0, nc, cols } = b;
     const k = kernelsFor('float32');
     const LM = new Float32Array(nr * nc);
@@ -304,19 +299,24 @@ export class Shampoo extends Optimizer<ShampooOptions> {
     let pn = 0;
     let dn = 0;
     for (let i = 0; i < nr; i++) {
+      const row = (r0 + i) * cols + c0;
       for (let j = 0; j < nc; j++) {
-        pn += P[i * nc + j]! * P[i * nc + j]!;
-        const d = D[(r0 + i) * cols + c0 + j]!;
+        const p = P[i * nc + j]!;
+        const d = D[row + j]!;
+        pn += p * p;
         dn += d * d;
       }
     }
     const s = pn > 0 ? Math.sqrt(dn / pn) : 0;
-    for (let i = 0; i < nr; i++) for (let j = 0; j < nc; j++) D[(r0 + i) * cols + c0 + j] = s * P[i * nc + j]!;
+    for (let i = 0; i < nr; i++) {
+      const row = (r0 + i) * cols + c0;
+      for (let j = 0; j < nc; j++) D[row + j] = s * P[i * nc + j]!;
+    }
   }
 }
 
 /** Block b of the row-major matrix x times scale, as a contiguous float32 array. */
-function copyBlock(x: Float64Array, b: Block, scale: number): Float32Array {
+function copyBlock(x: Float32Array, b: Block, scale: number): Float32Array {
   const { cols } = b;
   const out = new Float32Array(b.nr * b.nc);
   for (let i = 0; i < b.nr; i++) for (let j = 0; j < b.nc; j++) out[i * b.nc + j] = x[(b.r0 + i) * cols + b.c0 + j]! * scale;
