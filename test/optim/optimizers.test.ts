@@ -1,7 +1,8 @@
 // Adafactor, Lion, Muon and Shampoo against the golden fixture of test/reference/optimizers_reference.py (an
 // independent float64 PyTorch implementation of each published rule): every parameter after every one of 6 steps,
 // with gradient scales, weight decay, Muon's AdamW part, Shampoo root refreshes, blocking, a relative ridge, decayed
-// statistics and a start step (Shampoo on both backends). Then, per optimizer: the state round-trips exactly, stateBytes() counts what it holds, and frozen parameters are refused.
+// statistics and a start step (Shampoo on both backends). Then, per optimizer: the state round-trips exactly,
+// stateBytes() counts what it holds, and frozen parameters are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
