@@ -10,6 +10,7 @@
         "native/src/rowwise.cc",
         "native/src/indexing.cc",
         "native/src/optim.cc",
+        "native/src/shampoo.cc",
         "native/src/mmap.cc",
         "native/src/moe.cc",
         "native/src/quant.cc"

@@ -9,6 +9,7 @@
 namespace lmf {
 
 void registerQuant(napi_env env, napi_value exports);  // quant.cc
+void registerShampoo(napi_env env, napi_value exports);  // shampoo.cc
 
 static napi_value cpuInfo(napi_env env, napi_callback_info) {
   napi_value obj, v;
@@ -57,6 +58,7 @@ static napi_value init(napi_env env, napi_value exports) {
   registerRowwise(env, exports);
   registerIndexing(env, exports);
   registerOptim(env, exports);
+  registerShampoo(env, exports);
   registerMmap(env, exports);
   registerMoe(env, exports);
   registerQuant(env, exports);

@@ -37,7 +37,10 @@ export const optimSpec = defineConfig({
   muon_adamw_lr: { default: 1e-3, type: 'number', min: 0, doc: 'Muon: peak lr of the AdamW part (embeddings, head, vectors); the schedule scales it with lr' },
   shampoo_update_freq: { default: 10, type: 'integer', min: 1, doc: 'Shampoo: steps between recomputations of the inverse 4th roots' },
   shampoo_block_size: { default: 128, type: 'integer', min: 1, doc: 'Shampoo: matrix dimensions above this are cut into independent blocks' },
-  shampoo_eps: { default: 1e-4, type: 'number', min: 0, doc: 'Shampoo: ε of the εI added to L and R' },
+  shampoo_eps: { default: 1e-4, type: 'number', min: 0, doc: 'Shampoo: ε of the ridge εI added to L and R' },
+  shampoo_eps_relative: { default: false, doc: 'Shampoo: the ridge is ε·λ_max of each matrix (Anil et al. 2020) instead of ε' },
+  shampoo_stat_decay: { default: 1, type: 'number', min: 0, max: 1, doc: 'Shampoo: L ← β·L + (1 − β)·G·Gᵀ (1 = the paper\'s running sum)' },
+  shampoo_start_step: { default: 1, type: 'integer', min: 1, doc: 'Shampoo: first preconditioned step (before it, the grafted optimizer\'s step)' },
   shampoo_graft: { default: 'adagrad', choices: ['adagrad', 'adamw'], doc: 'Shampoo: the optimizer whose step norm each block takes (and vectors\' step)' },
   decay_lr: { default: true, doc: 'warmup + cosine decay (else constant lr)' },
   warmup_iters: { default: 100, type: 'integer', min: 0, doc: 'linear warmup steps' },
@@ -90,7 +93,8 @@ export function makeOptimizer(params: readonly NamedParam[], o: OptimConfig): Op
     }
     case 'shampoo':
       return new Shampoo([{ params: decayed, options: wd }, { params: plain, options: noWd }], {
-        lr: o.lr, updateFreq: o.shampoo_update_freq, blockSize: o.shampoo_block_size, eps: o.shampoo_eps, graft: o.shampoo_graft,
+        lr: o.lr, updateFreq: o.shampoo_update_freq, blockSize: o.shampoo_block_size, eps: o.shampoo_eps, epsRelative: o.shampoo_eps_relative,
+        statDecay: o.shampoo_stat_decay, startStep: o.shampoo_start_step, graft: o.shampoo_graft,
         graftEps: o.eps, beta1: o.beta1, beta2: o.beta2,
       });
   }

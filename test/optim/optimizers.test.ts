@@ -1,7 +1,8 @@
 // Adafactor, Lion, Muon and Shampoo against the golden fixture of test/reference/optimizers_reference.py (an
 // independent float64 PyTorch implementation of each published rule): every parameter after every one of 6 steps,
-// with gradient scales, weight decay, Muon's AdamW part, a Shampoo root refresh and Shampoo's blocking. Then, per
-// optimizer: the state round-trips exactly, stateBytes() counts what it holds, and frozen parameters are refused.
+// with gradient scales, weight decay, Muon's AdamW part, Shampoo root refreshes, blocking, a relative ridge, decayed
+// statistics and a start step (Shampoo on both backends). Then, per optimizer: the state round-trips exactly,
+// stateBytes() counts what it holds, and frozen parameters are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -92,26 +93,34 @@ function dispose(opt: Optimizer, params: Record<string, Tensor>): void {
  */
 const RTOL: Record<Kind, number> = { adafactor: 2e-5, lion: 2e-5, muon: 2e-5, shampoo: 1e-3 };
 
-for (const c of fixture.cases) {
-  test(`${c.name}: every parameter after each of ${c.steps.length} steps matches the PyTorch reference`, () => {
-    const { opt, params, grads } = setup(c);
-    let worst = 0;
-    c.steps.forEach((expected, t) => {
-      setGrads(params, grads[t]!);
-      opt.step(fixture.scales[t]);
-      for (const [k, p] of Object.entries(params)) {
-        const got = p.toTypedArray();
-        const want = expected[k]!;
-        for (let i = 0; i < want.length; i++) {
-          const err = Math.abs(got[i]! - want[i]!);
-          worst = Math.max(worst, err);
-          assert.ok(err <= 2e-6 + RTOL[c.kind] * Math.abs(want[i]!), `${c.name} step ${t + 1} ${k}[${i}]: ${got[i]} vs ${want[i]} (error ${err})`);
-        }
+/** Runs a fixture case and checks every parameter after every step against the reference trajectory. */
+function checkCase(c: Case): void {
+  const { opt, params, grads } = setup(c);
+  let worst = 0;
+  c.steps.forEach((expected, t) => {
+    setGrads(params, grads[t]!);
+    opt.step(fixture.scales[t]);
+    for (const [k, p] of Object.entries(params)) {
+      const got = p.toTypedArray();
+      const want = expected[k]!;
+      for (let i = 0; i < want.length; i++) {
+        const err = Math.abs(got[i]! - want[i]!);
+        worst = Math.max(worst, err);
+        assert.ok(err <= 2e-6 + RTOL[c.kind] * Math.abs(want[i]!), `${c.name} step ${t + 1} ${k}[${i}]: ${got[i]} vs ${want[i]} (error ${err})`);
       }
-    });
-    if (process.env.LMFORGE_SHOW_ERRORS) console.log(`${c.name}: largest error ${worst.toExponential(2)}`);
-    dispose(opt, params);
+    }
   });
+  if (process.env.LMFORGE_SHOW_ERRORS) console.log(`${c.name}: largest error ${worst.toExponential(2)}`);
+  dispose(opt, params);
+}
+
+for (const c of fixture.cases) {
+  test(`${c.name}: every parameter after each of ${c.steps.length} steps matches the PyTorch reference`, () => checkCase(c));
+}
+
+// Shampoo also on the reference backend: its Jacobi inverse roots, reference GEMM and reference AdamW kernel.
+for (const c of fixture.cases.filter((x) => x.kind === 'shampoo')) {
+  test(`${c.name} on the reference backend: matches the PyTorch reference too`, () => lm.withBackend('reference', () => checkCase(c)));
 }
 
 /** One case per kind: the first in the fixture. */

@@ -22,10 +22,13 @@ Formulas (t is the 1-based step, g the scaled gradient):
     X = u / (||u||_F + 1e-7), transposed when rows > cols; 5 x [A = X X^T; X = a X + (b A + c A^2) X] with (a, b, c)
     = (3.4445, -4.7750, 2.0315); W = W (1 - lr lambda) - lr sqrt(max(1, rows/cols)) X. Vectors: AdamW (decoupled
     decay, bias-corrected moments) with their own lr.
-  Shampoo (Gupta et al. 2018) with grafting (Anil et al. 2020): per block of at most B x B, L += G G^T, R += G^T G;
-    at steps 1, N+1, ... the roots (L + eps I)^(-1/4), (R + eps I)^(-1/4) by torch.linalg.eigh; P = L^(-1/4) G R^(-1/4)
-    rescaled to the Frobenius norm of the grafted step's block (Adagrad: g / (sqrt(sum g^2) + eps'); AdamW:
-    m_hat / (sqrt(v_hat) + eps')); vectors take the grafted step; x = x (1 - lr lambda) - lr step.
+  Shampoo (Gupta et al. 2018) with grafting (Anil et al. 2020): per block of at most B x B, L = d L + (1 - d) G G^T,
+    R = d R + (1 - d) G^T G (d = statDecay; d = 1: the paper's L += G G^T); from step s0 = startStep on, at steps s0,
+    s0+N, ... the roots (L + r I)^(-1/4), (R + r I)^(-1/4) by torch.linalg.eigh, with the ridge r = eps, or
+    eps * lambda_max when epsRelative; P = L^(-1/4) M R^(-1/4) with M = G for Adagrad grafting and M = m_hat (AdamW's
+    bias-corrected first moment, Distributed Shampoo's filtered gradient) for AdamW grafting, rescaled to the
+    Frobenius norm of the grafted step's block (Adagrad: g / (sqrt(sum g^2) + eps'); AdamW: m_hat / (sqrt(v_hat) +
+    eps')); before s0, and for vectors, the grafted step; x = x (1 - lr lambda) - lr step.
 """
 import json
 import math
@@ -127,9 +130,11 @@ def muon(params, grads, scales, o, po):
     return out
 
 
-def inv_root(S, eps, p):
-    w, Q = torch.linalg.eigh(S + eps * torch.eye(S.shape[0]))
-    return Q @ torch.diag(w.clamp(min=eps) ** (-1.0 / p)) @ Q.T
+def inv_root(S, eps, p, relative=False):
+    w, Q = torch.linalg.eigh(S)
+    lmax = float(w.max())
+    ridge = eps * lmax if relative and lmax > 0 else eps
+    return Q @ torch.diag((w.clamp(min=0) + ridge) ** (-1.0 / p)) @ Q.T
 
 
 def shampoo(params, grads, scales, o):
@@ -144,23 +149,29 @@ def shampoo(params, grads, scales, o):
                 acc = st.get(k + ".acc", torch.zeros_like(g)) + g * g
                 st[k + ".acc"] = acc
                 D = g / (acc.sqrt() + o["graftEps"])
+                M = g
             else:
                 m = o["beta1"] * st.get(k + ".m", torch.zeros_like(g)) + (1 - o["beta1"]) * g
                 v = o["beta2"] * st.get(k + ".v", torch.zeros_like(g)) + (1 - o["beta2"]) * g * g
                 st[k + ".m"], st[k + ".v"] = m, v
-                D = (m / (1 - o["beta1"] ** t)) / ((v / (1 - o["beta2"] ** t)).sqrt() + o["graftEps"])
+                M = m / (1 - o["beta1"] ** t)
+                D = M / ((v / (1 - o["beta2"] ** t)).sqrt() + o["graftEps"])
+            d, s0 = o["statDecay"], o["startStep"]
             if g.dim() == 2:
                 D = D.clone()
                 for r0 in range(0, g.shape[0], B):
                     for c0 in range(0, g.shape[1], B):
                         key = f"{k}.{r0}.{c0}"
                         Gb = g[r0:r0 + B, c0:c0 + B]
-                        L = st.get(key + ".L", torch.zeros(Gb.shape[0], Gb.shape[0])) + Gb @ Gb.T
-                        R = st.get(key + ".R", torch.zeros(Gb.shape[1], Gb.shape[1])) + Gb.T @ Gb
+                        L = d * st.get(key + ".L", torch.zeros(Gb.shape[0], Gb.shape[0])) + (1 - d if d < 1 else 1) * Gb @ Gb.T
+                        R = d * st.get(key + ".R", torch.zeros(Gb.shape[1], Gb.shape[1])) + (1 - d if d < 1 else 1) * Gb.T @ Gb
                         st[key + ".L"], st[key + ".R"] = L, R
-                        if (t - 1) % o["updateFreq"] == 0:
-                            st[key + ".Lr"], st[key + ".Rr"] = inv_root(L, o["eps"], 4), inv_root(R, o["eps"], 4)
-                        P = st[key + ".Lr"] @ Gb @ st[key + ".Rr"]
+                        if t < s0:
+                            continue
+                        if (t - s0) % o["updateFreq"] == 0:
+                            rel = o["epsRelative"]
+                            st[key + ".Lr"], st[key + ".Rr"] = inv_root(L, o["eps"], 4, rel), inv_root(R, o["eps"], 4, rel)
+                        P = st[key + ".Lr"] @ M[r0:r0 + B, c0:c0 + B] @ st[key + ".Rr"]
                         Db = D[r0:r0 + B, c0:c0 + B]
                         D[r0:r0 + B, c0:c0 + B] = P * (Db.norm() / P.norm())
             x[k] = x[k] * (1 - o["lr"] * o["weightDecay"]) - o["lr"] * D
@@ -193,10 +204,15 @@ def main():
         ("muon_wide", "muon", {"lr": 0.02, "muon": True, "momentum": 0.95, "nesterov": True, "nsSteps": 5, "weightDecay": 0.0,
                                "beta1": 0.9, "beta2": 0.95, "eps": 1e-10},
          {"b": {"muon": False, "lr": 0.01}}, True),
-        ("shampoo_adagrad", "shampoo", {"lr": 0.1, "eps": 1e-4, "updateFreq": 3, "blockSize": 128, "graft": "adagrad", "graftEps": 1e-8,
-                                        "beta1": 0.9, "beta2": 0.999, "weightDecay": 0.0}, {}, False),
-        ("shampoo_adamw_blocked", "shampoo", {"lr": 0.01, "eps": 1e-4, "updateFreq": 3, "blockSize": 2, "graft": "adamw", "graftEps": 1e-8,
-                                              "beta1": 0.9, "beta2": 0.999, "weightDecay": 0.1}, {}, False),
+        ("shampoo_adagrad", "shampoo", {"lr": 0.1, "eps": 1e-4, "epsRelative": False, "statDecay": 1.0, "startStep": 1, "updateFreq": 3,
+                                        "blockSize": 128, "graft": "adagrad", "graftEps": 1e-8, "beta1": 0.9, "beta2": 0.999, "weightDecay": 0.0}, {}, False),
+        ("shampoo_adamw_blocked", "shampoo", {"lr": 0.01, "eps": 1e-4, "epsRelative": False, "statDecay": 1.0, "startStep": 1, "updateFreq": 3,
+                                              "blockSize": 2, "graft": "adamw", "graftEps": 1e-8, "beta1": 0.9, "beta2": 0.999, "weightDecay": 0.1},
+         {}, False),
+        # Relative ridge, decayed statistics, grafted steps until step 2, roots at steps 2 and 4.
+        ("shampoo_adamw_relative_decay_start", "shampoo", {"lr": 0.01, "eps": 1e-3, "epsRelative": True, "statDecay": 0.9, "startStep": 2,
+                                                           "updateFreq": 2, "blockSize": 128, "graft": "adamw", "graftEps": 1e-8, "beta1": 0.9,
+                                                           "beta2": 0.99, "weightDecay": 0.0}, {}, False),
     ]
     run = {"adafactor": lambda P, G, o, po: adafactor(P, G, scales, o), "lion": lambda P, G, o, po: lion(P, G, scales, o),
            "muon": lambda P, G, o, po: muon(P, G, scales, o, po), "shampoo": lambda P, G, o, po: shampoo(P, G, scales, o)}
