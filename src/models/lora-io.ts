@@ -10,7 +10,8 @@ import type { Module } from '../nn/module.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError, describeError } from '../util/errors.js';
 import type { GPT } from './gpt.js';
-import { CONFIG_FILE, loadGPT, WEIGHTS_FILE } from './gpt-io.js';
+import { CONFIG_FILE, WEIGHTS_FILE } from './gpt-io.js';
+import { loadAnyGPT } from './quantize-io.js';
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -179,9 +180,12 @@ export function resolveBaseModel(dir: string, override?: string): string {
   return found;
 }
 
-/** A GPT with its adapter: the base model the adapter names (or `base`), wrapped and filled from dir. */
+/**
+ * A GPT with its adapter: the base model the adapter names (or `base`), wrapped and filled from dir. The base may be
+ * a quantized model (a QLoRA run), whose QuantizedLinear layers the adapter wraps as it wraps Linear ones.
+ */
 export function loadAdaptedGPT(dir: string, options: { base?: string } = {}): GPT {
-  const model = loadGPT(resolveBaseModel(dir, options.base));
+  const model = loadAnyGPT(resolveBaseModel(dir, options.base));
   try {
     loadAdapter(dir, model);
   } catch (e) {

@@ -9,7 +9,8 @@ import { CONFIG_FILE, saveGPT, WEIGHTS_FILE } from '../models/gpt-io.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT } from '../models/lora-io.js';
 import { isLowRankDir, loadLowRankGPT } from '../models/low-rank-io.js';
 import { loadAnyGPT } from '../models/quantize-io.js';
-import { mergeAndUnload } from '../nn/lora.js';
+import { loraLayers, mergeAndUnload } from '../nn/lora.js';
+import { QuantizedLinear } from '../nn/quantized.js';
 import { codecFromMeta, type TextCodec } from '../tokenizers/codec.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { saveConfig } from '../util/config.js';
@@ -128,14 +129,16 @@ export class RunDir {
 
   /**
    * The final model (config.json + model.safetensors), checked against the run's vocabulary. For a LoRA run: the
-   * base model its adapter_config.json names with the adapter merged in (a plain GPT, as fast as the base). For a
+   * base model its adapter_config.json names with the adapter merged in (a plain GPT, as fast as the base; over a
+   * quantized base, as QLoRA trains, the adapters stay unmerged beside it). For a
    * factorized model (`lmforge lowrank`), the GPT with its LowRankLinear layers.
    */
   loadModel(): GPT {
     let model: GPT;
     if (this.isAdapterRun()) {
       model = loadAdaptedGPT(this.path);
-      mergeAndUnload(model);
+      // A QLoRA run keeps its adapters beside the frozen 4-/8-bit base: they cannot be folded into quantized weights.
+      if (!quantizedBase(model)) mergeAndUnload(model);
     } else if (isLowRankDir(this.path)) {
       model = loadLowRankGPT(this.path); // `lmforge lowrank`'s output: factorized layers (config.json's low_rank)
     } else {
@@ -168,4 +171,9 @@ export class RunDir {
   saveModel(model: GPT, metadata: Record<string, string>): void {
     saveGPT(this.path, model, metadata);
   }
+}
+
+/** Whether any LoRA layer of the model wraps a quantized base layer (a QLoRA model). */
+function quantizedBase(model: GPT): boolean {
+  return loraLayers(model).some(([, layer]) => layer.base_layer instanceof QuantizedLinear);
 }

@@ -199,6 +199,14 @@ test('QLoRA: adapters over a 4-bit base get every gradient (the base none); trai
     '--batch_size=2', '--max_iters=4', '--eval_interval=4', '--eval_iters=1', '--log_interval=1', '--checkpoint_interval=0', '--warmup_iters=1', '--lr_decay_iters=4']);
   assert.equal(tr.status, 0, tr.stderr);
   assert.ok(existsSync(join(dir, 'qlora', 'adapter_model.safetensors')));
+  // The QLoRA run samples over its 4-bit base; merging into 4-bit weights is refused with one line.
+  const s = runCli(['sample', '--run', join(dir, 'qlora'), '--prompt', 'ROMEO:', '--max-new-tokens', '8', '--seed', '1']);
+  assert.equal(s.status, 0, s.stderr);
+  assert.ok(s.stdout.startsWith('ROMEO:'), s.stdout);
+  const mg = runCli(['lora', 'merge', '--run', join(dir, 'qlora'), '--out', join(dir, 'merged')]);
+  assert.equal(mg.status, 1);
+  assert.match(mg.stderr, /^error: .*/);
+  assert.ok(!mg.stderr.includes('    at '), mg.stderr);
 });
 
 test('decoding with int8 activations (AVX-512 VNNI) stays within the rounding of the reference; other rows match exactly', { skip: !lm.nativeAvailable() }, () => {
