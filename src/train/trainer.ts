@@ -125,6 +125,8 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   try {
     trainFile = openTokenFile(join(c.data.dir, 'train.bin'), { vocabSize });
     valFile = openTokenFile(join(c.data.dir, 'val.bin'), { vocabSize });
+    // Shared layers are one module used at several depths: an adapter would wrap it once per use.
+    if (adapter && model.config.share_layers !== 'none') throw new UserError(`lora.r: the init_from model shares its layers (share_layers ${model.config.share_layers}); LoRA over shared layers is not supported`);
     if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
     run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
   } catch (e) {
