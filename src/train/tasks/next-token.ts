@@ -4,11 +4,10 @@
 import * as lm from '../../core/index.js';
 import { hash32 } from '../../core/random.js';
 import type { RngState } from '../../core/random.js';
+import { gptCost } from '../../models/gpt-cost.js';
 import type { GPT } from '../../models/gpt.js';
-import { moeInactiveParameters } from '../../nn/moe.js';
 import { UserError } from '../../util/errors.js';
 import type { LossOutput, StepContext, Task } from '../loop.js';
-import { estimateFlopsPerToken } from '../metrics.js';
 import { BatchSampler, type TokenFile } from '../token-reader.js';
 
 export interface NextTokenOptions {
@@ -65,7 +64,8 @@ export class NextTokenTask implements Task<TokenBatch> {
     this.itemsPerBatch = o.batchSize * this.T;
     const c = model.config;
     // A mixture of experts counts the parameters a token uses: k of its E experts.
-    this.flopsPerItem = estimateFlopsPerToken({ nParams: model.numParametersNonEmbedding() - moeInactiveParameters(c), nLayer: c.n_layer, nEmbd: c.n_embd, blockSize: c.block_size });
+    // Analytic cost of the config: a shared layer counts at every use, a mixture of experts only its k active experts.
+    this.flopsPerItem = gptCost(c).flopsPerToken;
   }
 
   nextBatch(): TokenBatch {
