@@ -8,6 +8,8 @@
 
 namespace lmf {
 
+void registerSparseAttention(napi_env env, napi_value exports);  // sparse-attention.cc
+
 static napi_value cpuInfo(napi_env env, napi_callback_info) {
   napi_value obj, v;
   napi_create_object(env, &obj);
@@ -51,6 +53,7 @@ static napi_value init(napi_env env, napi_value exports) {
   defineFunction(env, exports, "setThreads", setThreads);
   registerGemm(env, exports);
   registerAttention(env, exports);
+  registerSparseAttention(env, exports);
   registerElementwise(env, exports);
   registerRowwise(env, exports);
   registerIndexing(env, exports);

@@ -13,3 +13,4 @@ export * from './ops/matmul.js';
 export * from './ops/nn.js';
 export * from './ops/indexing.js';
 export * from './ops/attention.js';
+export * from './ops/sparse-attention.js';

@@ -103,6 +103,48 @@ export interface AttentionBackwardArgs<F extends FloatArray> extends AttentionAr
   gv: StridedArg<F>;
 }
 
+/**
+ * Chunked attention over gathered slots, the shared core of Reformer (LSH) and Routing attention.
+ * q, k, v and out are (B, H, T, D) views with strides [sB, sH, sT] (last dim contiguous). slots (B, H, N) int32
+ * contiguous holds a position in [0, T) per slot; the N = rounds·L slots of a head form `rounds` rounds of L slots
+ * (L a multiple of chunk), each cut into chunks of `chunk` slots. Query slot n (position p) sees key slots m of its
+ * own chunk and, with lookBack, of the chunk before it in the same round, where pos(m) ≤ p (causal by original
+ * position); its score is scale·q_p·k_pos(m), minus selfPenalty when pos(m) = p (Reformer's "not oneself unless
+ * nothing else": a finite penalty, so a slot whose only key is itself still attends to it).
+ * Every slot gives a softmax over its keys (lse_n, o_n); a position's output merges its slots by log-sum-exp
+ * weights, out_p = Σ_{n: pos(n)=p} exp(lse_n − L_p)·o_n with L_p = log Σ exp(lse_n), which is one softmax over the
+ * union of the slots' keys (a key seen by two slots counts twice). lse (B, H, T) contiguous receives L_p; a
+ * position with no slot gets out = 0, lse = −∞ and zero gradients. Time O(N·chunk·D), never O(T²).
+ */
+export interface BucketAttentionArgs<F extends FloatArray> {
+  q: StridedArg<F>;
+  k: StridedArg<F>;
+  v: StridedArg<F>;
+  out: StridedArg<F>;
+  lse: F;
+  slots: IndexArray;
+  B: number;
+  H: number;
+  T: number;
+  D: number;
+  /** Slots per head (rounds · L). */
+  N: number;
+  rounds: number;
+  chunk: number;
+  lookBack: boolean;
+  selfPenalty: number;
+  scale: number;
+}
+
+export interface BucketAttentionBackwardArgs<F extends FloatArray> extends BucketAttentionArgs<F> {
+  /** Upstream gradient, same layout contract as out. */
+  gout: StridedArg<F>;
+  /** Gradients, (B, H, T, D) contiguous, accumulated (+=): the caller zeroes them. */
+  gq: F;
+  gk: F;
+  gv: F;
+}
+
 export interface AdamWArgs<F extends FloatArray> {
   param: F;
   grad: F;
@@ -196,6 +238,11 @@ export interface Kernels<F extends FloatArray> {
   attention(args: AttentionArgs<F>): void;
   /** Fused attention backward (recomputes the probabilities from lse), see AttentionBackwardArgs. */
   attentionBackward(args: AttentionBackwardArgs<F>): void;
+
+  /** Chunked attention over gathered slots (LSH and Routing attention), see BucketAttentionArgs. */
+  bucketAttention(args: BucketAttentionArgs<F>): void;
+  /** Its backward (recomputes the probabilities from lse and out), see BucketAttentionBackwardArgs. */
+  bucketAttentionBackward(args: BucketAttentionBackwardArgs<F>): void;
 
   /** In-place AdamW step over param, m and v, see AdamWArgs. */
   adamw(args: AdamWArgs<F>): void;

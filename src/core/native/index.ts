@@ -6,10 +6,12 @@ import { addonLoadError, tryLoadAddon } from './addon.js';
 import { nativeAttention } from './attention.js';
 import { nativeMatmul } from './gemm.js';
 import { nativeMisc } from './misc.js';
+import { nativeSparseAttention } from './sparse-attention.js';
 
 export const nativeKernels: Kernels<Float32Array> = {
   ...nativeMisc,
   ...nativeAttention,
+  ...nativeSparseAttention,
   matmul: nativeMatmul,
 };
 

@@ -5,10 +5,12 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernels } from './elementwise.js';
 import { indexingKernels } from './indexing.js';
 import { rowwiseKernels } from './rowwise.js';
+import { sparseAttentionKernels } from './sparse-attention.js';
 
 export const referenceKernels: Kernels<FloatArray> = {
   ...elementwiseKernels,
   ...rowwiseKernels,
   ...indexingKernels,
   ...attentionKernels,
+  ...sparseAttentionKernels,
 };

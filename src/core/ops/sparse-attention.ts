@@ -1,0 +1,75 @@
+// Chunked attention over gathered slots with autograd: the gather → chunked attention → merge core that Reformer
+// (LSH) and Routing attention share (kernel contract: BucketAttentionArgs in kernels.ts). q, k, v are (B, H, T, D),
+// views with a contiguous last dim are read in place; slots (B, H, N) int32 say which position sits in each slot.
+// Not the hashing or clustering that fills the slots (nn/lsh-attention.ts, nn/routing-attention.ts).
+import { record } from '../autograd.js';
+import type { FloatArray, StridedArg } from '../kernels.js';
+import { ShapeError } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+import { alloc, dense, expectNdim, fdata, idata, kernels, sameDtype } from './util.js';
+
+export interface BucketAttentionOptions {
+  /** Slots per chunk: a query slot sees the key slots of its chunk (and of the previous one with lookBack). */
+  chunk: number;
+  /** The N slots of a head form `rounds` rounds of N/rounds slots (hash rounds); chunks never cross a round. */
+  rounds?: number;
+  /** Also see the previous chunk of the same round (Reformer); false = only one's own chunk (Routing). */
+  lookBack?: boolean;
+  /** Subtracted from the score of a query's own position (Reformer: ~1e5, "unless nothing else"); 0 = none. */
+  selfPenalty?: number;
+  /** Score scale, 1/√D by default. */
+  scale?: number;
+}
+
+function headArg(t: Tensor): StridedArg<FloatArray> {
+  return { data: fdata('bucketAttention', t), offset: t.offset, strides: [t.strides[0]!, t.strides[1]!, t.strides[2]!] };
+}
+
+function lastDimContiguous(t: Tensor): Tensor {
+  return t.strides[t.ndim - 1] === 1 || t.shape[t.ndim - 1] === 1 ? t : dense(t);
+}
+
+/**
+ * Causal attention inside chunks of gathered slots → (B, H, T, D). Each slot is a softmax over its chunk's keys
+ * at positions ≤ its own; the slots of one position merge by log-sum-exp weights (one softmax over their union).
+ * A position in no slot gets 0.
+ */
+export function bucketAttention(q: Tensor, k: Tensor, v: Tensor, slots: Tensor, options: BucketAttentionOptions): Tensor {
+  for (const [t, n] of [[q, 'q'], [k, 'k'], [v, 'v']] as const) expectNdim('bucketAttention', t, 4, n);
+  expectNdim('bucketAttention', slots, 3, 'slots');
+  sameDtype('bucketAttention', q, k, v);
+  const [B, H, T, D] = q.shape as [number, number, number, number];
+  for (const t of [k, v]) {
+    if (t.shape.some((d, i) => d !== q.shape[i])) throw new ShapeError(`bucketAttention: q ${q.describe()}, k ${k.describe()}, v ${v.describe()} must share one (B, H, T, D) shape`);
+  }
+  const N = slots.shape[2]!;
+  if (slots.shape[0] !== B || slots.shape[1] !== H) throw new ShapeError(`bucketAttention: slots ${slots.describe()} must be [${B}, ${H}, N]`);
+  const chunk = options.chunk;
+  const rounds = options.rounds ?? 1;
+  if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`bucketAttention: options.chunk must be an integer ≥ 1, got ${chunk}`);
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new RangeError(`bucketAttention: options.rounds must be an integer ≥ 1, got ${rounds}`);
+  if (N % rounds !== 0 || (N / rounds) % chunk !== 0) throw new RangeError(`bucketAttention: ${N} slots are not ${rounds} round(s) of a multiple of chunk ${chunk}`);
+  const selfPenalty = options.selfPenalty ?? 0;
+  if (!Number.isFinite(selfPenalty) || selfPenalty < 0) throw new RangeError(`bucketAttention: options.selfPenalty must be a finite number ≥ 0, got ${selfPenalty}`);
+  const qc = lastDimContiguous(q);
+  const kc = lastDimContiguous(k);
+  const vc = lastDimContiguous(v);
+  const sc = dense(slots);
+  const out = alloc([B, H, T, D], q.dtype);
+  const lse = alloc([B, H, T], q.dtype);
+  const kern = kernels(q);
+  const base = {
+    q: headArg(qc), k: headArg(kc), v: headArg(vc), out: headArg(out), lse: fdata('bucketAttention', lse), slots: idata('bucketAttention', sc),
+    B, H, T, D, N, rounds, chunk, lookBack: options.lookBack ?? false, selfPenalty, scale: options.scale ?? 1 / Math.sqrt(D),
+  };
+  kern.bucketAttention(base);
+  return record('bucketAttention', [q, k, v], out, (g) => {
+    const gc = lastDimContiguous(g);
+    const gq = alloc(q.shape, q.dtype, true);
+    const gk = alloc(k.shape, k.dtype, true);
+    const gv = alloc(v.shape, v.dtype, true);
+    kern.bucketAttentionBackward({ ...base, gout: headArg(gc), gq: fdata('bucketAttention', gq), gk: fdata('bucketAttention', gk), gv: fdata('bucketAttention', gv) });
+    if (gc !== g) gc.dispose();
+    return [gq, gk, gv];
+  });
+}
