@@ -1,4 +1,4 @@
-// Kernel family 'sparse attention' of the native backend: chunked attention over gathered slots, the shared core
+// Kernel family 'sparse attention' of the native backend: causal attention over gathered, grouped slots, the shared core
 // of Reformer (LSH) and Routing attention (contract: BucketAttentionArgs in src/core/kernels.ts), forward and
 // backward. One thread per (b, h) head: a head's slots merge into its own rows only, so there are no races.
 // Not the hashing or clustering that picks the slots (src/nn/lsh-attention.ts, routing-attention.ts).
@@ -25,8 +25,8 @@ struct Problem {
   View q, k, v, out;
   float* lse;
   const int32_t* slots;
-  int64_t B, H, T, D, N, rounds, chunk;
-  bool lookBack;
+  const int32_t* groups;
+  int64_t B, H, T, D, N, rounds, window;
   float selfPenalty, scale;
 };
 
@@ -57,25 +57,26 @@ bool viewArg(Args& a, size_t i, const char* name, const Problem& p, View* v) {
 }
 
 // Arguments shared by forward and backward:
-// (q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, [B, H, T, D, N, rounds, chunk], lookBack, selfPenalty, scale)
+// (q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, [B, H, T, D, N, rounds, window], selfPenalty, scale)
 bool readProblem(Args& a, Problem* p) {
   int64_t dims[7];
-  if (a.ints(10, dims, 7) != 7) { if (!a.failed) a.fail("dims must be [B, H, T, D, N, rounds, chunk]", 10); return false; }
-  p->B = dims[0], p->H = dims[1], p->T = dims[2], p->D = dims[3], p->N = dims[4], p->rounds = dims[5], p->chunk = dims[6];
+  if (a.ints(11, dims, 7) != 7) { if (!a.failed) a.fail("dims must be [B, H, T, D, N, rounds, window]", 11); return false; }
+  p->B = dims[0], p->H = dims[1], p->T = dims[2], p->D = dims[3], p->N = dims[4], p->rounds = dims[5], p->window = dims[6];
   for (int i = 0; i < 7; i++) {
-    if (dims[i] < 0 || (i >= 5 && dims[i] < 1)) { a.fail("dims: sizes must be ≥ 0 and rounds, chunk ≥ 1", 10); return false; }
+    if (dims[i] < 0 || (i == 5 && dims[i] < 1)) { a.fail("dims: sizes must be ≥ 0 and rounds ≥ 1", 11); return false; }
   }
-  if (p->N % p->rounds != 0 || (p->N / p->rounds) % p->chunk != 0) { a.fail("N must be rounds × a multiple of chunk", 10); return false; }
+  if (p->N % p->rounds != 0) { a.fail("N must be a multiple of rounds", 11); return false; }
   if (!viewArg(a, 0, "q", *p, &p->q) || !viewArg(a, 2, "k", *p, &p->k) || !viewArg(a, 4, "v", *p, &p->v) ||
       !viewArg(a, 6, "out", *p, &p->out))
     return false;
-  size_t ll = 0, ls = 0;
+  size_t ll = 0, ls = 0, lg = 0;
   p->lse = f32Arg(a, 8, "lse", &ll);
   p->slots = i32Arg(a, 9, "slots", &ls);
-  p->lookBack = a.boolean(11);
+  p->groups = i32Arg(a, 10, "groups", &lg);
   p->selfPenalty = static_cast<float>(a.num(12));
   p->scale = static_cast<float>(a.num(13));
-  if (!needLength(a, "lse", ll, satMul(p->B, p->H, p->T), "B·H·T") || !needLength(a, "slots", ls, satMul(p->B, p->H, p->N), "B·H·N"))
+  if (!needLength(a, "lse", ll, satMul(p->B, p->H, p->T), "B·H·T") || !needLength(a, "slots", ls, satMul(p->B, p->H, p->N), "B·H·N") ||
+      !needLength(a, "groups", lg, satMul(p->B, p->H, p->N), "B·H·N"))
     return false;
   for (int64_t i = 0; i < p->B * p->H * p->N; i++) {
     if (p->slots[i] < 0 || p->slots[i] >= p->T) {
@@ -89,18 +90,17 @@ bool readProblem(Args& a, Problem* p) {
   return true;
 }
 
-// The key slots [from, to) of query slot n (its chunk, and the one before within its round when lookBack).
-inline void keyRange(const Problem& p, int64_t n, int64_t* from, int64_t* to) {
+// The first key slot query slot n may see: window slots back, not before its round.
+inline int64_t keyFrom(const Problem& p, int64_t n) {
   const int64_t L = p.N / p.rounds;
-  const int64_t inRound = n % L, c0 = inRound - inRound % p.chunk, base = n - inRound;
-  *from = base + (p.lookBack && c0 > 0 ? c0 - p.chunk : c0);
-  *to = base + c0 + p.chunk;
+  return std::max(n - n % L, n - p.window);
 }
 
 // Forward of one head: each query slot's softmax over its keys, merged into its position by log-sum-exp.
 void forwardHead(const Problem& p, int64_t b, int64_t h, std::vector<float>& s, std::vector<float>& o) {
   const int64_t D = p.D;
   const int32_t* slots = p.slots + (b * p.H + h) * p.N;
+  const int32_t* groups = p.groups + (b * p.H + h) * p.N;
   float* lse = p.lse + (b * p.H + h) * p.T;
   const float NEG_INF = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < p.T; t++) {
@@ -108,15 +108,14 @@ void forwardHead(const Problem& p, int64_t b, int64_t h, std::vector<float>& s, 
     std::memset(p.out.row(b, h, t), 0, static_cast<size_t>(D) * sizeof(float));
   }
   for (int64_t n = 0; n < p.N; n++) {
-    int64_t from, to;
-    keyRange(p, n, &from, &to);
-    const int32_t pos = slots[n];
+    const int64_t from = keyFrom(p, n), to = n + 1;
+    const int32_t pos = slots[n], g = groups[n];
     const float* qr = p.q.row(b, h, pos);
     float mx = NEG_INF;
     for (int64_t m = from; m < to; m++) {
       const int32_t j = slots[m];
       float x = NEG_INF;
-      if (j <= pos) x = p.scale * dot(qr, p.k.row(b, h, j), D) - (j == pos ? p.selfPenalty : 0.f);
+      if (j <= pos && groups[m] == g) x = p.scale * dot(qr, p.k.row(b, h, j), D) - (j == pos ? p.selfPenalty : 0.f);
       s[m - from] = x;
       mx = std::max(mx, x);
     }
@@ -156,12 +155,12 @@ void forwardHead(const Problem& p, int64_t b, int64_t h, std::vector<float>& s, 
 void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t h) {
   const int64_t D = p.D;
   const int32_t* slots = p.slots + (b * p.H + h) * p.N;
+  const int32_t* groups = p.groups + (b * p.H + h) * p.N;
   const float* lse = p.lse + (b * p.H + h) * p.T;
   const int64_t head = (b * p.H + h) * p.T * D;
   for (int64_t n = 0; n < p.N; n++) {
-    int64_t from, to;
-    keyRange(p, n, &from, &to);
-    const int32_t pos = slots[n];
+    const int64_t from = keyFrom(p, n), to = n + 1;
+    const int32_t pos = slots[n], g = groups[n];
     const float L = lse[pos];
     if (L == -std::numeric_limits<float>::infinity()) continue;
     const float* qr = p.q.row(b, h, pos);
@@ -170,7 +169,7 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
     float* gqr = gq + head + pos * D;
     for (int64_t m = from; m < to; m++) {
       const int32_t j = slots[m];
-      if (j > pos) continue;
+      if (j > pos || groups[m] != g) continue;
       const float* kr = p.k.row(b, h, j);
       const float* vr = p.v.row(b, h, j);
       const float P = std::exp(p.scale * dot(qr, kr, D) - (j == pos ? p.selfPenalty : 0.f) - L);
@@ -187,14 +186,14 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
   }
 }
 
-// bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, dims, lookBack, selfPenalty, scale)
+// bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, dims, selfPenalty, scale)
 napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
   Args a(env, info, "bucketAttentionForward", 14);
   Problem p{};
   if (!readProblem(a, &p)) return nullptr;
   const int64_t heads = p.B * p.H;
-  const int64_t width = std::max<int64_t>(1, p.lookBack ? 2 * p.chunk : p.chunk);
-#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * p.chunk * p.D > (1 << 16))
+  const int64_t width = p.window + 1;
+#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * (p.window + 1) * p.D > (1 << 16))
   for (int64_t bh = 0; bh < heads; bh++) {
     std::vector<float> s(static_cast<size_t>(width)), o(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
     forwardHead(p, bh / p.H, bh % p.H, s, o);
@@ -218,7 +217,7 @@ napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
   if (!needLength(a, "gq", l1, need, "B·H·T·D") || !needLength(a, "gk", l2, need, "B·H·T·D") || !needLength(a, "gv", l3, need, "B·H·T·D"))
     return nullptr;
   const int64_t heads = p.B * p.H;
-#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * p.chunk * p.D > (1 << 16))
+#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * (p.window + 1) * p.D > (1 << 16))
   for (int64_t bh = 0; bh < heads; bh++) backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H);
   return a.undefined();
 }

@@ -104,17 +104,18 @@ export interface AttentionBackwardArgs<F extends FloatArray> extends AttentionAr
 }
 
 /**
- * Chunked attention over gathered slots, the shared core of Reformer (LSH) and Routing attention.
+ * Causal attention over gathered slots, the shared core of Reformer (LSH) and Routing attention.
  * q, k, v and out are (B, H, T, D) views with strides [sB, sH, sT] (last dim contiguous). slots (B, H, N) int32
- * contiguous holds a position in [0, T) per slot; the N = rounds·L slots of a head form `rounds` rounds of L slots
- * (L a multiple of chunk), each cut into chunks of `chunk` slots. Query slot n (position p) sees key slots m of its
- * own chunk and, with lookBack, of the chunk before it in the same round, where pos(m) ≤ p (causal by original
- * position); its score is scale·q_p·k_pos(m), minus selfPenalty when pos(m) = p (Reformer's "not oneself unless
- * nothing else": a finite penalty, so a slot whose only key is itself still attends to it).
+ * contiguous holds a position in [0, T) per slot and groups (B, H, N) a group id (hash bucket, cluster) per slot;
+ * the N = rounds·L slots of a head form `rounds` rounds of L slots (hash rounds), each sorted by (group, position)
+ * by the caller. Query slot n (position p) sees the key slots m of its round with n − window ≤ m ≤ n,
+ * groups[m] = groups[n] and pos(m) ≤ p: the last `window` earlier members of its group and itself, so what a
+ * position sees never depends on a later position. Its score is scale·q_p·k_pos(m), minus selfPenalty when
+ * pos(m) = p (Reformer's "not oneself unless nothing else", a finite penalty so a lone slot attends to itself).
  * Every slot gives a softmax over its keys (lse_n, o_n); a position's output merges its slots by log-sum-exp
  * weights, out_p = Σ_{n: pos(n)=p} exp(lse_n − L_p)·o_n with L_p = log Σ exp(lse_n), which is one softmax over the
- * union of the slots' keys (a key seen by two slots counts twice). lse (B, H, T) contiguous receives L_p; a
- * position with no slot gets out = 0, lse = −∞ and zero gradients. Time O(N·chunk·D), never O(T²).
+ * union of the slots' keys (a key seen in two rounds counts twice). lse (B, H, T) contiguous receives L_p; a
+ * position with no slot gets out = 0, lse = −∞ and zero gradients. Time O(N·window·D), never O(T²).
  */
 export interface BucketAttentionArgs<F extends FloatArray> {
   q: StridedArg<F>;
@@ -123,6 +124,7 @@ export interface BucketAttentionArgs<F extends FloatArray> {
   out: StridedArg<F>;
   lse: F;
   slots: IndexArray;
+  groups: IndexArray;
   B: number;
   H: number;
   T: number;
@@ -130,8 +132,8 @@ export interface BucketAttentionArgs<F extends FloatArray> {
   /** Slots per head (rounds · L). */
   N: number;
   rounds: number;
-  chunk: number;
-  lookBack: boolean;
+  /** Earlier slots of the same group a query slot may see (≥ 0). */
+  window: number;
   selfPenalty: number;
   scale: number;
 }
@@ -239,7 +241,7 @@ export interface Kernels<F extends FloatArray> {
   /** Fused attention backward (recomputes the probabilities from lse), see AttentionBackwardArgs. */
   attentionBackward(args: AttentionBackwardArgs<F>): void;
 
-  /** Chunked attention over gathered slots (LSH and Routing attention), see BucketAttentionArgs. */
+  /** Causal attention over gathered, grouped slots (LSH and Routing attention), see BucketAttentionArgs. */
   bucketAttention(args: BucketAttentionArgs<F>): void;
   /** Its backward (recomputes the probabilities from lse and out), see BucketAttentionBackwardArgs. */
   bucketAttentionBackward(args: BucketAttentionBackwardArgs<F>): void;

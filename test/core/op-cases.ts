@@ -99,18 +99,21 @@ export const opCases: OpCase[] = [
   { name: 'attention causal window 3 + dropout', inputs: [[1, 2, 6, 3], [1, 2, 6, 3], [1, 2, 6, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, window: 3, dropout: 0.3, dropoutSeed: 8 }) },
   { name: 'selfAttention window 3', inputs: [[2, 9, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2, { window: 3 }) },
   { name: 'selfAttention window 1', inputs: [[1, 4, 6]], run: (xs) => lm.selfAttention(xs[0]!, 1, { window: 1 }) },
-  // chunked attention over gathered slots (Reformer / Routing core): two hash rounds of sorted positions with
-  // look-back and the self penalty, and clusters that repeat one position and leave another out
+  // causal attention over gathered, grouped slots (Reformer / Routing core): two hash rounds sorted by (bucket,
+  // position) with the self penalty and a window that cuts a long bucket, and clusters that repeat a position
+  // and leave another out
   {
     name: 'bucketAttention LSH rounds', inputs: [[1, 2, 6, 3], [1, 2, 6, 3], [1, 2, 6, 3]],
-    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([0, 3, 5, 1, 2, 4, 2, 1, 4, 0, 3, 5, 4, 5, 0, 1, 2, 3, 1, 0, 2, 5, 3, 4], [1, 2, 12]), { chunk: 2, rounds: 2, lookBack: true, selfPenalty: 1e3 }),
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!,
+      ids([0, 3, 5, 1, 2, 4, 2, 1, 4, 0, 3, 5, 0, 1, 2, 4, 3, 5, 1, 0, 2, 3, 5, 4], [1, 2, 12]),
+      ids([0, 0, 0, 1, 1, 1, 0, 1, 1, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 2], [1, 2, 12]), { window: 2, rounds: 2, selfPenalty: 1e3 }),
   },
   {
     name: 'bucketAttention LSH small penalty', inputs: [[2, 1, 4, 3], [2, 1, 4, 3], [2, 1, 4, 3]],
-    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([1, 3, 0, 2, 0, 1, 2, 3], [2, 1, 4]), { chunk: 2, lookBack: true, selfPenalty: 0.7 }),
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([1, 3, 0, 2, 0, 1, 2, 3], [2, 1, 4]), ids([0, 0, 1, 1, 0, 0, 0, 0], [2, 1, 4]), { window: 3, selfPenalty: 0.7 }),
   },
   {
     name: 'bucketAttention routing clusters', inputs: [[1, 2, 7, 4], [1, 2, 7, 4], [1, 2, 7, 4]],
-    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([0, 2, 5, 1, 2, 6, 1, 3, 4, 0, 5, 6], [1, 2, 6]), { chunk: 3 }),
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([0, 2, 5, 1, 2, 6, 1, 3, 4, 0, 5, 6], [1, 2, 6]), ids([0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1], [1, 2, 6]), { window: 2 }),
   },
 ];

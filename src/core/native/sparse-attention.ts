@@ -1,12 +1,12 @@
-// Typed wrapper of the native chunked slot attention (native/src/sparse-attention.cc) behind the Kernels contract.
+// Typed wrapper of the native grouped slot attention (native/src/sparse-attention.cc) behind the Kernels contract.
 // Not the kernels themselves, and not the autograd op: this only marshals BucketAttentionArgs into addon calls.
 import type { BucketAttentionArgs, BucketAttentionBackwardArgs, Kernels, StridedArg } from '../kernels.js';
 import { loadAddon } from './addon.js';
 
 type Layout = [number, number, number, number];
 type Common = [
-  Float32Array, Layout, Float32Array, Layout, Float32Array, Layout, Float32Array, Layout, Float32Array, Int32Array,
-  [number, number, number, number, number, number, number], boolean, number, number,
+  Float32Array, Layout, Float32Array, Layout, Float32Array, Layout, Float32Array, Layout, Float32Array, Int32Array, Int32Array,
+  [number, number, number, number, number, number, number], number, number,
 ];
 
 interface SparseAddon {
@@ -37,11 +37,11 @@ function layout(name: string, arg: StridedArg<Float32Array>): Layout {
 function common(a: BucketAttentionArgs<Float32Array>): Common {
   return [
     a.q.data, layout('q', a.q), a.k.data, layout('k', a.k), a.v.data, layout('v', a.v), a.out.data, layout('out', a.out),
-    a.lse, a.slots, [a.B, a.H, a.T, a.D, a.N, a.rounds, a.chunk], a.lookBack, a.selfPenalty, a.scale,
+    a.lse, a.slots, a.groups, [a.B, a.H, a.T, a.D, a.N, a.rounds, a.window], a.selfPenalty, a.scale,
   ];
 }
 
-/** Chunked slot attention forward and backward on the native backend (fp32, OpenMP over heads). */
+/** Grouped slot attention forward and backward on the native backend (fp32, OpenMP over heads). */
 export const nativeSparseAttention: Pick<Kernels<Float32Array>, 'bucketAttention' | 'bucketAttentionBackward'> = {
   bucketAttention(args: BucketAttentionArgs<Float32Array>): void {
     addon().bucketAttentionForward(...common(args));

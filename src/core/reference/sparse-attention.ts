@@ -1,4 +1,4 @@
-// Reference chunked attention over gathered slots (Reformer / Routing attention, see BucketAttentionArgs in
+// Reference causal attention over gathered, grouped slots (Reformer / Routing attention, see BucketAttentionArgs in
 // kernels.ts): plain loops, one query slot at a time, the oracle for native/src/sparse-attention.cc.
 // Not the hashing or clustering that picks the slots (nn/lsh-attention.ts, nn/routing-attention.ts).
 import type { BucketAttentionArgs, BucketAttentionBackwardArgs, FloatArray, Kernels, StridedArg } from '../kernels.js';
@@ -9,13 +9,12 @@ function row(arg: StridedArg, b: number, h: number, t: number): number {
   return arg.offset + b * arg.strides[0]! + h * arg.strides[1]! + t * arg.strides[2]!;
 }
 
-/** Throws a RangeError naming the bad field (sizes, chunking, or a slot outside [0, T)). */
+/** Throws a RangeError naming the bad field (sizes, rounds, window, or a slot outside [0, T)). */
 export function checkBucketArgs(kernel: string, a: BucketAttentionArgs<FloatArray>): void {
-  const { B, H, T, N, rounds, chunk } = a;
-  if (!(chunk >= 1 && rounds >= 1 && N % rounds === 0 && (N / rounds) % chunk === 0)) {
-    throw new RangeError(`${kernel}: N = ${N} slots must be rounds (${rounds}) × a multiple of chunk (${chunk})`);
-  }
-  if (a.slots.length < B * H * N) throw new RangeError(`${kernel}: slots holds ${a.slots.length} entries, expected B·H·N = ${B * H * N}`);
+  const { B, H, T, N, rounds, window } = a;
+  if (!(rounds >= 1 && N % rounds === 0)) throw new RangeError(`${kernel}: N = ${N} slots must be a multiple of rounds (${rounds})`);
+  if (!(Number.isInteger(window) && window >= 0)) throw new RangeError(`${kernel}: window must be an integer ≥ 0, got ${window}`);
+  if (a.slots.length < B * H * N || a.groups.length < B * H * N) throw new RangeError(`${kernel}: slots and groups must hold B·H·N = ${B * H * N} entries`);
   for (let i = 0; i < B * H * N; i++) {
     const p = a.slots[i]!;
     if (!(p >= 0 && p < T)) throw new RangeError(`${kernel}: slot ${i} holds position ${p}, outside [0, ${T})`);
@@ -23,24 +22,22 @@ export function checkBucketArgs(kernel: string, a: BucketAttentionArgs<FloatArra
 }
 
 /**
- * Visits every query slot of head (b, h) with the key slots it sees: fn(n, p, keys) where keys lists the key
- * slots m (in slot order) that pass the causal test, and pens[i] the penalty of keys[i] (selfPenalty or 0).
+ * Visits every query slot of head (b, h) with the key positions it sees: fn(p, keys, pens) where keys lists the
+ * positions of the visible key slots (in slot order) and pens[i] the penalty of keys[i] (selfPenalty or 0).
  */
 function eachQuery(a: BucketAttentionArgs<FloatArray>, b: number, h: number, fn: (p: number, keys: number[], pens: number[]) => void): void {
-  const { slots, H, N, rounds, chunk, lookBack, selfPenalty } = a;
+  const { slots, groups, H, N, rounds, window, selfPenalty } = a;
   const L = N / rounds;
   const base = (b * H + h) * N;
   for (let n = 0; n < N; n++) {
-    const inRound = n % L;
-    const c0 = inRound - (inRound % chunk);
-    const from = n - inRound + (lookBack && c0 > 0 ? c0 - chunk : c0);
-    const to = n - inRound + c0 + chunk;
+    const from = Math.max(n - (n % L), n - window);
     const p = slots[base + n]!;
+    const g = groups[base + n]!;
     const keys: number[] = [];
     const pens: number[] = [];
-    for (let m = from; m < to; m++) {
+    for (let m = from; m <= n; m++) {
       const j = slots[base + m]!;
-      if (j > p) continue;
+      if (j > p || groups[base + m] !== g) continue;
       keys.push(j);
       pens.push(j === p ? selfPenalty : 0);
     }
