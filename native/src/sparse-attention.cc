@@ -90,43 +90,82 @@ bool readProblem(Args& a, Problem* p) {
   return true;
 }
 
-// The first key slot query slot n may see: window slots back, not before its round.
-inline int64_t keyFrom(const Problem& p, int64_t n) {
+// Per-head scratch: the head's q, k, v rows gathered into slot order (contiguous, so a query's keys are one
+// contiguous run of rows) and the first key slot of every query slot.
+struct Scratch {
+  std::vector<float> qg, kg, vg, s, o;
+  std::vector<int64_t> from;
+};
+
+// Gathers rows of a (B, H, T, D) view into slot order: dst[n] = src[b, h, slots[n]].
+void gatherRows(const View& src, const int32_t* slots, int64_t N, int64_t D, int64_t b, int64_t h, float* dst) {
+  for (int64_t n = 0; n < N; n++) std::memcpy(dst + n * D, src.row(b, h, slots[n]), static_cast<size_t>(D) * sizeof(float));
+}
+
+// from[n] = the first key slot of query slot n: window slots back, not before its round nor its group's run
+// (groups are sorted within a round, so a group's slots are one run).
+void keyStarts(const Problem& p, const int32_t* groups, std::vector<int64_t>& from) {
   const int64_t L = p.N / p.rounds;
-  return std::max(n - n % L, n - p.window);
+  int64_t run = 0;
+  for (int64_t n = 0; n < p.N; n++) {
+    if (n % L == 0 || groups[n] != groups[n - 1]) run = n;
+    from[n] = std::max(run, n - p.window);
+  }
+}
+
+// Fails unless groups are non-decreasing within every round and positions increase within every group run.
+bool checkSorted(Args& a, const Problem& p) {
+  const int64_t L = p.N / p.rounds;
+  for (int64_t bh = 0; bh < p.B * p.H; bh++) {
+    const int32_t* sl = p.slots + bh * p.N;
+    const int32_t* gr = p.groups + bh * p.N;
+    for (int64_t n = 1; n < p.N; n++) {
+      if (n % L == 0) continue;
+      if (gr[n] < gr[n - 1] || (gr[n] == gr[n - 1] && sl[n] <= sl[n - 1])) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "slots/groups: entry %lld of head %lld breaks the (group, position) order of its round",
+                 static_cast<long long>(n), static_cast<long long>(bh));
+        a.fail(msg);
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 // Forward of one head: each query slot's softmax over its keys, merged into its position by log-sum-exp.
-void forwardHead(const Problem& p, int64_t b, int64_t h, std::vector<float>& s, std::vector<float>& o) {
-  const int64_t D = p.D;
-  const int32_t* slots = p.slots + (b * p.H + h) * p.N;
-  const int32_t* groups = p.groups + (b * p.H + h) * p.N;
+void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) {
+  const int64_t D = p.D, N = p.N;
+  const int32_t* slots = p.slots + (b * p.H + h) * N;
+  const int32_t* groups = p.groups + (b * p.H + h) * N;
   float* lse = p.lse + (b * p.H + h) * p.T;
   const float NEG_INF = -std::numeric_limits<float>::infinity();
   for (int64_t t = 0; t < p.T; t++) {
     lse[t] = NEG_INF;
     std::memset(p.out.row(b, h, t), 0, static_cast<size_t>(D) * sizeof(float));
   }
-  for (int64_t n = 0; n < p.N; n++) {
-    const int64_t from = keyFrom(p, n), to = n + 1;
-    const int32_t pos = slots[n], g = groups[n];
-    const float* qr = p.q.row(b, h, pos);
+  gatherRows(p.q, slots, N, D, b, h, w.qg.data());
+  gatherRows(p.k, slots, N, D, b, h, w.kg.data());
+  gatherRows(p.v, slots, N, D, b, h, w.vg.data());
+  keyStarts(p, groups, w.from);
+  float* s = w.s.data();
+  float* o = w.o.data();
+  for (int64_t n = 0; n < N; n++) {
+    const int64_t from = w.from[n];
+    const int32_t pos = slots[n];
+    const float* qr = w.qg.data() + n * D;
     float mx = NEG_INF;
-    for (int64_t m = from; m < to; m++) {
-      const int32_t j = slots[m];
-      float x = NEG_INF;
-      if (j <= pos && groups[m] == g) x = p.scale * dot(qr, p.k.row(b, h, j), D) - (j == pos ? p.selfPenalty : 0.f);
+    for (int64_t m = from; m <= n; m++) {
+      const float x = p.scale * dot(qr, w.kg.data() + m * D, D) - (slots[m] == pos ? p.selfPenalty : 0.f);
       s[m - from] = x;
       mx = std::max(mx, x);
     }
-    if (mx == NEG_INF) continue;  // cannot happen (a slot always sees itself), kept for safety
     float sum = 0.f;
-    std::fill(o.begin(), o.begin() + D, 0.f);
-    for (int64_t m = from; m < to; m++) {
-      if (s[m - from] == NEG_INF) continue;
+    std::fill(o, o + D, 0.f);
+    for (int64_t m = from; m <= n; m++) {
       const float e = std::exp(s[m - from] - mx);
       sum += e;
-      const float* vr = p.v.row(b, h, slots[m]);
+      const float* vr = w.vg.data() + m * D;
 #pragma omp simd
       for (int64_t d = 0; d < D; d++) o[d] += e * vr[d];
     }
@@ -142,40 +181,46 @@ void forwardHead(const Problem& p, int64_t b, int64_t h, std::vector<float>& s, 
       // self penalty has pushed both log-sum-exps to large magnitudes.
       const float hi = std::max(prev, lseN);
       const float a0 = std::exp(prev - hi), a1 = std::exp(lseN - hi), tot = a0 + a1;
-      const float merged = hi + std::log(tot);
       const float keepOld = a0 / tot, wNew = a1 / tot / sum;
       for (int64_t d = 0; d < D; d++) orow[d] = orow[d] * keepOld + o[d] * wNew;
-      lse[pos] = merged;
+      lse[pos] = hi + std::log(tot);
     }
   }
 }
 
-// Backward of one head, with P_m = exp(s_m − L_p) and δ_p = gout_p·out_p:
+// Backward of one head in slot order, with P_m = exp(s_m − L_p) and δ_p = gout_p·out_p:
 // dS_m = P_m (gout_p·v_m − δ_p); gq_p += scale·dS_m k_m; gk_m += scale·dS_m q_p; gv_m += P_m gout_p.
-void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t h) {
-  const int64_t D = p.D;
-  const int32_t* slots = p.slots + (b * p.H + h) * p.N;
-  const int32_t* groups = p.groups + (b * p.H + h) * p.N;
+// The slot-order gradients are scattered (added) to positions at the end.
+void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t h, Scratch& w,
+                  std::vector<float>& gog, std::vector<float>& gqg, std::vector<float>& gkg, std::vector<float>& gvg) {
+  const int64_t D = p.D, N = p.N;
+  const int32_t* slots = p.slots + (b * p.H + h) * N;
+  const int32_t* groups = p.groups + (b * p.H + h) * N;
   const float* lse = p.lse + (b * p.H + h) * p.T;
   const int64_t head = (b * p.H + h) * p.T * D;
-  for (int64_t n = 0; n < p.N; n++) {
-    const int64_t from = keyFrom(p, n), to = n + 1;
-    const int32_t pos = slots[n], g = groups[n];
+  gatherRows(p.q, slots, N, D, b, h, w.qg.data());
+  gatherRows(p.k, slots, N, D, b, h, w.kg.data());
+  gatherRows(p.v, slots, N, D, b, h, w.vg.data());
+  gatherRows(gout, slots, N, D, b, h, gog.data());
+  keyStarts(p, groups, w.from);
+  std::fill(gqg.begin(), gqg.end(), 0.f);
+  std::fill(gkg.begin(), gkg.end(), 0.f);
+  std::fill(gvg.begin(), gvg.end(), 0.f);
+  for (int64_t n = 0; n < N; n++) {
+    const int32_t pos = slots[n];
     const float L = lse[pos];
     if (L == -std::numeric_limits<float>::infinity()) continue;
-    const float* qr = p.q.row(b, h, pos);
-    const float* gor = gout.row(b, h, pos);
+    const float* qr = w.qg.data() + n * D;
+    const float* gor = gog.data() + n * D;
     const float delta = dot(gor, p.out.row(b, h, pos), D);
-    float* gqr = gq + head + pos * D;
-    for (int64_t m = from; m < to; m++) {
-      const int32_t j = slots[m];
-      if (j > pos || groups[m] != g) continue;
-      const float* kr = p.k.row(b, h, j);
-      const float* vr = p.v.row(b, h, j);
-      const float P = std::exp(p.scale * dot(qr, kr, D) - (j == pos ? p.selfPenalty : 0.f) - L);
+    float* gqr = gqg.data() + n * D;
+    for (int64_t m = w.from[n]; m <= n; m++) {
+      const float* kr = w.kg.data() + m * D;
+      const float* vr = w.vg.data() + m * D;
+      const float P = std::exp(p.scale * dot(qr, kr, D) - (slots[m] == pos ? p.selfPenalty : 0.f) - L);
       const float dS = P * (dot(gor, vr, D) - delta) * p.scale;
-      float* gkr = gk + head + static_cast<int64_t>(j) * D;
-      float* gvr = gv + head + static_cast<int64_t>(j) * D;
+      float* gkr = gkg.data() + m * D;
+      float* gvr = gvg.data() + m * D;
 #pragma omp simd
       for (int64_t d = 0; d < D; d++) {
         gqr[d] += dS * kr[d];
@@ -184,19 +229,36 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
       }
     }
   }
+  for (int64_t n = 0; n < N; n++) {
+    const int64_t at = head + static_cast<int64_t>(slots[n]) * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) {
+      gq[at + d] += gqg[n * D + d];
+      gk[at + d] += gkg[n * D + d];
+      gv[at + d] += gvg[n * D + d];
+    }
+  }
+}
+
+Scratch makeScratch(const Problem& p) {
+  Scratch w;
+  const size_t rows = static_cast<size_t>(p.N * p.D);
+  w.qg.resize(rows), w.kg.resize(rows), w.vg.resize(rows);
+  w.s.resize(static_cast<size_t>(p.window + 1)), w.o.resize(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
+  w.from.resize(static_cast<size_t>(p.N));
+  return w;
 }
 
 // bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, dims, selfPenalty, scale)
 napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
   Args a(env, info, "bucketAttentionForward", 14);
   Problem p{};
-  if (!readProblem(a, &p)) return nullptr;
+  if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
   const int64_t heads = p.B * p.H;
-  const int64_t width = p.window + 1;
 #pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * (p.window + 1) * p.D > (1 << 16))
   for (int64_t bh = 0; bh < heads; bh++) {
-    std::vector<float> s(static_cast<size_t>(width)), o(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
-    forwardHead(p, bh / p.H, bh % p.H, s, o);
+    Scratch w = makeScratch(p);
+    forwardHead(p, bh / p.H, bh % p.H, w);
   }
   return a.undefined();
 }
@@ -206,7 +268,7 @@ napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
 napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
   Args a(env, info, "bucketAttentionBackward", 19);
   Problem p{};
-  if (!readProblem(a, &p)) return nullptr;
+  if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
   View gout{};
   if (!viewArg(a, 14, "gout", p, &gout)) return nullptr;
   size_t l1 = 0, l2 = 0, l3 = 0;
@@ -218,7 +280,12 @@ napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
     return nullptr;
   const int64_t heads = p.B * p.H;
 #pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * (p.window + 1) * p.D > (1 << 16))
-  for (int64_t bh = 0; bh < heads; bh++) backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H);
+  for (int64_t bh = 0; bh < heads; bh++) {
+    Scratch w = makeScratch(p);
+    const size_t rows = static_cast<size_t>(p.N * p.D);
+    std::vector<float> gog(rows), gqg(rows), gkg(rows), gvg(rows);
+    backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H, w, gog, gqg, gkg, gvg);
+  }
   return a.undefined();
 }
 

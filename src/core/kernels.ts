@@ -108,7 +108,7 @@ export interface AttentionBackwardArgs<F extends FloatArray> extends AttentionAr
  * q, k, v and out are (B, H, T, D) views with strides [sB, sH, sT] (last dim contiguous). slots (B, H, N) int32
  * contiguous holds a position in [0, T) per slot and groups (B, H, N) a group id (hash bucket, cluster) per slot;
  * the N = rounds·L slots of a head form `rounds` rounds of L slots (hash rounds), each sorted by (group, position)
- * by the caller. Query slot n (position p) sees the key slots m of its round with n − window ≤ m ≤ n,
+ * by the caller (strictly increasing positions within a group; kernels refuse other orders). Query slot n (position p) sees the key slots m of its round with n − window ≤ m ≤ n,
  * groups[m] = groups[n] and pos(m) ≤ p: the last `window` earlier members of its group and itself, so what a
  * position sees never depends on a later position. Its score is scale·q_p·k_pos(m), minus selfPenalty when
  * pos(m) = p (Reformer's "not oneself unless nothing else", a finite penalty so a lone slot attends to itself).

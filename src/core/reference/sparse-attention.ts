@@ -18,6 +18,10 @@ export function checkBucketArgs(kernel: string, a: BucketAttentionArgs<FloatArra
   for (let i = 0; i < B * H * N; i++) {
     const p = a.slots[i]!;
     if (!(p >= 0 && p < T)) throw new RangeError(`${kernel}: slot ${i} holds position ${p}, outside [0, ${T})`);
+    const L = N / rounds;
+    if (i % L !== 0 && (a.groups[i]! < a.groups[i - 1]! || (a.groups[i] === a.groups[i - 1] && p <= a.slots[i - 1]!))) {
+      throw new RangeError(`${kernel}: slots/groups entry ${i} breaks the (group, position) order of its round`);
+    }
   }
 }
 
