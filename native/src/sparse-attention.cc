@@ -28,9 +28,13 @@ struct Problem {
   const int32_t* groups;
   int64_t B, H, T, D, N, rounds, window;
   float selfPenalty, scale;
+  bool unitKeys;
 };
 
-inline float dot(const float* x, const float* y, int64_t D) {
+// Multi-versioned head kernels: AVX-512, AVX2+FMA or baseline code, picked once by the loader for this CPU.
+#define LMF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+inline __attribute__((always_inline)) float dot(const float* x, const float* y, int64_t D) {
   float s = 0.f;
 #pragma omp simd reduction(+ : s)
   for (int64_t d = 0; d < D; d++) s += x[d] * y[d];
@@ -57,7 +61,8 @@ bool viewArg(Args& a, size_t i, const char* name, const Problem& p, View* v) {
 }
 
 // Arguments shared by forward and backward:
-// (q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, [B, H, T, D, N, rounds, window], selfPenalty, scale)
+// (q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, [B, H, T, D, N, rounds, window], selfPenalty, scale,
+//  unitKeys)
 bool readProblem(Args& a, Problem* p) {
   int64_t dims[7];
   if (a.ints(11, dims, 7) != 7) { if (!a.failed) a.fail("dims must be [B, H, T, D, N, rounds, window]", 11); return false; }
@@ -75,6 +80,7 @@ bool readProblem(Args& a, Problem* p) {
   p->groups = i32Arg(a, 10, "groups", &lg);
   p->selfPenalty = static_cast<float>(a.num(12));
   p->scale = static_cast<float>(a.num(13));
+  p->unitKeys = a.boolean(14);
   if (!needLength(a, "lse", ll, satMul(p->B, p->H, p->T), "B·H·T") || !needLength(a, "slots", ls, satMul(p->B, p->H, p->N), "B·H·N") ||
       !needLength(a, "groups", lg, satMul(p->B, p->H, p->N), "B·H·N"))
     return false;
@@ -93,9 +99,23 @@ bool readProblem(Args& a, Problem* p) {
 // Per-head scratch: the head's q, k, v rows gathered into slot order (contiguous, so a query's keys are one
 // contiguous run of rows) and the first key slot of every query slot.
 struct Scratch {
-  std::vector<float> qg, kg, vg, s, o;
+  std::vector<float> qg, kg, vg, s, o, rk;
   std::vector<int64_t> from;
 };
+
+// With unitKeys: kg rows → k̂ = k·r, r = (Σk² + 1e-12)^(−1/2) kept in rk (the backward maps k̂'s gradient back).
+void normalizeRows(const Problem& p, Scratch& w) {
+  if (!p.unitKeys) return;
+  const int64_t D = p.D;
+  for (int64_t n = 0; n < p.N; n++) {
+    float* kr = w.kg.data() + n * D;
+    float ss = 0.f;
+    for (int64_t d = 0; d < D; d++) ss += kr[d] * kr[d];
+    const float r = 1.f / std::sqrt(ss + 1e-12f);
+    w.rk[n] = r;
+    for (int64_t d = 0; d < D; d++) kr[d] *= r;
+  }
+}
 
 // Gathers rows of a (B, H, T, D) view into slot order: dst[n] = src[b, h, slots[n]].
 void gatherRows(const View& src, const int32_t* slots, int64_t N, int64_t D, int64_t b, int64_t h, float* dst) {
@@ -134,7 +154,7 @@ bool checkSorted(Args& a, const Problem& p) {
 }
 
 // Forward of one head: each query slot's softmax over its keys, merged into its position by log-sum-exp.
-void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) {
+LMF_CLONES void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) {
   const int64_t D = p.D, N = p.N;
   const int32_t* slots = p.slots + (b * p.H + h) * N;
   const int32_t* groups = p.groups + (b * p.H + h) * N;
@@ -147,6 +167,7 @@ void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) {
   gatherRows(p.q, slots, N, D, b, h, w.qg.data());
   gatherRows(p.k, slots, N, D, b, h, w.kg.data());
   gatherRows(p.v, slots, N, D, b, h, w.vg.data());
+  normalizeRows(p, w);
   keyStarts(p, groups, w.from);
   float* s = w.s.data();
   float* o = w.o.data();
@@ -191,7 +212,7 @@ void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) {
 // Backward of one head in slot order, with P_m = exp(s_m − L_p) and δ_p = gout_p·out_p:
 // dS_m = P_m (gout_p·v_m − δ_p); gq_p += scale·dS_m k_m; gk_m += scale·dS_m q_p; gv_m += P_m gout_p.
 // The slot-order gradients are scattered (added) to positions at the end.
-void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t h, Scratch& w,
+LMF_CLONES void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t h, Scratch& w,
                   std::vector<float>& gog, std::vector<float>& gqg, std::vector<float>& gkg, std::vector<float>& gvg) {
   const int64_t D = p.D, N = p.N;
   const int32_t* slots = p.slots + (b * p.H + h) * N;
@@ -202,6 +223,7 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
   gatherRows(p.k, slots, N, D, b, h, w.kg.data());
   gatherRows(p.v, slots, N, D, b, h, w.vg.data());
   gatherRows(gout, slots, N, D, b, h, gog.data());
+  normalizeRows(p, w);
   keyStarts(p, groups, w.from);
   std::fill(gqg.begin(), gqg.end(), 0.f);
   std::fill(gkg.begin(), gkg.end(), 0.f);
@@ -231,6 +253,12 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
   }
   for (int64_t n = 0; n < N; n++) {
     const int64_t at = head + static_cast<int64_t>(slots[n]) * D;
+    if (p.unitKeys) {  // gk = r·(g − k̂(k̂·g)) maps the gradient of k̂ back to the raw k
+      float* g = gkg.data() + n * D;
+      const float* kh = w.kg.data() + n * D;
+      const float kg = dot(kh, g, D), r = w.rk[n];
+      for (int64_t d = 0; d < D; d++) g[d] = r * (g[d] - kh[d] * kg);
+    }
 #pragma omp simd
     for (int64_t d = 0; d < D; d++) {
       gq[at + d] += gqg[n * D + d];
@@ -246,12 +274,13 @@ Scratch makeScratch(const Problem& p) {
   w.qg.resize(rows), w.kg.resize(rows), w.vg.resize(rows);
   w.s.resize(static_cast<size_t>(p.window + 1)), w.o.resize(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
   w.from.resize(static_cast<size_t>(p.N));
+  w.rk.resize(static_cast<size_t>(p.N));
   return w;
 }
 
-// bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, dims, selfPenalty, scale)
+// bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, dims, selfPenalty, scale, unitKeys)
 napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "bucketAttentionForward", 14);
+  Args a(env, info, "bucketAttentionForward", 15);
   Problem p{};
   if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
   const int64_t heads = p.B * p.H;
@@ -263,18 +292,18 @@ napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
   return a.undefined();
 }
 
-// bucketAttentionBackward(<forward's 14 arguments>, gout, goutLay, gq, gk, gv): gq, gk, gv (B, H, T, D)
+// bucketAttentionBackward(<forward's 15 arguments>, gout, goutLay, gq, gk, gv): gq, gk, gv (B, H, T, D)
 // contiguous are accumulated.
 napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "bucketAttentionBackward", 19);
+  Args a(env, info, "bucketAttentionBackward", 20);
   Problem p{};
   if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
   View gout{};
-  if (!viewArg(a, 14, "gout", p, &gout)) return nullptr;
+  if (!viewArg(a, 15, "gout", p, &gout)) return nullptr;
   size_t l1 = 0, l2 = 0, l3 = 0;
-  float* gq = f32Arg(a, 16, "gq", &l1);
-  float* gk = f32Arg(a, 17, "gk", &l2);
-  float* gv = f32Arg(a, 18, "gv", &l3);
+  float* gq = f32Arg(a, 17, "gq", &l1);
+  float* gk = f32Arg(a, 18, "gk", &l2);
+  float* gv = f32Arg(a, 19, "gv", &l3);
   const int64_t need = satMul(p.B * p.H, p.T, p.D);
   if (!needLength(a, "gq", l1, need, "B·H·T·D") || !needLength(a, "gk", l2, need, "B·H·T·D") || !needLength(a, "gv", l3, need, "B·H·T·D"))
     return nullptr;

@@ -136,6 +136,11 @@ export interface BucketAttentionArgs<F extends FloatArray> {
   window: number;
   selfPenalty: number;
   scale: number;
+  /**
+   * Keys are k·(Σk² + 1e-12)^(−1/2), normalised inside the kernel (Reformer's shared QK: pass q as k too);
+   * gk is then the gradient with respect to the raw k: r·(g − k̂(k̂·g)) with r = (Σk² + 1e-12)^(−1/2).
+   */
+  unitKeys?: boolean;
 }
 
 export interface BucketAttentionBackwardArgs<F extends FloatArray> extends BucketAttentionArgs<F> {

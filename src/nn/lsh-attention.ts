@@ -11,8 +11,12 @@ import type { CachePlan, KVCache } from './kv-cache.js';
 import { Module } from './module.js';
 import { denseData, multiplicityMask, sortByGroup, unitRows } from './sparse-slots.js';
 
-/** Subtracted from a query's score against its own key: exp(−1000) is 0 in float32, yet the sum keeps ~6e-5 precision. */
-export const LSH_SELF_PENALTY = 1e3;
+/**
+ * Subtracted from a query's score against its own key. exp(−100) is below float32's normal range, so oneself only
+ * counts when nothing else is there (with unit keys, other scores trail one's own by at most 2|q|/√D, far below
+ * 100 for any sane |q|), while s − 100 keeps ~1e-5 absolute precision in float32 (Reformer's 1e5 would keep 1e-2).
+ */
+export const LSH_SELF_PENALTY = 100;
 
 export interface LshSettings {
   heads: number;
@@ -63,8 +67,14 @@ export function lshBuckets(x: Tensor, s: LshSettings, seed: number): Int32Array 
             let arg = 0;
             for (let j = 0; j < half; j++) {
               const v = proj[p + r * half + j]!;
-              if (v > best) [best, arg] = [v, j];
-              if (-v > best) [best, arg] = [-v, half + j];
+              if (v > best) {
+                best = v;
+                arg = j;
+              }
+              if (-v > best) {
+                best = -v;
+                arg = half + j;
+              }
             }
             buckets[(bh * R + r) * T + t] = arg;
           }
@@ -86,9 +96,9 @@ export function lshAttention(q: Tensor, v: Tensor, s: LshSettings, seed: number)
   const slots = new Int32Array(B * H * R * T);
   const groups = new Int32Array(B * H * R * T);
   for (let i = 0; i < B * H * R; i++) sortByGroup(buckets, i * T, T, s.nBuckets, slots, groups, i * T);
-  const k = unitRows(q);
-  return lm.bucketAttention(q, k, v, lm.fromArray(slots, [B, H, R * T]), lm.fromArray(groups, [B, H, R * T]), {
-    window: 2 * s.bucketSize - 1, rounds: R, selfPenalty: LSH_SELF_PENALTY,
+  // Shared QK: q goes in as the keys too, normalised inside the kernel (its gradient flows back to q twice).
+  return lm.bucketAttention(q, q, v, lm.fromArray(slots, [B, H, R * T]), lm.fromArray(groups, [B, H, R * T]), {
+    window: 2 * s.bucketSize - 1, rounds: R, selfPenalty: LSH_SELF_PENALTY, unitKeys: true,
   });
 }
 

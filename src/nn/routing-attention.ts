@@ -80,7 +80,10 @@ function assign(dirs: Float32Array, centroids: Tensor, B: number, Hr: number, T:
       const row = (bh * T + t) * K;
       for (let c = 0; c < K; c++) {
         const a = aff[row + c]!;
-        if (counts[bh * K + c]! < capacity && (a > best || arg < 0)) [best, arg] = [a, c];
+        if (counts[bh * K + c]! < capacity && (a > best || arg < 0)) {
+          best = a;
+          arg = c;
+        }
       }
       if (arg < 0) throw new RangeError(`routing attention: every cluster is full (${K} × ${capacity} tokens); the sequence is longer than block_size`);
       counts[bh * K + arg]!++;

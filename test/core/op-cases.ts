@@ -113,6 +113,12 @@ export const opCases: OpCase[] = [
     run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([1, 3, 0, 2, 0, 1, 2, 3], [2, 1, 4]), ids([0, 0, 1, 1, 0, 0, 0, 0], [2, 1, 4]), { window: 3, selfPenalty: 0.7 }),
   },
   {
+    name: 'bucketAttention shared unit keys (k = q)', inputs: [[1, 2, 6, 3], [1, 2, 6, 3]],
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[0]!, xs[1]!,
+      ids([0, 3, 5, 1, 2, 4, 2, 1, 4, 0, 3, 5, 0, 1, 2, 4, 3, 5, 1, 0, 2, 3, 5, 4], [1, 2, 12]),
+      ids([0, 0, 0, 1, 1, 1, 0, 1, 1, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 2], [1, 2, 12]), { window: 2, rounds: 2, selfPenalty: 100, unitKeys: true }),
+  },
+  {
     name: 'bucketAttention routing clusters', inputs: [[1, 2, 7, 4], [1, 2, 7, 4], [1, 2, 7, 4]],
     run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([0, 2, 5, 1, 2, 6, 1, 3, 4, 0, 5, 6], [1, 2, 6]), ids([0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1], [1, 2, 6]), { window: 2 }),
   },

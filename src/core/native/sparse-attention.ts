@@ -6,7 +6,7 @@ import { loadAddon } from './addon.js';
 type Layout = [number, number, number, number];
 type Common = [
   Float32Array, Layout, Float32Array, Layout, Float32Array, Layout, Float32Array, Layout, Float32Array, Int32Array, Int32Array,
-  [number, number, number, number, number, number, number], number, number,
+  [number, number, number, number, number, number, number], number, number, boolean,
 ];
 
 interface SparseAddon {
@@ -37,7 +37,7 @@ function layout(name: string, arg: StridedArg<Float32Array>): Layout {
 function common(a: BucketAttentionArgs<Float32Array>): Common {
   return [
     a.q.data, layout('q', a.q), a.k.data, layout('k', a.k), a.v.data, layout('v', a.v), a.out.data, layout('out', a.out),
-    a.lse, a.slots, a.groups, [a.B, a.H, a.T, a.D, a.N, a.rounds, a.window], a.selfPenalty, a.scale,
+    a.lse, a.slots, a.groups, [a.B, a.H, a.T, a.D, a.N, a.rounds, a.window], a.selfPenalty, a.scale, a.unitKeys ?? false,
   ];
 }
 

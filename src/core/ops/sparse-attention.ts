@@ -17,6 +17,8 @@ export interface BucketAttentionOptions {
   selfPenalty?: number;
   /** Score scale, 1/√D by default. */
   scale?: number;
+  /** Attend with unit keys k/|k|, normalised inside the kernel (Reformer's shared QK passes q as k). */
+  unitKeys?: boolean;
 }
 
 function headArg(t: Tensor): StridedArg<FloatArray> {
@@ -60,7 +62,7 @@ export function bucketAttention(q: Tensor, k: Tensor, v: Tensor, slots: Tensor, 
   const base = {
     q: headArg(qc), k: headArg(kc), v: headArg(vc), out: headArg(out), lse: fdata('bucketAttention', lse),
     slots: idata('bucketAttention', sc), groups: idata('bucketAttention', gc),
-    B, H, T, D, N, rounds, window, selfPenalty, scale: options.scale ?? 1 / Math.sqrt(D),
+    B, H, T, D, N, rounds, window, selfPenalty, scale: options.scale ?? 1 / Math.sqrt(D), unitKeys: options.unitKeys ?? false,
   };
   kern.bucketAttention(base);
   return record('bucketAttention', [q, k, v], out, (g) => {

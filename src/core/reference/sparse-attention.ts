@@ -59,7 +59,8 @@ export const sparseAttentionKernels: SparseKernels = {
   // Per slot: s_m = scale·q_p·k_m − pen_m, lse_n = log Σ exp(s_m), o_n = Σ exp(s_m − lse_n) v_m; merged per position.
   bucketAttention(a) {
     checkBucketArgs('bucketAttention', a);
-    const { q, k, v, out, lse, B, H, T, D, scale } = a;
+    const { q, v, out, lse, B, H, T, D, scale } = a;
+    const k = keysOf(a);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         for (let t = 0; t < T; t++) {
@@ -99,7 +100,10 @@ export const sparseAttentionKernels: SparseKernels = {
   // dS_m = P_m (gout_p·v_m − δ_p); gq_p += scale·dS_m k_m; gk_m += scale·dS_m q_p; gv_m += P_m gout_p.
   bucketAttentionBackward(a: BucketAttentionBackwardArgs<FloatArray>) {
     checkBucketArgs('bucketAttentionBackward', a);
-    const { q, k, v, out, lse, gout, gq, gk, gv, H, T, D, scale, B } = a;
+    const { q, v, out, lse, gout, gq, gv, H, T, D, scale, B } = a;
+    const k = keysOf(a);
+    // With unit keys the key gradient first lands on k̂ (gkn), then maps to the raw k below.
+    const gk = a.unitKeys ? new Float64Array(a.gk.length) : a.gk;
     const flat = (b: number, h: number, t: number): number => ((b * H + h) * T + t) * D;
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
@@ -123,5 +127,38 @@ export const sparseAttentionKernels: SparseKernels = {
         });
       }
     }
+    if (!a.unitKeys) return;
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < T; t++) {
+          const ko = row(a.k, b, h, t);
+          let ss = 0;
+          for (let d = 0; d < D; d++) ss += a.k.data[ko + d]! ** 2;
+          const r = 1 / Math.sqrt(ss + 1e-12);
+          let kg = 0;
+          for (let d = 0; d < D; d++) kg += a.k.data[ko + d]! * r * gk[flat(b, h, t) + d]!;
+          for (let d = 0; d < D; d++) a.gk[flat(b, h, t) + d] = a.gk[flat(b, h, t) + d]! + r * (gk[flat(b, h, t) + d]! - a.k.data[ko + d]! * r * kg);
+        }
+      }
+    }
   },
 };
+
+/** The keys the kernel attends with: k itself, or its unit rows (a dense (B, H, T, D) copy) with unitKeys. */
+function keysOf(a: BucketAttentionArgs<FloatArray>): StridedArg<FloatArray> {
+  if (!a.unitKeys) return a.k;
+  const { B, H, T, D } = a;
+  const out = new Float64Array(B * H * T * D);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        const ko = row(a.k, b, h, t);
+        let ss = 0;
+        for (let d = 0; d < D; d++) ss += a.k.data[ko + d]! ** 2;
+        const r = 1 / Math.sqrt(ss + 1e-12);
+        for (let d = 0; d < D; d++) out[((b * H + h) * T + t) * D + d] = a.k.data[ko + d]! * r;
+      }
+    }
+  }
+  return { data: out, offset: 0, strides: [H * T * D, T * D, D] };
+}
