@@ -11,6 +11,7 @@
 #include <vector>
 #include "checks.h"
 #include "napi_util.h"
+#include "simd.h"
 
 namespace lmf {
 namespace {
@@ -33,6 +34,8 @@ struct Problem {
 
 // Multi-versioned head kernels: AVX-512, AVX2+FMA or baseline code, picked once by the loader for this CPU.
 #define LMF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+#include "vecmath.inc"  // vexp: branch-free, auto-vectorised in each clone
 
 inline __attribute__((always_inline)) float dot(const float* x, const float* y, int64_t D) {
   float s = 0.f;
@@ -99,7 +102,7 @@ bool readProblem(Args& a, Problem* p) {
 // Per-head scratch: the head's q, k, v rows gathered into slot order (contiguous, so a query's keys are one
 // contiguous run of rows) and the first key slot of every query slot.
 struct Scratch {
-  std::vector<float> qg, kg, vg, s, o, rk;
+  std::vector<float> qg, kg, vg, s, ds, o, rk;
   std::vector<int64_t> from;
 };
 
@@ -175,18 +178,26 @@ LMF_CLONES void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) 
     const int64_t from = w.from[n];
     const int32_t pos = slots[n];
     const float* qr = w.qg.data() + n * D;
+    // Three passes over the query's keys (scores, exp, weighted values) so that each one vectorises.
+    const int64_t nk = n + 1 - from;
     float mx = NEG_INF;
-    for (int64_t m = from; m <= n; m++) {
+    for (int64_t i = 0; i < nk; i++) {
+      const int64_t m = from + i;
       const float x = p.scale * dot(qr, w.kg.data() + m * D, D) - (slots[m] == pos ? p.selfPenalty : 0.f);
-      s[m - from] = x;
+      s[i] = x;
       mx = std::max(mx, x);
     }
     float sum = 0.f;
-    std::fill(o, o + D, 0.f);
-    for (int64_t m = from; m <= n; m++) {
-      const float e = std::exp(s[m - from] - mx);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < nk; i++) {
+      const float e = vexp(s[i] - mx);
+      s[i] = e;
       sum += e;
-      const float* vr = w.vg.data() + m * D;
+    }
+    std::fill(o, o + D, 0.f);
+    for (int64_t i = 0; i < nk; i++) {
+      const float e = s[i];
+      const float* vr = w.vg.data() + (from + i) * D;
 #pragma omp simd
       for (int64_t d = 0; d < D; d++) o[d] += e * vr[d];
     }
@@ -236,18 +247,30 @@ LMF_CLONES void backwardHead(const Problem& p, const View& gout, float* gq, floa
     const float* gor = gog.data() + n * D;
     const float delta = dot(gor, p.out.row(b, h, pos), D);
     float* gqr = gqg.data() + n * D;
-    for (int64_t m = w.from[n]; m <= n; m++) {
+    const int64_t from = w.from[n], nk = n + 1 - from;
+    float* P = w.s.data();
+    float* dS = w.ds.data();
+    for (int64_t i = 0; i < nk; i++) {
+      const int64_t m = from + i;
+      P[i] = p.scale * dot(qr, w.kg.data() + m * D, D) - (slots[m] == pos ? p.selfPenalty : 0.f) - L;
+      dS[i] = dot(gor, w.vg.data() + m * D, D) - delta;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < nk; i++) {
+      P[i] = vexp(P[i]);
+      dS[i] *= P[i] * p.scale;
+    }
+    for (int64_t i = 0; i < nk; i++) {
+      const int64_t m = from + i;
       const float* kr = w.kg.data() + m * D;
-      const float* vr = w.vg.data() + m * D;
-      const float P = std::exp(p.scale * dot(qr, kr, D) - (slots[m] == pos ? p.selfPenalty : 0.f) - L);
-      const float dS = P * (dot(gor, vr, D) - delta) * p.scale;
+      const float Pm = P[i], dSm = dS[i];
       float* gkr = gkg.data() + m * D;
       float* gvr = gvg.data() + m * D;
 #pragma omp simd
       for (int64_t d = 0; d < D; d++) {
-        gqr[d] += dS * kr[d];
-        gkr[d] += dS * qr[d];
-        gvr[d] += P * gor[d];
+        gqr[d] += dSm * kr[d];
+        gkr[d] += dSm * qr[d];
+        gvr[d] += Pm * gor[d];
       }
     }
   }
@@ -272,7 +295,7 @@ Scratch makeScratch(const Problem& p) {
   Scratch w;
   const size_t rows = static_cast<size_t>(p.N * p.D);
   w.qg.resize(rows), w.kg.resize(rows), w.vg.resize(rows);
-  w.s.resize(static_cast<size_t>(p.window + 1)), w.o.resize(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
+  w.s.resize(static_cast<size_t>(p.window + 1)), w.ds.resize(static_cast<size_t>(p.window + 1)), w.o.resize(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
   w.from.resize(static_cast<size_t>(p.N));
   w.rk.resize(static_cast<size_t>(p.N));
   return w;
