@@ -9,7 +9,7 @@ import * as lm from '../core/index.js';
 import { hashUniform, Rng, type Tensor } from '../core/index.js';
 import type { CachePlan, KVCache } from './kv-cache.js';
 import { Module } from './module.js';
-import { denseData, multiplicityMask, sortByGroup, unitRows } from './sparse-slots.js';
+import { multiplicityMask, sortByGroup, unitRows } from './sparse-slots.js';
 
 /**
  * Subtracted from a query's score against its own key. exp(−100) is below float32's normal range, so oneself only
