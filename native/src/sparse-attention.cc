@@ -1,6 +1,6 @@
 // Kernel family 'sparse attention' of the native backend: causal attention over gathered, grouped slots, the shared core
 // of Reformer (LSH) and Routing attention (contract: BucketAttentionArgs in src/core/kernels.ts), forward and
-// backward. One thread per (b, h) head: a head's slots merge into its own rows only, so there are no races.
+// backward, tiled: a block of query slots against the key tile it shares, threaded over blocks (forward) and group runs (backward).
 // Not the hashing or clustering that picks the slots (src/nn/lsh-attention.ts, routing-attention.ts).
 #include <omp.h>
 #include <algorithm>
@@ -99,32 +99,6 @@ bool readProblem(Args& a, Problem* p) {
   return true;
 }
 
-// Per-head scratch: the head's q, k, v rows gathered into slot order (contiguous, so a query's keys are one
-// contiguous run of rows) and the first key slot of every query slot.
-struct Scratch {
-  std::vector<float> qg, kg, vg, s, ds, o, rk;
-  std::vector<int64_t> from;
-};
-
-// With unitKeys: kg rows → k̂ = k·r, r = (Σk² + 1e-12)^(−1/2) kept in rk (the backward maps k̂'s gradient back).
-void normalizeRows(const Problem& p, Scratch& w) {
-  if (!p.unitKeys) return;
-  const int64_t D = p.D;
-  for (int64_t n = 0; n < p.N; n++) {
-    float* kr = w.kg.data() + n * D;
-    float ss = 0.f;
-    for (int64_t d = 0; d < D; d++) ss += kr[d] * kr[d];
-    const float r = 1.f / std::sqrt(ss + 1e-12f);
-    w.rk[n] = r;
-    for (int64_t d = 0; d < D; d++) kr[d] *= r;
-  }
-}
-
-// Gathers rows of a (B, H, T, D) view into slot order: dst[n] = src[b, h, slots[n]].
-void gatherRows(const View& src, const int32_t* slots, int64_t N, int64_t D, int64_t b, int64_t h, float* dst) {
-  for (int64_t n = 0; n < N; n++) std::memcpy(dst + n * D, src.row(b, h, slots[n]), static_cast<size_t>(D) * sizeof(float));
-}
-
 // from[n] = the first key slot of query slot n: window slots back, not before its round nor its group's run
 // (groups are sorted within a round, so a group's slots are one run).
 void keyStarts(const Problem& p, const int32_t* groups, std::vector<int64_t>& from) {
@@ -156,149 +130,309 @@ bool checkSorted(Args& a, const Problem& p) {
   return true;
 }
 
-// Forward of one head: each query slot's softmax over its keys, merged into its position by log-sum-exp.
-LMF_CLONES void forwardHead(const Problem& p, int64_t b, int64_t h, Scratch& w) {
-  const int64_t D = p.D, N = p.N;
-  const int32_t* slots = p.slots + (b * p.H + h) * N;
-  const int32_t* groups = p.groups + (b * p.H + h) * N;
-  float* lse = p.lse + (b * p.H + h) * p.T;
-  const float NEG_INF = -std::numeric_limits<float>::infinity();
-  for (int64_t t = 0; t < p.T; t++) {
-    lse[t] = NEG_INF;
-    std::memset(p.out.row(b, h, t), 0, static_cast<size_t>(D) * sizeof(float));
+// Tiled kernels. A head's q, k, v rows are gathered into slot order, padded to Dp = D rounded up to W floats
+// (the pad is zero, so it adds nothing to a dot product). A group run's query slots go in blocks of Bq; the union
+// of a block's windows is one contiguous run of key slots [from(n0), n1), so the block's scores are one small
+// GEMM against that key tile, masked per query to [from(n), n]. The whole tile fits in scratch (≤ window + Bq
+// keys), so each row's softmax is exact in one pass; rounds are merged per position afterwards.
+constexpr int64_t W = 16;   // floats per vector (one AVX-512 register; two AVX2 or four SSE registers elsewhere)
+constexpr int64_t Bq = 16;  // query slots per block
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // the 64-byte vector type never crosses a call boundary (always inlined)
+typedef float vf __attribute__((vector_size(64)));
+typedef float vfu __attribute__((vector_size(64), aligned(4), may_alias));
+#define LMF_AI inline __attribute__((always_inline))
+LMF_AI vf vld(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+LMF_AI void vst(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
+
+// Register-blocked C[r, c·W + :] (= or +=) Σ_k A[r·ars + k·aks] · Bm[k·ldb + c·W + :], RR rows × NC vectors.
+template <int RR, int NC>
+LMF_AI void mk(int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C, int64_t ldc, bool add) {
+  vf acc[RR][NC];
+  const vf zero = {0.f};
+  for (int r = 0; r < RR; r++)
+    for (int c = 0; c < NC; c++) acc[r][c] = add ? vld(C + r * ldc + c * W) : zero;
+  for (int64_t k = 0; k < K; k++) {
+    vf bv[NC];
+    for (int c = 0; c < NC; c++) bv[c] = vld(Bm + k * ldb + c * W);
+    for (int r = 0; r < RR; r++) {
+      const float a = A[r * ars + k * aks];
+      for (int c = 0; c < NC; c++) acc[r][c] += a * bv[c];
+    }
   }
-  gatherRows(p.q, slots, N, D, b, h, w.qg.data());
-  gatherRows(p.k, slots, N, D, b, h, w.kg.data());
-  gatherRows(p.v, slots, N, D, b, h, w.vg.data());
-  normalizeRows(p, w);
-  keyStarts(p, groups, w.from);
-  float* s = w.s.data();
-  float* o = w.o.data();
-  for (int64_t n = 0; n < N; n++) {
-    const int64_t from = w.from[n];
-    const int32_t pos = slots[n];
-    const float* qr = w.qg.data() + n * D;
-    // Three passes over the query's keys (scores, exp, weighted values) so that each one vectorises.
-    const int64_t nk = n + 1 - from;
+  for (int r = 0; r < RR; r++)
+    for (int c = 0; c < NC; c++) vst(C + r * ldc + c * W, acc[r][c]);
+}
+
+template <int RR>
+LMF_AI void mkRows(int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C,
+                   int64_t ldc, bool add) {
+  int64_t c = 0;
+  for (; c + 2 * W <= cols; c += 2 * W) mk<RR, 2>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+  if (c < cols) mk<RR, 1>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+}
+
+// C (rows × cols, cols a multiple of W) = or += A (rows × K, strides ars, aks) · Bm (K × cols, row stride ldb).
+LMF_AI void tileGemm(int64_t rows, int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb,
+                     float* C, int64_t ldc, bool add) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) mkRows<4>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add);
+  switch (rows - r) {
+    case 3: mkRows<3>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+    case 2: mkRows<2>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+    case 1: mkRows<1>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+    default: break;
+  }
+}
+
+// dst (Dp × nkp) = the nk rows of src (stride Dp) transposed; columns past nk are zero.
+LMF_AI void transposeTile(const float* src, int64_t nk, int64_t nkp, int64_t Dp, float* dst) {
+  for (int64_t j = 0; j < nkp; j++) {
+    if (j < nk) {
+      const float* s = src + j * Dp;
+      for (int64_t d = 0; d < Dp; d++) dst[d * nkp + j] = s[d];
+    } else {
+      for (int64_t d = 0; d < Dp; d++) dst[d * nkp + j] = 0.f;
+    }
+  }
+}
+
+int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// One head in slot order: padded rows (N × Dp) and per-slot figures.
+struct Head {
+  int64_t N, Dp, D;
+  float scale, selfPenalty;
+  bool unitKeys;
+  const int64_t* from;  // first key slot of each query slot
+  float *qg, *kg, *vg, *rk;
+  float *og, *lseS;                 // forward: each slot's normalised output and log-sum-exp
+  float *gog, *delta, *Ls;          // backward: gout rows, gout·out and the merged lse of each slot's position
+  float *gqg, *gkg, *gvg;           // backward: slot-order gradients
+};
+
+// Forward of query slots [n0, n1) of one group run: og rows and lseS.
+LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* KT, float* S) {
+  const int64_t Dp = h.Dp, k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
+  const float NEG_INF = -std::numeric_limits<float>::infinity();
+  transposeTile(h.kg + k0 * Dp, nk, nkp, Dp, KT);
+  tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, KT, nkp, S, nkp, false);  // (nq, nkp) raw scores
+  float inv[Bq];
+  for (int64_t i = 0; i < nq; i++) {
+    const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
+    float* row = S + i * nkp;
     float mx = NEG_INF;
-    for (int64_t i = 0; i < nk; i++) {
-      const int64_t m = from + i;
-      const float x = p.scale * dot(qr, w.kg.data() + m * D, D) - (slots[m] == pos ? p.selfPenalty : 0.f);
-      s[i] = x;
+    for (int64_t j = lo; j <= hi; j++) {
+      const float x = h.scale * row[j] - (j == hi ? h.selfPenalty : 0.f);  // only the query itself shares its position
+      row[j] = x;
       mx = std::max(mx, x);
     }
     float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < nk; i++) {
-      const float e = vexp(s[i] - mx);
-      s[i] = e;
+    for (int64_t j = lo; j <= hi; j++) {
+      const float e = vexp(row[j] - mx);
+      row[j] = e;
       sum += e;
     }
-    std::fill(o, o + D, 0.f);
-    for (int64_t i = 0; i < nk; i++) {
-      const float e = s[i];
-      const float* vr = w.vg.data() + (from + i) * D;
+    for (int64_t j = 0; j < lo; j++) row[j] = 0.f;
+    for (int64_t j = hi + 1; j < nk; j++) row[j] = 0.f;
+    inv[i] = 1.f / sum;
+    h.lseS[n] = mx + std::log(sum);
+  }
+  float* o = h.og + n0 * Dp;
+  tileGemm(nq, Dp, nk, S, nkp, 1, h.vg + k0 * Dp, Dp, o, Dp, false);  // (nq, Dp) = P · V
+  for (int64_t i = 0; i < nq; i++) {
+    const float s = inv[i];
 #pragma omp simd
-      for (int64_t d = 0; d < D; d++) o[d] += e * vr[d];
+    for (int64_t d = 0; d < Dp; d++) o[i * Dp + d] *= s;
+  }
+}
+
+// Backward of one group run [g0, g1), with P = exp(s − L_p) and δ_p = gout_p·out_p per block:
+// dS = P ∘ (gout·Vᵀ − δ)·scale; gq = dS·K; gk += dSᵀ·Q; gv += Pᵀ·gout. Key rows never leave the run, so runs
+// are independent (no races); with unitKeys the run's key gradients are mapped back to the raw keys at the end.
+LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* KT, float* VT, float* P, float* dS) {
+  const int64_t Dp = h.Dp;
+  std::memset(h.gkg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
+  std::memset(h.gvg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
+  for (int64_t n0 = g0; n0 < g1; n0 += Bq) {
+    const int64_t n1 = std::min(n0 + Bq, g1), k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
+    transposeTile(h.kg + k0 * Dp, nk, nkp, Dp, KT);
+    transposeTile(h.vg + k0 * Dp, nk, nkp, Dp, VT);
+    tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, KT, nkp, P, nkp, false);     // raw scores
+    tileGemm(nq, nkp, Dp, h.gog + n0 * Dp, Dp, 1, VT, nkp, dS, nkp, false);  // gout · v
+    for (int64_t i = 0; i < nq; i++) {
+      const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
+      float* pr = P + i * nkp;
+      float* dr = dS + i * nkp;
+      const float L = h.Ls[n], dl = h.delta[n];
+      if (L == -std::numeric_limits<float>::infinity()) {
+        std::fill(pr, pr + nk, 0.f), std::fill(dr, dr + nk, 0.f);
+        continue;
+      }
+      for (int64_t j = 0; j < lo; j++) pr[j] = 0.f, dr[j] = 0.f;
+      for (int64_t j = hi + 1; j < nk; j++) pr[j] = 0.f, dr[j] = 0.f;
+      pr[hi] -= h.selfPenalty / h.scale;
+#pragma omp simd
+      for (int64_t j = lo; j <= hi; j++) {
+        const float e = vexp(h.scale * pr[j] - L);
+        pr[j] = e;
+        dr[j] = e * (dr[j] - dl) * h.scale;
+      }
     }
-    const float lseN = mx + std::log(sum);
-    const float prev = lse[pos];
-    float* orow = p.out.row(b, h, pos);
+    tileGemm(nq, Dp, nk, dS, nkp, 1, h.kg + k0 * Dp, Dp, h.gqg + n0 * Dp, Dp, false);
+    tileGemm(nk, Dp, nq, dS, 1, nkp, h.qg + n0 * Dp, Dp, h.gkg + k0 * Dp, Dp, true);
+    tileGemm(nk, Dp, nq, P, 1, nkp, h.gog + n0 * Dp, Dp, h.gvg + k0 * Dp, Dp, true);
+  }
+  if (h.unitKeys) {  // gk = r·(g − k̂(k̂·g)) maps the gradient of k̂ back to the raw k
+    for (int64_t n = g0; n < g1; n++) {
+      float* g = h.gkg + n * Dp;
+      const float* kh = h.kg + n * Dp;
+      const float kg = dot(kh, g, Dp), r = h.rk[n];
+#pragma omp simd
+      for (int64_t d = 0; d < Dp; d++) g[d] = r * (g[d] - kh[d] * kg);
+    }
+  }
+}
+
+// Gathers rows of a (B, H, T, D) view into padded slot order: dst[n] = src[b, h, slots[n]], zero past D.
+void gatherRow(const View& src, const int32_t* slots, int64_t n, int64_t D, int64_t Dp, int64_t b, int64_t h, float* dst) {
+  float* r = dst + n * Dp;
+  std::memcpy(r, src.row(b, h, slots[n]), static_cast<size_t>(D) * sizeof(float));
+  std::fill(r + D, r + Dp, 0.f);
+}
+
+// With unitKeys: kg row n → k̂ = k·r, r = (Σk² + 1e-12)^(−1/2) kept in rk (the backward maps k̂'s gradient back).
+void normalizeRow(const Problem& p, float* kg, float* rk, int64_t n, int64_t Dp) {
+  float* kr = kg + n * Dp;
+  float ss = 0.f;
+  for (int64_t d = 0; d < p.D; d++) ss += kr[d] * kr[d];
+  const float r = 1.f / std::sqrt(ss + 1e-12f);
+  rk[n] = r;
+  for (int64_t d = 0; d < p.D; d++) kr[d] *= r;
+}
+
+// The group runs of a head (starts at every round border and group change) and their query blocks.
+void groupRuns(const Problem& p, const int32_t* groups, std::vector<int64_t>& runs, std::vector<int64_t>& blocks) {
+  const int64_t L = p.N / p.rounds;
+  runs.clear(), blocks.clear();
+  for (int64_t n = 0; n < p.N; n++)
+    if (n % L == 0 || groups[n] != groups[n - 1]) runs.push_back(n);
+  runs.push_back(p.N);
+  for (size_t r = 0; r + 1 < runs.size(); r++)
+    for (int64_t n0 = runs[r]; n0 < runs[r + 1]; n0 += Bq) blocks.push_back(n0), blocks.push_back(std::min(n0 + Bq, runs[r + 1]));
+}
+
+// Buffers of one head, reused across heads.
+struct Buffers {
+  std::vector<float> qg, kg, vg, rk, og, lseS, gog, delta, Ls, gqg, gkg, gvg;
+  std::vector<int64_t> from, runs, blocks;
+  Head head(const Problem& p, bool backward) {
+    const int64_t Dp = roundUp(p.D, W);
+    const size_t rows = static_cast<size_t>(p.N * Dp), n = static_cast<size_t>(p.N);
+    qg.resize(rows), kg.resize(rows), vg.resize(rows), rk.resize(n), from.resize(n);
+    if (backward) {
+      gog.resize(rows), delta.resize(n), Ls.resize(n), gqg.resize(rows), gkg.resize(rows), gvg.resize(rows);
+    } else {
+      og.resize(rows), lseS.resize(n);
+    }
+    Head h{};
+    h.N = p.N, h.Dp = Dp, h.D = p.D, h.scale = p.scale, h.selfPenalty = p.selfPenalty, h.unitKeys = p.unitKeys;
+    h.from = from.data(), h.qg = qg.data(), h.kg = kg.data(), h.vg = vg.data(), h.rk = rk.data();
+    h.og = og.data(), h.lseS = lseS.data(), h.gog = gog.data(), h.delta = delta.data(), h.Ls = Ls.data();
+    h.gqg = gqg.data(), h.gkg = gkg.data(), h.gvg = gvg.data();
+    return h;
+  }
+};
+
+// Key-tile width bound: a block's tile holds at most min(window, N) + Bq keys.
+int64_t maxTile(const Problem& p) { return roundUp(std::min(p.window, p.N) + Bq, W); }
+
+// Forward of one head: blocks in parallel (each writes only its own slots), then a serial merge of rounds.
+void forwardHead(const Problem& p, int64_t b, int64_t hh, Buffers& buf, bool par) {
+  const int64_t D = p.D, N = p.N;
+  const int32_t* slots = p.slots + (b * p.H + hh) * N;
+  const int32_t* groups = p.groups + (b * p.H + hh) * N;
+  float* lse = p.lse + (b * p.H + hh) * p.T;
+  const float NEG_INF = -std::numeric_limits<float>::infinity();
+  Head h = buf.head(p, false);
+  keyStarts(p, groups, buf.from);
+  groupRuns(p, groups, buf.runs, buf.blocks);
+  const int64_t nb = static_cast<int64_t>(buf.blocks.size() / 2), Dp = h.Dp, tile = maxTile(p);
+#pragma omp parallel if (par)
+  {
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
+      gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
+      gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
+      if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+    }
+    std::vector<float> KT(static_cast<size_t>(Dp * tile)), S(static_cast<size_t>(Bq * tile));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = 0; i < nb; i++) forwardBlock(h, buf.blocks[2 * i], buf.blocks[2 * i + 1], KT.data(), S.data());
+  }
+  for (int64_t t = 0; t < p.T; t++) {
+    lse[t] = NEG_INF;
+    std::memset(p.out.row(b, hh, t), 0, static_cast<size_t>(D) * sizeof(float));
+  }
+  for (int64_t n = 0; n < N; n++) {
+    const int32_t pos = slots[n];
+    const float lseN = h.lseS[n], prev = lse[pos];
+    const float* o = h.og + n * Dp;
+    float* orow = p.out.row(b, hh, pos);
     if (prev == NEG_INF) {
-      const float inv = 1.f / sum;
-      for (int64_t d = 0; d < D; d++) orow[d] = o[d] * inv;
+      std::memcpy(orow, o, static_cast<size_t>(D) * sizeof(float));
       lse[pos] = lseN;
     } else {
       // Weights relative to the larger of the two (one of them is exactly 1), so they sum to 1 even where a
       // self penalty has pushed both log-sum-exps to large magnitudes.
       const float hi = std::max(prev, lseN);
       const float a0 = std::exp(prev - hi), a1 = std::exp(lseN - hi), tot = a0 + a1;
-      const float keepOld = a0 / tot, wNew = a1 / tot / sum;
+      const float keepOld = a0 / tot, wNew = a1 / tot;
       for (int64_t d = 0; d < D; d++) orow[d] = orow[d] * keepOld + o[d] * wNew;
       lse[pos] = hi + std::log(tot);
     }
   }
 }
 
-// Backward of one head in slot order, with P_m = exp(s_m − L_p) and δ_p = gout_p·out_p:
-// dS_m = P_m (gout_p·v_m − δ_p); gq_p += scale·dS_m k_m; gk_m += scale·dS_m q_p; gv_m += P_m gout_p.
-// The slot-order gradients are scattered (added) to positions at the end.
-LMF_CLONES void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t h, Scratch& w,
-                  std::vector<float>& gog, std::vector<float>& gqg, std::vector<float>& gkg, std::vector<float>& gvg) {
+// Backward of one head: group runs in parallel into slot-order gradients, then a serial scatter to positions
+// (a position has one slot per round, so the scatter is where rounds meet).
+void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t hh, Buffers& buf, bool par) {
   const int64_t D = p.D, N = p.N;
-  const int32_t* slots = p.slots + (b * p.H + h) * N;
-  const int32_t* groups = p.groups + (b * p.H + h) * N;
-  const float* lse = p.lse + (b * p.H + h) * p.T;
-  const int64_t head = (b * p.H + h) * p.T * D;
-  gatherRows(p.q, slots, N, D, b, h, w.qg.data());
-  gatherRows(p.k, slots, N, D, b, h, w.kg.data());
-  gatherRows(p.v, slots, N, D, b, h, w.vg.data());
-  gatherRows(gout, slots, N, D, b, h, gog.data());
-  normalizeRows(p, w);
-  keyStarts(p, groups, w.from);
-  std::fill(gqg.begin(), gqg.end(), 0.f);
-  std::fill(gkg.begin(), gkg.end(), 0.f);
-  std::fill(gvg.begin(), gvg.end(), 0.f);
-  for (int64_t n = 0; n < N; n++) {
-    const int32_t pos = slots[n];
-    const float L = lse[pos];
-    if (L == -std::numeric_limits<float>::infinity()) continue;
-    const float* qr = w.qg.data() + n * D;
-    const float* gor = gog.data() + n * D;
-    const float delta = dot(gor, p.out.row(b, h, pos), D);
-    float* gqr = gqg.data() + n * D;
-    const int64_t from = w.from[n], nk = n + 1 - from;
-    float* P = w.s.data();
-    float* dS = w.ds.data();
-    for (int64_t i = 0; i < nk; i++) {
-      const int64_t m = from + i;
-      P[i] = p.scale * dot(qr, w.kg.data() + m * D, D) - (slots[m] == pos ? p.selfPenalty : 0.f) - L;
-      dS[i] = dot(gor, w.vg.data() + m * D, D) - delta;
+  const int32_t* slots = p.slots + (b * p.H + hh) * N;
+  const int32_t* groups = p.groups + (b * p.H + hh) * N;
+  const float* lse = p.lse + (b * p.H + hh) * p.T;
+  const int64_t base = (b * p.H + hh) * p.T * D;
+  Head h = buf.head(p, true);
+  keyStarts(p, groups, buf.from);
+  groupRuns(p, groups, buf.runs, buf.blocks);
+  const int64_t nr = static_cast<int64_t>(buf.runs.size()) - 1, Dp = h.Dp, tile = maxTile(p);
+#pragma omp parallel if (par)
+  {
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
+      gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
+      gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
+      gatherRow(gout, slots, n, D, Dp, b, hh, h.gog);
+      if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+      h.delta[n] = dot(h.gog + n * Dp, p.out.row(b, hh, slots[n]), D);
+      h.Ls[n] = lse[slots[n]];
     }
-#pragma omp simd
-    for (int64_t i = 0; i < nk; i++) {
-      P[i] = vexp(P[i]);
-      dS[i] *= P[i] * p.scale;
-    }
-    for (int64_t i = 0; i < nk; i++) {
-      const int64_t m = from + i;
-      const float* kr = w.kg.data() + m * D;
-      const float Pm = P[i], dSm = dS[i];
-      float* gkr = gkg.data() + m * D;
-      float* gvr = gvg.data() + m * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) {
-        gqr[d] += dSm * kr[d];
-        gkr[d] += dSm * qr[d];
-        gvr[d] += Pm * gor[d];
-      }
-    }
+    std::vector<float> KT(static_cast<size_t>(Dp * tile)), VT(KT.size()), P(static_cast<size_t>(Bq * tile)), dS(P.size());
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t r = 0; r < nr; r++) backwardRun(h, buf.runs[r], buf.runs[r + 1], KT.data(), VT.data(), P.data(), dS.data());
   }
   for (int64_t n = 0; n < N; n++) {
-    const int64_t at = head + static_cast<int64_t>(slots[n]) * D;
-    if (p.unitKeys) {  // gk = r·(g − k̂(k̂·g)) maps the gradient of k̂ back to the raw k
-      float* g = gkg.data() + n * D;
-      const float* kh = w.kg.data() + n * D;
-      const float kg = dot(kh, g, D), r = w.rk[n];
-      for (int64_t d = 0; d < D; d++) g[d] = r * (g[d] - kh[d] * kg);
-    }
+    const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
 #pragma omp simd
     for (int64_t d = 0; d < D; d++) {
-      gq[at + d] += gqg[n * D + d];
-      gk[at + d] += gkg[n * D + d];
-      gv[at + d] += gvg[n * D + d];
+      gq[at + d] += h.gqg[n * Dp + d];
+      gk[at + d] += h.gkg[n * Dp + d];
+      gv[at + d] += h.gvg[n * Dp + d];
     }
   }
-}
-
-Scratch makeScratch(const Problem& p) {
-  Scratch w;
-  const size_t rows = static_cast<size_t>(p.N * p.D);
-  w.qg.resize(rows), w.kg.resize(rows), w.vg.resize(rows);
-  w.s.resize(static_cast<size_t>(p.window + 1)), w.ds.resize(static_cast<size_t>(p.window + 1)), w.o.resize(static_cast<size_t>(std::max<int64_t>(p.D, 1)));
-  w.from.resize(static_cast<size_t>(p.N));
-  w.rk.resize(static_cast<size_t>(p.N));
-  return w;
 }
 
 // bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, dims, selfPenalty, scale, unitKeys)
@@ -307,11 +441,9 @@ napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
   Problem p{};
   if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
   const int64_t heads = p.B * p.H;
-#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * (p.window + 1) * p.D > (1 << 16))
-  for (int64_t bh = 0; bh < heads; bh++) {
-    Scratch w = makeScratch(p);
-    forwardHead(p, bh / p.H, bh % p.H, w);
-  }
+  const bool par = p.N * (std::min(p.window, p.N) + 1) * p.D > (1 << 16);
+  Buffers buf;
+  for (int64_t bh = 0; bh < heads; bh++) forwardHead(p, bh / p.H, bh % p.H, buf, par);
   return a.undefined();
 }
 
@@ -331,13 +463,9 @@ napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
   if (!needLength(a, "gq", l1, need, "B·H·T·D") || !needLength(a, "gk", l2, need, "B·H·T·D") || !needLength(a, "gv", l3, need, "B·H·T·D"))
     return nullptr;
   const int64_t heads = p.B * p.H;
-#pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && p.N * (p.window + 1) * p.D > (1 << 16))
-  for (int64_t bh = 0; bh < heads; bh++) {
-    Scratch w = makeScratch(p);
-    const size_t rows = static_cast<size_t>(p.N * p.D);
-    std::vector<float> gog(rows), gqg(rows), gkg(rows), gvg(rows);
-    backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H, w, gog, gqg, gkg, gvg);
-  }
+  const bool par = p.N * (std::min(p.window, p.N) + 1) * p.D > (1 << 16);
+  Buffers buf;
+  for (int64_t bh = 0; bh < heads; bh++) backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H, buf, par);
   return a.undefined();
 }
 

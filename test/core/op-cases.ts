@@ -14,6 +14,23 @@ export interface OpCase {
 
 const ids = (values: number[], shape: number[]): Tensor => lm.tensor(values, shape, 'int32');
 
+/**
+ * Slots and groups of `rounds` rounds over positions [0, T) for H heads, two groups per round (group 1 takes the
+ * positions with (p·(r + h + 3)) mod 11 ≥ 9), sorted by (group, position): group 0 is one long run of slots.
+ */
+function longRuns(H: number, T: number, rounds: number): [Tensor, Tensor] {
+  const slots: number[] = [];
+  const groups: number[] = [];
+  for (let h = 0; h < H; h++) {
+    for (let r = 0; r < rounds; r++) {
+      const g = (p: number): number => ((p * (r + h + 3)) % 11 >= 9 ? 1 : 0);
+      const order = Array.from({ length: T }, (_, p) => p).sort((a, b) => g(a) - g(b) || a - b);
+      for (const p of order) slots.push(p), groups.push(g(p));
+    }
+  }
+  return [ids(slots, [1, H, rounds * T]), ids(groups, [1, H, rounds * T])];
+}
+
 export const opCases: OpCase[] = [
   // elementwise unary
   ...(['neg', 'exp', 'tanh', 'relu', 'silu', 'sigmoid', 'abs', 'square'] as const).map((op) => ({
@@ -121,5 +138,21 @@ export const opCases: OpCase[] = [
   {
     name: 'bucketAttention routing clusters', inputs: [[1, 2, 7, 4], [1, 2, 7, 4], [1, 2, 7, 4]],
     run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([0, 2, 5, 1, 2, 6, 1, 3, 4, 0, 5, 6], [1, 2, 6]), ids([0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1], [1, 2, 6]), { window: 2 }),
+  },
+  // long group runs (≈ 33 slots: several query blocks of the tiled kernel, tiles that start mid-run once the
+  // window cuts in) with a head size that is not a multiple of the vector width
+  {
+    name: 'bucketAttention long runs, several blocks', inputs: [[1, 2, 40, 5], [1, 2, 40, 5], [1, 2, 40, 5]],
+    run: (xs) => {
+      const [slots, groups] = longRuns(2, 40, 2);
+      return lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, slots, groups, { window: 20, rounds: 2, selfPenalty: 5 });
+    },
+  },
+  {
+    name: 'bucketAttention long runs, unit keys, window past the run', inputs: [[1, 1, 40, 5], [1, 1, 40, 5]],
+    run: (xs) => {
+      const [slots, groups] = longRuns(1, 40, 2);
+      return lm.bucketAttention(xs[0]!, xs[0]!, xs[1]!, slots, groups, { window: 60, rounds: 2, selfPenalty: 100, unitKeys: true });
+    },
   },
 ];
