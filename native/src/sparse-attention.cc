@@ -167,8 +167,9 @@ LMF_AI void mk(int64_t K, const float* A, int64_t ars, int64_t aks, const float*
 template <int RR>
 LMF_AI void mkRows(int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C,
                    int64_t ldc, bool add) {
-  int64_t c = 0;
-  for (; c + 2 * W <= cols; c += 2 * W) mk<RR, 2>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+  int64_t c = 0;  // 4 vectors a step where the columns allow (16 accumulators: 2 FMAs per load), then 2, then 1
+  for (; c + 4 * W <= cols; c += 4 * W) mk<RR, 4>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+  if (c + 2 * W <= cols) mk<RR, 2>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add), c += 2 * W;
   if (c < cols) mk<RR, 1>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
 }
 
@@ -185,47 +186,42 @@ LMF_AI void tileGemm(int64_t rows, int64_t cols, int64_t K, const float* A, int6
   }
 }
 
-// dst (Dp × nkp) = the nk rows of src (stride Dp) transposed; columns past nk are zero.
-LMF_AI void transposeTile(const float* src, int64_t nk, int64_t nkp, int64_t Dp, float* dst) {
-  for (int64_t j = 0; j < nkp; j++) {
-    if (j < nk) {
-      const float* s = src + j * Dp;
-      for (int64_t d = 0; d < Dp; d++) dst[d * nkp + j] = s[d];
-    } else {
-      for (int64_t d = 0; d < Dp; d++) dst[d * nkp + j] = 0.f;
-    }
-  }
+// Columns [n0, n1) of dst (Dp × Np) = rows [n0, n1) of src (stride Dp) transposed.
+void transposeRows(const float* src, int64_t n0, int64_t n1, int64_t Dp, int64_t Np, float* dst) {
+  for (int64_t d = 0; d < Dp; d++)
+    for (int64_t n = n0; n < n1; n++) dst[d * Np + n] = src[n * Dp + d];
 }
 
 int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // One head in slot order: padded rows (N × Dp) and per-slot figures.
 struct Head {
-  int64_t N, Dp, D;
+  int64_t N, Dp, D, Np;  // Np = N + W: columns of the transposed keys and values (a tile's last vector may run past N)
   float scale, selfPenalty;
   bool unitKeys;
   const int64_t* from;  // first key slot of each query slot
   float *qg, *kg, *vg, *rk;
+  float *kT, *vT;                   // keys (and, for the backward, values) transposed: (Dp, Np), pad columns zero
   float *og, *lseS;                 // forward: each slot's normalised output and log-sum-exp
   float *gog, *delta, *Ls;          // backward: gout rows, gout·out and the merged lse of each slot's position
   float *gqg, *gkg, *gvg;           // backward: slot-order gradients
 };
 
 // Forward of query slots [n0, n1) of one group run: og rows and lseS.
-LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* KT, float* S) {
+LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* S) {
   const int64_t Dp = h.Dp, k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
   const float NEG_INF = -std::numeric_limits<float>::infinity();
-  transposeTile(h.kg + k0 * Dp, nk, nkp, Dp, KT);
-  tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, KT, nkp, S, nkp, false);  // (nq, nkp) raw scores
+  tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0, h.Np, S, nkp, false);  // (nq, nkp) raw scores
   float inv[Bq];
   for (int64_t i = 0; i < nq; i++) {
     const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
     float* row = S + i * nkp;
     float mx = NEG_INF;
+#pragma omp simd reduction(max : mx)
     for (int64_t j = lo; j <= hi; j++) {
       const float x = h.scale * row[j] - (j == hi ? h.selfPenalty : 0.f);  // only the query itself shares its position
       row[j] = x;
-      mx = std::max(mx, x);
+      mx = x > mx ? x : mx;
     }
     float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
@@ -251,16 +247,14 @@ LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* KT, f
 // Backward of one group run [g0, g1), with P = exp(s − L_p) and δ_p = gout_p·out_p per block:
 // dS = P ∘ (gout·Vᵀ − δ)·scale; gq = dS·K; gk += dSᵀ·Q; gv += Pᵀ·gout. Key rows never leave the run, so runs
 // are independent (no races); with unitKeys the run's key gradients are mapped back to the raw keys at the end.
-LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* KT, float* VT, float* P, float* dS) {
+LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* P, float* dS) {
   const int64_t Dp = h.Dp;
   std::memset(h.gkg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
   std::memset(h.gvg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
   for (int64_t n0 = g0; n0 < g1; n0 += Bq) {
     const int64_t n1 = std::min(n0 + Bq, g1), k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
-    transposeTile(h.kg + k0 * Dp, nk, nkp, Dp, KT);
-    transposeTile(h.vg + k0 * Dp, nk, nkp, Dp, VT);
-    tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, KT, nkp, P, nkp, false);     // raw scores
-    tileGemm(nq, nkp, Dp, h.gog + n0 * Dp, Dp, 1, VT, nkp, dS, nkp, false);  // gout · v
+    tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0, h.Np, P, nkp, false);     // raw scores
+    tileGemm(nq, nkp, Dp, h.gog + n0 * Dp, Dp, 1, h.vT + k0, h.Np, dS, nkp, false);  // gout · v
     for (int64_t i = 0; i < nq; i++) {
       const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
       float* pr = P + i * nkp;
@@ -272,10 +266,9 @@ LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* KT, fl
       }
       for (int64_t j = 0; j < lo; j++) pr[j] = 0.f, dr[j] = 0.f;
       for (int64_t j = hi + 1; j < nk; j++) pr[j] = 0.f, dr[j] = 0.f;
-      pr[hi] -= h.selfPenalty / h.scale;
 #pragma omp simd
       for (int64_t j = lo; j <= hi; j++) {
-        const float e = vexp(h.scale * pr[j] - L);
+        const float e = vexp(h.scale * pr[j] - (j == hi ? h.selfPenalty : 0.f) - L);
         pr[j] = e;
         dr[j] = e * (dr[j] - dl) * h.scale;
       }
@@ -325,19 +318,23 @@ void groupRuns(const Problem& p, const int32_t* groups, std::vector<int64_t>& ru
 
 // Buffers of one head, reused across heads.
 struct Buffers {
-  std::vector<float> qg, kg, vg, rk, og, lseS, gog, delta, Ls, gqg, gkg, gvg;
+  std::vector<float> qg, kg, vg, kT, vT, rk, og, lseS, gog, delta, Ls, gqg, gkg, gvg;
   std::vector<int64_t> from, runs, blocks;
   Head head(const Problem& p, bool backward) {
     const int64_t Dp = roundUp(p.D, W);
     const size_t rows = static_cast<size_t>(p.N * Dp), n = static_cast<size_t>(p.N);
+    const int64_t Np = p.N + W;
     qg.resize(rows), kg.resize(rows), vg.resize(rows), rk.resize(n), from.resize(n);
+    kT.assign(static_cast<size_t>(Dp * Np), 0.f);
     if (backward) {
+      vT.assign(kT.size(), 0.f);
       gog.resize(rows), delta.resize(n), Ls.resize(n), gqg.resize(rows), gkg.resize(rows), gvg.resize(rows);
     } else {
       og.resize(rows), lseS.resize(n);
     }
     Head h{};
-    h.N = p.N, h.Dp = Dp, h.D = p.D, h.scale = p.scale, h.selfPenalty = p.selfPenalty, h.unitKeys = p.unitKeys;
+    h.N = p.N, h.Dp = Dp, h.Np = Np, h.D = p.D, h.scale = p.scale, h.selfPenalty = p.selfPenalty, h.unitKeys = p.unitKeys;
+    h.kT = kT.data(), h.vT = vT.data();
     h.from = from.data(), h.qg = qg.data(), h.kg = kg.data(), h.vg = vg.data(), h.rk = rk.data();
     h.og = og.data(), h.lseS = lseS.data(), h.gog = gog.data(), h.delta = delta.data(), h.Ls = Ls.data();
     h.gqg = gqg.data(), h.gkg = gkg.data(), h.gvg = gvg.data();
@@ -362,15 +359,19 @@ void forwardHead(const Problem& p, int64_t b, int64_t hh, Buffers& buf, bool par
 #pragma omp parallel if (par)
   {
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-      gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
-      gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
-      gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
-      if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+    for (int64_t c = 0; c < N; c += 2 * W) {
+      const int64_t ce = std::min(c + 2 * W, N);
+      for (int64_t n = c; n < ce; n++) {
+        gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
+        gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
+        gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
+        if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+      }
+      transposeRows(h.kg, c, ce, Dp, h.Np, h.kT);
     }
-    std::vector<float> KT(static_cast<size_t>(Dp * tile)), S(static_cast<size_t>(Bq * tile));
+    std::vector<float> S(static_cast<size_t>(Bq * tile));
 #pragma omp for schedule(dynamic, 4)
-    for (int64_t i = 0; i < nb; i++) forwardBlock(h, buf.blocks[2 * i], buf.blocks[2 * i + 1], KT.data(), S.data());
+    for (int64_t i = 0; i < nb; i++) forwardBlock(h, buf.blocks[2 * i], buf.blocks[2 * i + 1], S.data());
   }
   for (int64_t t = 0; t < p.T; t++) {
     lse[t] = NEG_INF;
@@ -411,18 +412,23 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
 #pragma omp parallel if (par)
   {
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; n++) {
-      gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
-      gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
-      gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
-      gatherRow(gout, slots, n, D, Dp, b, hh, h.gog);
-      if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
-      h.delta[n] = dot(h.gog + n * Dp, p.out.row(b, hh, slots[n]), D);
-      h.Ls[n] = lse[slots[n]];
+    for (int64_t c = 0; c < N; c += 2 * W) {
+      const int64_t ce = std::min(c + 2 * W, N);
+      for (int64_t n = c; n < ce; n++) {
+        gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
+        gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
+        gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
+        gatherRow(gout, slots, n, D, Dp, b, hh, h.gog);
+        if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+        h.delta[n] = dot(h.gog + n * Dp, p.out.row(b, hh, slots[n]), D);
+        h.Ls[n] = lse[slots[n]];
+      }
+      transposeRows(h.kg, c, ce, Dp, h.Np, h.kT);
+      transposeRows(h.vg, c, ce, Dp, h.Np, h.vT);
     }
-    std::vector<float> KT(static_cast<size_t>(Dp * tile)), VT(KT.size()), P(static_cast<size_t>(Bq * tile)), dS(P.size());
+    std::vector<float> P(static_cast<size_t>(Bq * tile)), dS(P.size());
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t r = 0; r < nr; r++) backwardRun(h, buf.runs[r], buf.runs[r + 1], KT.data(), VT.data(), P.data(), dS.data());
+    for (int64_t r = 0; r < nr; r++) backwardRun(h, buf.runs[r], buf.runs[r + 1], P.data(), dS.data());
   }
   for (int64_t n = 0; n < N; n++) {
     const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
