@@ -290,9 +290,10 @@ LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* P, flo
 
 // Gathers rows of a (B, H, T, D) view into padded slot order: dst[n] = src[b, h, slots[n]], zero past D.
 void gatherRow(const View& src, const int32_t* slots, int64_t n, int64_t D, int64_t Dp, int64_t b, int64_t h, float* dst) {
-  float* r = dst + n * Dp;
-  std::memcpy(r, src.row(b, h, slots[n]), static_cast<size_t>(D) * sizeof(float));
-  std::fill(r + D, r + Dp, 0.f);
+  float* __restrict r = dst + n * Dp;
+  const float* __restrict s = src.row(b, h, slots[n]);
+#pragma omp simd
+  for (int64_t d = 0; d < Dp; d++) r[d] = d < D ? s[d] : 0.f;
 }
 
 // With unitKeys: kg row n → k̂ = k·r, r = (Σk² + 1e-12)^(−1/2) kept in rk (the backward maps k̂'s gradient back).
@@ -372,27 +373,31 @@ void forwardHead(const Problem& p, int64_t b, int64_t hh, Buffers& buf, bool par
     std::vector<float> S(static_cast<size_t>(Bq * tile));
 #pragma omp for schedule(dynamic, 4)
     for (int64_t i = 0; i < nb; i++) forwardBlock(h, buf.blocks[2 * i], buf.blocks[2 * i + 1], S.data());
-  }
-  for (int64_t t = 0; t < p.T; t++) {
-    lse[t] = NEG_INF;
-    std::memset(p.out.row(b, hh, t), 0, static_cast<size_t>(D) * sizeof(float));
-  }
-  for (int64_t n = 0; n < N; n++) {
-    const int32_t pos = slots[n];
-    const float lseN = h.lseS[n], prev = lse[pos];
-    const float* o = h.og + n * Dp;
-    float* orow = p.out.row(b, hh, pos);
-    if (prev == NEG_INF) {
-      std::memcpy(orow, o, static_cast<size_t>(D) * sizeof(float));
-      lse[pos] = lseN;
-    } else {
-      // Weights relative to the larger of the two (one of them is exactly 1), so they sum to 1 even where a
-      // self penalty has pushed both log-sum-exps to large magnitudes.
-      const float hi = std::max(prev, lseN);
-      const float a0 = std::exp(prev - hi), a1 = std::exp(lseN - hi), tot = a0 + a1;
-      const float keepOld = a0 / tot, wNew = a1 / tot;
-      for (int64_t d = 0; d < D; d++) orow[d] = orow[d] * keepOld + o[d] * wNew;
-      lse[pos] = hi + std::log(tot);
+    // Rounds meet at positions: each thread merges the slots of its own range of positions, in slot order.
+    const int nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t t0 = p.T * me / nth, t1 = p.T * (me + 1) / nth;
+    for (int64_t t = t0; t < t1; t++) {
+      lse[t] = NEG_INF;
+      std::memset(p.out.row(b, hh, t), 0, static_cast<size_t>(D) * sizeof(float));
+    }
+    for (int64_t n = 0; n < N; n++) {
+      const int32_t pos = slots[n];
+      if (pos < t0 || pos >= t1) continue;
+      const float lseN = h.lseS[n], prev = lse[pos];
+      const float* o = h.og + n * Dp;
+      float* orow = p.out.row(b, hh, pos);
+      if (prev == NEG_INF) {
+        std::memcpy(orow, o, static_cast<size_t>(D) * sizeof(float));
+        lse[pos] = lseN;
+      } else {
+        // Weights relative to the larger of the two (one of them is exactly 1), so they sum to 1 even where a
+        // self penalty has pushed both log-sum-exps to large magnitudes.
+        const float hi = std::max(prev, lseN);
+        const float a0 = std::exp(prev - hi), a1 = std::exp(lseN - hi), tot = a0 + a1;
+        const float keepOld = a0 / tot, wNew = a1 / tot;
+        for (int64_t d = 0; d < D; d++) orow[d] = orow[d] * keepOld + o[d] * wNew;
+        lse[pos] = hi + std::log(tot);
+      }
     }
   }
 }
@@ -429,14 +434,18 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
     std::vector<float> P(static_cast<size_t>(Bq * tile)), dS(P.size());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t r = 0; r < nr; r++) backwardRun(h, buf.runs[r], buf.runs[r + 1], P.data(), dS.data());
-  }
-  for (int64_t n = 0; n < N; n++) {
-    const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
+    // Rounds meet at positions: each thread adds the slots of its own range of positions.
+    const int nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t t0 = p.T * me / nth, t1 = p.T * (me + 1) / nth;
+    for (int64_t n = 0; n < N; n++) {
+      if (slots[n] < t0 || slots[n] >= t1) continue;
+      const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
 #pragma omp simd
-    for (int64_t d = 0; d < D; d++) {
-      gq[at + d] += h.gqg[n * Dp + d];
-      gk[at + d] += h.gkg[n * Dp + d];
-      gv[at + d] += h.gvg[n * Dp + d];
+      for (int64_t d = 0; d < D; d++) {
+        gq[at + d] += h.gqg[n * Dp + d];
+        gk[at + d] += h.gkg[n * Dp + d];
+        gv[at + d] += h.gvg[n * Dp + d];
+      }
     }
   }
 }
