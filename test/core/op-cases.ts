@@ -25,7 +25,10 @@ function longRuns(H: number, T: number, rounds: number): [Tensor, Tensor] {
     for (let r = 0; r < rounds; r++) {
       const g = (p: number): number => ((p * (r + h + 3)) % 11 >= 9 ? 1 : 0);
       const order = Array.from({ length: T }, (_, p) => p).sort((a, b) => g(a) - g(b) || a - b);
-      for (const p of order) slots.push(p), groups.push(g(p));
+      for (const p of order) {
+        slots.push(p);
+        groups.push(g(p));
+      }
     }
   }
   return [ids(slots, [1, H, rounds * T]), ids(groups, [1, H, rounds * T])];
