@@ -187,7 +187,7 @@ LMF_AI void tileGemm(int64_t rows, int64_t cols, int64_t K, const float* A, int6
 }
 
 // Columns [n0, n1) of dst (Dp × Np) = rows [n0, n1) of src (stride Dp) transposed.
-void transposeRows(const float* src, int64_t n0, int64_t n1, int64_t Dp, int64_t Np, float* dst) {
+LMF_AI void transposeRows(const float* src, int64_t n0, int64_t n1, int64_t Dp, int64_t Np, float* dst) {
   for (int64_t d = 0; d < Dp; d++)
     for (int64_t n = n0; n < n1; n++) dst[d * Np + n] = src[n * Dp + d];
 }
@@ -289,7 +289,7 @@ LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* P, flo
 }
 
 // Gathers rows of a (B, H, T, D) view into padded slot order: dst[n] = src[b, h, slots[n]], zero past D.
-void gatherRow(const View& src, const int32_t* slots, int64_t n, int64_t D, int64_t Dp, int64_t b, int64_t h, float* dst) {
+LMF_AI void gatherRow(const View& src, const int32_t* slots, int64_t n, int64_t D, int64_t Dp, int64_t b, int64_t h, float* dst) {
   float* __restrict r = dst + n * Dp;
   const float* __restrict s = src.row(b, h, slots[n]);
 #pragma omp simd
@@ -297,9 +297,10 @@ void gatherRow(const View& src, const int32_t* slots, int64_t n, int64_t D, int6
 }
 
 // With unitKeys: kg row n → k̂ = k·r, r = (Σk² + 1e-12)^(−1/2) kept in rk (the backward maps k̂'s gradient back).
-void normalizeRow(const Problem& p, float* kg, float* rk, int64_t n, int64_t Dp) {
+LMF_AI void normalizeRow(const Problem& p, float* kg, float* rk, int64_t n, int64_t Dp) {
   float* kr = kg + n * Dp;
   float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
   for (int64_t d = 0; d < p.D; d++) ss += kr[d] * kr[d];
   const float r = 1.f / std::sqrt(ss + 1e-12f);
   rk[n] = r;
@@ -343,6 +344,41 @@ struct Buffers {
   }
 };
 
+// Slots [c, ce) of a head into slot order (and transposed keys/values); with gout (backward) also gout's rows,
+// δ = gout·out and each slot's merged lse. Multi-versioned like the tile kernels (it is a third of the work).
+LMF_CLONES void gatherChunk(const Problem& p, const View* gout, const Head& h, const int32_t* slots, const float* lse, int64_t c,
+                            int64_t ce, int64_t b, int64_t hh) {
+  const int64_t D = p.D, Dp = h.Dp;
+  for (int64_t n = c; n < ce; n++) {
+    gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
+    gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
+    gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
+    if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+    if (gout) {
+      gatherRow(*gout, slots, n, D, Dp, b, hh, h.gog);
+      h.delta[n] = dot(h.gog + n * Dp, p.out.row(b, hh, slots[n]), D);
+      h.Ls[n] = lse[slots[n]];
+    }
+  }
+  transposeRows(h.kg, c, ce, Dp, h.Np, h.kT);
+  if (gout) transposeRows(h.vg, c, ce, Dp, h.Np, h.vT);
+}
+
+// Adds the slot-order gradients of the slots whose positions lie in [t0, t1) to gq, gk, gv (head offset base).
+LMF_CLONES void scatterRange(const Head& h, const int32_t* slots, int64_t t0, int64_t t1, int64_t base, float* gq, float* gk, float* gv) {
+  const int64_t D = h.D, Dp = h.Dp;
+  for (int64_t n = 0; n < h.N; n++) {
+    if (slots[n] < t0 || slots[n] >= t1) continue;
+    const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) {
+      gq[at + d] += h.gqg[n * Dp + d];
+      gk[at + d] += h.gkg[n * Dp + d];
+      gv[at + d] += h.gvg[n * Dp + d];
+    }
+  }
+}
+
 // Key-tile width bound: a block's tile holds at most min(window, N) + Bq keys.
 int64_t maxTile(const Problem& p) { return roundUp(std::min(p.window, p.N) + Bq, W); }
 
@@ -360,16 +396,7 @@ void forwardHead(const Problem& p, int64_t b, int64_t hh, Buffers& buf, bool par
 #pragma omp parallel if (par)
   {
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < N; c += 2 * W) {
-      const int64_t ce = std::min(c + 2 * W, N);
-      for (int64_t n = c; n < ce; n++) {
-        gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
-        gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
-        gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
-        if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
-      }
-      transposeRows(h.kg, c, ce, Dp, h.Np, h.kT);
-    }
+    for (int64_t c = 0; c < N; c += 2 * W) gatherChunk(p, nullptr, h, slots, nullptr, c, std::min(c + 2 * W, N), b, hh);
     std::vector<float> S(static_cast<size_t>(Bq * tile));
 #pragma omp for schedule(dynamic, 4)
     for (int64_t i = 0; i < nb; i++) forwardBlock(h, buf.blocks[2 * i], buf.blocks[2 * i + 1], S.data());
@@ -413,40 +440,18 @@ void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, floa
   Head h = buf.head(p, true);
   keyStarts(p, groups, buf.from);
   groupRuns(p, groups, buf.runs, buf.blocks);
-  const int64_t nr = static_cast<int64_t>(buf.runs.size()) - 1, Dp = h.Dp, tile = maxTile(p);
+  const int64_t nr = static_cast<int64_t>(buf.runs.size()) - 1, tile = maxTile(p);
 #pragma omp parallel if (par)
   {
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < N; c += 2 * W) {
-      const int64_t ce = std::min(c + 2 * W, N);
-      for (int64_t n = c; n < ce; n++) {
-        gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
-        gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
-        gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
-        gatherRow(gout, slots, n, D, Dp, b, hh, h.gog);
-        if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
-        h.delta[n] = dot(h.gog + n * Dp, p.out.row(b, hh, slots[n]), D);
-        h.Ls[n] = lse[slots[n]];
-      }
-      transposeRows(h.kg, c, ce, Dp, h.Np, h.kT);
-      transposeRows(h.vg, c, ce, Dp, h.Np, h.vT);
-    }
+    for (int64_t c = 0; c < N; c += 2 * W) gatherChunk(p, &gout, h, slots, lse, c, std::min(c + 2 * W, N), b, hh);
     std::vector<float> P(static_cast<size_t>(Bq * tile)), dS(P.size());
 #pragma omp for schedule(dynamic, 1)
     for (int64_t r = 0; r < nr; r++) backwardRun(h, buf.runs[r], buf.runs[r + 1], P.data(), dS.data());
     // Rounds meet at positions: each thread adds the slots of its own range of positions.
     const int nth = omp_get_num_threads(), me = omp_get_thread_num();
     const int64_t t0 = p.T * me / nth, t1 = p.T * (me + 1) / nth;
-    for (int64_t n = 0; n < N; n++) {
-      if (slots[n] < t0 || slots[n] >= t1) continue;
-      const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; d++) {
-        gq[at + d] += h.gqg[n * Dp + d];
-        gk[at + d] += h.gkg[n * Dp + d];
-        gv[at + d] += h.gvg[n * Dp + d];
-      }
-    }
+    scatterRange(h, slots, t0, t1, base, gq, gk, gv);
   }
 }
 
