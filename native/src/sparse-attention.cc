@@ -462,8 +462,8 @@ napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
   if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
   const int64_t heads = p.B * p.H;
   const bool par = p.N * (std::min(p.window, p.N) + 1) * p.D > (1 << 16);
-  if (par && heads % omp_get_max_threads() == 0) {
-    // Whole heads per thread when they divide evenly: no barriers inside a call (they cost a time slice each on
+  if (par && heads >= omp_get_max_threads()) {
+    // Whole heads per thread when there are enough: no barriers inside a call (they cost a time slice each on
     // busy cores).
 #pragma omp parallel
     {
@@ -495,7 +495,7 @@ napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
     return nullptr;
   const int64_t heads = p.B * p.H;
   const bool par = p.N * (std::min(p.window, p.N) + 1) * p.D > (1 << 16);
-  if (par && heads % omp_get_max_threads() == 0) {  // as in the forward: heads own disjoint rows of gq, gk, gv
+  if (par && heads >= omp_get_max_threads()) {  // as in the forward: heads own disjoint rows of gq, gk, gv
 #pragma omp parallel
     {
       Buffers buf;
