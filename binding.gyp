@@ -6,6 +6,7 @@
         "native/src/addon.cc",
         "native/src/gemm.cc",
         "native/src/attention.cc",
+        "native/src/sparse-attention.cc",
         "native/src/elementwise.cc",
         "native/src/rowwise.cc",
         "native/src/indexing.cc",

@@ -10,6 +10,7 @@ namespace lmf {
 
 void registerQuant(napi_env env, napi_value exports);  // quant.cc
 void registerShampoo(napi_env env, napi_value exports);  // shampoo.cc
+void registerSparseAttention(napi_env env, napi_value exports);  // sparse-attention.cc
 
 static napi_value cpuInfo(napi_env env, napi_callback_info) {
   napi_value obj, v;
@@ -54,6 +55,7 @@ static napi_value init(napi_env env, napi_value exports) {
   defineFunction(env, exports, "setThreads", setThreads);
   registerGemm(env, exports);
   registerAttention(env, exports);
+  registerSparseAttention(env, exports);
   registerElementwise(env, exports);
   registerRowwise(env, exports);
   registerIndexing(env, exports);

@@ -17,3 +17,4 @@ export * from './ops/grouped.js';
 export * from './ops/quant.js';
 export type { QuantWeight } from './kernels.js';
 export { dequantAt } from './reference/quant.js';
+export * from './ops/sparse-attention.js';

@@ -103,6 +103,55 @@ export interface AttentionBackwardArgs<F extends FloatArray> extends AttentionAr
   gv: StridedArg<F>;
 }
 
+/**
+ * Causal attention over gathered slots, the shared core of Reformer (LSH) and Routing attention.
+ * q, k, v and out are (B, H, T, D) views with strides [sB, sH, sT] (last dim contiguous). slots (B, H, N) int32
+ * contiguous holds a position in [0, T) per slot and groups (B, H, N) a group id (hash bucket, cluster) per slot;
+ * the N = rounds·L slots of a head form `rounds` rounds of L slots (hash rounds), each sorted by (group, position)
+ * by the caller (strictly increasing positions within a group; kernels refuse other orders). Query slot n (position p) sees the key slots m of its round with n − window ≤ m ≤ n,
+ * groups[m] = groups[n] and pos(m) ≤ p: the last `window` earlier members of its group and itself, so what a
+ * position sees never depends on a later position. Its score is scale·q_p·k_pos(m), minus selfPenalty when
+ * pos(m) = p (Reformer's "not oneself unless nothing else", a finite penalty so a lone slot attends to itself).
+ * Every slot gives a softmax over its keys (lse_n, o_n); a position's output merges its slots by log-sum-exp
+ * weights, out_p = Σ_{n: pos(n)=p} exp(lse_n − L_p)·o_n with L_p = log Σ exp(lse_n), which is one softmax over the
+ * union of the slots' keys (a key seen in two rounds counts twice). lse (B, H, T) contiguous receives L_p; a
+ * position with no slot gets out = 0, lse = −∞ and zero gradients. Time O(N·window·D), never O(T²).
+ */
+export interface BucketAttentionArgs<F extends FloatArray> {
+  q: StridedArg<F>;
+  k: StridedArg<F>;
+  v: StridedArg<F>;
+  out: StridedArg<F>;
+  lse: F;
+  slots: IndexArray;
+  groups: IndexArray;
+  B: number;
+  H: number;
+  T: number;
+  D: number;
+  /** Slots per head (rounds · L). */
+  N: number;
+  rounds: number;
+  /** Earlier slots of the same group a query slot may see (≥ 0). */
+  window: number;
+  selfPenalty: number;
+  scale: number;
+  /**
+   * Keys are k·(Σk² + 1e-12)^(−1/2), normalised inside the kernel (Reformer's shared QK: pass q as k too);
+   * gk is then the gradient with respect to the raw k: r·(g − k̂(k̂·g)) with r = (Σk² + 1e-12)^(−1/2).
+   */
+  unitKeys?: boolean;
+}
+
+export interface BucketAttentionBackwardArgs<F extends FloatArray> extends BucketAttentionArgs<F> {
+  /** Upstream gradient, same layout contract as out. */
+  gout: StridedArg<F>;
+  /** Gradients, (B, H, T, D) contiguous, accumulated (+=): the caller zeroes them. */
+  gq: F;
+  gk: F;
+  gv: F;
+}
+
 export interface AdamWArgs<F extends FloatArray> {
   param: F;
   grad: F;
@@ -238,6 +287,10 @@ export interface Kernels<F extends FloatArray> {
 
   /** Matmul with a weight-only quantized matrix, dequantized on the fly (W is never expanded whole), see QuantMatmulArgs. */
   quantMatmul(args: QuantMatmulArgs<F>): void;
+  /** Causal attention over gathered, grouped slots (LSH and Routing attention), see BucketAttentionArgs. */
+  bucketAttention(args: BucketAttentionArgs<F>): void;
+  /** Its backward (recomputes the probabilities from lse and out), see BucketAttentionBackwardArgs. */
+  bucketAttentionBackward(args: BucketAttentionBackwardArgs<F>): void;
 
   /** In-place AdamW step over param, m and v, see AdamWArgs. */
   adamw(args: AdamWArgs<F>): void;

@@ -38,6 +38,14 @@ export const gptSpec = defineConfig({
   rope_base: { default: 10000, type: 'number', min: 1, doc: 'RoPE frequency base' },
   attention_window: { default: 0, type: 'integer', min: 0, doc: 'sliding-window (local) attention: a token in a local layer sees its last N positions (0 = dense everywhere)' },
   local_layers: { default: 'all', type: 'string', doc: "layers that use attention_window: 'all', '' (none) or comma-separated indices like '0,2'" },
+  attention: { default: 'dense', choices: ['dense', 'routing', 'lsh'], doc: "attention of the sparse_layers: 'dense' (none are sparse), 'routing' (Routing Transformer: k-means clusters + local heads) or 'lsh' (Reformer: shared-QK angular LSH); attention-probability dropout does not apply to them" },
+  sparse_layers: { default: 'all', type: 'string', doc: "layers that use `attention` ('all', '' or indices like '1,3'); a sparse layer is never local, the others follow attention_window/local_layers" },
+  routing_clusters: { default: 0, type: 'integer', min: 0, doc: 'Routing: k-means centroids per routing head (0 = ≈√block_size); each cluster holds at most ⌈block_size/clusters⌉ tokens' },
+  routing_local_heads: { default: 1, type: 'integer', min: 0, doc: 'Routing: heads of a routing layer that attend to a sliding window of routing_window instead' },
+  routing_window: { default: 128, type: 'integer', min: 1, doc: "Routing: the local heads' sliding window" },
+  routing_ema: { default: 0.999, type: 'number', min: 0, max: 1, doc: 'Routing: EMA decay of the centroids (mini-batch k-means, training only; saved as buffers)' },
+  lsh_bucket_size: { default: 64, type: 'integer', min: 1, doc: 'LSH: mean bucket size at block_size (buckets = block_size/size); a query sees at most the last 2·size − 1 members of its bucket per round' },
+  lsh_n_hashes: { default: 2, type: 'integer', min: 1, doc: 'LSH: hash rounds, merged by log-sum-exp weights' },
   tie_embeddings: { default: true, doc: 'share token embedding and output head' },
   // Parameter sharing (ALBERT, Lan et al. 2019) and reversible blocks (RevNet / Reformer): src/nn/sharing.ts, reversible.ts.
   share_layers: { default: 'none', choices: ['none', 'all', 'attention', 'ffn'], doc: "cross-layer sharing: every layer uses layer 0's weights for 'all', its attention (with ln_1) for 'attention', its MLP (with ln_2) for 'ffn'" },
@@ -97,11 +105,23 @@ export function validateGPTConfig(c: GPTConfig): void {
       if (!(c[f] >= 0)) fail(f, 'a number ≥ 0');
     }
   }
+  try {
+    parseLocalLayers(c.sparse_layers, c.n_layer);
+  } catch {
+    fail('sparse_layers', `'all', '' or comma-separated distinct layer indices in [0, ${c.n_layer})`);
+  }
+  // A reversible backward runs each block's forward again: Routing's EMA centroid update and LSH's per-call rotations
+  // would differ between the two passes, and a mixture of experts' auxiliary losses are not carried through it.
+  if (c.reversible && c.attention !== 'dense' && parseLocalLayers(c.sparse_layers, c.n_layer).size > 0) fail('reversible', `false with attention = ${c.attention} (its backward recomputes each block, which Routing and LSH layers cannot replay)`);
+  if (c.reversible && c.moe_experts > 0) fail('reversible', 'false with moe_experts > 0 (a reversible stack does not carry the balance and z-losses)');
+  if (c.attention === 'routing' && !(c.routing_local_heads >= 0 && c.routing_local_heads <= c.n_head)) fail('routing_local_heads', `an integer in [0, n_head = ${c.n_head}]`);
+  if (c.attention === 'routing' && c.routing_clusters > c.block_size) fail('routing_clusters', `at most block_size (${c.block_size}), or 0 for ≈√block_size`);
 }
 
 /** The sliding window the model's local layers use, or 0 when every layer is dense. */
 function localWindow(c: GPTConfig): number {
-  return c.attention_window > 0 && parseLocalLayers(c.local_layers, c.n_layer).size > 0 ? c.attention_window : 0;
+  const sparse = c.attention === 'dense' ? new Set<number>() : parseLocalLayers(c.sparse_layers, c.n_layer);
+  return c.attention_window > 0 && [...parseLocalLayers(c.local_layers, c.n_layer)].some((l) => !sparse.has(l)) ? c.attention_window : 0;
 }
 
 /** The token embedding's width E: embedding_dim when it factorizes (0 < E < n_embd), else n_embd. */

@@ -1,5 +1,6 @@
 // Causal multi-head self-attention with a fused QKV projection (GPT-2's c_attn / c_proj), optional RoPE, dropout
-// on the attention probabilities, an optional sliding window (local attention, per layer), and KV-cache decoding. One forward: without a cache it runs the fused
+// on the attention probabilities, an optional sliding window (local attention, per layer), Routing or LSH attention
+// per layer (routing-attention.ts, lsh-attention.ts), and KV-cache decoding. One forward: without a cache it runs the fused
 // self-attention kernel over the whole sequence; with one it writes the new keys and values at each row's own
 // positions and attends over the row's cache. Not the MLP or the block (mlp.ts, block.ts).
 import * as lm from '../core/index.js';
@@ -7,7 +8,9 @@ import type { Rng, Tensor } from '../core/index.js';
 import { siteSeed, type ForwardContext } from './context.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
+import { lshBucketCount, LshAttention } from './lsh-attention.js';
 import { applyRope, type RotaryTables } from './rope.js';
+import { routingShape, RoutingAttention } from './routing-attention.js';
 
 /** The shape of a Transformer block, shared by attention, MLP and block. */
 export interface BlockConfig {
@@ -25,6 +28,25 @@ export interface BlockConfig {
   attention_window?: number;
   /** Which layers are local: 'all' (default), '' (none) or comma-separated indices such as '0,2'. */
   local_layers?: string;
+  /** Context length (sparse layers size their clusters and buckets by it). */
+  block_size?: number;
+  /** The attention of the sparse layers: 'dense' (default: no sparse layers), 'routing' or 'lsh'. */
+  attention?: 'dense' | 'routing' | 'lsh';
+  /** Which layers use `attention` (same syntax as local_layers; a sparse layer is never local). */
+  sparse_layers?: string;
+  routing_clusters?: number;
+  routing_local_heads?: number;
+  routing_window?: number;
+  routing_ema?: number;
+  lsh_bucket_size?: number;
+  lsh_n_hashes?: number;
+}
+
+/** The attention a layer runs: 'routing' / 'lsh' when it is one of sparse_layers, else 'local' or 'dense'. */
+export function layerAttention(c: Pick<BlockConfig, 'n_layer' | 'attention_window' | 'local_layers' | 'attention' | 'sparse_layers'>, layer: number): 'dense' | 'local' | 'routing' | 'lsh' {
+  const kind = c.attention ?? 'dense';
+  if (kind !== 'dense' && parseLocalLayers(c.sparse_layers ?? 'all', c.n_layer).has(layer)) return kind;
+  return layerWindow(c, layer) > 0 ? 'local' : 'dense';
 }
 
 /**
@@ -48,7 +70,8 @@ export function parseLocalLayers(spec: string, nLayer: number): Set<number> {
 }
 
 /** The sliding window of one layer: attention_window when the layer is local, else 0 (dense). */
-export function layerWindow(c: Pick<BlockConfig, 'n_layer' | 'attention_window' | 'local_layers'>, layer: number): number {
+export function layerWindow(c: Pick<BlockConfig, 'n_layer' | 'attention_window' | 'local_layers' | 'attention' | 'sparse_layers'>, layer: number): number {
+  if ((c.attention ?? 'dense') !== 'dense' && parseLocalLayers(c.sparse_layers ?? 'all', c.n_layer).has(layer)) return 0;
   const w = c.attention_window ?? 0;
   return w > 0 && parseLocalLayers(c.local_layers ?? 'all', c.n_layer).has(layer) ? w : 0;
 }
@@ -74,6 +97,8 @@ export class CausalSelfAttention extends Module {
   readonly c_proj: Linear;
   /** Sliding window of this layer (0 = dense attention). */
   readonly window: number;
+  /** Routing or LSH attention of a sparse layer (null: dense or local). */
+  readonly sparse: RoutingAttention | LshAttention | null;
 
   /** layer: this block's index (its cache slot, dropout site and whether it is local). */
   constructor(readonly c: BlockConfig, rng: Rng, readonly layer: number) {
@@ -81,6 +106,8 @@ export class CausalSelfAttention extends Module {
     this.window = layerWindow(c, layer);
     this.c_attn = this.child('c_attn', new Linear(c.n_embd, 3 * c.n_embd, { bias: c.bias, rng, std: INIT_STD }));
     this.c_proj = this.child('c_proj', new Linear(c.n_embd, c.n_embd, { bias: c.bias, rng, std: INIT_STD / Math.sqrt(2 * c.n_layer) }));
+    this.sparse = makeSparse(c, layer);
+    if (this.sparse) this.child(this.sparse instanceof RoutingAttention ? 'routing' : 'lsh', this.sparse);
   }
 
   forward(x: Tensor, ctx: ForwardContext): Tensor {
@@ -89,6 +116,7 @@ export class CausalSelfAttention extends Module {
     const D = C / H;
     const qkv = this.c_attn.forward(x, ctx); // (B, T, 3C)
     const cache = ctx.cache;
+    if (this.sparse) return this.c_proj.forward(this.sparseForward(qkv, ctx), ctx);
     if (!cache) {
       // Training and whole-sequence passes: the fused kernel reads q, k, v out of (B, T, 3C) through strides.
       let fused = qkv;
@@ -125,4 +153,50 @@ export class CausalSelfAttention extends Module {
     const y = lm.attention(lm.permute(q, [0, 2, 1, 3]), kv.k, kv.v, opts); // (B, H, T, D)
     return this.c_proj.forward(lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]), ctx);
   }
+
+  /** A sparse layer: q, k, v (after RoPE) to its Routing or LSH attention, whole-sequence or cached → (B, T, C). */
+  private sparseForward(qkv: Tensor, ctx: ForwardContext): Tensor {
+    const [B, T, C3] = qkv.shape as [number, number, number];
+    const C = C3 / 3;
+    const H = this.c.n_head;
+    const D = C / H;
+    const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
+    let q = parts[0]!;
+    let k = parts[1]!;
+    const v = parts[2]!;
+    if (ctx.rope) {
+      const tables = ropeTables(ctx.rope, ctx, T);
+      q = applyRope(q, tables);
+      k = applyRope(k, tables);
+    }
+    const sp = this.sparse!;
+    const heads = (t: Tensor): Tensor => lm.permute(t, [0, 2, 1, 3]); // (B, H, T, D)
+    let y: Tensor; // (B, H, T, D)
+    if (ctx.cache) {
+      const { kv, plan } = ctx.cache;
+      y = sp instanceof RoutingAttention ? sp.forwardCached(q, k, v, kv, this.layer, plan) : sp.forwardCached(q, v, kv, this.layer, plan);
+    } else {
+      y = sp instanceof RoutingAttention ? sp.forward(heads(q), heads(k), heads(v)) : sp.forward(heads(q), heads(v));
+    }
+    return lm.reshape(lm.permute(y, [0, 2, 1, 3]), [B, T, C]);
+  }
+}
+
+/** The Routing or LSH module of a sparse layer (null otherwise), sized by the config. */
+function makeSparse(c: BlockConfig, layer: number): RoutingAttention | LshAttention | null {
+  const kind = layerAttention(c, layer);
+  if (kind !== 'routing' && kind !== 'lsh') return null;
+  const blockSize = c.block_size;
+  if (!blockSize) throw new RangeError(`CausalSelfAttention: layer ${layer} is ${kind} attention and needs block_size in its config`);
+  const heads = c.n_head;
+  const headDim = c.n_embd / c.n_head;
+  const seed = 0x5eed + 7919 * layer;
+  if (kind === 'lsh') {
+    const bucketSize = c.lsh_bucket_size ?? 64;
+    return new LshAttention({ heads, headDim, nHashes: c.lsh_n_hashes ?? 2, bucketSize, nBuckets: lshBucketCount(blockSize, bucketSize), seed });
+  }
+  const shape = routingShape(blockSize, c.routing_clusters ?? 0);
+  return new RoutingAttention({
+    heads, headDim, ...shape, localHeads: c.routing_local_heads ?? 1, window: c.routing_window ?? 128, ema: c.routing_ema ?? 0.999,
+  }, seed);
 }

@@ -40,6 +40,8 @@ export class KVCache {
   readonly k: Tensor[];
   readonly v: Tensor[];
   readonly lengths: number[];
+  /** Int32 side arrays by layer and name: what sparse attention keeps per cached position (LSH buckets, clusters). */
+  private readonly sides = new Map<string, Int32Array>();
 
   constructor(readonly shape: KVCacheShape) {
     const dims = [shape.batch, shape.heads, shape.capacity, shape.headDim];
@@ -129,6 +131,18 @@ export class KVCache {
   /** Keys and values a pass attends over: (B, H, keyLength, D) views. */
   view(layer: number, plan: CachePlan): { k: Tensor; v: Tensor } {
     return { k: lm.slice(this.k[layer]!, 2, 0, plan.keyLength), v: lm.slice(this.v[layer]!, 2, 0, plan.keyLength) };
+  }
+
+  /**
+   * The int32 side array `name` of a layer (zeroed on first use, `size` entries), e.g. the hash bucket of every
+   * cached position of an LSH layer. Its layout is the caller's; entries past a row's length are stale.
+   */
+  side(layer: number, name: string, size: number): Int32Array {
+    const key = `${layer}/${name}`;
+    let a = this.sides.get(key);
+    if (!a) this.sides.set(key, (a = new Int32Array(size)));
+    if (a.length !== size) throw new RangeError(`KVCache.side: ${key} holds ${a.length} entries, asked for ${size}`);
+    return a;
   }
 
   /** Moves every row past the tokens the pass wrote. */

@@ -28,6 +28,25 @@ if (tryLoadAddon()) quantActivationMode('off');
 const qInt8 = quantWeight(5, 80, 8, 80);
 const qInt4 = quantWeight(6, 128, 4, 64);
 const qInt4g32 = quantWeight(7, 64, 4, 32);
+/**
+ * Slots and groups of `rounds` rounds over positions [0, T) for H heads, two groups per round (group 1 takes the
+ * positions with (p·(r + h + 3)) mod 11 ≥ 9), sorted by (group, position): group 0 is one long run of slots.
+ */
+function longRuns(H: number, T: number, rounds: number): [Tensor, Tensor] {
+  const slots: number[] = [];
+  const groups: number[] = [];
+  for (let h = 0; h < H; h++) {
+    for (let r = 0; r < rounds; r++) {
+      const g = (p: number): number => ((p * (r + h + 3)) % 11 >= 9 ? 1 : 0);
+      const order = Array.from({ length: T }, (_, p) => p).sort((a, b) => g(a) - g(b) || a - b);
+      for (const p of order) {
+        slots.push(p);
+        groups.push(g(p));
+      }
+    }
+  }
+  return [ids(slots, [1, H, rounds * T]), ids(groups, [1, H, rounds * T])];
+}
 
 export const opCases: OpCase[] = [
   // elementwise unary
@@ -119,4 +138,43 @@ export const opCases: OpCase[] = [
   { name: 'attention causal window 3 + dropout', inputs: [[1, 2, 6, 3], [1, 2, 6, 3], [1, 2, 6, 3]], run: (xs) => lm.attention(xs[0]!, xs[1]!, xs[2]!, { causal: true, window: 3, dropout: 0.3, dropoutSeed: 8 }) },
   { name: 'selfAttention window 3', inputs: [[2, 9, 12]], run: (xs) => lm.selfAttention(xs[0]!, 2, { window: 3 }) },
   { name: 'selfAttention window 1', inputs: [[1, 4, 6]], run: (xs) => lm.selfAttention(xs[0]!, 1, { window: 1 }) },
+  // causal attention over gathered, grouped slots (Reformer / Routing core): two hash rounds sorted by (bucket,
+  // position) with the self penalty and a window that cuts a long bucket, and clusters that repeat a position
+  // and leave another out
+  {
+    name: 'bucketAttention LSH rounds', inputs: [[1, 2, 6, 3], [1, 2, 6, 3], [1, 2, 6, 3]],
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!,
+      ids([0, 3, 5, 1, 2, 4, 2, 1, 4, 0, 3, 5, 0, 1, 2, 4, 3, 5, 1, 0, 2, 3, 5, 4], [1, 2, 12]),
+      ids([0, 0, 0, 1, 1, 1, 0, 1, 1, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 2], [1, 2, 12]), { window: 2, rounds: 2, selfPenalty: 1e3 }),
+  },
+  {
+    name: 'bucketAttention LSH small penalty', inputs: [[2, 1, 4, 3], [2, 1, 4, 3], [2, 1, 4, 3]],
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([1, 3, 0, 2, 0, 1, 2, 3], [2, 1, 4]), ids([0, 0, 1, 1, 0, 0, 0, 0], [2, 1, 4]), { window: 3, selfPenalty: 0.7 }),
+  },
+  {
+    name: 'bucketAttention shared unit keys (k = q)', inputs: [[1, 2, 6, 3], [1, 2, 6, 3]],
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[0]!, xs[1]!,
+      ids([0, 3, 5, 1, 2, 4, 2, 1, 4, 0, 3, 5, 0, 1, 2, 4, 3, 5, 1, 0, 2, 3, 5, 4], [1, 2, 12]),
+      ids([0, 0, 0, 1, 1, 1, 0, 1, 1, 2, 2, 2, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 2], [1, 2, 12]), { window: 2, rounds: 2, selfPenalty: 100, unitKeys: true }),
+  },
+  {
+    name: 'bucketAttention routing clusters', inputs: [[1, 2, 7, 4], [1, 2, 7, 4], [1, 2, 7, 4]],
+    run: (xs) => lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, ids([0, 2, 5, 1, 2, 6, 1, 3, 4, 0, 5, 6], [1, 2, 6]), ids([0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1], [1, 2, 6]), { window: 2 }),
+  },
+  // long group runs (≈ 33 slots: several query blocks of the tiled kernel, tiles that start mid-run once the
+  // window cuts in) with a head size that is not a multiple of the vector width
+  {
+    name: 'bucketAttention long runs, several blocks', inputs: [[1, 2, 40, 5], [1, 2, 40, 5], [1, 2, 40, 5]],
+    run: (xs) => {
+      const [slots, groups] = longRuns(2, 40, 2);
+      return lm.bucketAttention(xs[0]!, xs[1]!, xs[2]!, slots, groups, { window: 20, rounds: 2, selfPenalty: 5 });
+    },
+  },
+  {
+    name: 'bucketAttention long runs, unit keys, window past the run', inputs: [[1, 1, 40, 5], [1, 1, 40, 5]],
+    run: (xs) => {
+      const [slots, groups] = longRuns(1, 40, 2);
+      return lm.bucketAttention(xs[0]!, xs[0]!, xs[1]!, slots, groups, { window: 60, rounds: 2, selfPenalty: 100, unitKeys: true });
+    },
+  },
 ];

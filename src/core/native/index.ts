@@ -8,12 +8,14 @@ import { nativeMatmul } from './gemm.js';
 import { nativeGrouped } from './grouped.js';
 import { nativeMisc } from './misc.js';
 import { nativeQuant } from './quant.js';
+import { nativeSparseAttention } from './sparse-attention.js';
 
 export const nativeKernels: Kernels<Float32Array> = {
   ...nativeMisc,
   ...nativeAttention,
   ...nativeGrouped,
   ...nativeQuant,
+  ...nativeSparseAttention,
   matmul: nativeMatmul,
 };
 

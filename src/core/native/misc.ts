@@ -60,7 +60,7 @@ export function nativeSimdLevel(level?: SimdLevel): SimdLevel {
   return level === undefined ? lib().simdLevel() : lib().simdLevel(level);
 }
 
-export const nativeMisc: Omit<Kernels<Float32Array>, 'matmul' | 'attention' | 'attentionBackward' | 'groupedMatmul' | 'groupedMatmulGradW' | 'quantMatmul'> = {
+export const nativeMisc: Omit<Kernels<Float32Array>, 'matmul' | 'attention' | 'attentionBackward' | 'groupedMatmul' | 'groupedMatmulGradW' | 'quantMatmul' | 'bucketAttention' | 'bucketAttentionBackward'> = {
   copyStrided(src: StridedArg, dst: StridedArg, shape: Shape): void {
     lib().copyStrided(src.data, src.offset, src.strides, dst.data, dst.offset, dst.strides, shape);
   },

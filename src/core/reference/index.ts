@@ -7,6 +7,7 @@ import { groupedKernels } from './grouped.js';
 import { indexingKernels } from './indexing.js';
 import { quantKernels } from './quant.js';
 import { rowwiseKernels } from './rowwise.js';
+import { sparseAttentionKernels } from './sparse-attention.js';
 
 export const referenceKernels: Kernels<FloatArray> = {
   ...elementwiseKernels,
@@ -15,4 +16,5 @@ export const referenceKernels: Kernels<FloatArray> = {
   ...attentionKernels,
   ...groupedKernels,
   ...quantKernels,
+  ...sparseAttentionKernels,
 };

@@ -1,0 +1,519 @@
+// Kernel family 'sparse attention' of the native backend: causal attention over gathered, grouped slots, the shared core
+// of Reformer (LSH) and Routing attention (contract: BucketAttentionArgs in src/core/kernels.ts), forward and
+// backward, tiled: a block of query slots against the key tile it shares, threaded over blocks (forward) and group runs (backward).
+// Not the hashing or clustering that picks the slots (src/nn/lsh-attention.ts, routing-attention.ts).
+#include <omp.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+#include "checks.h"
+#include "napi_util.h"
+#include "simd.h"
+
+namespace lmf {
+namespace {
+
+struct View {
+  float* data;
+  int64_t len, offset, sB, sH, sT;
+  float* row(int64_t b, int64_t h, int64_t t) const { return data + offset + b * sB + h * sH + t * sT; }
+};
+
+struct Problem {
+  View q, k, v, out;
+  float* lse;
+  const int32_t* slots;
+  const int32_t* groups;
+  int64_t B, H, T, D, N, rounds, window;
+  float selfPenalty, scale;
+  bool unitKeys;
+};
+
+// Multi-versioned head kernels: AVX-512, AVX2+FMA or baseline code, picked once by the loader for this CPU.
+#define LMF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+#include "vecmath.inc"  // vexp: branch-free, auto-vectorised in each clone
+
+inline __attribute__((always_inline)) float dot(const float* x, const float* y, int64_t D) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t d = 0; d < D; d++) s += x[d] * y[d];
+  return s;
+}
+
+// Reads a (B, H, T, D) view argument [data, [offset, sB, sH, sT]] and checks that its last row fits the array.
+bool viewArg(Args& a, size_t i, const char* name, const Problem& p, View* v) {
+  size_t len = 0;
+  v->data = f32Arg(a, i, name, &len);
+  int64_t lay[4] = {0, 0, 0, 0};
+  if (a.failed) return false;
+  if (a.ints(i + 1, lay, 4) != 4) { a.fail("layout must be [offset, sB, sH, sT]", i + 1); return false; }
+  v->len = static_cast<int64_t>(len);
+  v->offset = lay[0], v->sB = lay[1], v->sH = lay[2], v->sT = lay[3];
+  int64_t last = v->offset + (p.B - 1) * v->sB + (p.H - 1) * v->sH + (p.T - 1) * v->sT + p.D;
+  if (p.B * p.H * p.T * p.D > 0 && (v->offset < 0 || v->sB < 0 || v->sH < 0 || v->sT < 0 || last > v->len)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: the (B, H, T, D) view does not fit its array of %lld floats", name, static_cast<long long>(len));
+    a.fail(msg);
+    return false;
+  }
+  return true;
+}
+
+// Arguments shared by forward and backward:
+// (q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, [B, H, T, D, N, rounds, window], selfPenalty, scale,
+//  unitKeys)
+bool readProblem(Args& a, Problem* p) {
+  int64_t dims[7];
+  if (a.ints(11, dims, 7) != 7) { if (!a.failed) a.fail("dims must be [B, H, T, D, N, rounds, window]", 11); return false; }
+  p->B = dims[0], p->H = dims[1], p->T = dims[2], p->D = dims[3], p->N = dims[4], p->rounds = dims[5], p->window = dims[6];
+  for (int i = 0; i < 7; i++) {
+    if (dims[i] < 0 || (i == 5 && dims[i] < 1)) { a.fail("dims: sizes must be ≥ 0 and rounds ≥ 1", 11); return false; }
+  }
+  if (p->N % p->rounds != 0) { a.fail("N must be a multiple of rounds", 11); return false; }
+  if (!viewArg(a, 0, "q", *p, &p->q) || !viewArg(a, 2, "k", *p, &p->k) || !viewArg(a, 4, "v", *p, &p->v) ||
+      !viewArg(a, 6, "out", *p, &p->out))
+    return false;
+  size_t ll = 0, ls = 0, lg = 0;
+  p->lse = f32Arg(a, 8, "lse", &ll);
+  p->slots = i32Arg(a, 9, "slots", &ls);
+  p->groups = i32Arg(a, 10, "groups", &lg);
+  p->selfPenalty = static_cast<float>(a.num(12));
+  p->scale = static_cast<float>(a.num(13));
+  p->unitKeys = a.boolean(14);
+  if (!needLength(a, "lse", ll, satMul(p->B, p->H, p->T), "B·H·T") || !needLength(a, "slots", ls, satMul(p->B, p->H, p->N), "B·H·N") ||
+      !needLength(a, "groups", lg, satMul(p->B, p->H, p->N), "B·H·N"))
+    return false;
+  for (int64_t i = 0; i < p->B * p->H * p->N; i++) {
+    if (p->slots[i] < 0 || p->slots[i] >= p->T) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "slots: entry %lld holds position %d, outside [0, %lld)", static_cast<long long>(i), p->slots[i],
+               static_cast<long long>(p->T));
+      a.fail(msg);
+      return false;
+    }
+  }
+  return true;
+}
+
+// from[n] = the first key slot of query slot n: window slots back, not before its round nor its group's run
+// (groups are sorted within a round, so a group's slots are one run).
+void keyStarts(const Problem& p, const int32_t* groups, std::vector<int64_t>& from) {
+  const int64_t L = p.N / p.rounds;
+  int64_t run = 0;
+  for (int64_t n = 0; n < p.N; n++) {
+    if (n % L == 0 || groups[n] != groups[n - 1]) run = n;
+    from[n] = std::max(run, n - p.window);
+  }
+}
+
+// Fails unless groups are non-decreasing within every round and positions increase within every group run.
+bool checkSorted(Args& a, const Problem& p) {
+  const int64_t L = p.N / p.rounds;
+  for (int64_t bh = 0; bh < p.B * p.H; bh++) {
+    const int32_t* sl = p.slots + bh * p.N;
+    const int32_t* gr = p.groups + bh * p.N;
+    for (int64_t n = 1; n < p.N; n++) {
+      if (n % L == 0) continue;
+      if (gr[n] < gr[n - 1] || (gr[n] == gr[n - 1] && sl[n] <= sl[n - 1])) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "slots/groups: entry %lld of head %lld breaks the (group, position) order of its round",
+                 static_cast<long long>(n), static_cast<long long>(bh));
+        a.fail(msg);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// Tiled kernels. A head's q, k, v rows are gathered into slot order, padded to Dp = D rounded up to W floats
+// (the pad is zero, so it adds nothing to a dot product). A group run's query slots go in blocks of Bq; the union
+// of a block's windows is one contiguous run of key slots [from(n0), n1), so the block's scores are one small
+// GEMM against that key tile, masked per query to [from(n), n]. The whole tile fits in scratch (≤ window + Bq
+// keys), so each row's softmax is exact in one pass; rounds are merged per position afterwards.
+constexpr int64_t W = 16;   // floats per vector (one AVX-512 register; two AVX2 or four SSE registers elsewhere)
+constexpr int64_t Bq = 16;  // query slots per block
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // the 64-byte vector type never crosses a call boundary (always inlined)
+typedef float vf __attribute__((vector_size(64)));
+typedef float vfu __attribute__((vector_size(64), aligned(4), may_alias));
+#define LMF_AI inline __attribute__((always_inline))
+LMF_AI vf vld(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+LMF_AI void vst(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
+
+// Register-blocked C[r, c·W + :] (= or +=) Σ_k A[r·ars + k·aks] · Bm[k·ldb + c·W + :], RR rows × NC vectors.
+template <int RR, int NC>
+LMF_AI void mk(int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C, int64_t ldc, bool add) {
+  vf acc[RR][NC];
+  const vf zero = {0.f};
+  for (int r = 0; r < RR; r++)
+    for (int c = 0; c < NC; c++) acc[r][c] = add ? vld(C + r * ldc + c * W) : zero;
+  for (int64_t k = 0; k < K; k++) {
+    vf bv[NC];
+    for (int c = 0; c < NC; c++) bv[c] = vld(Bm + k * ldb + c * W);
+    for (int r = 0; r < RR; r++) {
+      const float a = A[r * ars + k * aks];
+      for (int c = 0; c < NC; c++) acc[r][c] += a * bv[c];
+    }
+  }
+  for (int r = 0; r < RR; r++)
+    for (int c = 0; c < NC; c++) vst(C + r * ldc + c * W, acc[r][c]);
+}
+
+template <int RR>
+LMF_AI void mkRows(int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C,
+                   int64_t ldc, bool add) {
+  int64_t c = 0;  // 4 vectors a step where the columns allow (16 accumulators: 2 FMAs per load), then 2, then 1
+  for (; c + 4 * W <= cols; c += 4 * W) mk<RR, 4>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+  if (c + 2 * W <= cols) mk<RR, 2>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add), c += 2 * W;
+  if (c < cols) mk<RR, 1>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+}
+
+// C (rows × cols, cols a multiple of W) = or += A (rows × K, strides ars, aks) · Bm (K × cols, row stride ldb).
+LMF_AI void tileGemm(int64_t rows, int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb,
+                     float* C, int64_t ldc, bool add) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) mkRows<4>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add);
+  switch (rows - r) {
+    case 3: mkRows<3>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+    case 2: mkRows<2>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+    case 1: mkRows<1>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+    default: break;
+  }
+}
+
+// Columns [n0, n1) of dst (Dp × Np) = rows [n0, n1) of src (stride Dp) transposed.
+LMF_AI void transposeRows(const float* src, int64_t n0, int64_t n1, int64_t Dp, int64_t Np, float* dst) {
+  for (int64_t d = 0; d < Dp; d++)
+    for (int64_t n = n0; n < n1; n++) dst[d * Np + n] = src[n * Dp + d];
+}
+
+int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// One head in slot order: padded rows (N × Dp) and per-slot figures.
+struct Head {
+  int64_t N, Dp, D, Np;  // Np = N + W: columns of the transposed keys and values (a tile's last vector may run past N)
+  float scale, selfPenalty;
+  bool unitKeys;
+  const int64_t* from;  // first key slot of each query slot
+  float *qg, *kg, *vg, *rk;
+  float *kT, *vT;                   // keys (and, for the backward, values) transposed: (Dp, Np), pad columns zero
+  float *og, *lseS;                 // forward: each slot's normalised output and log-sum-exp
+  float *gog, *delta, *Ls;          // backward: gout rows, gout·out and the merged lse of each slot's position
+  float *gqg, *gkg, *gvg;           // backward: slot-order gradients
+};
+
+// Forward of query slots [n0, n1) of one group run: og rows and lseS.
+LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* S) {
+  const int64_t Dp = h.Dp, k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
+  const float NEG_INF = -std::numeric_limits<float>::infinity();
+  tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0, h.Np, S, nkp, false);  // (nq, nkp) raw scores
+  float inv[Bq];
+  for (int64_t i = 0; i < nq; i++) {
+    const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
+    float* row = S + i * nkp;
+    float mx = NEG_INF;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = lo; j <= hi; j++) {
+      const float x = h.scale * row[j] - (j == hi ? h.selfPenalty : 0.f);  // only the query itself shares its position
+      row[j] = x;
+      mx = x > mx ? x : mx;
+    }
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = lo; j <= hi; j++) {
+      const float e = vexp(row[j] - mx);
+      row[j] = e;
+      sum += e;
+    }
+    for (int64_t j = 0; j < lo; j++) row[j] = 0.f;
+    for (int64_t j = hi + 1; j < nk; j++) row[j] = 0.f;
+    inv[i] = 1.f / sum;
+    h.lseS[n] = mx + std::log(sum);
+  }
+  float* o = h.og + n0 * Dp;
+  tileGemm(nq, Dp, nk, S, nkp, 1, h.vg + k0 * Dp, Dp, o, Dp, false);  // (nq, Dp) = P · V
+  for (int64_t i = 0; i < nq; i++) {
+    const float s = inv[i];
+#pragma omp simd
+    for (int64_t d = 0; d < Dp; d++) o[i * Dp + d] *= s;
+  }
+}
+
+// Backward of one group run [g0, g1), with P = exp(s − L_p) and δ_p = gout_p·out_p per block:
+// dS = P ∘ (gout·Vᵀ − δ)·scale; gq = dS·K; gk += dSᵀ·Q; gv += Pᵀ·gout. Key rows never leave the run, so runs
+// are independent (no races); with unitKeys the run's key gradients are mapped back to the raw keys at the end.
+LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* P, float* dS) {
+  const int64_t Dp = h.Dp;
+  std::memset(h.gkg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
+  std::memset(h.gvg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
+  for (int64_t n0 = g0; n0 < g1; n0 += Bq) {
+    const int64_t n1 = std::min(n0 + Bq, g1), k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
+    tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0, h.Np, P, nkp, false);     // raw scores
+    tileGemm(nq, nkp, Dp, h.gog + n0 * Dp, Dp, 1, h.vT + k0, h.Np, dS, nkp, false);  // gout · v
+    for (int64_t i = 0; i < nq; i++) {
+      const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
+      float* pr = P + i * nkp;
+      float* dr = dS + i * nkp;
+      const float L = h.Ls[n], dl = h.delta[n];
+      if (L == -std::numeric_limits<float>::infinity()) {
+        std::fill(pr, pr + nk, 0.f), std::fill(dr, dr + nk, 0.f);
+        continue;
+      }
+      for (int64_t j = 0; j < lo; j++) pr[j] = 0.f, dr[j] = 0.f;
+      for (int64_t j = hi + 1; j < nk; j++) pr[j] = 0.f, dr[j] = 0.f;
+#pragma omp simd
+      for (int64_t j = lo; j <= hi; j++) {
+        const float e = vexp(h.scale * pr[j] - (j == hi ? h.selfPenalty : 0.f) - L);
+        pr[j] = e;
+        dr[j] = e * (dr[j] - dl) * h.scale;
+      }
+    }
+    tileGemm(nq, Dp, nk, dS, nkp, 1, h.kg + k0 * Dp, Dp, h.gqg + n0 * Dp, Dp, false);
+    tileGemm(nk, Dp, nq, dS, 1, nkp, h.qg + n0 * Dp, Dp, h.gkg + k0 * Dp, Dp, true);
+    tileGemm(nk, Dp, nq, P, 1, nkp, h.gog + n0 * Dp, Dp, h.gvg + k0 * Dp, Dp, true);
+  }
+  if (h.unitKeys) {  // gk = r·(g − k̂(k̂·g)) maps the gradient of k̂ back to the raw k
+    for (int64_t n = g0; n < g1; n++) {
+      float* g = h.gkg + n * Dp;
+      const float* kh = h.kg + n * Dp;
+      const float kg = dot(kh, g, Dp), r = h.rk[n];
+#pragma omp simd
+      for (int64_t d = 0; d < Dp; d++) g[d] = r * (g[d] - kh[d] * kg);
+    }
+  }
+}
+
+// Gathers rows of a (B, H, T, D) view into padded slot order: dst[n] = src[b, h, slots[n]], zero past D.
+LMF_AI void gatherRow(const View& src, const int32_t* slots, int64_t n, int64_t D, int64_t Dp, int64_t b, int64_t h, float* dst) {
+  float* __restrict r = dst + n * Dp;
+  const float* __restrict s = src.row(b, h, slots[n]);
+#pragma omp simd
+  for (int64_t d = 0; d < Dp; d++) r[d] = d < D ? s[d] : 0.f;
+}
+
+// With unitKeys: kg row n → k̂ = k·r, r = (Σk² + 1e-12)^(−1/2) kept in rk (the backward maps k̂'s gradient back).
+LMF_AI void normalizeRow(const Problem& p, float* kg, float* rk, int64_t n, int64_t Dp) {
+  float* kr = kg + n * Dp;
+  float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t d = 0; d < p.D; d++) ss += kr[d] * kr[d];
+  const float r = 1.f / std::sqrt(ss + 1e-12f);
+  rk[n] = r;
+  for (int64_t d = 0; d < p.D; d++) kr[d] *= r;
+}
+
+// The group runs of a head (starts at every round border and group change) and their query blocks.
+void groupRuns(const Problem& p, const int32_t* groups, std::vector<int64_t>& runs, std::vector<int64_t>& blocks) {
+  const int64_t L = p.N / p.rounds;
+  runs.clear(), blocks.clear();
+  for (int64_t n = 0; n < p.N; n++)
+    if (n % L == 0 || groups[n] != groups[n - 1]) runs.push_back(n);
+  runs.push_back(p.N);
+  for (size_t r = 0; r + 1 < runs.size(); r++)
+    for (int64_t n0 = runs[r]; n0 < runs[r + 1]; n0 += Bq) blocks.push_back(n0), blocks.push_back(std::min(n0 + Bq, runs[r + 1]));
+}
+
+// Buffers of one head, reused across heads.
+struct Buffers {
+  std::vector<float> qg, kg, vg, kT, vT, rk, og, lseS, gog, delta, Ls, gqg, gkg, gvg;
+  std::vector<int64_t> from, runs, blocks;
+  Head head(const Problem& p, bool backward) {
+    const int64_t Dp = roundUp(p.D, W);
+    const size_t rows = static_cast<size_t>(p.N * Dp), n = static_cast<size_t>(p.N);
+    const int64_t Np = p.N + W;
+    qg.resize(rows), kg.resize(rows), vg.resize(rows), rk.resize(n), from.resize(n);
+    kT.assign(static_cast<size_t>(Dp * Np), 0.f);
+    if (backward) {
+      vT.assign(kT.size(), 0.f);
+      gog.resize(rows), delta.resize(n), Ls.resize(n), gqg.resize(rows), gkg.resize(rows), gvg.resize(rows);
+    } else {
+      og.resize(rows), lseS.resize(n);
+    }
+    Head h{};
+    h.N = p.N, h.Dp = Dp, h.Np = Np, h.D = p.D, h.scale = p.scale, h.selfPenalty = p.selfPenalty, h.unitKeys = p.unitKeys;
+    h.kT = kT.data(), h.vT = vT.data();
+    h.from = from.data(), h.qg = qg.data(), h.kg = kg.data(), h.vg = vg.data(), h.rk = rk.data();
+    h.og = og.data(), h.lseS = lseS.data(), h.gog = gog.data(), h.delta = delta.data(), h.Ls = Ls.data();
+    h.gqg = gqg.data(), h.gkg = gkg.data(), h.gvg = gvg.data();
+    return h;
+  }
+};
+
+// Slots [c, ce) of a head into slot order (and transposed keys/values); with gout (backward) also gout's rows,
+// δ = gout·out and each slot's merged lse. Multi-versioned like the tile kernels (it is a third of the work).
+LMF_CLONES void gatherChunk(const Problem& p, const View* gout, const Head& h, const int32_t* slots, const float* lse, int64_t c,
+                            int64_t ce, int64_t b, int64_t hh) {
+  const int64_t D = p.D, Dp = h.Dp;
+  for (int64_t n = c; n < ce; n++) {
+    gatherRow(p.q, slots, n, D, Dp, b, hh, h.qg);
+    gatherRow(p.k, slots, n, D, Dp, b, hh, h.kg);
+    gatherRow(p.v, slots, n, D, Dp, b, hh, h.vg);
+    if (p.unitKeys) normalizeRow(p, h.kg, h.rk, n, Dp);
+    if (gout) {
+      gatherRow(*gout, slots, n, D, Dp, b, hh, h.gog);
+      h.delta[n] = dot(h.gog + n * Dp, p.out.row(b, hh, slots[n]), D);
+      h.Ls[n] = lse[slots[n]];
+    }
+  }
+  transposeRows(h.kg, c, ce, Dp, h.Np, h.kT);
+  if (gout) transposeRows(h.vg, c, ce, Dp, h.Np, h.vT);
+}
+
+// Adds the slot-order gradients of the slots whose positions lie in [t0, t1) to gq, gk, gv (head offset base).
+LMF_CLONES void scatterRange(const Head& h, const int32_t* slots, int64_t t0, int64_t t1, int64_t base, float* gq, float* gk, float* gv) {
+  const int64_t D = h.D, Dp = h.Dp;
+  for (int64_t n = 0; n < h.N; n++) {
+    if (slots[n] < t0 || slots[n] >= t1) continue;
+    const int64_t at = base + static_cast<int64_t>(slots[n]) * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; d++) {
+      gq[at + d] += h.gqg[n * Dp + d];
+      gk[at + d] += h.gkg[n * Dp + d];
+      gv[at + d] += h.gvg[n * Dp + d];
+    }
+  }
+}
+
+// Key-tile width bound: a block's tile holds at most min(window, N) + Bq keys.
+int64_t maxTile(const Problem& p) { return roundUp(std::min(p.window, p.N) + Bq, W); }
+
+// Forward of one head: blocks in parallel (each writes only its own slots), then a serial merge of rounds.
+void forwardHead(const Problem& p, int64_t b, int64_t hh, Buffers& buf, bool par) {
+  const int64_t D = p.D, N = p.N;
+  const int32_t* slots = p.slots + (b * p.H + hh) * N;
+  const int32_t* groups = p.groups + (b * p.H + hh) * N;
+  float* lse = p.lse + (b * p.H + hh) * p.T;
+  const float NEG_INF = -std::numeric_limits<float>::infinity();
+  Head h = buf.head(p, false);
+  keyStarts(p, groups, buf.from);
+  groupRuns(p, groups, buf.runs, buf.blocks);
+  const int64_t nb = static_cast<int64_t>(buf.blocks.size() / 2), Dp = h.Dp, tile = maxTile(p);
+#pragma omp parallel if (par)
+  {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < N; c += 2 * W) gatherChunk(p, nullptr, h, slots, nullptr, c, std::min(c + 2 * W, N), b, hh);
+    std::vector<float> S(static_cast<size_t>(Bq * tile));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t i = 0; i < nb; i++) forwardBlock(h, buf.blocks[2 * i], buf.blocks[2 * i + 1], S.data());
+    // Rounds meet at positions: each thread merges the slots of its own range of positions, in slot order.
+    const int nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t t0 = p.T * me / nth, t1 = p.T * (me + 1) / nth;
+    for (int64_t t = t0; t < t1; t++) {
+      lse[t] = NEG_INF;
+      std::memset(p.out.row(b, hh, t), 0, static_cast<size_t>(D) * sizeof(float));
+    }
+    for (int64_t n = 0; n < N; n++) {
+      const int32_t pos = slots[n];
+      if (pos < t0 || pos >= t1) continue;
+      const float lseN = h.lseS[n], prev = lse[pos];
+      const float* o = h.og + n * Dp;
+      float* orow = p.out.row(b, hh, pos);
+      if (prev == NEG_INF) {
+        std::memcpy(orow, o, static_cast<size_t>(D) * sizeof(float));
+        lse[pos] = lseN;
+      } else {
+        // Weights relative to the larger of the two (one of them is exactly 1), so they sum to 1 even where a
+        // self penalty has pushed both log-sum-exps to large magnitudes.
+        const float hi = std::max(prev, lseN);
+        const float a0 = std::exp(prev - hi), a1 = std::exp(lseN - hi), tot = a0 + a1;
+        const float keepOld = a0 / tot, wNew = a1 / tot;
+        for (int64_t d = 0; d < D; d++) orow[d] = orow[d] * keepOld + o[d] * wNew;
+        lse[pos] = hi + std::log(tot);
+      }
+    }
+  }
+}
+
+// Backward of one head: group runs in parallel into slot-order gradients, then a serial scatter to positions
+// (a position has one slot per round, so the scatter is where rounds meet).
+void backwardHead(const Problem& p, const View& gout, float* gq, float* gk, float* gv, int64_t b, int64_t hh, Buffers& buf, bool par) {
+  const int64_t D = p.D, N = p.N;
+  const int32_t* slots = p.slots + (b * p.H + hh) * N;
+  const int32_t* groups = p.groups + (b * p.H + hh) * N;
+  const float* lse = p.lse + (b * p.H + hh) * p.T;
+  const int64_t base = (b * p.H + hh) * p.T * D;
+  Head h = buf.head(p, true);
+  keyStarts(p, groups, buf.from);
+  groupRuns(p, groups, buf.runs, buf.blocks);
+  const int64_t nr = static_cast<int64_t>(buf.runs.size()) - 1, tile = maxTile(p);
+#pragma omp parallel if (par)
+  {
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < N; c += 2 * W) gatherChunk(p, &gout, h, slots, lse, c, std::min(c + 2 * W, N), b, hh);
+    std::vector<float> P(static_cast<size_t>(Bq * tile)), dS(P.size());
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t r = 0; r < nr; r++) backwardRun(h, buf.runs[r], buf.runs[r + 1], P.data(), dS.data());
+    // Rounds meet at positions: each thread adds the slots of its own range of positions.
+    const int nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t t0 = p.T * me / nth, t1 = p.T * (me + 1) / nth;
+    scatterRange(h, slots, t0, t1, base, gq, gk, gv);
+  }
+}
+
+// bucketAttentionForward(q, qLay, k, kLay, v, vLay, out, outLay, lse, slots, groups, dims, selfPenalty, scale, unitKeys)
+napi_value bucketAttentionForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "bucketAttentionForward", 15);
+  Problem p{};
+  if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
+  const int64_t heads = p.B * p.H;
+  const bool par = p.N * (std::min(p.window, p.N) + 1) * p.D > (1 << 16);
+  if (par && heads >= omp_get_max_threads()) {
+    // Whole heads per thread when there are enough: no barriers inside a call (they cost a time slice each on
+    // busy cores).
+#pragma omp parallel
+    {
+      Buffers buf;
+#pragma omp for schedule(static)
+      for (int64_t bh = 0; bh < heads; bh++) forwardHead(p, bh / p.H, bh % p.H, buf, false);
+    }
+  } else {
+    Buffers buf;
+    for (int64_t bh = 0; bh < heads; bh++) forwardHead(p, bh / p.H, bh % p.H, buf, par);
+  }
+  return a.undefined();
+}
+
+// bucketAttentionBackward(<forward's 15 arguments>, gout, goutLay, gq, gk, gv): gq, gk, gv (B, H, T, D)
+// contiguous are accumulated.
+napi_value bucketAttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, "bucketAttentionBackward", 20);
+  Problem p{};
+  if (!readProblem(a, &p) || !checkSorted(a, p)) return nullptr;
+  View gout{};
+  if (!viewArg(a, 15, "gout", p, &gout)) return nullptr;
+  size_t l1 = 0, l2 = 0, l3 = 0;
+  float* gq = f32Arg(a, 17, "gq", &l1);
+  float* gk = f32Arg(a, 18, "gk", &l2);
+  float* gv = f32Arg(a, 19, "gv", &l3);
+  const int64_t need = satMul(p.B * p.H, p.T, p.D);
+  if (!needLength(a, "gq", l1, need, "B·H·T·D") || !needLength(a, "gk", l2, need, "B·H·T·D") || !needLength(a, "gv", l3, need, "B·H·T·D"))
+    return nullptr;
+  const int64_t heads = p.B * p.H;
+  const bool par = p.N * (std::min(p.window, p.N) + 1) * p.D > (1 << 16);
+  if (par && heads >= omp_get_max_threads()) {  // as in the forward: heads own disjoint rows of gq, gk, gv
+#pragma omp parallel
+    {
+      Buffers buf;
+#pragma omp for schedule(static)
+      for (int64_t bh = 0; bh < heads; bh++) backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H, buf, false);
+    }
+  } else {
+    Buffers buf;
+    for (int64_t bh = 0; bh < heads; bh++) backwardHead(p, gout, gq, gk, gv, bh / p.H, bh % p.H, buf, par);
+  }
+  return a.undefined();
+}
+
+}  // namespace
+
+void registerSparseAttention(napi_env env, napi_value exports) {
+  defineFunction(env, exports, "bucketAttentionForward", bucketAttentionForward);
+  defineFunction(env, exports, "bucketAttentionBackward", bucketAttentionBackward);
+}
+
+}  // namespace lmf
