@@ -57,27 +57,13 @@ export function lshBuckets(x: Tensor, s: LshSettings, seed: number): Int32Array 
       const rot = rotations(s, seed);
       const rotB = new Float32Array(B * rot.length);
       for (let b = 0; b < B; b++) rotB.set(rot, b * rot.length);
-      const proj = lm.matmul(lm.reshape(lm.contiguous(x), [B * H, T, D]), lm.fromArray(rotB, [B * H, D, X])).data as Float32Array; // (BH, T, R·half)
+      const proj = lm.reshape(lm.matmul(lm.reshape(lm.contiguous(x), [B * H, T, D]), lm.fromArray(rotB, [B * H, D, X])), [B * H, T, R, half]);
+      // argmax over [x·R_r; −x·R_r] for every (head, position, round) in one native reduce: (BH, T, R).
+      const idx = lm.argmax(lm.concat([proj, lm.neg(proj)], 3), 3).data as Int32Array;
       const buckets = new Int32Array(B * H * R * T);
       for (let bh = 0; bh < B * H; bh++) {
         for (let t = 0; t < T; t++) {
-          const p = (bh * T + t) * X;
-          for (let r = 0; r < R; r++) {
-            let best = -Infinity;
-            let arg = 0;
-            for (let j = 0; j < half; j++) {
-              const v = proj[p + r * half + j]!;
-              if (v > best) {
-                best = v;
-                arg = j;
-              }
-              if (-v > best) {
-                best = -v;
-                arg = half + j;
-              }
-            }
-            buckets[(bh * R + r) * T + t] = arg;
-          }
+          for (let r = 0; r < R; r++) buckets[(bh * R + r) * T + t] = idx[(bh * T + t) * R + r]!;
         }
       }
       return buckets;

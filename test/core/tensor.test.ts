@@ -171,3 +171,11 @@ test('buffers are pooled by size class, so varying shapes reuse memory; arrays h
   assert.deepEqual([...mine], [1, 2, 3]);
   other.dispose();
 });
+
+test('argmax: index of the maximum along an axis, ties to the lower index, (the first of equal maxima)', () => {
+  const x = lm.tensor([1, 5, 5, -2, 0, -1, 3, 3, 7, 7, 2, 9], [2, 2, 3]);
+  assert.deepEqual(Array.from(lm.argmax(x, 2).data as Int32Array), [1, 1, 2, 2]);
+  assert.deepEqual(lm.argmax(x, 2).shape, [2, 2]);
+  assert.deepEqual(Array.from(lm.argmax(x, 0).data as Int32Array), [1, 0, 1, 1, 1, 1]);
+  assert.throws(() => lm.argmax(lm.zeros([2, 0]), 1), /argmax: axis 1 .* is empty/);
+});

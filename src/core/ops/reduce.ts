@@ -85,6 +85,26 @@ export function max(x: Tensor, axis: number, keepdim = false): Tensor {
   });
 }
 
+/**
+ * Index of the maximum along one axis, as an int32 tensor without that axis (ties to the lower index; no gradient:
+ * indices are not differentiable). The same reduce kernel as max.
+ */
+export function argmax(x: Tensor, axis: number): Tensor {
+  const ax = normAxis('argmax', axis, x.ndim);
+  const r = x.shape[ax]!;
+  if (r === 0) throw new ShapeError(`argmax: axis ${axis} of ${x.describe()} is empty`);
+  const outer = x.shape.slice(0, ax).reduce((a, b) => a * b, 1);
+  const inner = x.shape.slice(ax + 1).reduce((a, b) => a * b, 1);
+  const outShape = x.shape.filter((_, i) => i !== ax);
+  const xd = dense(x);
+  const kept = alloc(outShape, x.dtype);
+  const idx = alloc(outShape, 'int32');
+  kernels(x).reduce('max', fdata('argmax', xd), fdata('argmax', kept), outer, r, inner, idx.data as Int32Array);
+  dropCopy(xd, x);
+  kept.dispose();
+  return idx;
+}
+
 /** Sums g over the dims that broadcasting expanded, so that it has `shape` (identity when shapes match). */
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   if (g.ndim === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
