@@ -9,6 +9,7 @@
 // block due for a refresh in one call to the native kernel native/src/shampoo.cc (the Jacobi code below is the
 // reference backend's path and the tests' oracle).
 import { getBackend, kernelsFor, noGrad, type Tensor } from '../core/index.js';
+import { symmetricEigen } from '../core/linalg.js';
 import { tryLoadAddon } from '../core/native/addon.js';
 import { f32, matrixShape } from './arrays.js';
 import { Optimizer, type BaseOptions, type ParamGroup } from './optimizer.js';
@@ -70,70 +71,21 @@ function blocksOf(param: Tensor, B: number): Block[] {
 }
 
 /**
- * Eigendecomposition of a symmetric n×n matrix by cyclic Jacobi rotations, in float64: A is overwritten with a
- * diagonal of eigenvalues, and V (n×n, row-major) receives the eigenvectors as columns. Jacobi rather than a
- * coupled Newton iteration because it needs no spectral bound or iteration-count tuning, cannot diverge on an
- * ill-conditioned L, and finds the small eigenvalues of a positive-definite matrix to high relative accuracy —
- * the ones λ^(−1/4) amplifies most.
- */
-export function jacobiEigen(A: Float64Array, V: Float64Array, n: number): void {
-  V.fill(0);
-  for (let i = 0; i < n; i++) V[i * n + i] = 1;
-  for (let sweep = 0; sweep < 60; sweep++) {
-    let rotated = false;
-    for (let p = 0; p < n - 1; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = A[p * n + q]!;
-        const app = A[p * n + p]!;
-        const aqq = A[q * n + q]!;
-        // Negligible against the diagonal at float64 precision: leave it.
-        if (Math.abs(apq) <= 1e-18 * Math.sqrt(Math.abs(app * aqq)) || apq === 0) continue;
-        rotated = true;
-        // t = tan of the angle that zeroes a_pq: the smaller root of t² + 2θt − 1 = 0, θ = (a_qq − a_pp)/(2a_pq).
-        const theta = (aqq - app) / (2 * apq);
-        const t = Math.abs(theta) > 1e150 ? 1 / (2 * theta) : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        // A ← Jᵀ·A·J: columns p, q then rows p, q; V ← V·J.
-        for (let k = 0; k < n; k++) {
-          const akp = A[k * n + p]!;
-          const akq = A[k * n + q]!;
-          A[k * n + p] = c * akp - s * akq;
-          A[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = A[p * n + k]!;
-          const aqk = A[q * n + k]!;
-          A[p * n + k] = c * apk - s * aqk;
-          A[q * n + k] = s * apk + c * aqk;
-        }
-        A[p * n + q] = 0;
-        A[q * n + p] = 0;
-        for (let k = 0; k < n; k++) {
-          const vkp = V[k * n + p]!;
-          const vkq = V[k * n + q]!;
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-    if (!rotated) return;
-  }
-}
-
-/**
  * (S + ridge·I)^(−1/p) of a symmetric positive semi-definite n×n matrix S (float32), computed in float64 by Jacobi:
  * ridge = eps·λ_max(S) when relative (eps when S is zero), else eps. The reference for native/src/shampoo.cc.
  */
 export function inverseRoot(S: Float32Array, n: number, eps: number, p: number, out: Float32Array, relative = false): void {
-  const A = Float64Array.from(S);
-  const V = new Float64Array(n * n);
-  jacobiEigen(A, V, n);
+  // Jacobi (src/core/linalg.ts) rather than a coupled Newton iteration: it needs no spectral bound or iteration-count
+  // tuning, cannot diverge on an ill-conditioned S, and keeps the small eigenvalues (the ones λ^(−1/4) amplifies
+  // most) to high relative accuracy. S is symmetrised first: a float32 GEMM can leave it asymmetric by rounding.
+  const sym = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) sym[i * n + j] = 0.5 * (S[i * n + j]! + S[j * n + i]!);
+  const { values, vectors: V } = symmetricEigen(sym, n);
   let lmax = 0;
-  for (let i = 0; i < n; i++) lmax = Math.max(lmax, A[i * n + i]!);
+  for (let i = 0; i < n; i++) lmax = Math.max(lmax, values[i]!);
   const ridge = relative && lmax > 0 ? eps * lmax : eps;
   // λ < 0 only by rounding (S is a sum of Gram matrices): clamped to 0 so the ridge bounds the power.
-  const w = Array.from({ length: n }, (_, i) => Math.pow(Math.max(A[i * n + i]!, 0) + ridge, -1 / p));
+  const w = Array.from({ length: n }, (_, i) => Math.pow(Math.max(values[i]!, 0) + ridge, -1 / p));
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) {
       let x = 0;
