@@ -58,12 +58,19 @@ export function lshBuckets(x: Tensor, s: LshSettings, seed: number): Int32Array 
       const rotB = new Float32Array(B * rot.length);
       for (let b = 0; b < B; b++) rotB.set(rot, b * rot.length);
       const proj = lm.reshape(lm.matmul(lm.reshape(lm.contiguous(x), [B * H, T, D]), lm.fromArray(rotB, [B * H, D, X])), [B * H, T, R, half]);
-      // argmax over [x·R_r; −x·R_r] for every (head, position, round) in one native reduce: (BH, T, R).
-      const idx = lm.argmax(lm.concat([proj, lm.neg(proj)], 3), 3).data as Int32Array;
+      // argmax over [x·R_r; −x·R_r] for every (head, position, round): the largest and the smallest entry by two native
+      // reduces over (BH, T, R, half), then the one of larger magnitude (the largest wins ties, as the first half).
+      const hi = lm.argmax(proj, 3).data as Int32Array;
+      const lo = lm.argmax(lm.neg(proj), 3).data as Int32Array;
+      const p = proj.data as Float32Array;
       const buckets = new Int32Array(B * H * R * T);
       for (let bh = 0; bh < B * H; bh++) {
         for (let t = 0; t < T; t++) {
-          for (let r = 0; r < R; r++) buckets[(bh * R + r) * T + t] = idx[(bh * T + t) * R + r]!;
+          for (let r = 0; r < R; r++) {
+            const i = (bh * T + t) * R + r;
+            const at = i * half;
+            buckets[(bh * R + r) * T + t] = p[at + hi[i]!]! >= -p[at + lo[i]!]! ? hi[i]! : half + lo[i]!;
+          }
         }
       }
       return buckets;

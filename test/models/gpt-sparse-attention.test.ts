@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as lm from '../../src/core/index.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
 import { GPT, type GPTConfig } from '../../src/models/gpt.js';
+import { lshBuckets } from '../../src/nn/lsh-attention.js';
 import { RoutingAttention } from '../../src/nn/routing-attention.js';
 
 loadNativeBackend();
@@ -126,4 +127,32 @@ test('bad sparse attention settings are refused naming the field', () => {
   assert.throws(() => new GPT({ ...base, attention: 'routing', routing_local_heads: 5 }), /routing_local_heads/);
   assert.throws(() => new GPT({ ...base, attention: 'lsh', sparse_layers: '0,7' }), /sparse_layers/);
   assert.throws(() => new GPT({ ...base, attention: 'routing', routing_clusters: 64 }), /routing_clusters/);
+});
+
+test('LSH buckets are argmax([xR; −xR]) of the seeded rotations, worked out entry by entry', () => {
+  const [B, T, H, D, half] = [2, 60, 3, 16, 5];
+  const s = { heads: H, headDim: D, nHashes: 2, bucketSize: 8, nBuckets: 2 * half, seed: 1 };
+  const x = lm.randn([B, H, T, D], new lm.Rng(3), 1);
+  const got = lshBuckets(x, s, 5); // (B, H, R, T)
+  // The rotations (H, D, R·half) are drawn from the call's seed in this order (lsh-attention.ts rotations()).
+  const rng = new lm.Rng(5);
+  const rot = Float64Array.from({ length: H * D * 2 * half }, () => rng.normal());
+  const xd = lm.contiguous(x).toArray();
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        for (let r = 0; r < 2; r++) {
+          let best = -Infinity;
+          let arg = 0;
+          for (let j = 0; j < half; j++) {
+            let v = 0;
+            for (let d = 0; d < D; d++) v += xd[((b * H + h) * T + t) * D + d]! * rot[(h * D + d) * 2 * half + r * half + j]!;
+            if (v > best) [best, arg] = [v, j];
+            if (-v > best) [best, arg] = [-v, half + j];
+          }
+          assert.equal(got[((b * H + h) * 2 + r) * T + t], arg, `b ${b} h ${h} t ${t} round ${r}`);
+        }
+      }
+    }
+  }
 });
