@@ -92,6 +92,16 @@ function ropeTables(rope: RotaryTables, ctx: ForwardContext, T: number): RotaryT
   return { cos: rows(rope.cos), sin: rows(rope.sin) } as RotaryTables;
 }
 
+/** The heads of a fused (B, T, 3C) projection: q, k, v as (B, T, H, D), q and k rotated when the model uses RoPE. */
+function headsOf(qkv: Tensor, H: number, ctx: ForwardContext): { q: Tensor; k: Tensor; v: Tensor } {
+  const [B, T, C3] = qkv.shape as [number, number, number];
+  const C = C3 / 3;
+  const [q, k, v] = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, C / H])) as [Tensor, Tensor, Tensor];
+  if (!ctx.rope) return { q, k, v };
+  const tables = ropeTables(ctx.rope, ctx, T);
+  return { q: applyRope(q, tables), k: applyRope(k, tables), v };
+}
+
 export class CausalSelfAttention extends Module {
   readonly c_attn: Linear;
   readonly c_proj: Linear;
@@ -132,15 +142,7 @@ export class CausalSelfAttention extends Module {
       const window = this.window;
       return this.c_proj.forward(lm.selfAttention(fused, H, { dropout: ctx.dropout, dropoutSeed, window }), ctx); // (B, T, C)
     }
-    const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
-    let q = parts[0]!;
-    let k = parts[1]!;
-    const v = parts[2]!;
-    if (ctx.rope) {
-      const tables = ropeTables(ctx.rope, ctx, T);
-      q = applyRope(q, tables);
-      k = applyRope(k, tables);
-    }
+    const { q, k, v } = headsOf(qkv, H, ctx);
     cache.kv.write(this.layer, k, v, cache.plan);
     const kv = cache.kv.view(this.layer, cache.plan); // (B, H, Tk, D)
     // Uniform rows: causal (and the window) with the kernel's cache offset. Ragged rows: the plan's additive mask,
@@ -158,17 +160,7 @@ export class CausalSelfAttention extends Module {
   private sparseForward(qkv: Tensor, ctx: ForwardContext): Tensor {
     const [B, T, C3] = qkv.shape as [number, number, number];
     const C = C3 / 3;
-    const H = this.c.n_head;
-    const D = C / H;
-    const parts = lm.split(qkv, [C, C, C], 2).map((t) => lm.reshape(t, [B, T, H, D]));
-    let q = parts[0]!;
-    let k = parts[1]!;
-    const v = parts[2]!;
-    if (ctx.rope) {
-      const tables = ropeTables(ctx.rope, ctx, T);
-      q = applyRope(q, tables);
-      k = applyRope(k, tables);
-    }
+    const { q, k, v } = headsOf(qkv, this.c.n_head, ctx);
     const sp = this.sparse!;
     const heads = (t: Tensor): Tensor => lm.permute(t, [0, 2, 1, 3]); // (B, H, T, D)
     let y: Tensor; // (B, H, T, D)

@@ -5,10 +5,10 @@
 // interval), the L(N) fit and compute-optimal frontier, and writes table.md, results.json and plot.svg atomically.
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../util/atomic.js';
+import { cpuName } from '../util/cpu.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { findLatestComplete } from './checkpoint.js';
@@ -63,17 +63,6 @@ export interface StudyReport {
   ran: number;
   skipped: number;
   files: { table: string; results: string; plot: string | null };
-}
-
-/** The CPU the figures were taken on (the benchmarks' naming: model, family and model number, cores). */
-export function cpuName(): string {
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const field = (k: string): string | undefined => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-    return `${field('model name') ?? cpus()[0]?.model ?? 'unknown'} (family ${field('cpu family') ?? '?'}, model ${field('model') ?? '?'}), ${cpus().length} cores`;
-  } catch {
-    return `${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores`;
-  }
 }
 
 /** The first key path where two JSON values differ, or null (out_dir is the cell's place, not its config: a study may move). */

@@ -3,7 +3,6 @@
 // files).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,24 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors, writeSafetensors, type TensorData } from '../../src/core/safetensors.js';
 import { prepareCharData } from '../../src/data/prepare.js';
 import { writeTokenFile } from '../../src/tokenizers/token-file.js';
+import { lmforge, refused } from './run-cli.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-function lmforge(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Exit 1 and exactly one line on stderr, `error: …` matching re, no stack trace. */
-function refused(r: { code: number | null; stderr: string }, re: RegExp): void {
-  assert.equal(r.code, 1, r.stderr);
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('warning'));
-  assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, re);
-  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
-}
 
 /** A finished tiny run on real text, to damage in copies. */
 function tinyRun(): { dir: string; run: string; data: string } {

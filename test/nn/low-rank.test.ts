@@ -4,7 +4,6 @@
 // sample/eval read it), damaged files, and `lmforge lowrank` refusing bad input in one line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +19,9 @@ import { Linear } from '../../src/nn/layers.js';
 import { factorizeModel, factorizeWeight, LowRankLinear, lowRankLayers } from '../../src/nn/low-rank.js';
 import { RunDir } from '../../src/train/run-dir.js';
 import { UserError } from '../../src/util/errors.js';
+import { lmforge, refused } from '../cli/run-cli.js';
 
 loadNativeBackend();
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Orthonormal columns (rows × cols, row-major) by Gram–Schmidt (twice, for orthogonality to rounding) on random values. */
@@ -277,19 +276,6 @@ test('a damaged low-rank directory is refused naming the file and field or tenso
   refuses(/unexpected.*transformer\.h\.1\.mlp\.c_fc\.weight_a|missing transformer\.h\.1\.mlp\.c_fc\.weight/);
 });
 
-function lmforge(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function refused(r: { code: number | null; stderr: string }, re: RegExp): void {
-  assert.equal(r.code, 1, r.stderr);
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('warning'));
-  assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^error: /);
-  assert.match(lines[0]!, re);
-  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
-}
 
 test('lmforge lowrank: factorizes a run that sample then reads; bad ranks, energies and runs are one-line errors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmf-lowrank-cli-'));
