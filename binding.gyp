@@ -5,6 +5,7 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/gemm.cc",
+        "native/src/gemm_bf16.cc",
         "native/src/attention.cc",
         "native/src/sparse-attention.cc",
         "native/src/elementwise.cc",

@@ -8,6 +8,7 @@
 
 namespace lmf {
 
+void registerGemmBf16(napi_env env, napi_value exports);  // gemm_bf16.cc
 void registerQuant(napi_env env, napi_value exports);  // quant.cc
 void registerShampoo(napi_env env, napi_value exports);  // shampoo.cc
 void registerSparseAttention(napi_env env, napi_value exports);  // sparse-attention.cc
@@ -54,6 +55,7 @@ static napi_value init(napi_env env, napi_value exports) {
   defineFunction(env, exports, "threadPolicySolo", threadPolicySolo);
   defineFunction(env, exports, "setThreads", setThreads);
   registerGemm(env, exports);
+  registerGemmBf16(env, exports);
   registerAttention(env, exports);
   registerSparseAttention(env, exports);
   registerElementwise(env, exports);
