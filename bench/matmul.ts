@@ -1,6 +1,10 @@
 // Benchmark `npm run bench -- matmul [--threads=2] [--rounds=5] [--trans] [--system-blas] [--quick]`: fp32 GFLOPS of
 // lmforge's native matmul beside PyTorch's torch.mm, same shapes, same run, interleaved round by round so both
-// sides see the same machine load. Not a correctness test (test/core/native-gemm.test.ts).
+// sides see the same machine load. With `--bf16 [--all-kernels]`: lmforge's bf16 GEMM (nativeMatmulBf16, the kernel
+// this CPU picks; --all-kernels adds a column per bf16 kernel the CPU runs) beside its fp32 GEMM, interleaved the same
+// way, at the transformer shapes (the list below plus GPT-2-small's Linear shapes at batch 4 × block 256 rows); bar:
+// bf16 ≥ 1.8× fp32 GFLOP/s at every shape. GFLOPS count 2·M·N·K either way (packing and conversion included in the
+// time). Not a correctness test (test/core/native-gemm.test.ts, native-gemm-bf16.test.ts).
 import { cpuName } from './_cpu.js';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -9,7 +13,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { MatmulArgs } from '../src/core/kernels.js';
 import { loadAddon } from '../src/core/native/addon.js';
-import { gemmAddon, nativeMatmul } from '../src/core/native/gemm.js';
+import { bf16GemmKernel, gemmAddon, nativeMatmul, nativeMatmulBf16, type Bf16GemmKernel } from '../src/core/native/gemm.js';
 import { Rng } from '../src/core/random.js';
 import { PYTHON, torchEnv } from './_torch.js';
 import { intFlag, median } from './_args.js';
@@ -60,12 +64,12 @@ function operands(shape: Shape, rng: Rng): MatmulArgs<Float32Array> {
 }
 
 /** Wall times (seconds) of `reps` calls after `warmup` untimed ones. */
-function timeOurs(args: MatmulArgs<Float32Array>, reps: number, warmup: number): number[] {
-  for (let i = 0; i < warmup; i++) nativeMatmul(args);
+function timeOurs(args: MatmulArgs<Float32Array>, reps: number, warmup: number, matmul = nativeMatmul): number[] {
+  for (let i = 0; i < warmup; i++) matmul(args);
   const seconds: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = process.hrtime.bigint();
-    nativeMatmul(args);
+    matmul(args);
     seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
   return seconds;
@@ -110,7 +114,84 @@ class Torch {
   }
 }
 
+/** The --bf16 shapes: the x·W list of `shapes` and GPT-2-small's Linear layers at B·T = 4·256 rows (with --trans,
+ * the backward products of each too). */
+function bf16Shapes(withTrans: boolean): Shape[] {
+  const list = shapes(false);
+  const BT = 4 * 256;
+  for (const [name, K, N] of [['attn qkv', 768, 2304], ['attn proj', 768, 768], ['mlp fc', 768, 3072], ['mlp proj', 3072, 768]] as const) {
+    list.push({ label: `GPT-2 ${name} x·W`, M: BT, N, K, transA: false, transB: false, bar: 1.8 });
+  }
+  if (!withTrans) return list;
+  const backward: Shape[] = [];
+  for (const s of list) {
+    const base = s.label.replace(/ x·W$/, '');
+    backward.push({ label: `${base} dy·Wᵀ`, M: s.M, N: s.K, K: s.N, transA: false, transB: true, bar: 1.8 });
+    backward.push({ label: `${base} xᵀ·dy`, M: s.K, N: s.N, K: s.M, transA: true, transB: false, bar: 1.8 });
+  }
+  return [...list, ...backward];
+}
+
+/** `--bf16`: fp32 and bf16 GEMM side by side, interleaved round by round. */
+function runBf16(args: string[]): void {
+  const threads = intFlag('matmul', args, 'threads', 2);
+  const rounds = intFlag('matmul', args, 'rounds', 5);
+  const quick = args.includes('--quick');
+  const bar = 1.8;
+  loadAddon().setThreads(threads);
+  const addon = gemmAddon();
+  const kernel = bf16GemmKernel();
+  const extra: Bf16GemmKernel[] = args.includes('--all-kernels') ? addon.gemmBf16Kernels().filter((k) => k !== 'fp32' && k !== kernel) : [];
+  console.log(`CPU: ${cpuName()}`);
+  console.log(`lmforge fp32: ${addon.gemmIsa()} micro-kernel; bf16: ${kernel} kernel${extra.length ? ` (also timed: ${extra.join(', ')})` : ''}; ${threads} threads`);
+  if (kernel === 'fp32') console.log('this CPU has no bf16 GEMM kernel: the bf16 column is the fp32 fallback');
+  console.log(`GFLOPS = 2·M·N·K / median time; ${rounds} interleaved rounds, each the median of its reps; bar: bf16 ≥ ${bar}× fp32\n`);
+  const rng = new Rng(7);
+  const header = ['shape', 'M', 'N', 'K', 'fp32', `bf16 (${kernel})`, 'ratio', 'bar', ...extra.map((k) => `${k} (ratio)`)];
+  const rows: string[][] = [header];
+  let missed = 0;
+  const result = {
+    shapes: [] as [number, number, number][], gflops_fp32: [] as number[], gflops_bf16: [] as number[],
+    ...(extra.length ? { gflops_bf16_other: Object.fromEntries(extra.map((k) => [k, [] as number[]])) } : {}),
+  };
+  for (const shape of bf16Shapes(args.includes('--trans'))) {
+    const flops = 2 * shape.M * shape.N * shape.K;
+    const reps = quick ? 3 : Math.max(3, Math.min(25, Math.round(0.1 / (flops / 200e9))));
+    const mm = operands(shape, rng);
+    const times = new Map<string, number[]>([['fp32', []], [kernel, []], ...extra.map((k): [string, number[]] => [k, []])]);
+    for (let r = 0; r < rounds; r++) {
+      times.get('fp32')!.push(median(timeOurs(mm, reps, 2)));
+      for (const k of [kernel, ...extra]) {
+        addon.gemmBf16Kernel(k);
+        times.get(k)!.push(median(timeOurs(mm, reps, 2, nativeMatmulBf16)));
+      }
+      addon.gemmBf16Kernel(kernel);
+    }
+    const gflops = (k: string): number => flops / median(times.get(k)!) / 1e9;
+    const g32 = gflops('fp32');
+    const g16 = gflops(kernel);
+    const ratio = g16 / g32;
+    if (ratio < bar) missed++;
+    const row = [shape.label, String(shape.M), String(shape.N), String(shape.K), g32.toFixed(1), g16.toFixed(1),
+      ratio.toFixed(2) + '×', ratio >= bar ? `≥${bar} ok` : `<${bar} MISSED`,
+      ...extra.map((k) => `${gflops(k).toFixed(1)} (${(gflops(k) / g32).toFixed(2)}×)`)];
+    rows.push(row);
+    console.log(row.join('  '));
+    result.shapes.push([shape.M, shape.N, shape.K]);
+    result.gflops_fp32.push(Number(g32.toFixed(2)));
+    result.gflops_bf16.push(Number(g16.toFixed(2)));
+    for (const k of extra) result.gflops_bf16_other?.[k]?.push(Number(gflops(k).toFixed(2)));
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  console.log('\n' + rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n'));
+  const ratios = result.gflops_bf16.map((g, i) => g / result.gflops_fp32[i]!);
+  const minRatio = Math.min(...ratios);
+  console.log(missed ? `\n${missed} shape(s) below ${bar}× (least ${minRatio.toFixed(2)}×)` : `\nevery shape meets ${bar}× (least ${minRatio.toFixed(2)}×)`);
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), threads, bf16_kernel: kernel, ...result, min_ratio: Number(minRatio.toFixed(3)), shapes_below_bar: missed })}`);
+}
+
 export async function run(args: string[]): Promise<void> {
+  if (args.includes('--bf16')) return runBf16(args);
   const threads = intFlag('matmul', args, 'threads', 2);
   const rounds = intFlag('matmul', args, 'rounds', 5);
   const quick = args.includes('--quick');

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 #include "napi_util.h"
 #include "simd.h"
 #include "threads.h"
@@ -198,40 +200,34 @@ Plan plan(const Bf16Kernel& kk, const Problem& P, int nt) {
   return pl;
 }
 
-// Shared by the team working on one matrix: packed B and the work counters of each chunk.
+// Shared by the team working on one matrix: packed B, a state per (K block, panel) of a chunk (0 empty, 1 being
+// packed, 2 ready) and a task counter per chunk. Whichever thread first needs a panel packs it, so no thread waits
+// for another except between chunks (only when B exceeds kPackBudget) and at the end: on a shared machine a barrier
+// can cost a scheduler slice.
 struct Team {
   uint32_t* bbuf = nullptr;
-  std::unique_ptr<std::atomic<int64_t>[]> packNext, next;
+  std::unique_ptr<std::atomic<int>[]> state;
+  std::unique_ptr<std::atomic<int64_t>[]> next;
 };
 
+LMF_INLINE void spinPause() { _mm_pause(); }
+
 // One matrix, run by each of `nt` threads together (nt > 1 only inside a parallel region of exactly nt threads).
-// Each C tile sums its K blocks in order, and the packing does not depend on who packs, so results do not depend
-// on the thread count.
+// Each C tile sums its K blocks in order, and a panel's packing does not depend on who packs it, so results do not
+// depend on the thread count.
 void gemmBlocked(const Bf16Kernel& kk, const Problem& P, const Plan& pl, int nt, Team& team) {
   const int MR = kk.MR;
   const int64_t M = P.M, N = P.N, K = P.K, KC = pl.KC, NC = pl.NC, KR = pl.KR;
   uint32_t* abuf = threadScratch(0, static_cast<size_t>(pl.MC * KC / 2));
   const int64_t kChunks = (K + KR - 1) / KR, chunks = (N + NC - 1) / NC * kChunks;
-  const int64_t tasks = pl.mBlocks * pl.colSplit;
+  const int64_t tasks = pl.mBlocks * pl.colSplit, chunkPanels = NC / kNR, chunkBlocks = KR / KC;
+  static thread_local std::vector<int64_t> skipped;
   if (kk.begin) kk.begin();
   for (int64_t chunk = 0; chunk < chunks; chunk++) {
     const int64_t jc = chunk / kChunks * NC, k0 = chunk % kChunks * KR;
     const int64_t nc = std::min(NC, N - jc), panels = (nc + kNR - 1) / kNR, k1 = std::min(K, k0 + KR);
-    const int64_t blocks = (k1 - k0 + KC - 1) / KC;
     if (chunk > 0 && nt > 1) {
-#pragma omp barrier  // every thread is done with the previous chunk's packed B
-    }
-    // Pack B: (K block, panel) items claimed one at a time.
-    for (int64_t own = 0;;) {
-      const int64_t t = nt > 1 ? team.packNext[chunk].fetch_add(1, std::memory_order_relaxed) : own++;
-      if (t >= blocks * panels) break;
-      const int64_t lb = t / panels, jp = t % panels, pc = k0 + lb * KC, kc = std::min(KC, k1 - pc);
-      const int64_t j = jc + jp * kNR;
-      packPairs(P.B.p + pc * P.B.rs + j * P.B.cs, P.B.rs, P.B.cs, kc, static_cast<int>(std::min<int64_t>(kNR, N - j)),
-                kNR, roundUp(kc, 32), team.bbuf + (lb * NC + jp * kNR) * (KC / 2));
-    }
-    if (nt > 1) {
-#pragma omp barrier  // B is packed
+#pragma omp barrier  // every thread is done with the previous chunk: its C tiles and its packed B
     }
     for (int64_t own = 0;;) {
       const int64_t t = nt > 1 ? team.next[chunk].fetch_add(1, std::memory_order_relaxed) : own++;
@@ -240,20 +236,45 @@ void gemmBlocked(const Bf16Kernel& kk, const Problem& P, const Plan& pl, int nt,
       const int64_t ic = ib * pl.MC, mc = std::min(pl.MC, M - ic);
       const int64_t j0 = panels * part / pl.colSplit, j1 = panels * (part + 1) / pl.colSplit;
       if (j0 == j1) continue;
-      for (int64_t lb = 0; lb < blocks; lb++) {
+      for (int64_t lb = 0; k0 + lb * KC < k1; lb++) {
         const int64_t pc = k0 + lb * KC, kc = std::min(KC, k1 - pc), kcPad = roundUp(kc, 32);
         const bool add = P.add || pc > 0;
         for (int64_t ir = 0; ir < mc; ir += MR)
           kk.packA(P.A.p + (ic + ir) * P.A.rs + pc * P.A.cs, P.A.rs, P.A.cs, kc,
                    static_cast<int>(std::min<int64_t>(MR, mc - ir)), kcPad, abuf + ir * kcPad / 2);
-        for (int64_t jp = j0; jp < j1; jp++) {
-          const uint32_t* b = team.bbuf + (lb * NC + jp * kNR) * (KC / 2);
+        std::atomic<int>* state = team.state.get() + (chunk * chunkBlocks + lb) * chunkPanels;
+        // Rows ic..ic+mc times panel jp, packing the panel first if nobody has; returns false (computing nothing)
+        // when another thread is packing it and `wait` is not set.
+        auto panel = [&](int64_t jp, bool wait) -> bool {
+          uint32_t* b = team.bbuf + (lb * NC + jp * kNR) * (KC / 2);
+          std::atomic<int>& s = state[jp];
+          if (s.load(std::memory_order_acquire) != 2) {
+            int expected = 0;
+            if (s.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+              const int64_t j = jc + jp * kNR;
+              packPairs(P.B.p + pc * P.B.rs + j * P.B.cs, P.B.rs, P.B.cs, kc,
+                        static_cast<int>(std::min<int64_t>(kNR, N - j)), kNR, kcPad, b);
+              s.store(2, std::memory_order_release);
+            } else if (!wait) {
+              return false;
+            } else {
+              for (int spins = 0; s.load(std::memory_order_acquire) != 2; spins++) {
+                if (spins < 256) spinPause();
+                else std::this_thread::yield();
+              }
+            }
+          }
           const int n = static_cast<int>(std::min<int64_t>(kNR, nc - jp * kNR));
           float* c = P.C + ic * P.ldc + jc + jp * kNR;
           for (int64_t ir = 0; ir < mc; ir += MR)
             kk.ukr(kcPad / 2, abuf + ir * kcPad / 2, b, c + ir * P.ldc, P.ldc,
                    static_cast<int>(std::min<int64_t>(MR, mc - ir)), n, add);
-        }
+          return true;
+        };
+        skipped.clear();
+        for (int64_t jp = j0; jp < j1; jp++)
+          if (!panel(jp, false)) skipped.push_back(jp);
+        for (int64_t jp : skipped) panel(jp, true);
       }
     }
   }
@@ -272,11 +293,11 @@ void gemmOne(const Bf16Kernel& kk, const Problem& P, int nt) {
   const int64_t kChunks = (P.K + pl.KR - 1) / pl.KR, chunks = (P.N + pl.NC - 1) / pl.NC * kChunks;
   Team team;
   team.bbuf = threadScratch(1, static_cast<size_t>(pl.KR / 2 * pl.NC));
+  team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * (pl.KR / pl.KC) * (pl.NC / kNR))]());
   if (nt <= 1) {
     gemmBlocked(kk, P, pl, 1, team);
     return;
   }
-  team.packNext.reset(new std::atomic<int64_t>[static_cast<size_t>(chunks)]());
   team.next.reset(new std::atomic<int64_t>[static_cast<size_t>(chunks)]());
   RegionClock clock;
 #pragma omp parallel num_threads(nt)
