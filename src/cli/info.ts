@@ -2,6 +2,7 @@
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { ADDON_PATH, addonLoadError, tryLoadAddon } from '../core/native/addon.js';
+import { bf16GemmKernel } from '../core/native/gemm.js';
 import { loadNativeBackend } from '../core/native/index.js';
 import { packageVersion } from './version.js';
 
@@ -14,7 +15,7 @@ export interface Info {
   cpu: string;
   cores: number;
   memoryGiB: number;
-  native: { loaded: boolean; path: string; error?: string; avx2?: boolean; avx512f?: boolean; threads?: number; adaptiveThreads?: boolean; soloNow?: boolean; soloSpells?: number };
+  native: { loaded: boolean; path: string; error?: string; avx2?: boolean; avx512f?: boolean; threads?: number; adaptiveThreads?: boolean; soloNow?: boolean; soloSpells?: number; bf16Gemm?: string };
 }
 
 export function collectInfo(): Info {
@@ -31,7 +32,7 @@ export function collectInfo(): Info {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     cores: availableParallelism(),
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
-    native: { loaded: addon !== null, path: ADDON_PATH, ...(err ? { error: err } : {}), ...(cpu ?? {}) },
+    native: { loaded: addon !== null, path: ADDON_PATH, ...(err ? { error: err } : {}), ...(cpu ?? {}), ...(addon ? { bf16Gemm: bf16GemmKernel() } : {}) },
   };
 }
 
@@ -44,6 +45,7 @@ export function formatInfo(i: Info): string {
     ['cpu', `${i.cpu}, ${i.cores} cores available, ${i.memoryGiB} GiB memory`],
     ['native addon', i.native.loaded ? `loaded (${i.native.path})` : `NOT loaded: ${i.native.error ?? 'unknown error'} — run \`npm install\` to build it`],
     ['SIMD paths', simd],
+    ['bf16 GEMM', i.native.bf16Gemm === undefined ? 'n/a' : i.native.bf16Gemm === 'fp32' ? 'off: bf16 matmuls run in fp32 (no AVX512-BF16 on this CPU, or LMFORGE_BF16_GEMM=fp32)' : `yes, ${i.native.bf16Gemm === 'amx' ? 'AMX-BF16 tiles' : 'AVX512-BF16 (vdpbf16ps)'} (LMFORGE_BF16_GEMM=avx512bf16|amx|fp32 to choose)`],
     ['threads', i.native.threads !== undefined ? `${i.native.threads} (OpenMP; set OMP_NUM_THREADS to change)` : 'n/a'],
     ['thread policy', i.native.adaptiveThreads === undefined ? 'n/a' : i.native.adaptiveThreads
       ? 'adaptive: when workers join parallel regions late (another process holds a core), kernels run on one thread for 0.05–3.2 s, then try the full team again (LMFORGE_THREAD_POLICY=fixed turns it off)'

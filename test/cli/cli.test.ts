@@ -46,6 +46,7 @@ test('lmforge info reports versions, the native addon and its SIMD paths', () =>
   assert.match(r.stdout, new RegExp(`^node\\s+${process.versions.node.replace(/\./g, '\\.')} `, 'm'));
   assert.match(r.stdout, /^native addon\s+loaded/m);
   assert.match(r.stdout, /^SIMD paths\s+.*scalar$/m);
+  assert.match(r.stdout, /^bf16 GEMM\s+(yes, (AMX-BF16 tiles|AVX512-BF16)|off: bf16 matmuls run in fp32)/m);
   const j = JSON.parse(lmforge('info', '--json').stdout) as { native: { loaded: boolean; threads: number; avx2: boolean } };
   assert.equal(j.native.loaded, true);
   assert.ok(Number.isInteger(j.native.threads) && j.native.threads >= 1);
