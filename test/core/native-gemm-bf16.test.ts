@@ -135,7 +135,7 @@ function check(rng: Rng, cs: Case, transA: boolean, transB: boolean, label: stri
 const shapes: Case[] = [
   { M: 1, N: 1, K: 1 }, { M: 1, N: 7, K: 17 }, { M: 7, N: 1, K: 33 }, { M: 13, N: 33, K: 7 }, { M: 33, N: 17, K: 65 },
   { M: 65, N: 127, K: 31 }, { M: 127, N: 65, K: 129 }, { M: 12, N: 32, K: 32 }, { M: 13, N: 45, K: 1061 },
-  { M: 300, N: 70, K: 97 }, { M: 30, N: 260, K: 5 }, { M: 200, N: 96, K: 515 },
+  { M: 300, N: 70, K: 97 }, { M: 30, N: 260, K: 5 }, { M: 200, N: 96, K: 515 }, { M: 64, N: 64, K: 1100 },
 ];
 const combos: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 
