@@ -60,7 +60,7 @@ function checkOutputFile(flag: string, file: string): void {
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity)')
+    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity; code: pass@k in a sandbox, bits per byte)')
     .option('--model <dir>', 'model directory (model.safetensors + config.json), or a LoRA run (adapter_config.json: its base with the adapter merged in)')
     .option('--tokenizer <path>', `${TOKENIZER_HELP} (default: the tokenizer named by the run's meta.json)`)
     .option('--tasks <names>', 'comma-separated task names or task .json files')
@@ -93,8 +93,8 @@ export function register(program: Command): void {
       const { numFewshot, limit, threads } = o;
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
       const codeOnly = specs.every((s) => s.type === 'code_exec');
-      if (!o.model && !(codeOnly && o.completions)) throw new UserError('--model <dir> is required (code_exec tasks alone may take --completions FILE|canonical instead)');
       if (o.completions && !specs.some((s) => s.type === 'code_exec')) throw new UserError('--completions applies to code_exec tasks only (e.g. --tasks code-exec)');
+      if (!o.model && !(codeOnly && o.completions)) throw new UserError('--model <dir> is required (code_exec tasks alone may take --completions FILE|canonical instead)');
       if (o.data && !specs.some((s) => s.type === 'code_exec' || s.type === 'bits_per_byte')) throw new UserError('--data applies to code_exec and bits_per_byte tasks only');
       if (o.data && !existsSync(o.data)) throw new UserError(`--data ${o.data}: file not found`);
       if (o.completions && o.completions !== 'canonical' && !existsSync(o.completions)) throw new UserError(`--completions ${o.completions}: file not found (or pass 'canonical')`);

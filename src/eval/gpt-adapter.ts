@@ -4,12 +4,15 @@
 // exactly as lm-evaluation-harness does. Not the harness (harness.ts) and not a tokenizer.
 import * as lm from '../core/index.js';
 import type { GPT, KVCache } from '../models/gpt.js';
-import { generate } from '../serve/generate.js';
+import { generate, type Generation } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
 import {
   encodePair, type GenerateRequest, type LanguageModel, type LoglikelihoodRequest, type LoglikelihoodResult,
   type ModelIdentity, type RollingResult, type SampleRequest, type TextTokenizer,
 } from './model.js';
+
+/** Sampled rows of one request decoded as one batch at most. */
+const SAMPLE_BATCH = 32;
 
 export interface GPTAdapterOptions {
   /** Encode a context shared by consecutive requests once and score each continuation from the cache (default true). */
@@ -213,12 +216,16 @@ export class GPTAdapter implements LanguageModel {
       // max_gen_toks that would be nothing, so half the block is kept and generation ends when the block is full.
       ctx = ctx.slice(-(L > r.maxTokens ? L - r.maxTokens : Math.max(1, Math.floor(L / 2))));
       const prefix = this.tokenizer.prefixToken;
-      const rows = generate(this.model, Array.from({ length: r.n }, () => ctx), {
-        maxNewTokens: r.maxTokens, greedy: r.temperature === 0, onFull: 'stop', seed: r.seed,
-        processors: samplingProcessors({ temperature: r.temperature, topP: r.topP }),
-        stopTokens: prefix !== undefined ? [prefix] : [],
-        stopStrings: { strings: r.stop, decode: (ids) => this.tokenizer.decode(ids) },
-      });
+      const rows: Generation[] = [];
+      // At most SAMPLE_BATCH rows decode together (KV-cache memory grows with the batch); row i always draws from seed + i.
+      for (let start = 0; start < r.n; start += SAMPLE_BATCH) {
+        rows.push(...generate(this.model, Array.from({ length: Math.min(SAMPLE_BATCH, r.n - start) }, () => ctx), {
+          maxNewTokens: r.maxTokens, greedy: r.temperature === 0, onFull: 'stop', seed: r.seed + start,
+          processors: samplingProcessors({ temperature: r.temperature, topP: r.topP }),
+          stopTokens: prefix !== undefined ? [prefix] : [],
+          stopStrings: { strings: r.stop, decode: (ids) => this.tokenizer.decode(ids) },
+        }));
+      }
       return rows.map((g) => {
         // The end-of-text token ends the answer and is not part of it.
         const ids = prefix !== undefined && g.tokens[g.tokens.length - 1] === prefix ? g.tokens.slice(0, -1) : g.tokens;

@@ -232,3 +232,17 @@ test('lmforge eval --tasks code-exec: sampled completions give pass@k; canonical
   assert.equal(noSource.status, 1);
   assert.match(noSource.stderr, /^error: --model <dir> is required \(code_exec tasks alone may take --completions/);
 });
+
+test('sampled completions: n rows per request, seeded per row (the same with any batching), greedy = generateUntil', () => {
+  const byteTok: TextTokenizer = { encode: (t) => [...Buffer.from(t, 'utf8')], decode: (ids) => Buffer.from(ids.filter((i) => i < 256)).toString('latin1'), prefixToken: 256 };
+  const adapter = new GPTAdapter(new GPT({ vocab_size: 257, block_size: 48, n_layer: 1, n_head: 2, n_embd: 16 }, 5).eval(), byteTok);
+  const req = { context: 'def f(x):\n', stop: ['\n#'], maxTokens: 6 };
+  const [rows] = adapter.sampleUntil([{ ...req, n: 34, temperature: 1, topP: 1, seed: 9 }]);
+  assert.equal(rows!.length, 34);
+  assert.ok(new Set(rows).size > 1, 'samples differ');
+  // Rows 32 and 33 come from the second batch of 32; alone, with seeds 9 + 32 and 9 + 33, they are the same.
+  const [tail] = adapter.sampleUntil([{ ...req, n: 2, temperature: 1, topP: 1, seed: 9 + 32 }]);
+  assert.deepEqual(tail, rows!.slice(32));
+  const [greedy] = adapter.sampleUntil([{ ...req, n: 3, temperature: 0, topP: 1, seed: 0 }]);
+  assert.deepEqual(greedy, Array(3).fill(adapter.generateUntil([req])[0]));
+});
