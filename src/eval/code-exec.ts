@@ -3,6 +3,7 @@
 // from a samples file, or the canonical solutions as a check of the problems themselves), each completion runs as
 // prompt + completion + test + check(entry_point) in the sandbox, and pass@k is the unbiased estimator of Chen et
 // al. (2021). Not the sandbox (sandbox.ts) and not the problem-set builder (src/data/code-problems.ts).
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { readText } from './datasets.js';
 import type { RunOptions, TaskResult } from './harness.js';
@@ -133,6 +134,9 @@ export async function runCodeExec(spec: TaskSpec, options: CodeRunOptions): Prom
       return rows!;
     });
   }
+  // A missing interpreter would fail every program alike: say so once instead.
+  const probe = spawnSync(code.python, ['-c', 'import resource'], { stdio: 'ignore', timeout: 30_000 });
+  if (probe.status !== 0) throw new UserError(`task ${spec.task}: field code.python = ${code.python} does not run (${probe.error?.message ?? `exit status ${probe.status}`}); expected a Python 3 interpreter`);
   const programs = problems.flatMap((p, i) => completions[i]!.map((c) => programOf(p, c)));
   const sandbox = { python: code.python, timeoutS: code.timeout_s, memoryMb: code.memory_mb, concurrency: code.concurrency };
   const outcomes = await runPythonMany(programs, { ...sandbox, ...(src.kind !== 'model' && options.onProgress ? { onDone: options.onProgress } : {}) });

@@ -149,6 +149,8 @@ test('HumanEval problem files: a missing or mistyped field names the line; compl
   assert.throws(() => parseTaskSpec({ task: 'c', version: 1, type: 'code_exec', data: { path: 'x' }, metrics: ['pass@1'], code: { samples: 0 } }, 'c.json'), /field code\.samples must be an integer ≥ 1/);
   assert.throws(() => parseTaskSpec({ task: 'c', version: 1, type: 'code_exec', data: { path: 'x' }, metrics: ['pass@1'], code: { sample: 3 } }, 'c.json'), /unknown field code\.sample/);
   assert.equal(loadTask('code-exec', [builtinTaskDir()]).code!.stop.includes('\nif __name__'), true);
+  const noPython = parseTaskSpec({ task: 'c', version: 1, type: 'code_exec', data: { path: 'ok.jsonl' }, metrics: ['pass@1'], code: { python: join(dir, 'no-python') } }, 'c.json');
+  await assert.rejects(runCodeExec(noPython, { dataDir: dir, source: 'c', completions: { kind: 'canonical' } }), /task c: field code\.python = .*no-python does not run/);
 });
 
 test('the problem builder: real held-out functions; canonical solutions pass, stub bodies fail', async (t) => {
