@@ -1,7 +1,8 @@
-// Code evaluation: the unbiased pass@k estimator against hand-computed values and exact binomials, the sandbox on
+// Code evaluation: the unbiased pass@k estimator against hand-computed values and exact binomials; the sandbox on
 // programs that pass, fail, do not parse, loop, eat memory, leave a child behind, reach for the network or flood
-// stdout, HumanEval problem files with bad rows, the held-out problem builder's canonical solutions, bits per byte
-// against NLL-sum / ln 2 / bytes worked out by hand, and `lmforge eval --tasks code-exec` end to end.
+// stdout, and its concurrency limit; HumanEval problem files with bad rows; the held-out problem builder's canonical
+// solutions; bits per byte against NLL-sum / ln 2 / bytes worked out by hand; seeded sampling; and `lmforge eval
+// --tasks code-exec` end to end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -72,6 +73,15 @@ test('sandbox: pass, failing assert, syntax error and a runtime crash are result
   assert.match(crash!.reason, /SIGABRT|signal 6/);
 });
 
+test('sandbox: at most `concurrency` programs run at once', async () => {
+  const shared = tmp();
+  const program = `import os, time\nmine = os.path.join(${JSON.stringify(shared)}, str(os.getpid()))\nopen(mine, 'w').close()\ntime.sleep(0.3)\nprint(len(os.listdir(${JSON.stringify(shared)})))\nos.remove(mine)\n`;
+  const results = await runPythonMany(Array(6).fill(program), { concurrency: 2 });
+  const alive = results.map((r) => Number(r.stdout.trim()));
+  assert.ok(results.every((r) => r.status === 'passed'));
+  assert.ok(Math.max(...alive) <= 2 && Math.min(...alive) >= 1, `programs alive at once: ${alive.join(', ')}`);
+});
+
 test('sandbox: an infinite loop is killed at the wall-clock limit', async () => {
   const t0 = performance.now();
   const r = await runPython('while True:\n    pass\n', { timeoutS: 1 });
@@ -82,7 +92,8 @@ test('sandbox: an infinite loop is killed at the wall-clock limit', async () => 
 });
 
 test('sandbox: a CPU limit below the wall limit ends a busy loop too', async () => {
-  const r = await runPython('while True:\n    pass\n', { timeoutS: 5, cpuS: 1 });
+  // A generous wall limit: on a loaded machine one CPU-second can take several seconds of wall time.
+  const r = await runPython('while True:\n    pass\n', { timeoutS: 30, cpuS: 1 });
   assert.equal(r.status, 'timeout');
   assert.match(r.reason, /CPU-time limit of 1 s/);
 });
