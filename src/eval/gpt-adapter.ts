@@ -1,14 +1,18 @@
 // lmforge's GPT behind the harness's LanguageModel interface: continuation log-likelihoods through the KV cache
 // (the shared context of an item's choices encoded once, then each choice scored from it), rolling windows for
-// perplexity, and greedy generation with stop strings. Inputs longer than block_size are truncated from the left
+// perplexity, and greedy or sampled generation with stop strings. Inputs longer than block_size are truncated from the left
 // exactly as lm-evaluation-harness does. Not the harness (harness.ts) and not a tokenizer.
 import * as lm from '../core/index.js';
 import type { GPT, KVCache } from '../models/gpt.js';
-import { generate } from '../serve/generate.js';
+import { generate, type Generation } from '../serve/generate.js';
+import { samplingProcessors } from '../serve/logits.js';
 import {
   encodePair, type GenerateRequest, type LanguageModel, type LoglikelihoodRequest, type LoglikelihoodResult,
-  type ModelIdentity, type RollingResult, type TextTokenizer,
+  type ModelIdentity, type RollingResult, type SampleRequest, type TextTokenizer,
 } from './model.js';
+
+/** Sampled rows of one request decoded as one batch at most. */
+const SAMPLE_BATCH = 32;
 
 export interface GPTAdapterOptions {
   /** Encode a context shared by consecutive requests once and score each continuation from the cache (default true). */
@@ -199,6 +203,11 @@ export class GPTAdapter implements LanguageModel {
   }
 
   generateUntil(requests: readonly GenerateRequest[]): string[] {
+    return this.sampleUntil(requests.map((r) => ({ ...r, n: 1, temperature: 0, topP: 1, seed: 0 }))).map((rows) => rows[0]!);
+  }
+
+  /** Greedy (temperature 0) or sampled continuations: a request's n rows decode together as one batch. */
+  sampleUntil(requests: readonly SampleRequest[]): string[][] {
     const L = this.maxLength;
     return requests.map((r) => {
       let ctx = r.context === '' ? [] : this.tokenizer.encode(r.context);
@@ -207,16 +216,23 @@ export class GPTAdapter implements LanguageModel {
       // max_gen_toks that would be nothing, so half the block is kept and generation ends when the block is full.
       ctx = ctx.slice(-(L > r.maxTokens ? L - r.maxTokens : Math.max(1, Math.floor(L / 2))));
       const prefix = this.tokenizer.prefixToken;
-      const [g] = generate(this.model, [ctx], {
-        maxNewTokens: r.maxTokens, greedy: true, onFull: 'stop',
-        stopTokens: prefix !== undefined ? [prefix] : [],
-        stopStrings: { strings: r.stop, decode: (ids) => this.tokenizer.decode(ids) },
+      const rows: Generation[] = [];
+      // At most SAMPLE_BATCH rows decode together (KV-cache memory grows with the batch); row i always draws from seed + i.
+      for (let start = 0; start < r.n; start += SAMPLE_BATCH) {
+        rows.push(...generate(this.model, Array.from({ length: Math.min(SAMPLE_BATCH, r.n - start) }, () => ctx), {
+          maxNewTokens: r.maxTokens, greedy: r.temperature === 0, onFull: 'stop', seed: r.seed + start,
+          processors: samplingProcessors({ temperature: r.temperature, topP: r.topP }),
+          stopTokens: prefix !== undefined ? [prefix] : [],
+          stopStrings: { strings: r.stop, decode: (ids) => this.tokenizer.decode(ids) },
+        }));
+      }
+      return rows.map((g) => {
+        // The end-of-text token ends the answer and is not part of it.
+        const ids = prefix !== undefined && g.tokens[g.tokens.length - 1] === prefix ? g.tokens.slice(0, -1) : g.tokens;
+        const text = this.tokenizer.decode(ids);
+        const cut = firstStop(text, r.stop);
+        return cut >= 0 ? text.slice(0, cut) : text;
       });
-      // The end-of-text token ends the answer and is not part of it.
-      const ids = prefix !== undefined && g!.tokens[g!.tokens.length - 1] === prefix ? g!.tokens.slice(0, -1) : g!.tokens;
-      const text = this.tokenizer.decode(ids);
-      const cut = firstStop(text, r.stop);
-      return cut >= 0 ? text.slice(0, cut) : text;
     });
   }
 }

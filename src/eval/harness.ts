@@ -1,6 +1,10 @@
 // The evaluation harness: runs a task's instances through a LanguageModel and aggregates lm-eval's metrics
 // (acc, acc_norm, mc2, pct_stereotype, exact_match, perplexities) with standard errors, per subset and per group,
-// with per-sample logs. Not the model (model.ts) nor the report layout (report.ts).
+// with per-sample logs; evaluateTask also dispatches code_exec (code-exec.ts) and bits_per_byte (bits-per-byte.ts).
+// Not the model (model.ts) nor the report layout (report.ts).
+import { UserError } from '../util/errors.js';
+import { runBitsPerByte } from './bits-per-byte.js';
+import { runCodeExec, type CodeRunOptions, type CompletionSource } from './code-exec.js';
 import type { LanguageModel } from './model.js';
 import { argmax, bootstrapStderr, countWords, extractAnswer, mc2, meanMetric, normalizeNumber, normalizeSquad, perplexities, type MetricValue } from './metrics.js';
 import { buildInstances, type GenInstance, type Instance, type MCInstance, type PairInstance, type TextInstance } from './tasks.js';
@@ -32,6 +36,8 @@ export interface TaskResult {
   groups?: Record<string, Metrics>;
   groupSizes?: Record<string, number>;
   samples?: Record<string, unknown>[];
+  /** Task-type specifics for the report (code_exec: sandbox settings and outcome counts; bits_per_byte: totals, xz). */
+  details?: Record<string, unknown>;
   seconds: number;
 }
 
@@ -91,6 +97,21 @@ function aggregate(items: readonly Scored[]): Metrics {
   const keys = items.length > 0 ? Object.keys(items[0]!.scores) : [];
   for (const k of keys) out[k] = meanMetric(items.map((s) => s.scores[k]!));
   return out;
+}
+
+/**
+ * Runs any task: code_exec (async: its programs run in child processes) and bits_per_byte read their own data;
+ * every other type goes through runTask. `completions` says where a code task's completions come from.
+ */
+export async function evaluateTask(spec: TaskSpec, model: LanguageModel | null, options: RunOptions & Omit<CodeRunOptions, keyof RunOptions | 'completions'> & { completions?: CompletionSource }): Promise<TaskResult> {
+  if (spec.type === 'code_exec') {
+    const completions = options.completions ?? (model ? { kind: 'model' as const, model } : undefined);
+    if (!completions) throw new UserError(`task ${spec.task} needs a model (--model) or completions (--completions FILE | canonical)`);
+    return runCodeExec(spec, { ...options, completions });
+  }
+  if (!model) throw new UserError(`task ${spec.task} needs a model (--model)`);
+  if (spec.type === 'bits_per_byte') return runBitsPerByte(spec, model, options);
+  return runTask(spec, model, options);
 }
 
 /** Runs one task end to end. */

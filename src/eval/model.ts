@@ -30,6 +30,17 @@ export interface GenerateRequest {
   maxTokens: number;
 }
 
+/** n sampled continuations of one context (code tasks: pass@k needs several independent samples per problem). */
+export interface SampleRequest extends GenerateRequest {
+  n: number;
+  /** 0 = greedy (every row the same). */
+  temperature: number;
+  /** Nucleus mass kept (1 = all). */
+  topP: number;
+  /** Row r of this request draws from its own RNG seeded with seed + r. */
+  seed: number;
+}
+
 /** What a report records about the model it scored. */
 export interface ModelIdentity {
   kind: string;
@@ -49,6 +60,8 @@ export interface LanguageModel {
   loglikelihoodRolling(texts: readonly string[]): RollingResult[];
   /** Greedy continuations, one per request. */
   generateUntil(requests: readonly GenerateRequest[]): string[];
+  /** request.n sampled continuations per request, each cut before its first stop string. */
+  sampleUntil(requests: readonly SampleRequest[]): string[][];
 }
 
 /** The minimal tokenizer surface the adapters need. */

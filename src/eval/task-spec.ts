@@ -4,8 +4,8 @@
 // read datasets (datasets.ts) or score anything (harness.ts).
 import { UserError } from '../util/errors.js';
 
-export type TaskType = 'multiple_choice' | 'pair_preference' | 'perplexity' | 'generate_until';
-export const TASK_TYPES: readonly TaskType[] = ['multiple_choice', 'pair_preference', 'perplexity', 'generate_until'];
+export type TaskType = 'multiple_choice' | 'pair_preference' | 'perplexity' | 'generate_until' | 'code_exec' | 'bits_per_byte';
+export const TASK_TYPES: readonly TaskType[] = ['multiple_choice', 'pair_preference', 'perplexity', 'generate_until', 'code_exec', 'bits_per_byte'];
 
 export type DataFormat = 'csv' | 'jsonl' | 'json' | 'text';
 
@@ -50,6 +50,31 @@ export interface GenerationSpec {
   normalize: 'squad' | 'number' | 'none';
 }
 
+/** Sampling and sandbox settings of a code_exec task (HumanEval-style functional correctness). */
+export interface CodeSpec {
+  /** Completions sampled per problem (n of pass@k). */
+  samples: number;
+  temperature: number;
+  top_p: number;
+  max_tokens: number;
+  /** A completion ends before the first of these. */
+  stop: string[];
+  /** Wall-clock limit per program, seconds. */
+  timeout_s: number;
+  /** Address-space limit per program, MiB. */
+  memory_mb: number;
+  /** Programs run at once. */
+  concurrency: number;
+  python: string;
+  /** Problem i's row r draws from seed + i·samples + r. */
+  seed: number;
+}
+
+export const CODE_DEFAULTS: CodeSpec = {
+  samples: 10, temperature: 0.8, top_p: 0.95, max_tokens: 256, stop: ['\ndef ', '\nclass ', '\nif __name__', '\nprint(', '\n#'],
+  timeout_s: 5, memory_mb: 2048, concurrency: 2, python: '/usr/bin/python3', seed: 1234,
+};
+
 export interface PairSpec {
   more: string;
   less: string;
@@ -83,6 +108,7 @@ export interface TaskSpec {
   groups?: Record<string, string[]>;
   pair?: PairSpec;
   generation?: GenerationSpec;
+  code?: CodeSpec;
   /** Free text: where the task comes from and how it differs from the reference. */
   notes?: string;
 }
@@ -92,6 +118,8 @@ const METRICS: Record<TaskType, readonly string[]> = {
   pair_preference: ['pct_stereotype'],
   perplexity: ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
   generate_until: ['exact_match'],
+  code_exec: [], // pass@k for any k ≥ 1, checked below
+  bits_per_byte: ['bits_per_byte', 'xz_bits_per_byte'],
 };
 
 type Obj = Record<string, unknown>;
@@ -151,12 +179,12 @@ function dataSpec(v: unknown, source: string, name: string, fewshot: boolean): F
 /** Validates a parsed task file; every problem names the file and the field. */
 export function parseTaskSpec(raw: unknown, source: string): TaskSpec {
   if (!isObj(raw)) throw new UserError(`${source}: expected a JSON object describing a task`);
-  checkKeys(raw, ['task', 'version', 'type', 'data', 'fewshot', 'default_fewshot', 'description', 'prompt', 'target_delimiter', 'fewshot_delimiter', 'choices', 'gold', 'target', 'choice_filters', 'metrics', 'groups', 'pair', 'generation', 'notes'], source, '');
+  checkKeys(raw, ['task', 'version', 'type', 'data', 'fewshot', 'default_fewshot', 'description', 'prompt', 'target_delimiter', 'fewshot_delimiter', 'choices', 'gold', 'target', 'choice_filters', 'metrics', 'groups', 'pair', 'generation', 'code', 'notes'], source, '');
   const type = str(raw, 'type', source) as TaskType;
   if (!TASK_TYPES.includes(type)) fail(source, 'type', TASK_TYPES.join(' | '), type);
   if (typeof raw.version !== 'number') fail(source, 'version', 'a number', raw.version);
   const spec: TaskSpec = { task: str(raw, 'task', source), version: raw.version, type, data: dataSpec(raw.data, source, 'data', false), metrics: strArray(raw, 'metrics', source) };
-  for (const m of spec.metrics) if (!METRICS[type].includes(m)) fail(source, 'metrics', `a list of ${METRICS[type].join(', ')} (for type ${type})`, m);
+  for (const m of spec.metrics) if (type === 'code_exec' ? !/^pass@[1-9]\d*$/.test(m) : !METRICS[type].includes(m)) fail(source, 'metrics', type === 'code_exec' ? 'a list of pass@k names (pass@1, pass@10, …)' : `a list of ${METRICS[type].join(', ')} (for type ${type})`, m);
   if (raw.fewshot !== undefined) spec.fewshot = dataSpec(raw.fewshot, source, 'fewshot', true);
   const df = nonNegInt(raw, 'default_fewshot', source);
   if (df !== undefined) spec.default_fewshot = df;
@@ -195,6 +223,8 @@ export function parseTaskSpec(raw: unknown, source: string): TaskSpec {
     if (!isObj(p)) fail(source, 'pair', 'an object {more, less, category}', p);
     spec.pair = { more: str(p, 'more', source, 'pair.'), less: str(p, 'less', source, 'pair.'), category: str(p, 'category', source, 'pair.') };
   }
+  if (type === 'code_exec') spec.code = codeSpec(raw.code, source);
+  else if (raw.code !== undefined) throw new UserError(`${source}: field code belongs to type code_exec only`);
   if (type === 'generate_until') {
     const g = raw.generation;
     if (!isObj(g)) fail(source, 'generation', 'an object {stop, max_tokens, answers, normalize}', g);
@@ -219,6 +249,31 @@ export function parseTaskSpec(raw: unknown, source: string): TaskSpec {
     spec.generation = gen;
   }
   return spec;
+}
+
+function positive(o: Obj, k: string, source: string, prefix: string, integer: boolean): number | undefined {
+  const v = o[k];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v))) fail(source, prefix + k, integer ? 'an integer ≥ 1' : 'a number > 0', v);
+  return v;
+}
+
+/** The code section of a code_exec task; absent keys take CODE_DEFAULTS. */
+function codeSpec(v: unknown, source: string): CodeSpec {
+  if (v === undefined) return { ...CODE_DEFAULTS, stop: [...CODE_DEFAULTS.stop] };
+  if (!isObj(v)) fail(source, 'code', 'an object of sampling and sandbox settings', v);
+  const p = 'code.';
+  checkKeys(v, Object.keys(CODE_DEFAULTS), source, p);
+  const out: CodeSpec = { ...CODE_DEFAULTS, stop: v.stop === undefined ? [...CODE_DEFAULTS.stop] : strArray(v, 'stop', source, p) };
+  for (const k of ['samples', 'max_tokens', 'concurrency'] as const) out[k] = positive(v, k, source, p, true) ?? out[k];
+  for (const k of ['timeout_s', 'memory_mb'] as const) out[k] = positive(v, k, source, p, false) ?? out[k];
+  if (v.temperature !== undefined && (typeof v.temperature !== 'number' || !(v.temperature >= 0))) fail(source, p + 'temperature', 'a number ≥ 0 (0 = greedy)', v.temperature);
+  if (v.top_p !== undefined && (typeof v.top_p !== 'number' || !(v.top_p > 0 && v.top_p <= 1))) fail(source, p + 'top_p', 'a number in (0, 1]', v.top_p);
+  out.temperature = (v.temperature as number | undefined) ?? out.temperature;
+  out.top_p = (v.top_p as number | undefined) ?? out.top_p;
+  out.python = optStr(v, 'python', source, p) ?? out.python;
+  out.seed = nonNegInt(v, 'seed', source, p) ?? out.seed;
+  return out;
 }
 
 function checkRegex(re: string, source: string, field: string): string {
