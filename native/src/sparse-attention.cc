@@ -146,16 +146,18 @@ typedef float vfu __attribute__((vector_size(64), aligned(4), may_alias));
 LMF_AI vf vld(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 LMF_AI void vst(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
 
-// Register-blocked C[r, c·W + :] (= or +=) Σ_k A[r·ars + k·aks] · Bm[k·ldb + c·W + :], RR rows × NC vectors.
+// Register-blocked C[r, c·W + :] (= or +=) Σ_k A[r·ars + k·aks] · Bm[k·ldb + c·bcs + :], RR rows × NC vectors
+// (bcs = W: B row-major; bcs = Dp·W, ldb = W: B in panels of W columns, see Head::kT).
 template <int RR, int NC>
-LMF_AI void mk(int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C, int64_t ldc, bool add) {
+LMF_AI void mk(int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, int64_t bcs, float* C, int64_t ldc,
+               bool add) {
   vf acc[RR][NC];
   const vf zero = {0.f};
   for (int r = 0; r < RR; r++)
     for (int c = 0; c < NC; c++) acc[r][c] = add ? vld(C + r * ldc + c * W) : zero;
   for (int64_t k = 0; k < K; k++) {
     vf bv[NC];
-    for (int c = 0; c < NC; c++) bv[c] = vld(Bm + k * ldb + c * W);
+    for (int c = 0; c < NC; c++) bv[c] = vld(Bm + k * ldb + c * bcs);
     for (int r = 0; r < RR; r++) {
       const float a = A[r * ars + k * aks];
       for (int c = 0; c < NC; c++) acc[r][c] += a * bv[c];
@@ -165,24 +167,34 @@ LMF_AI void mk(int64_t K, const float* A, int64_t ars, int64_t aks, const float*
     for (int c = 0; c < NC; c++) vst(C + r * ldc + c * W, acc[r][c]);
 }
 
-template <int RR>
-LMF_AI void mkRows(int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, float* C,
-                   int64_t ldc, bool add) {
-  int64_t c = 0;  // 4 vectors a step where the columns allow (16 accumulators: 2 FMAs per load), then 2, then 1
-  for (; c + 4 * W <= cols; c += 4 * W) mk<RR, 4>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
-  if (c + 2 * W <= cols) mk<RR, 2>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add), c += 2 * W;
-  if (c < cols) mk<RR, 1>(K, A, ars, aks, Bm + c, ldb, C + c, ldc, add);
+// Rows [r, rows) of one column group of NC vectors: RR rows a step (RR·NC = 16 to 24 accumulators of the 32
+// AVX-512 registers, so the FMA latency is hidden and each loaded vector feeds RR FMAs), then the leftover rows
+// in steps of 8, 4, 2, 1.
+template <int RR, int NC>
+LMF_AI void mkRows(int64_t rows, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb, int64_t bcs,
+                   float* C, int64_t ldc, bool add) {
+  int64_t r = 0;
+  for (; r + RR <= rows; r += RR) mk<RR, NC>(K, A + r * ars, ars, aks, Bm, ldb, bcs, C + r * ldc, ldc, add);
+  if constexpr (RR > 8) {
+    if (r + 8 <= rows) mk<8, NC>(K, A + r * ars, ars, aks, Bm, ldb, bcs, C + r * ldc, ldc, add), r += 8;
+  }
+  if constexpr (RR > 4) {
+    if (r + 4 <= rows) mk<4, NC>(K, A + r * ars, ars, aks, Bm, ldb, bcs, C + r * ldc, ldc, add), r += 4;
+  }
+  if (r + 2 <= rows) mk<2, NC>(K, A + r * ars, ars, aks, Bm, ldb, bcs, C + r * ldc, ldc, add), r += 2;
+  if (r < rows) mk<1, NC>(K, A + r * ars, ars, aks, Bm, ldb, bcs, C + r * ldc, ldc, add);
 }
 
-// C (rows × cols, cols a multiple of W) = or += A (rows × K, strides ars, aks) · Bm (K × cols, row stride ldb).
+// C (rows × cols, cols a multiple of W) = or += A (rows × K, strides ars, aks) · Bm (K × cols: row stride ldb,
+// column vector stride bcs), column groups of 4 vectors (6 rows a step), then 3 (8 rows), 2 (12 rows) or 1 (16 rows).
 LMF_AI void tileGemm(int64_t rows, int64_t cols, int64_t K, const float* A, int64_t ars, int64_t aks, const float* Bm, int64_t ldb,
-                     float* C, int64_t ldc, bool add) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) mkRows<4>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add);
-  switch (rows - r) {
-    case 3: mkRows<3>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
-    case 2: mkRows<2>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
-    case 1: mkRows<1>(cols, K, A + r * ars, ars, aks, Bm, ldb, C + r * ldc, ldc, add); break;
+                     int64_t bcs, float* C, int64_t ldc, bool add) {
+  int64_t c = 0;
+  for (; c + 4 * W <= cols; c += 4 * W) mkRows<6, 4>(rows, K, A, ars, aks, Bm + c / W * bcs, ldb, bcs, C + c, ldc, add);
+  switch ((cols - c) / W) {
+    case 3: mkRows<8, 3>(rows, K, A, ars, aks, Bm + c / W * bcs, ldb, bcs, C + c, ldc, add); break;
+    case 2: mkRows<12, 2>(rows, K, A, ars, aks, Bm + c / W * bcs, ldb, bcs, C + c, ldc, add); break;
+    case 1: mkRows<16, 1>(rows, K, A, ars, aks, Bm + c / W * bcs, ldb, bcs, C + c, ldc, add); break;
     default: break;
   }
 }
@@ -214,16 +226,16 @@ LMF_AI void swapRound(vf* r) {
     if ((i & S) == 0) swapBlocks<S>(r[i], r[i + S]);
 }
 
-// Columns [c, c + W) of dst (Dp × ldd) = rows [c, c + W) of src (stride Dp) transposed, rows at or past n1 as zeros
-// (c a multiple of W, Dp a multiple of W).
-LMF_AI void transposeChunk(const float* src, int64_t c, int64_t n1, int64_t Dp, int64_t ldd, float* dst) {
+// Panel c / W of dst (Dp × W, contiguous) = rows [c, c + W) of src (stride Dp) transposed, rows at or past n1 as
+// zeros (c a multiple of W, Dp a multiple of W).
+LMF_AI void transposeChunk(const float* src, int64_t c, int64_t n1, int64_t Dp, float* dst) {
   static_assert(W == 16, "transposeChunk is written for 16-float vectors");
   const vf zero = {0.f};
   for (int64_t d0 = 0; d0 < Dp; d0 += W) {
     vf r[16];
     for (int i = 0; i < 16; i++) r[i] = c + i < n1 ? vld(src + (c + i) * Dp + d0) : zero;
     swapRound<8>(r), swapRound<4>(r), swapRound<2>(r), swapRound<1>(r);
-    for (int i = 0; i < 16; i++) vst(dst + (d0 + i) * ldd + c, r[i]);
+    for (int i = 0; i < 16; i++) vst(dst + c * Dp + (d0 + i) * W, r[i]);
   }
 }
 
@@ -231,22 +243,26 @@ int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // One head in slot order: padded rows (N × Dp) and per-slot figures.
 struct Head {
-  int64_t N, Dp, D, Np;  // Np = N + W: columns of the transposed keys and values (a tile's last vector may run past N)
+  int64_t N, Dp, D;
   float scale, selfPenalty;
   bool unitKeys;
   const int64_t* from;  // first key slot of each query slot
   float *qg, *kg, *vg, *rk;
-  float *kT, *vT;                   // keys (and, for the backward, values) transposed: (Dp, Np), pad columns zero
+  // Keys (and, for the backward, values) transposed in panels of W slots: slot n, dim d at [n / W][d][n % W], each
+  // panel Dp·W contiguous floats (a tile's Kᵀ is a few whole panels, not Dp rows far apart), slots past N zero.
+  float *kT, *vT;
   float *og, *lseS;                 // forward: each slot's normalised output and log-sum-exp
   float *gog, *delta, *Ls;          // backward: gout rows, gout·out and the merged lse of each slot's position
   float *gqg, *gkg, *gvg;           // backward: slot-order gradients
 };
 
 // Forward of query slots [n0, n1) of one group run: og rows and lseS.
+// The key tile starts at from(n0) rounded down to a panel border (k0); the scores of the few keys before from(n0)
+// are masked like any unseen key, and the products that follow start at from(n0) (kf).
 LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* S) {
-  const int64_t Dp = h.Dp, k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
+  const int64_t Dp = h.Dp, kf = h.from[n0], k0 = kf / W * W, nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
   const float NEG_INF = -std::numeric_limits<float>::infinity();
-  tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0, h.Np, S, nkp, false);  // (nq, nkp) raw scores
+  tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0 * Dp, W, Dp * W, S, nkp, false);  // (nq, nkp) raw scores
   // Softmax over whole rows of the tile (nkp is a multiple of W: full vectors, no scalar tails), keys outside
   // [from(n), n] masked to −∞ so that exp gives exactly 0 there.
   float inv[Bq];
@@ -272,7 +288,7 @@ LMF_CLONES void forwardBlock(const Head& h, int64_t n0, int64_t n1, float* S) {
     h.lseS[n] = mx + std::log(sum);
   }
   float* o = h.og + n0 * Dp;
-  tileGemm(nq, Dp, nk, S, nkp, 1, h.vg + k0 * Dp, Dp, o, Dp, false);  // (nq, Dp) = P · V
+  tileGemm(nq, Dp, n1 - kf, S + (kf - k0), nkp, 1, h.vg + kf * Dp, Dp, W, o, Dp, false);  // (nq, Dp) = P · V
   for (int64_t i = 0; i < nq; i++) {
     const float s = inv[i];
 #pragma omp simd
@@ -288,9 +304,11 @@ LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* P, flo
   std::memset(h.gkg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
   std::memset(h.gvg + g0 * Dp, 0, static_cast<size_t>((g1 - g0) * Dp) * sizeof(float));
   for (int64_t n0 = g0; n0 < g1; n0 += Bq) {
-    const int64_t n1 = std::min(n0 + Bq, g1), k0 = h.from[n0], nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
-    tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0, h.Np, P, nkp, false);     // raw scores
-    tileGemm(nq, nkp, Dp, h.gog + n0 * Dp, Dp, 1, h.vT + k0, h.Np, dS, nkp, false);  // gout · v
+    // As in the forward: the tile from a panel border k0, the products from the run's own keys kf on (their
+    // rows of gk and gv belong to this run alone).
+    const int64_t n1 = std::min(n0 + Bq, g1), kf = h.from[n0], k0 = kf / W * W, nk = n1 - k0, nkp = roundUp(nk, W), nq = n1 - n0;
+    tileGemm(nq, nkp, Dp, h.qg + n0 * Dp, Dp, 1, h.kT + k0 * Dp, W, Dp * W, P, nkp, false);     // raw scores
+    tileGemm(nq, nkp, Dp, h.gog + n0 * Dp, Dp, 1, h.vT + k0 * Dp, W, Dp * W, dS, nkp, false);  // gout · v
     for (int64_t i = 0; i < nq; i++) {  // whole rows of the tile, as in the forward (masked keys give exactly 0)
       const int64_t n = n0 + i, lo = h.from[n] - k0, hi = n - k0;
       float* pr = P + i * nkp;
@@ -305,9 +323,10 @@ LMF_CLONES void backwardRun(const Head& h, int64_t g0, int64_t g1, float* P, flo
         dr[j] = in ? e * (dr[j] - dl) * h.scale : 0.f;
       }
     }
-    tileGemm(nq, Dp, nk, dS, nkp, 1, h.kg + k0 * Dp, Dp, h.gqg + n0 * Dp, Dp, false);
-    tileGemm(nk, Dp, nq, dS, 1, nkp, h.qg + n0 * Dp, Dp, h.gkg + k0 * Dp, Dp, true);
-    tileGemm(nk, Dp, nq, P, 1, nkp, h.gog + n0 * Dp, Dp, h.gvg + k0 * Dp, Dp, true);
+    const int64_t sk = kf - k0, nkf = n1 - kf;
+    tileGemm(nq, Dp, nkf, dS + sk, nkp, 1, h.kg + kf * Dp, Dp, W, h.gqg + n0 * Dp, Dp, false);
+    tileGemm(nkf, Dp, nq, dS + sk, 1, nkp, h.qg + n0 * Dp, Dp, W, h.gkg + kf * Dp, Dp, true);
+    tileGemm(nkf, Dp, nq, P + sk, 1, nkp, h.gog + n0 * Dp, Dp, W, h.gvg + kf * Dp, Dp, true);
   }
   if (h.unitKeys) {  // gk = r·(g − k̂(k̂·g)) maps the gradient of k̂ back to the raw k
     for (int64_t n = g0; n < g1; n++) {
@@ -356,10 +375,9 @@ struct Buffers {
   Head head(const Problem& p, bool backward) {
     const int64_t Dp = roundUp(p.D, W);
     const size_t rows = static_cast<size_t>(p.N * Dp), n = static_cast<size_t>(p.N);
-    const int64_t Np = roundUp(p.N, W) + W;  // every 16-slot chunk's columns, then one vector of zeros past the last
-    const size_t cols = static_cast<size_t>(Dp * Np);
+    const size_t cols = static_cast<size_t>(roundUp(p.N, W) * Dp);  // whole panels
     Head h{};
-    h.N = p.N, h.Dp = Dp, h.Np = Np, h.D = p.D, h.scale = p.scale, h.selfPenalty = p.selfPenalty, h.unitKeys = p.unitKeys;
+    h.N = p.N, h.Dp = Dp, h.D = p.D, h.scale = p.scale, h.selfPenalty = p.selfPenalty, h.unitKeys = p.unitKeys;
     from.resize(n);
     h.from = from.data(), h.qg = qg.get(rows), h.kg = kg.get(rows), h.vg = vg.get(rows), h.rk = rk.get(n);
     h.kT = kT.get(cols);
@@ -368,11 +386,6 @@ struct Buffers {
       h.gog = gog.get(rows), h.delta = delta.get(n), h.Ls = Ls.get(n), h.gqg = gqg.get(rows), h.gkg = gkg.get(rows), h.gvg = gvg.get(rows);
     } else {
       h.og = og.get(rows), h.lseS = lseS.get(n);
-    }
-    // The transposes write whole 16-slot chunks; the vector past them is read (and ignored) by the last tiles.
-    for (int64_t d = 0; d < Dp; d++) {
-      std::fill(h.kT + d * Np + Np - W, h.kT + (d + 1) * Np, 0.f);
-      if (backward) std::fill(h.vT + d * Np + Np - W, h.vT + (d + 1) * Np, 0.f);
     }
     return h;
   }
@@ -416,8 +429,8 @@ LMF_CLONES void gatherPositions(const Problem& p, const View* gout, const Head& 
 // Keys (and with values, values) of slots [c, ce) transposed into kT (vT), 16 slots a step in registers.
 LMF_CLONES void transposeSlots(const Head& h, int64_t c, int64_t ce, bool values) {
   for (int64_t c0 = c; c0 < ce; c0 += W) {
-    transposeChunk(h.kg, c0, h.N, h.Dp, h.Np, h.kT);
-    if (values) transposeChunk(h.vg, c0, h.N, h.Dp, h.Np, h.vT);
+    transposeChunk(h.kg, c0, h.N, h.Dp, h.kT);
+    if (values) transposeChunk(h.vg, c0, h.N, h.Dp, h.vT);
   }
 }
 
@@ -447,8 +460,9 @@ LMF_CLONES void scatterRange(const Head& h, const int32_t* slots, int64_t t0, in
   }
 }
 
-// Key-tile width bound: a block's tile holds at most min(window, N) + Bq keys.
-int64_t maxTile(const Problem& p) { return roundUp(std::min(p.window, p.N) + Bq, W); }
+// Key-tile width bound: a block's tile holds at most min(window, N) + Bq keys, and up to W − 1 more before them
+// (its start rounded down to a panel border).
+int64_t maxTile(const Problem& p) { return roundUp(std::min(p.window, p.N) + Bq, W) + W; }
 
 // Forward of one head: blocks in parallel (each writes only its own slots), then a serial merge of rounds.
 void forwardHead(const Problem& p, int64_t b, int64_t hh, Buffers& buf, int threads) {
