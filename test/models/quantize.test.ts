@@ -19,7 +19,7 @@ import { loadQuantizedGPT, saveQuantizedGPT } from '../../src/models/quantize-io
 import { EMBEDDING_PATH, quantizeGPT } from '../../src/models/quantize-model.js';
 import { Linear } from '../../src/nn/layers.js';
 import { applyLoRA } from '../../src/nn/lora.js';
-import { dequantize, QuantizedLinear } from '../../src/nn/quantized.js';
+import { dequantize, QuantizedEmbedding, QuantizedLinear } from '../../src/nn/quantized.js';
 import { RunDir } from '../../src/train/run-dir.js';
 
 loadNativeBackend();
@@ -207,6 +207,20 @@ test('QLoRA: adapters over a 4-bit base get every gradient (the base none); trai
   assert.equal(mg.status, 1);
   assert.match(mg.stderr, /^error: .*/);
   assert.ok(!mg.stderr.includes('    at '), mg.stderr);
+});
+
+test('QuantizedEmbedding looks up exactly the dequantized rows (int8, 4-bit g32 and g64); an id out of range is refused', () => {
+  const rng = new lm.Rng(5);
+  const [N, K] = [11, 128];
+  for (const [bits, G] of [[8, 128], [4, 32], [4, 64]] as const) {
+    const w = quantizeRTN(Array.from({ length: N * K }, () => rng.normal()), N, K, bits, G);
+    const emb = new QuantizedEmbedding(w);
+    const ids = [3, 0, 10, 3, 7];
+    const got = lm.tidy(() => Float32Array.from(emb.forward(lm.tensor(ids, [5], 'int32')).toTypedArray() as Float32Array));
+    const full = dequantize(w);
+    ids.forEach((id, i) => assert.deepEqual(got.subarray(i * K, (i + 1) * K), full.subarray(id * K, (id + 1) * K), `${bits}-bit g${G}, id ${id}`));
+    assert.throws(() => lm.tidy(() => emb.forward(lm.tensor([1, 11], [2], 'int32'))), /id 11 at position 1 is outside \[0, 11\)/);
+  }
 });
 
 /** x (M, K) with each block of 64 inputs rounded as the VNNI kernels round activations: to int8 steps of max|x|/127. */
