@@ -23,10 +23,12 @@ function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, wha
   assert.ok(err <= tol * Math.max(norm, 1e-30), `${what}: max error ${err} of ${norm}`);
 }
 
-test('headBlockRows splits rows evenly into blocks of at most ~4 M logits', () => {
-  assert.equal(headBlockRows(256, 50304), 64); // 83 rows at most → 4 blocks of 64
+test('headBlockRows splits rows evenly into blocks of at most ~4 M logits, and at least 128 rows', () => {
+  assert.equal(headBlockRows(256, 50304), 128); // 83 rows by the logits cap, 128 by the floor → 2 blocks
+  assert.equal(headBlockRows(300, 50304), 100); // 3 even blocks
   assert.equal(headBlockRows(7, 50304), 7);
-  assert.equal(headBlockRows(1000, 1), 1000);
+  assert.equal(headBlockRows(1000, 1000), 1000); // a small vocabulary: up to 4194 rows a block
+  assert.equal(headBlockRows(10000, 1000), 3334);
 });
 
 test('blocked head cross-entropy: loss and dh equal crossEntropy over the whole logits (float and 4-bit heads, ignored targets)', () => {
