@@ -35,9 +35,9 @@ for (let s = 0; s < steps; s++) {
     const at = (s * B * (T + 1)) % (file.count - B * (T + 1));
     const x = Int32Array.from({ length: B * T }, (_, i) => file.ids[at + Math.floor(i / T) * (T + 1) + (i % T)]!);
     const y = Int32Array.from({ length: B * T }, (_, i) => file.ids[at + Math.floor(i / T) * (T + 1) + (i % T) + 1]!);
-    const out = model.forward(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T]), { seed: s });
-    lm.backward(out.loss!);
-    return out.loss!.item();
+    const out = model.forwardLoss(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T]), { seed: s }); // as lmforge train's next-token task
+    lm.backward(out.loss);
+    return out.loss.item();
   });
   optimizer.step();
   optimizer.zeroGrad();

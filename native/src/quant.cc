@@ -4,8 +4,8 @@
 // so a token reads 1 or ½ byte per weight instead of 4 — decoding is bound by memory bandwidth, so that is the gain.
 // Prefill, training and the input gradient (many rows): blocks of rows of W are decoded into an fp32 tile and
 // multiplied by the fp32 GEMM (gemm.cc), so the arithmetic runs at GEMM speed and W is never expanded whole.
-// Why no VNNI: the GEMV moves ≤ 1 byte per multiply-add and stays bandwidth-bound with fp32 FMAs; int8 dot products
-// would also need the activations rounded to int8 (a second source of error). Not here: quantizing (TypeScript).
+// Where the CPU has AVX-512 VNNI, decoding rounds the activations to int8 per 64 inputs and multiplies with vpdpbusd
+// (below): with fp32 FMAs the GEMV was compute-bound, not bandwidth-bound, at batch 1. Not here: quantizing (TypeScript).
 #include <omp.h>
 #include <algorithm>
 #include <cstdint>
@@ -189,23 +189,98 @@ float rowI8Vnni(const int8_t* xq, const float* sx, float corr, const int8_t* q, 
   return s * (_mm512_reduce_add_ps(tot) - corr);
 }
 
-// One 4-bit row: Σ_b s_g·sx_b·(Σ_{k∈b} q_k·xq_k − z_g·Σ_{k∈b} xq_k), g the group of block b. xq is permuted per 64
-// to the order in which a 32-byte load's low then high nibbles come: k 0..15, 32..47, 16..31, 48..63.
-float rowU4Vnni(const int8_t* xq, const float* sx, const int32_t* xs, const uint8_t* q, const float* s, const float* z, int64_t K, int64_t G) {
-  const __m256i m4 = _mm256_set1_epi8(15);
-  __m512 tot = _mm512_setzero_ps();
-  float corr = 0.f;
-  for (int64_t b = 0; b < K / 64; b++) {
-    if ((b & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(q + b * 32 + kPrefetchBytes), _MM_HINT_T0);
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + b * 32));
-    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
-    const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xq + b * 64));
-    const int64_t g = (b * 64) / G;
-    const float f = s[g] * sx[b];
-    tot = _mm512_fmadd_ps(_mm512_set1_ps(f), _mm512_cvtepi32_ps(acc), tot);
-    corr += f * z[g] * static_cast<float>(xs[b]);
+// 4-bit rows, R at a time: y_r = Σ_b f_rb·(Σ_{k∈b} q_k·xq_k) − Σ_b f_rb·z_g·Σ_{k∈b} xq_k with f_rb = s_rg·sx_b, g the
+// group of block b. xq is permuted per 64 to the order in which a 32-byte load's low then high nibbles come: k 0..15,
+// 32..47, 16..31, 48..63. The 32 bytes are broadcast to both halves of a register and masked with 0x0F (low half)
+// and 0xF0 (high half), so the high nibbles are never shifted: their lanes sum 16·q·xq, which one ×1/16 per lane
+// undoes at the end (exact: a power of two). Per 64 weights: one and, one vpdpbusd, one convert and one FMA whose
+// factor f_rb is broadcast from memory; R rows share each activation load and hide the FMA chain's latency.
+// The f_rb and the zero-point term are formed 16 blocks at a time in vectors before the main loop.
+constexpr int64_t kU4Chunk = 64;  // blocks per pass (4096 inputs): f's buffer size
+
+template <int R>
+static inline __attribute__((always_inline)) void rowsU4Vnni(const int8_t* xq, const float* sx, const float* xsf, const uint8_t* q,
+                                                             const float* s, const float* z, int64_t K, int64_t G, float* y) {
+  const int64_t NB = K / 64, NG = K / G, gb = G / 64, rowBytes = K / 2;
+  const __m512i mask = _mm512_inserti64x4(_mm512_set1_epi8(15), _mm256_set1_epi8(static_cast<char>(0xf0)), 1);
+  alignas(64) float f[R][kU4Chunk];
+  __m512 tot[R], corr[R];
+  for (int r = 0; r < R; r++) tot[r] = corr[r] = _mm512_setzero_ps();
+  for (int64_t c0 = 0; c0 < NB; c0 += kU4Chunk) {
+    const int64_t c1 = std::min(NB, c0 + kU4Chunk);
+    for (int64_t b0 = c0; b0 < c1; b0 += 16) {
+      const __mmask16 mk = c1 - b0 >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (c1 - b0)) - 1);
+      const __m512 sxv = _mm512_maskz_loadu_ps(mk, sx + b0), xsv = _mm512_maskz_loadu_ps(mk, xsf + b0);
+      for (int r = 0; r < R; r++) {
+        const float* sr = s + r * NG;
+        const float* zr = z + r * NG;
+        __m512 sv, zv;
+        if (gb == 1) {
+          sv = _mm512_maskz_loadu_ps(mk, sr + b0);
+          zv = _mm512_maskz_loadu_ps(mk, zr + b0);
+        } else {  // groups of several blocks: each block's group scale and zero
+          alignas(64) float st[16] = {0}, zt[16] = {0};
+          for (int64_t i = 0; i < std::min<int64_t>(16, c1 - b0); i++) st[i] = sr[(b0 + i) / gb], zt[i] = zr[(b0 + i) / gb];
+          sv = _mm512_load_ps(st);
+          zv = _mm512_load_ps(zt);
+        }
+        const __m512 fv = _mm512_mul_ps(sv, sxv);
+        _mm512_store_ps(f[r] + (b0 - c0), fv);
+        corr[r] = _mm512_fmadd_ps(_mm512_mul_ps(fv, zv), xsv, corr[r]);
+      }
+    }
+    for (int64_t b = c0; b < c1; b++) {
+      const __m512i xv = _mm512_loadu_si512(xq + b * 64);
+      if ((b & 1) == 0)
+        for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(q + r * rowBytes + b * 32 + kPrefetchBytes), _MM_HINT_T0);
+      for (int r = 0; r < R; r++) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + r * rowBytes + b * 32));
+        const __m512i w = _mm512_and_si512(_mm512_broadcast_i64x4(v), mask);
+        const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xv);
+        tot[r] = _mm512_fmadd_ps(_mm512_set1_ps(f[r][b - c0]), _mm512_cvtepi32_ps(acc), tot[r]);
+      }
+    }
   }
-  return _mm512_reduce_add_ps(tot) - corr;
+  const __m512 lanes = _mm512_insertf32x8(_mm512_set1_ps(1.f), _mm256_set1_ps(1.f / 16.f), 1);
+  for (int r = 0; r < R; r++) y[r] = _mm512_reduce_add_ps(_mm512_fmsub_ps(tot[r], lanes, corr[r]));
+}
+
+// Rows [n0, n1) of a 4-bit W against one quantized activation row: 8 at a time, then the rest one by one.
+void rangeU4Vnni(const int8_t* xq, const float* sx, const float* xsf, const uint8_t* q, const float* s, const float* z, int64_t K, int64_t G,
+                 int64_t n0, int64_t n1, float* y) {
+  const int64_t NG = K / G, rowBytes = K / 2;
+  int64_t n = n0;
+  for (; n + 8 <= n1; n += 8) rowsU4Vnni<8>(xq, sx, xsf, q + n * rowBytes, s + n * NG, z + n * NG, K, G, y + n);
+  for (; n < n1; n++) rowsU4Vnni<1>(xq, sx, xsf, q + n * rowBytes, s + n * NG, z + n * NG, K, G, y + n);
+}
+
+// Rounds x (K floats) to int8 per block of 64: scale sx_b = max|x|/127, xq = round(x/sx_b) (to nearest, ties to
+// even, as std::nearbyint in the default rounding mode), xs_b = Σ xq over the block. nibbleOrder stores each 64 as
+// rowU4 reads them (inputs 0..15, 32..47, 16..31, 48..63).
+void quantizeActivations(const float* x, int64_t K, bool nibbleOrder, int8_t* xq, float* sx, int32_t* xs) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < K / 64; b++) {
+    const float* xb = x + b * 64;
+    __m512 v[4];
+    __m512 amax = _mm512_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+      v[i] = _mm512_loadu_ps(xb + 16 * i);
+      amax = _mm512_max_ps(amax, _mm512_and_ps(v[i], absMask));
+    }
+    const float a = _mm512_reduce_max_ps(amax);
+    const __m512 inv = _mm512_set1_ps(a > 0.f ? 127.f / a : 0.f);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    __m512i sum = _mm512_setzero_si512();
+    for (int i = 0; i < 4; i++) {
+      const int src = nibbleOrder && (i == 1 || i == 2) ? 3 - i : i;
+      // cvtps rounds by MXCSR: to nearest even, as nearbyint.
+      const __m512i c = _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(v[src], inv))));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + b * 64 + 16 * i), _mm512_cvtepi32_epi8(c));
+      sum = _mm512_add_epi32(sum, c);
+    }
+    sx[b] = a / 127.f;
+    xs[b] = _mm512_reduce_add_epi32(sum);
+  }
 }
 
 #pragma GCC pop_options
@@ -282,33 +357,26 @@ bool vnniApplies(const QW& w) { return w.K % 64 == 0 && (w.bits == 8 || w.G % 64
 void gemvVnni(const QW& w, const float* x, float* y, int64_t M) {
   const int64_t K = w.K, N = w.N, NB = K / 64;
   std::vector<int8_t> xq(M * K);
-  std::vector<float> sx(M * NB), corr(M, 0.f);
+  std::vector<float> sx(M * NB), xsf(M * NB), corr(M, 0.f);
   std::vector<int32_t> xs(M * NB);
-  for (int64_t m = 0; m < M; m++)
+  for (int64_t m = 0; m < M; m++) {
+    quantizeActivations(x + m * K, K, w.bits == 4, xq.data() + m * K, sx.data() + m * NB, xs.data() + m * NB);
     for (int64_t b = 0; b < NB; b++) {
-      const float* xb = x + m * K + b * 64;
-      float amax = 0.f;
-      for (int i = 0; i < 64; i++) amax = std::max(amax, std::fabs(xb[i]));
-      const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
-      int8_t* qb = xq.data() + m * K + b * 64;
-      int32_t sum = 0;
-      for (int i = 0; i < 64; i++) {
-        // 4-bit rows read k in nibble order (see rowU4Vnni): position i holds input perm(i).
-        const int src = w.bits == 8 ? i : (i < 16 ? i : i < 32 ? i + 16 : i < 48 ? i - 16 : i);
-        const int v = static_cast<int>(std::nearbyint(xb[src] * inv));
-        qb[i] = static_cast<int8_t>(std::min(127, std::max(-127, v)));
-        sum += qb[i];
-      }
-      sx[m * NB + b] = scale;
-      xs[m * NB + b] = sum;
-      corr[m] += 128.f * scale * static_cast<float>(sum);
+      xsf[m * NB + b] = static_cast<float>(xs[m * NB + b]);
+      corr[m] += 128.f * sx[m * NB + b] * xsf[m * NB + b];
     }
+  }
   auto rows = [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; n++)
+    if (w.bits == 8) {
+      for (int64_t n = n0; n < n1; n++)
+        for (int64_t m = 0; m < M; m++)
+          y[m * N + n] = rowI8Vnni(xq.data() + m * K, sx.data() + m * NB, corr[m], reinterpret_cast<const int8_t*>(w.q) + n * K, K, w.s[n]);
+      return;
+    }
+    // Slabs of 8 rows, each against every activation row while its weights are in L1.
+    for (int64_t s0 = n0; s0 < n1; s0 += 8)
       for (int64_t m = 0; m < M; m++)
-        y[m * N + n] = w.bits == 8
-          ? rowI8Vnni(xq.data() + m * K, sx.data() + m * NB, corr[m], reinterpret_cast<const int8_t*>(w.q) + n * K, K, w.s[n])
-          : rowU4Vnni(xq.data() + m * K, sx.data() + m * NB, xs.data() + m * NB, w.q + n * K / 2, w.s + n * w.groups(), w.z + n * w.groups(), K, w.G);
+        rangeU4Vnni(xq.data() + m * K, sx.data() + m * NB, xsf.data() + m * NB, w.q, w.s, w.z, K, w.G, s0, std::min(n1, s0 + 8), y + m * N);
   };
   splitRows(w, rows);
 }

@@ -14,6 +14,7 @@ import { reversibleStack } from '../nn/reversible.js';
 import { moeLayers } from '../nn/moe.js';
 import { RotaryTables } from '../nn/rope.js';
 import { shareLayers } from '../nn/sharing.js';
+import { blockedHeadCrossEntropy } from './head-loss.js';
 import { defineConfig, defaultsOf, type ConfigOf } from '../util/config.js';
 
 export { KVCache } from '../nn/kv-cache.js';
@@ -184,6 +185,9 @@ export interface GPTOutput {
   metrics: Record<string, number>;
 }
 
+/** forwardLoss's result: GPTOutput without the logits. */
+export type GPTLossOutput = Omit<GPTOutput, 'logits' | 'loss'> & { loss: Tensor };
+
 export class GPT extends Module {
   readonly config: GPTConfig;
   readonly transformer: Transformer;
@@ -245,36 +249,67 @@ export class GPT extends Module {
   }
 
   forward(idx: Tensor, targets?: Tensor, options: ForwardOptions = {}): GPTOutput {
+    const run = (): GPTOutput => {
+      const { hidden, ctx } = this.trunk(idx, options);
+      const logits = this.head(hidden);
+      const metrics = ctx.metrics ?? {};
+      if (!targets) return { logits, hidden, aux: ctx.aux, metrics };
+      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux: ctx.aux, metrics };
+    };
+    return options.cache ? lm.noGrad(run) : run();
+  }
+
+  /**
+   * The mean cross-entropy over targets ≠ −1 without the logits, for training and evaluation: with a frozen head
+   * (LoRA, QLoRA, evaluation) through blockedHeadCrossEntropy (models/head-loss.ts), which never holds the (B, T, V)
+   * logits or their gradient; a head with trainable weights goes through forward's whole logits. Same loss and
+   * gradients as forward's, up to float rounding.
+   */
+  forwardLoss(idx: Tensor, targets: Tensor, options: Omit<ForwardOptions, 'cache' | 'counts' | 'last'> = {}): GPTLossOutput {
+    if (this.headTrainable()) {
+      const { loss, hidden, aux, metrics } = this.forward(idx, targets, options);
+      return { loss: loss!, hidden, aux, metrics };
+    }
+    const { hidden, ctx } = this.trunk(idx, options);
+    const loss = blockedHeadCrossEntropy((h) => this.head(h), hidden, targets, { V: this.config.vocab_size, ignoreIndex: -1 });
+    return { loss, hidden, aux: ctx.aux, metrics: ctx.metrics ?? {} };
+  }
+
+  /** Whether a weight of the output head would get a gradient now (an untied head, or the tied table and its projection). */
+  private headTrainable(): boolean {
+    if (!lm.isGradEnabled()) return false;
+    // A quantized model's table (QuantizedEmbedding) has no float weight: its head has nothing to train.
+    const tied = (this.transformer.wte as { weight?: Tensor }).weight;
+    const params = this.lmHead ? [this.lmHead] : [...(tied ? [tied] : []), ...(this.transformer.head_proj?.parameters() ?? [])];
+    return params.some((p) => p.requiresGrad);
+  }
+
+  /** Embeddings, blocks and the final norm: hidden (B, T, C), or (B, n, C) with options.last = n. */
+  private trunk(idx: Tensor, options: ForwardOptions): { hidden: Tensor; ctx: ForwardContext } {
     if (idx.ndim !== 2 || idx.dtype !== 'int32') throw new TypeError(`GPT.forward: idx must be int32 (B, T), got ${idx.describe()}`);
     const [B, T] = idx.shape as [number, number];
     const last = options.last ?? T;
     if (!(Number.isInteger(last) && last >= 1 && last <= T)) throw new RangeError(`GPT.forward: options.last = ${last}, expected 1..${T}`);
     const kv = options.cache ?? null;
     if (kv && kv.batch !== B) throw new RangeError(`GPT.forward: the cache holds ${kv.batch} rows, idx has ${B}`);
-    const run = (): GPTOutput => {
-      const ctx: ForwardContext = {
-        dropout: this.training && !kv ? this.config.dropout : 0,
-        seed: options.seed ?? 0,
-        rope: this.rope,
-        cache: kv ? { kv, plan: kv.plan(T, options.counts, localWindow(this.config)) } : null,
-        aux: {},
-        metrics: {},
-      };
-      let x = dropoutAt(ctx, this.embed(idx, ctx), 0);
-      // Without autograd nothing needs a block's intermediates afterwards: each block's scope returns them to the
-      // pool before the next block takes the same sizes, so a pass holds one block's activations, not n_layer's.
-      const scoped = lm.isGradEnabled() ? <R>(f: () => R): R => f() : lm.tidy;
-      const blocks = this.transformer.h.items;
-      if (this.config.reversible) x = reversibleStack(blocks, x, ctx, { recompute: !options.storeActivations });
-      else for (const block of blocks) x = scoped(() => block.forward(x, ctx));
-      if (ctx.cache) kv!.advance(ctx.cache.plan);
-      const hidden = this.transformer.ln_f.forward(this.lastPositions(x, last, ctx.cache && !ctx.cache.plan.uniform ? ctx.cache.plan.counts : null));
-      const logits = this.head(hidden);
-      const metrics = ctx.metrics ?? {};
-      if (!targets) return { logits, hidden, aux: ctx.aux, metrics };
-      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux: ctx.aux, metrics };
+    const ctx: ForwardContext = {
+      dropout: this.training && !kv ? this.config.dropout : 0,
+      seed: options.seed ?? 0,
+      rope: this.rope,
+      cache: kv ? { kv, plan: kv.plan(T, options.counts, localWindow(this.config)) } : null,
+      aux: {},
+      metrics: {},
     };
-    return kv ? lm.noGrad(run) : run();
+    let x = dropoutAt(ctx, this.embed(idx, ctx), 0);
+    // Without autograd nothing needs a block's intermediates afterwards: each block's scope returns them to the
+    // pool before the next block takes the same sizes, so a pass holds one block's activations, not n_layer's.
+    const scoped = lm.isGradEnabled() ? <R>(f: () => R): R => f() : lm.tidy;
+    const blocks = this.transformer.h.items;
+    if (this.config.reversible) x = reversibleStack(blocks, x, ctx, { recompute: !options.storeActivations });
+    else for (const block of blocks) x = scoped(() => block.forward(x, ctx));
+    if (ctx.cache) kv!.advance(ctx.cache.plan);
+    const hidden = this.transformer.ln_f.forward(this.lastPositions(x, last, ctx.cache && !ctx.cache.plan.uniform ? ctx.cache.plan.counts : null));
+    return { hidden, ctx };
   }
 
   /** Logits (B, n, V) of the last n positions after feeding idx (B, T) at the cache's position; advances the cache. */

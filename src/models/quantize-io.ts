@@ -203,6 +203,12 @@ export function loadQuantizedGPT(dir: string): GPT {
   // blocks are built and quantized one at a time, each block's float weights returned to the pool for the next.
   const model = new GPT({ ...c, n_layer: 1, vocab_size: 1, tie_embeddings: true, local_layers: c.local_layers === '' ? '' : 'all' }, 1);
   try {
+    // The skeleton's float block goes back to the pool before the real blocks are built, so that they reuse its
+    // buffers: one block's float weights are ever allocated, not two (all of them garbage once loading is done).
+    model.replaceModule('transformer.h', (old) => {
+      old.dispose();
+      return new ModuleList<Block>([]);
+    });
     const rng = new ZeroRng(1);
     const blocks: Block[] = [];
     for (let l = 0; l < c.n_layer; l++) {

@@ -3,6 +3,7 @@
 // `target_modules`, merging into the base weight and unloading. Not the adapter files (models/lora-io.ts).
 import * as lm from '../core/index.js';
 import { Rng, type Tensor } from '../core/index.js';
+import type { FloatArray } from '../core/kernels.js';
 import { hash32 } from '../core/random.js';
 import { UserError } from '../util/errors.js';
 import { siteSeed, type ForwardContext } from './context.js';
@@ -78,9 +79,8 @@ export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Mod
       if (!ctx) throw new Error(`LoRALinear ${this.path}: dropout ${p} needs the forward context (its seed)`);
       xin = lm.dropout(x, p, siteSeed(ctx.seed, this.site));
     }
-    const down = lm.matmul(xin, lm.transpose(this.loraA)); // (…, r)
-    const up = lm.matmul(down, lm.transpose(this.loraB)); // (…, out)
-    return lm.add(y, lm.mul(up, this.scaling));
+    const down = lm.mul(lm.matmul(xin, lm.transpose(this.loraA)), this.scaling); // (…, r): s·drop(x)·Aᵀ
+    return addLowRankInto(y, down, this.loraB); // (…, out)
   }
 
   /** ΔW = s·Aᵀ·Bᵀ (in, out) in float64, the base weight's layout. */
@@ -124,6 +124,34 @@ export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Mod
     this.addToBase(-1);
     this.mergedIn = false;
   }
+}
+
+/**
+ * y + d·Bᵀ for y (…, out) the base layer's fresh output, d (…, r) and B (out, r), written into y's own buffer: the
+ * base's backward (Linear's, QuantizedLinear's) reads only its input and weight, never y, so the sum takes no
+ * (…, out) tensor of its own and the low-rank product none either (three fewer activations of the layer's width
+ * held per adapter until backward). Gradients: dy = g, dd = g·B, dB = gᵀ·d over the flattened rows.
+ */
+function addLowRankInto(y: Tensor, d: Tensor, B: Tensor): Tensor {
+  const [N, r] = B.shape as [number, number];
+  if (!y.isContiguous || !d.isContiguous || !B.isContiguous) return lm.add(y, lm.matmul(d, lm.transpose(B)));
+  const out = lm.detach(y); // shares y's storage
+  lm.kernelsFor(y.dtype).matmul({
+    a: d.data as FloatArray, aOffset: d.offset, b: B.data as FloatArray, bOffset: B.offset, c: out.data as FloatArray, cOffset: out.offset,
+    batch: 1, M: y.size / N, N, K: r, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: true,
+  });
+  return lm.record('loraAdd', [y, d, B], out, (g) => {
+    const gd = d.requiresGrad ? lm.matmulRaw(g, B) : null; // (…, r)
+    let gB: Tensor | null = null;
+    if (B.requiresGrad) {
+      const g2 = lm.reshape(g, [-1, N]);
+      const d2 = lm.reshape(d, [-1, r]);
+      const g2t = lm.transpose(g2);
+      gB = lm.matmulRaw(g2t, d2); // (out, r)
+      for (const t of [g2, d2, g2t]) t.dispose();
+    }
+    return [g, gd, gB];
+  });
 }
 
 /**

@@ -72,13 +72,14 @@ export class QuantizedEmbedding extends Module {
     const C = w.K;
     const idv = ids.toTypedArray();
     const out = lm.empty([...ids.shape, C]);
-    const o = out.data;
-    const row = new Float32Array(C);
+    const o = out.data as Float32Array;
     for (let i = 0; i < idv.length; i++) {
       const id = idv[i]!;
-      if (!(id >= 0 && id < w.N)) throw new RangeError(`QuantizedEmbedding: id ${id} at position ${i} is outside [0, ${w.N})`);
-      decodeRow(w, id, row);
-      o.set(row, i * C);
+      if (!(id >= 0 && id < w.N)) {
+        out.dispose();
+        throw new RangeError(`QuantizedEmbedding: id ${id} at position ${i} is outside [0, ${w.N})`);
+      }
+      decodeRow(w, id, o, i * C);
     }
     return out;
   }
@@ -89,7 +90,31 @@ export class QuantizedEmbedding extends Module {
   }
 }
 
-/** Row n of W into dst (K floats): the reference decoding, one row at a time (lookups need a few rows). */
-function decodeRow(w: QuantWeight, n: number, dst: Float32Array): void {
-  for (let k = 0; k < w.K; k++) dst[k] = lm.dequantAt(w, n, k);
+/**
+ * Row n of W into dst[at, at + K): dequantAt's arithmetic (float64 products of the stored scale and zero, rounded
+ * once into float32, so the same values), unrolled over the layout: a 4-bit group is whole 32-input blocks of 16
+ * bytes, byte i holding input i (low nibble) and 16 + i (high). A decoded token reads K/2 bytes, not K·4.
+ */
+function decodeRow(w: QuantWeight, n: number, dst: Float32Array, at: number): void {
+  const { K, q } = w;
+  if (w.bits === 8) {
+    const s = w.scales[n]!;
+    for (let k = 0; k < K; k++) {
+      const b = q[n * K + k]!;
+      dst[at + k] = s * (b >= 128 ? b - 256 : b);
+    }
+    return;
+  }
+  const NG = K / w.groupSize;
+  for (let k0 = 0; k0 < K; k0 += 32) {
+    const g = n * NG + Math.floor(k0 / w.groupSize);
+    const s = w.scales[g]!;
+    const z = w.zeros![g]!;
+    const off = (n * K + k0) / 2;
+    for (let i = 0; i < 16; i++) {
+      const b = q[off + i]!;
+      dst[at + k0 + i] = s * ((b & 15) - z);
+      dst[at + k0 + 16 + i] = s * ((b >> 4) - z);
+    }
+  }
 }

@@ -19,7 +19,7 @@ import { loadQuantizedGPT, saveQuantizedGPT } from '../../src/models/quantize-io
 import { EMBEDDING_PATH, quantizeGPT } from '../../src/models/quantize-model.js';
 import { Linear } from '../../src/nn/layers.js';
 import { applyLoRA } from '../../src/nn/lora.js';
-import { dequantize, QuantizedLinear } from '../../src/nn/quantized.js';
+import { dequantize, QuantizedEmbedding, QuantizedLinear } from '../../src/nn/quantized.js';
 import { RunDir } from '../../src/train/run-dir.js';
 
 loadNativeBackend();
@@ -207,6 +207,52 @@ test('QLoRA: adapters over a 4-bit base get every gradient (the base none); trai
   assert.equal(mg.status, 1);
   assert.match(mg.stderr, /^error: .*/);
   assert.ok(!mg.stderr.includes('    at '), mg.stderr);
+});
+
+test('QuantizedEmbedding looks up exactly the dequantized rows (int8, 4-bit g32 and g64); an id out of range is refused', () => {
+  const rng = new lm.Rng(5);
+  const [N, K] = [11, 128];
+  for (const [bits, G] of [[8, 128], [4, 32], [4, 64]] as const) {
+    const w = quantizeRTN(Array.from({ length: N * K }, () => rng.normal()), N, K, bits, G);
+    const emb = new QuantizedEmbedding(w);
+    const ids = [3, 0, 10, 3, 7];
+    const got = lm.tidy(() => Float32Array.from(emb.forward(lm.tensor(ids, [5], 'int32')).toTypedArray() as Float32Array));
+    const full = dequantize(w);
+    ids.forEach((id, i) => assert.deepEqual(got.subarray(i * K, (i + 1) * K), full.subarray(id * K, (id + 1) * K), `${bits}-bit g${G}, id ${id}`));
+    assert.throws(() => lm.tidy(() => emb.forward(lm.tensor([1, 11], [2], 'int32'))), /id 11 at position 1 is outside \[0, 11\)/);
+  }
+});
+
+/** x (M, K) with each block of 64 inputs rounded as the VNNI kernels round activations: to int8 steps of max|x|/127. */
+function roundedActivations(x: Float32Array, M: number, K: number): Float32Array {
+  const out = new Float32Array(M * K);
+  const even = (v: number): number => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+  for (let b = 0; b < (M * K) / 64; b++) {
+    let amax = 0;
+    for (let i = 0; i < 64; i++) amax = Math.max(amax, Math.abs(x[b * 64 + i]!));
+    const inv = amax > 0 ? Math.fround(127 / amax) : 0;
+    const sx = Math.fround(amax / 127);
+    for (let i = 0; i < 64; i++) out[b * 64 + i] = sx * Math.min(127, Math.max(-127, even(Math.fround(x[b * 64 + i]! * inv))));
+  }
+  return out;
+}
+
+test('the VNNI decoding kernels compute exactly the product with activations rounded per 64 (row counts and widths off the unrolling)', { skip: !lm.nativeAvailable() || quantActivationMode() === 'off' }, () => {
+  const rng = new lm.Rng(12);
+  // N = 37 is not a multiple of the 8 rows done at once; K = 4160 is 65 blocks, past one 64-block pass; G = 192 is 3 blocks a group.
+  for (const [bits, G, K] of [[8, 256, 256], [4, 64, 256], [4, 128, 256], [4, 192, 384], [4, 64, 4160]] as const) {
+    const N = 37;
+    const w = quantizeRTN(Array.from({ length: N * K }, () => rng.normal()), N, K, bits, bits === 8 ? K : G);
+    for (const M of [1, 3, 8]) {
+      const x = lm.randn([M, K], rng);
+      const xr = lm.fromArray(roundedActivations(x.toTypedArray() as Float32Array, M, K), [M, K]);
+      const want = lm.withBackend('reference', () => lm.quantLinear(xr, w, null)).toTypedArray() as Float32Array;
+      const got = lm.quantLinear(x, w, null).toTypedArray() as Float32Array;
+      let err = 0, norm = 0;
+      for (let i = 0; i < want.length; i++) { err = Math.max(err, Math.abs(got[i]! - want[i]!)); norm = Math.max(norm, Math.abs(want[i]!)); }
+      assert.ok(err < 2e-5 * norm, `${bits}-bit g${G} K ${K}, ${M} rows: max error ${err} of ${norm}`);
+    }
+  }
 });
 
 test('decoding with int8 activations (AVX-512 VNNI) stays within the rounding of the reference; other rows match exactly', { skip: !lm.nativeAvailable() }, () => {

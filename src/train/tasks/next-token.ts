@@ -45,7 +45,7 @@ export function fullSplitLoss(model: GPT, file: TokenFile, batchSize: number, bl
       const B = Math.min(batchSize, windows - w0);
       const x = Int32Array.from(file.ids.subarray(w0 * T, (w0 + B) * T));
       const y = Int32Array.from(file.ids.subarray(w0 * T + 1, (w0 + B) * T + 1));
-      total += B * lm.tidy(() => model.forward(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T])).loss!.item());
+      total += B * lm.tidy(() => model.forwardLoss(lm.fromArray(x, [B, T]), lm.fromArray(y, [B, T])).loss.item());
     }
   });
   model.train();
@@ -74,8 +74,9 @@ export class NextTokenTask implements Task<TokenBatch> {
 
   loss(batch: TokenBatch, ctx: StepContext): LossOutput {
     const shape = [this.o.batchSize, this.T];
-    const out = this.model.forward(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
-    return { loss: out.loss!, aux: out.aux, metrics: out.metrics };
+    // forwardLoss: with a frozen head (LoRA, QLoRA) the (B, T, V) logits are never held whole.
+    const out = this.model.forwardLoss(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
+    return { loss: out.loss, aux: out.aux, metrics: out.metrics };
   }
 
   /** Mean loss over evalIters batches whose windows depend only on (seed, step, split). */
@@ -87,7 +88,7 @@ export class NextTokenTask implements Task<TokenBatch> {
     lm.noGrad(() => {
       for (let i = 0; i < this.o.evalIters; i++) {
         const { x, y } = sampler.next();
-        total += lm.tidy(() => this.model.forward(lm.fromArray(x, shape), lm.fromArray(y, shape)).loss!.item());
+        total += lm.tidy(() => this.model.forwardLoss(lm.fromArray(x, shape), lm.fromArray(y, shape)).loss.item());
       }
     });
     this.model.train();
