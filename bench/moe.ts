@@ -110,6 +110,20 @@ interface Run {
  * the records have none. Summing removes most of one step's sampling noise (with 768 tokens a perfectly balanced router
  * still shows max/mean ≈ 1.14 per step), leaving the router's lasting preference.
  */
+/** Per MoE layer, the mean over the given steps of that step's max/mean first-choice load. */
+function perStepLoads(recs: readonly Record<string, unknown>[], nLayer: number, E: number): number[] {
+  const out: number[] = [];
+  for (let l = 0; l < nLayer; l++) {
+    const xs: number[] = [];
+    for (const r of recs) {
+      const f = Array.from({ length: E }, (_, e) => r[`moe_load_l${l}_${e}`]);
+      if (f.every((v): v is number => typeof v === 'number')) xs.push((Math.max(...f) * E) / f.reduce((a, b) => a + b, 0));
+    }
+    if (xs.length) out.push(mean(xs));
+  }
+  return out;
+}
+
 function summedLoads(recs: readonly Record<string, unknown>[], nLayer: number, E: number): number[] | null {
   const out: number[] = [];
   for (let l = 0; l < nLayer; l++) {
@@ -136,8 +150,11 @@ export async function run(args: string[]): Promise<void> {
   loadNativeBackend();
   const part = stringFlag(args, 'part') ?? 'all';
   if (!['layer', 'study', 'all'].includes(part)) throw new Error(`bench/moe: --part expects layer, study or all, got ${part}`);
-  const steps = intFlag('moe', args, 'steps', 600);
+  const steps = intFlag('moe', args, 'steps', 1000);
   const reps = intFlag('moe', args, 'reps', 30);
+  const batch = intFlag('moe', args, 'batch', 24);
+  const balanceCoef = Number(stringFlag(args, 'balance') ?? '3e-2');
+  if (!(balanceCoef >= 0)) throw new Error(`bench/moe: --balance expects a number ≥ 0, got ${stringFlag(args, 'balance')}`);
   const seeds = (stringFlag(args, 'seeds') ?? '1337,2').split(',').map(Number);
   if (seeds.length < 1 || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new Error(`bench/moe: --seeds expects comma-separated integers, got ${stringFlag(args, 'seeds')}`);
   console.log(`bench moe: CPU ${cpuName()} (timings on a shared machine; ratios are from alternating runs in one process)`);
@@ -164,12 +181,14 @@ export async function run(args: string[]): Promise<void> {
     prepareCharData({ input: join(work, 'input.txt'), outDir: join(work, 'data'), valFraction: 0.1 });
     const recipe = readConfigFile(join(root, 'configs/shakespeare-char-cpu.yaml'));
     const warmup = Math.min(100, Math.floor(steps / 10));
-    const evalInterval = Math.max(1, Math.floor(steps / 4));
-    console.log(`study: ${steps} steps per run, seeds ${seeds.join(',')}, val loss over the whole val split at the end`);
-    const moeModel = { moe_experts: 8, moe_top_k: 2, moe_expert_hidden: 256, moe_layers: 'all', moe_capacity_factor: 1.25 };
+    const evalInterval = steps; // one evaluation, at the end (the whole val split)
+    console.log(`study: ${steps} steps per run, batch ${batch} × 64 tokens, balance coefficient ${balanceCoef}, seeds ${seeds.join(',')}, val loss over the whole val split at the end`);
+    const moeModel = { moe_experts: 8, moe_top_k: 2, moe_expert_hidden: 256, moe_layers: 'all', moe_capacity_factor: 1.25, moe_balance_coef: balanceCoef };
     const variants: Record<string, { model: Record<string, unknown>; seeds: number[] }> = {
       dense: { model: {}, seeds },
       moe: { model: moeModel, seeds },
+      // The published coefficient, beside the study's (first seed only; skipped when --balance is 1e-2 itself).
+      ...(balanceCoef === 1e-2 ? {} : { moe_balance_1e_2: { model: { ...moeModel, moe_balance_coef: 1e-2 }, seeds: seeds.slice(0, 1) } }),
       moe_no_balance: { model: { ...moeModel, moe_balance_coef: 0 }, seeds: seeds.slice(0, 1) },
     };
     const only = (stringFlag(args, 'variants') ?? Object.keys(variants).join(',')).split(',');
@@ -181,7 +200,7 @@ export async function run(args: string[]): Promise<void> {
       for (const seed of v.seeds) {
         const c = resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, recipe, objectLayer({
           data_dir: join(work, 'data'), out_dir: join(work, `${name}-${seed}`), seed, max_iters: steps, eval_interval: evalInterval,
-          log_interval: 1, checkpoint_interval: 0, full_val: true, model: v.model,
+          log_interval: 1, checkpoint_interval: 0, full_val: true, batch_size: batch, model: v.model,
           optim: { warmup_iters: warmup, lr_decay_iters: steps, min_lr: 1e-4 },
         }, 'bench/moe'));
         if (seed === v.seeds[0]) {
@@ -200,6 +219,7 @@ export async function run(args: string[]): Promise<void> {
           loadSum: summed && mean(summed), loadSumWorst: summed && Math.max(...summed), dropped: avg('moe_dropped'), msPerStep: median(ms),
         };
         runs[name].push(row);
+        if (row.load !== null) console.log(`  per layer, per-step max/mean after warmup: ${perStepLoads(after, c.model.n_layer, 8).map((v) => v.toFixed(3)).join(', ')}; summed: ${summed?.map((v) => v.toFixed(3)).join(', ')}`);
         console.log(`${name} seed ${seed}: val loss ${row.val.toFixed(4)}${row.load === null ? '' : `, load max/mean after warmup ${row.load.toFixed(3)} (worst layer ${row.loadWorst!.toFixed(3)}; every dispatched choice ${row.loadAll!.toFixed(3)}; summed over the steps ${row.loadSum?.toFixed(3) ?? '—'}, worst layer ${row.loadSumWorst?.toFixed(3) ?? '—'}), dropped ${(100 * row.dropped!).toFixed(2)}%`}, ${row.msPerStep.toFixed(1)} ms/step`);
       }
     }
