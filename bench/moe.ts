@@ -21,12 +21,12 @@
 //     300 steps, seed 1337: summed 1.316 / 1.078 / 1.051 and val loss 2.3942 / 2.3954 / 2.4003 at 1e-2 / 3e-2 / 5e-2,
 //     so 3e-2 removes the preference at no visible cost in loss. The study prints 1e-2's figures beside it.
 // Usage: npm run bench -- moe [--part=layer|study|all] [--steps=1000] [--batch=24] [--balance=3e-2] [--seeds=1337,2]
-//        [--reps=30] [--text=FILE] [--variants=dense,moe,moe_no_balance,moe_balance_1e_2] [--work=DIR]
+//        [--reps=60] [--text=FILE] [--variants=dense,moe,moe_no_balance,moe_balance_1e_2] [--work=DIR]
 //        (the last two variants run the first seed only; --work keeps the runs in DIR and reuses those finished there)
 // The schedule is the recipe's squeezed into --steps: warmup min(100, steps/10), cosine decay to lr/10 at the last step.
-// Time on the shared 2-core machine (five engineers' jobs beside it, load average 12–18): a dense run 15–20 min
-// (0.9–1.2 s/step), an MoE run about 20–25 min, so the six runs take about 2 h there; on idle cores a fraction of that.
-// Same seed → same batches and the same result (the runs are deterministic), so --work can finish a study in parts.
+// Time on the shared 2-core machine (five engineers' jobs beside it, load average 6–18): the six runs took 67 min
+// (dense 0.9–1.2 s/step, MoE 0.4–0.6 s/step as the load fell), the layer part 30 s. Same seed → same batches and the
+// same result (the runs are deterministic), so --work can finish a study in parts or re-print it without training.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,7 +179,7 @@ export async function run(args: string[]): Promise<void> {
   const part = stringFlag(args, 'part') ?? 'all';
   if (!['layer', 'study', 'all'].includes(part)) throw new Error(`bench/moe: --part expects layer, study or all, got ${part}`);
   const steps = intFlag('moe', args, 'steps', 1000);
-  const reps = intFlag('moe', args, 'reps', 30);
+  const reps = intFlag('moe', args, 'reps', 60);
   const batch = intFlag('moe', args, 'batch', 24);
   const balanceCoef = Number(stringFlag(args, 'balance') ?? '3e-2');
   if (!(balanceCoef >= 0)) throw new Error(`bench/moe: --balance expects a number ≥ 0, got ${stringFlag(args, 'balance')}`);
