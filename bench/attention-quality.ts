@@ -9,8 +9,9 @@
 // level of the val split (6.60), so "within 2% of dense" compares models that use their context; the
 // 60 steps at T = 4096 of the first version stopped at 6.32. Runs go seed by seed, the variants in turn (reversed on
 // every other seed) so that a change in the machine's load over the hour falls on every variant alike.
-// Time: about 60 min on 2 contended cores (dense ≈ 10 s a step, Routing ≈ 3 s, LSH ≈ 4.5 s, plus ≈ 2 min of
-// evaluation per dense run); --profile=N instead prints where N steps' time goes, per part, for each variant.
+// Time: ≈ 40 min on the 2 shared cores at a load of ~5 (dense ≈ 5.7 s a step, Routing ≈ 1.5 s, LSH ≈ 2.7 s, plus the
+// evaluations, ≈ 1 min per dense run), up to twice that under heavier load (a 50-step run took 52 min at loads of
+// 17 falling to 6). --profile=N instead prints where N steps' time goes, per part, for each variant (≈ 1 min).
 // Builds data/stdlib-code first when it is missing. Not a test: it prints figures.
 // Usage: npm run bench -- attention-quality [--steps=N (default 100)] [--seeds=1337,2] [--variants=dense,routing,lsh]
 //        [--block=N (default 8192)] [--layers=N (default 4)] [--threads=N (default 2)] [--profile=N]
