@@ -9,7 +9,7 @@ import * as lm from '../core/index.js';
 import { Rng, type Tensor } from '../core/index.js';
 import type { CachePlan, KVCache } from './kv-cache.js';
 import { Module } from './module.js';
-import { denseData, multiplicityMask, sortByGroup } from './sparse-slots.js';
+import { multiplicityMask, sortByGroup } from './sparse-slots.js';
 
 export interface RoutingSettings {
   heads: number;
@@ -32,64 +32,109 @@ export function routingShape(blockSize: number, clusters: number): { clusters: n
   return { clusters: K, capacity: Math.ceil(blockSize / K) };
 }
 
-/** Unit-length routing directions (B, Hr, T, D) as flat data: unit(unit(q) + unit(k)) per token (no autograd). */
-function routingDirections(q: Tensor, k: Tensor): Float32Array {
+/**
+ * Unit-length routing directions of heads [h0, H) of (B, H, T, D) q and k, as flat (B, Hr, T, D) data:
+ * unit(unit(q) + unit(k)) per token (no autograd). Reads the views through their strides (no contiguous copies).
+ */
+function routingDirections(q: Tensor, k: Tensor, h0: number): Float32Array {
   const [B, H, T, D] = q.shape as [number, number, number, number];
-  const qd = denseData(q);
-  const kd = denseData(k);
-  const out = new Float32Array(B * H * T * D);
-  for (let r = 0; r < B * H * T; r++) {
-    let nq = 0;
-    let nk = 0;
-    for (let d = 0; d < D; d++) {
-      nq += qd[r * D + d]! ** 2;
-      nk += kd[r * D + d]! ** 2;
+  const qv = lastDimContiguous(q);
+  const kv = lastDimContiguous(k);
+  const out = new Float32Array(B * (H - h0) * T * D);
+  const qd = qv.data as Float32Array;
+  const kd = kv.data as Float32Array;
+  const [qB, qH, qT] = qv.strides as [number, number, number];
+  const [kB, kH, kT] = kv.strides as [number, number, number];
+  let o = 0;
+  for (let b = 0; b < B; b++) {
+    for (let h = h0; h < H; h++) {
+      let qa = qv.offset + b * qB + h * qH;
+      let ka = kv.offset + b * kB + h * kH;
+      for (let t = 0; t < T; t++, o += D, qa += qT, ka += kT) {
+        let nq = 0;
+        let nk = 0;
+        for (let d = 0; d < D; d++) {
+          const x = qd[qa + d]!;
+          const y = kd[ka + d]!;
+          nq += x * x;
+          nk += y * y;
+        }
+        nq = 1 / Math.sqrt(nq + 1e-12);
+        nk = 1 / Math.sqrt(nk + 1e-12);
+        let n = 0;
+        for (let d = 0; d < D; d++) {
+          const x = qd[qa + d]! * nq + kd[ka + d]! * nk;
+          out[o + d] = x;
+          n += x * x;
+        }
+        n = 1 / Math.sqrt(n + 1e-12);
+        for (let d = 0; d < D; d++) out[o + d]! *= n;
+      }
     }
-    nq = 1 / Math.sqrt(nq + 1e-12);
-    nk = 1 / Math.sqrt(nk + 1e-12);
-    let n = 0;
-    for (let d = 0; d < D; d++) {
-      const x = qd[r * D + d]! * nq + kd[r * D + d]! * nk;
-      out[r * D + d] = x;
-      n += x * x;
-    }
-    n = 1 / Math.sqrt(n + 1e-12);
-    for (let d = 0; d < D; d++) out[r * D + d]! *= n;
   }
   return out;
+}
+
+/** x itself when its last dim is contiguous (rows are read through the other strides), else a contiguous copy. */
+function lastDimContiguous(x: Tensor): Tensor {
+  return x.strides[3] === 1 || x.shape[3] === 1 ? x : lm.noGrad(() => lm.contiguous(x));
 }
 
 /**
  * Causal balanced assignment: affinities dirs·μᵀ, then in position order each token takes its best cluster with
  * room (counts (B·Hr, K) carry what earlier passes already placed; they are updated). Returns clusters (B, Hr, T).
+ * Ties go to the lower cluster index. The unconstrained best comes from one native argmax; only a token whose best
+ * cluster is full scans the clusters that still have room (kept in a list that shrinks as clusters fill).
  */
 function assign(dirs: Float32Array, centroids: Tensor, B: number, Hr: number, T: number, D: number, capacity: number, counts: Int32Array): Int32Array {
   const K = centroids.shape[1]!;
-  const aff = lm.noGrad(() =>
-    lm.tidy(() => {
-      const c = lm.contiguous(lm.transpose(centroids)); // (Hr, D, K)
-      const cB = B === 1 ? c : lm.reshape(lm.contiguous(lm.expand(lm.unsqueeze(c, 0), [B, Hr, D, K])), [B * Hr, D, K]);
-      return (lm.matmul(lm.fromArray(dirs, [B * Hr, T, D]), cB).data as Float32Array).slice(); // (B·Hr, T, K), a copy that outlives the scope
-    }),
-  );
   const out = new Int32Array(B * Hr * T);
-  for (let bh = 0; bh < B * Hr; bh++) {
-    for (let t = 0; t < T; t++) {
-      let best = -Infinity;
-      let arg = -1;
-      const row = (bh * T + t) * K;
-      for (let c = 0; c < K; c++) {
-        const a = aff[row + c]!;
-        if (counts[bh * K + c]! < capacity && (a > best || arg < 0)) {
-          best = a;
-          arg = c;
+  lm.noGrad(() =>
+    lm.tidy(() => {
+      const muT = lm.transpose(centroids); // (Hr, D, K)
+      const open = new Int32Array(K);
+      let a: Float32Array = new Float32Array(0);
+      let best: Int32Array = new Int32Array(0);
+      for (let bh = 0; bh < B * Hr; bh++) {
+        if (bh % Hr === 0) {
+          // One batch row at a time: (Hr, T, D)·(Hr, D, K), batch dims alike (no broadcasting).
+          const b = bh / Hr;
+          const rows = B === 1 ? dirs : dirs.slice(b * Hr * T * D, (b + 1) * Hr * T * D);
+          const aff = lm.matmul(lm.fromArray(rows, [Hr, T, D]), muT); // (Hr, T, K)
+          a = aff.data as Float32Array;
+          best = lm.argmax(aff, 2).data as Int32Array; // (Hr, T)
+        }
+        const cnt = counts.subarray(bh * K, (bh + 1) * K);
+        let nOpen = 0;
+        for (let c = 0; c < K; c++) if (cnt[c]! < capacity) open[nOpen++] = c;
+        for (let t = 0; t < T; t++) {
+          const i = bh * T + t;
+          const r = (bh % Hr) * T + t; // row of this batch row's affinities
+          let arg = best[r]!;
+          if (cnt[arg]! >= capacity) {
+            if (nOpen === 0) throw new RangeError(`routing attention: every cluster is full (${K} × ${capacity} tokens); the sequence is longer than block_size`);
+            const row = r * K;
+            arg = -1;
+            let top = -Infinity;
+            for (let j = 0; j < nOpen; j++) {
+              const c = open[j]!;
+              const x = a[row + c]!;
+              if (arg < 0 || x > top || (x === top && c < arg)) {
+                top = x === x ? x : -Infinity; // NaN ranks lowest
+                arg = c;
+              }
+            }
+          }
+          if (++cnt[arg]! === capacity) {
+            let j = 0;
+            while (open[j] !== arg) j++;
+            open[j] = open[--nOpen]!;
+          }
+          out[i] = arg;
         }
       }
-      if (arg < 0) throw new RangeError(`routing attention: every cluster is full (${K} × ${capacity} tokens); the sequence is longer than block_size`);
-      counts[bh * K + arg]!++;
-      out[bh * T + t] = arg;
-    }
-  }
+    }),
+  );
   return out;
 }
 
@@ -102,23 +147,27 @@ function emaUpdate(centroids: Tensor, dirs: Float32Array, clusters: Int32Array, 
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hr; h++) {
       for (let t = 0; t < T; t++) {
-        const c = clusters[(b * Hr + h) * T + t]!;
-        n[h * K + c]!++;
-        const src = ((b * Hr + h) * T + t) * D;
-        for (let d = 0; d < D; d++) sum[(h * K + c) * D + d]! += dirs[src + d]!;
+        const r = (b * Hr + h) * T + t;
+        const hc = h * K + clusters[r]!;
+        n[hc]!++;
+        const dst = hc * D;
+        const src = r * D;
+        for (let d = 0; d < D; d++) sum[dst + d]! += dirs[src + d]!;
       }
     }
   }
   for (let hc = 0; hc < Hr * K; hc++) {
-    if (n[hc] === 0) continue;
+    const m = n[hc]!;
+    if (m === 0) continue;
+    const at = hc * D;
     let norm = 0;
     for (let d = 0; d < D; d++) {
-      const x = ema * mu[hc * D + d]! + (1 - ema) * (sum[hc * D + d]! / n[hc]!);
-      mu[hc * D + d] = x;
+      const x = ema * mu[at + d]! + (1 - ema) * (sum[at + d]! / m);
+      mu[at + d] = x;
       norm += x * x;
     }
     norm = 1 / Math.sqrt(norm + 1e-12);
-    for (let d = 0; d < D; d++) mu[hc * D + d]! *= norm;
+    for (let d = 0; d < D; d++) mu[at + d]! *= norm;
   }
 }
 
@@ -138,25 +187,48 @@ export function randomCentroids(Hr: number, K: number, D: number, seed: number):
  * Routing attention of (B, H, T, D) q, k, v → (B, H, T, D): heads [0, localHeads) local, the rest routed by
  * `centroids` (Hr, K, D); with update, the centroids take one EMA step. The functional core of RoutingAttention
  * (the long-context benchmark calls it directly).
+ * Both kinds of head run in the grouped slot kernel: a routing head's slots are its positions sorted by cluster
+ * (a query sees the earlier members of its cluster: window capacity − 1), a local head's are its positions in order,
+ * one group (window − 1 earlier positions). When window ≥ capacity one window serves both (a cluster never holds more
+ * than capacity), so all heads go in one call over q, k, v as they are: no head slices, copies or concatenation.
  */
 export function routingAttention(q: Tensor, k: Tensor, v: Tensor, centroids: Tensor, s: RoutingSettings, update: boolean): Tensor {
   const [B, H, T, D] = q.shape as [number, number, number, number];
   const Hl = s.localHeads;
   const Hr = H - Hl;
   const K = s.clusters;
-  const parts: Tensor[] = [];
-  if (Hl > 0) parts.push(lm.attention(lm.slice(q, 1, 0, Hl), lm.slice(k, 1, 0, Hl), lm.slice(v, 1, 0, Hl), { causal: true, window: s.window }));
+  const slots = new Int32Array(B * H * T); // (B, H, T) positions in (group, position) order per head
+  const groups = new Int32Array(B * H * T); // (B, H, T) their groups; 0 for a local head
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < Hl; h++) for (let t = 0, at = (b * H + h) * T; t < T; t++) slots[at + t] = t;
+  }
   if (Hr > 0) {
-    const [qr, kr, vr] = [q, k, v].map((t) => (Hl > 0 ? lm.slice(t, 1, Hl, H) : t)) as [Tensor, Tensor, Tensor];
-    const dirs = routingDirections(qr, kr);
+    const dirs = routingDirections(q, k, Hl); // (B, Hr, T, D)
     const clusters = assign(dirs, centroids, B, Hr, T, D, s.capacity, new Int32Array(B * Hr * K));
     if (update) emaUpdate(centroids, dirs, clusters, B, Hr, T, D, s.ema);
-    const slots = new Int32Array(B * Hr * T);
-    const groups = new Int32Array(B * Hr * T);
-    for (let i = 0; i < B * Hr; i++) sortByGroup(clusters, i * T, T, K, slots, groups, i * T);
-    parts.push(lm.bucketAttention(qr, kr, vr, lm.fromArray(slots, [B, Hr, T]), lm.fromArray(groups, [B, Hr, T]), { window: s.capacity - 1 }));
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < Hr; h++) sortByGroup(clusters, (b * Hr + h) * T, T, K, slots, groups, (b * H + Hl + h) * T);
+    }
   }
-  return parts.length === 1 ? parts[0]! : lm.concat(parts, 1); // (B, H, T, D)
+  const slotTensors = (h0: number, h1: number): [Tensor, Tensor] => {
+    const pick = (x: Int32Array): Tensor => {
+      if (h0 === 0 && h1 === H) return lm.fromArray(x, [B, H, T]);
+      const y = new Int32Array(B * (h1 - h0) * T);
+      for (let b = 0; b < B; b++) y.set(x.subarray((b * H + h0) * T, (b * H + h1) * T), b * (h1 - h0) * T);
+      return lm.fromArray(y, [B, h1 - h0, T]);
+    };
+    return [pick(slots), pick(groups)];
+  };
+  if (Hl === 0 || Hr === 0 || s.window >= s.capacity) {
+    const [sl, gr] = slotTensors(0, H);
+    return lm.bucketAttention(q, k, v, sl, gr, { window: Hl > 0 ? s.window - 1 : s.capacity - 1 }); // (B, H, T, D)
+  }
+  const heads = (t: Tensor, h0: number, h1: number): Tensor => lm.slice(t, 1, h0, h1);
+  const [sl, gl] = slotTensors(0, Hl);
+  const [sr, gr] = slotTensors(Hl, H);
+  const local = lm.bucketAttention(heads(q, 0, Hl), heads(k, 0, Hl), heads(v, 0, Hl), sl, gl, { window: s.window - 1 });
+  const routed = lm.bucketAttention(heads(q, Hl, H), heads(k, Hl, H), heads(v, Hl, H), sr, gr, { window: s.capacity - 1 });
+  return lm.concat([local, routed], 1); // (B, H, T, D)
 }
 
 export class RoutingAttention extends Module {
@@ -193,8 +265,7 @@ export class RoutingAttention extends Module {
     const side = cache.side(layer, 'routing-clusters', B * Math.max(Hr, 1) * cap); // (B, Hr, capacity)
     if (Hr > 0) {
       // Each row's earlier clusters fill the counts; then the new tokens are placed one by one, row by row.
-      const slice = (t: Tensor): Tensor => lm.slice(lm.permute(t, [0, 2, 1, 3]), 1, Hl, H);
-      const dirs = routingDirections(slice(q), slice(k)); // (B, Hr, T, D)
+      const dirs = routingDirections(lm.permute(q, [0, 2, 1, 3]), lm.permute(k, [0, 2, 1, 3]), Hl); // (B, Hr, T, D)
       for (let b = 0; b < B; b++) {
         const counts = new Int32Array(Hr * K);
         for (let h = 0; h < Hr; h++) for (let j = 0; j < plan.starts[b]!; j++) counts[h * K + side[(b * Hr + h) * cap + j]!]!++;
