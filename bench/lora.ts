@@ -22,13 +22,13 @@ import { loadNativeBackend } from '../src/core/native/index.js';
 import type { GPT } from '../src/models/gpt.js';
 import { loadGPT } from '../src/models/gpt-io.js';
 import { loadAdaptedGPT } from '../src/models/lora-io.js';
-import { loraLayers } from '../src/nn/lora.js';
+import { loraLayers, trainableParameters } from '../src/nn/lora.js';
 import { makeOptimizer, type OptimConfig } from '../src/optim/config.js';
 import { RunDir } from '../src/train/run-dir.js';
 import { fullSplitLoss } from '../src/train/tasks/next-token.js';
 import { openTokenFile, type TokenFile } from '../src/train/token-reader.js';
 import { intFlag, stringFlag } from './_args.js';
-import { ensureCharBase, lmforge, root } from './_char_base.js';
+import { ensureCharBase, lmforge, root, SMALL_CHAR_BASE, WIDE_CHAR_BASE } from './_char_base.js';
 import { cpuName } from './_cpu.js';
 
 const DATA = join(root, 'data/bench-instructions-char');
@@ -75,12 +75,27 @@ function optimizerStateBytes(model: GPT, runDir: string): number {
   return bytes;
 }
 
-/** Whether fullDir holds a finished full fine-tuning run with these settings (reused instead of retrained). */
-function sameFullRun(fullDir: string, steps: number, seed: number, lr: number, base: string): boolean {
-  const path = join(fullDir, 'train-config.json');
-  if (!existsSync(path) || !existsSync(join(fullDir, 'model.safetensors'))) return false;
-  const c = JSON.parse(readFileSync(path, 'utf8')) as { max_iters: number; seed: number; init_from: string; data: { dir: string }; optim: { lr: number; warmup_iters: number; weight_decay: number } };
-  return c.max_iters === steps && c.seed === seed && c.optim.lr === lr && c.init_from === base && c.data.dir === DATA && c.optim.warmup_iters === 20 && c.optim.weight_decay === 0;
+interface SavedRun {
+  max_iters: number;
+  seed: number;
+  init_from: string;
+  data: { dir: string };
+  optim: { lr: number; min_lr: number; warmup_iters: number; lr_decay_iters: number; weight_decay: number };
+  lora: { r: number; alpha: number; dropout: number; target_modules: string };
+}
+
+/**
+ * Whether dir holds a finished run with these settings (reused instead of retrained): the same steps, seed, base,
+ * data and schedule, and the same LoRA section (r = 0 for full fine-tuning).
+ */
+function sameRun(dir: string, steps: number, seed: number, lr: number, base: string, lora: { r: number; alpha: number; targets: string } | null): boolean {
+  const path = join(dir, 'train-config.json');
+  if (!existsSync(path) || !existsSync(join(dir, lora ? 'adapter_model.safetensors' : 'model.safetensors'))) return false;
+  const c = JSON.parse(readFileSync(path, 'utf8')) as SavedRun;
+  const schedule = c.max_iters === steps && c.seed === seed && c.optim.lr === lr && c.optim.min_lr === lr / 10 && c.init_from === base && c.data.dir === DATA
+    && c.optim.warmup_iters === 20 && c.optim.lr_decay_iters === steps && c.optim.weight_decay === 0;
+  if (!lora) return schedule && c.lora.r === 0;
+  return schedule && c.lora.r === lora.r && c.lora.alpha === lora.alpha && c.lora.dropout === 0 && c.lora.target_modules === lora.targets;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -93,9 +108,11 @@ export async function run(args: string[]): Promise<void> {
   const r = intFlag('lora', args, 'lora-r', 6);
   const alpha = numberFlag(args, 'lora-alpha', 2 * r);
   const targets = stringFlag(args, 'lora-targets') ?? 'c_fc';
+  const baseName = stringFlag(args, 'base') ?? 'wide';
+  if (baseName !== 'wide' && baseName !== 'small') throw new Error(`bench/lora: --base expects wide or small, got ${baseName}`);
   console.log(`lora: LoRA vs full fine-tuning of a Tiny Shakespeare char model on instruction data, ${steps} steps each; ${cpuName()}`);
   console.log('(timings under contention: the CPU is shared; losses do not depend on timing)');
-  const base = ensureCharBase();
+  const base = ensureCharBase(console.log, baseName === 'wide' ? WIDE_CHAR_BASE : SMALL_CHAR_BASE);
   if (!existsSync(join(DATA, 'val.bin'))) lmforge(['prepare', '--instructions', '--vocab-from', base, '--out', DATA, '--input', INSTRUCTION_FILES.join(',')]);
 
   const baseModel = new RunDir(base).loadModel();
@@ -122,16 +139,16 @@ export async function run(args: string[]): Promise<void> {
   let peftLine = '';
   let adaptedPaths: string[] = [];
   for (const seed of seeds) {
-    const fullDir = join(root, `runs/bench-lora/full-s${seed}`);
-    const loraDir = join(root, `runs/bench-lora/lora-s${seed}`);
+    const fullDir = join(root, `runs/bench-lora/${baseName}/full-s${seed}-lr${fullLr}`);
+    const loraDir = join(root, `runs/bench-lora/${baseName}/lora-s${seed}-r${r}-a${alpha}-${targets.replace(/[^A-Za-z0-9_.]+/g, '+')}-lr${loraLr}`);
     let t0 = performance.now();
-    const reuse = sameFullRun(fullDir, steps, seed, fullLr, base);
+    const reuse = sameRun(fullDir, steps, seed, fullLr, base, null);
     if (!reuse) lmforge(common(seed, fullLr, fullDir));
     const fullSeconds = reuse ? Number.NaN : (performance.now() - t0) / 1000;
     t0 = performance.now();
-    const loraOut = lmforge([...common(seed, loraLr, loraDir), ...loraFlags]);
-    const loraSeconds = (performance.now() - t0) / 1000;
-    peftLine = /trainable params: .*/.exec(loraOut)?.[0] ?? peftLine;
+    const reuseLora = sameRun(loraDir, steps, seed, loraLr, base, { r, alpha, targets });
+    if (!reuseLora) lmforge([...common(seed, loraLr, loraDir), ...loraFlags]);
+    const loraSeconds = reuseLora ? Number.NaN : (performance.now() - t0) / 1000;
 
     const full = new RunDir(fullDir).loadModel();
     const fullVal = fullSplitLoss(full, val, EVAL_BATCH, full.config.block_size);
@@ -140,7 +157,9 @@ export async function run(args: string[]): Promise<void> {
 
     const adapted = loadAdaptedGPT(loraDir); // base frozen + adapters, unmerged
     adaptedPaths = loraLayers(adapted).map(([p]) => p);
-    trainable = adapted.namedTrainableParameters().reduce((n, [, p]) => n + p.size, 0);
+    const counted = trainableParameters(adapted);
+    trainable = counted.trainable;
+    peftLine = counted.line;
     loraState = optimizerStateBytes(adapted, loraDir);
     const loraVal = fullSplitLoss(adapted, val, EVAL_BATCH, adapted.config.block_size);
     const adaptedLogits = logitsOf(adapted, val, 8);
@@ -158,7 +177,7 @@ export async function run(args: string[]): Promise<void> {
       merged_max_abs_logit_diff: diff, full_seconds: fullSeconds, lora_seconds: loraSeconds,
     };
     results.push(res);
-    console.log(`seed ${seed}: val loss base ${baseVal.toFixed(4)} → full ${fullVal.toFixed(4)} (${reuse ? 'reused' : `${fullSeconds.toFixed(0)} s`}), LoRA ${loraVal.toFixed(4)} (${loraSeconds.toFixed(0)} s); LoRA recovers ${(100 * res.recovered).toFixed(1)}% of full fine-tuning's improvement; merged vs adapted max |Δlogit| ${diff.toExponential(2)}`);
+    console.log(`seed ${seed}: val loss base ${baseVal.toFixed(4)} → full ${fullVal.toFixed(4)} (${reuse ? 'reused' : `${fullSeconds.toFixed(0)} s`}), LoRA ${loraVal.toFixed(4)} (${reuseLora ? 'reused' : `${loraSeconds.toFixed(0)} s`}); LoRA recovers ${(100 * res.recovered).toFixed(1)}% of full fine-tuning's improvement; merged vs adapted max |Δlogit| ${diff.toExponential(2)}`);
   }
   const mean = (f: (x: SeedResult) => number): number => results.reduce((s, x) => s + f(x), 0) / results.length;
   const fraction = trainable / baseParams;
@@ -175,14 +194,14 @@ export async function run(args: string[]): Promise<void> {
   console.log(`merged vs adapted logits: max |Δ| ${maxDiff.toExponential(2)}   bar ≤ 1e-5: ${maxDiff <= 1e-5 ? 'holds' : 'fails'}`);
   const round = (x: number, k = 4): number => Number(x.toFixed(k));
   console.log('RESULT ' + JSON.stringify({
-    suite: 'lora', cpu: cpuName(), steps, seeds, base_run: base, base_params: baseParams,
+    suite: 'lora', cpu: cpuName(), steps, seeds, base: baseName, base_run: base, base_params: baseParams,
     lora: { r, alpha, dropout: 0, target_modules: targets, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
     trainable_params: trainable, trainable_fraction: round(fraction, 5),
     optimizer_state_bytes: { full: fullState, lora: loraState }, optimizer_state_ratio: round(stateRatio, 5),
     base_val_loss: round(baseVal), full_val_loss: round(mean((x) => x.full_val_loss)), lora_val_loss: round(mean((x) => x.lora_val_loss)),
     recovered_fraction: round(recoveredMean), recovered_fraction_worst_seed: round(recoveredMin),
     merged_max_abs_logit_diff: maxDiff,
-    per_seed: results.map((x) => ({ ...x, full_val_loss: round(x.full_val_loss), lora_val_loss: round(x.lora_val_loss), recovered: round(x.recovered), full_seconds: Number.isNaN(x.full_seconds) ? null : round(x.full_seconds, 1), lora_seconds: round(x.lora_seconds, 1) })),
+    per_seed: results.map((x) => ({ ...x, full_val_loss: round(x.full_val_loss), lora_val_loss: round(x.lora_val_loss), recovered: round(x.recovered), full_seconds: Number.isNaN(x.full_seconds) ? null : round(x.full_seconds, 1), lora_seconds: Number.isNaN(x.lora_seconds) ? null : round(x.lora_seconds, 1) })),
     bars: { trainable_le_2pct: fraction <= 0.02, optimizer_state_le_5pct: stateRatio <= 0.05, recovered_ge_90pct: recoveredMin >= 0.9, merged_logits_within_1e5: maxDiff <= 1e-5 },
   }));
 }
