@@ -24,13 +24,13 @@ export interface CharBase {
 export const SMALL_CHAR_BASE: CharBase = { run: BASE_RUN, label: '2000 steps; a few minutes', overrides: [] };
 
 /**
- * The same recipe widened to 3 layers × 384 (6 heads), block 64, 1500 steps (5.34M parameters, ~15 min on 2 busy
+ * The same recipe widened to 3 layers × 384 (6 heads), block 64, 1500 steps (5.36M parameters, ~25 min on 2 busy
  * cores). For LoRA: adapters grow as d·r and weights as d², so at 384 wide ≤ 2% of the parameters allows r ≈ 5 on
  * every Linear where 128 wide allows r = 1; depth does not change that share and costs time, so it stays shallow.
  */
 export const WIDE_CHAR_BASE: CharBase = {
   run: join(root, 'runs/bench-base-char-wide'),
-  label: '3 layers × 384, 1500 steps; ~15 min',
+  label: '3 layers × 384, 1500 steps; ~25 min on busy cores',
   overrides: ['--model.n_layer=3', '--model.n_head=6', '--model.n_embd=384', '--model.block_size=64', '--max_iters=1500', '--optim.lr_decay_iters=1500'],
 };
 
