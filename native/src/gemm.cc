@@ -15,6 +15,7 @@
 #include <memory>
 #include <thread>
 #include <vector>
+#include "gemm_call.h"
 #include "napi_util.h"
 #include "simd.h"
 
@@ -490,9 +491,9 @@ bool fits(Args& args, size_t i, const char* what, size_t len, int64_t offset, in
   return true;
 }
 
-// matmul(a, aOffset, b, bOffset, c, cOffset, batch, M, N, K, transA, transB, aBatchStride, bBatchStride, accumulate)
-napi_value matmul(napi_env env, napi_callback_info info) {
-  Args args(env, info, "matmul", 15);
+}  // namespace
+
+bool readMatmulCall(Args& args, MatmulCall* call) {
   size_t aLen = 0, bLen = 0, cLen = 0;
   const float* a = args.f32(0, &aLen);
   const int64_t aOffset = index(args, 1, "aOffset");
@@ -500,25 +501,40 @@ napi_value matmul(napi_env env, napi_callback_info info) {
   const int64_t bOffset = index(args, 3, "bOffset");
   float* c = args.f32(4, &cLen);
   const int64_t cOffset = index(args, 5, "cOffset");
-  const int64_t batch = index(args, 6, "batch");
-  const int64_t M = index(args, 7, "M");
-  const int64_t N = index(args, 8, "N");
-  const int64_t K = index(args, 9, "K");
-  const bool transA = args.boolean(10);
-  const bool transB = args.boolean(11);
-  const int64_t aStride = index(args, 12, "aBatchStride");
-  const int64_t bStride = index(args, 13, "bBatchStride");
-  const bool accumulate = args.boolean(14);
-  if (args.failed) return nullptr;
-  const double mk = static_cast<double>(M) * static_cast<double>(K);
-  const double kn = static_cast<double>(K) * static_cast<double>(N);
-  const double mn = static_cast<double>(M) * static_cast<double>(N);
-  if (!fits(args, 0, "a", aLen, aOffset, batch, aStride, mk)) return nullptr;
-  if (!fits(args, 2, "b", bLen, bOffset, batch, bStride, kn)) return nullptr;
-  if (!fits(args, 4, "c", cLen, cOffset, batch, static_cast<int64_t>(mn), mn)) return nullptr;
-  // Empty views may sit at the very end of their array; no pointer past it is formed, let alone read.
-  if (batch == 0 || mn == 0) return args.undefined();
-  sgemmBatched(a + aOffset, b + bOffset, c + cOffset, batch, M, N, K, transA, transB, aStride, bStride, accumulate);
+  MatmulCall m;
+  m.batch = index(args, 6, "batch");
+  m.M = index(args, 7, "M");
+  m.N = index(args, 8, "N");
+  m.K = index(args, 9, "K");
+  m.transA = args.boolean(10);
+  m.transB = args.boolean(11);
+  m.aStride = index(args, 12, "aBatchStride");
+  m.bStride = index(args, 13, "bBatchStride");
+  m.accumulate = args.boolean(14);
+  if (args.failed) return false;
+  const double mk = static_cast<double>(m.M) * static_cast<double>(m.K);
+  const double kn = static_cast<double>(m.K) * static_cast<double>(m.N);
+  const double mn = static_cast<double>(m.M) * static_cast<double>(m.N);
+  if (!fits(args, 0, "a", aLen, aOffset, m.batch, m.aStride, mk)) return false;
+  if (!fits(args, 2, "b", bLen, bOffset, m.batch, m.bStride, kn)) return false;
+  if (!fits(args, 4, "c", cLen, cOffset, m.batch, static_cast<int64_t>(mn), mn)) return false;
+  if (m.batch > 0 && mn > 0) {
+    m.a = a + aOffset;
+    m.b = b + bOffset;
+    m.c = c + cOffset;
+  }
+  *call = m;
+  return true;
+}
+
+namespace {
+
+// matmul(a, aOffset, b, bOffset, c, cOffset, batch, M, N, K, transA, transB, aBatchStride, bBatchStride, accumulate)
+napi_value matmul(napi_env env, napi_callback_info info) {
+  Args args(env, info, "matmul", 15);
+  MatmulCall m;
+  if (!readMatmulCall(args, &m)) return nullptr;
+  if (!m.empty()) sgemmBatched(m.a, m.b, m.c, m.batch, m.M, m.N, m.K, m.transA, m.transB, m.aStride, m.bStride, m.accumulate);
   return args.undefined();
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "gemm_call.h"
 #include "napi_util.h"
 #include "simd.h"
 #include "threads.h"
@@ -355,63 +356,13 @@ const char* bf16GemmKernel() { return registry().name(); }
 
 namespace {
 
-// Reads argument i as a non-negative integer (an index or size into a typed array); names `what` in errors.
-int64_t index(Args& args, size_t i, const char* what) {
-  const double v = args.num(i);
-  if (args.failed) return 0;
-  if (!std::isfinite(v) || v < 0 || v != std::floor(v) || v > 9007199254740991.0) {
-    char msg[160];
-    std::snprintf(msg, sizeof msg, "%s must be a non-negative integer (got %g)", what, v);
-    args.fail(msg, i);
-    return 0;
-  }
-  return static_cast<int64_t>(v);
-}
-
-// Checks that `batch` matrices of `size` elements, `stride` apart from `offset`, fit in an array of `len`.
-bool fits(Args& args, size_t i, const char* what, size_t len, int64_t offset, int64_t batch, int64_t stride,
-          double size) {
-  if (args.failed) return false;
-  double end = static_cast<double>(offset);
-  if (batch > 0 && size > 0) end += static_cast<double>(batch - 1) * static_cast<double>(stride) + size;
-  if (end > static_cast<double>(len)) {
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "%s is too short: the shapes need %.0f elements, it has %zu", what, end, len);
-    args.fail(msg, i);
-    return false;
-  }
-  return true;
-}
-
 // matmulBf16(a, aOffset, b, bOffset, c, cOffset, batch, M, N, K, transA, transB, aBatchStride, bBatchStride,
 // accumulate): the arguments of gemm.cc's matmul.
 napi_value matmulBf16(napi_env env, napi_callback_info info) {
   Args args(env, info, "matmulBf16", 15);
-  size_t aLen = 0, bLen = 0, cLen = 0;
-  const float* a = args.f32(0, &aLen);
-  const int64_t aOffset = index(args, 1, "aOffset");
-  const float* b = args.f32(2, &bLen);
-  const int64_t bOffset = index(args, 3, "bOffset");
-  float* c = args.f32(4, &cLen);
-  const int64_t cOffset = index(args, 5, "cOffset");
-  const int64_t batch = index(args, 6, "batch");
-  const int64_t M = index(args, 7, "M");
-  const int64_t N = index(args, 8, "N");
-  const int64_t K = index(args, 9, "K");
-  const bool transA = args.boolean(10);
-  const bool transB = args.boolean(11);
-  const int64_t aStride = index(args, 12, "aBatchStride");
-  const int64_t bStride = index(args, 13, "bBatchStride");
-  const bool accumulate = args.boolean(14);
-  if (args.failed) return nullptr;
-  const double mk = static_cast<double>(M) * static_cast<double>(K);
-  const double kn = static_cast<double>(K) * static_cast<double>(N);
-  const double mn = static_cast<double>(M) * static_cast<double>(N);
-  if (!fits(args, 0, "a", aLen, aOffset, batch, aStride, mk)) return nullptr;
-  if (!fits(args, 2, "b", bLen, bOffset, batch, bStride, kn)) return nullptr;
-  if (!fits(args, 4, "c", cLen, cOffset, batch, static_cast<int64_t>(mn), mn)) return nullptr;
-  if (batch == 0 || mn == 0) return args.undefined();
-  bf16gemmBatched(a + aOffset, b + bOffset, c + cOffset, batch, M, N, K, transA, transB, aStride, bStride, accumulate);
+  MatmulCall m;
+  if (!readMatmulCall(args, &m)) return nullptr;
+  if (!m.empty()) bf16gemmBatched(m.a, m.b, m.c, m.batch, m.M, m.N, m.K, m.transA, m.transB, m.aStride, m.bStride, m.accumulate);
   return args.undefined();
 }
 
