@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 #include "gemm_call.h"
+#include "thread_scratch.h"
 #include "napi_util.h"
 #include "simd.h"
 
@@ -36,30 +37,6 @@ struct Mat {
   const float* p;
   int64_t rs, cs;
 };
-
-// A 64-byte aligned scratch buffer that only grows (one per thread and purpose, reused across calls).
-struct Scratch {
-  float* p = nullptr;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      size_t bytes = (n * sizeof(float) + 63) & ~size_t(63);
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p) {  // no way to report an error from inside a parallel region
-        std::fprintf(stderr, "lmforge native gemm: out of memory allocating %zu bytes of scratch\n", bytes);
-        std::abort();
-      }
-      cap = n;
-    }
-    return p;
-  }
-  ~Scratch() { std::free(p); }
-};
-float* threadScratch(int which, size_t n) {
-  static thread_local Scratch s[2];
-  return s[which].get(n);
-}
 
 // Pack rows [i0, i0+mc) × cols [p0, p0+kc) of A into MR-row panels: for each k, MR values (rows beyond mc
 // are zero), so the micro-kernel reads A as one contiguous stream.
@@ -177,7 +154,7 @@ void gemmBlocked(const KernelSet& ks, const Problem& P, bool doPackA, bool doPac
   // Too few row blocks for the team (small M): split the columns too.
   const int64_t colSplit = mBlocks < nt ? nt : 1;
   const int64_t tasks = mBlocks * colSplit;
-  float* abuf = doPackA ? threadScratch(0, static_cast<size_t>(MC * KC)) : nullptr;
+  float* abuf = doPackA ? threadScratch<float>(0, static_cast<size_t>(MC * KC)) : nullptr;
   static thread_local std::vector<int64_t> skipped;
 
   const int64_t kChunks = (K + KR - 1) / KR, chunks = (N + NC - 1) / NC * kChunks;
@@ -378,7 +355,7 @@ void gemmOne(const KernelSet& ks, const Problem& P, int nt) {
   const int64_t chunks = (P.N + team.NC - 1) / team.NC * ((P.K + team.KR - 1) / team.KR);
   team.next.reset(new std::atomic<int64_t>[static_cast<size_t>(chunks)]());
   if (packB) {
-    team.bbuf = threadScratch(1, static_cast<size_t>(team.KR * team.NC));
+    team.bbuf = threadScratch<float>(1, static_cast<size_t>(team.KR * team.NC));
     team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * ((team.KR + KC - 1) / KC) * (team.NC / NR))]());
   }
   if (nt <= 1) {

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 #include "gemm_call.h"
+#include "thread_scratch.h"
 #include "napi_util.h"
 #include "simd.h"
 #include "threads.h"
@@ -142,30 +143,6 @@ struct Problem {
   bool add;
 };
 
-// A 64-byte aligned buffer of 32-bit words that only grows (one per thread and purpose, reused across calls).
-struct Scratch {
-  uint32_t* p = nullptr;
-  size_t cap = 0;
-  uint32_t* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      const size_t bytes = (n * sizeof(uint32_t) + 63) & ~size_t(63);
-      p = static_cast<uint32_t*>(std::aligned_alloc(64, bytes));
-      if (!p) {  // no way to report an error from inside a parallel region
-        std::fprintf(stderr, "lmforge native bf16 gemm: out of memory allocating %zu bytes of scratch\n", bytes);
-        std::abort();
-      }
-      cap = n;
-    }
-    return p;
-  }
-  ~Scratch() { std::free(p); }
-};
-uint32_t* threadScratch(int which, size_t n) {
-  static thread_local Scratch s[2];
-  return s[which].get(n);
-}
-
 // Packed B for one chunk is at most this many bf16 pairs (16 MiB, so it stays in L3).
 constexpr int64_t kPackBudget = int64_t(1) << 22;
 // Below this many multiply-adds per matrix a batch runs one matrix per thread.
@@ -219,7 +196,7 @@ LMF_INLINE void spinPause() { _mm_pause(); }
 void gemmBlocked(const Bf16Kernel& kk, const Problem& P, const Plan& pl, int nt, Team& team) {
   const int MR = kk.MR;
   const int64_t M = P.M, N = P.N, K = P.K, KC = pl.KC, NC = pl.NC, KR = pl.KR;
-  uint32_t* abuf = threadScratch(0, static_cast<size_t>(pl.MC * KC / 2));
+  uint32_t* abuf = threadScratch<uint32_t>(0, static_cast<size_t>(pl.MC * KC / 2));
   const int64_t kChunks = (K + KR - 1) / KR, chunks = (N + NC - 1) / NC * kChunks;
   const int64_t tasks = pl.mBlocks * pl.colSplit, chunkPanels = NC / kNR, chunkBlocks = KR / KC;
   static thread_local std::vector<int64_t> skipped;
@@ -293,7 +270,7 @@ void gemmOne(const Bf16Kernel& kk, const Problem& P, int nt) {
   const Plan pl = plan(kk, P, nt);
   const int64_t kChunks = (P.K + pl.KR - 1) / pl.KR, chunks = (P.N + pl.NC - 1) / pl.NC * kChunks;
   Team team;
-  team.bbuf = threadScratch(1, static_cast<size_t>(pl.KR / 2 * pl.NC));
+  team.bbuf = threadScratch<uint32_t>(1, static_cast<size_t>(pl.KR / 2 * pl.NC));
   team.state.reset(new std::atomic<int>[static_cast<size_t>(chunks * (pl.KR / pl.KC) * (pl.NC / kNR))]());
   if (nt <= 1) {
     gemmBlocked(kk, P, pl, 1, team);
