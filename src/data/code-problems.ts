@@ -9,9 +9,8 @@
 // fails, running them through the caller's executor (scripts/code-problems.mjs: the sandbox). Not the evaluator
 // (src/eval/code-exec.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { isValFile, stdlibFiles, STDLIB_SPLIT_RULE } from './stdlib-code.js';
+import { existsSync } from 'node:fs';
+import { isValFile, pythonFiles, stdlibFiles, STDLIB_SPLIT_RULE } from './stdlib-code.js';
 import { UserError } from '../util/errors.js';
 
 export interface CandidateProblem {
@@ -29,23 +28,7 @@ export const COMPLETION_STOPS = ['\ndef ', '\nclass ', '\nif __name__', '\nprint
 
 /** The held-out .py files of a package root, by the stdlib-code val rule on the path relative to it. */
 export function heldOutFiles(root: string): { path: string; rel: string }[] {
-  if (!existsSync(root)) return [];
-  const out: { path: string; rel: string }[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      const st = lstatSync(path);
-      if (st.isSymbolicLink()) continue;
-      if (st.isDirectory()) {
-        if (name !== '__pycache__') walk(path);
-      } else if (name.endsWith('.py') && st.size > 0) {
-        const rel = relative(root, path);
-        if (isValFile(rel)) out.push({ path, rel });
-      }
-    }
-  };
-  walk(root);
-  return out;
+  return existsSync(root) ? pythonFiles(root).filter((f) => isValFile(f.rel)) : [];
 }
 
 const EXTRACT = String.raw`

@@ -24,27 +24,33 @@ export function isValFile(rel: string): boolean {
   return fnv1a32(rel) % 100 < 5;
 }
 
+/**
+ * The non-empty .py files below root as [{ path, rel }] (rel relative to root), in a walk that sorts each directory
+ * by name; symbolic links, __pycache__ and the directory names in `skip` are not followed.
+ */
+export function pythonFiles(root: string, skip: readonly string[] = []): { path: string; rel: string }[] {
+  const out: { path: string; rel: string }[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const st = lstatSync(path);
+      if (st.isSymbolicLink()) continue;
+      if (st.isDirectory()) {
+        if (name !== '__pycache__' && !skip.includes(name)) walk(path);
+      } else if (name.endsWith('.py') && st.size > 0) {
+        out.push({ path, rel: relative(root, path) });
+      }
+    }
+  };
+  walk(root);
+  return out;
+}
+
 /** The standard library's .py files under root (e.g. /usr/lib): [{ path, rel }] sorted by rel, then by version. */
 export function stdlibFiles(root = '/usr/lib'): { path: string; rel: string }[] {
   const dirs = existsSync(root) ? readdirSync(root).filter((d) => /^python3\.\d+$/.test(d)).sort() : [];
   if (dirs.length === 0) throw new UserError(`stdlib-code: no ${root}/python3.N directory on this machine (the Python standard library's source)`);
-  const out: { path: string; rel: string }[] = [];
-  for (const d of dirs) {
-    const base = join(root, d);
-    const walk = (dir: string): void => {
-      for (const name of readdirSync(dir).sort()) {
-        const path = join(dir, name);
-        const st = lstatSync(path);
-        if (st.isSymbolicLink()) continue;
-        if (st.isDirectory()) {
-          if (name !== 'site-packages' && name !== 'dist-packages' && name !== '__pycache__') walk(path);
-        } else if (name.endsWith('.py') && st.size > 0) {
-          out.push({ path, rel: relative(base, path) });
-        }
-      }
-    };
-    walk(base);
-  }
+  const out = dirs.flatMap((d) => pythonFiles(join(root, d), ['site-packages', 'dist-packages']));
   return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : a.path < b.path ? -1 : 1));
 }
 
