@@ -43,11 +43,44 @@ export class KVCache {
   /** Int32 side arrays by layer and name: what sparse attention keeps per cached position (LSH buckets, clusters). */
   private readonly sides = new Map<string, Int32Array>();
 
-  constructor(readonly shape: KVCacheShape) {
+  /** A zeroed cache, or (storage given) one over another cache's tensors: see rows(). */
+  constructor(readonly shape: KVCacheShape, storage?: { k: Tensor[]; v: Tensor[] }) {
     const dims = [shape.batch, shape.heads, shape.capacity, shape.headDim];
-    this.k = Array.from({ length: shape.layers }, () => lm.keep(lm.zeros(dims)));
-    this.v = Array.from({ length: shape.layers }, () => lm.keep(lm.zeros(dims)));
+    this.k = storage ? storage.k : Array.from({ length: shape.layers }, () => lm.keep(lm.zeros(dims)));
+    this.v = storage ? storage.v : Array.from({ length: shape.layers }, () => lm.keep(lm.zeros(dims)));
     this.lengths = new Array<number>(shape.batch).fill(0);
+  }
+
+  /**
+   * A cache over rows [0, n) of this one that shares its storage: a pass over it writes into these rows, so a
+   * continuous batcher decodes only its live rows (kept at the front) without copying them out. Its lengths start
+   * as a copy of these rows' and are the caller's to copy back; side arrays are not shared (sparse layers cannot
+   * use a row view). Dispose it to release its views; the storage stays with this cache.
+   */
+  rows(n: number): KVCache {
+    if (!(Number.isInteger(n) && n >= 1 && n <= this.batch)) throw new RangeError(`KVCache.rows: n = ${n}, expected 1..${this.batch}`);
+    const cut = (t: Tensor): Tensor => lm.keep(lm.slice(t, 0, 0, n)); // (n, H, capacity, D), offset 0
+    const view = new KVCache({ ...this.shape, batch: n }, { k: this.k.map(cut), v: this.v.map(cut) });
+    for (let b = 0; b < n; b++) view.lengths[b] = this.lengths[b]!;
+    return view;
+  }
+
+  /** Copies row `from` of `src` (its first src.lengths[from] positions, every layer) into row `to` of this cache. */
+  copyRow(src: KVCache, from: number, to: number): void {
+    const n = src.lengths[from]!;
+    const { heads: H, capacity, headDim: D } = this.shape;
+    if (src.shape.heads !== H || src.shape.headDim !== D || src.shape.layers !== this.shape.layers || n > capacity) {
+      throw new RangeError('KVCache.copyRow: the caches have different shapes');
+    }
+    for (let l = 0; l < this.shape.layers; l++) {
+      for (const [s, d] of [[src.k[l]!, this.k[l]!], [src.v[l]!, this.v[l]!]] as const) {
+        for (let h = 0; h < H; h++) {
+          const at = s.offset + from * s.strides[0]! + h * s.strides[1]!; // positions of a head are contiguous (D each)
+          d.data.set(s.data.subarray(at, at + n * D), d.offset + to * d.strides[0]! + h * d.strides[1]!);
+        }
+      }
+    }
+    this.lengths[to] = n;
   }
 
   get batch(): number {
