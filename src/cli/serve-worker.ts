@@ -1,0 +1,18 @@
+// The generation thread's entry for `lmforge serve`: loads the run's model and tokenizer through RunDir (which the
+// serve layer may not import) and hands them to serve/worker.ts. Started by WorkerGenerator with workerData
+// { run, slots, name }.
+import { parentPort, workerData } from 'node:worker_threads';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
+import { runGenerationWorker } from '../serve/worker.js';
+import { RunDir } from '../train/run-dir.js';
+
+export interface ServeWorkerData {
+  run: string;
+  slots: number;
+  name: string;
+}
+
+const data = workerData as ServeWorkerData;
+useNativeBackendOrWarn();
+const run = RunDir.open(data.run);
+runGenerationWorker(parentPort!, run.loadModel(), run.codec(), { slots: data.slots, name: data.name });

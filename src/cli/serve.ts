@@ -1,0 +1,101 @@
+// `lmforge serve --run DIR`: the OpenAI-compatible HTTP server (serve/server.ts) over a trained run, generation
+// on a worker thread with continuous batching. Prints the URL, then one line per shutdown step; SIGINT/SIGTERM
+// close it gracefully (in-flight requests get --grace-ms to finish, then are cancelled).
+import { basename, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadChatTemplate } from '../serve/chat-template.js';
+import { WorkerGenerator } from '../serve/engine.js';
+import { FEEDBACK_FILE, JsonlFeedbackStore } from '../serve/feedback.js';
+import { OpenAIServer } from '../serve/server.js';
+import { RunDir } from '../train/run-dir.js';
+import { UserError } from '../util/errors.js';
+import { intFlag } from './flags.js';
+import type { ServeWorkerData } from './serve-worker.js';
+
+export interface ServeOptions {
+  run: string;
+  port: number;
+  host: string;
+  apiKey?: string;
+  modelName?: string;
+  maxConcurrency: number;
+  maxQueue: number;
+  maxTokens: number;
+  maxBodyBytes: number;
+  timeoutMs: number;
+  graceMs: number;
+  stateDir: string;
+  corsOrigin: string;
+}
+
+/** The state directory's default: $LMFORGE_STATE_DIR, else ./.lmforge (feedback.jsonl, arena votes). */
+export function defaultStateDir(): string {
+  return process.env.LMFORGE_STATE_DIR ?? '.lmforge';
+}
+
+/** Loads the run and starts a server on it (the CLI action and the bench share this). */
+export async function startServer(o: ServeOptions): Promise<{ server: OpenAIServer; url: string; generator: WorkerGenerator }> {
+  const run = RunDir.open(o.run);
+  const codec = run.codec(); // this thread tokenizes prompts; the worker decodes
+  const { template } = loadChatTemplate(run.path);
+  const name = o.modelName ?? basename(resolve(o.run));
+  const data: ServeWorkerData = { run: o.run, slots: o.maxConcurrency, name };
+  let generator: WorkerGenerator;
+  try {
+    generator = await WorkerGenerator.start(new URL('./serve-worker.js', import.meta.url), data);
+  } catch (e) {
+    throw new UserError(`${o.run}: the generation worker could not load the model (${(e as Error).message})`);
+  }
+  const server = new OpenAIServer(generator, {
+    modelName: name, ...(o.apiKey ? { apiKey: o.apiKey } : {}), maxConcurrency: o.maxConcurrency, maxQueue: o.maxQueue,
+    maxTokens: o.maxTokens, maxBodyBytes: o.maxBodyBytes, timeoutMs: o.timeoutMs, template, corsOrigin: o.corsOrigin,
+    encode: (t) => codec.encode(t), decode: (ids) => codec.decode(ids), feedback: new JsonlFeedbackStore(join(o.stateDir, FEEDBACK_FILE)),
+  });
+  let url: string;
+  try {
+    ({ url } = await server.listen(o.port, o.host));
+  } catch (e) {
+    await generator.close();
+    throw new UserError(`--host ${o.host} --port ${o.port}: cannot listen (${(e as Error).message})`);
+  }
+  return { server, url, generator };
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('OpenAI-compatible HTTP server (/v1/models, /v1/completions, /v1/chat/completions with SSE streaming, /v1/feedback) with continuous batching on a worker thread')
+    .requiredOption('--run <dir>', 'run directory of `lmforge train` (a chat_template.json beside the weights replaces the plain User:/Assistant: template)')
+    .option('--port <n>', 'TCP port (0 = any free port)', intFlag('--port', 0, 65535), 8000)
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 (default: $LMFORGE_API_KEY; none = open)')
+    .option('--model-name <id>', 'model id listed by /v1/models (default: the run directory name)')
+    .option('--max-concurrency <n>', 'sequences decoded together (the continuous batch)', intFlag('--max-concurrency', 1, 256), 16)
+    .option('--max-queue <n>', 'sequences waiting beyond those; more get 429', intFlag('--max-queue', 0), 64)
+    .option('--max-tokens <n>', 'largest max_tokens a request may ask for (and the default)', intFlag('--max-tokens', 1), 512)
+    .option('--max-body-bytes <n>', 'largest request body (413 beyond)', intFlag('--max-body-bytes', 1), 1 << 20)
+    .option('--timeout-ms <n>', 'cancel a request still generating after this long', intFlag('--timeout-ms', 1), 120_000)
+    .option('--grace-ms <n>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', intFlag('--grace-ms', 0), 10_000)
+    .option('--state-dir <dir>', 'where feedback.jsonl is appended (default: $LMFORGE_STATE_DIR or ./.lmforge)')
+    .option('--cors-origin <origin>', 'Access-Control-Allow-Origin for browser clients', '*')
+    .action(async (o: Omit<ServeOptions, 'stateDir'> & { stateDir?: string }) => {
+      const options: ServeOptions = { ...o, apiKey: o.apiKey ?? process.env.LMFORGE_API_KEY, stateDir: o.stateDir ?? defaultStateDir() };
+      const { server, url, generator } = await startServer(options);
+      const i = generator.info;
+      process.stderr.write(`serving ${i.model} (${(i.parameters / 1e6).toFixed(2)}M parameters, context ${i.blockSize}) at ${url}/v1 — ${options.maxConcurrency} concurrent, ${options.maxQueue} queued${options.apiKey ? ', API key required' : ''}\n`);
+      await new Promise<void>((done) => {
+        let stopping = false;
+        const stop = (signal: string): void => {
+          if (stopping) return;
+          stopping = true;
+          process.stderr.write(`${signal}: finishing in-flight requests (up to ${options.graceMs} ms), then closing\n`);
+          void server.close(options.graceMs).then(() => {
+            process.stderr.write('closed\n');
+            done();
+          });
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

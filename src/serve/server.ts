@@ -1,0 +1,384 @@
+// The OpenAI-compatible HTTP server on node:http: /v1/models, /v1/completions and /v1/chat/completions (JSON or
+// SSE streaming), /v1/feedback, /health and /metrics; an API key, body-size and max-token limits, a concurrency
+// limit (rows decoding at once, the batcher's slots) with a queue behind it and 429 beyond both, a per-request
+// timeout, CORS for the dashboard, and a graceful close (stop accepting, let in-flight requests finish within a
+// grace period, cancel the rest). Generation runs on the worker thread (engine.ts): this thread only parses,
+// tokenizes and writes, so it answers /v1/models at once while long generations run.
+import { randomBytes, randomInt } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { renderChat, type ChatTemplate } from './chat-template.js';
+import type { Generator } from './engine.js';
+import type { FeedbackStore } from './feedback.js';
+import {
+  ApiError, chatChunk, chatCompletion, openAIFinish, parseChatRequest, parseCompletionRequest, textChunk, textCompletion, usage, usageChunk,
+  type CommonRequest, type OpenAIFinish, type ResponseHead,
+} from './openai.js';
+import type { SequenceDelta } from './protocol.js';
+
+export interface ServerOptions {
+  /** The id /v1/models lists and responses carry. */
+  modelName: string;
+  /** Bearer key every /v1 request must carry (none = open). */
+  apiKey?: string;
+  /** Sequences decoding at once (the worker's batch slots). */
+  maxConcurrency: number;
+  /** Sequences waiting for a slot beyond those; more get 429. */
+  maxQueue: number;
+  /** Largest max_tokens a request may ask for, and the default when it asks for none. */
+  maxTokens: number;
+  maxBodyBytes: number;
+  /** A request still generating after this long is cancelled (504, or an error event on a stream). */
+  timeoutMs: number;
+  template: ChatTemplate;
+  /** Prompt text → ids (throws on text the tokenizer cannot encode). */
+  encode: (text: string) => number[];
+  decode: (ids: readonly number[]) => string;
+  feedback?: FeedbackStore;
+  /** Access-Control-Allow-Origin (default '*'). */
+  corsOrigin?: string;
+}
+
+/** Latency samples kept for /metrics (the most recent ones). */
+const SAMPLES = 4096;
+
+class Window {
+  private readonly values: number[] = [];
+  add(v: number): void {
+    this.values.push(v);
+    if (this.values.length > SAMPLES) this.values.shift();
+  }
+  quantile(q: number): number | null {
+    if (this.values.length === 0) return null;
+    const s = [...this.values].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  }
+}
+
+interface Served {
+  prompt: string;
+  completion: string;
+}
+
+export class OpenAIServer {
+  private readonly http: Server;
+  private rowsInFlight = 0;
+  private draining = false;
+  private readonly active = new Set<() => void>();
+  private readonly recent = new Map<string, Served>();
+  private readonly ttft = new Window();
+  private readonly itl = new Window();
+  private requests = 0;
+  private tokens = 0;
+  private rejected = 0;
+  private readonly created = Math.floor(Date.now() / 1000);
+
+  constructor(private readonly generator: Generator, private readonly options: ServerOptions) {
+    this.http = createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error).message}`);
+        if (!(e instanceof ApiError)) process.stderr.write(`serve: ${(e as Error).stack ?? String(e)}\n`);
+        if (!res.headersSent) this.json(res, err.status, err.body());
+        else res.end();
+      });
+    });
+    this.http.keepAliveTimeout = 5000;
+  }
+
+  /** Starts listening; resolves with the bound address (port 0 = an ephemeral port). */
+  listen(port: number, host: string): Promise<{ host: string; port: number; url: string }> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        const a = this.http.address() as AddressInfo;
+        const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        resolve({ host: a.address, port: a.port, url: `http://${h}:${a.port}` });
+      });
+    });
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to graceMs, cancels what still runs (a stream gets an
+   * error event), closes the worker and the connections.
+   */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const cancel of [...this.active]) cancel();
+    while (this.active.size > 0) await new Promise((r) => setTimeout(r, 10));
+    await this.generator.close();
+    this.http.closeAllConnections();
+    await closed;
+  }
+
+  /** What /metrics reports. */
+  stats(): object {
+    const q = (w: Window, p: number): number | null => w.quantile(p);
+    return {
+      model: this.options.modelName, requests: this.requests, rejected_429: this.rejected, generated_tokens: this.tokens,
+      rows_in_flight: this.rowsInFlight, max_concurrency: this.options.maxConcurrency, max_queue: this.options.maxQueue,
+      ttft_ms: { p50: q(this.ttft, 0.5), p95: q(this.ttft, 0.95) }, inter_token_ms: { p50: q(this.itl, 0.5), p95: q(this.itl, 0.95) },
+    };
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    res.setHeader('Access-Control-Allow-Origin', this.options.corsOrigin ?? '*');
+    res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Stainless-Lang, X-Stainless-Package-Version, X-Stainless-OS, X-Stainless-Arch, X-Stainless-Runtime, X-Stainless-Runtime-Version, X-Stainless-Retry-Count, X-Stainless-Timeout');
+    res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { 'Access-Control-Max-Age': '600' }).end();
+      return;
+    }
+    if (path === '/health') return this.json(res, 200, { status: this.draining ? 'draining' : 'ok' });
+    if (path === '/metrics') return this.json(res, 200, this.stats());
+    if (!path.startsWith('/v1/')) throw new ApiError(404, `no route ${req.method} ${path} (try /v1/models)`, null, 'not_found');
+    this.authorize(req);
+    if (path === '/v1/models' && req.method === 'GET') {
+      return this.json(res, 200, { object: 'list', data: [this.modelObject()] });
+    }
+    if (path.startsWith('/v1/models/') && req.method === 'GET') {
+      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      if (id !== this.options.modelName) throw new ApiError(404, `model ${JSON.stringify(id)} not found (this server has ${JSON.stringify(this.options.modelName)})`, 'model', 'model_not_found');
+      return this.json(res, 200, this.modelObject());
+    }
+    const routes: Record<string, (body: unknown, res: ServerResponse, req: IncomingMessage) => Promise<void> | void> = {
+      '/v1/completions': (b, r, q) => this.completions(b, r, q),
+      '/v1/chat/completions': (b, r, q) => this.chat(b, r, q),
+      '/v1/feedback': (b, r) => this.feedback(b, r),
+    };
+    const route = routes[path];
+    if (!route) throw new ApiError(404, `no route ${req.method} ${path}`, null, 'not_found');
+    if (req.method !== 'POST') throw new ApiError(405, `${path} takes POST, got ${req.method}`, null, 'method_not_allowed');
+    const body = await this.readBody(req);
+    await route(body, res, req);
+  }
+
+  private modelObject(): object {
+    return { id: this.options.modelName, object: 'model', created: this.created, owned_by: 'lmforge', max_model_len: this.generator.info.blockSize };
+  }
+
+  private authorize(req: IncomingMessage): void {
+    const key = this.options.apiKey;
+    if (!key) return;
+    const header = req.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (given !== key) throw new ApiError(401, given ? 'Incorrect API key provided.' : 'Missing API key: send the header "Authorization: Bearer <key>".', null, 'invalid_api_key');
+  }
+
+  /** The JSON body, refused past maxBodyBytes (413) or when it is not JSON (400). */
+  private async readBody(req: IncomingMessage): Promise<unknown> {
+    const limit = this.options.maxBodyBytes;
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    const tooLarge = (): ApiError => new ApiError(413, `request body larger than the server's limit of ${limit} bytes`, null, 'request_too_large');
+    if (declared > limit) {
+      req.resume();
+      throw tooLarge();
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) {
+        req.resume();
+        throw tooLarge();
+      }
+      parts.push(chunk);
+    }
+    const text = Buffer.concat(parts).toString('utf8');
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new ApiError(400, `the request body is not valid JSON (${(e as Error).message})`, null, 'invalid_json');
+    }
+  }
+
+  private checkModel(c: CommonRequest): void {
+    if (c.model !== undefined && c.model !== this.options.modelName) {
+      throw new ApiError(404, `The model ${JSON.stringify(c.model)} does not exist on this server (it serves ${JSON.stringify(this.options.modelName)}).`, 'model', 'model_not_found');
+    }
+  }
+
+  private encode(text: string, param: string): number[] {
+    let ids: number[];
+    try {
+      ids = this.options.encode(text);
+    } catch (e) {
+      throw new ApiError(400, `${param}: the model's tokenizer cannot encode it (${(e as Error).message})`, param, 'invalid_value');
+    }
+    return ids;
+  }
+
+  private async completions(body: unknown, res: ServerResponse, req: IncomingMessage): Promise<void> {
+    const r = parseCompletionRequest(body);
+    this.checkModel(r);
+    const prompts = r.prompts.map((p, i) => {
+      const param = r.prompts.length > 1 ? `prompt[${i}]` : 'prompt';
+      if (typeof p === 'string') return { ids: this.encode(p, param), text: p, param };
+      if (p.some((t) => t >= this.generator.info.vocabSize)) throw new ApiError(400, `${param}: token ids must be below the vocabulary size ${this.generator.info.vocabSize}`, param);
+      return { ids: p, text: this.options.decode(p), param };
+    });
+    const rows = prompts.flatMap((p) => Array.from({ length: r.n }, () => p));
+    const head = this.head('cmpl');
+    await this.run(req, res, r, rows, head, {
+      chunk: (i, text, finish) => textChunk(head, i, text, finish),
+      whole: (choices, u) => textCompletion(head, choices, u),
+      usageObject: 'text_completion',
+      prefix: (i) => (r.echo ? rows[i]!.text : ''),
+    });
+  }
+
+  private async chat(body: unknown, res: ServerResponse, req: IncomingMessage): Promise<void> {
+    const r = parseChatRequest(body);
+    this.checkModel(r);
+    const text = renderChat(this.options.template, r.messages);
+    const ids = this.encode(text, 'messages');
+    const stop = [...new Set([...this.options.template.stop, ...r.stop])];
+    const rows = Array.from({ length: r.n }, () => ({ ids, text, param: 'messages' }));
+    const head = this.head('chatcmpl');
+    await this.run(req, res, { ...r, stop }, rows, head, {
+      chunk: (i, content, finish) => chatChunk(head, i, finish ? {} : { content }, finish),
+      first: (i) => chatChunk(head, i, { role: 'assistant', content: '' }, null),
+      whole: (choices, u) => chatCompletion(head, choices, u),
+      usageObject: 'chat.completion.chunk',
+      prefix: () => '',
+    });
+  }
+
+  private head(prefix: string): ResponseHead {
+    return { id: `${prefix}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: this.options.modelName };
+  }
+
+  /**
+   * Generates every row (choice) of a request and answers: one JSON object, or SSE chunks as the worker's deltas
+   * arrive (each choice's text, then its finish, then the usage chunk if asked, then [DONE]).
+   */
+  private run(
+    req: IncomingMessage, res: ServerResponse, r: CommonRequest, rows: { ids: number[]; text: string; param: string }[], head: ResponseHead,
+    shape: {
+      chunk: (index: number, text: string, finish: OpenAIFinish | null) => object;
+      first?: (index: number) => object;
+      whole: (choices: { text: string; finish: OpenAIFinish }[], u: ReturnType<typeof usage>) => object;
+      usageObject: 'chat.completion.chunk' | 'text_completion';
+      prefix: (index: number) => string;
+    },
+  ): Promise<void> {
+    const o = this.options;
+    if (this.draining) throw new ApiError(503, 'the server is shutting down', null, 'server_shutting_down', 'server_error');
+    const maxTokens = r.maxTokens ?? o.maxTokens;
+    if (maxTokens > o.maxTokens) throw new ApiError(400, `max_tokens: ${maxTokens} is more than this server's limit of ${o.maxTokens}`, r.maxTokens === undefined ? null : 'max_tokens', 'invalid_value');
+    rows.forEach((row) => {
+      if (row.ids.length === 0) throw new ApiError(400, `${row.param}: encodes to no tokens; give at least one character`, row.param, 'invalid_value');
+    });
+    if (this.rowsInFlight + rows.length > o.maxConcurrency + o.maxQueue) {
+      this.rejected++;
+      res.setHeader('Retry-After', '1');
+      throw new ApiError(429, `the server is at its limit of ${o.maxConcurrency} running and ${o.maxQueue} queued sequences; retry later`, null, 'rate_limit_exceeded');
+    }
+    this.requests++;
+    const t0 = performance.now();
+    const seed = r.seed ?? randomInt(0, 2 ** 31);
+    const texts = rows.map((_, i) => shape.prefix(i));
+    const finishes: (OpenAIFinish | null)[] = rows.map(() => null);
+    const counts = rows.map(() => 0);
+    let pending = rows.length;
+    let timedOut = false;
+    let gone = false;
+    if (r.stream) {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+      rows.forEach((_, i) => {
+        if (shape.first) this.send(res, shape.first(i));
+        if (texts[i]) this.send(res, shape.chunk(i, texts[i]!, null));
+      });
+    }
+    this.rowsInFlight += rows.length;
+    return new Promise<void>((resolve) => {
+      const last = rows.map(() => t0);
+      const handles: { cancel(): void }[] = [];
+      const cancelAll = (): void => handles.forEach((h) => h.cancel());
+      const timer = setTimeout(() => {
+        timedOut = true;
+        cancelAll();
+      }, o.timeoutMs);
+      this.active.add(cancelAll);
+      res.on('close', () => { if (pending > 0) { gone = true; cancelAll(); } }); // the client went away mid-generation
+      const done = (): void => {
+        clearTimeout(timer);
+        this.active.delete(cancelAll);
+        this.rowsInFlight -= rows.length;
+        const prompt = rows.reduce((s, row, i) => s + (i % r.n === 0 ? row.ids.length : 0), 0); // each prompt once (rows are prompt-major, n each), as OpenAI counts
+        const u = usage(prompt, counts.reduce((a, b) => a + b, 0));
+        const complete = finishes.every((f) => f !== null) && !timedOut && !gone;
+        if (complete) this.recent.set(head.id, { prompt: rows[0]!.text, completion: texts[0]! });
+        if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value!);
+        if (gone) {
+          res.end();
+        } else if (r.stream) {
+          if (!complete) this.send(res, new ApiError(timedOut ? 504 : 503, timedOut ? `generation took longer than the server's timeout of ${o.timeoutMs} ms` : 'the server shut down before the generation finished', null, timedOut ? 'timeout' : 'server_shutting_down').body());
+          else if (r.includeUsage) this.send(res, usageChunk(head, shape.usageObject, u));
+          res.end('data: [DONE]\n\n');
+        } else if (!complete) {
+          const e = new ApiError(timedOut ? 504 : 503, timedOut ? `generation took longer than the server's timeout of ${o.timeoutMs} ms` : 'the server shut down before the generation finished', null, timedOut ? 'timeout' : 'server_shutting_down');
+          this.json(res, e.status, e.body());
+        } else {
+          this.json(res, 200, shape.whole(texts.map((text, i) => ({ text, finish: finishes[i]! })), u));
+        }
+        resolve();
+      };
+      rows.forEach((row, i) => {
+        const onDelta = (d: SequenceDelta): void => {
+          const now = performance.now();
+          if (d.tokens > 0) {
+            if (counts[i] === 0) this.ttft.add(now - t0);
+            else this.itl.add((now - last[i]!) / d.tokens);
+            last[i] = now;
+            counts[i]! += d.tokens;
+            this.tokens += d.tokens;
+          }
+          texts[i] += d.text;
+          if (d.finish && d.finish !== 'cancelled') finishes[i] = openAIFinish(d.finish);
+          if (r.stream && !gone && !timedOut) {
+            if (d.text) this.send(res, shape.chunk(i, d.text, null));
+            if (finishes[i] && d.finish) this.send(res, shape.chunk(i, '', finishes[i]!));
+          }
+          if (d.finish && --pending === 0) done();
+        };
+        const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop };
+        handles.push(this.generator.start(row.ids, params, onDelta));
+      });
+    });
+  }
+
+  private async feedback(body: unknown, res: ServerResponse): Promise<void> {
+    const store = this.options.feedback;
+    if (!store) throw new ApiError(404, 'feedback is not enabled on this server', null, 'not_found');
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'the request body must be a JSON object');
+    const b = body as Record<string, unknown>;
+    if (typeof b.response_id !== 'string' || b.response_id === '') throw new ApiError(400, 'response_id: expected the id of a completion (chatcmpl-… or cmpl-…)', 'response_id', 'missing_required_parameter');
+    const rating = b.rating === 1 || b.rating === 'up' || b.rating === 'thumbs_up' ? 'up' : b.rating === -1 || b.rating === 'down' || b.rating === 'thumbs_down' ? 'down' : null;
+    if (!rating) throw new ApiError(400, `rating: expected "up" or "down" (or 1 / -1), got ${JSON.stringify(b.rating)}`, 'rating', 'invalid_value');
+    if (b.comment !== undefined && b.comment !== null && typeof b.comment !== 'string') throw new ApiError(400, 'comment: expected a string', 'comment');
+    const served = this.recent.get(b.response_id);
+    const record = {
+      id: `fb-${randomBytes(8).toString('hex')}`, response_id: b.response_id, rating, comment: (b.comment as string | undefined) ?? '',
+      model: this.options.modelName, created: new Date().toISOString(), ...(served ? { prompt: served.prompt, completion: served.completion } : {}),
+    } as const;
+    store.add(record);
+    this.json(res, 200, { ...record, object: 'feedback', known_response: served !== undefined });
+  }
+
+  private send(res: ServerResponse, obj: object): void {
+    res.write(`data: ${JSON.stringify(obj)}\n\n`);
+  }
+
+  private json(res: ServerResponse, status: number, obj: object): void {
+    const text = JSON.stringify(obj);
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+}
