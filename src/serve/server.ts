@@ -291,6 +291,7 @@ export class OpenAIServer {
     let gone = false;
     if (r.stream) {
       res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+      res.flushHeaders(); // a client sees the 200 at once, not with the first token
       rows.forEach((_, i) => {
         if (shape.first) this.send(res, shape.first(i));
         if (texts[i]) this.send(res, shape.chunk(i, texts[i]!, null));
