@@ -26,6 +26,8 @@ export interface ServeOptions {
   graceMs: number;
   stateDir: string;
   corsOrigin: string;
+  /** Kernel threads of the generation worker (0 = all cores). */
+  threads?: number;
 }
 
 /** The state directory's default: $LMFORGE_STATE_DIR, else ./.lmforge (feedback.jsonl, arena votes). */
@@ -39,7 +41,7 @@ export async function startServer(o: ServeOptions): Promise<{ server: OpenAIServ
   const codec = run.codec(); // this thread tokenizes prompts; the worker decodes
   const { template } = loadChatTemplate(run.path);
   const name = o.modelName ?? basename(resolve(o.run));
-  const data: ServeWorkerData = { run: o.run, slots: o.maxConcurrency, name };
+  const data: ServeWorkerData = { run: o.run, slots: o.maxConcurrency, name, threads: o.threads ?? 0 };
   let generator: WorkerGenerator;
   try {
     generator = await WorkerGenerator.start(new URL('./serve-worker.js', import.meta.url), data);
@@ -77,6 +79,7 @@ export function register(program: Command): void {
     .option('--timeout-ms <n>', 'cancel a request still generating after this long', intFlag('--timeout-ms', 1), 120_000)
     .option('--grace-ms <n>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', intFlag('--grace-ms', 0), 10_000)
     .option('--state-dir <dir>', 'where feedback.jsonl is appended (default: $LMFORGE_STATE_DIR or ./.lmforge)')
+    .option('--threads <n>', 'kernel threads of the generation worker (0 = all cores; 1 leaves a core to HTTP for small models on busy machines)', intFlag('--threads', 0, 1024), 0)
     .option('--cors-origin <origin>', 'Access-Control-Allow-Origin for browser clients', '*')
     .action(async (o: Omit<ServeOptions, 'stateDir'> & { stateDir?: string }) => {
       const options: ServeOptions = { ...o, apiKey: o.apiKey ?? process.env.LMFORGE_API_KEY, stateDir: o.stateDir ?? defaultStateDir() };
