@@ -26,7 +26,7 @@ interface StreamResult {
   status: number;
   tokens: number;
   ttftMs: number;
-  /** Gaps between successive text chunks, ms. */
+  /** Inter-token latency of each token after the first, ms (tokens read together share their read's gap). */
   gaps: number[];
 }
 
@@ -59,6 +59,9 @@ async function streamOnce(url: string, prompt: string, maxTokens: number, seed: 
   const gaps: number[] = [];
   for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
     buffer += decoder.decode(part, { stream: true });
+    // Tokens that arrive in one read share its gap since the last read: each counts gap / tokens.
+    const now = performance.now();
+    let texts = 0;
     let cut: number;
     while ((cut = buffer.indexOf('\n\n')) >= 0) {
       const event = buffer.slice(0, cut);
@@ -79,13 +82,17 @@ async function streamOnce(url: string, prompt: string, maxTokens: number, seed: 
       for (const c of chunk.choices) {
         if (c.index !== 0 || typeof c.text !== 'string') return fail('a choice with a bad index or text');
         if (c.finish_reason) finishes++;
-        if (c.text) {
-          const now = performance.now();
-          if (Number.isNaN(ttft)) ttft = now - t0;
-          else gaps.push(now - last);
-          last = now;
-        }
+        if (c.text) texts++;
       }
+    }
+    if (texts > 0) {
+      if (Number.isNaN(ttft)) {
+        ttft = now - t0;
+        for (let k = 1; k < texts; k++) gaps.push(0); // tokens that came in the first token's read
+      } else {
+        for (let k = 0; k < texts; k++) gaps.push((now - last) / texts);
+      }
+      last = now;
     }
   }
   if (!done) return fail('no [DONE]');
