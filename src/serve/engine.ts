@@ -17,6 +17,7 @@ export class WorkerGenerator implements Generator {
   private readonly handlers = new Map<string, DeltaHandler>();
   private next = 0;
   private closed: Promise<void> | null = null;
+  private dead = false;
 
   private constructor(private readonly worker: Worker, readonly info: WorkerInfo) {
     worker.on('message', (m: FromWorker) => {
@@ -47,10 +48,21 @@ export class WorkerGenerator implements Generator {
         worker.off('error', onError);
         worker.off('exit', onExit);
         if (m.type !== 'ready') return reject(new Error(`generation worker: expected 'ready', got '${m.type}'`));
+        const generator = new WorkerGenerator(worker, m.info);
         worker.on('error', (e) => process.stderr.write(`serve: generation worker failed: ${e.stack ?? e.message}\n`));
-        resolve(new WorkerGenerator(worker, m.info));
+        worker.on('exit', () => generator.lost());
+        resolve(generator);
       });
     });
+  }
+
+  /** The thread ended (closed, or died): every live sequence ends as cancelled, and no new one starts. */
+  private lost(): void {
+    this.dead = true;
+    for (const [id, h] of [...this.handlers]) {
+      this.handlers.delete(id);
+      h({ id, text: '', tokens: 0, finish: 'cancelled' });
+    }
   }
 
   /** Sequences started and not yet finished. */
@@ -59,7 +71,7 @@ export class WorkerGenerator implements Generator {
   }
 
   start(prompt: number[], params: SamplingParams, onDelta: DeltaHandler): { id: string; cancel(): void } {
-    if (this.closed) throw new Error('generator is closed');
+    if (this.closed || this.dead) throw new Error('the generation worker is not running');
     const id = `s${this.next++}`;
     this.handlers.set(id, onDelta);
     this.post({ type: 'submit', id, prompt, params });

@@ -320,11 +320,11 @@ export class OpenAIServer {
         if (gone) {
           res.end();
         } else if (r.stream) {
-          if (!complete) this.send(res, new ApiError(timedOut ? 504 : 503, timedOut ? `generation took longer than the server's timeout of ${o.timeoutMs} ms` : 'the server shut down before the generation finished', null, timedOut ? 'timeout' : 'server_shutting_down').body());
+          if (!complete) this.send(res, new ApiError(timedOut ? 504 : 503, timedOut ? `generation took longer than the server's timeout of ${o.timeoutMs} ms` : 'generation was cancelled before it finished (the server is shutting down, or its generation worker failed)', null, timedOut ? 'timeout' : 'server_shutting_down').body());
           else if (r.includeUsage) this.send(res, usageChunk(head, shape.usageObject, u));
           res.end('data: [DONE]\n\n');
         } else if (!complete) {
-          const e = new ApiError(timedOut ? 504 : 503, timedOut ? `generation took longer than the server's timeout of ${o.timeoutMs} ms` : 'the server shut down before the generation finished', null, timedOut ? 'timeout' : 'server_shutting_down');
+          const e = new ApiError(timedOut ? 504 : 503, timedOut ? `generation took longer than the server's timeout of ${o.timeoutMs} ms` : 'generation was cancelled before it finished (the server is shutting down, or its generation worker failed)', null, timedOut ? 'timeout' : 'server_shutting_down');
           this.json(res, e.status, e.body());
         } else {
           this.json(res, 200, shape.whole(texts.map((text, i) => ({ text, finish: finishes[i]! })), u));
@@ -350,7 +350,11 @@ export class OpenAIServer {
           if (d.finish && --pending === 0) done();
         };
         const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop };
-        handles.push(this.generator.start(row.ids, params, onDelta));
+        try {
+          handles.push(this.generator.start(row.ids, params, onDelta));
+        } catch {
+          setImmediate(() => onDelta({ id: '', text: '', tokens: 0, finish: 'cancelled' })); // the worker is gone: this row ends unfinished (503)
+        }
       });
     });
   }

@@ -12,7 +12,7 @@ import { TextStream } from './text-stream.js';
 
 export function runGenerationWorker(port: MessagePort, model: GPT, codec: TextCodec, options: { slots: number; name: string }): void {
   const decode = (ids: readonly number[]): string => codec.decode(ids);
-  const batcher = new ContinuousBatcher(model, { slots: options.slots, decode });
+  let batcher = new ContinuousBatcher(model, { slots: options.slots, decode });
   const streams = new Map<string, TextStream>();
   const post = (m: FromWorker): void => port.postMessage(m);
   let scheduled = false;
@@ -25,7 +25,19 @@ export function runGenerationWorker(port: MessagePort, model: GPT, codec: TextCo
       return;
     }
     const deltas = new Map<string, SequenceDelta>();
-    for (const e of batcher.step()) {
+    let events;
+    try {
+      events = batcher.step();
+    } catch (e) {
+      // A failed step leaves the batch in an unknown state: every live sequence fails, the batcher starts afresh.
+      for (const id of streams.keys()) post({ type: 'failed', id, message: (e as Error).message });
+      streams.clear();
+      batcher.dispose();
+      batcher = new ContinuousBatcher(model, { slots: options.slots, decode });
+      schedule();
+      return;
+    }
+    for (const e of events) {
       const stream = streams.get(e.id);
       if (!stream) continue;
       const d = deltas.get(e.id) ?? { id: e.id, text: '', tokens: 0 };
