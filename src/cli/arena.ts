@@ -2,13 +2,13 @@
 // same prompts (sides shuffled, names hidden), reads a vote per prompt from stdin (1, 2, t for a tie, s to skip,
 // q to stop; a pipe works as well as a terminal) and appends it to <state-dir>/arena.jsonl; `arena ratings` turns
 // the votes into Bradley–Terry and Elo ratings with bootstrap intervals (serve/arena.ts) as a Markdown table.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Rng } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
-import { arenaRatings, ratingsTable, type Vote } from '../serve/arena.js';
+import { ARENA_FILE, arenaRatings, JsonlArenaStore, ratingsTable, readVotes, type ArenaRecord, type Vote } from '../serve/arena.js';
 import { loadChatTemplate, renderChat } from '../serve/chat-template.js';
 import { generate } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
@@ -18,38 +18,6 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { intFlag, numberFlag } from './flags.js';
 import { defaultStateDir } from './serve.js';
-
-export const ARENA_FILE = 'arena.jsonl';
-
-/** One stored battle: the vote and what was compared. */
-export interface ArenaRecord extends Vote {
-  prompt: string;
-  response_a: string;
-  response_b: string;
-  created: string;
-}
-
-/** Reads votes from JSONL files, each line checked (file:line named on error). */
-export function readVotes(paths: readonly string[]): ArenaRecord[] {
-  const out: ArenaRecord[] = [];
-  for (const path of paths) {
-    if (!existsSync(path)) throw new UserError(`${path}: no such votes file (write one with \`lmforge arena battle\`)`);
-    readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-      if (line.trim() === '') return;
-      let v: Partial<ArenaRecord>;
-      try {
-        v = JSON.parse(line) as Partial<ArenaRecord>;
-      } catch {
-        throw new UserError(`${path}:${i + 1}: not a JSON object`);
-      }
-      if (typeof v.a !== 'string' || typeof v.b !== 'string' || !['a', 'b', 'tie'].includes(v.winner as string)) {
-        throw new UserError(`${path}:${i + 1}: expected {"a": model, "b": model, "winner": "a" | "b" | "tie", ...}`);
-      }
-      out.push(v as ArenaRecord);
-    });
-  }
-  return out;
-}
 
 interface BattleOptions {
   a: string;
@@ -117,7 +85,7 @@ async function battle(o: BattleOptions): Promise<void> {
   process.stderr.write(`generating ${prompts.length} answers from each of ${nameA} and ${nameB}…\n`);
   const ra = answers(o.a, prompts, o, o.seed);
   const rb = answers(o.b, prompts, o, o.seed);
-  mkdirSync(dirname(votesPath), { recursive: true });
+  const store = new JsonlArenaStore(votesPath);
   const rng = new Rng(o.seed);
   const lines = createInterface({ input: process.stdin, terminal: false })[Symbol.asyncIterator]();
   let recorded = 0;
@@ -138,7 +106,7 @@ async function battle(o: BattleOptions): Promise<void> {
     if (choice === 's') continue;
     const winner: Vote['winner'] = choice === 't' ? 'tie' : (choice === '1') !== swap ? 'a' : 'b';
     const record: ArenaRecord = { a: nameA, b: nameB, winner, prompt: prompts[i]!, response_a: ra[i]!, response_b: rb[i]!, created: new Date().toISOString() };
-    appendFileSync(votesPath, JSON.stringify(record) + '\n');
+    store.add(record);
     recorded++;
   }
   process.stdout.write(`\n${recorded} vote(s) appended to ${votesPath}; rate with \`lmforge arena ratings --votes ${votesPath}\`\n`);

@@ -6,18 +6,21 @@ import type { Command } from 'commander';
 import { loadChatTemplate } from '../serve/chat-template.js';
 import { WorkerGenerator } from '../serve/engine.js';
 import { FEEDBACK_FILE, JsonlFeedbackStore } from '../serve/feedback.js';
-import { OpenAIServer } from '../serve/server.js';
+import { OpenAIServer, type ServedModel } from '../serve/server.js';
+import { ARENA_FILE, JsonlArenaStore } from '../serve/arena.js';
 import { RunDir } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
 import { intFlag } from './flags.js';
 import type { ServeWorkerData } from './serve-worker.js';
 
 export interface ServeOptions {
-  run: string;
+  /** One run directory, or several (each its own model and worker; the first answers requests that name none). */
+  run: string | string[];
   port: number;
   host: string;
   apiKey?: string;
-  modelName?: string;
+  /** Model ids by position of the runs (default: each run directory's name). */
+  modelName?: string | string[];
   maxConcurrency: number;
   maxQueue: number;
   maxTokens: number;
@@ -35,57 +38,77 @@ export function defaultStateDir(): string {
   return process.env.LMFORGE_STATE_DIR ?? '.lmforge';
 }
 
-/** Loads the run and starts a server on it (the CLI action and the bench share this). */
-export async function startServer(o: ServeOptions): Promise<{ server: OpenAIServer; url: string; generator: WorkerGenerator }> {
-  const run = RunDir.open(o.run);
+/** Loads one run for serving: its tokenizer and template here, its model on a new worker thread. */
+async function loadServed(path: string, name: string, o: ServeOptions): Promise<ServedModel & { generator: WorkerGenerator }> {
+  const run = RunDir.open(path);
   const codec = run.codec(); // this thread tokenizes prompts; the worker decodes
   const { template } = loadChatTemplate(run.path);
-  const name = o.modelName ?? basename(resolve(o.run));
-  const data: ServeWorkerData = { run: o.run, slots: o.maxConcurrency, name, threads: o.threads ?? 0 };
+  const data: ServeWorkerData = { run: path, slots: o.maxConcurrency, name, threads: o.threads ?? 0 };
   let generator: WorkerGenerator;
   try {
     generator = await WorkerGenerator.start(new URL('./serve-worker.js', import.meta.url), data);
   } catch (e) {
-    throw new UserError(`${o.run}: the generation worker could not load the model (${(e as Error).message})`);
+    throw new UserError(`${path}: the generation worker could not load the model (${(e as Error).message})`);
   }
-  const server = new OpenAIServer(generator, {
-    modelName: name, ...(o.apiKey ? { apiKey: o.apiKey } : {}), maxConcurrency: o.maxConcurrency, maxQueue: o.maxQueue,
-    maxTokens: o.maxTokens, maxBodyBytes: o.maxBodyBytes, timeoutMs: o.timeoutMs, template, corsOrigin: o.corsOrigin,
-    encode: (t) => codec.encode(t), decode: (ids) => codec.decode(ids), feedback: new JsonlFeedbackStore(join(o.stateDir, FEEDBACK_FILE)),
+  return { name, generator, template, encode: (t) => codec.encode(t), decode: (ids) => codec.decode(ids) };
+}
+
+/** Loads the runs and starts a server on them (the CLI action, the tests and the bench share this). */
+export async function startServer(o: ServeOptions): Promise<{ server: OpenAIServer; url: string; generator: WorkerGenerator; models: ServedModel[] }> {
+  const runs = Array.isArray(o.run) ? o.run : [o.run];
+  const given = o.modelName === undefined ? [] : Array.isArray(o.modelName) ? o.modelName : [o.modelName];
+  if (given.length > runs.length) throw new UserError(`--model-name: ${given.length} names for ${runs.length} run(s)`);
+  const names = runs.map((r, i) => given[i] ?? basename(resolve(r)));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) throw new UserError(`--run: two runs would both be served as ${JSON.stringify(dup)}; name them with --model-name`);
+  const models: (ServedModel & { generator: WorkerGenerator })[] = [];
+  try {
+    for (let i = 0; i < runs.length; i++) models.push(await loadServed(runs[i]!, names[i]!, o));
+  } catch (e) {
+    await Promise.all(models.map((m) => m.generator.close()));
+    throw e;
+  }
+  const server = new OpenAIServer(models, {
+    ...(o.apiKey ? { apiKey: o.apiKey } : {}), maxConcurrency: o.maxConcurrency, maxQueue: o.maxQueue,
+    maxTokens: o.maxTokens, maxBodyBytes: o.maxBodyBytes, timeoutMs: o.timeoutMs, corsOrigin: o.corsOrigin,
+    feedback: new JsonlFeedbackStore(join(o.stateDir, FEEDBACK_FILE)), arena: new JsonlArenaStore(join(o.stateDir, ARENA_FILE)),
   });
   let url: string;
   try {
     ({ url } = await server.listen(o.port, o.host));
   } catch (e) {
-    await generator.close();
+    await Promise.all(models.map((m) => m.generator.close()));
     throw new UserError(`--host ${o.host} --port ${o.port}: cannot listen (${(e as Error).message})`);
   }
-  return { server, url, generator };
+  return { server, url, generator: models[0]!.generator, models };
 }
 
 export function register(program: Command): void {
   program
     .command('serve')
     .description('OpenAI-compatible HTTP server (/v1/models, /v1/completions, /v1/chat/completions with SSE streaming, /v1/feedback) with continuous batching on a worker thread')
-    .requiredOption('--run <dir>', 'run directory of `lmforge train` (a chat_template.json beside the weights replaces the plain User:/Assistant: template)')
+    .requiredOption('--run <dirs...>', 'run directory of `lmforge train` (a chat_template.json beside the weights replaces the plain User:/Assistant: template); several = several models, each on its own worker, and the /v1/arena routes')
     .option('--port <n>', 'TCP port (0 = any free port)', intFlag('--port', 0, 65535), 8000)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 (default: $LMFORGE_API_KEY; none = open)')
-    .option('--model-name <id>', 'model id listed by /v1/models (default: the run directory name)')
-    .option('--max-concurrency <n>', 'sequences decoded together (the continuous batch)', intFlag('--max-concurrency', 1, 256), 16)
+    .option('--model-name <ids...>', 'model ids listed by /v1/models, by position of --run (default: the run directory names)')
+    .option('--max-concurrency <n>', 'sequences decoded together per model (the continuous batch)', intFlag('--max-concurrency', 1, 256), 16)
     .option('--max-queue <n>', 'sequences waiting beyond those; more get 429', intFlag('--max-queue', 0), 64)
     .option('--max-tokens <n>', 'largest max_tokens a request may ask for (and the default)', intFlag('--max-tokens', 1), 512)
     .option('--max-body-bytes <n>', 'largest request body (413 beyond)', intFlag('--max-body-bytes', 1), 1 << 20)
     .option('--timeout-ms <n>', 'cancel a request still generating after this long', intFlag('--timeout-ms', 1), 120_000)
     .option('--grace-ms <n>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', intFlag('--grace-ms', 0), 10_000)
-    .option('--state-dir <dir>', 'where feedback.jsonl is appended (default: $LMFORGE_STATE_DIR or ./.lmforge)')
+    .option('--state-dir <dir>', 'where feedback.jsonl and arena.jsonl are appended (default: $LMFORGE_STATE_DIR or ./.lmforge)')
     .option('--threads <n>', 'kernel threads of the generation worker (0 = all cores; 1 leaves a core to HTTP for small models on busy machines)', intFlag('--threads', 0, 1024), 0)
     .option('--cors-origin <origin>', 'Access-Control-Allow-Origin for browser clients', '*')
     .action(async (o: Omit<ServeOptions, 'stateDir'> & { stateDir?: string }) => {
       const options: ServeOptions = { ...o, apiKey: o.apiKey ?? process.env.LMFORGE_API_KEY, stateDir: o.stateDir ?? defaultStateDir() };
-      const { server, url, generator } = await startServer(options);
-      const i = generator.info;
-      process.stderr.write(`serving ${i.model} (${(i.parameters / 1e6).toFixed(2)}M parameters, context ${i.blockSize}) at ${url}/v1 — ${options.maxConcurrency} concurrent, ${options.maxQueue} queued${options.apiKey ? ', API key required' : ''}\n`);
+      const { server, url, models } = await startServer(options);
+      for (const m of models) {
+        const i = m.generator.info;
+        process.stderr.write(`serving ${i.model} (${(i.parameters / 1e6).toFixed(2)}M parameters, context ${i.blockSize})\n`);
+      }
+      process.stderr.write(`at ${url}/v1 — ${options.maxConcurrency} concurrent and ${options.maxQueue} queued per model${options.apiKey ? ', API key required' : ''}${models.length > 1 ? '; arena at /v1/arena/battles' : ''}\n`);
       await new Promise<void>((done) => {
         let stopping = false;
         const stop = (signal: string): void => {

@@ -1,13 +1,69 @@
 // Pairwise arena ratings: votes "A beat B" (or a tie) between model versions → Bradley–Terry strengths fitted by
 // Hunter's MM algorithm and online Elo, each with a bootstrap interval (votes resampled with replacement), as a
-// table. Both are on the Elo scale: BT's 400·log10(p) centred so the mean rating is 1000. Not the battles
-// themselves (src/cli/arena.ts runs the models and asks for the votes). Pure functions, seeded.
+// table. Both are on the Elo scale: BT's 400·log10(p) centred so the mean rating is 1000. Plus the votes file
+// (<state-dir>/arena.jsonl, one battle a line) that `lmforge arena battle` and the server's /v1/arena routes append
+// to. Not the battles themselves (src/cli/arena.ts, server.ts run the models). The math is pure and seeded.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Rng } from '../core/random.js';
+import { UserError } from '../util/errors.js';
 
 export interface Vote {
   a: string;
   b: string;
   winner: 'a' | 'b' | 'tie';
+}
+
+/** One stored battle: the vote and what was compared. */
+export interface ArenaRecord extends Vote {
+  prompt: string;
+  response_a: string;
+  response_b: string;
+  created: string;
+}
+
+export const ARENA_FILE = 'arena.jsonl';
+
+/** Reads votes from JSONL files, each line checked (file:line named on error). */
+export function readVotes(paths: readonly string[]): ArenaRecord[] {
+  const out: ArenaRecord[] = [];
+  for (const path of paths) {
+    if (!existsSync(path)) throw new UserError(`${path}: no such votes file (write one with \`lmforge arena battle\`)`);
+    readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
+      let v: Partial<ArenaRecord>;
+      try {
+        v = JSON.parse(line) as Partial<ArenaRecord>;
+      } catch {
+        throw new UserError(`${path}:${i + 1}: not a JSON object`);
+      }
+      if (typeof v.a !== 'string' || typeof v.b !== 'string' || !['a', 'b', 'tie'].includes(v.winner as string)) {
+        throw new UserError(`${path}:${i + 1}: expected {"a": model, "b": model, "winner": "a" | "b" | "tie", ...}`);
+      }
+      out.push(v as ArenaRecord);
+    });
+  }
+  return out;
+}
+
+/** Where battles' votes go: appended one a line, read back whole for the ratings. */
+export interface ArenaStore {
+  add(record: ArenaRecord): void;
+  read(): ArenaRecord[];
+  readonly location: string;
+}
+
+export class JsonlArenaStore implements ArenaStore {
+  constructor(readonly location: string) {}
+
+  add(record: ArenaRecord): void {
+    mkdirSync(dirname(this.location), { recursive: true });
+    appendFileSync(this.location, JSON.stringify(record) + '\n');
+  }
+
+  read(): ArenaRecord[] {
+    return existsSync(this.location) ? readVotes([this.location]) : [];
+  }
 }
 
 export interface RatingRow {

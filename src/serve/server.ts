@@ -7,34 +7,47 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { arenaRatings, ratingsTable, type ArenaStore } from './arena.js';
 import { renderChat, type ChatTemplate } from './chat-template.js';
 import type { Generator } from './engine.js';
 import type { FeedbackStore } from './feedback.js';
 import {
   ApiError, chatChunk, chatCompletion, openAIFinish, parseChatRequest, parseCompletionRequest, textChunk, textCompletion, usage, usageChunk,
-  type CommonRequest, type OpenAIFinish, type ResponseHead,
+  type ChatRequest, type CommonRequest, type CompletionRequest, type OpenAIFinish, type ResponseHead,
 } from './openai.js';
-import type { SequenceDelta } from './protocol.js';
+import type { SamplingParams, SequenceDelta } from './protocol.js';
+
+/** One model the server answers for: its id, its generation worker and its text handling. */
+export interface ServedModel {
+  /** The id /v1/models lists and requests name in `model`. */
+  name: string;
+  generator: Generator;
+  template: ChatTemplate;
+  /** Prompt text → ids (throws on text the tokenizer cannot encode). */
+  encode: (text: string) => number[];
+  decode: (ids: readonly number[]) => string;
+}
+
+interface Slot extends ServedModel {
+  /** Sequences of this model generating or queued now. */
+  rows: number;
+}
 
 export interface ServerOptions {
-  /** The id /v1/models lists and responses carry. */
-  modelName: string;
   /** Bearer key every /v1 request must carry (none = open). */
   apiKey?: string;
-  /** Sequences decoding at once (the worker's batch slots). */
+  /** Sequences decoding at once per model (each worker's batch slots). */
   maxConcurrency: number;
-  /** Sequences waiting for a slot beyond those; more get 429. */
+  /** Sequences per model waiting for a slot beyond those; more get 429. */
   maxQueue: number;
   /** Largest max_tokens a request may ask for, and the default when it asks for none. */
   maxTokens: number;
   maxBodyBytes: number;
   /** A request still generating after this long is cancelled (504, or an error event on a stream). */
   timeoutMs: number;
-  template: ChatTemplate;
-  /** Prompt text → ids (throws on text the tokenizer cannot encode). */
-  encode: (text: string) => number[];
-  decode: (ids: readonly number[]) => string;
   feedback?: FeedbackStore;
+  /** Where arena votes go (the arena routes need two models or more). */
+  arena?: ArenaStore;
   /** Access-Control-Allow-Origin (default '*'). */
   corsOrigin?: string;
 }
@@ -56,13 +69,22 @@ class Window {
 }
 
 interface Served {
+  model: string;
   prompt: string;
   completion: string;
 }
 
+/** A battle waiting for its vote: the two models in the order shown and their answers. */
+interface Battle {
+  models: [string, string];
+  prompt: string;
+  texts: [string, string];
+}
+
 export class OpenAIServer {
   private readonly http: Server;
-  private rowsInFlight = 0;
+  private readonly models: Slot[];
+  private readonly battles = new Map<string, Battle>();
   private draining = false;
   private readonly active = new Set<() => void>();
   private readonly recent = new Map<string, Served>();
@@ -73,7 +95,10 @@ export class OpenAIServer {
   private rejected = 0;
   private readonly created = Math.floor(Date.now() / 1000);
 
-  constructor(private readonly generator: Generator, private readonly options: ServerOptions) {
+  constructor(models: readonly ServedModel[], private readonly options: ServerOptions) {
+    if (models.length === 0) throw new RangeError('OpenAIServer: no model to serve');
+    if (new Set(models.map((m) => m.name)).size !== models.length) throw new RangeError(`OpenAIServer: model names must differ (${models.map((m) => m.name).join(', ')})`);
+    this.models = models.map((m) => ({ ...m, rows: 0 }));
     this.http = createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => {
         const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error).message}`);
@@ -110,7 +135,7 @@ export class OpenAIServer {
     while (this.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const cancel of [...this.active]) cancel();
     while (this.active.size > 0) await new Promise((r) => setTimeout(r, 10));
-    await this.generator.close();
+    await Promise.all(this.models.map((m) => m.generator.close()));
     this.http.closeAllConnections();
     await closed;
   }
@@ -119,8 +144,8 @@ export class OpenAIServer {
   stats(): object {
     const q = (w: Window, p: number): number | null => w.quantile(p);
     return {
-      model: this.options.modelName, requests: this.requests, rejected_429: this.rejected, generated_tokens: this.tokens,
-      rows_in_flight: this.rowsInFlight, max_concurrency: this.options.maxConcurrency, max_queue: this.options.maxQueue,
+      models: this.models.map((m) => m.name), requests: this.requests, rejected_429: this.rejected, generated_tokens: this.tokens,
+      rows_in_flight: Object.fromEntries(this.models.map((m) => [m.name, m.rows])), max_concurrency: this.options.maxConcurrency, max_queue: this.options.maxQueue,
       ttft_ms: { p50: q(this.ttft, 0.5), p95: q(this.ttft, 0.95) }, inter_token_ms: { p50: q(this.itl, 0.5), p95: q(this.itl, 0.95) },
     };
   }
@@ -140,27 +165,28 @@ export class OpenAIServer {
     if (!path.startsWith('/v1/')) throw new ApiError(404, `no route ${req.method} ${path} (try /v1/models)`, null, 'not_found');
     this.authorize(req);
     if (path === '/v1/models' && req.method === 'GET') {
-      return this.json(res, 200, { object: 'list', data: [this.modelObject()] });
+      return this.json(res, 200, { object: 'list', data: this.models.map((m) => this.modelObject(m)) });
     }
     if (path.startsWith('/v1/models/') && req.method === 'GET') {
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
-      if (id !== this.options.modelName) throw new ApiError(404, `model ${JSON.stringify(id)} not found (this server has ${JSON.stringify(this.options.modelName)})`, 'model', 'model_not_found');
-      return this.json(res, 200, this.modelObject());
+      return this.json(res, 200, this.modelObject(this.pick(decodeURIComponent(path.slice('/v1/models/'.length)))));
     }
-    const routes: Record<string, (body: unknown, res: ServerResponse, req: IncomingMessage) => Promise<void> | void> = {
-      '/v1/completions': (b, r, q) => this.completions(b, r, q),
-      '/v1/chat/completions': (b, r, q) => this.chat(b, r, q),
+    if (path === '/v1/arena/ratings' && req.method === 'GET') return this.arenaRatings(res);
+    const routes: Record<string, (body: unknown, res: ServerResponse) => Promise<void> | void> = {
+      '/v1/completions': (b, r) => this.completions(b, r),
+      '/v1/chat/completions': (b, r) => this.chat(b, r),
       '/v1/feedback': (b, r) => this.feedback(b, r),
+      '/v1/arena/battles': (b, r) => this.battle(b, r),
+      '/v1/arena/votes': (b, r) => this.vote(b, r),
     };
     const route = routes[path];
     if (!route) throw new ApiError(404, `no route ${req.method} ${path}`, null, 'not_found');
     if (req.method !== 'POST') throw new ApiError(405, `${path} takes POST, got ${req.method}`, null, 'method_not_allowed');
     const body = await this.readBody(req);
-    await route(body, res, req);
+    await route(body, res);
   }
 
-  private modelObject(): object {
-    return { id: this.options.modelName, object: 'model', created: this.created, owned_by: 'lmforge', max_model_len: this.generator.info.blockSize };
+  private modelObject(m: Slot): object {
+    return { id: m.name, object: 'model', created: this.created, owned_by: 'lmforge', max_model_len: m.generator.info.blockSize };
   }
 
   private authorize(req: IncomingMessage): void {
@@ -198,34 +224,36 @@ export class OpenAIServer {
     }
   }
 
-  private checkModel(c: CommonRequest): void {
-    if (c.model !== undefined && c.model !== this.options.modelName) {
-      throw new ApiError(404, `The model ${JSON.stringify(c.model)} does not exist on this server (it serves ${JSON.stringify(this.options.modelName)}).`, 'model', 'model_not_found');
-    }
+  /** The model a request names (the first served model when it names none); 404 for an unknown one. */
+  private pick(name: string | undefined): Slot {
+    if (name === undefined) return this.models[0]!;
+    const m = this.models.find((x) => x.name === name);
+    if (!m) throw new ApiError(404, `The model ${JSON.stringify(name)} does not exist on this server (it serves ${this.models.map((x) => JSON.stringify(x.name)).join(', ')}).`, 'model', 'model_not_found');
+    return m;
   }
 
-  private encode(text: string, param: string): number[] {
+  private encode(m: Slot, text: string, param: string): number[] {
     let ids: number[];
     try {
-      ids = this.options.encode(text);
+      ids = m.encode(text);
     } catch (e) {
       throw new ApiError(400, `${param}: the model's tokenizer cannot encode it (${(e as Error).message})`, param, 'invalid_value');
     }
     return ids;
   }
 
-  private async completions(body: unknown, res: ServerResponse, req: IncomingMessage): Promise<void> {
+  private async completions(body: unknown, res: ServerResponse): Promise<void> {
     const r = parseCompletionRequest(body);
-    this.checkModel(r);
+    const m = this.pick(r.model);
     const prompts = r.prompts.map((p, i) => {
       const param = r.prompts.length > 1 ? `prompt[${i}]` : 'prompt';
-      if (typeof p === 'string') return { ids: this.encode(p, param), text: p, param };
-      if (p.some((t) => t >= this.generator.info.vocabSize)) throw new ApiError(400, `${param}: token ids must be below the vocabulary size ${this.generator.info.vocabSize}`, param);
-      return { ids: p, text: this.options.decode(p), param };
+      if (typeof p === 'string') return { ids: this.encode(m, p, param), text: p, param };
+      if (p.some((t) => t >= m.generator.info.vocabSize)) throw new ApiError(400, `${param}: token ids must be below the vocabulary size ${m.generator.info.vocabSize}`, param);
+      return { ids: p, text: m.decode(p), param };
     });
     const rows = prompts.flatMap((p) => Array.from({ length: r.n }, () => p));
-    const head = this.head('cmpl');
-    await this.run(req, res, r, rows, head, {
+    const head = this.head('cmpl', m);
+    await this.run(m, res, r, rows, head, {
       chunk: (i, text, finish) => textChunk(head, i, text, finish),
       whole: (choices, u) => textCompletion(head, choices, u),
       usageObject: 'text_completion',
@@ -233,15 +261,15 @@ export class OpenAIServer {
     });
   }
 
-  private async chat(body: unknown, res: ServerResponse, req: IncomingMessage): Promise<void> {
+  private async chat(body: unknown, res: ServerResponse): Promise<void> {
     const r = parseChatRequest(body);
-    this.checkModel(r);
-    const text = renderChat(this.options.template, r.messages);
-    const ids = this.encode(text, 'messages');
-    const stop = [...new Set([...this.options.template.stop, ...r.stop])];
+    const m = this.pick(r.model);
+    const text = renderChat(m.template, r.messages);
+    const ids = this.encode(m, text, 'messages');
+    const stop = [...new Set([...m.template.stop, ...r.stop])];
     const rows = Array.from({ length: r.n }, () => ({ ids, text, param: 'messages' }));
-    const head = this.head('chatcmpl');
-    await this.run(req, res, { ...r, stop }, rows, head, {
+    const head = this.head('chatcmpl', m);
+    await this.run(m, res, { ...r, stop }, rows, head, {
       chunk: (i, content, finish) => chatChunk(head, i, finish ? {} : { content }, finish),
       first: (i) => chatChunk(head, i, { role: 'assistant', content: '' }, null),
       whole: (choices, u) => chatCompletion(head, choices, u),
@@ -250,8 +278,8 @@ export class OpenAIServer {
     });
   }
 
-  private head(prefix: string): ResponseHead {
-    return { id: `${prefix}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: this.options.modelName };
+  private head(prefix: string, m: Slot): ResponseHead {
+    return { id: `${prefix}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: m.name };
   }
 
   /**
@@ -259,7 +287,7 @@ export class OpenAIServer {
    * arrive (each choice's text, then its finish, then the usage chunk if asked, then [DONE]).
    */
   private run(
-    req: IncomingMessage, res: ServerResponse, r: CommonRequest, rows: { ids: number[]; text: string; param: string }[], head: ResponseHead,
+    m: Slot, res: ServerResponse, r: CommonRequest, rows: { ids: number[]; text: string; param: string }[], head: ResponseHead,
     shape: {
       chunk: (index: number, text: string, finish: OpenAIFinish | null) => object;
       first?: (index: number) => object;
@@ -275,7 +303,7 @@ export class OpenAIServer {
     rows.forEach((row) => {
       if (row.ids.length === 0) throw new ApiError(400, `${row.param}: encodes to no tokens; give at least one character`, row.param, 'invalid_value');
     });
-    if (this.rowsInFlight + rows.length > o.maxConcurrency + o.maxQueue) {
+    if (m.rows + rows.length > o.maxConcurrency + o.maxQueue) {
       this.rejected++;
       res.setHeader('Retry-After', '1');
       throw new ApiError(429, `the server is at its limit of ${o.maxConcurrency} running and ${o.maxQueue} queued sequences; retry later`, null, 'rate_limit_exceeded');
@@ -297,7 +325,7 @@ export class OpenAIServer {
         if (texts[i]) this.send(res, shape.chunk(i, texts[i]!, null));
       });
     }
-    this.rowsInFlight += rows.length;
+    m.rows += rows.length;
     return new Promise<void>((resolve) => {
       const last = rows.map(() => t0);
       const handles: { cancel(): void }[] = [];
@@ -311,11 +339,11 @@ export class OpenAIServer {
       const done = (): void => {
         clearTimeout(timer);
         this.active.delete(cancelAll);
-        this.rowsInFlight -= rows.length;
+        m.rows -= rows.length;
         const prompt = rows.reduce((s, row, i) => s + (i % r.n === 0 ? row.ids.length : 0), 0); // each prompt once (rows are prompt-major, n each), as OpenAI counts
         const u = usage(prompt, counts.reduce((a, b) => a + b, 0));
         const complete = finishes.every((f) => f !== null) && !timedOut && !gone;
-        if (complete) this.recent.set(head.id, { prompt: rows[0]!.text, completion: texts[0]! });
+        if (complete) this.recent.set(head.id, { model: m.name, prompt: rows[0]!.text, completion: texts[0]! });
         if (this.recent.size > 1000) this.recent.delete(this.recent.keys().next().value!);
         if (gone) {
           res.end();
@@ -351,7 +379,7 @@ export class OpenAIServer {
         };
         const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop };
         try {
-          handles.push(this.generator.start(row.ids, params, onDelta));
+          handles.push(m.generator.start(row.ids, params, onDelta));
         } catch {
           setImmediate(() => onDelta({ id: '', text: '', tokens: 0, finish: 'cancelled' })); // the worker is gone: this row ends unfinished (503)
         }
@@ -371,10 +399,106 @@ export class OpenAIServer {
     const served = this.recent.get(b.response_id);
     const record = {
       id: `fb-${randomBytes(8).toString('hex')}`, response_id: b.response_id, rating, comment: (b.comment as string | undefined) ?? '',
-      model: this.options.modelName, created: new Date().toISOString(), ...(served ? { prompt: served.prompt, completion: served.completion } : {}),
+      model: served?.model ?? (typeof b.model === 'string' ? b.model : this.models[0]!.name), created: new Date().toISOString(),
+      ...(served ? { prompt: served.prompt, completion: served.completion } : {}),
     } as const;
     store.add(record);
     this.json(res, 200, { ...record, object: 'feedback', known_response: served !== undefined });
+  }
+
+  /** Generates one whole answer off the HTTP path (arena battles); a cancelled or timed-out one rejects (504/503). */
+  private collect(m: Slot, ids: number[], params: SamplingParams): Promise<string> {
+    m.rows++;
+    return new Promise((resolve, reject) => {
+      let text = '';
+      let handle: { cancel(): void } | null = null;
+      let timedOut = false;
+      const cancel = (): void => handle?.cancel();
+      const timer = setTimeout(() => { timedOut = true; cancel(); }, this.options.timeoutMs);
+      this.active.add(cancel);
+      const onDelta = (d: SequenceDelta): void => {
+        text += d.text;
+        this.tokens += d.tokens;
+        if (!d.finish) return;
+        clearTimeout(timer);
+        this.active.delete(cancel);
+        m.rows--;
+        if (d.finish !== 'cancelled') resolve(text);
+        else reject(timedOut ? new ApiError(504, `generation took longer than the server's timeout of ${this.options.timeoutMs} ms`, null, 'timeout') : new ApiError(503, 'generation was cancelled before it finished', null, 'server_shutting_down', 'server_error'));
+      };
+      try {
+        handle = m.generator.start(ids, params, onDelta);
+      } catch {
+        setImmediate(() => onDelta({ id: '', text: '', tokens: 0, finish: 'cancelled' }));
+      }
+    });
+  }
+
+  /**
+   * POST /v1/arena/battles {messages | prompt, models?: [a, b], max_tokens, temperature, top_p, seed}: two models
+   * answer the same prompt; the answers come back in a shuffled order without the models' names, which the vote
+   * reveals.
+   */
+  private async battle(body: unknown, res: ServerResponse): Promise<void> {
+    const store = this.options.arena;
+    if (!store || this.models.length < 2) throw new ApiError(404, 'the arena needs two models or more: start the server with --run A --run B', null, 'not_found');
+    if (this.draining) throw new ApiError(503, 'the server is shutting down', null, 'server_shutting_down', 'server_error');
+    const chat = typeof body === 'object' && body !== null && 'messages' in body;
+    const r: ChatRequest | CompletionRequest = chat ? parseChatRequest(body) : parseCompletionRequest(body);
+    if (!chat && ((r as CompletionRequest).prompts.length !== 1 || typeof (r as CompletionRequest).prompts[0] !== 'string')) throw new ApiError(400, 'prompt: a battle takes one prompt string (or messages)', 'prompt');
+    const names = (body as { models?: unknown }).models;
+    if (names !== undefined && !(Array.isArray(names) && names.length === 2 && names.every((n) => typeof n === 'string') && names[0] !== names[1])) {
+      throw new ApiError(400, 'models: expected two different served model ids', 'models');
+    }
+    const pair = (names as string[] | undefined)?.map((n) => this.pick(n)) ?? [this.models[0]!, this.models[1]!];
+    if (randomInt(2) === 1) pair.reverse(); // the order shown is random, so position does not give a model away
+    const maxTokens = r.maxTokens ?? this.options.maxTokens;
+    if (maxTokens > this.options.maxTokens) throw new ApiError(400, `max_tokens: ${maxTokens} is more than this server's limit of ${this.options.maxTokens}`, 'max_tokens', 'invalid_value');
+    const prompt = chat ? (r as ChatRequest).messages.map((x) => `${x.role}: ${x.content}`).join('\n') : ((r as CompletionRequest).prompts[0] as string);
+    const jobs = pair.map((m) => {
+      const text = chat ? renderChat(m.template, (r as ChatRequest).messages) : prompt;
+      const ids = this.encode(m, text, chat ? 'messages' : 'prompt');
+      if (ids.length === 0) throw new ApiError(400, `${chat ? 'messages' : 'prompt'}: encodes to no tokens`, chat ? 'messages' : 'prompt');
+      return { m, ids, stop: chat ? [...new Set([...m.template.stop, ...r.stop])] : r.stop };
+    });
+    for (const j of jobs) {
+      if (j.m.rows + 1 > this.options.maxConcurrency + this.options.maxQueue) {
+        this.rejected++;
+        res.setHeader('Retry-After', '1');
+        throw new ApiError(429, `model ${j.m.name} is at its limit of ${this.options.maxConcurrency} running and ${this.options.maxQueue} queued sequences; retry later`, null, 'rate_limit_exceeded');
+      }
+    }
+    const seed = r.seed ?? randomInt(0, 2 ** 31);
+    const texts = await Promise.all(jobs.map((j) => this.collect(j.m, j.ids, { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed, stop: j.stop })));
+    const id = `battle-${randomBytes(12).toString('hex')}`;
+    this.battles.set(id, { models: [pair[0]!.name, pair[1]!.name], prompt, texts: [texts[0]!, texts[1]!] });
+    if (this.battles.size > 1000) this.battles.delete(this.battles.keys().next().value!);
+    this.json(res, 200, { id, object: 'arena.battle', created: Math.floor(Date.now() / 1000), responses: texts.map((text, index) => ({ index, text })) });
+  }
+
+  /** POST /v1/arena/votes {battle_id, winner: 1 | 2 | "tie"}: stores the vote, reveals the two models. */
+  private vote(body: unknown, res: ServerResponse): void {
+    const store = this.options.arena;
+    if (!store) throw new ApiError(404, 'the arena is not enabled on this server', null, 'not_found');
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(400, 'the request body must be a JSON object');
+    const b = body as Record<string, unknown>;
+    const battle = typeof b.battle_id === 'string' ? this.battles.get(b.battle_id) : undefined;
+    if (!battle) throw new ApiError(404, `battle_id: no open battle ${JSON.stringify(b.battle_id)} (each battle takes one vote)`, 'battle_id', 'not_found');
+    const winner = b.winner === 1 ? 'a' : b.winner === 2 ? 'b' : b.winner === 'tie' ? 'tie' : null;
+    if (!winner) throw new ApiError(400, `winner: expected 1 (the first response), 2 (the second) or "tie", got ${JSON.stringify(b.winner)}`, 'winner', 'invalid_value');
+    this.battles.delete(b.battle_id as string);
+    store.add({ a: battle.models[0], b: battle.models[1], winner, prompt: battle.prompt, response_a: battle.texts[0], response_b: battle.texts[1], created: new Date().toISOString() });
+    this.json(res, 200, { object: 'arena.vote', battle_id: b.battle_id, winner, models: battle.models });
+  }
+
+  /** GET /v1/arena/ratings: Bradley–Terry and Elo with 95% bootstrap intervals over every stored vote. */
+  private arenaRatings(res: ServerResponse): void {
+    const store = this.options.arena;
+    if (!store) throw new ApiError(404, 'the arena is not enabled on this server', null, 'not_found');
+    const votes = store.read();
+    const rounds = 200;
+    const rows = arenaRatings(votes, { rounds, seed: 0 });
+    this.json(res, 200, { object: 'arena.ratings', votes: votes.length, bootstrap_rounds: rounds, data: rows, table: votes.length ? ratingsTable(rows, votes.length, rounds) : '' });
   }
 
   private send(res: ServerResponse, obj: object): void {

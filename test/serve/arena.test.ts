@@ -7,8 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../../src/core/index.js';
-import { arenaRatings, BT_PRIOR, bradleyTerry, elo, ratingsTable, type Vote } from '../../src/serve/arena.js';
-import { readVotes } from '../../src/cli/arena.js';
+import { arenaRatings, BT_PRIOR, bradleyTerry, elo, ratingsTable, readVotes, type Vote } from '../../src/serve/arena.js';
 
 const TRUE: Record<string, number> = { v1: 900, v2: 1000, v3: 1100 }; // Elo-scale truth: P(i beats j) = 1/(1 + 10^((r_j − r_i)/400))
 

@@ -10,7 +10,7 @@ import { startServer } from '../../src/cli/serve.js';
 import { PLAIN_CHAT_TEMPLATE } from '../../src/serve/chat-template.js';
 import type { DeltaHandler, Generator } from '../../src/serve/engine.js';
 import type { SamplingParams } from '../../src/serve/protocol.js';
-import { OpenAIServer, type ServerOptions } from '../../src/serve/server.js';
+import { OpenAIServer, type ServedModel, type ServerOptions } from '../../src/serve/server.js';
 import { makeRun } from './run-fixture.js';
 
 /** A generator whose sequences emit 'x' per tick() and finish after their max_tokens (or when cancelled). */
@@ -46,10 +46,12 @@ class ManualGenerator implements Generator {
 }
 
 function options(o: Partial<ServerOptions> = {}): ServerOptions {
-  return {
-    modelName: 'manual', maxConcurrency: 2, maxQueue: 1, maxTokens: 100, maxBodyBytes: 10_000, timeoutMs: 60_000, template: PLAIN_CHAT_TEMPLATE,
-    encode: (t) => Array.from(Buffer.from(t)), decode: (ids) => Buffer.from(ids).toString(), ...o,
-  };
+  return { maxConcurrency: 2, maxQueue: 1, maxTokens: 100, maxBodyBytes: 10_000, timeoutMs: 60_000, ...o };
+}
+
+/** The manual generator as the server's one model (bytes as tokens). */
+function served(gen: ManualGenerator): ServedModel[] {
+  return [{ name: 'manual', generator: gen, template: PLAIN_CHAT_TEMPLATE, encode: (t) => Array.from(Buffer.from(t)), decode: (ids) => Buffer.from(ids).toString() }];
 }
 
 const until = async (cond: () => boolean, what: string): Promise<void> => {
@@ -59,7 +61,7 @@ const until = async (cond: () => boolean, what: string): Promise<void> => {
 
 test('429 only beyond max-concurrency + max-queue sequences (n counts each choice); capacity returns when they finish', async () => {
   const gen = new ManualGenerator();
-  const server = new OpenAIServer(gen, options());
+  const server = new OpenAIServer(served(gen), options());
   const { url } = await server.listen(0, '127.0.0.1');
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
   const first = client.completions.create({ model: 'manual', prompt: 'a', max_tokens: 3, n: 2 });
@@ -82,7 +84,7 @@ test('429 only beyond max-concurrency + max-queue sequences (n counts each choic
 
 test('a timeout cancels the sequence: 504 for a whole answer, an error event on a stream; a client that leaves cancels its sequence', async () => {
   const gen = new ManualGenerator();
-  const server = new OpenAIServer(gen, options({ timeoutMs: 150 }));
+  const server = new OpenAIServer(served(gen), options({ timeoutMs: 150 }));
   const { url } = await server.listen(0, '127.0.0.1');
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
   await assert.rejects(client.completions.create({ model: 'manual', prompt: 'a', max_tokens: 5 }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 504 && /timeout of 150 ms/.test(e.message));
@@ -100,7 +102,7 @@ test('a timeout cancels the sequence: 504 for a whole answer, an error event on 
 
 test('graceful close: in-flight requests finish within the grace period, later ones are cancelled (503), new connections are refused', async () => {
   const gen = new ManualGenerator();
-  const server = new OpenAIServer(gen, options());
+  const server = new OpenAIServer(served(gen), options());
   const { url } = await server.listen(0, '127.0.0.1');
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
   const finishing = client.completions.create({ model: 'manual', prompt: 'a', max_tokens: 2 });
