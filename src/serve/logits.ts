@@ -59,6 +59,20 @@ export function repetitionPenalty(theta: number): LogitsProcessor {
   };
 }
 
+/**
+ * OpenAI's frequency and presence penalties: logit_j − c_j·frequency − [c_j > 0]·presence, where c_j counts token j
+ * among the row's generated tokens (not the prompt). Either may be negative (encouraging repeats); 0 and 0 do nothing.
+ */
+export function frequencyPresencePenalty(frequency: number, presence: number): LogitsProcessor {
+  if (!Number.isFinite(frequency) || !Number.isFinite(presence)) throw new RangeError(`frequency/presence penalty: expected finite numbers, got ${frequency}, ${presence}`);
+  return (logits, row) => {
+    if (frequency === 0 && presence === 0) return;
+    const counts = new Map<number, number>();
+    for (let i = row.promptLength; i < row.tokens.length; i++) counts.set(row.tokens[i]!, (counts.get(row.tokens[i]!) ?? 0) + 1);
+    for (const [t, c] of counts) logits[t] = logits[t]! - c * frequency - presence;
+  };
+}
+
 /** Token indices by logit, descending (ties by index). */
 function sortedIndices(logits: Float32Array): number[] {
   return Array.from({ length: logits.length }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);

@@ -37,6 +37,8 @@ export interface CommonRequest {
   seed: number | undefined;
   stream: boolean;
   includeUsage: boolean;
+  frequencyPenalty: number;
+  presencePenalty: number;
 }
 
 export interface CompletionRequest extends CommonRequest {
@@ -100,6 +102,8 @@ function common(body: unknown): { o: Json; c: CommonRequest } {
       seed: optInt(o, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
       stream: o.stream === true,
       includeUsage: (so as Json | undefined)?.include_usage === true,
+      frequencyPenalty: optNumber(o, 'frequency_penalty', -2, 2, 0),
+      presencePenalty: optNumber(o, 'presence_penalty', -2, 2, 0),
     },
   };
 }

@@ -10,6 +10,9 @@ export interface SamplingParams {
   topK: number;
   seed: number;
   stop: string[];
+  /** OpenAI's penalties on tokens already generated (0 = off). */
+  frequencyPenalty?: number;
+  presencePenalty?: number;
 }
 
 export type ToWorker =

@@ -377,7 +377,7 @@ export class OpenAIServer {
           }
           if (d.finish && --pending === 0) done();
         };
-        const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop };
+        const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop, frequencyPenalty: r.frequencyPenalty, presencePenalty: r.presencePenalty };
         try {
           handles.push(m.generator.start(row.ids, params, onDelta));
         } catch {
@@ -469,7 +469,7 @@ export class OpenAIServer {
       }
     }
     const seed = r.seed ?? randomInt(0, 2 ** 31);
-    const texts = await Promise.all(jobs.map((j) => this.collect(j.m, j.ids, { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed, stop: j.stop })));
+    const texts = await Promise.all(jobs.map((j) => this.collect(j.m, j.ids, { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed, stop: j.stop, frequencyPenalty: r.frequencyPenalty, presencePenalty: r.presencePenalty })));
     const id = `battle-${randomBytes(12).toString('hex')}`;
     this.battles.set(id, { models: [pair[0]!.name, pair[1]!.name], prompt, texts: [texts[0]!, texts[1]!] });
     if (this.battles.size > 1000) this.battles.delete(this.battles.keys().next().value!);

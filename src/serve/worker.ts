@@ -5,7 +5,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { GPT } from '../models/gpt.js';
 import type { TextCodec } from '../tokenizers/codec.js';
-import { samplingProcessors } from './logits.js';
+import { frequencyPresencePenalty, samplingProcessors } from './logits.js';
 import type { FromWorker, SequenceDelta, ToWorker } from './protocol.js';
 import { ContinuousBatcher } from './scheduler.js';
 import { TextStream } from './text-stream.js';
@@ -75,7 +75,11 @@ export function runGenerationWorker(port: MessagePort, model: GPT, codec: TextCo
           streams.set(m.id, new TextStream(decode, p.stop));
           batcher.add({
             id: m.id, prompt: m.prompt, maxNewTokens: p.maxTokens, greedy: p.temperature === 0, seed: p.seed,
-            processors: samplingProcessors({ temperature: p.temperature, topK: p.topK, topP: p.topP }), stopStrings: p.stop,
+            processors: [
+              ...(p.frequencyPenalty || p.presencePenalty ? [frequencyPresencePenalty(p.frequencyPenalty ?? 0, p.presencePenalty ?? 0)] : []),
+              ...samplingProcessors({ temperature: p.temperature, topK: p.topK, topP: p.topP }),
+            ],
+            stopStrings: p.stop,
           });
         } catch (e) {
           streams.delete(m.id);

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHAT_TEMPLATE_FILE, loadChatTemplate, PLAIN_CHAT_TEMPLATE, renderChat } from '../../src/serve/chat-template.js';
+import { frequencyPresencePenalty } from '../../src/serve/logits.js';
 import { TextStream } from '../../src/serve/text-stream.js';
 
 test('plain chat template, a run\'s chat_template.json, and its errors naming the field', () => {
@@ -36,4 +37,10 @@ test('text stream: whole characters only, stop strings held back then cut, the r
   const out = [...Buffer.from('abcEN')].map((b) => t.push(b)).join('');
   assert.equal(out, 'abc', '"EN" may start END: held');
   assert.equal(t.finish(), 'EN', 'released at the end when no stop came');
+});
+
+test("OpenAI's frequency and presence penalties count generated tokens only", () => {
+  const logits = Float32Array.of(1, 1, 1, 1);
+  frequencyPresencePenalty(0.5, 0.25)(logits, { tokens: [0, 3, 1, 1, 2], promptLength: 2 });
+  assert.deepEqual(Array.from(logits), [1, 1 - 2 * 0.5 - 0.25, 1 - 0.5 - 0.25, 1]);
 });

@@ -130,6 +130,8 @@ test('n choices, seeds reproduce, temperature/top_p sample, stop strings cut the
   const s = await client.completions.create({ model: 'shakespeare-bpe', prompt: 'ROMEO:', max_tokens: 30, temperature: 0, stop: [stop] });
   assert.equal(s.choices[0]!.finish_reason, 'stop');
   assert.equal(s.choices[0]!.text, full.slice(0, full.indexOf(stop)));
+  const penalized = await client.completions.create({ model: 'shakespeare-bpe', prompt: 'ROMEO:', max_tokens: 30, temperature: 0, frequency_penalty: 2 });
+  assert.notEqual(penalized.choices[0]!.text, full, 'the penalty changes a repetitive greedy answer');
 });
 
 test('errors: 401 without the key, 400 naming the field, 404 model, max_tokens over the limit', async () => {
@@ -138,6 +140,7 @@ test('errors: 401 without the key, 400 naming the field, 404 model, max_tokens o
   await assert.rejects(client.completions.create({ model: 'shakespeare-bpe', prompt: 'x', temperature: 5 }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'temperature' && /temperature/.test(e.message));
   await assert.rejects(client.chat.completions.create({ model: 'shakespeare-bpe', messages: [] }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'messages');
   await assert.rejects(client.completions.create({ model: 'other', prompt: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError && (e.code === 'model_not_found'));
+  await assert.rejects(client.completions.create({ model: 'shakespeare-bpe', prompt: 'x', frequency_penalty: 3 }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'frequency_penalty');
   await assert.rejects(client.completions.create({ model: 'shakespeare-bpe', prompt: 'x', max_tokens: 65 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /limit of 64/.test(e.message));
   await assert.rejects(client.chat.completions.create({ model: 'shakespeare-bpe', messages: [{ role: 'user', content: 'hi' }], tools: [{ type: 'function', function: { name: 'f' } }] }), (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === 'tools');
 });
