@@ -11,7 +11,10 @@ import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io
 import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
+import { cpuName } from '../util/cpu.js';
 import { UserError } from '../util/errors.js';
+import { codeVersion, lmforgeVersion } from '../util/git.js';
+import { fingerprintDataDir, writeProvenance } from '../util/provenance.js';
 import { runLoop } from './loop.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { NextTokenTask } from './tasks/next-token.js';
@@ -133,6 +136,9 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
+  // What the run is made of, taken before training: the data as it was read, and the code.
+  const started = new Date();
+  const dataFiles = fingerprintDataDir(c.data.dir);
   const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });
   const optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
   try {
@@ -171,6 +177,12 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
     if (adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
     else run.saveModel(model, { step: String(c.max_iters) });
+    const finished = new Date();
+    writeProvenance(c.out_dir, {
+      lmforge_provenance: 1, lmforge_version: lmforgeVersion(), code: codeVersion(), started: started.toISOString(), finished: finished.toISOString(),
+      wall_s: (finished.getTime() - started.getTime()) / 1000, cpu: cpuName(), resumed: options.resume ?? false,
+      data: { dir: resolve(c.data.dir), files: dataFiles }, infra: null,
+    });
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
       tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir,
