@@ -10,6 +10,7 @@ import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as lora from './lora.js';
 import * as lowrank from './lowrank.js';
+import * as pipeline from './pipeline.js';
 import * as prepare from './prepare.js';
 import * as quantize from './quantize.js';
 import * as registry from './registry.js';
@@ -25,7 +26,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -197,7 +197,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
       wall_s: (finished.getTime() - started.getTime()) / 1000, cpu: cpuName(), resumed: options.resume ?? false,
       data: { dir: resolve(c.data.dir), files: dataFiles }, infra: infra,
     });
-    log(`infrastructure: MFU ${infra.mfu === null ? 'n/a' : `${(100 * infra.mfu).toFixed(2)}%`} of ${peak.flops === null ? '-' : `${(peak.flops / 1e9).toFixed(1)} GFLOP/s (${peak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
+    log(`infrastructure: ${infra.mfu === null || peak.flops === null ? 'MFU n/a (peak_flops 0)' : `MFU ${(100 * infra.mfu).toFixed(2)}% of ${(peak.flops / 1e9).toFixed(1)} GFLOP/s (${peak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
       `energy ${(infra.energy_j / 3600).toFixed(3)} Wh (${infra.energy_source === 'rapl' ? 'RAPL' : `model: ${(infra.energy_detail.cpu_s as number).toFixed(1)} CPU s × ${c.energy.watts_per_core} W`}), ${infra.co2_g.toFixed(3)} g CO₂e at ${c.energy.grid_g_per_kwh} g/kWh`);
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
