@@ -15,7 +15,7 @@ import { findLatestComplete } from '../train/checkpoint.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
-import { codeVersionString } from '../util/git.js';
+import { codeVersionString, PACKAGE_ROOT } from '../util/git.js';
 import { sha256File, sha256Of } from '../util/hash.js';
 import { KIND_FIELDS, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
 import { trainFromFiles } from './tokenizer.js';
@@ -29,6 +29,29 @@ const KEY_FORMAT = 1;
 // Files of a directory that do not enter its content hash: bookkeeping that differs between identical results
 // (timings, times, absolute paths) and the registry's records.
 const UNHASHED = new Set(['latest', 'metrics.jsonl', 'provenance.json', 'train-config.json', 'version.json', 'tags.json', 'feedback.jsonl', 'evals', 'report.json']);
+
+let codeHash: string | null = null;
+
+/**
+ * The code a stage runs, by content: lmforge's compiled JavaScript (dist/src) and its native addon. A commit that
+ * changes only documents or configs keeps every cached stage; any change to the code runs them all again.
+ */
+export function codeFingerprint(): string {
+  if (codeHash !== null) return codeHash;
+  const files: [string, string][] = [];
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const n of readdirSync(dir).sort()) {
+      const p = join(dir, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (n.endsWith('.js') || n.endsWith('.node')) files.push([relative(PACKAGE_ROOT, p), sha256File(p)]);
+    }
+  };
+  walk(join(PACKAGE_ROOT, 'dist', 'src'));
+  walk(join(PACKAGE_ROOT, 'build', 'Release'));
+  codeHash = sha256Of(files);
+  return codeHash;
+}
 
 /** SHA-256 of a file's bytes, or of a directory's files (relative names and contents, sorted). */
 export function contentHash(path: string, where: string): string {
@@ -78,7 +101,9 @@ interface Marker {
   stage: string;
   kind: string;
   key: string;
+  /** The code fingerprint in the key, and the git commit it was built from (for people). */
   code: string;
+  commit: string;
   finished_at: string;
   seconds: number;
 }
@@ -177,7 +202,8 @@ async function execute(plan: PipelinePlan, stage: Stage, f: Record<string, Field
 /** Runs (or, with dryRun, plans) the pipeline. */
 export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Promise<PipelineResult> {
   const log = opts.log ?? (() => undefined);
-  const code = codeVersionString();
+  const code = codeFingerprint();
+  const commit = codeVersionString();
   const outputs = new Map<string, string>();
   const outcomes: StageOutcome[] = [];
   const pending = new Set<string>(); // dry run: stages that would run (their outputs do not exist yet)
@@ -213,7 +239,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     const t0 = performance.now();
     const status = await execute(plan, stage, fields, out, key, opts);
     const seconds = (performance.now() - t0) / 1000;
-    writeFileAtomic(join(out, STAGE_MARKER), JSON.stringify({ stage: stage.name, kind: stage.kind, key, code, finished_at: new Date().toISOString(), seconds } satisfies Marker, null, 2) + '\n');
+    writeFileAtomic(join(out, STAGE_MARKER), JSON.stringify({ stage: stage.name, kind: stage.kind, key, code, commit, finished_at: new Date().toISOString(), seconds } satisfies Marker, null, 2) + '\n');
     outcomes.push({ stage: stage.name, kind: stage.kind, key, status, seconds, out });
     log(`${head}: ${status} in ${seconds.toFixed(1)} s`);
   }
