@@ -18,6 +18,7 @@ const LAYERS = {
   retrieval: ['models', 'tokenizers', 'nn', 'core', 'util'],
   eval: ['models', 'serve', 'retrieval', 'tokenizers', 'nn', 'core', 'util'],
   registry: ['util'],
+  report: ['train', 'eval', 'serve', 'models', 'optim', 'data', 'tokenizers', 'nn', 'core', 'util'],
 };
 const ALL = [...Object.keys(LAYERS), 'cli', 'web'];
 
