@@ -290,7 +290,7 @@ export async function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): 
   const fitLines = formatFit(plan, fits);
   const cpu = cpuName();
   const files = { table: join(plan.outDir, TABLE_FILE), results: join(plan.outDir, RESULTS_FILE), plot: fits.fit ? join(plan.outDir, PLOT_FILE) : null };
-  const md = [`# Study ${plan.name}`, '', `From ${plan.file}; ${plan.seeds.length} seeds (${plan.seeds.join(', ')}); val loss over ${plan.cells[0]!.config.full_val ? 'the whole val split' : `${plan.cells[0]!.config.eval_iters} sampled batches`}; CPU: ${cpu}.`, '', table, '', ...fitLines.map((l) => `- ${l}`), ...(files.plot ? ['', `![L(N) and the compute-optimal frontier](${PLOT_FILE})`] : []), ''].join('\n');
+  const md = [`# Study ${plan.name}`, '', `From ${plan.file}; ${plan.seeds.length} seeds (${plan.seeds.join(', ')}); val loss over ${plan.cells[0]!.config.full_val ? 'the whole val split' : `${plan.cells[0]!.config.eval_iters} sampled batches`}; CPU: ${cpu}.`, ...(plan.grid ? ['', `Grid: ${plan.grid.map((g) => `${g.key} ∈ {${g.values.join(', ')}}`).join(' × ')}; p: two-sided Welch t test against ${plan.baseline} (* < 0.05, ** < 0.01, *** < 0.001); HTML with plots: report.html.`] : []), '', table, '', ...fitLines.map((l) => `- ${l}`), ...(files.plot ? ['', `![L(N) and the compute-optimal frontier](${PLOT_FILE})`] : []), ''].join('\n');
   writeFileAtomic(files.table, md);
   writeFileAtomic(files.results, JSON.stringify({ study: plan.name, file: plan.file, cpu, seeds: plan.seeds, baseline: plan.baseline, budget_unit: plan.budgetUnit, grid: plan.grid, changes: plan.changes, rows, ...fits }, null, 2) + '\n');
   if (files.plot) writeFileAtomic(files.plot, studyPlotSVG(plan, rows, fits));
