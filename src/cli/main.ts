@@ -4,7 +4,10 @@
 import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
+import * as ablate from './ablate.js';
+import * as compare from './compare.js';
 import * as curate from './curate.js';
+import * as dashboard from './dashboard.js';
 import * as evalCmd from './eval.js';
 import * as info from './info.js';
 import * as inspect from './inspect.js';
@@ -26,7 +29,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [ablate, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')
