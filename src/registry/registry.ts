@@ -136,7 +136,8 @@ export interface EvalRecord extends EvalRow {
 export interface FeedbackInput {
   /** The model the feedback is about: a version id (name@vN), a run name or path, a tag, or any served name. */
   target: string;
-  rating: 1 | -1;
+  /** Thumbs up or down: 1 | -1, or 'up' | 'down' as a server's feedback endpoint receives it. */
+  rating: 1 | -1 | 'up' | 'down';
   comment?: string | null;
   prompt?: string | null;
   response?: string | null;
@@ -339,10 +340,11 @@ export class Registry {
    * (a version id, run name, path or tag), else to the feedback.jsonl beside the database, and into the table.
    */
   addFeedback(input: FeedbackInput): FeedbackRecord {
-    if (input.rating !== 1 && input.rating !== -1) throw new UserError(`feedback rating: expected 1 (thumbs up) or -1 (thumbs down), got ${JSON.stringify(input.rating)}`);
+    const rating = input.rating === 'up' ? 1 : input.rating === 'down' ? -1 : input.rating;
+    if (rating !== 1 && rating !== -1) throw new UserError(`feedback rating: expected 1 (thumbs up) or -1 (thumbs down), got ${JSON.stringify(input.rating)}`);
     if (typeof input.target !== 'string' || input.target === '') throw new UserError('feedback target: expected the name of the model the answer came from');
     const rec: FeedbackRecord = {
-      uid: randomUUID(), target: input.target, rating: input.rating, comment: input.comment ?? null, prompt: input.prompt ?? null,
+      uid: randomUUID(), target: input.target, rating, comment: input.comment ?? null, prompt: input.prompt ?? null,
       response: input.response ?? null, meta: input.meta ?? null, created_at: new Date().toISOString(),
     };
     const runPath = this.tryResolve(input.target)?.run.path ?? null;

@@ -102,7 +102,7 @@ test('registry: runs, versions with lineage and changes, tags, evals, feedback; 
     reg.addEvalReport('shake@v2', evalReport(0.4), 'hs.json');
     assert.ok(existsSync(join(b, 'evals', 'hs.json')));
     reg.addFeedback({ target: 'shake@v2', rating: 1, comment: 'good', prompt: 'hi', response: 'hello' });
-    reg.addFeedback({ target: 'production', rating: -1 });
+    reg.addFeedback({ target: 'production', rating: 'down', meta: { response_id: 'chatcmpl-1' } });
     reg.addFeedback({ target: 'some-served-model', rating: 1 });
     assert.throws(() => reg.addFeedback({ target: 'x', rating: 0 as 1 }), /expected 1 \(thumbs up\) or -1/);
     assert.equal(reg.feedback(b).length, 2);
