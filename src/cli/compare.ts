@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
+import { Registry, registryPath } from '../registry/registry.js';
 import { DEFAULT_SAMPLES, writeComparisonReport } from '../report/compare.js';
 import { UserError } from '../util/errors.js';
 import { intFlag, numberFlag } from './flags.js';
@@ -21,18 +22,30 @@ interface CompareCliOptions {
   evalB?: string[];
 }
 
-/** A version argument as a run directory. */
+/** A version argument: a run directory, else a registered version (name@vN), run name or tag. */
 function resolveVersion(arg: string): { dir: string; label: string } {
   if (existsSync(arg)) return { dir: arg, label: basename(resolve(arg)) };
-  throw new UserError(`${arg}: no such run directory (give the run directory of \`lmforge train\`)`);
+  const path = registryPath();
+  if (existsSync(path)) {
+    const reg = Registry.open(path);
+    try {
+      const { run, version } = reg.resolve(arg);
+      return { dir: run.path, label: version?.id ?? arg };
+    } catch {
+      // not in the registry either: the error below names both
+    } finally {
+      reg.close();
+    }
+  }
+  throw new UserError(`${arg}: no such run directory or registered version (give the run directory of \`lmforge train\`, or name@vN from lmforge registry versions)`);
 }
 
 export function register(program: Command): void {
   program
     .command('compare')
     .description('version report between two runs: config and data diffs, loss curves, eval deltas with intervals, samples side by side (Markdown + HTML)')
-    .argument('<A>', 'the earlier version: a run directory')
-    .argument('<B>', 'the later version: a run directory')
+    .argument('<A>', 'the earlier version: a run directory, or name@vN / a tag from the registry')
+    .argument('<B>', 'the later version: a run directory, or name@vN / a tag from the registry')
     .option('--out <dir>', 'write compare.md, compare.html and compare.json here (default: runs/compare/A-vs-B)')
     .option('--prompt <text...>', `prompts for the side-by-side samples (default: ${DEFAULT_SAMPLES.prompts.map((p) => JSON.stringify(p)).join(', ')})`)
     .option('--max-new-tokens <n>', 'tokens per sample', intFlag('--max-new-tokens', 0), DEFAULT_SAMPLES.maxNewTokens)
