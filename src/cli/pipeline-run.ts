@@ -276,6 +276,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     if (version.parent) {
       const parentRun = reg.version(version.parent).run_path;
       const dir = resolve(plan.workDir, `report-${version.name}-v${version.number}`);
+      // The runs' evals/ reports (which the report reads itself) enter the key, so a new evaluation renews the report.
       const evalFiles = (runPath: string): string[] => reg.evals(runPath).map((e) => join(runPath, EVALS_DIR, e.report)).filter((f, i, all) => all.indexOf(f) === i);
       const [evalsA, evalsB] = [evalFiles(parentRun), evalFiles(run.path)];
       // Cached like a stage: the same two runs (by content), their evaluations and the same code give the same report.
@@ -284,7 +285,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       let status: 'cached' | 'ran' = 'cached';
       if (readMarker(dir)?.key !== key || !existsSync(markdown)) {
         const t0 = performance.now();
-        writeComparisonReport(parentRun, run.path, dir, { labels: [version.parent, version.id], evalsA, evalsB, samples: plan.reportSamples ? DEFAULT_SAMPLES : null });
+        writeComparisonReport(parentRun, run.path, dir, { labels: [version.parent, version.id], samples: plan.reportSamples ? DEFAULT_SAMPLES : null });
         writeFileAtomic(join(dir, STAGE_MARKER), JSON.stringify({ stage: 'report', kind: 'compare', key, code, commit, finished_at: new Date().toISOString(), seconds: (performance.now() - t0) / 1000 } satisfies Marker, null, 2) + '\n');
         status = 'ran';
       }
