@@ -493,7 +493,8 @@ export class Registry {
     const a = this.resolve(refA).run;
     const b = this.resolve(refB).run;
     const keys: (keyof MetricsSummary)[] = ['steps', 'train_loss', 'val_loss', 'best_val_loss', 'val_loss_full', 'tokens_per_s', 'mfu'];
-    const metrics = keys.map((k) => ({ key: k as string, a: a.metrics[k], b: b.metrics[k] }));
+    // MFU over the whole run (provenance) where recorded; metrics.jsonl's is the last progress line's moving average.
+    const metrics = keys.map((k) => ({ key: k as string, a: k === 'mfu' ? a.infra?.mfu ?? a.metrics.mfu : a.metrics[k], b: k === 'mfu' ? b.infra?.mfu ?? b.metrics.mfu : b.metrics[k] }));
     for (const k of ['energy_j', 'co2_g'] as const) metrics.push({ key: k, a: a.infra?.[k] ?? null, b: b.infra?.[k] ?? null });
     // The newest result of each (task, metric) on each side.
     const latest = (rows: EvalRecord[]): Map<string, EvalRecord> => new Map(rows.map((r) => [`${r.task}\u0000${r.metric}`, r]));
