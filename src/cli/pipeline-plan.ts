@@ -4,6 +4,7 @@
 //
 //   name: shakespeare          # model version name: the trained run is registered as name@vN
 //   parent: shakespeare-v1     # the parent version: name@vN, a tag, a run; null for a first version
+//   parent_pipeline: v1.yaml   # or: the parent is what this pipeline file makes (run first, cached as usual)
 //   tag: shakespeare-v2        # optional: a tag moved onto the new version (a later pipeline's parent)
 //   work_dir: runs/pipeline    # stage outputs go to <work_dir>/<stage>-<key>/ (key: the stage's content hash)
 //   register: train            # the train stage whose run becomes the version (default: the only one)
@@ -90,6 +91,8 @@ export interface PipelinePlan {
   file: string;
   name: string;
   parent: string | null;
+  /** A pipeline file whose version is the parent: run (or found in the cache) before this one. */
+  parentPipeline: string | null;
   tag: string | null;
   workDir: string;
   /** The train stage whose run is registered as the version. */
@@ -130,7 +133,7 @@ export function readPipeline(file: string): PipelinePlan {
     return line === undefined ? file : `${file}: line ${line}`;
   };
   const doc = layer.data as Record<string, unknown>;
-  const known = ['name', 'parent', 'tag', 'work_dir', 'register', 'report_samples', 'stages'];
+  const known = ['name', 'parent', 'parent_pipeline', 'tag', 'work_dir', 'register', 'report_samples', 'stages'];
   for (const k of Object.keys(doc)) if (!known.includes(k)) throw new UserError(`${at([k])}: unknown key "${k}" (known keys: ${known.join(', ')})`);
   const str = (k: string, required: boolean): string | null => {
     const v = doc[k];
@@ -145,7 +148,9 @@ export function readPipeline(file: string): PipelinePlan {
   if (!NAME.test(name)) throw new UserError(`${at(['name'])}: name: expected letters, digits, '.', '_' or '-' (versions are name@vN), got ${JSON.stringify(name)}`);
   const tag = str('tag', false);
   if (tag !== null && !NAME.test(tag)) throw new UserError(`${at(['tag'])}: tag: expected letters, digits, '.', '_' or '-', got ${JSON.stringify(tag)}`);
-  if (!('parent' in doc)) throw new UserError(`${file}: parent is required (a version id, tag or run; null for a first version)`);
+  const parentPipeline = str('parent_pipeline', false);
+  if (parentPipeline !== null && doc.parent !== undefined && doc.parent !== null) throw new UserError(`${at(['parent_pipeline'])}: give parent or parent_pipeline, not both`);
+  if (parentPipeline === null && !('parent' in doc)) throw new UserError(`${file}: parent is required (a version id, tag or run; null for a first version), or parent_pipeline (the parent's pipeline file)`);
   const parent = str('parent', false);
   const workDir = str('work_dir', false) ?? 'runs/pipeline';
   const reportSamples = doc.report_samples ?? true;
@@ -185,7 +190,7 @@ export function readPipeline(file: string): PipelinePlan {
   const register = str('register', false) ?? (trains.length === 1 ? trains[0]! : null);
   if (register === null) throw new UserError(`${file}: register: name the train stage whose run becomes the version (train stages: ${trains.join(', ') || 'none'})`);
   if (stages.get(register)?.kind !== 'train') throw new UserError(`${at(['register'])}: register: ${JSON.stringify(register)} is not a train stage (train stages: ${trains.join(', ') || 'none'})`);
-  return { file, name, parent, tag, workDir, register, reportSamples, stages: ordered };
+  return { file, name, parent, parentPipeline, tag, workDir, register, reportSamples, stages: ordered };
 }
 
 function checkField(f: FieldSpec, v: unknown, where: string): FieldValue {

@@ -19,7 +19,7 @@ import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { codeVersionString, PACKAGE_ROOT } from '../util/git.js';
 import { sha256File, sha256Of } from '../util/hash.js';
-import { KIND_FIELDS, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
+import { KIND_FIELDS, readPipeline, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
 import { trainFromFiles } from './tokenizer.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -91,12 +91,16 @@ export interface PipelineResult {
   register: 'cached' | 'ran' | 'would run';
   report: { path: string; status: 'cached' | 'ran' } | null;
   stages: StageOutcome[];
+  /** The parent_pipeline's own outcome, when the file names one. */
+  parentPipeline: PipelineResult | null;
 }
 
 export interface PipelineOptions {
   registryPath: string;
   dryRun?: boolean;
   log?: (line: string) => void;
+  /** Pipeline files being run further up (parent_pipeline chains), to refuse a cycle. */
+  chain?: string[];
 }
 
 interface Marker {
@@ -204,6 +208,18 @@ async function execute(plan: PipelinePlan, stage: Stage, f: Record<string, Field
 /** Runs (or, with dryRun, plans) the pipeline. */
 export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Promise<PipelineResult> {
   const log = opts.log ?? (() => undefined);
+  // parent_pipeline: the parent version is what that file makes — run it first (its stages cached as usual).
+  let parentRef = plan.parent;
+  let parentResult: PipelineResult | null = null;
+  if (plan.parentPipeline !== null) {
+    const chain = [...(opts.chain ?? [resolve(plan.file)])];
+    const file = resolve(plan.parentPipeline);
+    if (chain.includes(file)) throw new UserError(`${plan.file}: parent_pipeline forms a cycle: ${[...chain, file].join(' → ')}`);
+    log(`parent pipeline ${plan.parentPipeline}:`);
+    parentResult = await runPipeline(readPipeline(plan.parentPipeline), { ...opts, chain: [...chain, file], log: (l) => log(`  ${l}`) });
+    parentRef = parentResult.version;
+    if (parentRef === null && !opts.dryRun) throw new UserError(`${plan.parentPipeline}: made no version to be ${plan.file}'s parent`);
+  }
   const code = codeFingerprint();
   const commit = codeVersionString();
   const outputs = new Map<string, string>();
@@ -246,7 +262,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     log(`${head}: ${status} in ${seconds.toFixed(1)} s`);
   }
   if (opts.dryRun) {
-    return { name: plan.name, version: null, parent: plan.parent, register: 'would run', report: null, stages: outcomes };
+    return { name: plan.name, version: null, parent: parentRef, register: 'would run', report: null, stages: outcomes, parentPipeline: parentResult };
   }
   const reg = Registry.open(opts.registryPath);
   try {
@@ -258,9 +274,9 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       version = reg.version(run.version);
     } else {
       let parent: string | null = null;
-      if (plan.parent !== null) {
-        const p = reg.resolve(plan.parent);
-        if (!p.version) throw new UserError(`${plan.file}: parent ${plan.parent}: is a run without a model version (run its pipeline, or lmforge registry register RUN --name NAME)`);
+      if (parentRef !== null) {
+        const p = reg.resolve(parentRef);
+        if (!p.version) throw new UserError(`${plan.file}: parent ${parentRef}: is a run without a model version (run its pipeline, or lmforge registry register RUN --name NAME)`);
         parent = p.version.id;
       }
       version = reg.createVersion(runDir, plan.name, { parent, note: `pipeline ${plan.file}` });
@@ -292,7 +308,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       report = { path: markdown, status };
       log(`report: ${show(markdown)} (+ ${COMPARE_HTML})${status === 'cached' ? ' (unchanged)' : ''}`);
     }
-    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, stages: outcomes };
+    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, stages: outcomes, parentPipeline: parentResult };
   } finally {
     reg.close();
   }

@@ -16,10 +16,10 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SHAKESPEARE = join(ROOT, '../shared/data/tinyshakespeare/input.txt');
 
-function pipelineYaml(dir: string, opts: { maxIters: number; parent: string | null; tag: string; nLayer?: number }): string {
+function pipelineYaml(dir: string, opts: { maxIters: number; parent: string | null; tag: string; nLayer?: number; parentPipeline?: string }): string {
   return [
     'name: tiny',
-    `parent: ${opts.parent ?? 'null'}`,
+    opts.parentPipeline ? `parent_pipeline: ${opts.parentPipeline}` : `parent: ${opts.parent ?? 'null'}`,
     `tag: ${opts.tag}`,
     `work_dir: ${join(dir, 'work')}`,
     'report_samples: false',
@@ -68,10 +68,12 @@ test('pipeline: runs the graph, registers the version, reruns nothing when uncha
   assert.equal(again.register, 'cached');
   assert.equal(again.version, 'tiny@v1');
 
-  // v2: one training key changed (n_layer) and v1 as the parent: only train and eval run; the report compares them.
+  // v2: one training key changed (n_layer), v1.yaml as the parent pipeline (run first: all cached): only train and
+  // eval run; the version's parent is v1's; the report compares them.
   const v2 = join(dir, 'v2.yaml');
-  writeFileSync(v2, pipelineYaml(dir, { maxIters: 20, parent: 'tiny-v1', tag: 'tiny-v2', nLayer: 2 }));
+  writeFileSync(v2, pipelineYaml(dir, { maxIters: 20, parent: null, parentPipeline: v1, tag: 'tiny-v2', nLayer: 2 }));
   const second = run(v2, db);
+  assert.deepEqual(statuses(second.parentPipeline!), { split: 'cached', chars: 'cached', train: 'cached', eval: 'cached' });
   assert.deepEqual(statuses(second), { split: 'cached', chars: 'cached', train: 'ran', eval: 'ran' });
   assert.equal(second.version, 'tiny@v2');
   assert.equal(second.parent, 'tiny@v1');
@@ -108,7 +110,7 @@ test('pipeline files: unknown stage references, cycles, unknown fields and kinds
   mkdirSync(dir, { recursive: true });
   const check = (body: string, re: RegExp): void => {
     const f = join(dir, 'p.yaml');
-    writeFileSync(f, `name: x\nparent: null\n${body}`);
+    writeFileSync(f, body.startsWith('name:') ? body : `name: x\nparent: null\n${body}`);
     assert.throws(() => readPipeline(f), (e: unknown) => e instanceof UserError && re.test(e.message), body);
   };
   check('stages:\n  a: { kind: prepare, input: "${b}/x" }\n', /\$\{b\} names no stage/);
@@ -117,5 +119,6 @@ test('pipeline files: unknown stage references, cycles, unknown fields and kinds
   check('stages:\n  a: { kind: bake }\n', /stages\.a\.kind: expected one of holdout\|prepare/);
   check('stages:\n  a: { kind: prepare, input: t.txt }\n', /register: name the train stage/);
   check('stages:\n  t: { kind: tokenizer, input: t.txt }\n', /a tokenizer stage needs vocab_size/);
+  check('name: x\nparent: x@v1\nparent_pipeline: v1.yaml\nstages:\n  t: { kind: train, data: d }\n', /give parent or parent_pipeline, not both/);
   rmSync(dir, { recursive: true });
 });
