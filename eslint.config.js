@@ -18,6 +18,7 @@ const LAYERS = {
   retrieval: ['models', 'tokenizers', 'nn', 'core', 'util'],
   eval: ['models', 'serve', 'retrieval', 'tokenizers', 'nn', 'core', 'util'],
   registry: ['util'],
+  report: ['train', 'eval', 'serve', 'models', 'optim', 'data', 'tokenizers', 'nn', 'core', 'util'],
 };
 const ALL = [...Object.keys(LAYERS), 'cli', 'web'];
 
@@ -48,6 +49,14 @@ export default tseslint.config(
     },
   },
   ...layerRules,
+  {
+    // The dashboard's pages: plain browser scripts (no build step), with the browser's globals and Chart.js.
+    files: ['src/web/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(['window', 'document', 'location', 'localStorage', 'fetch', 'console', 'setInterval', 'clearInterval', 'setTimeout', 'TextDecoder', 'Chart'].map((g) => [g, 'readonly'])),
+    },
+  },
   {
     files: ['scripts/**/*.mjs', 'eslint.config.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },

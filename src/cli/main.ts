@@ -4,15 +4,20 @@
 import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
+import * as ablate from './ablate.js';
 import * as arena from './arena.js';
+import * as compare from './compare.js';
 import * as curate from './curate.js';
+import * as dashboard from './dashboard.js';
 import * as evalCmd from './eval.js';
 import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as lora from './lora.js';
 import * as lowrank from './lowrank.js';
+import * as pipeline from './pipeline.js';
 import * as prepare from './prepare.js';
 import * as quantize from './quantize.js';
+import * as registry from './registry.js';
 import * as sample from './sample.js';
 import * as serve from './serve.js';
 import * as study from './study.js';
@@ -26,7 +31,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [arena, curate, evalCmd, info, inspect, lora, lowrank, prepare, quantize, tokenizer, tokenize, train, sample, serve, study];
+const COMMANDS: CommandModule[] = [ablate, arena, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, serve, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -5,7 +5,8 @@ import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadChatTemplate } from '../serve/chat-template.js';
 import { WorkerGenerator } from '../serve/engine.js';
-import { FEEDBACK_FILE, JsonlFeedbackStore } from '../serve/feedback.js';
+import { FEEDBACK_FILE, JsonlFeedbackStore, type FeedbackRecord, type FeedbackStore } from '../serve/feedback.js';
+import { Registry, registryPath } from '../registry/registry.js';
 import { OpenAIServer, type ServedModel } from '../serve/server.js';
 import { ARENA_FILE, JsonlArenaStore } from '../serve/arena.js';
 import { RunDir } from '../train/run-dir.js';
@@ -31,6 +32,40 @@ export interface ServeOptions {
   corsOrigin: string;
   /** Kernel threads of the generation worker (0 = all cores). */
   threads?: number;
+  /** A registry database to record feedback in (else <stateDir>/feedback.jsonl). */
+  registry?: string;
+}
+
+/** Feedback into the registry (its database and the run's feedback.jsonl), about the run that served the answer. */
+class RegistryFeedbackStore implements FeedbackStore {
+  constructor(private readonly registry: Registry, private readonly runs: ReadonlyMap<string, string>) {}
+
+  get location(): string {
+    return this.registry.path;
+  }
+
+  add(r: FeedbackRecord): void {
+    this.registry.addFeedback({
+      target: this.runs.get(r.model) ?? r.model, rating: r.rating, comment: r.comment || null, prompt: r.prompt ?? null, response: r.completion ?? null,
+      meta: { response_id: r.response_id, feedback_id: r.id, served_as: r.model, created: r.created },
+    });
+  }
+
+  close(): void {
+    this.registry.close();
+  }
+}
+
+/** The registry's feedback store when the database opens, else the JSONL file in the state directory (with a warning). */
+function feedbackStore(o: ServeOptions, runs: ReadonlyMap<string, string>): FeedbackStore & { close?(): void } {
+  const jsonl = (): FeedbackStore => new JsonlFeedbackStore(join(o.stateDir, FEEDBACK_FILE));
+  if (o.registry === undefined) return jsonl();
+  try {
+    return new RegistryFeedbackStore(Registry.open(o.registry), runs);
+  } catch (e) {
+    process.stderr.write(`warning: registry ${o.registry} unusable (${(e as Error).message}); feedback goes to ${join(o.stateDir, FEEDBACK_FILE)}\n`);
+    return jsonl();
+  }
 }
 
 /** The state directory's default: $LMFORGE_STATE_DIR, else ./.lmforge (feedback.jsonl, arena votes). */
@@ -68,10 +103,11 @@ export async function startServer(o: ServeOptions): Promise<{ server: OpenAIServ
     await Promise.all(models.map((m) => m.generator.close()));
     throw e;
   }
+  const feedback = feedbackStore(o, new Map(runs.map((r, i) => [names[i]!, resolve(r)])));
   const server = new OpenAIServer(models, {
     ...(o.apiKey ? { apiKey: o.apiKey } : {}), maxConcurrency: o.maxConcurrency, maxQueue: o.maxQueue,
     maxTokens: o.maxTokens, maxBodyBytes: o.maxBodyBytes, timeoutMs: o.timeoutMs, corsOrigin: o.corsOrigin,
-    feedback: new JsonlFeedbackStore(join(o.stateDir, FEEDBACK_FILE)), arena: new JsonlArenaStore(join(o.stateDir, ARENA_FILE)),
+    feedback, onClose: () => feedback.close?.(), arena: new JsonlArenaStore(join(o.stateDir, ARENA_FILE)),
   });
   let url: string;
   try {
@@ -98,17 +134,23 @@ export function register(program: Command): void {
     .option('--max-body-bytes <n>', 'largest request body (413 beyond)', intFlag('--max-body-bytes', 1), 1 << 20)
     .option('--timeout-ms <n>', 'cancel a request still generating after this long', intFlag('--timeout-ms', 1), 120_000)
     .option('--grace-ms <n>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', intFlag('--grace-ms', 0), 10_000)
-    .option('--state-dir <dir>', 'where feedback.jsonl and arena.jsonl are appended (default: $LMFORGE_STATE_DIR or ./.lmforge)')
+    .option('--registry <file>', 'record /v1/feedback in this registry database, with the run that answered (default: $LMFORGE_REGISTRY or runs/registry.sqlite)')
+    .option('--no-registry', 'keep feedback in <state-dir>/feedback.jsonl instead')
+    .option('--state-dir <dir>', 'where arena.jsonl (and feedback.jsonl with --no-registry) are appended (default: $LMFORGE_STATE_DIR or ./.lmforge)')
     .option('--threads <n>', 'kernel threads of the generation worker (0 = all cores; 1 leaves a core to HTTP for small models on busy machines)', intFlag('--threads', 0, 1024), 0)
     .option('--cors-origin <origin>', 'Access-Control-Allow-Origin for browser clients', '*')
-    .action(async (o: Omit<ServeOptions, 'stateDir'> & { stateDir?: string }) => {
-      const options: ServeOptions = { ...o, apiKey: o.apiKey ?? process.env.LMFORGE_API_KEY, stateDir: o.stateDir ?? defaultStateDir() };
+    .action(async (o: Omit<ServeOptions, 'stateDir' | 'registry'> & { stateDir?: string; registry?: string | false }) => {
+      const { registry, ...rest } = o;
+      const options: ServeOptions = {
+        ...rest, apiKey: o.apiKey ?? process.env.LMFORGE_API_KEY, stateDir: o.stateDir ?? defaultStateDir(),
+        ...(registry === false ? {} : { registry: registryPath(registry) }),
+      };
       const { server, url, models } = await startServer(options);
       for (const m of models) {
         const i = m.generator.info;
         process.stderr.write(`serving ${i.model} (${(i.parameters / 1e6).toFixed(2)}M parameters, context ${i.blockSize})\n`);
       }
-      process.stderr.write(`at ${url}/v1 — ${options.maxConcurrency} concurrent and ${options.maxQueue} queued per model${options.apiKey ? ', API key required' : ''}${models.length > 1 ? '; arena at /v1/arena/battles' : ''}\n`);
+      process.stderr.write(`at ${url}/v1 — ${options.maxConcurrency} concurrent and ${options.maxQueue} queued per model${options.apiKey ? ', API key required' : ''}${models.length > 1 ? '; arena at /v1/arena/battles' : ''}; feedback to ${server.feedbackLocation}\n`);
       await new Promise<void>((done) => {
         let stopping = false;
         const stop = (signal: string): void => {

@@ -48,6 +48,8 @@ export interface ServerOptions {
   feedback?: FeedbackStore;
   /** Where arena votes go (the arena routes need two models or more). */
   arena?: ArenaStore;
+  /** Called once the server has closed (to release stores). */
+  onClose?: () => void;
   /** Access-Control-Allow-Origin (default '*'). */
   corsOrigin?: string;
 }
@@ -138,6 +140,12 @@ export class OpenAIServer {
     await Promise.all(this.models.map((m) => m.generator.close()));
     this.http.closeAllConnections();
     await closed;
+    this.options.onClose?.();
+  }
+
+  /** Where /v1/feedback records go ('' when it is off). */
+  get feedbackLocation(): string {
+    return this.options.feedback?.location ?? '';
   }
 
   /** What /metrics reports. */

@@ -1,5 +1,5 @@
-// The statistics a study reports: mean and sample standard deviation over seeds, Welch's t interval for the
-// difference of two means, the scaling-law fit L(N) = a·N^(−α) + c (nonlinear least squares: a grid over c with a
+// The statistics a study reports: mean and sample standard deviation over seeds, Welch's t interval and test for
+// the difference of two means, the scaling-law fit L(N) = a·N^(−α) + c (nonlinear least squares: a grid over c with a
 // linear fit in log space, refined by damped Gauss–Newton) and a power law y = k·x^β fitted in log–log space.
 // Plain numbers in, plain numbers out; not the study runner (study.ts) nor its plot (study-plot.ts).
 
@@ -88,21 +88,25 @@ export interface Difference {
   high: number | null;
   /** Welch–Satterthwaite degrees of freedom. */
   df: number | null;
+  /** Two-sided p-value of Welch's t test of equal means (null when either side has fewer than two values). */
+  p: number | null;
 }
 
-/** Welch's t interval for mean(a) − mean(b) at the given confidence (unequal variances). */
+/** Welch's t interval for mean(a) − mean(b) at the given confidence (unequal variances), and the test's p-value. */
 export function welchInterval(a: readonly number[], b: readonly number[], confidence = 0.95): Difference {
   const sa = summarize(a);
   const sb = summarize(b);
   const diff = sa.mean - sb.mean;
-  if (sa.std === null || sb.std === null) return { diff, low: null, high: null, df: null };
+  if (sa.std === null || sb.std === null) return { diff, low: null, high: null, df: null, p: null };
   const va = sa.std ** 2 / sa.n;
   const vb = sb.std ** 2 / sb.n;
   const se = Math.sqrt(va + vb);
-  if (se === 0) return { diff, low: diff, high: diff, df: Infinity };
+  if (se === 0) return { diff, low: diff, high: diff, df: Infinity, p: diff === 0 ? 1 : 0 };
   const df = (va + vb) ** 2 / (va ** 2 / (sa.n - 1) + vb ** 2 / (sb.n - 1));
   const t = studentTQuantile(1 - (1 - confidence) / 2, df);
-  return { diff, low: diff - t * se, high: diff + t * se, df };
+  // p = P(|T| ≥ |diff|/se) under equal means, T ~ Student's t with Welch's df.
+  const p = 2 * (1 - studentTCdf(Math.abs(diff) / se, df));
+  return { diff, low: diff - t * se, high: diff + t * se, df, p };
 }
 
 /** Least squares y = intercept + slope·x. */

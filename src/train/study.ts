@@ -1,9 +1,10 @@
 // `lmforge study`: runs every cell of a study plan (study-plan.ts) with the real trainer, one process per cell
-// (study-worker.ts), resumably — a cell with study-cell.json is done and skipped, a cell with a checkpoint continues
-// from it, anything else starts afresh — then builds the table (parameters stored/effective/active, FLOPs per
-// token, tokens/s, peak RSS, val loss mean ± std over seeds, the difference from the baseline with Welch's 95%
-// interval), the L(N) fit and compute-optimal frontier, and writes table.md, results.json and plot.svg atomically.
-import { spawnSync } from 'node:child_process';
+// (study-worker.ts), up to `jobs` cells at once, resumably — a cell with study-cell.json is done and skipped, a cell
+// with a checkpoint continues from it, anything else starts afresh — then builds the table (parameters
+// stored/effective/active, FLOPs per token, tokens/s, peak RSS, val loss mean ± std over seeds, the difference from
+// the baseline with Welch's 95% interval and p-value), the L(N) fit and compute-optimal frontier, and writes
+// table.md, results.json and plot.svg atomically.
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +40,7 @@ export interface StudyRow {
   peak_rss_mb: number;
   val_loss: Summary;
   seeds_losses: number[];
-  vs_baseline: { diff: number; low: number | null; high: number | null; df: number | null } | null;
+  vs_baseline: { diff: number; low: number | null; high: number | null; df: number | null; p: number | null } | null;
 }
 
 export interface FrontierPoint {
@@ -99,10 +100,10 @@ function lookup(o: unknown, path: string): unknown {
 const WORKER = fileURLToPath(new URL('./study-worker.js', import.meta.url));
 
 /**
- * Runs one cell in its own process (output appended to the cell's train.log); returns its result. A partial run is
- * resumed from its checkpoint unless `fresh` (a cell whose config changed starts over).
+ * Runs one cell in its own process (output appended to the cell's train.log); resolves to its result. A partial run
+ * is resumed from its checkpoint unless `fresh` (a cell whose config changed starts over).
  */
-function runCell(cell: StudyCell, fresh: boolean): CellResult {
+async function runCell(cell: StudyCell, fresh: boolean): Promise<CellResult> {
   ensureDir(cell.dir, 'study cell directory');
   const run = new RunDir(cell.dir);
   const resume = !fresh && run.holdsRun() && findLatestComplete(cell.dir) !== null;
@@ -114,7 +115,11 @@ function runCell(cell: StudyCell, fresh: boolean): CellResult {
   const logPath = join(cell.dir, 'train.log');
   const fd = openSync(logPath, 'a');
   try {
-    const r = spawnSync(process.execPath, [WORKER, requestPath], { stdio: ['ignore', fd, fd] });
+    const r = await new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((done, failed) => {
+      const child = spawn(process.execPath, [WORKER, requestPath], { stdio: ['ignore', fd, fd] });
+      child.on('error', failed);
+      child.on('close', (status, signal) => done({ status, signal }));
+    });
     if (r.status !== 0) {
       const tail = readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-3).join(' | ');
       throw new UserError(`study cell ${cell.dir} failed (${r.signal ?? `exit ${r.status}`}): ${tail} (log: ${logPath}); fix it and rerun the study to continue`);
@@ -190,17 +195,24 @@ export function fitStudy(plan: StudyPlan, rows: StudyRow[]): StudyFits {
   return { fit, budgetBest, frontier, frontierFit };
 }
 
+/** The p-value with the usual stars: * < 0.05, ** < 0.01, *** < 0.001. */
+export function formatP(p: number | null): string {
+  if (p === null) return 'n/a';
+  const stars = p < 0.001 ? ' ***' : p < 0.01 ? ' **' : p < 0.05 ? ' *' : '';
+  return `${p < 1e-4 ? p.toExponential(1) : p.toFixed(4)}${stars}`;
+}
+
 const sig = (x: number, digits = 3): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-2 ? x.toExponential(digits - 1) : x.toPrecision(digits));
 const int = (x: number): string => Math.round(x).toLocaleString('en-US');
 
 export function formatTable(plan: StudyPlan, rows: StudyRow[]): string {
-  const head = ['variant', ...(plan.budgets ? [`budget (${plan.budgetUnit})`] : []), 'L×C', 'steps', 'params stored', 'effective', 'active', 'N non-emb.', 'FLOPs/token', 'tokens/s', 'peak RSS MB', `val loss (n=${plan.seeds.length})`, `Δ vs ${plan.baseline} [95% CI]`];
+  const head = ['variant', ...(plan.budgets ? [`budget (${plan.budgetUnit})`] : []), 'L×C', 'steps', 'params stored', 'effective', 'active', 'N non-emb.', 'FLOPs/token', 'tokens/s', 'peak RSS MB', `val loss (n=${plan.seeds.length})`, `Δ vs ${plan.baseline} [95% CI]`, 'p (Welch)'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const r of rows) {
     const loss = `${r.val_loss.mean.toFixed(4)} ± ${r.val_loss.std === null ? 'n/a' : r.val_loss.std.toFixed(4)}`;
     const d = r.vs_baseline;
     const delta = d === null ? 'baseline' : `${d.diff >= 0 ? '+' : ''}${d.diff.toFixed(4)} [${d.low === null ? 'n/a' : `${d.low.toFixed(4)}, ${d.high!.toFixed(4)}`}]`;
-    lines.push(`| ${[r.variant, ...(plan.budgets ? [budgetLabel(r.budget!)] : []), r.shape, String(r.steps), int(r.params_stored), int(r.params_effective), int(r.params_active), int(r.params_non_embedding), sig(r.flops_per_token), int(r.tokens_per_s), r.peak_rss_mb.toFixed(0), loss, delta].join(' | ')} |`);
+    lines.push(`| ${[r.variant, ...(plan.budgets ? [budgetLabel(r.budget!)] : []), r.shape, String(r.steps), int(r.params_stored), int(r.params_effective), int(r.params_active), int(r.params_non_embedding), sig(r.flops_per_token), int(r.tokens_per_s), r.peak_rss_mb.toFixed(0), loss, delta, d === null ? '' : formatP(d.p)].join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -223,9 +235,11 @@ export interface RunStudyOptions {
   dryRun?: boolean;
   /** Run again (from scratch) the finished cells whose config differs from the plan's, instead of refusing. */
   redoChanged?: boolean;
+  /** Cells run at once, each in its own process (default 1). */
+  jobs?: number;
 }
 
-export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyReport | null {
+export async function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): Promise<StudyReport | null> {
   const log = options.log ?? ((line: string) => console.log(line));
   const total = plan.cells.length;
   const flops = plan.cells.reduce((s, c) => s + c.config.max_iters * c.tokensPerStep * c.cost.flopsPerToken, 0);
@@ -238,6 +252,7 @@ export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyR
   const results = new Map<StudyCell, CellResult>();
   let ran = 0;
   let skipped = 0;
+  const todo: { cell: StudyCell; i: number; fresh: boolean }[] = [];
   plan.cells.forEach((cell, i) => {
     const done = finishedResult(cell, options.redoChanged ?? false);
     if (done && done !== 'changed') {
@@ -247,20 +262,37 @@ export function runStudy(plan: StudyPlan, options: RunStudyOptions = {}): StudyR
       return;
     }
     if (done === 'changed') log(`[${i + 1}/${total}] ${cell.dir}: finished with another config; running it again`);
-    const r = runCell(cell, done === 'changed');
-    results.set(cell, r);
-    ran++;
-    log(`[${i + 1}/${total}] ${cell.dir}: ${r.steps} steps${r.resumed ? ' (resumed)' : ''}, val loss ${cellLoss(r).toFixed(4)}, ${int(r.tokens_per_s)} tok/s, ${(r.peak_rss_bytes / 2 ** 20).toFixed(0)} MB, ${r.wall_s.toFixed(1)} s`);
+    todo.push({ cell, i, fresh: done === 'changed' });
   });
+  // A pool of `jobs` workers takes the cells in order; the first failure stops new starts (running cells finish).
+  const jobs = Math.max(1, Math.min(options.jobs ?? 1, todo.length));
+  if (jobs > 1) log(`running ${todo.length} cells, ${jobs} at a time`);
+  let next = 0;
+  let failure: unknown = null;
+  const worker = async (): Promise<void> => {
+    while (failure === null && next < todo.length) {
+      const { cell, i, fresh } = todo[next++]!;
+      try {
+        const r = await runCell(cell, fresh);
+        results.set(cell, r);
+        ran++;
+        log(`[${i + 1}/${total}] ${cell.dir}: ${r.steps} steps${r.resumed ? ' (resumed)' : ''}, val loss ${cellLoss(r).toFixed(4)}, ${int(r.tokens_per_s)} tok/s, ${(r.peak_rss_bytes / 2 ** 20).toFixed(0)} MB, ${r.wall_s.toFixed(1)} s`);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, worker));
+  if (failure !== null) throw failure;
   const rows = buildRows(plan, results);
   const fits = fitStudy(plan, rows);
   const table = formatTable(plan, rows);
   const fitLines = formatFit(plan, fits);
   const cpu = cpuName();
   const files = { table: join(plan.outDir, TABLE_FILE), results: join(plan.outDir, RESULTS_FILE), plot: fits.fit ? join(plan.outDir, PLOT_FILE) : null };
-  const md = [`# Study ${plan.name}`, '', `From ${plan.file}; ${plan.seeds.length} seeds (${plan.seeds.join(', ')}); val loss over ${plan.cells[0]!.config.full_val ? 'the whole val split' : `${plan.cells[0]!.config.eval_iters} sampled batches`}; CPU: ${cpu}.`, '', table, '', ...fitLines.map((l) => `- ${l}`), ...(files.plot ? ['', `![L(N) and the compute-optimal frontier](${PLOT_FILE})`] : []), ''].join('\n');
+  const md = [`# Study ${plan.name}`, '', `From ${plan.file}; ${plan.seeds.length} seeds (${plan.seeds.join(', ')}); val loss over ${plan.cells[0]!.config.full_val ? 'the whole val split' : `${plan.cells[0]!.config.eval_iters} sampled batches`}; CPU: ${cpu}.`, ...(plan.grid ? ['', `Grid: ${plan.grid.map((g) => `${g.key} ∈ {${g.values.join(', ')}}`).join(' × ')}; p: two-sided Welch t test against ${plan.baseline} (* < 0.05, ** < 0.01, *** < 0.001); HTML with plots: report.html.`] : []), '', table, '', ...fitLines.map((l) => `- ${l}`), ...(files.plot ? ['', `![L(N) and the compute-optimal frontier](${PLOT_FILE})`] : []), ''].join('\n');
   writeFileAtomic(files.table, md);
-  writeFileAtomic(files.results, JSON.stringify({ study: plan.name, file: plan.file, cpu, seeds: plan.seeds, baseline: plan.baseline, budget_unit: plan.budgetUnit, rows, ...fits }, null, 2) + '\n');
+  writeFileAtomic(files.results, JSON.stringify({ study: plan.name, file: plan.file, cpu, seeds: plan.seeds, baseline: plan.baseline, budget_unit: plan.budgetUnit, grid: plan.grid, changes: plan.changes, rows, ...fits }, null, 2) + '\n');
   if (files.plot) writeFileAtomic(files.plot, studyPlotSVG(plan, rows, fits));
   log('');
   log(table);

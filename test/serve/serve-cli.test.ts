@@ -11,7 +11,7 @@ const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 test('serve: SIGTERM lets the in-flight stream finish, then closes and exits 0', async () => {
   const run = makeRun();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--run', run, '--port', '0', '--state-dir', run, '--grace-ms', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--run', run, '--port', '0', '--state-dir', run, '--no-registry', '--grace-ms', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr.on('data', (d: Buffer) => {

@@ -28,7 +28,11 @@ test('study stats: Student t quantiles match the tables; summaries; Welch interv
   near(w.low!, -0.525 - half, 1e-9, 'low');
   near(w.high!, -0.525 + half, 1e-9, 'high');
   assert.ok(w.high! < 0, 'a clear difference excludes 0');
+  // Two-sided p of t = −4.2 at df 4.366: 0.0113747363 (Simpson's rule on the t density, 2e5 panels, in Python).
+  near(w.p!, 0.011374736343308989, 1e-8, 'Welch p');
+  near(welchInterval([1, 2], [1, 2]).p!, 1, 1e-12, 'equal means: p = 1');
   assert.equal(welchInterval([1], [2, 3]).low, null, 'one seed: no interval');
+  assert.equal(welchInterval([1], [2, 3]).p, null, 'one seed: no test');
 });
 
 test('study stats: the L(N) fit recovers a, α, c from synthetic data (exact and with 0.3% noise)', () => {
