@@ -1,0 +1,27 @@
+// `lmforge align corpus|sft|reward|dpo|ppo|cai`: instruction tuning and alignment. Each subcommand reads a typed
+// config (configs/align/*.yaml; --key=value overrides) and hands it to src/align/. Registered by src/cli/main.ts.
+import type { Command } from 'commander';
+import { readConversations, plainDialogue } from '../data/chat.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { mulberry32 } from '../util/mulberry32.js';
+
+export function register(program: Command): void {
+  const align = program.command('align').description('instruction tuning and alignment: SFT, reward model, DPO, PPO, Constitutional AI');
+  align
+    .command('corpus')
+    .description("write the base model's pretraining text: conversations (HH-RLHF train part, instruction sets, GSM8K, messages JSONL) as plain \"Human:/Assistant:\" dialogues, shuffled")
+    .requiredOption('--input <files...>', 'conversation files (.json instruction arrays, .jsonl/.jsonl.gz records)')
+    .requiredOption('--out <file>', 'text file to write')
+    .option('--seed <n>', 'shuffle seed', '1337')
+    .action((o: { input: string[]; out: string; seed: string }) => {
+      const convs = o.input.flatMap((f) => readConversations(f, 'train'));
+      const rand = mulberry32(Number(o.seed));
+      for (let i = convs.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [convs[i], convs[j]] = [convs[j]!, convs[i]!];
+      }
+      const text = convs.map((c) => plainDialogue(c)).join('');
+      writeFileAtomic(o.out, text);
+      console.log(`${convs.length} conversations, ${(text.length / 1e6).toFixed(2)} M characters → ${o.out}`);
+    });
+}
