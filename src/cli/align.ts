@@ -1,6 +1,13 @@
 // `lmforge align corpus|sft|reward|dpo|ppo|cai`: instruction tuning and alignment. Each subcommand reads a typed
 // config (configs/align/*.yaml; --key=value overrides) and hands it to src/align/. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
+import { alignSpec, type AlignConfig } from '../align/config.js';
+import { runDpo, runReward } from '../align/preference.js';
+import type { StageOptions } from '../align/run.js';
+import { runSft } from '../align/sft.js';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
+import { UserError } from '../util/errors.js';
+import { addConfigOptions, configFromCommand } from './config-options.js';
 import { readConversations, plainDialogue } from '../data/chat.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { mulberry32 } from '../util/mulberry32.js';
@@ -24,4 +31,21 @@ export function register(program: Command): void {
       writeFileAtomic(o.out, text);
       console.log(`${convs.length} conversations, ${(text.length / 1e6).toFixed(2)} M characters → ${o.out}`);
     });
+  const stage = (name: string, description: string, run: (c: AlignConfig, o: StageOptions) => unknown): void => {
+    const cmd = align
+      .command(name)
+      .description(description)
+      .option('--resume', 'continue from the newest complete checkpoint in out_dir')
+      .option('--overwrite', 'replace a run already in out_dir');
+    addConfigOptions(cmd, alignSpec).action(() => {
+      useNativeBackendOrWarn();
+      const config = configFromCommand(cmd, alignSpec);
+      const { resume, overwrite } = cmd.opts<{ resume?: boolean; overwrite?: boolean }>();
+      if (resume && overwrite) throw new UserError('--resume and --overwrite exclude each other');
+      run(config, { resume: resume ?? false, overwrite: overwrite ?? false });
+    });
+  };
+  stage('sft', 'supervised fine-tuning on conversations: chat tokens added, loss on assistant tokens only, packing', runSft);
+  stage('reward', 'train a reward model (SFT model + scalar head, Bradley-Terry loss) on preference pairs; held-out accuracy with its 95% interval', runReward);
+  stage('dpo', 'direct preference optimization (sigmoid, IPO or label-smoothed) from the SFT model against its cached reference log-probabilities', runDpo);
 }
