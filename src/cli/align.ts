@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { alignSpec, type AlignConfig } from '../align/config.js';
 import { runDpo, runReward } from '../align/preference.js';
+import { runPpo } from '../align/ppo.js';
 import type { StageOptions } from '../align/run.js';
 import { runSft } from '../align/sft.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
@@ -47,5 +48,6 @@ export function register(program: Command): void {
   };
   stage('sft', 'supervised fine-tuning on conversations: chat tokens added, loss on assistant tokens only, packing', runSft);
   stage('reward', 'train a reward model (SFT model + scalar head, Bradley-Terry loss) on preference pairs; held-out accuracy with its 95% interval', runReward);
+  stage('ppo', 'RLHF with PPO from the SFT model against a reward model: batched rollouts, per-token KL penalty with the adaptive controller, GAE, clipped losses, PPO-ptx', runPpo);
   stage('dpo', 'direct preference optimization (sigmoid, IPO or label-smoothed) from the SFT model against its cached reference log-probabilities', runDpo);
 }
