@@ -2,6 +2,7 @@
 // config (configs/align/*.yaml; --key=value overrides) and hands it to src/align/. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
 import { alignSpec, type AlignConfig } from '../align/config.js';
+import { runCai } from '../align/cai.js';
 import { runDpo, runReward } from '../align/preference.js';
 import { runPpo } from '../align/ppo.js';
 import type { StageOptions } from '../align/run.js';
@@ -49,5 +50,6 @@ export function register(program: Command): void {
   stage('sft', 'supervised fine-tuning on conversations: chat tokens added, loss on assistant tokens only, packing', runSft);
   stage('reward', 'train a reward model (SFT model + scalar head, Bradley-Terry loss) on preference pairs; held-out accuracy with its 95% interval', runReward);
   stage('ppo', 'RLHF with PPO from the SFT model against a reward model: batched rollouts, per-token KL penalty with the adaptive controller, GAE, clipped losses, PPO-ptx', runPpo);
+  stage('cai', 'Constitutional AI from one command: SL-CAI (critique and revision under sampled principles, SFT on revisions) then RL-CAI (AI-labelled pairs, preference model, PPO); every intermediate as JSONL', runCai);
   stage('dpo', 'direct preference optimization (sigmoid, IPO or label-smoothed) from the SFT model against its cached reference log-probabilities', runDpo);
 }
