@@ -110,3 +110,16 @@ test('Wilson interval and the adaptive KL controller', () => {
   kl.update(3, 10); // −0.5 → −0.2
   assert.ok(Math.abs(kl.value - 0.02 * 1.02 * 0.98) < 1e-12);
 });
+
+test('the shipped constitution parses; a principle without a revision request is refused naming the field', async () => {
+  const { readConstitution } = await import('../../src/align/cai.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const ps = readConstitution('configs/align/constitution.yaml');
+  assert.ok(ps.length >= 6);
+  assert.ok(ps.every((p) => p.critique.length > 0 && p.revision.length > 0 && p.choice.length > 0));
+  const bad = join(mkdtempSync(join(tmpdir(), 'lmforge-const-')), 'c.yaml');
+  writeFileSync(bad, 'principles:\n  - name: x\n    critique: y\n    choice: z\n');
+  assert.throws(() => readConstitution(bad), /c\.yaml: principles\[0\]\.revision: expected a non-empty string/);
+});
