@@ -68,6 +68,14 @@ export const alignSpec = defineConfig({
     harmful_terms: { default: 'configs/align/harmful-terms.txt', doc: "word list of the harmful-content filter (data/harmful.ts) the report's harmful rate uses" },
     reward_model: { default: null, type: 'string', doc: 'reward model scoring harmlessness in the report (default: ppo.reward_model)' },
   },
+  // LoRA (nn/lora.ts) for sft, dpo and ppo: only adapters (and, for sft, the token embedding that holds the new chat
+  // tokens) train; the adapters are merged into the weights before the model is written.
+  lora: {
+    r: { default: 0, type: 'integer', min: 0, doc: 'LoRA rank (0 = train every parameter)' },
+    alpha: { default: 16, type: 'number', min: 0, doc: 'lora_alpha: the update is scaled by alpha / r' },
+    dropout: { default: 0, type: 'number', min: 0, max: 0.99, doc: "dropout on the adapters' input" },
+    target_modules: { default: 'c_attn,c_fc,mlp.c_proj', doc: "Linear layers to adapt (PEFT's target_modules: path suffixes or /regex/)" },
+  },
   optim: optimSpec,
 });
 

@@ -13,7 +13,7 @@ import { UserError } from '../util/errors.js';
 import type { AlignConfig } from './config.js';
 import { klOnSamples, pairLogprobs, preferencePairs, promptIds, rewardAccuracy, sampleReplies, tokenizePair, wilson } from './evaluate.js';
 import { loadChatModel, saveChatModel, saveScalarModel } from './io.js';
-import { ci, finishReport, fmt, logOf, prepareRun, trainTask, type StageOptions } from './run.js';
+import { ci, finishReport, fmt, logOf, maybeLoRA, mergeLoRA, prepareRun, trainTask, type StageOptions } from './run.js';
 
 const EVAL_ROWS = 16;
 
@@ -89,7 +89,9 @@ export function runDpo(c: AlignConfig, o: StageOptions = {}): Record<string, unk
     const task = new DpoTask(policy.model, train, refTrain.chosen, refTrain.rejected, {
       batchSize: c.data.batch_size, maxReplyTokens: c.data.max_reply_tokens, seed: c.seed, beta: c.dpo.beta, lossType: c.dpo.loss_type, labelSmoothing: c.dpo.label_smoothing,
     });
+    const lora = maybeLoRA(policy.model, c, log);
     const r = trainTask(task, policy.model, c, o);
+    mergeLoRA(policy.model, lora);
     saveChatModel(run.path, policy.model, tok, { stage: 'dpo', step: String(c.max_iters) });
     const pol = pairLogprobs(policy.model, held, c.data.max_reply_tokens, EVAL_ROWS);
     const m = dpoMetrics(pol.chosen, pol.rejected, refHeld.chosen, refHeld.rejected, c.dpo.beta);

@@ -3,6 +3,8 @@
 // report.json, and ended by one `RESULT {json}` line).
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
+import type { GPT } from '../models/gpt.js';
+import { applyLoRA, mergeAndUnload, parseTargetModules, trainableParameters } from '../nn/lora.js';
 import type { Module } from '../nn/module.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { runLoop, type LoopResult, type Task } from '../train/loop.js';
@@ -43,6 +45,20 @@ export function trainTask<B>(task: Task<B>, params: Module, c: AlignConfig, o: S
   } finally {
     optimizer.dispose();
   }
+}
+
+/** With lora.r > 0: LoRA adapters on the model (all else frozen; the token embedding stays trainable when asked). */
+export function maybeLoRA(model: GPT, c: AlignConfig, log: (line: string) => void, trainEmbedding = false): boolean {
+  if (c.lora.r === 0) return false;
+  applyLoRA(model, { r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules: parseTargetModules(c.lora.target_modules, 'lora.target_modules'), seed: c.seed, source: 'lora' });
+  if (trainEmbedding) model.transformer.wte.freeze(false);
+  log(`LoRA r=${c.lora.r} alpha=${c.lora.alpha} on ${c.lora.target_modules}${trainEmbedding ? ' (+ the token embedding)' : ''}: ${trainableParameters(model).line}`);
+  return true;
+}
+
+/** Folds LoRA adapters (if any) into the weights before the model is written. */
+export function mergeLoRA(model: GPT, applied: boolean): void {
+  if (applied) mergeAndUnload(model);
 }
 
 /** Writes report.json and prints the report's lines, then `RESULT {json}`. */

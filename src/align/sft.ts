@@ -12,7 +12,7 @@ import { UserError } from '../util/errors.js';
 import { mulberry32 } from '../util/mulberry32.js';
 import type { AlignConfig } from './config.js';
 import { loadModelAndTokenizer, saveChatModel } from './io.js';
-import { finishReport, fmt, logOf, prepareRun, trainTask, type StageOptions } from './run.js';
+import { finishReport, fmt, logOf, maybeLoRA, mergeLoRA, prepareRun, trainTask, type StageOptions } from './run.js';
 
 /** A base model made ready for chat: the tokenizer with the chat tokens and the model grown to its vocabulary. */
 export function chatReady(model: GPT, tok: Tokenizer, source: string): { model: GPT; tok: Tokenizer; ids: ChatIds; added: number } {
@@ -52,7 +52,9 @@ export function runSft(c: AlignConfig, o: StageOptions = {}): Record<string, unk
     const trained = task.rows.reduce((n, r) => n + r.y.reduce((k, v) => k + (v !== -1 ? 1 : 0), 0), 0);
     log(`sft: ${data.conversations} conversations → ${task.rows.length} ${c.data.packing ? 'packed ' : ''}rows of ${model.config.block_size} (${(100 * trained / (task.rows.length * model.config.block_size)).toFixed(1)}% assistant tokens), ${task.valRows.length} val rows; ${added} chat tokens added (vocab ${model.config.vocab_size})`);
     const valBefore = task.valRows.length ? task.maskedLoss(task.valRows) : NaN;
+    const lora = maybeLoRA(model, c, log, added > 0);
     const r = trainTask(task, model, c, o);
+    mergeLoRA(model, lora);
     saveChatModel(run.path, model, tok, { stage: 'sft', step: String(c.max_iters) });
     const valAfter = task.valRows.length ? task.maskedLoss(task.valRows) : NaN;
     return finishReport(run.path, 'sft', [

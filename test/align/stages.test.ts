@@ -1,6 +1,6 @@
 // Every alignment stage end to end on a tiny model and a dozen synthetic records, as the CLI runs them: sft (chat
 // tokens added, a chat model directory written), reward (score.safetensors), dpo (reference log-probabilities
-// cached, then read back on a second run), ppo (rollouts, TRL's metric names in metrics.jsonl) and cai (every
+// cached, then read back on a second run, which trains LoRA adapters), ppo (rollouts, TRL's metric names in metrics.jsonl) and cai (every
 // JSONL intermediate). Figures are not checked here (the model is untrained); the reports' RESULT lines are.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,7 +56,8 @@ test('align stages run end to end: sft → reward → dpo → ppo → cai', () =
     assert.equal((rm.heldout as { n: number }).n, 3);
     assert.ok(existsSync(join(dir, 'rm', 'score.safetensors')));
     runDpo(cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'dpo') }), { log });
-    runDpo(cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'dpo') }), { log, overwrite: true });
+    runDpo({ ...cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'dpo') }), lora: { ...c0.lora, r: 2 } }, { log, overwrite: true });
+    assert.ok(lines.some((l) => /^LoRA r=2/.test(l)), 'the second DPO run trains LoRA adapters');
     assert.ok(lines.some((l) => /reference log-probabilities of 12 pairs read from/.test(l)), 'the second DPO run reads the cached reference log-probabilities');
     runPpo(cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'ppo') }), { log });
     const metrics = readFileSync(join(dir, 'ppo', 'metrics.jsonl'), 'utf8');
