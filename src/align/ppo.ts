@@ -21,7 +21,7 @@ import type { AlignConfig } from './config.js';
 import { klOnSamples, meanStd, preferencePairs, promptIds, sampleReplies, scoreSequences, wilson } from './evaluate.js';
 import { loadChatModel, loadScalarModel, saveChatModel } from './io.js';
 import { renderedConversations } from './sft.js';
-import { ci, finishReport, fmt, logOf, prepareRun, trainTask, type StageOptions } from './run.js';
+import { ci, finishReport, fmt, logOf, maybeLoRA, mergeLoRA, prepareRun, trainTask, type StageOptions } from './run.js';
 
 /** Ziegler et al.'s adaptive KL controller: β ← β·(1 + clip(KL/target − 1, −0.2, 0.2)·n/horizon). */
 export class AdaptiveKl {
@@ -270,6 +270,8 @@ export function trainPpo(c: AlignConfig, o: StageOptions, init: string, rmDir: s
   ref.model.freeze();
   rmL.scorer.freeze();
   const policy = new ScalarModel(pol.model, c.seed);
+  // LoRA freezes the policy's own weights only: the value head beside it stays trainable.
+  const lora = maybeLoRA(pol.model, c, logOf(o));
   const ptx = c.ppo.ptx_coef > 0 && c.data.conversations !== '' ? (() => {
     const d = renderedConversations(c.data.conversations, pol.tok, pol.ids, c.seed, 0);
     return new SftTask(pol.model, d.train, [], { batchSize: c.ppo.mini_batch, packing: true, seed: c.seed, evalRows: 0 });
@@ -284,6 +286,7 @@ export function trainPpo(c: AlignConfig, o: StageOptions, init: string, rmDir: s
   // One loop step is one minibatch: iterations × epochs × minibatches per rollout batch.
   const steps = iters * c.ppo.ppo_epochs * Math.ceil(c.ppo.rollouts / c.ppo.mini_batch);
   const r = trainTask(task, policy, c, o, steps);
+  mergeLoRA(pol.model, lora);
   return { policy, ref: ref.model, rm: rmL.scorer, ids: pol.ids, task, tokensPerSecond: r.tokensPerSecond };
 }
 
