@@ -3,7 +3,7 @@
 // the AdamW update, alternated so that machine load falls on both sides alike, median tokens/s of each; (2) batched
 // generation (the PPO rollout path: one batch of prompts through serve/generate.ts) beside batch-1 decoding of the
 // same prompts one after another, generated tokens/s of each.
-// Usage: npm run bench -- align [--run=runs/align/sft] [--batch=8] [--steps=8] [--rows=16] [--new=48]
+// Usage: npm run bench -- align [--run=runs/align/sft] [--batch=8] [--steps=16] [--rows=16] [--new=48]
 //   --run: a chat model (`lmforge align sft`); without one, a fresh 4 × 128 GPT over the base tokenizer with the chat
 //   tokens (data/align/base-bpe.json, configs/align/base-chat.yaml's step 2) is used.
 import { existsSync } from 'node:fs';
@@ -27,7 +27,7 @@ const DATA = '../shared/data';
 export async function run(args: string[]): Promise<void> {
   loadNativeBackend();
   const B = intFlag('align', args, 'batch', 8);
-  const steps = intFlag('align', args, 'steps', 8);
+  const steps = intFlag('align', args, 'steps', 16);
   const rowsGen = intFlag('align', args, 'rows', 16);
   const fresh = intFlag('align', args, 'new', 48);
   const runDir = stringFlag(args, 'run') ?? 'runs/align/sft';
@@ -84,10 +84,13 @@ export async function run(args: string[]): Promise<void> {
   const pre: number[] = [];
   const sft: number[] = [];
   let trainedShare = 0;
+  // A B B A order, so that a drift in machine load (or a side always running second) weighs on both sides alike.
   for (let i = 0; i < steps; i++) {
-    pre.push(step(false).ms);
+    const sftFirst = i % 2 === 1;
+    if (!sftFirst) pre.push(step(false).ms);
     const s = step(true);
     sft.push(s.ms);
+    if (sftFirst) pre.push(step(false).ms);
     trainedShare += s.trained / (B * T) / steps;
   }
   const tokens = B * T;
@@ -96,19 +99,25 @@ export async function run(args: string[]): Promise<void> {
   console.log(`train step, ${B} × ${T} tokens: pretraining ${Math.round(preTps)} tokens/s (median ${median(pre).toFixed(0)} ms) | SFT ${Math.round(sftTps)} tokens/s (median ${median(sft).toFixed(0)} ms; ${(100 * trainedShare).toFixed(1)}% of targets are assistant tokens) | SFT/pretraining ${(sftTps / preTps).toFixed(3)}`);
   opt.dispose();
 
-  // Generation: the rollout path (one batch) beside batch-1 decoding of the same prompts.
-  const prompts = preferencePairs(`${DATA}/hh-rlhf/harmless-base_test_0-1811.jsonl.gz`, 'train').slice(0, rowsGen).map((p) => promptIds(tok, ids, p.prompt));
-  const o = { maxNewTokens: fresh, temperature: 1, topK: 0, seed: 5 };
+  // Generation: the rollout path (one batch) beside batch-1 decoding of the same prompts (first human turns of
+  // HH-RLHF pairs, so that decoding rather than prefill dominates), sampled at temperature 1 (as PPO's rollouts)
+  // and greedy (no per-row sampler work).
+  const prompts = preferencePairs(`${DATA}/hh-rlhf/harmless-base_test_0-1811.jsonl.gz`, 'train').slice(0, rowsGen).map((p) => promptIds(tok, ids, p.prompt.slice(0, 1)));
   const timed = (f: () => { reply: number[] }[]): { tps: number; tokens: number } => {
     const t0 = performance.now();
     const out = f();
     const tokensOut = out.reduce((n, s) => n + s.reply.length, 0);
     return { tps: tokensOut / ((performance.now() - t0) / 1000), tokens: tokensOut };
   };
-  sampleReplies(model, ids, prompts.slice(0, 2), { ...o, maxNewTokens: 4 });
-  const batched = timed(() => sampleReplies(model, ids, prompts, o, rowsGen));
-  const single = timed(() => prompts.flatMap((p) => sampleReplies(model, ids, [p], o, 1)));
-  console.log(`generation of ≤ ${fresh} new tokens for ${prompts.length} HH-RLHF prompts: batched (${rowsGen} rows) ${Math.round(batched.tps)} tokens/s (${batched.tokens} tokens) | batch-1 ${Math.round(single.tps)} tokens/s (${single.tokens} tokens) | ${(batched.tps / single.tps).toFixed(2)}×`);
+  const gen: Record<string, { batched: number; batch1: number }> = {};
+  for (const [name, temperature] of [['sampled', 1], ['greedy', 0]] as const) {
+    const o = { maxNewTokens: fresh, temperature, topK: 0, seed: 5 };
+    sampleReplies(model, ids, prompts.slice(0, 2), { ...o, maxNewTokens: 4 });
+    const batched = timed(() => sampleReplies(model, ids, prompts, o, rowsGen));
+    const single = timed(() => prompts.flatMap((p) => sampleReplies(model, ids, [p], o, 1)));
+    gen[name] = { batched: batched.tps, batch1: single.tps };
+    console.log(`generation (${name}) of ≤ ${fresh} new tokens for ${prompts.length} HH-RLHF first turns: batched (${rowsGen} rows) ${Math.round(batched.tps)} tokens/s (${batched.tokens} tokens) | batch-1 ${Math.round(single.tps)} tokens/s (${single.tokens} tokens) | ${(batched.tps / single.tps).toFixed(2)}×`);
+  }
   model.dispose();
-  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), model: source, batch: B, block_size: T, pretrain_tokens_per_s: preTps, sft_tokens_per_s: sftTps, sft_over_pretrain: sftTps / preTps, sft_within_10pct: sftTps >= 0.9 * preTps, gen_rows: rowsGen, gen_batched_tokens_per_s: batched.tps, gen_batch1_tokens_per_s: single.tps, gen_speedup: batched.tps / single.tps })}`);
+  console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), model: source, batch: B, block_size: T, pretrain_tokens_per_s: preTps, sft_tokens_per_s: sftTps, sft_over_pretrain: sftTps / preTps, sft_within_10pct: sftTps >= 0.9 * preTps, gen_rows: rowsGen, gen_sampled_batched_tokens_per_s: gen.sampled!.batched, gen_sampled_batch1_tokens_per_s: gen.sampled!.batch1, gen_greedy_batched_tokens_per_s: gen.greedy!.batched, gen_greedy_batch1_tokens_per_s: gen.greedy!.batch1 })}`);
 }
