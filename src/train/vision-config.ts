@@ -2,6 +2,7 @@
 // keys as in train-config.ts, an image `data:` section, the ViT image tower under `model:`, CLIP's and the caption
 // decoder's own sections, and the shared `optim:` section. Not the text pretraining config (train-config.ts).
 import { vitSpec } from '../models/vit.js';
+import { clipSpec } from '../models/clip.js';
 import { optimSpec } from '../optim/config.js';
 import { defineConfig, type ConfigOf } from '../util/config.js';
 
@@ -34,6 +35,7 @@ export const visionTrainSpec = defineConfig({
     flip: { default: false, doc: 'augmentation: mirror left-right with probability 1/2 (label-preserving for Fashion-MNIST; off by default because it is not for digits or text)' },
   },
   model: vitSpec,
+  clip: clipSpec,
   optim: optimSpec,
 });
 

@@ -11,9 +11,13 @@ import { VIT_KEYS, ViTForImageClassification, type ViTConfig } from '../models/v
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { saveConfig } from '../util/config.js';
 import { UserError, describeError } from '../util/errors.js';
-import { runLoop, type LoopConfig } from './loop.js';
+import { runLoop, type LoopConfig, type Task } from './loop.js';
 import { RunDir, TRAIN_CONFIG_FILE } from './run-dir.js';
 import { ClassificationTask } from './tasks/classification.js';
+import { ClipTask } from './tasks/clip.js';
+import { TEXT_CHARS } from '../data/captions.js';
+import { CLIPModel } from '../models/clip.js';
+import { saveCLIP } from '../models/clip-io.js';
 import type { VisionTrainConfig } from './vision-config.js';
 
 export interface VisionData {
@@ -78,29 +82,54 @@ export function checkSameModel(saved: unknown, c: VisionTrainConfig, dir: string
   }
 }
 
+interface BuiltTask {
+  /** Each task has its own batch type; the loop only passes batches from nextBatch back to loss. */
+  task: Task<unknown>;
+  what: string;
+  save(dir: string, metadata: Record<string, string>): void;
+}
+
+/** The configured task with its model, and how to save the final model. */
+function buildTask(c: VisionTrainConfig, data: VisionData): BuiltTask {
+  const common = {
+    batchSize: c.data.batch_size, evalBatchSize: c.data.eval_batch_size, evalImages: c.data.eval_images, seed: c.seed, norm: data.norm,
+    aug: { cropPadding: c.data.crop_padding, flip: c.data.flip },
+  };
+  const vit = visionModelConfig(c, data);
+  switch (c.task.kind) {
+    case 'classification': {
+      const model = new ViTForImageClassification(vit, c.seed);
+      return { task: new ClassificationTask(model, data.train, data.val, data.test, common), what: 'ViT', save: (dir, meta) => saveViT(dir, model, data.train.classNames, meta) };
+    }
+    case 'clip': {
+      const model = new CLIPModel(vit, c.clip, TEXT_CHARS, c.seed);
+      return { task: new ClipTask(model, data.train, data.val, data.test, common), what: 'CLIP', save: (dir, meta) => saveCLIP(dir, model, data.train.classNames, data.norm, meta) };
+    }
+    default:
+      throw new UserError(`task.kind ${c.task.kind}: not available in this build`);
+  }
+}
+
 export function trainVision(c: VisionTrainConfig, options: { resume?: boolean; overwrite?: boolean; log?: (line: string) => void } = {}): VisionTrainResult {
   const log = options.log ?? ((line: string) => console.log(line));
   if (c.threads > 0) lm.setThreads(c.threads);
   const data = loadVisionData(c.data);
   const run = new RunDir(c.out_dir);
-  if (c.task.kind !== 'classification') throw new UserError(`task.kind ${c.task.kind}: not available in this build`);
-  let model: ViTForImageClassification;
+  let built: BuiltTask;
   try {
-    model = new ViTForImageClassification(visionModelConfig(c, data), c.seed);
+    built = buildTask(c, data);
   } catch (e) {
     if (e instanceof RangeError) throw new UserError(e.message.replace(/^ViT config: /, 'model.'));
     throw e;
   }
+  const { task, save } = built;
+  const model = task.model;
   try {
     run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
   } catch (e) {
     model.dispose();
     throw e;
   }
-  const task = new ClassificationTask(model, data.train, data.val, data.test, {
-    batchSize: c.data.batch_size, evalBatchSize: c.data.eval_batch_size, evalImages: c.data.eval_images, seed: c.seed, norm: data.norm,
-    aug: { cropPadding: c.data.crop_padding, flip: c.data.flip },
-  });
   const optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
   try {
     const r = runLoop(task, optimizer, loopConfigOf(c), {
@@ -113,11 +142,11 @@ export function trainVision(c: VisionTrainConfig, options: { resume?: boolean; o
       },
       beforeStart: () => {
         saveConfig(join(c.out_dir, TRAIN_CONFIG_FILE), c);
-        log(`model: ViT ${(model.numParameters() / 1e6).toFixed(3)}M parameters, ${data.train.n} training images (${data.val.n} held out), backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${c.data.batch_size * c.gradient_accumulation_steps} images per step`);
+        log(`model: ${built.what} ${(model.numParameters() / 1e6).toFixed(3)}M parameters, ${data.train.n} training images (${data.val.n} held out), backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${c.data.batch_size * c.gradient_accumulation_steps} images per step`);
       },
     });
     try {
-      saveViT(c.out_dir, model, data.train.classNames, { step: String(c.max_iters) });
+      save(c.out_dir, { step: String(c.max_iters) });
     } catch (e) {
       throw new UserError(`${c.out_dir}: cannot write the model (${describeError(e)})`);
     }

@@ -30,6 +30,11 @@ export class ImageBatcher {
     return this.sampler.epoch;
   }
 
+  /** A uniform draw from the batcher's generator (saved with its state): tasks draw their per-image text from it. */
+  uniform(): number {
+    return this.rng.uniform();
+  }
+
   next(): ImageBatch {
     const indices = this.sampler.next(this.batchSize);
     const { height: H, width: W, channels: C } = this.set;
