@@ -5,7 +5,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type TensorData } from '../core/safetensors.js';
-import type { Normalization } from '../data/images.js';
 import type { Module } from '../nn/module.js';
 import { loadStateDict, stateDict, type NamedArray } from '../nn/state.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -13,15 +12,22 @@ import { UserError, describeError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { CLIP_DEFAULTS, CLIPModel, type ClipSectionConfig } from './clip.js';
 import { VIT_DEFAULTS, type ViTConfig } from './vit.js';
+import { DECODER_DEFAULTS, ImageTextDecoder, type DecoderConfig } from './caption.js';
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
+
+/** Per-channel mean and std of pixel/255 (data/images.ts's Normalization; models do not import data). */
+export interface Normalization {
+  mean: number[];
+  std: number[];
+}
 
 /** What config.json of an image–text model directory holds. */
 export interface ImageTextConfig {
   model_type: string;
   vision_config: ViTConfig;
-  text_config: ClipSectionConfig & Record<string, unknown>;
+  text_config: Record<string, unknown>;
   chars: string[];
   class_names: string[];
   normalization: Normalization;
@@ -48,7 +54,7 @@ export function readImageTextConfig(dir: string, modelType: string): ImageTextCo
   for (const k of ['vision_config', 'text_config', 'chars', 'class_names', 'normalization'] as const) {
     if (typeof o[k] !== 'object' || o[k] === null) throw new UserError(`${path}: field ${k} is missing or not an object`);
   }
-  return { ...(o as ImageTextConfig), vision_config: { ...VIT_DEFAULTS, ...o.vision_config }, text_config: { ...CLIP_DEFAULTS, ...o.text_config } };
+  return { ...(o as ImageTextConfig), vision_config: { ...VIT_DEFAULTS, ...o.vision_config } };
 }
 
 export function loadWeights(dir: string, module: Module): void {
@@ -63,12 +69,40 @@ export function loadWeights(dir: string, module: Module): void {
 }
 
 export function saveCLIP(dir: string, model: CLIPModel, classNames: string[], normalization: Normalization, metadata: Record<string, string>): void {
-  saveModule(dir, model, { model_type: 'lmforge-clip', vision_config: model.visionConfig, text_config: model.config, chars: [...model.codec.chars.chars], class_names: classNames, normalization }, metadata);
+  saveModule(dir, model, { model_type: 'lmforge-clip', vision_config: model.visionConfig, text_config: model.config, chars: [...model.codec.chars], class_names: classNames, normalization }, metadata);
+}
+
+export function saveDecoder(dir: string, model: ImageTextDecoder, classNames: string[], normalization: Normalization, metadata: Record<string, string>): void {
+  saveModule(dir, model, { model_type: 'lmforge-caption', vision_config: model.visionConfig, text_config: model.config, chars: [...model.codec.chars], class_names: classNames, normalization }, metadata);
+}
+
+export function loadDecoder(dir: string): { model: ImageTextDecoder; config: ImageTextConfig } {
+  const config = readImageTextConfig(dir, 'lmforge-caption');
+  const model = new ImageTextDecoder(config.vision_config, { ...DECODER_DEFAULTS, ...(config.text_config as Partial<DecoderConfig>) }, config.chars, 0);
+  try {
+    loadWeights(dir, model);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, config };
+}
+
+/** The type of an image model directory from its config.json: 'vit', 'lmforge-clip', 'lmforge-caption', or null. */
+export function imageModelType(dir: string): string | null {
+  const p = join(dir, CONFIG_FILE);
+  if (!existsSync(p)) return null;
+  try {
+    const t = (JSON.parse(readFileSync(p, 'utf8')) as { model_type?: unknown }).model_type;
+    return typeof t === 'string' && ['vit', 'lmforge-clip', 'lmforge-caption'].includes(t) ? t : null;
+  } catch {
+    return null;
+  }
 }
 
 export function loadCLIP(dir: string): { model: CLIPModel; config: ImageTextConfig } {
   const config = readImageTextConfig(dir, 'lmforge-clip');
-  const model = new CLIPModel(config.vision_config, config.text_config, config.chars, 0);
+  const model = new CLIPModel(config.vision_config, { ...CLIP_DEFAULTS, ...(config.text_config as Partial<ClipSectionConfig>) }, config.chars, 0);
   try {
     loadWeights(dir, model);
   } catch (e) {

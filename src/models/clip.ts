@@ -12,7 +12,6 @@ import type { Block } from '../nn/block.js';
 import type { ForwardContext } from '../nn/context.js';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
-import { CharTokenizer } from '../tokenizers/char.js';
 import { defineConfig, defaultsOf, type ConfigOf } from '../util/config.js';
 import { encoderBlocks, ViTModel, type ViTConfig } from './vit.js';
 
@@ -29,14 +28,33 @@ export const clipSpec = defineConfig({
 export type ClipSectionConfig = ConfigOf<typeof clipSpec>;
 export const CLIP_DEFAULTS: ClipSectionConfig = defaultsOf(clipSpec);
 
-/** Characters → ids with one extra id, the end-of-text token, appended; padding repeats it (unseen: causal). */
+/**
+ * Characters → ids (a character vocabulary, as the project's char tokenizer, held here because models do not import
+ * tokenizers) with one extra id, the end-of-text token; padding repeats it (never attended to: the tower is causal).
+ */
 export class TextCodec {
-  readonly chars: CharTokenizer;
   readonly eot: number;
+  private readonly index: Map<string, number>;
 
-  constructor(chars: readonly string[], readonly contextLength: number) {
-    this.chars = new CharTokenizer(chars);
+  constructor(readonly chars: readonly string[], readonly contextLength: number) {
+    this.index = new Map(chars.map((c, i) => [c, i]));
+    if (this.index.size !== chars.length) throw new RangeError('TextCodec: repeated character in the vocabulary');
     this.eot = chars.length;
+  }
+
+  /** Ids of each character; one outside the vocabulary is a RangeError naming it. */
+  encode(text: string): number[] {
+    return Array.from(text, (ch, i) => {
+      const id = this.index.get(ch);
+      if (id === undefined) throw new RangeError(`character ${JSON.stringify(ch)} at position ${i} of ${JSON.stringify(text)} is not in the ${this.chars.length}-character vocabulary`);
+      return id;
+    });
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    let s = '';
+    for (let i = 0; i < ids.length && ids[i] !== this.eot; i++) s += this.chars[ids[i]!] ?? '\uFFFD';
+    return s;
   }
 
   get vocabSize(): number {
@@ -49,7 +67,7 @@ export class TextCodec {
     const ids = new Int32Array(texts.length * L).fill(this.eot);
     const eot = new Int32Array(texts.length);
     texts.forEach((t, b) => {
-      const enc = this.chars.encode(t).slice(0, L - 1);
+      const enc = this.encode(t).slice(0, L - 1);
       ids.set(enc, b * L);
       eot[b] = enc.length;
     });

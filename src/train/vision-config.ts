@@ -3,6 +3,7 @@
 // decoder's own sections, and the shared `optim:` section. Not the text pretraining config (train-config.ts).
 import { vitSpec } from '../models/vit.js';
 import { clipSpec } from '../models/clip.js';
+import { decoderSpec } from '../models/caption.js';
 import { optimSpec } from '../optim/config.js';
 import { defineConfig, type ConfigOf } from '../util/config.js';
 
@@ -36,6 +37,7 @@ export const visionTrainSpec = defineConfig({
   },
   model: vitSpec,
   clip: clipSpec,
+  decoder: decoderSpec,
   optim: optimSpec,
 });
 

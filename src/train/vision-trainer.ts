@@ -6,7 +6,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { channelStats, readIdxSplit, readImageFolder, subset, type ImageSet, type Normalization } from '../data/images.js';
-import { saveViT } from '../models/vit-io.js';
+import { loadViT, saveViT } from '../models/vit-io.js';
+import { ImageTextDecoder } from '../models/caption.js';
+import { loadStateDict, stateDict } from '../nn/state.js';
+import { CaptionTask } from './tasks/caption.js';
 import { VIT_KEYS, ViTForImageClassification, type ViTConfig } from '../models/vit.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { saveConfig } from '../util/config.js';
@@ -17,7 +20,7 @@ import { ClassificationTask } from './tasks/classification.js';
 import { ClipTask } from './tasks/clip.js';
 import { TEXT_CHARS } from '../data/captions.js';
 import { CLIPModel } from '../models/clip.js';
-import { saveCLIP } from '../models/clip-io.js';
+import { saveCLIP, saveDecoder } from '../models/clip-io.js';
 import type { VisionTrainConfig } from './vision-config.js';
 
 export interface VisionData {
@@ -89,6 +92,21 @@ interface BuiltTask {
   save(dir: string, metadata: Record<string, string>): void;
 }
 
+/** Copies a trained ViT classifier's tower (its vit.* weights) into the decoder's vision_model; the shapes must agree. */
+function loadVisionTower(model: ImageTextDecoder, dir: string, want: ViTConfig): void {
+  const { model: vit } = loadViT(dir);
+  try {
+    for (const k of VIT_KEYS) {
+      if (k === 'dropout' || k === 'num_labels') continue;
+      if (vit.config[k] !== want[k]) throw new UserError(`decoder.vision_from ${dir}: its model.${k} is ${JSON.stringify(vit.config[k])} but the model section says ${JSON.stringify(want[k])}`);
+    }
+    const entries = new Map([...stateDict(vit)].filter(([n]) => n.startsWith('vit.')).map(([n, a]) => [n.slice(4), a]));
+    loadStateDict(model, entries, `${dir}/model.safetensors`, { prefix: 'vision_model.' });
+  } finally {
+    vit.dispose();
+  }
+}
+
 /** The configured task with its model, and how to save the final model. */
 function buildTask(c: VisionTrainConfig, data: VisionData): BuiltTask {
   const common = {
@@ -105,8 +123,17 @@ function buildTask(c: VisionTrainConfig, data: VisionData): BuiltTask {
       const model = new CLIPModel(vit, c.clip, TEXT_CHARS, c.seed);
       return { task: new ClipTask(model, data.train, data.val, data.test, common), what: 'CLIP', save: (dir, meta) => saveCLIP(dir, model, data.train.classNames, data.norm, meta) };
     }
-    default:
-      throw new UserError(`task.kind ${c.task.kind}: not available in this build`);
+    case 'caption': {
+      const model = new ImageTextDecoder(vit, c.decoder, TEXT_CHARS, c.seed);
+      try {
+        if (c.decoder.vision_from !== null) loadVisionTower(model, c.decoder.vision_from, vit);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      if (c.decoder.freeze_vision) model.vision_model.freeze();
+      return { task: new CaptionTask(model, data.train, data.val, data.test, common), what: `image-text decoder (${c.decoder.variant})`, save: (dir, meta) => saveDecoder(dir, model, data.train.classNames, data.norm, meta) };
+    }
   }
 }
 
