@@ -12,16 +12,11 @@ import { UserError, describeError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { CLIP_DEFAULTS, CLIPModel, type ClipSectionConfig } from './clip.js';
 import { VIT_DEFAULTS, type ViTConfig } from './vit.js';
+import type { Normalization } from './vit-io.js';
 import { DECODER_DEFAULTS, ImageTextDecoder, type DecoderConfig } from './caption.js';
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
-
-/** Per-channel mean and std of pixel/255 (data/images.ts's Normalization; models do not import data). */
-export interface Normalization {
-  mean: number[];
-  std: number[];
-}
 
 /** What config.json of an image–text model directory holds. */
 export interface ImageTextConfig {

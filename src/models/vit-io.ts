@@ -15,6 +15,14 @@ import { VIT_DEFAULTS, ViTForImageClassification, validateViTConfig, type ViTCon
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
+/** Hugging Face's image processor settings: the normalisation the model was trained with. */
+export const PREPROCESSOR_FILE = 'preprocessor_config.json';
+
+/** Per-channel mean and std of pixel/255 (data/images.ts's Normalization; models do not import data). */
+export interface Normalization {
+  mean: number[];
+  std: number[];
+}
 
 /** (rows, cols) row-major → (cols, rows). */
 export function transpose2d(data: ArrayLike<number>, rows: number, cols: number): Float32Array {
@@ -189,14 +197,17 @@ export function fromHFViTConfig(o: Record<string, unknown>, source: string): { c
   return { config, classNames };
 }
 
-export function saveViT(dir: string, model: ViTForImageClassification, classNames: string[], metadata: Record<string, string> = {}): void {
+export function saveViT(dir: string, model: ViTForImageClassification, classNames: string[], normalization: Normalization, metadata: Record<string, string> = {}): void {
   ensureDir(dir, 'model directory', { checkWritable: false });
+  const size = model.config.image_size;
+  const pre = { image_processor_type: 'ViTImageProcessor', do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: normalization.mean, image_std: normalization.std, do_resize: false, size: { height: size, width: size } };
+  writeFileAtomic(join(dir, PREPROCESSOR_FILE), JSON.stringify(pre, null, 2) + '\n');
   writeSafetensors(join(dir, WEIGHTS_FILE), toHFLayout(model, 'vit.encoder.layer.', 'vit.embeddings.patch_embeddings.', model.config.n_embd), { format: 'pt', ...metadata });
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(toHFViTConfig(model.config, classNames), null, 2) + '\n');
 }
 
-/** Loads a ViTForImageClassification from config.json + model.safetensors (HF layout), strictly. */
-export function loadViT(dir: string): { model: ViTForImageClassification; classNames: string[] } {
+/** Loads a ViTForImageClassification from config.json + model.safetensors (HF layout), strictly, with its normalisation. */
+export function loadViT(dir: string): { model: ViTForImageClassification; classNames: string[]; normalization: Normalization } {
   const cfgPath = join(dir, CONFIG_FILE);
   const { config, classNames } = fromHFViTConfig(readJSONFile(cfgPath), cfgPath);
   try {
@@ -215,7 +226,17 @@ export function loadViT(dir: string): { model: ViTForImageClassification; classN
     model.dispose();
     throw new UserError(describeError(e));
   }
-  return { model, classNames };
+  return { model, classNames, normalization: readNormalization(dir, config.num_channels) };
+}
+
+/** preprocessor_config.json's image_mean / image_std (HF's ImageNet-style 0.5 / 0.5 when the file is absent). */
+export function readNormalization(dir: string, channels: number): Normalization {
+  const path = join(dir, PREPROCESSOR_FILE);
+  if (!existsSync(path)) return { mean: new Array<number>(channels).fill(0.5), std: new Array<number>(channels).fill(0.5) };
+  const o = readJSONFile(path) as { image_mean?: unknown; image_std?: unknown };
+  const ok = (v: unknown): v is number[] => Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number');
+  if (!ok(o.image_mean) || !ok(o.image_std)) throw new UserError(`${path}: image_mean and image_std must be lists of ${channels} numbers`);
+  return { mean: o.image_mean, std: o.image_std };
 }
 
 /** Whether a directory holds a ViT (config.json with model_type "vit"). */

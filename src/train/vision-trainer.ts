@@ -117,7 +117,7 @@ function buildTask(c: VisionTrainConfig, data: VisionData): BuiltTask {
   switch (c.task.kind) {
     case 'classification': {
       const model = new ViTForImageClassification(vit, c.seed);
-      return { task: new ClassificationTask(model, data.train, data.val, data.test, common), what: 'ViT', save: (dir, meta) => saveViT(dir, model, data.train.classNames, meta) };
+      return { task: new ClassificationTask(model, data.train, data.val, data.test, common), what: 'ViT', save: (dir, meta) => saveViT(dir, model, data.train.classNames, data.norm, meta) };
     }
     case 'clip': {
       const model = new CLIPModel(vit, c.clip, TEXT_CHARS, c.seed);

@@ -96,12 +96,13 @@ test('ViT: saveViT writes the HF layout that loadViT reads back exactly (weights
   const dir = mkdtempSync(join(tmpdir(), 'vit-io-'));
   try {
     const model = build();
-    saveViT(dir, model, ['a', 'b', 'c']);
+    saveViT(dir, model, ['a', 'b', 'c'], { mean: [0.25, 0.5], std: [0.5, 0.25] });
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(cfg.model_type, 'vit');
     assert.equal(cfg.hidden_size, config.n_embd);
-    const { model: back, classNames } = loadViT(dir);
+    const { model: back, classNames, normalization } = loadViT(dir);
     assert.deepEqual(classNames, ['a', 'b', 'c']);
+    assert.deepEqual(normalization, { mean: [0.25, 0.5], std: [0.5, 0.25] });
     const a = stateDict(model), b = stateDict(back);
     for (const [n, t] of a) assert.deepEqual(Array.from(b.get(n)!.data), Array.from(t.data), n);
     model.dispose();
