@@ -138,6 +138,20 @@ export function l2Normalize(x: Tensor): Tensor {
   return lm.mul(x, lm.rsqrt(lm.addScalar(lm.sum(lm.square(x), -1, true), 1e-12)));
 }
 
+/** exp(min(s, ln max)): the temperature's inverse, clamped at max (s beyond the clamp gets no gradient). */
+export function clampedScale(logitScale: Tensor, max: number): Tensor {
+  return lm.exp(lm.minimum(logitScale, Math.log(max)));
+}
+
+/** Symmetric InfoNCE of unit embeddings img, txt (B, E), row i of each a matching pair, at scale s (a (1) tensor). */
+export function clipLoss(img: Tensor, txt: Tensor, s: Tensor): { loss: Tensor; logits: Tensor } {
+  const B = img.shape[0]!;
+  const logits = lm.mul(lm.matmul(img, lm.transpose(txt)), s); // (B, B) image-to-text
+  const target = lm.arange(B);
+  const loss = lm.mulScalar(lm.add(lm.crossEntropy(logits, target), lm.crossEntropy(lm.transpose(logits), target)), 0.5);
+  return { loss, logits };
+}
+
 export interface ClipOutput {
   loss: Tensor;
   /** (B, B) image-to-text logits. */
@@ -184,19 +198,15 @@ export class CLIPModel extends Module {
 
   /** exp(min(logit_scale, ln max_logit_scale)): the clamp at 100 (no gradient past it, as open_clip's clamp). */
   scale(): Tensor {
-    return lm.exp(lm.minimum(this.logit_scale, Math.log(this.config.max_logit_scale)));
+    return clampedScale(this.logit_scale, this.config.max_logit_scale);
   }
 
   /** Symmetric InfoNCE of B matching (image, text) pairs: (CE(s·I·Tᵀ, diag) + CE(s·T·Iᵀ, diag)) / 2. */
   forward(images: Tensor, texts: readonly string[], seed = 0): ClipOutput {
     const img = this.encodeImage(images, seed); // (B, E)
     const txt = this.encodeText(texts); // (B, E)
-    const B = img.shape[0]!;
     const s = this.scale();
-    const logits = lm.mul(lm.matmul(img, lm.transpose(txt)), s); // (B, B)
-    const target = lm.arange(B);
-    const loss = lm.mulScalar(lm.add(lm.crossEntropy(logits, target), lm.crossEntropy(lm.transpose(logits), target)), 0.5);
-    return { loss, logits, scale: s.item() };
+    return { ...clipLoss(img, txt, s), scale: s.item() };
   }
 
   /** The zero-shot classifier (K, E): per class, the mean of its prompts' unit embeddings, renormalised. */
