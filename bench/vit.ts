@@ -17,7 +17,7 @@ interface Figures extends SideFigures {
 }
 
 /** The model and batch of the recipe config (kept in step with configs/vision/vit-fashion-mnist.yaml). */
-const RECIPE = { image_size: 28, patch_size: 7, n_layer: 4, n_head: 4, n_embd: 96, batch_size: 128 };
+const RECIPE = { image_size: 28, patch_size: 7, n_layer: 4, n_head: 4, n_embd: 96, stem: 'conv', stem_channels: 16, batch_size: 128 };
 
 export async function run(args: string[]): Promise<void> {
   const iters = intFlag('vit', args, 'iters', 20);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of `npm run bench -- vit`: the same ViT as lmforge's (patch projection as a p-stride Conv2d, class
+"""PyTorch side of `npm run bench -- vit`: the same ViT as lmforge's (optional 3x3 conv stem, patch projection as a p-stride Conv2d, class
 token, learned positions, pre-norm blocks with a fused qkv Linear and unmasked softmax attention, exact GELU, final
 LayerNorm, linear head), AdamW with decay on matrices and gradient clipping at 1, on Fashion-MNIST batches prepared
 outside the timed region. Prints one JSON line: median ms/iter, images/s, peak RSS.
@@ -45,7 +45,10 @@ class ViT(nn.Module):
         n = (c["image_size"] // p) ** 2
         hidden = c.get("mlp_hidden", 0) or 4 * C
         eps = c.get("norm_eps", 1e-6)
-        self.proj = nn.Conv2d(c.get("num_channels", 1), C, p, stride=p)
+        cin = c.get("num_channels", 1)
+        # The conv stem: a 3x3 stride-1 zero-padded convolution + GELU before the p-stride patch projection.
+        self.stem = nn.Conv2d(cin, c.get("stem_channels", 8), 3, padding=1) if c.get("stem") == "conv" else None
+        self.proj = nn.Conv2d(c.get("stem_channels", 8) if self.stem is not None else cin, C, p, stride=p)
         self.cls = nn.Parameter(torch.randn(1, 1, C) * 0.02)
         self.pos = nn.Parameter(torch.randn(1, n + 1, C) * 0.02)
         self.blocks = nn.ModuleList([Block(C, c["n_head"], hidden, eps) for _ in range(c["n_layer"])])
@@ -53,6 +56,8 @@ class ViT(nn.Module):
         self.head = nn.Linear(C, c.get("num_labels", 10))
 
     def forward(self, x):
+        if self.stem is not None:
+            x = F.gelu(self.stem(x))
         t = self.proj(x).flatten(2).transpose(1, 2)
         t = torch.cat([self.cls.expand(x.shape[0], 1, -1), t], 1) + self.pos
         for b in self.blocks:
@@ -81,7 +86,7 @@ def main():
     loss = 0.0
     for it in range(iters + 2):
         idx = torch.randint(0, x_all.shape[0], (B,))
-        # The same augmentation as lmforge's batches (pad 2 + random crop, flip), prepared outside the timed region.
+        # The same augmentation as lmforge's batches (pad 2 + random crop), prepared outside the timed region.
         xb = F.pad(x_all[idx].unsqueeze(1), (2, 2, 2, 2), value=-0.286 / 0.353)
         dy, dx = torch.randint(0, 5, (2,)).tolist()
         xb = xb[:, :, dy:dy + 28, dx:dx + 28].contiguous()
