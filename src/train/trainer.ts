@@ -12,7 +12,11 @@ import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.j
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
 import { UserError } from '../util/errors.js';
+import { initDistributed } from './distributed/comm.js';
+import { broadcastParameters, DataParallel, type GradientSync } from './distributed/data-parallel.js';
+import { Zero1 } from './distributed/zero.js';
 import { runLoop } from './loop.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { NextTokenTask } from './tasks/next-token.js';
 import { openTokenFile } from './token-reader.js';
@@ -38,6 +42,8 @@ export interface TrainResult {
   valLossFull: number | null;
   tokensPerSecond: number;
   runDir: string;
+  /** This process's rank (0 without data parallelism): only rank 0 reports. */
+  rank: number;
 }
 
 /** The GPT architecture a train config describes, for a vocabulary of vocabSize. */
@@ -108,7 +114,11 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
-  const log = options.log ?? ((line: string) => console.log(line));
+  // Data parallelism: every rank runs this function; rank 0 alone prints and writes the run's files.
+  const comm = initDistributed({ expectSize: config.dp });
+  const writer = comm.rank === 0;
+  const log = writer ? options.log ?? ((line: string) => console.log(line)) : () => undefined;
+  if (config.zero > 0 && comm.size === 1) throw new UserError('zero: ZeRO-1 shards the optimizer state over data-parallel ranks; set dp > 1 (and launch with mpirun)');
   if (config.threads > 0) lm.setThreads(config.threads);
   const meta = readMeta(config.data.dir);
   const lora = config.lora.r > 0;
@@ -128,13 +138,20 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     // Shared layers are one module used at several depths: an adapter would wrap it once per use.
     if (adapter && model.config.share_layers !== 'none') throw new UserError(`lora.r: the init_from model shares its layers (share_layers ${model.config.share_layers}); LoRA over shared layers is not supported`);
     if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
-    run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+    if (writer) run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+    comm.barrier(); // the run directory is ready before any rank reads a checkpoint from it
   } catch (e) {
     model.dispose();
     throw e;
   }
-  const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });
-  const optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
+  const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, shard: { rank: comm.rank, size: comm.size } });
+  const named = model.namedTrainableParameters();
+  let optimizer: Optimizer | GradientSync;
+  if (comm.size === 1) optimizer = makeOptimizer(named, c.optim);
+  else {
+    broadcastParameters(comm, named);
+    optimizer = c.zero === 1 ? new Zero1(comm, named, c.optim) : new DataParallel(comm, makeOptimizer(named, c.optim), { bucketBytes: c.bucket_mb * 2 ** 20 });
+  }
   try {
     const r = runLoop(task, optimizer, {
       maxIters: c.max_iters, gradientAccumulationSteps: c.gradient_accumulation_steps, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
@@ -162,6 +179,14 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         }
       },
       beforeStart: () => {
+        if (comm.size > 1) {
+          // Bytes of optimizer state on each rank: with ZeRO-1 each holds 1/dp of it.
+          const bytes = new Float64Array(comm.size);
+          comm.allGather(new Float64Array([optimizer.stateBytes()]), bytes);
+          const mb = (b: number): string => (b / 2 ** 20).toFixed(3);
+          log(`data parallel: ${comm.size} ranks × ${c.data.batch_size / comm.size} rows, ${c.zero === 1 ? 'ZeRO-1' : 'replicated optimizer'}; optimizer state per rank ${[...bytes].map(mb).join(' / ')} MB`);
+        }
+        if (!writer) return;
         run.writeTrainConfig(c);
         run.writeMeta(meta, c.data.dir, vocabSize);
         log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps} tokens per step`);
@@ -169,11 +194,11 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
       },
     });
     // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
-    if (adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
-    else run.saveModel(model, { step: String(c.max_iters) });
+    if (writer && adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
+    else if (writer) run.saveModel(model, { step: String(c.max_iters) });
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
-      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir,
+      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir, rank: comm.rank,
     };
   } finally {
     optimizer.dispose();

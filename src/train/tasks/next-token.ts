@@ -18,6 +18,11 @@ export interface NextTokenOptions {
   seed: number;
   /** At the end, also the loss over the whole val split. */
   fullVal: boolean;
+  /**
+   * Data parallelism: this rank trains on rows [rank·B/size, (rank+1)·B/size) of every global batch of batchSize
+   * rows. Every rank draws the same global batches (one sampler, one seed), so the run sees what one process sees.
+   */
+  shard?: { rank: number; size: number };
 }
 
 export interface TokenBatch {
@@ -57,11 +62,18 @@ export class NextTokenTask implements Task<TokenBatch> {
   readonly flopsPerItem: number;
   private sampler: BatchSampler;
   private readonly T: number;
+  /** Rows of each global batch this rank trains on: [row0, row0 + rows). */
+  private readonly row0: number;
+  private readonly rows: number;
 
   constructor(readonly model: GPT, private readonly train: TokenFile, private readonly val: TokenFile, private readonly o: NextTokenOptions) {
     this.T = model.config.block_size;
     this.sampler = new BatchSampler(train, o.batchSize, this.T, o.seed);
-    this.itemsPerBatch = o.batchSize * this.T;
+    const shard = o.shard ?? { rank: 0, size: 1 };
+    if (o.batchSize % shard.size !== 0) throw new UserError(`data.batch_size: ${o.batchSize} rows do not split evenly over dp = ${shard.size} ranks (the global batch must be a multiple of dp)`);
+    this.rows = o.batchSize / shard.size;
+    this.row0 = shard.rank * this.rows;
+    this.itemsPerBatch = this.rows * this.T;
     const c = model.config;
     // A mixture of experts counts the parameters a token uses: k of its E experts.
     // Analytic cost of the config: a shared layer counts at every use, a mixture of experts only its k active experts.
@@ -69,11 +81,14 @@ export class NextTokenTask implements Task<TokenBatch> {
   }
 
   nextBatch(): TokenBatch {
-    return this.sampler.next();
+    const b = this.sampler.next();
+    if (this.rows === this.o.batchSize) return b;
+    const lo = this.row0 * this.T, hi = (this.row0 + this.rows) * this.T;
+    return { x: b.x.slice(lo, hi), y: b.y.slice(lo, hi) };
   }
 
   loss(batch: TokenBatch, ctx: StepContext): LossOutput {
-    const shape = [this.o.batchSize, this.T];
+    const shape = [this.rows, this.T];
     // forwardLoss: with a frozen head (LoRA, QLoRA) the (B, T, V) logits are never held whole.
     const out = this.model.forwardLoss(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
     return { loss: out.loss, aux: out.aux, metrics: out.metrics };
