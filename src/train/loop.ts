@@ -160,6 +160,7 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c
       if (last) break;
 
       const t0 = performance.now();
+      const bytes0 = sync.comm.bytesSent();
       const lr = learningRate(c.schedule, step);
       sync.setLearningRate(lr);
       let lossSum = 0;
@@ -205,6 +206,8 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c
       if (step % c.logInterval === 0) {
         log(formatProgress(rec));
         const extra: Record<string, number> = { grad_norm: norm };
+        // Bytes this rank sent for the step's collectives (Comm.bytesSent: what the bandwidth-optimal algorithms send).
+        if (sync.comm.size > 1) extra.comm_bytes = sync.comm.bytesSent() - bytes0;
         for (const [name, v] of Object.entries(sums)) extra[name] = v / accum;
         metrics?.log({ ...rec, ...extra } as MetricRecord);
       }

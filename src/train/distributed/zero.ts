@@ -68,7 +68,7 @@ export class Zero1 implements GradientSync {
       const from = a - this.offsets[index]!;
       const to = b - this.offsets[index]!;
       // A matrix's piece keeps two dimensions so that the optimizer's groups (weight decay on matrices) stay the same.
-      const data = contiguousData(p, name).slice(from, to);
+      const data = new Float32Array(to - from); // filled from the parameter before each update
       const shard = lm.keep(lm.requireGrad(lm.fromArray(data, p.ndim >= 2 ? [1, to - from] : [to - from])));
       this.pieces.push({ name, index, param: p, from, to, shardOffset: a - lo, shard });
       named.push([name, shard]);
@@ -129,6 +129,8 @@ export class Zero1 implements GradientSync {
     const norm = Math.sqrt(total[0]!) * scale0;
     const clip = gradClip > 0 && norm > gradClip ? gradClip / (norm + 1e-6) : 1;
     const scale = scale0 * clip;
+    // The replicas' parameters are the truth (a resume or a broadcast may have replaced them): refresh the blocks.
+    for (const pc of this.pieces) contiguousData(pc.shard, 'parameter').set(contiguousData(pc.param, 'parameter').subarray(pc.from, pc.to));
     this.optimizer.step(scale);
     // All-gather the updated blocks into every replica's parameters.
     this.block.fill(0);
