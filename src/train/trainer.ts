@@ -144,7 +144,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
-  const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, shard: { rank: comm.rank, size: comm.size } });
+  const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm });
   const named = model.namedTrainableParameters();
   let optimizer: Optimizer | GradientSync;
   if (comm.size === 1) optimizer = makeOptimizer(named, c.optim);
