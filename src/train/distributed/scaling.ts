@@ -120,5 +120,14 @@ export function fitLatencyBandwidth(samples: readonly { steps: number; bytes: nu
   }
   const slope = sxx > 0 ? sxy / sxx : 0;
   const intercept = my - slope * mx;
-  return { latency: Math.max(0, intercept), bandwidth: slope > 0 ? 1 / slope : Infinity };
+  if (slope > 0 && intercept >= 0) return { latency: intercept, bandwidth: 1 / slope };
+  // Noisy samples (a shared machine) can give a negative α or β: fit one of them alone with the other at its bound.
+  if (slope > 0) {
+    const sxx0 = xs.reduce((a, x) => a + x * x, 0);
+    const sxy0 = xs.reduce((a, x, i) => a + x * ys[i]!, 0);
+    return { latency: 0, bandwidth: sxx0 / sxy0 };
+  }
+  // No growth with size: all latency (β from the largest message, as a lower bound).
+  const big = xs.indexOf(Math.max(...xs));
+  return { latency: my, bandwidth: xs[big]! / ys[big]! };
 }

@@ -37,3 +37,11 @@ test('α and β come back from samples of t = α·steps + bytes/β', () => {
   assert.ok(Math.abs(fit.latency - alpha) < 1e-9);
   assert.ok(Math.abs(fit.bandwidth - beta) / beta < 1e-6);
 });
+
+test('the α/β fit stays physical on noisy samples', () => {
+  const flat = fitLatencyBandwidth([{ steps: 1, bytes: 1e3, seconds: 2e-3 }, { steps: 1, bytes: 1e6, seconds: 1e-3 }]);
+  assert.ok(flat.latency > 0 && Number.isFinite(flat.bandwidth) && flat.bandwidth > 0);
+  const steep = fitLatencyBandwidth([{ steps: 1, bytes: 1e3, seconds: 1e-9 }, { steps: 1, bytes: 2e3, seconds: 1e-3 }, { steps: 1, bytes: 3e3, seconds: 2e-3 }]);
+  assert.equal(steep.latency, 0);
+  assert.ok(Number.isFinite(steep.bandwidth) && steep.bandwidth > 0);
+});
