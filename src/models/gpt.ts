@@ -217,8 +217,8 @@ export class GPT extends Module {
     return new KVCache({ layers: c.n_layer, batch, heads: c.n_head, headDim: c.n_embd / c.n_head, capacity: c.block_size });
   }
 
-  /** Token plus position embeddings of a pass; positions per row when the cache plan is ragged. */
-  private embed(idx: Tensor, ctx: ForwardContext): Tensor {
+  /** Token plus position embeddings of a pass; positions per row when the cache plan is ragged (public for pipeline stages). */
+  embed(idx: Tensor, ctx: ForwardContext): Tensor {
     const T = idx.shape[1]!;
     const plan = ctx.cache?.plan;
     const start = plan?.starts[0] ?? 0;
@@ -284,8 +284,8 @@ export class GPT extends Module {
     return params.some((p) => p.requiresGrad);
   }
 
-  /** Embeddings, blocks and the final norm: hidden (B, T, C), or (B, n, C) with options.last = n. */
-  private trunk(idx: Tensor, options: ForwardOptions): { hidden: Tensor; ctx: ForwardContext } {
+  /** Embeddings, blocks and the final norm: hidden (B, T, C), or (B, n, C) with options.last = n (public for tensor parallelism). */
+  trunk(idx: Tensor, options: ForwardOptions): { hidden: Tensor; ctx: ForwardContext } {
     if (idx.ndim !== 2 || idx.dtype !== 'int32') throw new TypeError(`GPT.forward: idx must be int32 (B, T), got ${idx.describe()}`);
     const [B, T] = idx.shape as [number, number];
     const last = options.last ?? T;
