@@ -193,7 +193,8 @@ export class GPT extends Module {
   readonly transformer: Transformer;
   /** (V, C) in Hugging Face's nn.Linear layout; null when tied to wte. */
   readonly lmHead: Tensor | null;
-  private readonly rope: RotaryTables | null;
+  /** RoPE tables (null for learned positions); public for pipeline stages, which build their own pass context. */
+  readonly rope: RotaryTables | null;
 
   constructor(config: Partial<GPTConfig>, seed = 1337) {
     super();
@@ -233,7 +234,8 @@ export class GPT extends Module {
     return lm.add(tok, lm.slice(wpe.weight, 0, start, start + T)); // (T, C) broadcast over B
   }
 
-  private head(x: Tensor): Tensor {
+  /** The output head (tied or not) over hidden states: (B, T, C) → (B, T, V). */
+  head(x: Tensor): Tensor {
     if (this.lmHead) return lm.matmul(x, lm.transpose(this.lmHead)); // (B, T, V)
     const proj = this.transformer.head_proj;
     return lm.matmul(proj ? proj.forward(x) : x, lm.transpose(this.transformer.wte.weight)); // (B, T, E) · (E, V)

@@ -7,6 +7,7 @@ import { GPT, type GPTConfig } from '../../../src/models/gpt.js';
 import { AdamW } from '../../../src/optim/adamw.js';
 import { clipGradNorm } from '../../../src/optim/clip.js';
 import { clipGradNormParallel, type ModelComm } from '../../../src/train/distributed/collectives.js';
+import { PipelineParallelGPT, type PipeSchedule } from '../../../src/train/distributed/pipeline.js';
 import { TensorParallelGPT, shardOf } from '../../../src/train/distributed/tensor-parallel.js';
 import { PipeComm } from './pipe-comm.js';
 
@@ -71,9 +72,43 @@ function tp(): Record<string, number> {
   return out;
 }
 
+function pp(schedule: PipeSchedule): Record<string, number> {
+  const ref = new GPT(cfg, 7);
+  const model = new GPT(cfg, 7);
+  const par = new PipelineParallelGPT(model, comm, { microBatches: 2, schedule });
+  const { x, y } = batches[0]!;
+  const out = { logits: 0, loss: 0, grad: 0, curve: 0, first: 0, last: 0 };
+  lm.tidy(() => {
+    const r = ref.forward(x, y);
+    lm.backward(r.loss!);
+    const e = par.evaluate(x, y);
+    if (e.logits) out.logits = maxDiff(e.logits, r.logits);
+    e.logits?.dispose();
+    out.loss = Math.abs(par.step(x, y).loss - r.loss!.item());
+  });
+  const full = new Map(ref.namedParameters());
+  for (const [name, p] of par.module.namedParameters()) out.grad = Math.max(out.grad, maxDiff(p.grad!, full.get(name)!.grad!));
+  const optRef = new AdamW([{ params: ref.namedParameters(), options: {} }], { lr: 3e-3 });
+  const opt = new AdamW([{ params: par.module.namedParameters(), options: {} }], { lr: 3e-3 });
+  optRef.zeroGrad();
+  opt.zeroGrad();
+  for (const { x: bx, y: by } of batches) {
+    const a = lm.tidy(() => { const l = ref.forward(bx, by).loss!; lm.backward(l); return l.item(); });
+    const b = par.step(bx, by).loss;
+    out.curve = Math.max(out.curve, Math.abs(a - b));
+    if (out.first === 0) out.first = b;
+    out.last = b;
+    optRef.step(clipGradNorm(optRef.params, 0.05).scale);
+    opt.step(clipGradNormParallel(par.held(), 0.05, 1, comm).scale);
+    optRef.zeroGrad();
+    opt.zeroGrad();
+  }
+  return out;
+}
+
 function isSplit(name: string): boolean {
   return name === 'transformer.wte.weight' || /\.(c_attn|c_fc)\./.test(name) || /\.c_proj\.weight$/.test(name);
 }
 
-const result = mode === 'tp' ? tp() : {};
+const result = mode === 'tp' ? tp() : mode === 'pp-gpipe' ? pp('gpipe') : mode === 'pp-1f1b' ? pp('1f1b') : {};
 console.log(JSON.stringify({ rank: comm.rank, mode, ...result, bytes: comm.bytesSent() }));
