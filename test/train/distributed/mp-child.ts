@@ -7,6 +7,7 @@ import { GPT, type GPTConfig } from '../../../src/models/gpt.js';
 import { AdamW } from '../../../src/optim/adamw.js';
 import { clipGradNorm } from '../../../src/optim/clip.js';
 import { clipGradNormParallel, type ModelComm } from '../../../src/train/distributed/collectives.js';
+import { ExpertParallelGPT } from '../../../src/train/distributed/expert-parallel.js';
 import { PipelineParallelGPT, type PipeSchedule } from '../../../src/train/distributed/pipeline.js';
 import { TensorParallelGPT, shardOf } from '../../../src/train/distributed/tensor-parallel.js';
 import { PipeComm } from './pipe-comm.js';
@@ -106,9 +107,57 @@ function pp(schedule: PipeSchedule): Record<string, number> {
   return out;
 }
 
+function ep(): Record<string, number> {
+  const moeCfg: Partial<GPTConfig> = { ...cfg, moe_experts: 4, moe_top_k: 2, moe_capacity_factor: 0 };
+  const ref = new GPT(moeCfg, 7);
+  const model = new GPT(moeCfg, 7);
+  const par = new ExpertParallelGPT(model, comm);
+  const Bl = B / comm.size;
+  const mine = (t: Tensor): Tensor => lm.contiguous(lm.slice(t, 0, comm.rank * Bl, (comm.rank + 1) * Bl));
+  par.setSlice(Bl * T);
+  const mean = (v: number): number => {
+    const b = new Float32Array([v / comm.size]);
+    comm.allReduce(b, 'sum');
+    return b[0]!;
+  };
+  const total = (o: { loss?: Tensor; aux: Record<string, Tensor> }): Tensor => Object.values(o.aux).reduce((a, t) => lm.add(a, t), o.loss!);
+  const { x, y } = batches[0]!;
+  const out = { logits: 0, loss: 0, aux: 0, grad: 0, curve: 0, first: 0, last: 0 };
+  lm.tidy(() => {
+    const r = ref.forward(x, y);
+    lm.backward(total(r));
+    const o = model.forward(mine(x), mine(y));
+    out.logits = maxDiff(o.logits, mine(r.logits));
+    out.loss = Math.abs(mean(o.loss!.item()) - r.loss!.item());
+    out.aux = Math.abs(mean(o.aux.moe_balance!.item()) - r.aux.moe_balance!.item());
+    lm.backward(total(o));
+  });
+  par.syncGradients();
+  const full = new Map(ref.namedParameters());
+  const expertSlice = (name: string, g: Tensor): Tensor => (/\.experts\./.test(name) ? lm.slice(g, 0, par.layers[0]!.e0, par.layers[0]!.e1) : g);
+  for (const [name, p] of model.namedParameters()) out.grad = Math.max(out.grad, maxDiff(p.grad!, expertSlice(name, full.get(name)!.grad!)));
+  const optRef = new AdamW([{ params: ref.namedParameters(), options: {} }], { lr: 3e-3 });
+  const opt = new AdamW([{ params: model.namedParameters(), options: {} }], { lr: 3e-3 });
+  optRef.zeroGrad();
+  opt.zeroGrad();
+  for (const { x: bx, y: by } of batches) {
+    const a = lm.tidy(() => { const o = ref.forward(bx, by); lm.backward(total(o)); return o.loss!.item(); });
+    const b = mean(lm.tidy(() => { const o = model.forward(mine(bx), mine(by)); lm.backward(total(o)); return o.loss!.item(); }));
+    par.syncGradients();
+    out.curve = Math.max(out.curve, Math.abs(a - b));
+    if (out.first === 0) out.first = b;
+    out.last = b;
+    optRef.step(clipGradNorm(optRef.params, 0.05).scale);
+    opt.step(clipGradNormParallel(par.held(), 0.05, 1, comm).scale);
+    optRef.zeroGrad();
+    opt.zeroGrad();
+  }
+  return out;
+}
+
 function isSplit(name: string): boolean {
   return name === 'transformer.wte.weight' || /\.(c_attn|c_fc)\./.test(name) || /\.c_proj\.weight$/.test(name);
 }
 
-const result = mode === 'tp' ? tp() : mode === 'pp-gpipe' ? pp('gpipe') : mode === 'pp-1f1b' ? pp('1f1b') : {};
+const result = mode === 'tp' ? tp() : mode === 'pp-gpipe' ? pp('gpipe') : mode === 'pp-1f1b' ? pp('1f1b') : mode === 'ep' ? ep() : {};
 console.log(JSON.stringify({ rank: comm.rank, mode, ...result, bytes: comm.bytesSent() }));
