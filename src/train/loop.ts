@@ -29,6 +29,19 @@ export interface LossOutput {
   aux?: Record<string, Tensor>;
   /** Other figures of this micro-batch to log (averaged over the step's micro-batches). */
   metrics?: Record<string, number>;
+  /**
+   * The task already ran this micro-batch's backward (a pipeline schedule interleaves backwards with forwards):
+   * the loop reads the losses and does not differentiate them.
+   */
+  backwardDone?: boolean;
+}
+
+/** How a task whose model is split over several processes finishes its gradients and measures their norm. */
+export interface TaskDistribution {
+  /** After the step's backward passes, before clipping (e.g. averaging the replicated parameters' gradients). */
+  finishGradients?(): void;
+  /** clipGradNorm over every rank's parameters, each counted once (optim/clip.ts's contract). */
+  clip(maxNorm: number, gradScale: number): { norm: number; scale: number };
 }
 
 /** A training objective: its model, its batches and its loss. Pretraining, SFT, reward modelling, DPO, … */
@@ -49,6 +62,8 @@ export interface Task<B> {
   /** JSON state to continue exactly after a resume (e.g. the sampler's RNG). */
   state(): Record<string, unknown>;
   loadState(state: Record<string, unknown>, source: string): void;
+  /** Set when the model is split over processes (tensor, pipeline or expert parallelism). */
+  readonly distribution?: TaskDistribution;
 }
 
 export interface LoopConfig {
@@ -168,7 +183,7 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
             addTo(name, t.item());
           }
           for (const [name, v] of Object.entries(out.metrics ?? {})) addTo(name, v);
-          lm.backward(total);
+          if (!out.backwardDone) lm.backward(total);
           return out.loss.item();
         });
       }
@@ -183,7 +198,8 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
         continue;
       }
       // Clipping measures the accumulated gradients as they will count (× 1/accum) and folds both into the step.
-      const { norm, scale } = clipGradNorm(optimizer.params, c.gradClip, 1 / accum);
+      task.distribution?.finishGradients?.();
+      const { norm, scale } = task.distribution ? task.distribution.clip(c.gradClip, 1 / accum) : clipGradNorm(optimizer.params, c.gradClip, 1 / accum);
       optimizer.step(scale);
       optimizer.zeroGrad();
       const rec = tracker.update(step, loss, lr, performance.now() - t0);

@@ -158,7 +158,7 @@ export class PipelineParallelGPT {
   /** A forward context for one micro-batch (what GPT.trunk builds for a training pass). */
   private ctx(seed: number): ForwardContext {
     const rope = this.model.rope;
-    return { dropout: this.model.training ? this.model.config.dropout : 0, seed, rope, cache: null, aux: {}, metrics: {} };
+    return { dropout: this.module.training ? this.model.config.dropout : 0, seed, rope, cache: null, aux: {}, metrics: {} };
   }
 
   /**

@@ -261,30 +261,39 @@ export function tensorParallelAllReduceFloats(nLayer: number, B: number, T: numb
 
 
 /**
- * This rank's shard of a full-model tensor by its parameter name (the layout the constructor cuts): what a rank
- * holds of a single-process weight or gradient. Tensors not split (norms, position embedding, row-parallel biases)
- * are returned whole.
+ * Where a rank's tensor sits in the full model's tensor of the same name: whole, rows [a, b) of the first axis, or
+ * columns [a, b) of each of `blocks` equal blocks of the last axis (Q/K/V, SwiGLU's gate/up).
  */
-export function shardOf(name: string, full: Tensor, c: GPT['config'], comm: Pick<ModelComm, 'rank' | 'size'>): Tensor {
+export type ShardSpec = { kind: 'whole' } | { kind: 'rows'; a: number; b: number } | { kind: 'cols'; blocks: number; a: number; b: number };
+
+/** The tensor-parallel cut of a GPT parameter by its name (the layout TensorParallelGPT's constructor makes). */
+export function tensorParallelSpec(name: string, c: GPT['config'], comm: Pick<ModelComm, 'rank' | 'size'>): ShardSpec {
   const p = comm.size;
   const r = comm.rank;
   const D = c.n_embd / c.n_head;
-  const m = /^transformer\.h\.\d+\.(attn|mlp)\.(c_attn|c_fc|c_proj)\.(weight|bias)$/.exec(name);
   if (name === 'transformer.wte.weight') {
-    const [v0, v1] = shardRange(c.vocab_size, p, r, 'model.vocab_size');
-    return rowShard(full, v0, v1);
+    const [a, b] = shardRange(c.vocab_size, p, r, 'model.vocab_size');
+    return { kind: 'rows', a, b };
   }
-  if (!m) return full;
-  const [, , layer, kind] = m as unknown as [string, string, string, string];
-  if (layer === 'c_attn') {
-    const [h0, h1] = shardRange(c.n_head, p, r, 'model.n_head');
-    return columnShard(full, 3, h0 * D, h1 * D);
-  }
-  if (layer === 'c_fc') {
-    const [u0, u1] = shardRange(mlpHidden(c), p, r, 'the MLP width');
-    return columnShard(full, c.mlp === 'swiglu' ? 2 : 1, u0, u1);
-  }
-  if (kind === 'bias') return full; // c_proj's bias is added after the all-reduce, whole on every rank
-  const [a, b] = name.includes('.attn.') ? shardRange(c.n_head, p, r, 'model.n_head').map((h) => h * D) : shardRange(mlpHidden(c), p, r, 'the MLP width');
-  return rowShard(full, a!, b!);
+  const m = /^transformer\.h\.\d+\.(attn|mlp)\.(c_attn|c_fc|c_proj)\.(weight|bias)$/.exec(name);
+  if (!m) return { kind: 'whole' };
+  const [, part, layer, kind] = m as unknown as [string, string, string, string];
+  const [h0, h1] = shardRange(c.n_head, p, r, 'model.n_head');
+  const [u0, u1] = shardRange(mlpHidden(c), p, r, 'the MLP width');
+  if (layer === 'c_attn') return { kind: 'cols', blocks: 3, a: h0 * D, b: h1 * D };
+  if (layer === 'c_fc') return { kind: 'cols', blocks: c.mlp === 'swiglu' ? 2 : 1, a: u0, b: u1 };
+  if (kind === 'bias') return { kind: 'whole' }; // c_proj's bias is added after the all-reduce, whole on every rank
+  return part === 'attn' ? { kind: 'rows', a: h0 * D, b: h1 * D } : { kind: 'rows', a: u0, b: u1 };
+}
+
+/** The part of a full-model tensor a spec names (a fresh copy). */
+export function cut(full: Tensor, spec: ShardSpec): Tensor {
+  if (spec.kind === 'rows') return rowShard(full, spec.a, spec.b);
+  if (spec.kind === 'cols') return columnShard(full, spec.blocks, spec.a, spec.b);
+  return full;
+}
+
+/** This rank's shard of a full-model tensor (a weight or a gradient) by its parameter name. */
+export function shardOf(name: string, full: Tensor, c: GPT['config'], comm: Pick<ModelComm, 'rank' | 'size'>): Tensor {
+  return cut(full, tensorParallelSpec(name, c, comm));
 }
