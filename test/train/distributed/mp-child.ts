@@ -1,6 +1,7 @@
-// One rank of the model-parallel parity runs (tensor-parallel.test.ts and friends launch it): builds the
-// single-process model and the parallel one from the same seed, and prints one JSON line of their largest
-// differences in logits, loss, gradients and a short training run's losses. Test scaffolding only.
+// One rank of the model-parallel parity runs (model-parallel.test.ts and bench/distributed.ts launch it under
+// mpirun): builds the single-process model and the parallel one from the same seed, and prints one line
+// `MP {json}` of their largest differences in logits, loss, gradients and a training run's losses, with the bytes
+// this rank sent per step. Test scaffolding only.
 import * as lm from '../../../src/core/index.js';
 import { Rng, type Tensor } from '../../../src/core/index.js';
 import { GPT, type GPTConfig } from '../../../src/models/gpt.js';
@@ -10,10 +11,10 @@ import { clipGradNormParallel, type ModelComm } from '../../../src/train/distrib
 import { ExpertParallelGPT } from '../../../src/train/distributed/expert-parallel.js';
 import { PipelineParallelGPT, type PipeSchedule } from '../../../src/train/distributed/pipeline.js';
 import { TensorParallelGPT, shardOf } from '../../../src/train/distributed/tensor-parallel.js';
-import { PipeComm } from './pipe-comm.js';
+import { initDistributed } from '../../../src/train/distributed/comm.js';
 
-const [mode, dir, rankS, sizeS, stepsS] = process.argv.slice(2) as [string, string, string, string, string?];
-const comm: ModelComm = new PipeComm(dir, Number(rankS), Number(sizeS));
+const [mode, stepsS] = process.argv.slice(2) as [string, string?];
+const comm: ModelComm = initDistributed();
 const steps = Number(stepsS ?? 3);
 lm.setThreads(1);
 
@@ -160,4 +161,4 @@ function isSplit(name: string): boolean {
 }
 
 const result = mode === 'tp' ? tp() : mode === 'pp-gpipe' ? pp('gpipe') : mode === 'pp-1f1b' ? pp('1f1b') : mode === 'ep' ? ep() : {};
-console.log(JSON.stringify({ rank: comm.rank, mode, ...result, bytes: comm.bytesSent() }));
+console.log(`MP ${JSON.stringify({ rank: comm.rank, mode, ...result, bytes: comm.bytesSent() })}`);
