@@ -12,7 +12,9 @@ import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.j
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
 import { UserError } from '../util/errors.js';
-import { runLoop } from './loop.js';
+import { initDistributed } from './distributed/comm.js';
+import { layoutOf, ModelParallelGPT, ModelParallelTask } from './distributed/model-parallel.js';
+import { runLoop, type Task } from './loop.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { NextTokenTask } from './tasks/next-token.js';
 import { openTokenFile } from './token-reader.js';
@@ -38,6 +40,8 @@ export interface TrainResult {
   valLossFull: number | null;
   tokensPerSecond: number;
   runDir: string;
+  /** This process's rank in a model-parallel run (0 otherwise): only rank 0 reports. */
+  rank: number;
 }
 
 /** The GPT architecture a train config describes, for a vocabulary of vocabSize. */
@@ -108,7 +112,14 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
-  const log = options.log ?? ((line: string) => console.log(line));
+  // Model parallelism (--tp / --pp / --ep under mpirun): rank 0 logs and owns out_dir; rank r keeps its own
+  // checkpoints (its shard and optimizer state) in out_dir/rank-r, and the saved model is gathered whole.
+  const layout = layoutOf(config);
+  if (layout && config.lora.r > 0) throw new UserError(`--${layout.kind}: LoRA runs train on one process (lora.r = 0 for model parallelism)`);
+  const comm = layout ? initDistributed({ expectSize: layout.size }) : null;
+  const writer = !comm || comm.rank === 0;
+  if (!writer) config = { ...config, out_dir: join(config.out_dir, `rank-${comm!.rank}`) };
+  const log = writer ? options.log ?? ((line: string) => console.log(line)) : () => undefined;
   if (config.threads > 0) lm.setThreads(config.threads);
   const meta = readMeta(config.data.dir);
   const lora = config.lora.r > 0;
@@ -128,13 +139,25 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     // Shared layers are one module used at several depths: an adapter would wrap it once per use.
     if (adapter && model.config.share_layers !== 'none') throw new UserError(`lora.r: the init_from model shares its layers (share_layers ${model.config.share_layers}); LoRA over shared layers is not supported`);
     if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
+    // Rank 0 prepares out_dir (an --overwrite empties it) before the other ranks make their rank-r folders in it.
+    if (comm && !writer) comm.barrier();
     run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+    if (comm && writer) comm.barrier();
   } catch (e) {
     model.dispose();
     throw e;
   }
-  const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });
-  const optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
+  let parallel: ModelParallelGPT | null = null;
+  try {
+    if (layout) parallel = new ModelParallelGPT(model, comm!, layout);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const task: Task<unknown> = parallel
+    ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed })
+    : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });
+  const optimizer = makeOptimizer(parallel ? parallel.module.namedTrainableParameters() : model.namedTrainableParameters(), c.optim);
   try {
     const r = runLoop(task, optimizer, {
       maxIters: c.max_iters, gradientAccumulationSteps: c.gradient_accumulation_steps, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
@@ -165,15 +188,20 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         run.writeTrainConfig(c);
         run.writeMeta(meta, c.data.dir, vocabSize);
         log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps} tokens per step`);
+        if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
         if (adapter) log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules} of ${c.init_from}: ${trainableParameters(model).line}`);
       },
     });
     // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
     if (adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
-    else run.saveModel(model, { step: String(c.max_iters) });
+    else if (parallel) {
+      const full = parallel.gatherFull();
+      if (writer) run.saveModel(full, { step: String(c.max_iters) });
+      full.dispose();
+    } else run.saveModel(model, { step: String(c.max_iters) });
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
-      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir,
+      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir, rank: comm?.rank ?? 0,
     };
   } finally {
     optimizer.dispose();

@@ -18,7 +18,7 @@ import { copyToRegion, reduceFromRegion, type ModelComm } from './collectives.js
 
 /** The contiguous part [start, end) of n items that rank r of p holds (n must divide by p). */
 export function shardRange(n: number, p: number, r: number, what: string): [number, number] {
-  if (n % p !== 0) throw new RangeError(`tensor parallelism: ${what} = ${n} does not divide by tp = ${p}`);
+  if (n % p !== 0) throw new RangeError(`tensor parallelism: ${what} = ${n} does not divide by tp = ${p} (choose a multiple of ${p}; a larger model.vocab_size only adds rows no token uses)`);
   const k = n / p;
   return [r * k, (r + 1) * k];
 }
