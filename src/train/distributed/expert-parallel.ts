@@ -15,6 +15,7 @@ import type { GPT } from '../../models/gpt.js';
 import { addAuxLoss, addMetric, siteSeed, type ForwardContext } from '../../nn/context.js';
 import { Module } from '../../nn/module.js';
 import { MoE, moeLayers, route } from '../../nn/moe.js';
+import { bytesForCall } from './comm.js';
 import { allReduced, allToAllRows, type HeldParam, type ModelComm } from './collectives.js';
 import { copyOf } from './tensor-parallel.js';
 
@@ -260,4 +261,17 @@ export class ExpertParallelGPT {
       h.param.grad = lm.keep(lm.fromArray(g, h.param.shape));
     }
   }
+}
+
+/**
+ * Bytes one rank sends per training step of an EP model when routing spreads rows evenly over the experts (every
+ * dispatched row lands on another rank with probability (p − 1)/p): per MoE layer the expert counts, the rows out
+ * and back forward and their gradients backward (4 trips of N·k·(p − 1)/p rows of C floats), the whole batch's
+ * expert fractions (E + 2 values, all-reduced); then the replicated parameters' gradients and two values (the mean
+ * loss, the gradient norm), all-reduced. N = tokens per rank, k = dispatched choices per token.
+ */
+export function expertParallelBytesPerStep(o: { moeLayers: number; E: number; N: number; k: number; C: number; p: number; replicated: number }): number {
+  const ring = (floats: number): number => bytesForCall('allReduce', 4 * floats, o.p);
+  const perLayer = (o.p - 1) * (o.E / o.p) * 4 + 4 * ((o.N * o.k * (o.p - 1)) / o.p) * o.C * 4 + ring(o.E + 2);
+  return o.moeLayers * perLayer + ring(o.replicated) + ring(2);
 }

@@ -10,6 +10,7 @@ import type { Tensor } from '../../core/index.js';
 import type { GPT } from '../../models/gpt.js';
 import { dropoutAt, type ForwardContext } from '../../nn/context.js';
 import { Module } from '../../nn/module.js';
+import { bytesForCall } from './comm.js';
 import { exchange, type HeldParam, type ModelComm } from './collectives.js';
 
 export type PipeSchedule = 'gpipe' | '1f1b';
@@ -299,13 +300,13 @@ export class PipelineParallelGPT {
 }
 
 /**
- * Bytes one stage sends per training step: the activations of m micro-batches forward (all but the last stage),
- * their gradients backward (all but the first), the tied embedding's gradient (first and last, when tied and
- * p > 1), and `scalars` float32 values of all-reduced bookkeeping (loss, gradient norm) at `allReduceBytes` each.
+ * Bytes stage s sends per training step: the activations of the m micro-batches forward (all but the last stage),
+ * their gradients backward (all but the first), the tied embedding's gradient (first and last stage, when tied and
+ * p > 1), and two all-reduced values (the loss every rank reports and the gradient norm).
  */
 export function pipelineBytesPerStep(o: { p: number; s: number; B: number; T: number; C: number; V: number; tied: boolean }): number {
   const act = o.B * o.T * o.C * 4; // m micro-batches of (B/m, T, C) float32
-  let bytes = 0;
+  let bytes = 2 * bytesForCall('allReduce', 4, o.p);
   if (o.s < o.p - 1) bytes += act;
   if (o.s > 0) bytes += act;
   if (o.tied && o.p > 1 && (o.s === 0 || o.s === o.p - 1)) bytes += o.V * o.C * 4;

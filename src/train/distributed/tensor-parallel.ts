@@ -14,6 +14,7 @@ import { siteSeed, type ForwardContext } from '../../nn/context.js';
 import { Module } from '../../nn/module.js';
 import { MLP, mlpHidden } from '../../nn/mlp.js';
 import { applyRope } from '../../nn/rope.js';
+import { bytesForCall } from './comm.js';
 import { copyToRegion, reduceFromRegion, type ModelComm } from './collectives.js';
 
 /** The contiguous part [start, end) of n items that rank r of p holds (n must divide by p). */
@@ -252,13 +253,15 @@ export class TensorParallelGPT {
   }
 }
 
-/** Floats one rank all-reduces per training step of a TP model: (4·n_layer + 2)·B·T·C activations and 3·B·T loss values. */
-export function tensorParallelAllReduceFloats(nLayer: number, B: number, T: number, C: number): number {
-  // Forward: 2 per block (attention out, MLP down) + the embedding; backward: 2 per block (Q/K/V and MLP-up inputs)
-  // + the head's input. The loss: the row max, the row sum of exponentials and the target logit.
-  return (4 * nLayer + 2) * B * T * C + 3 * B * T;
+/**
+ * Bytes one rank sends per training step of a TP model under ring all-reduces (2(N − 1)/N of each buffer): the
+ * (4·n_layer + 2)·B·T·C activations (forward: 2 per block and the embedding; backward: 2 per block and the head's
+ * input), the loss's 3·B·T row values (max, sum of exponentials, target logit) and the gradient norm's one value.
+ */
+export function tensorParallelBytesPerStep(o: { nLayer: number; B: number; T: number; C: number; size: number }): number {
+  const floats = (4 * o.nLayer + 2) * o.B * o.T * o.C + 3 * o.B * o.T + 1;
+  return bytesForCall('allReduce', 4 * floats, o.size);
 }
-
 
 /**
  * Where a rank's tensor sits in the full model's tensor of the same name: whole, rows [a, b) of the first axis, or
