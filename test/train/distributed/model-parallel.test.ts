@@ -1,14 +1,21 @@
 // Tensor, pipeline and expert parallelism: the layouts' pure parts in one process (schedules and their bubble,
 // stage and expert placement, shard cuts and their inverse, vocabulary-parallel cross-entropy on one rank), then
 // every layout on 2 ranks under mpirun against the single-process model (logits, loss, gradients, a short
-// training run's losses, bytes per step against the formula); the mpirun parts skip with the reason printed when
+// training run's losses, bytes per step against the formula) and `lmforge train --tp=2`; the mpirun parts skip with the reason printed when
 // mpirun or the MPI addon is missing.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as lm from '../../../src/core/index.js';
 import { Rng } from '../../../src/core/index.js';
+import { prepareCharData } from '../../../src/data/prepare.js';
+import { loadGPT } from '../../../src/models/gpt-io.js';
 import { GPT } from '../../../src/models/gpt.js';
+import { readMetrics } from '../../../src/train/metrics.js';
 import { SingleComm } from '../../../src/train/distributed/comm.js';
 import { expertMajorOrder, expertOwner, expertRange } from '../../../src/train/distributed/expert-parallel.js';
 import { layoutOf, place } from '../../../src/train/distributed/model-parallel.js';
@@ -112,5 +119,34 @@ test('TP, PP (GPipe and 1F1B) and EP on 2 ranks match the single-process model w
     for (const k of ['logits', 'loss', 'grad', 'curve'] as const) assert.ok((l[k] as number) < 1e-4, `${l.mode} rank ${l.rank}: ${k} differs by ${l[k]}`);
     const [got, want] = [l.bytes_per_step as number, l.bytes_theory as number];
     assert.ok(Math.abs(got - want) <= 0.05 * want, `${l.mode} rank ${l.rank}: ${got} bytes per step, formula ${want}`);
+  }
+});
+
+test('lmforge train --tp=2 under mpirun: the single-process run\'s losses, and the model saved whole', { skip }, () => {
+  const root = fileURLToPath(new URL('../../../../', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-tp-'));
+  writeFileSync(join(dir, 'input.txt'), readFileSync(join(root, '../shared/data/tinyshakespeare/input.txt'), 'utf8').slice(0, 20000));
+  prepareCharData({ input: join(dir, 'input.txt'), outDir: join(dir, 'data'), valFraction: 0.1 });
+  const cli = join(root, 'dist/src/cli/main.js');
+  const vocab = JSON.parse(readFileSync(join(dir, 'data/meta.json'), 'utf8')).vocab_size as number;
+  const args = ['train', `--data_dir=${join(dir, 'data')}`, '--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=16', '--batch_size=4',
+    '--max_iters=3', '--eval_interval=3', '--eval_iters=1', '--log_interval=1', '--threads=1', `--model.vocab_size=${vocab + (vocab % 2)}`];
+  const one = spawnSync(process.execPath, [cli, ...args, `--out_dir=${join(dir, 'one')}`], { encoding: 'utf8' });
+  assert.equal(one.status, 0, one.stderr);
+  const two = runMpi(2, cli, [...args, `--out_dir=${join(dir, 'two')}`, '--tp=2'], 120_000);
+  assert.equal(two.code, 0, two.stderr + two.stdout);
+  assert.match(two.stdout, /tp = 2 over mpi: this rank holds/);
+  assert.equal(two.stdout.match(/^done:/gm)?.length, 1, 'only rank 0 reports');
+  const losses = (d: string): number[] => readMetrics(join(dir, d, 'metrics.jsonl')).flatMap((r) => (typeof r.loss === 'number' ? [r.loss] : []));
+  const [a, b] = [losses('one'), losses('two')];
+  assert.equal(a.length, 3);
+  a.forEach((l, i) => assert.ok(Math.abs(l - b[i]!) < 1e-4, `step ${i}: ${l} vs ${b[i]}`));
+  assert.ok(existsSync(join(dir, 'two/rank-1')), 'rank 1 keeps its shard checkpoints in out_dir/rank-1');
+  const w1 = loadGPT(join(dir, 'one'));
+  const w2 = loadGPT(join(dir, 'two'));
+  const full = new Map(w2.namedParameters());
+  for (const [n, p] of w1.namedParameters()) {
+    const q = full.get(n)!.toArray();
+    p.toArray().forEach((v, i) => assert.ok(Math.abs(v - q[i]!) < 1e-5, `${n}[${i}]`));
   }
 });
