@@ -30,6 +30,19 @@ export interface LossOutput {
   aux?: Record<string, Tensor>;
   /** Other figures of this micro-batch to log (averaged over the step's micro-batches). */
   metrics?: Record<string, number>;
+  /**
+   * The task already ran this micro-batch's backward (a pipeline schedule interleaves backwards with forwards):
+   * the loop reads the losses and does not differentiate them.
+   */
+  backwardDone?: boolean;
+}
+
+/** How a task whose model is split over several processes finishes its gradients and measures their norm. */
+export interface TaskDistribution {
+  /** After the step's backward passes, before clipping (e.g. averaging the replicated parameters' gradients). */
+  finishGradients?(): void;
+  /** clipGradNorm over every rank's parameters, each counted once (optim/clip.ts's contract). */
+  clip(maxNorm: number, gradScale: number): { norm: number; scale: number };
 }
 
 /** A training objective: its model, its batches and its loss. Pretraining, SFT, reward modelling, DPO, … */
@@ -50,6 +63,8 @@ export interface Task<B> {
   /** JSON state to continue exactly after a resume (e.g. the sampler's RNG). */
   state(): Record<string, unknown>;
   loadState(state: Record<string, unknown>, source: string): void;
+  /** Set when the model is split over processes (tensor, pipeline or expert parallelism). */
+  readonly distribution?: TaskDistribution;
 }
 
 export interface LoopConfig {
@@ -102,7 +117,7 @@ function label(key: string): string {
  */
 export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c: LoopConfig, options: LoopOptions): LoopResult {
   const { log } = options;
-  const sync = 'afterBackward' in optimizer ? optimizer : new LocalSync(new SingleComm(), optimizer);
+  const sync = 'afterBackward' in optimizer ? optimizer : new LocalSync(new SingleComm(), optimizer, task.distribution);
   const writer = sync.comm.rank === 0;
   let startStep = 0;
   let bestVal: number | null = null;
@@ -178,8 +193,10 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c
             addTo(name, t.item());
           }
           for (const [name, v] of Object.entries(out.metrics ?? {})) addTo(name, v);
-          sync.beforeBackward(micro === accum - 1);
-          lm.backward(total);
+          if (!out.backwardDone) {
+            sync.beforeBackward(micro === accum - 1);
+            lm.backward(total);
+          }
           return out.loss.item();
         });
       }

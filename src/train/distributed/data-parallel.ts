@@ -40,18 +40,29 @@ export interface GradientSync {
   dispose(): void;
 }
 
-/** One process: the optimizer as the loop always drove it. */
+/** How a model split over processes (loop.ts's TaskDistribution) finishes its gradients and measures their norm. */
+export interface SplitGradients {
+  finishGradients?(): void;
+  clip(maxNorm: number, gradScale: number): { norm: number; scale: number };
+}
+
+/**
+ * The optimizer as the loop always drove it: one process, or a model split over processes (tensor, pipeline or
+ * expert parallelism), whose task finishes its gradients and measures their norm across its ranks.
+ */
 export class LocalSync implements GradientSync {
   readonly kind: string;
-  constructor(readonly comm: Comm, private readonly optimizer: Optimizer) {
+  constructor(readonly comm: Comm, private readonly optimizer: Optimizer, private readonly split?: SplitGradients) {
     this.kind = optimizer.kind;
   }
   beforeBackward(): void {}
-  afterBackward(): void {}
+  afterBackward(): void {
+    this.split?.finishGradients?.();
+  }
   meanOverRanks(values: readonly number[]): number[] { return [...values]; }
   setLearningRate(lr: number): void { this.optimizer.setLearningRate(lr); }
   step(gradClip: number, gradScale: number): { norm: number; scale: number } {
-    const r = clipGradNorm(this.optimizer.params, gradClip, gradScale);
+    const r = this.split ? this.split.clip(gradClip, gradScale) : clipGradNorm(this.optimizer.params, gradClip, gradScale);
     this.optimizer.step(r.scale);
     return r;
   }
