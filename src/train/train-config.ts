@@ -13,7 +13,7 @@ export const trainSpec = defineConfig({
   // distributed training (launch with `mpirun -np N lmforge train …`; README: distributed training)
   dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp)' },
   zero: { default: 0, type: 'integer', min: 0, max: 1, doc: 'ZeRO stage with dp > 1: 1 shards the optimizer state over the ranks (adamw, lion, sgd)' },
-  bucket_mb: { default: 4, type: 'number', min: 0, doc: 'data parallel: gradients are all-reduced in buckets of this many MB while backward runs' },
+  bucket_mb: { default: 1, type: 'number', min: 0, doc: 'data parallel: gradients are all-reduced in buckets of this many MB while backward runs' },
   max_iters: { default: 2000, type: 'integer', min: 0, doc: 'optimizer steps' },
   gradient_accumulation_steps: { default: 1, type: 'integer', min: 1, doc: 'micro-batches per optimizer step' },
   grad_clip: { default: 1.0, type: 'number', min: 0, doc: 'clip the global gradient norm of the trained parameters (0 = off)' },

@@ -213,6 +213,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         if (adapter) log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules} of ${c.init_from}: ${trainableParameters(model).line}`);
       },
     });
+    if (optimizer instanceof DataParallel) log(`data parallel: gradients in ${optimizer.bucketCount} buckets of about ${c.bucket_mb} MB; ${optimizer.earlyBuckets} started their all-reduce while backward ran (last step)`);
     // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
     if (adapter) {
       if (writer) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });

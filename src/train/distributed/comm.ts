@@ -101,8 +101,11 @@ interface MpiAddon {
   wtime(): number;
 }
 
-/** This file is dist/src/train/distributed/comm.js once compiled; the addon sits at <repo>/build/Release. */
-export const MPI_ADDON_PATH = fileURLToPath(new URL('../../../../build/Release/lmforge_mpi.node', import.meta.url));
+/**
+ * This file is dist/src/train/distributed/comm.js once compiled; the addon sits at <repo>/build/Release
+ * (LMFORGE_MPI_ADDON overrides the path, e.g. to test the error a machine without it gives).
+ */
+export const MPI_ADDON_PATH = process.env.LMFORGE_MPI_ADDON ?? fileURLToPath(new URL('../../../../build/Release/lmforge_mpi.node', import.meta.url));
 
 let loaded: { addon: MpiAddon } | { error: string } | undefined;
 
@@ -112,7 +115,7 @@ function tryLoadMpi(): MpiAddon | null {
       loaded = { addon: createRequire(import.meta.url)(MPI_ADDON_PATH) as MpiAddon };
     } catch (e) {
       const msg = e instanceof Error ? e.message.split('\n')[0]! : String(e);
-      loaded = { error: msg.includes('Cannot find module') ? 'not built (Open MPI headers were absent when the addon was built)' : msg };
+      loaded = { error: msg.includes('Cannot find module') ? 'not built (Open MPI\'s headers were absent when the addon was built)' : msg };
     }
   }
   return 'addon' in loaded ? loaded.addon : null;

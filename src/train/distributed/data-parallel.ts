@@ -123,6 +123,8 @@ export class DataParallel implements GradientSync {
   private readonly landed: boolean[];
   private nextLaunch = 0;
   private armed = false;
+  /** Buckets of the last step that started before backward ended (the overlap actually obtained). */
+  earlyBuckets = 0;
 
   constructor(readonly comm: Comm, private readonly optimizer: Optimizer, o: DataParallelOptions) {
     this.kind = optimizer.kind;
@@ -217,6 +219,7 @@ export class DataParallel implements GradientSync {
     if (this.comm.size === 1) return;
     setLeafGradHook(null);
     this.armed = false;
+    this.earlyBuckets = this.nextLaunch;
     while (this.nextLaunch < this.buckets.length) this.launch(this.buckets[this.nextLaunch++]!);
     for (const b of this.buckets) b.request?.wait();
     // Every rank sees the same graph, so the same buckets are dirty everywhere: resent in order, blocking.

@@ -72,13 +72,19 @@ for (const [n, zero] of [[2, 0], [4, 1]] as const) {
     const d = maxDiff(singleLosses(tmp), losses(out));
     assert.ok(d <= 1e-5, `max loss difference ${d}`);
     // Rank 0 alone prints; ZeRO-1 holds 1/N of the replicated state on each rank.
-    const line = stdout.split('\n').filter((l) => l.startsWith('data parallel:'));
+    const line = stdout.split('\n').filter((l) => l.startsWith('data parallel:') && l.includes('state per rank'));
     assert.equal(line.length, 1, stdout);
     const perRank = line[0]!.match(/state per rank ([\d./ ]+) MB/)![1]!.split(' / ').map(Number);
     assert.equal(perRank.length, n);
     if (zero) {
       const max = Math.max(...perRank), min = Math.min(...perRank);
       assert.ok(max - min <= 0.002, `blocks differ by at most padding: ${perRank.join(', ')}`);
+    }
+    // Buckets start while backward runs (the hook saw their gradients land), except with ZeRO-1 (one reduce-scatter).
+    if (!zero) {
+      const m = /gradients in (\d+) buckets of about [\d.]+ MB; (\d+) started their all-reduce while backward ran/.exec(stdout);
+      assert.ok(m, stdout);
+      assert.ok(Number(m[1]) > 2 && Number(m[2]) >= 1, m[0]);
     }
     // Bytes per step per rank: about 2(N−1)/N of the gradients' bytes.
     const bytes = readMetrics(join(out, 'metrics.jsonl')).map((m) => m.comm_bytes).filter((b): b is number => typeof b === 'number');
@@ -98,6 +104,15 @@ test('a checkpoint written by dp=2 with ZeRO-1 resumes at dp=4 and in one proces
   runTrain(1, b, half);
   runTrain(2, b, ['--dp=2', '--zero=1', '--resume']);
   assert.ok(maxDiff(ref, losses(b)) <= 1e-5);
+});
+
+test('a distributed run without the MPI addon is refused in one line saying how to get it', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'lmforge-dp-noaddon-'));
+  const env = { ...process.env, OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '0', LMFORGE_MPI_ADDON: join(tmp, 'missing.node') };
+  const r = spawnSync(process.execPath, trainArgs(join(tmp, 'x'), ['--dp=2']), { encoding: 'utf8', env });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr.trim(), /^error: a distributed run needs the MPI addon \(.*missing\.node\): not built .*; install Open MPI \(apt-get install openmpi-bin libopenmpi-dev\) and rebuild/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
 });
 
 test('asking for dp=2 in one process, or zero without dp, is refused in one line', () => {
