@@ -10,6 +10,10 @@ export const trainSpec = defineConfig({
   out_dir: { default: 'runs/shakespeare-char', doc: 'run directory: checkpoints, metrics.jsonl, config.json, final model' },
   seed: { default: 1337, type: 'integer', doc: 'seeds initialisation, batch sampling and dropout' },
   threads: { default: 0, type: 'integer', min: 0, doc: 'native kernel threads (0 = all cores)' },
+  // distributed training (launch with `mpirun -np N lmforge train …`; README: distributed training)
+  dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp)' },
+  zero: { default: 0, type: 'integer', min: 0, max: 1, doc: 'ZeRO stage with dp > 1: 1 shards the optimizer state over the ranks (adamw, lion, sgd)' },
+  bucket_mb: { default: 4, type: 'number', min: 0, doc: 'data parallel: gradients are all-reduced in buckets of this many MB while backward runs' },
   max_iters: { default: 2000, type: 'integer', min: 0, doc: 'optimizer steps' },
   gradient_accumulation_steps: { default: 1, type: 'integer', min: 1, doc: 'micro-batches per optimizer step' },
   grad_clip: { default: 1.0, type: 'number', min: 0, doc: 'clip the global gradient norm of the trained parameters (0 = off)' },
