@@ -100,7 +100,10 @@ export class ParallelAttention extends Module {
       const rot = (t: Tensor): Tensor => lm.reshape(applyRope(lm.reshape(t, [B, T, H, Cl / H]), tables), [B, T, Cl]);
       qkv = lm.concat([rot(q!), rot(k!), v!], 2);
     }
-    const dropoutSeed = ctx.dropout > 0 ? siteSeed(ctx.seed, 2 * this.nLayer + 1 + this.layer) : 0;
+    // Attention-probability dropout: rank 0 keeps the one-process site's seed, the others derive their own, so
+    // heads on different ranks never share a mask (the kernel keys masks by local head index).
+    const site = siteSeed(ctx.seed, 2 * this.nLayer + 1 + this.layer);
+    const dropoutSeed = ctx.dropout > 0 ? (this.comm.rank === 0 ? site : siteSeed(site, this.comm.rank)) : 0;
     const y = lm.selfAttention(qkv, H, { dropout: ctx.dropout, dropoutSeed, window: this.window }); // (B, T, C/tp)
     const out = reduceFromRegion(lm.linear(y, this.c_proj.get('weight'), null), this.comm); // (B, T, C)
     const pb = this.c_proj.namedParameters().find(([n]) => n === 'bias')?.[1];

@@ -109,12 +109,12 @@ test('one model-parallel layout at a time, named in the error', () => {
 const skip = mpiSkipReason();
 if (skip) console.log(`# skipping model-parallel MPI tests: ${skip}`);
 
-test('TP, PP (GPipe and 1F1B) and EP on 2 ranks match the single-process model within 1e-4; bytes per step as predicted', { skip }, () => {
+test('TP (two block variants), PP (GPipe and 1F1B) and EP on 2 ranks match the single-process model within 1e-4; bytes per step as predicted', { skip }, () => {
   const child = fileURLToPath(new URL('./mp-child.js', import.meta.url));
-  const r = runMpi(2, child, ['all', '2'], 120_000);
+  const r = runMpi(2, child, ['tp,tp-variant,pp-gpipe,pp-1f1b,ep', '2'], 120_000);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const lines = taggedLines<Record<string, number | string>>(r.stdout, 'MP');
-  assert.equal(lines.length, 8, r.stdout);
+  assert.equal(lines.length, 10, r.stdout);
   for (const l of lines) {
     for (const k of ['logits', 'loss', 'grad', 'curve'] as const) assert.ok((l[k] as number) < 1e-4, `${l.mode} rank ${l.rank}: ${k} differs by ${l[k]}`);
     const [got, want] = [l.bytes_per_step as number, l.bytes_theory as number];

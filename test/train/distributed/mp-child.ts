@@ -2,7 +2,7 @@
 // mpirun): builds the single-process model and the parallel one from the same seed, and prints one line
 // `MP {json}` with their largest differences in logits, loss and gradients at step 0 and over a training run's
 // losses (AdamW with clipping on both sides), and the bytes this rank sent per training step beside the figure
-// the layout's formula predicts. Usage: mp-child.js tp|pp-gpipe|pp-1f1b|ep|all STEPS [DATA_DIR] [small|recipe].
+// the layout's formula predicts. Usage: mp-child.js all|MODE[,MODE…] STEPS (modes tp, tp-variant, pp-gpipe, pp-1f1b, ep) [DATA_DIR|-] [small|deep|recipe].
 // Without DATA_DIR, batches are random tokens. Test and benchmark scaffolding only.
 import { join } from 'node:path';
 import * as lm from '../../../src/core/index.js';
@@ -25,17 +25,19 @@ const steps = Number(stepsS ?? 3);
 lm.setThreads(1);
 
 // The CPU recipe's shape (configs/shakespeare-char-cpu.yaml, vocabulary padded to 66 so it splits in two), or a
-// small one for the tests.
+// small one for the tests (2 layers; 'deep': 4, for pipelines of 3 and 4 stages).
 const recipe = shape === 'recipe';
+// 'tp-variant' checks the other block options under TP: RoPE, RMSNorm, SwiGLU, no biases.
+const variant: Partial<GPTConfig> = { position: 'rope', norm: 'rmsnorm', mlp: 'swiglu', mlp_hidden: 64, bias: false };
 const V = recipe ? 66 : 64;
 const cfg: Partial<GPTConfig> = recipe
   ? { vocab_size: V, block_size: 64, n_layer: 4, n_head: 4, n_embd: 128, dropout: 0, bias: false }
-  : { vocab_size: V, block_size: 16, n_layer: 2, n_head: 4, n_embd: 32, dropout: 0 };
+  : { vocab_size: V, block_size: 16, n_layer: shape === 'deep' ? 4 : 2, n_head: 4, n_embd: 32, dropout: 0 };
 const moeCfg: Partial<GPTConfig> = { ...cfg, moe_experts: 4, moe_top_k: 2, moe_capacity_factor: 0, moe_second_policy: 'all' };
 const B = recipe ? 12 : 4;
 const T = cfg.block_size!;
 const C = cfg.n_embd!;
-const sampler = dataDir ? new BatchSampler(openTokenFile(join(dataDir, 'train.bin')), B, T, 1337) : null;
+const sampler = dataDir && dataDir !== '-' ? new BatchSampler(openTokenFile(join(dataDir, 'train.bin')), B, T, 1337) : null;
 const rng = new Rng(100);
 const batches = Array.from({ length: Math.max(steps, 1) }, () => {
   if (sampler) {
@@ -89,9 +91,9 @@ const refLoss = (ref: GPT) => (x: Tensor, y: Tensor): number => lm.tidy(() => {
   return o.loss!.item();
 });
 
-function tp(): Figures {
-  const ref = new GPT(cfg, 7);
-  const model = new GPT(cfg, 7);
+function tp(extra: Partial<GPTConfig> = {}): Figures {
+  const ref = new GPT({ ...cfg, ...extra }, 7);
+  const model = new GPT({ ...cfg, ...extra }, 7);
   const par = new TensorParallelGPT(model, comm);
   const { x, y } = batches[0]!;
   const out = blank();
@@ -181,10 +183,11 @@ function ep(): Figures {
   return out;
 }
 
-const runs: Record<string, () => Figures> = { tp, 'pp-gpipe': () => pp('gpipe'), 'pp-1f1b': () => pp('1f1b'), ep };
-const modes = mode === 'all' ? Object.keys(runs) : [mode];
+const runs: Record<string, () => Figures> = { tp: () => tp(), 'tp-variant': () => tp(variant), 'pp-gpipe': () => pp('gpipe'), 'pp-1f1b': () => pp('1f1b'), ep };
+// 'all': the four layouts the bench reports; otherwise a comma-separated list of modes.
+const modes = mode === 'all' ? ['tp', 'pp-gpipe', 'pp-1f1b', 'ep'] : mode.split(',');
 for (const m of modes) {
   const run = runs[m];
-  if (!run) throw new Error(`mp-child: unknown mode ${m} (tp, pp-gpipe, pp-1f1b, ep or all)`);
+  if (!run) throw new Error(`mp-child: unknown mode ${m} (tp, tp-variant, pp-gpipe, pp-1f1b, ep or all)`);
   console.log(`MP ${JSON.stringify({ rank: comm.rank, size: comm.size, mode: m, ...run() })}`);
 }
