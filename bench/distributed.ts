@@ -4,7 +4,8 @@
 // (test/train/distributed/mp-child.js, which compares logits, loss, gradients and a training run's losses); the bytes
 // each rank sent per step beside each layout's formula; and the scaling model (docs/scaling-model.md) fed with this
 // machine's measured compute rate and all-reduce latency/bandwidth, its predicted tokens/s beside the measured.
-// Usage: npm run bench -- distributed [--steps=50] [--text=FILE]. Every rank uses one thread; ranks are
+// Usage: npm run bench -- distributed [--steps=50] [--mp-steps=STEPS] [--text=FILE] (--mp-steps: the model-parallel
+// parity child's training run, which trains both sides of four layouts and is the slow part on a shared machine). Every rank uses one thread; ranks are
 // oversubscribed on small machines (4 ranks on 2 cores), so tokens/s here measure contention, not scaling.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -62,6 +63,7 @@ interface MpLine { rank: number; mode: string; logits: number; loss: number; gra
 
 export async function run(args: string[]): Promise<void> {
   const steps = intFlag('distributed', args, 'steps', 50);
+  const mpSteps = intFlag('distributed', args, 'mp-steps', steps);
   const skip = mpiAddonStatus();
   if (!skip.available) throw new Error(`bench/distributed: the MPI addon is not available (${skip.error}); install openmpi-bin libopenmpi-dev and rebuild`);
   console.log(`CPU: ${cpuName()}; every rank runs one thread; load average ${loadavg()[0]!.toFixed(1)} at the start`);
@@ -107,7 +109,7 @@ export async function run(args: string[]): Promise<void> {
   const pp2: Record<string, number | null> = { gpipe: null, '1f1b': null };
   let ep2: number | null = null;
   if (existsSync(MP_CHILD)) {
-    const r = launch(2, [MP_CHILD, 'all', String(steps), data, 'recipe']);
+    const r = launch(2, [MP_CHILD, 'all', String(mpSteps), data, 'recipe']);
     if (!r.ok) console.log(`model-parallel parity child failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-6).join('\n')}`);
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('MP ')).map((l) => JSON.parse(l.slice(3)) as MpLine);
     const worst = (mode: string): number | null => {
@@ -126,7 +128,7 @@ export async function run(args: string[]): Promise<void> {
       const key = `${mode.replace('pp-', 'pp2_')}${mode === 'tp' ? '2' : mode === 'ep' ? '2' : ''}`;
       bytesPerStep[key] = busiest.bytes_per_step;
       bytesTheory[key] = busiest.bytes_theory;
-      console.log(`${key.padEnd(9)} max difference from one process (logits, loss, gradients, ${steps}-step losses) ${worst(mode)!.toExponential(2)}; bytes/step/rank ${busiest.bytes_per_step.toFixed(0)} vs formula ${busiest.bytes_theory.toFixed(0)}`);
+      console.log(`${key.padEnd(9)} max difference from one process (logits, loss, gradients, ${mpSteps}-step losses) ${worst(mode)!.toExponential(2)}; bytes/step/rank ${busiest.bytes_per_step.toFixed(0)} vs formula ${busiest.bytes_theory.toFixed(0)}`);
     }
   } else {
     console.log(`tensor/pipeline/expert parallel: not in this build (${MP_CHILD} missing); their figures are null`);
@@ -156,7 +158,7 @@ export async function run(args: string[]): Promise<void> {
   }
 
   console.log(`RESULT ${JSON.stringify({
-    cpu: cpuName(), steps, params: P,
+    cpu: cpuName(), steps, mp_steps: mpSteps, params: P,
     dp_max_loss_diff: dpDiff, zero1_max_loss_diff: zeroDiff, zero1_state_per_rank: zeroState,
     tp2_max_diff: tp2, pp2_max_diff: pp2, ep2_max_diff: ep2,
     bytes_per_step: bytesPerStep, bytes_theory: bytesTheory,
