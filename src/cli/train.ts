@@ -44,6 +44,6 @@ export function register(program: Command): void {
     const { resume, overwrite } = cmd.opts<{ resume?: boolean; overwrite?: boolean }>();
     if (resume && overwrite) throw new UserError('--resume and --overwrite exclude each other: continue the run, or replace it');
     const r = train(config, { resume: resume ?? false, overwrite: overwrite ?? false });
-    console.log(`done: ${r.steps} steps, train loss ${r.trainLoss?.toFixed(4)}, val loss ${r.valLoss?.toFixed(4)}; model (or, for a LoRA run, its adapter) saved in ${r.runDir}`);
+    if (r.rank === 0) console.log(`done: ${r.steps} steps, train loss ${r.trainLoss?.toFixed(4)}, val loss ${r.valLoss?.toFixed(4)}; model (or, for a LoRA run, its adapter) saved in ${r.runDir}`);
   });
 }
