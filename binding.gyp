@@ -1,4 +1,5 @@
 {
+  "variables": {"has_mpi": "<!(sh native/mpi-config.sh has)"},
   "targets": [
     {
       "target_name": "lmforge",
@@ -25,5 +26,21 @@
       "ldflags": ["-fopenmp"],
       "defines": ["NAPI_VERSION=8"]
     }
+  ],
+  "conditions": [
+    ["has_mpi==1", {
+      "targets": [
+        {
+          "target_name": "lmforge_mpi",
+          "sources": ["native/src/mpi.cc"],
+          "include_dirs": ["native/include", "<!@(sh native/mpi-config.sh incdirs)"],
+          "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
+          "cflags_cc!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
+          "cflags_cc": ["-O2", "-std=c++17"],
+          "libraries": ["<!@(sh native/mpi-config.sh libs)", "-ldl"],
+          "defines": ["NAPI_VERSION=8"]
+        }
+      ]
+    }]
   ]
 }

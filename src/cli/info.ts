@@ -8,6 +8,7 @@ import { bf16GemmKernel } from '../core/native/gemm.js';
 import { loadNativeBackend } from '../core/native/index.js';
 import { cacheDir, calibratePeak, PEAK_CACHE_FILE } from '../train/infra.js';
 import { numberFlag } from './flags.js';
+import { mpiAddonStatus } from '../train/distributed/comm.js';
 import { packageVersion } from './version.js';
 
 export interface Info {
@@ -19,6 +20,7 @@ export interface Info {
   cpu: string;
   cores: number;
   memoryGiB: number;
+  mpi: { available: boolean; path: string; error?: string };
   native: { loaded: boolean; path: string; error?: string; avx2?: boolean; avx512f?: boolean; threads?: number; adaptiveThreads?: boolean; soloNow?: boolean; soloSpells?: number; bf16Gemm?: string };
 }
 
@@ -36,6 +38,7 @@ export function collectInfo(): Info {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     cores: availableParallelism(),
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    mpi: mpiAddonStatus(),
     native: { loaded: addon !== null, path: ADDON_PATH, ...(err ? { error: err } : {}), ...(cpu ?? {}), ...(addon ? { bf16Gemm: bf16GemmKernel() } : {}) },
   };
 }
@@ -48,6 +51,7 @@ export function formatInfo(i: Info): string {
     ['platform', i.platform],
     ['cpu', `${i.cpu}, ${i.cores} cores available, ${i.memoryGiB} GiB memory`],
     ['native addon', i.native.loaded ? `loaded (${i.native.path})` : `NOT loaded: ${i.native.error ?? 'unknown error'} — run \`npm install\` to build it`],
+    ['MPI addon', i.mpi.available ? `loaded (${i.mpi.path}); distributed runs: mpirun -np N lmforge train … --dp=N` : `not available: ${i.mpi.error ?? 'unknown error'} (one-process runs are unaffected)`],
     ['SIMD paths', simd],
     ['bf16 GEMM', i.native.bf16Gemm === undefined ? 'n/a' : i.native.bf16Gemm === 'fp32' ? 'off: bf16 matmuls run in fp32 (no AVX512-BF16 on this CPU, or LMFORGE_BF16_GEMM=fp32)' : `yes, ${i.native.bf16Gemm === 'amx' ? 'AMX-BF16 tiles' : 'AVX512-BF16 (vdpbf16ps)'} (LMFORGE_BF16_GEMM=avx512bf16|amx|fp32 to choose)`],
     ['threads', i.native.threads !== undefined ? `${i.native.threads} (OpenMP; set OMP_NUM_THREADS to change)` : 'n/a'],

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
 import * as ablate from './ablate.js';
+import * as alignCmd from './align.js';
 import * as arena from './arena.js';
 import * as compare from './compare.js';
 import * as curate from './curate.js';
@@ -31,7 +32,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [ablate, arena, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, serve, study];
+const COMMANDS: CommandModule[] = [ablate, alignCmd, arena, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, serve, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

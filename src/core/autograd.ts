@@ -84,6 +84,16 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
+let leafGradHook: ((leaf: Tensor) => void) | null = null;
+
+/**
+ * Calls hook(leaf) each time backward() adds into a leaf's .grad (null removes it): data parallelism starts
+ * reducing a bucket of gradients while the rest of the backward pass runs (train/distributed/data-parallel.ts).
+ */
+export function setLeafGradHook(hook: ((leaf: Tensor) => void) | null): void {
+  leafGradHook = hook;
+}
+
 /** Adds g into leaf.grad (allocating a dense, kept gradient the first time). */
 function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   if (!sameShape(leaf.shape, g.shape)) {
@@ -96,6 +106,7 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   } else {
     addInto(leaf.grad, leaf.grad, g);
   }
+  leafGradHook?.(leaf);
 }
 
 /** out = a + b elementwise (same shapes; out may alias a, since each element is read before it is written). */

@@ -193,7 +193,8 @@ export class GPT extends Module {
   readonly transformer: Transformer;
   /** (V, C) in Hugging Face's nn.Linear layout; null when tied to wte. */
   readonly lmHead: Tensor | null;
-  private readonly rope: RotaryTables | null;
+  /** RoPE tables (null for learned positions); public for pipeline stages, which build their own pass context. */
+  readonly rope: RotaryTables | null;
 
   constructor(config: Partial<GPTConfig>, seed = 1337) {
     super();
@@ -217,8 +218,8 @@ export class GPT extends Module {
     return new KVCache({ layers: c.n_layer, batch, heads: c.n_head, headDim: c.n_embd / c.n_head, capacity: c.block_size });
   }
 
-  /** Token plus position embeddings of a pass; positions per row when the cache plan is ragged. */
-  private embed(idx: Tensor, ctx: ForwardContext): Tensor {
+  /** Token plus position embeddings of a pass; positions per row when the cache plan is ragged (public for pipeline stages). */
+  embed(idx: Tensor, ctx: ForwardContext): Tensor {
     const T = idx.shape[1]!;
     const plan = ctx.cache?.plan;
     const start = plan?.starts[0] ?? 0;
@@ -233,7 +234,8 @@ export class GPT extends Module {
     return lm.add(tok, lm.slice(wpe.weight, 0, start, start + T)); // (T, C) broadcast over B
   }
 
-  private head(x: Tensor): Tensor {
+  /** The output head (tied or not) over hidden states: (B, T, C) → (B, T, V). */
+  head(x: Tensor): Tensor {
     if (this.lmHead) return lm.matmul(x, lm.transpose(this.lmHead)); // (B, T, V)
     const proj = this.transformer.head_proj;
     return lm.matmul(proj ? proj.forward(x) : x, lm.transpose(this.transformer.wte.weight)); // (B, T, E) · (E, V)
@@ -284,8 +286,8 @@ export class GPT extends Module {
     return params.some((p) => p.requiresGrad);
   }
 
-  /** Embeddings, blocks and the final norm: hidden (B, T, C), or (B, n, C) with options.last = n. */
-  private trunk(idx: Tensor, options: ForwardOptions): { hidden: Tensor; ctx: ForwardContext } {
+  /** Embeddings, blocks and the final norm: hidden (B, T, C), or (B, n, C) with options.last = n (public for tensor parallelism). */
+  trunk(idx: Tensor, options: ForwardOptions): { hidden: Tensor; ctx: ForwardContext } {
     if (idx.ndim !== 2 || idx.dtype !== 'int32') throw new TypeError(`GPT.forward: idx must be int32 (B, T), got ${idx.describe()}`);
     const [B, T] = idx.shape as [number, number];
     const last = options.last ?? T;

@@ -8,10 +8,11 @@ import { hash32 } from '../core/random.js';
 import type { Tensor } from '../core/index.js';
 import type { Module } from '../nn/module.js';
 import { loadStateDict, stateDict, type NamedArray } from '../nn/state.js';
-import { clipGradNorm } from '../optim/clip.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { learningRate, type LrSchedule } from '../optim/schedule.js';
 import { UserError, describeError } from '../util/errors.js';
+import { SingleComm } from './distributed/comm.js';
+import { LocalSync, type GradientSync } from './distributed/data-parallel.js';
 import { findLatestComplete, loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import { formatProgress, MetricsLogger, ProgressTracker, type MetricRecord } from './metrics.js';
 
@@ -29,6 +30,19 @@ export interface LossOutput {
   aux?: Record<string, Tensor>;
   /** Other figures of this micro-batch to log (averaged over the step's micro-batches). */
   metrics?: Record<string, number>;
+  /**
+   * The task already ran this micro-batch's backward (a pipeline schedule interleaves backwards with forwards):
+   * the loop reads the losses and does not differentiate them.
+   */
+  backwardDone?: boolean;
+}
+
+/** How a task whose model is split over several processes finishes its gradients and measures their norm. */
+export interface TaskDistribution {
+  /** After the step's backward passes, before clipping (e.g. averaging the replicated parameters' gradients). */
+  finishGradients?(): void;
+  /** clipGradNorm over every rank's parameters, each counted once (optim/clip.ts's contract). */
+  clip(maxNorm: number, gradScale: number): { norm: number; scale: number };
 }
 
 /** A training objective: its model, its batches and its loss. Pretraining, SFT, reward modelling, DPO, … */
@@ -49,6 +63,8 @@ export interface Task<B> {
   /** JSON state to continue exactly after a resume (e.g. the sampler's RNG). */
   state(): Record<string, unknown>;
   loadState(state: Record<string, unknown>, source: string): void;
+  /** Set when the model is split over processes (tensor, pipeline or expert parallelism). */
+  readonly distribution?: TaskDistribution;
 }
 
 export interface LoopConfig {
@@ -97,8 +113,15 @@ function label(key: string): string {
   return key.replace(/_/g, ' ');
 }
 
-export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, options: LoopOptions): LoopResult {
+/**
+ * Trains task with an optimizer, or with a GradientSync (distributed/data-parallel.ts, zero.ts) that turns every
+ * rank's gradients into one update. With several ranks each computes the loss of its shard of every batch, and only
+ * rank 0 writes metrics and checkpoints.
+ */
+export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c: LoopConfig, options: LoopOptions): LoopResult {
   const { log } = options;
+  const sync = 'afterBackward' in optimizer ? optimizer : new LocalSync(new SingleComm(), optimizer, task.distribution);
+  const writer = sync.comm.rank === 0;
   let startStep = 0;
   let bestVal: number | null = null;
   if (options.resume) {
@@ -110,7 +133,7 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
     const weights = `${latest.dir}/model.safetensors`;
     try {
       loadStateDict(task.model, new Map<string, NamedArray>(ck.params), weights);
-      optimizer.loadState(ck.optimizer, `${latest.dir}/optimizer.safetensors`);
+      sync.loadOptimizerState(ck.optimizer, `${latest.dir}/optimizer.safetensors`);
     } catch (e) {
       throw new UserError(`--resume: ${describeError(e)}`);
     }
@@ -119,11 +142,11 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
     bestVal = ck.state.bestValLoss;
     log(`resumed from ${latest.dir} at step ${startStep}`);
   }
-  const metrics = new MetricsLogger(options.runDir, options.resume ? { resumeFrom: startStep } : {});
+  const metrics = writer ? new MetricsLogger(options.runDir, options.resume ? { resumeFrom: startStep } : {}) : null;
   options.beforeStart?.(startStep);
 
   const accum = c.gradientAccumulationSteps;
-  const tracker = new ProgressTracker({ maxSteps: c.maxIters, tokensPerStep: task.itemsPerBatch * accum, peakFlops: c.peakFlops || null, flopsPerToken: task.flopsPerItem });
+  const tracker = new ProgressTracker({ maxSteps: c.maxIters, tokensPerStep: task.itemsPerBatch * accum * sync.comm.size, peakFlops: c.peakFlops || null, flopsPerToken: task.flopsPerItem });
   let lastEval: Record<string, number> = {};
   let lastSaved = -1;
   let tokensPerSecond = 0;
@@ -131,7 +154,8 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
   let trainMs = 0;
   const save = (step: number): void => {
     const params = [...stateDict(task.model)].map(([n, a]) => [n, { shape: [...a.shape], data: a.data as Float32Array }] as [string, { shape: number[]; data: Float32Array }]);
-    saveCheckpoint(options.runDir, { step, params, optimizer: optimizer.state(), task: task.state(), bestValLoss: bestVal, config: c.config }, { keepLast: c.keepCheckpoints });
+    const optimizerState = sync.optimizerState(); // collective where the state is sharded
+    if (writer) saveCheckpoint(options.runDir, { step, params, optimizer: optimizerState, task: task.state(), bestValLoss: bestVal, config: c.config }, { keepLast: c.keepCheckpoints });
     lastSaved = step;
   };
 
@@ -143,12 +167,12 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
         const val = lastEval.val_loss;
         if (val !== undefined && (bestVal === null || val < bestVal)) bestVal = val;
         log(`step ${step}: ${Object.entries(lastEval).map(([k, v]) => `${label(k)} ${v.toFixed(4)}`).join(', ')}`);
-        metrics.log({ step, ...lastEval });
+        metrics?.log({ step, ...lastEval });
         if (last && task.finalEvaluate) {
           const extra = task.finalEvaluate(step, log);
           if (Object.keys(extra).length > 0) {
             lastEval = { ...lastEval, ...extra };
-            metrics.log({ step, ...extra });
+            metrics?.log({ step, ...extra });
           }
         }
       }
@@ -156,8 +180,9 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
       if (last) break;
 
       const t0 = performance.now();
+      const bytes0 = sync.comm.bytesSent();
       const lr = learningRate(c.schedule, step);
-      optimizer.setLearningRate(lr);
+      sync.setLearningRate(lr);
       let lossSum = 0;
       const sums: Record<string, number> = {};
       const addTo = (name: string, v: number): void => {
@@ -173,24 +198,31 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
             addTo(name, t.item());
           }
           for (const [name, v] of Object.entries(out.metrics ?? {})) addTo(name, v);
-          lm.backward(total);
+          if (!out.backwardDone) {
+            sync.beforeBackward(micro === accum - 1);
+            lm.backward(total);
+          }
           return out.loss.item();
         });
       }
-      const loss = lossSum / accum;
+      sync.afterBackward();
+      // Each rank's loss is its shard's mean: the global batch's mean is their mean (equal shards).
+      const names = Object.keys(sums);
+      const [meanLoss, ...meanSums] = sync.meanOverRanks([lossSum, ...names.map((k) => sums[k]!)]);
+      names.forEach((k, i) => (sums[k] = meanSums[i]!));
+      const loss = meanLoss! / accum;
       const auxTotal = Object.values(sums).reduce((a, b) => a + b, 0);
       if (!Number.isFinite(loss) || !Number.isFinite(auxTotal)) {
         if (c.nanPolicy === 'stop') {
           throw new UserError(`step ${step}: loss is ${loss}; stopping. Nothing written at this step; resume with --resume from the last checkpoint${lastSaved >= 0 ? ` (step ${lastSaved})` : ''}, perhaps with a lower learning_rate`);
         }
         log(`step ${step}: loss is ${loss}, update skipped (nan_policy=skip)`);
-        optimizer.zeroGrad();
+        sync.zeroGrad();
         continue;
       }
       // Clipping measures the accumulated gradients as they will count (× 1/accum) and folds both into the step.
-      const { norm, scale } = clipGradNorm(optimizer.params, c.gradClip, 1 / accum);
-      optimizer.step(scale);
-      optimizer.zeroGrad();
+      const { norm } = sync.step(c.gradClip, 1 / accum);
+      sync.zeroGrad();
       const stepMs = performance.now() - t0;
       trainMs += stepMs;
       items += task.itemsPerBatch * accum;
@@ -199,13 +231,15 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
       if (step % c.logInterval === 0) {
         log(formatProgress(rec));
         const extra: Record<string, number> = { grad_norm: norm };
+        // Bytes this rank sent for the step's collectives (Comm.bytesSent: what the bandwidth-optimal algorithms send).
+        if (sync.comm.size > 1) extra.comm_bytes = sync.comm.bytesSent() - bytes0;
         for (const [name, v] of Object.entries(sums)) extra[name] = v / accum;
-        metrics.log({ ...rec, ...extra } as MetricRecord);
+        metrics?.log({ ...rec, ...extra } as MetricRecord);
       }
     }
     if (lastSaved !== c.maxIters && c.maxIters > startStep) save(c.maxIters);
   } finally {
-    metrics.close();
+    metrics?.close();
   }
   return { steps: c.maxIters, eval: lastEval, tokensPerSecond, items, trainSeconds: trainMs / 1000 };
 }

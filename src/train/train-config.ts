@@ -10,6 +10,10 @@ export const trainSpec = defineConfig({
   out_dir: { default: 'runs/shakespeare-char', doc: 'run directory: checkpoints, metrics.jsonl, config.json, final model' },
   seed: { default: 1337, type: 'integer', doc: 'seeds initialisation, batch sampling and dropout' },
   threads: { default: 0, type: 'integer', min: 0, doc: 'native kernel threads (0 = all cores)' },
+  // distributed training (launch with `mpirun -np N lmforge train …`; README: distributed training)
+  dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp)' },
+  zero: { default: 0, type: 'integer', min: 0, max: 1, doc: 'ZeRO stage with dp > 1: 1 shards the optimizer state over the ranks (adamw, lion, sgd)' },
+  bucket_mb: { default: 1, type: 'number', min: 0, doc: 'data parallel: gradients are all-reduced in buckets of this many MB while backward runs' },
   max_iters: { default: 2000, type: 'integer', min: 0, doc: 'optimizer steps' },
   gradient_accumulation_steps: { default: 1, type: 'integer', min: 1, doc: 'micro-batches per optimizer step' },
   grad_clip: { default: 1.0, type: 'number', min: 0, doc: 'clip the global gradient norm of the trained parameters (0 = off)' },
@@ -23,6 +27,12 @@ export const trainSpec = defineConfig({
   keep_checkpoints: { default: 2, type: 'integer', min: 1, doc: 'how many recent checkpoints to keep' },
   peak_flops: { default: null, type: 'number', min: 0, doc: 'peak FLOP/s that MFU is a fraction of: null = this machine\'s fp32 GEMM peak, measured once and cached (~/.cache/lmforge/peak-flops.json), or $LMFORGE_PEAK_FLOPS; 0 = no MFU' },
   init_from: { default: null, type: 'string', doc: 'start from this trained run or model directory (config.json + model.safetensors; the architecture is its own) instead of a random initialisation' },
+  // Model parallelism across `mpirun -np N` processes (src/train/distributed): one layout at a time, N = its size.
+  tp: { default: 1, type: 'integer', min: 1, doc: 'tensor parallelism: split attention heads, MLP width and vocabulary over this many processes (Megatron layout)' },
+  pp: { default: 1, type: 'integer', min: 1, doc: 'pipeline parallelism: cut the blocks into this many stages, one per process' },
+  pp_schedule: { default: '1f1b', choices: ['gpipe', '1f1b'], doc: "pipeline schedule: 'gpipe' (all forwards, then all backwards) or '1f1b' (one forward, one backward; fewer activations held)" },
+  pp_micro_batches: { default: 4, type: 'integer', min: 1, doc: 'micro-batches per pipeline step (batch_size must divide by it; bubble (pp−1)/(m+pp−1))' },
+  ep: { default: 1, type: 'integer', min: 1, doc: "expert parallelism: spread each MoE layer's experts over this many processes (all-to-all dispatch); each takes batch_size/ep rows" },
   moe_upcycle: { default: false, doc: "with init_from a dense model: sparse upcycling to the model section's moe_* keys (every expert starts as the dense MLP)" },
   task: {
     kind: { default: 'next-token', choices: ['next-token'], doc: 'training objective: next-token prediction (pretraining)' },

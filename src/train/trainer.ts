@@ -16,8 +16,13 @@ import { UserError, describeError } from '../util/errors.js';
 import { codeVersion, lmforgeVersion } from '../util/git.js';
 import { EnergyMeter } from '../util/energy.js';
 import { fingerprintDataDir, writeProvenance } from '../util/provenance.js';
+import { initDistributed } from './distributed/comm.js';
+import { broadcastParameters, DataParallel, type GradientSync } from './distributed/data-parallel.js';
+import { layoutOf, ModelParallelGPT, ModelParallelTask } from './distributed/model-parallel.js';
+import { Zero1 } from './distributed/zero.js';
 import { infraFigures, resolvePeakFlops } from './infra.js';
-import { runLoop } from './loop.js';
+import { runLoop, type Task } from './loop.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { NextTokenTask } from './tasks/next-token.js';
 import { openTokenFile } from './token-reader.js';
@@ -43,6 +48,8 @@ export interface TrainResult {
   valLossFull: number | null;
   tokensPerSecond: number;
   runDir: string;
+  /** This process's rank in a distributed run (0 otherwise): only rank 0 reports. */
+  rank: number;
 }
 
 /** The GPT architecture a train config describes, for a vocabulary of vocabSize. */
@@ -113,7 +120,17 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
-  const log = options.log ?? ((line: string) => console.log(line));
+  // Distributed runs (under mpirun): data parallelism (--dp, --zero) or one model-parallel layout (--tp / --pp /
+  // --ep). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
+  // optimizer state) in out_dir/rank-r and the saved model is gathered whole; with data parallelism only rank 0 writes.
+  const layout = layoutOf(config);
+  if (layout && config.lora.r > 0) throw new UserError(`--${layout.kind}: LoRA runs train on one process (lora.r = 0 for model parallelism)`);
+  if (layout && config.dp > 1) throw new UserError(`--dp=${config.dp} with --${layout.kind}=${layout.size}: data parallelism does not combine with model parallelism yet; use one of them`);
+  const comm = initDistributed({ expectSize: layout ? layout.size : config.dp });
+  const writer = comm.rank === 0;
+  if (layout && !writer) config = { ...config, out_dir: join(config.out_dir, `rank-${comm.rank}`) };
+  const log = writer ? options.log ?? ((line: string) => console.log(line)) : () => undefined;
+  if (config.zero > 0 && (layout || comm.size === 1)) throw new UserError('zero: ZeRO-1 shards the optimizer state over data-parallel ranks; set dp > 1 (and launch with mpirun)');
   if (config.threads > 0) lm.setThreads(config.threads);
   const meta = readMeta(config.data.dir);
   const lora = config.lora.r > 0;
@@ -133,7 +150,10 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     // Shared layers are one module used at several depths: an adapter would wrap it once per use.
     if (adapter && model.config.share_layers !== 'none') throw new UserError(`lora.r: the init_from model shares its layers (share_layers ${model.config.share_layers}); LoRA over shared layers is not supported`);
     if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
-    run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+    // Rank 0 prepares out_dir (an --overwrite empties it) before the other ranks read it or make their rank-r folders in it.
+    if (!writer) comm.barrier();
+    if (writer || layout) run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+    if (writer) comm.barrier();
   } catch (e) {
     model.dispose();
     throw e;
@@ -149,8 +169,24 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw new UserError(`energy.source: ${describeError(e)}`);
   }
-  const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });
-  const optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
+  let parallel: ModelParallelGPT | null = null;
+  try {
+    if (layout) parallel = new ModelParallelGPT(model, comm, layout);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const task: Task<unknown> = parallel
+    ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed })
+    : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm });
+  let optimizer: Optimizer | GradientSync;
+  if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
+  else if (comm.size === 1) optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
+  else {
+    const named = model.namedTrainableParameters();
+    broadcastParameters(comm, named);
+    optimizer = c.zero === 1 ? new Zero1(comm, named, c.optim) : new DataParallel(comm, makeOptimizer(named, c.optim), { bucketBytes: c.bucket_mb * 2 ** 20 });
+  }
   try {
     const r = runLoop(task, optimizer, {
       maxIters: c.max_iters, gradientAccumulationSteps: c.gradient_accumulation_steps, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
@@ -181,27 +217,44 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         }
       },
       beforeStart: () => {
+        if (comm.size > 1 && !layout) {
+          // Bytes of optimizer state on each rank: with ZeRO-1 each holds 1/dp of it.
+          const bytes = new Float64Array(comm.size);
+          comm.allGather(new Float64Array([optimizer.stateBytes()]), bytes);
+          const mb = (b: number): string => (b / 2 ** 20).toFixed(3);
+          log(`data parallel: ${comm.size} ranks × ${c.data.batch_size / comm.size} rows, ${c.zero === 1 ? 'ZeRO-1' : 'replicated optimizer'}; optimizer state per rank ${[...bytes].map(mb).join(' / ')} MB`);
+        }
+        if (!writer && !layout) return; // a model-parallel rank keeps its own folder's files
         run.writeTrainConfig(c);
         run.writeMeta(meta, c.data.dir, vocabSize);
-        log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps} tokens per step`);
+        log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps * (layout ? 1 : comm.size)} tokens per step`);
+        if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
         if (adapter) log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules} of ${c.init_from}: ${trainableParameters(model).line}`);
       },
     });
+    if (optimizer instanceof DataParallel) log(`data parallel: gradients in ${optimizer.bucketCount} buckets of about ${c.bucket_mb} MB; ${optimizer.earlyBuckets} started their all-reduce while backward ran (last step)`);
     // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
-    if (adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
-    else run.saveModel(model, { step: String(c.max_iters) });
+    if (adapter) {
+      if (writer) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
+    } else if (parallel) {
+      const full = parallel.gatherFull();
+      if (writer) run.saveModel(full, { step: String(c.max_iters) });
+      full.dispose();
+    } else if (writer) run.saveModel(model, { step: String(c.max_iters) });
     const finished = new Date();
     const infra = infraFigures(peak, task.flopsPerItem, r.items, r.trainSeconds, energy.read(), c.energy.grid_g_per_kwh);
-    writeProvenance(c.out_dir, {
-      lmforge_provenance: 1, lmforge_version: lmforgeVersion(), code: codeVersion(), started: started.toISOString(), finished: finished.toISOString(),
-      wall_s: (finished.getTime() - started.getTime()) / 1000, cpu: cpuName(), resumed: options.resume ?? false,
-      data: { dir: resolve(c.data.dir), files: dataFiles }, infra: infra,
-    });
-    log(`infrastructure: ${infra.mfu === null || peak.flops === null ? 'MFU n/a (peak_flops 0)' : `MFU ${(100 * infra.mfu).toFixed(2)}% of ${(peak.flops / 1e9).toFixed(1)} GFLOP/s (${peak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
-      `energy ${(infra.energy_j / 3600).toFixed(3)} Wh (${infra.energy_source === 'rapl' ? 'RAPL' : `model: ${(infra.energy_detail.cpu_s as number).toFixed(1)} CPU s × ${c.energy.watts_per_core} W`}), ${infra.co2_g.toFixed(3)} g CO₂e at ${c.energy.grid_g_per_kwh} g/kWh`);
+    if (writer) {
+      writeProvenance(c.out_dir, {
+        lmforge_provenance: 1, lmforge_version: lmforgeVersion(), code: codeVersion(), started: started.toISOString(), finished: finished.toISOString(),
+        wall_s: (finished.getTime() - started.getTime()) / 1000, cpu: cpuName(), resumed: options.resume ?? false,
+        data: { dir: resolve(c.data.dir), files: dataFiles }, infra: infra,
+      });
+      log(`infrastructure: ${infra.mfu === null || peak.flops === null ? 'MFU n/a (peak_flops 0)' : `MFU ${(100 * infra.mfu).toFixed(2)}% of ${(peak.flops / 1e9).toFixed(1)} GFLOP/s (${peak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
+        `energy ${(infra.energy_j / 3600).toFixed(3)} Wh (${infra.energy_source === 'rapl' ? 'RAPL' : `model: ${(infra.energy_detail.cpu_s as number).toFixed(1)} CPU s × ${c.energy.watts_per_core} W`}), ${infra.co2_g.toFixed(3)} g CO₂e at ${c.energy.grid_g_per_kwh} g/kWh`);
+    }
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
-      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir,
+      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir, rank: comm.rank,
     };
   } finally {
     optimizer.dispose();

@@ -1,0 +1,53 @@
+// The MPI Comm under mpirun (2 and 4 ranks, oversubscribed): every collective on float32 and bf16; skipped with
+// the reason printed where mpirun or the MPI addon is missing. Also the one-process Comm and the launch variables.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { initDistributed, launchInfo, SingleComm } from '../../../src/train/distributed/comm.js';
+import { mpiSkipReason, runMpi, taggedLines } from './mpi-run.js';
+
+const WORKER = fileURLToPath(new URL('./comm-worker.js', import.meta.url));
+const skip = mpiSkipReason();
+if (skip) console.log(`# skipping MPI tests: ${skip}`);
+
+for (const n of [2, 4]) {
+  test(`MPI collectives on ${n} ranks match what each rank computes alone`, { skip }, () => {
+    const r = runMpi(n, WORKER);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const lines = taggedLines<{ rank: number; size: number; checked: string[]; bytes: number }>(r.stdout, 'COMM');
+    assert.deepEqual(lines.map((l) => l.rank).sort(), [...Array(n).keys()]);
+    for (const l of lines) {
+      assert.equal(l.size, n);
+      assert.deepEqual(l.checked, ['allReduce', 'allReduce-bf16', 'iallReduce', 'reduceScatter', 'allGather', 'broadcast', 'allToAll', 'sendRecv', 'split']);
+      assert.ok(l.bytes > 0);
+    }
+  });
+}
+
+test('launchInfo reads Open MPI and Slurm rank variables', () => {
+  assert.deepEqual(launchInfo({ OMPI_COMM_WORLD_SIZE: '4', OMPI_COMM_WORLD_RANK: '2', OMPI_COMM_WORLD_LOCAL_RANK: '0' }),
+    { launcher: 'mpirun', size: 4, rank: 2, localRank: 0 });
+  assert.deepEqual(launchInfo({ SLURM_NTASKS: '8', SLURM_PROCID: '5', SLURM_LOCALID: '1' }), { launcher: 'slurm', size: 8, rank: 5, localRank: 1 });
+  assert.deepEqual(launchInfo({}), { launcher: 'none', size: 1, rank: 0, localRank: 0 });
+  assert.throws(() => launchInfo({ OMPI_COMM_WORLD_SIZE: 'two' }), /OMPI_COMM_WORLD_SIZE="two": expected an integer/);
+});
+
+test('a run asking for several processes but started as one says how to launch it', () => {
+  assert.throws(() => initDistributed({ expectSize: 2, env: {} }), /asks for 2 processes but was started as one; launch it with `mpirun -np 2/);
+});
+
+test('the one-process Comm: reductions are identities, gathers copies', () => {
+  const c = new SingleComm();
+  const a = new Float32Array([1, 2]);
+  c.allReduce(a);
+  assert.deepEqual([...a], [1, 2]);
+  const out = new Float32Array(2);
+  c.reduceScatter(a, out);
+  assert.deepEqual([...out], [1, 2]);
+  const g = new Uint16Array(2);
+  c.allGather(new Uint16Array([3, 4]), g);
+  assert.deepEqual([...g], [3, 4]);
+  assert.ok(c.iallReduce(a).test());
+  assert.throws(() => c.send(a, 1), /no peer 1/);
+  assert.equal(c.bytesSent(), 0);
+});
