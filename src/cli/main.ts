@@ -12,6 +12,7 @@ import * as lora from './lora.js';
 import * as lowrank from './lowrank.js';
 import * as prepare from './prepare.js';
 import * as quantize from './quantize.js';
+import * as retrieval from './retrieval.js';
 import * as sample from './sample.js';
 import * as study from './study.js';
 import * as tokenize from './tokenize.js';
@@ -24,7 +25,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, prepare, quantize, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, prepare, quantize, retrieval, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')
