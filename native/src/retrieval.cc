@@ -75,8 +75,39 @@ void scoreGeneric(const float* P, const float* Q, int64_t D, int64_t n0, int64_t
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")
 
+// One query (a GEMV): 8 passages per step share each load of the query; the passage rows stream from memory once.
+void scoreOneAvx512(const float* P, const float* q, int64_t D, int64_t n0, int64_t n1, float* out) {
+  const int64_t Dv = D & ~int64_t{15};
+  const __mmask16 tail = static_cast<__mmask16>((1u << (D - Dv)) - 1u);
+  int64_t n = n0;
+  for (; n + 8 <= n1; n += 8) {
+    __m512 acc[8];
+    for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+    const float* p = P + n * D;
+    for (int64_t d = 0; d < D; d += 16) {
+      const __mmask16 mask = d < Dv ? static_cast<__mmask16>(0xFFFF) : tail;
+      const __m512 qv = _mm512_maskz_loadu_ps(mask, q + d);
+      for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, p + r * D + d), qv, acc[r]);
+    }
+    for (int r = 0; r < 8; r++) out[n + r - n0] = _mm512_reduce_add_ps(acc[r]);
+  }
+  for (; n < n1; n++) {
+    __m512 acc = _mm512_setzero_ps();
+    const float* p = P + n * D;
+    for (int64_t d = 0; d < D; d += 16) {
+      const __mmask16 mask = d < Dv ? static_cast<__mmask16>(0xFFFF) : tail;
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, p + d), _mm512_maskz_loadu_ps(mask, q + d), acc);
+    }
+    out[n - n0] = _mm512_reduce_add_ps(acc);
+  }
+}
+
 // 4 passages × mb queries per register tile: 16 accumulators, 8 loads per 16 FMAs (D in steps of 16, a masked tail).
 void scoreAvx512(const float* P, const float* Q, int64_t D, int64_t n0, int64_t n1, int64_t m0, int mb, float* out, int64_t ldo) {
+  if (mb == 1) {
+    scoreOneAvx512(P, Q + m0 * D, D, n0, n1, out);
+    return;
+  }
   const float* q0 = Q + m0 * D;
   const float* qj[4];
   for (int j = 0; j < 4; j++) qj[j] = q0 + std::min(j, mb - 1) * D;  // unused query slots repeat the last (ignored)

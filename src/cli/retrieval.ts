@@ -2,7 +2,6 @@
 // index, train the dense dual encoder and (re-)encode an index's passages, and search with BM25, dense or hybrid
 // fusion. Registered by src/cli/main.ts; the work is in src/retrieval.
 import type { Command } from 'commander';
-import { statSync } from 'node:fs';
 import { addPassages, BM25Index, createIndex, mergeSegments, readManifest } from '../retrieval/bm25.js';
 import { CORPUS_FORMATS, readPassages, type CorpusFormat, type Passage } from '../retrieval/corpus.js';
 import { DenseIndex, loadEncoder } from '../retrieval/dense-index.js';
@@ -42,8 +41,10 @@ function registerIndex(program: Command): void {
       let bytes = 0;
       const passages: Passage[] = [];
       for (const f of o.input) {
-        bytes += statSync(f, { throwIfNoEntry: false })?.size ?? 0;
-        for (const p of readPassages(f, o.format as CorpusFormat | undefined)) passages.push(p);
+        for (const p of readPassages(f, o.format as CorpusFormat | undefined)) {
+          passages.push(p);
+          bytes += Buffer.byteLength(p.text) + Buffer.byteLength(p.title ?? '');
+        }
       }
       if (o.append) readManifest(o.out);
       else createIndex(o.out, { analyzer: { stopwords: o.stopwords, stem: o.stem }, k1: o.k1, b: o.b }, o.overwrite ?? false);
@@ -51,7 +52,7 @@ function registerIndex(program: Command): void {
       if (o.merge) m = mergeSegments(o.out);
       const s = (performance.now() - t0) / 1000;
       const docs = m.segments.reduce((n, x) => n + x.docs, 0);
-      process.stderr.write(`index: ${passages.length} passages (${(bytes / 1e6).toFixed(2)} MB) in ${s.toFixed(2)} s, ${(bytes / 1e6 / s).toFixed(2)} MB/s → ${o.out}: ${docs} passages in ${m.segments.length} segment(s)\n`);
+      process.stderr.write(`index: ${passages.length} passages (${(bytes / 1e6).toFixed(2)} MB of text) in ${s.toFixed(2)} s, ${(bytes / 1e6 / s).toFixed(2)} MB/s → ${o.out}: ${docs} passages in ${m.segments.length} segment(s)\n`);
     }));
 }
 

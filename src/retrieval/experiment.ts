@@ -69,10 +69,15 @@ export interface PairOptions {
   keepSentence: number;
   /** BM25 neighbours kept per query as the hard-negative pool. */
   hardDepth: number;
+  /**
+   * Span pairs per paragraph and epoch: a random window of 4–12 words → its paragraph with the window removed (an
+   * ICT variant with shorter, question-like queries, re-drawn every epoch; hard negatives are the sentence's pool).
+   */
+  spans: number;
   seed: number;
 }
 
-export const DEFAULT_PAIRS: PairOptions = { ict: true, keepSentence: 0.1, hardDepth: 10, seed: 1 };
+export const DEFAULT_PAIRS: PairOptions = { ict: true, keepSentence: 0.1, hardDepth: 10, spans: 0, seed: 1 };
 
 export function buildPairs(enc: DenseEncoder, index: BM25Index, passages: Passage[], train: Question[], trainGold: number[], options: PairOptions = DEFAULT_PAIRS): PairSets {
   const passageFeatures = passages.map((p) => enc.features(passageText(p), 'passage'));
@@ -99,8 +104,21 @@ export function buildPairs(enc: DenseEncoder, index: BM25Index, passages: Passag
     });
   }
   const rand = mulberry32(options.seed);
+  // Word-level pieces of each paragraph for span pairs (title kept in the positive).
+  const wordPieces: number[][][] = options.spans > 0 ? passages.map((p) => (p.text.match(/[\p{L}\p{M}\p{N}]+/gu) ?? []).map((w) => enc.analyzer.pieces(w))) : [];
+  const spanHard: number[][] = options.spans > 0 ? passages.map((p, n) => hardPool(index, p.text.slice(0, 300), n, options.hardDepth)) : [];
   const pairsFor = (_epoch: number): TrainPair[] => {
     const out = [...qPairs];
+    wordPieces.forEach((words, n) => {
+      for (let s = 0; s < options.spans && words.length > 16; s++) {
+        const len = 4 + Math.floor(rand() * 9);
+        const at = Math.floor(rand() * (words.length - len));
+        const q: number[] = [];
+        const rest: number[] = [...(passages[n]!.title ? enc.analyzer.pieces(passages[n]!.title!) : [])];
+        words.forEach((w, i) => { for (const x of w) (i >= at && i < at + len ? q : rest).push(x); });
+        out.push({ query: enc.featuresOfPieces(q, 'query'), positive: rand() < options.keepSentence ? passageFeatures[n]! : enc.featuresOfPieces(rest, 'passage'), passage: n, hardNegatives: spanHard[n]! });
+      }
+    });
     for (const c of icts) {
       let positive = passageFeatures[c.passage]!;
       if (rand() >= options.keepSentence) {
