@@ -3,7 +3,7 @@
 // (D = 256; random, not encoded: search time does not depend on where the vectors came from) with the native kernel
 // at batch 1 and 64 beside the TypeScript reference. `recall`: trains the dense encoder on XQuAD (held-out split)
 // and prints BM25 / dense / hybrid recall@1/5/20 on the held-out questions. Each ends with a RESULT line.
-// Args: --runs N (default 3); recall: --dim, --steps, --hard, --tau, --term-weight log|bm25.
+// Args: --runs N (default 3); recall: --dim (768), --steps (300), --hard (3), --spans (8), --tau, --term-weight log|bm25.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -142,8 +142,9 @@ async function recall(args: string[]): Promise<void> {
       questionsPath: XQUAD,
       tokenizer: loadAnyTokenizer(join(dataDir, 'gpt2-tokenizer')),
       outDir: join(tmp, 'dense'),
-      model: { dim: intFlag('retrieval', args, 'dim', 256), tau, termWeight },
-      train: { steps: intFlag('retrieval', args, 'steps', 600), hardPerQuery: intFlag('retrieval', args, 'hard', 1) },
+      model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight },
+      train: { steps: intFlag('retrieval', args, 'steps', 300), hardPerQuery: intFlag('retrieval', args, 'hard', 3) },
+      pairs: { spans: intFlag('retrieval', args, 'spans', 8) },
       log: (line) => console.log(`  ${line}`),
     });
     console.log(`held-out recall on XQuAD (${report.heldOutQuestions} questions never trained on; trained on ${report.trainQuestions} questions + ${report.ictPairs} ICT sentences; 240 paragraphs), ${cpuName()}:`);

@@ -109,24 +109,25 @@ function registerDenseTrain(program: Command): void {
     .requiredOption('--questions <file>', 'SQuAD v1.1 JSON (e.g. ../shared/data/xquad-en/xquad.en.json.gz)')
     .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .requiredOption('--out <dir>', 'dense index directory (encoder, tokenizer, passage vectors, split)')
-    .option('--dim <n>', 'embedding width', intFlag('--dim', 8, 4096), 256)
+    .option('--dim <n>', 'embedding width', intFlag('--dim', 8, 4096), 768)
     .option('--tau <x>', 'softmax temperature', numberFlag('--tau', 0, 10, true), 0.05)
-    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 600)
+    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 300)
     .option('--batch <n>', 'questions per batch', intFlag('--batch', 2), 64)
-    .option('--hard <n>', 'BM25 hard negatives per question in a batch', intFlag('--hard', 0, 10), 1)
-    .option('--lr <x>', 'Adam learning rate of the embeddings', numberFlag('--lr', 0, 1, true), 3e-3)
+    .option('--hard <n>', 'BM25 hard negatives per question in a batch', intFlag('--hard', 0, 10), 3)
+    .option('--lr <x>', 'Adam learning rate of the embeddings', numberFlag('--lr', 0, 1, true), 1e-3)
     .option('--held-out <f>', 'fraction of questions held out (never trained on)', numberFlag('--held-out', 0, 1, true, true), 0.5)
     .option('--no-ict', 'train on the questions only (no sentence → paragraph pairs)')
+    .option('--spans <n>', 'span → paragraph pairs per paragraph and epoch (ICT-style, re-drawn each epoch)', intFlag('--spans', 0, 1000), 8)
     .option('--seed <n>', 'seed of initialisation, shuffling and ICT draws', intFlag('--seed', 0), 1)
-    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; seed: number }) => userErrors(() => {
+    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; spans: number; seed: number }) => userErrors(() => {
       const report = runDenseTraining({
         indexDir: o.index,
         questionsPath: o.questions,
         tokenizer: loadAnyTokenizer(o.tokenizer),
         outDir: o.out,
         model: { dim: o.dim, tau: o.tau },
-        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, adam: { lr: o.lr, lrWeights: 2e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
-        pairs: { ict: o.ict },
+        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, adam: { lr: o.lr, lrWeights: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
+        pairs: { ict: o.ict, spans: o.spans },
         heldOutFraction: o.heldOut,
         log: (line) => process.stderr.write(`dense-train: ${line}\n`),
       });

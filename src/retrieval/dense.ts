@@ -32,7 +32,7 @@ export interface DenseConfig {
   avgLen: number;
 }
 
-export const DEFAULT_DENSE: DenseConfig = { dim: 256, tau: 0.05, termWeight: 'log', k1: 0.9, b: 0.4, avgLen: 1 };
+export const DEFAULT_DENSE: DenseConfig = { dim: 768, tau: 0.05, termWeight: 'log', k1: 0.9, b: 0.4, avgLen: 1 };
 
 /** A text as (row, c_t) pairs of the compact vocabulary. */
 export interface Features {
@@ -310,7 +310,7 @@ export interface AdamOptions {
   eps: number;
 }
 
-export const DEFAULT_ADAM: AdamOptions = { lr: 3e-3, lrWeights: 2e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+export const DEFAULT_ADAM: AdamOptions = { lr: 1e-3, lrWeights: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
 /**
  * Lazy Adam (as PyTorch's SparseAdam): moments are updated only for the rows a step touched, with the global step's
@@ -380,7 +380,7 @@ export interface TrainOptions {
   onStep?: (step: number, loss: number) => void;
 }
 
-export const DEFAULT_TRAIN: TrainOptions = { steps: 600, batch: 64, seed: 1, adam: DEFAULT_ADAM, hardPerQuery: 1, warmup: 30 };
+export const DEFAULT_TRAIN: TrainOptions = { steps: 300, batch: 64, seed: 1, adam: DEFAULT_ADAM, hardPerQuery: 3, warmup: 30 };
 
 /**
  * Trains `enc` on pairs (a fresh shuffle per epoch), passages' features given by number. `pairsFor(step)` may hand a

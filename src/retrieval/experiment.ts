@@ -77,7 +77,7 @@ export interface PairOptions {
   seed: number;
 }
 
-export const DEFAULT_PAIRS: PairOptions = { ict: true, keepSentence: 0.1, hardDepth: 10, spans: 0, seed: 1 };
+export const DEFAULT_PAIRS: PairOptions = { ict: true, keepSentence: 0.1, hardDepth: 10, spans: 8, seed: 1 };
 
 export function buildPairs(enc: DenseEncoder, index: BM25Index, passages: Passage[], train: Question[], trainGold: number[], options: PairOptions = DEFAULT_PAIRS): PairSets {
   const passageFeatures = passages.map((p) => enc.features(passageText(p), 'passage'));

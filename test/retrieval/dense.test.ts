@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tryLoadAddon } from '../../src/core/native/addon.js';
-import { DenseEncoder, SparseGrads, trainDense, DEFAULT_DENSE, DEFAULT_TRAIN, type DenseConfig, type Features } from '../../src/retrieval/dense.js';
+import { DenseEncoder, SparseGrads, trainDense, DEFAULT_ADAM, DEFAULT_DENSE, DEFAULT_TRAIN, type DenseConfig, type Features } from '../../src/retrieval/dense.js';
 import { loadEncoder, readVectors, saveEncoder, writeVectors } from '../../src/retrieval/dense-index.js';
 import { interpolate, rrf } from '../../src/retrieval/fusion.js';
 import { hasNativeIpTopK, ipTopK, ipTopKReference } from '../../src/retrieval/ip-search.js';
@@ -106,7 +106,7 @@ test('training lowers the InfoNCE loss; the encoder and vectors round-trip throu
   const pf = PASSAGES.map((p) => enc.features(p, 'passage'));
   const pairs = QUERIES.map((q, i) => ({ query: enc.features(q, 'query'), positive: pf[[1, 2, 4, 3][i]!]!, passage: [1, 2, 4, 3][i]!, hardNegatives: [0] }));
   const before = enc.infoNce(pairs.map((p) => p.query), pf, [1, 2, 4, 3], [0, 1, 2, 3, 4]);
-  trainDense(enc, () => pairs, pf, { ...DEFAULT_TRAIN, steps: 40, batch: 4, warmup: 5 });
+  trainDense(enc, () => pairs, pf, { ...DEFAULT_TRAIN, steps: 40, batch: 4, warmup: 5, hardPerQuery: 1, adam: { ...DEFAULT_ADAM, lr: 1e-2, lrWeights: 1e-2 } });
   const after = enc.infoNce(pairs.map((p) => p.query), pf, [1, 2, 4, 3], [0, 1, 2, 3, 4]);
   assert.ok(after < before * 0.5, `loss ${before} → ${after}`);
   const dir = mkdtempSync(join(tmpdir(), 'lmforge-dense-'));
