@@ -167,7 +167,9 @@ export class Segment {
 
   constructor(path: string) {
     this.path = path;
-    const { bytes } = mapFile(path);
+    let { bytes } = mapFile(path);
+    // Typed views need aligned offsets: a mapping is page-aligned, a plain read (no addon) may not be.
+    if (bytes.byteOffset % 8 !== 0) bytes = Uint8Array.from(bytes);
     this.bytes = bytes;
     const fix = `rebuild the index with \`lmforge index\``;
     if (bytes.length < HEADER_BYTES || dec.decode(bytes.subarray(0, 8)) !== SEGMENT_MAGIC) {
@@ -191,7 +193,6 @@ export class Segment {
         throw new UserError(`'${path}': section ${s} lies outside the file (truncated or corrupt segment); ${fix}`);
       }
     }
-    if (bytes.byteOffset % 8 !== 0) throw new Error(`Segment: mapped bytes of '${path}' are not 8-byte aligned`);
     const view = <A>(C: new (b: ArrayBufferLike, o: number, n: number) => A, s: Sec, n: number): A => new C(bytes.buffer, bytes.byteOffset + off(s), n);
     this.docLen = view(Uint32Array, Sec.DocLen, D);
     this.docOff = view(Float64Array, Sec.DocOff, D + 1);

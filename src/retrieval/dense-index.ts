@@ -66,7 +66,8 @@ export function writeVectors(path: string, vectors: Float32Array, N: number, D: 
 
 /** The mapped passage vectors of a dense index. */
 export function readVectors(path: string): { vectors: Float32Array; N: number; D: number } {
-  const { bytes } = mapFile(path);
+  let { bytes } = mapFile(path);
+  if (bytes.byteOffset % 4 !== 0) bytes = Uint8Array.from(bytes); // a plain read (no addon) may be unaligned
   const fix = 'rebuild it with `lmforge dense-train` or `lmforge dense-encode`';
   if (bytes.length < HEADER || new TextDecoder().decode(bytes.subarray(0, 8)) !== VECTORS_MAGIC) throw new UserError(`'${path}': not an lmforge vector file (magic "${VECTORS_MAGIC}" expected); ${fix}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
