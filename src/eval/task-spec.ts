@@ -117,7 +117,7 @@ const METRICS: Record<TaskType, readonly string[]> = {
   multiple_choice: ['acc', 'acc_norm', 'mc2'],
   pair_preference: ['pct_stereotype'],
   perplexity: ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
-  generate_until: ['exact_match'],
+  generate_until: ['exact_match', 'f1'],
   code_exec: [], // pass@k for any k ≥ 1, checked below
   bits_per_byte: ['bits_per_byte', 'xz_bits_per_byte'],
 };
