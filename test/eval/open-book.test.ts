@@ -10,6 +10,8 @@ import { runTask, type OpenBook } from '../../src/eval/harness.js';
 import { tokenF1 } from '../../src/eval/metrics.js';
 import type { LanguageModel } from '../../src/eval/model.js';
 import { parseTaskSpec } from '../../src/eval/task-spec.js';
+import { buildInstances, builtinTaskDir, loadTask, type GenInstance } from '../../src/eval/tasks.js';
+import { fileURLToPath } from 'node:url';
 import { addPassages, BM25Index, createIndex } from '../../src/retrieval/bm25.js';
 
 /** Answers with the words after "answer:" in the last passage-like line that has them, else "no idea". */
@@ -58,4 +60,14 @@ test('open book puts retrieved passages before the prompt; F1 and exact match ar
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('xquad task: one row per question from the SQuAD JSON, every accepted answer', () => {
+  const dataDir = fileURLToPath(new URL('../../../../shared/data', import.meta.url));
+  const spec = loadTask('xquad', [builtinTaskDir()]);
+  const inst = buildInstances(spec, { dataDir, numFewshot: 0, source: 'xquad' }) as GenInstance[];
+  assert.equal(inst.length, 1190);
+  assert.match(inst[0]!.context, /^Question: .+\?\nAnswer:$/);
+  assert.ok(inst[0]!.answers.length >= 1);
+  assert.equal(inst[0]!.doc.fields.title, 'Super_Bowl_50');
 });
