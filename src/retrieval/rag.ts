@@ -5,7 +5,9 @@
 // Both in log space with log-sum-exp. Decoding: RAG-Token greedily from the mixed next-token distribution;
 // RAG-Sequence decodes greedily under each passage, then ranks those candidates by their marginal p(y|x) ("thorough
 // decoding" restricted to the k candidates). The model is abstract (a ReaderLM), so any causal LM can be the reader;
-// not a retriever, not a trainer.
+// not a retriever, not a trainer. gptReader adapts a GPT (src/models) to it.
+import * as lm from '../core/index.js';
+import type { GPT } from '../models/gpt.js';
 
 /** What a reader needs from a causal language model over token ids. */
 export interface ReaderLM {
@@ -106,4 +108,22 @@ export function ragSequenceGenerate(lm: ReaderLM, prompts: readonly (readonly nu
 /** The prompt a reader sees for one passage (title, text, question), as text. */
 export function readerPrompt(passage: { title?: string; text: string }, question: string): string {
   return `${passage.title ? `${passage.title}\n` : ''}${passage.text}\n\nQuestion: ${question}\nAnswer:`;
+}
+
+/** A GPT as a ReaderLM: one forward over the last block_size tokens of the prefix, log-softmax of the last logits. */
+export function gptReader(model: GPT): ReaderLM {
+  const T = model.config.block_size;
+  return {
+    nextLogprobs(prefix) {
+      const ids = prefix.length > T ? prefix.slice(prefix.length - T) : prefix;
+      if (ids.length === 0) throw new RangeError('gptReader: empty prefix');
+      const logits = lm.tidy(() => model.forward(lm.tensor(ids, [1, ids.length], 'int32'), undefined, { last: 1 }).logits.toArray()); // (1, 1, V)
+      let m = -Infinity;
+      for (const x of logits) m = Math.max(m, x);
+      let z = 0;
+      for (const x of logits) z += Math.exp(x - m);
+      const lse = m + Math.log(z);
+      return Float32Array.from(logits, (x) => x - lse);
+    },
+  };
 }

@@ -2,7 +2,10 @@
 // both reduce to the plain LM with one passage, and the two decoders pick what brute force over a toy LM picks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { passagePrior, ragSequenceGenerate, ragSequenceLogprob, ragTokenGenerate, ragTokenLogprob, tokenLogprobs, type ReaderLM } from '../../src/retrieval/rag.js';
+import { fileURLToPath } from 'node:url';
+import * as lm from '../../src/core/index.js';
+import { loadGPT } from '../../src/models/gpt-io.js';
+import { gptReader, passagePrior, ragSequenceGenerate, ragSequenceLogprob, ragTokenGenerate, ragTokenLogprob, tokenLogprobs, type ReaderLM } from '../../src/retrieval/rag.js';
 import { mulberry32 } from '../../src/util/mulberry32.js';
 
 const V = 6;
@@ -77,5 +80,21 @@ test('RAG decoders match brute force on a toy LM', () => {
       cand.push(y);
     }
     assert.ok(ragSequenceLogprob(logPz, prompts.map((q) => tokenLogprobs(lm, q, cand))) <= r.logprob + 1e-12);
+  }
+});
+
+test('gptReader: next-token log-probabilities of a GPT (the eval fixture model) from a full forward pass', () => {
+  const model = loadGPT(fileURLToPath(new URL('../../../test/fixtures/eval/model', import.meta.url)));
+  const reader = gptReader(model);
+  const ids = [5, 17, 42, 8, 99, 3];
+  const full = lm.tidy(() => model.forward(lm.tensor(ids, [1, ids.length], 'int32')).logits.toArray()); // (1, T, V)
+  const V = full.length / ids.length;
+  for (const t of [1, 3, 6]) {
+    const got = reader.nextLogprobs(ids.slice(0, t));
+    const row = full.slice((t - 1) * V, t * V);
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0));
+    for (const v of [0, 7, V - 1]) assert.ok(Math.abs(got[v]! - (row[v]! - lse)) < 1e-4, `t=${t} v=${v}`);
+    assert.ok(Math.abs(got.reduce((s, x) => s + Math.exp(x), 0) - 1) < 1e-4);
   }
 });
