@@ -3,7 +3,8 @@
 // (D = 256; random, not encoded: search time does not depend on where the vectors came from) with the native kernel
 // at batch 1 and 64 beside the TypeScript reference. `recall`: trains the dense encoder on XQuAD (held-out split)
 // and prints BM25 / dense / hybrid recall@1/5/20 on the held-out questions. Each ends with a RESULT line.
-// Args: --runs N (default 3); recall: --dim (768), --steps (300), --hard (3), --spans (8), --tau, --term-weight log|bm25.
+// Args: --runs N (default 3); recall: --dim (768), --steps (300), --hard (3), --spans (8), --tau, --term-weight log|bm25,
+// --refresh N (re-mine hard negatives with the encoder every N steps, ANCE/REALM-style; default off).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -143,7 +144,7 @@ async function recall(args: string[]): Promise<void> {
       tokenizer: loadAnyTokenizer(join(dataDir, 'gpt2-tokenizer')),
       outDir: join(tmp, 'dense'),
       model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight },
-      train: { steps: intFlag('retrieval', args, 'steps', 300), hardPerQuery: intFlag('retrieval', args, 'hard', 3) },
+      train: { steps: intFlag('retrieval', args, 'steps', 300), hardPerQuery: intFlag('retrieval', args, 'hard', 3), ...(stringFlag(args, 'refresh') ? { refreshEvery: intFlag('retrieval', args, 'refresh', 100) } : {}) },
       pairs: { spans: intFlag('retrieval', args, 'spans', 8) },
       log: (line) => console.log(`  ${line}`),
     });

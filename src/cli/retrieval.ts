@@ -118,15 +118,16 @@ function registerDenseTrain(program: Command): void {
     .option('--held-out <f>', 'fraction of questions held out (never trained on)', numberFlag('--held-out', 0, 1, true, true), 0.5)
     .option('--no-ict', 'train on the questions only (no sentence → paragraph pairs)')
     .option('--spans <n>', 'span → paragraph pairs per paragraph and epoch (ICT-style, re-drawn each epoch)', intFlag('--spans', 0, 1000), 8)
+    .option('--refresh <n>', 're-mine hard negatives with the current encoder every n steps (ANCE/REALM-style index refresh; default: BM25 negatives throughout)', intFlag('--refresh', 1))
     .option('--seed <n>', 'seed of initialisation, shuffling and ICT draws', intFlag('--seed', 0), 1)
-    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; spans: number; seed: number }) => userErrors(() => {
+    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; spans: number; seed: number; refresh?: number }) => userErrors(() => {
       const report = runDenseTraining({
         indexDir: o.index,
         questionsPath: o.questions,
         tokenizer: loadAnyTokenizer(o.tokenizer),
         outDir: o.out,
         model: { dim: o.dim, tau: o.tau },
-        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, adam: { lr: o.lr, lrWeights: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
+        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, ...(o.refresh ? { refreshEvery: o.refresh } : {}), adam: { lr: o.lr, lrWeights: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
         pairs: { ict: o.ict, spans: o.spans },
         heldOutFraction: o.heldOut,
         log: (line) => process.stderr.write(`dense-train: ${line}\n`),

@@ -71,6 +71,10 @@ export function runDenseTraining(r: DenseTrainRequest): DenseTrainReport {
   const every = Math.max(1, Math.floor(options.steps / 10));
   const finalLoss = trainDense(enc, sets.pairsFor, sets.passageFeatures, {
     ...options,
+    onRefresh: () => {
+      sets.refresh();
+      log(`hard negatives re-mined with the current encoder`);
+    },
     onStep: (step, loss) => {
       if (step % every === 0 || step === options.steps) log(`step ${step}/${options.steps} loss ${loss.toFixed(4)} ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     },

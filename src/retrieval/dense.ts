@@ -378,6 +378,9 @@ export interface TrainOptions {
   /** Linear warm-up steps, then linear decay to 0. */
   warmup: number;
   onStep?: (step: number, loss: number) => void;
+  /** Every this many steps (0 = never), call onRefresh (hard negatives re-mined with the current encoder). */
+  refreshEvery?: number;
+  onRefresh?: () => void;
 }
 
 export const DEFAULT_TRAIN: TrainOptions = { steps: 300, batch: 64, seed: 1, adam: DEFAULT_ADAM, hardPerQuery: 3, warmup: 30 };
@@ -436,6 +439,7 @@ export function trainDense(enc: DenseEncoder, pairsFor: (epoch: number) => Train
     recent.push(loss);
     if (recent.length > 50) recent.shift();
     options.onStep?.(step, loss);
+    if (options.refreshEvery && step % options.refreshEvery === 0 && step < options.steps) options.onRefresh?.();
   }
   return recent.reduce((s, l) => s + l, 0) / Math.max(1, recent.length);
 }

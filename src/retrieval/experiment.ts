@@ -8,6 +8,7 @@ import type { BM25Index } from './bm25.js';
 import { passageText, type Passage, type Question } from './corpus.js';
 import type { DenseEncoder, Features, TrainPair } from './dense.js';
 import { interpolate, rrf } from './fusion.js';
+import { ipTopK } from './ip-search.js';
 import type { Hit } from './topk.js';
 
 /** FNV-1a of a string, as a uniform number in [0, 1). */
@@ -55,6 +56,8 @@ export interface PairSets {
   /** A fresh list per epoch (ICT positives re-drawn). */
   pairsFor: (epoch: number) => TrainPair[];
   passageFeatures: Features[];
+  /** Re-mines the hard negatives of question and ICT pairs with the current encoder (dense top passages). */
+  refresh: () => void;
 }
 
 /** BM25 neighbours of `text` other than passage `gold` (the hard-negative pool). */
@@ -130,7 +133,23 @@ export function buildPairs(enc: DenseEncoder, index: BM25Index, passages: Passag
     }
     return out;
   };
-  return { questionPairs: qPairs.length, ictSentences: icts.length, pairsFor, passageFeatures };
+  // ANCE/REALM-style refresh: re-encode the passages with the current encoder and replace each question's and ICT
+  // sentence's hard-negative pool (in place, so pairs already handed out see it) by its dense top passages.
+  const refresh = (): void => {
+    const D = enc.dim;
+    const P = new Float32Array(passages.length * D);
+    passageFeatures.forEach((f, n) => enc.encodeFeatures(f, 'passage', P.subarray(n * D, (n + 1) * D)));
+    const items = [...qPairs.map((p) => ({ query: p.query, gold: p.passage, pool: p.hardNegatives })), ...icts.map((c) => ({ query: c.query, gold: c.passage, pool: c.hard }))];
+    const Q = new Float32Array(items.length * D);
+    items.forEach((it, m) => enc.encodeFeatures(it.query, 'query', Q.subarray(m * D, (m + 1) * D)));
+    const k = options.hardDepth + 1;
+    const r = ipTopK(P, passages.length, D, Q, items.length, k);
+    items.forEach((it, m) => {
+      const mined = Array.from(r.indices.subarray(m * k, (m + 1) * k)).filter((n) => n >= 0 && n !== it.gold).slice(0, options.hardDepth);
+      it.pool.splice(0, it.pool.length, ...mined);
+    });
+  };
+  return { questionPairs: qPairs.length, ictSentences: icts.length, pairsFor, passageFeatures, refresh };
 }
 
 /** Fraction of queries whose gold passage is among the first k hits. */

@@ -38,7 +38,7 @@ test('lmforge index, retrieve, dense-train, dense-encode', () => {
     const sidx = join(dir, 'sidx');
     assert.equal(lmforge('index', '--input', squad, '--out', sidx).code, 0);
     const dense = join(dir, 'dense');
-    r = lmforge('dense-train', '--index', sidx, '--questions', squad, '--tokenizer', `${root}test/fixtures/eval/tokenizer-bpe512.json`, '--out', dense, '--dim', '16', '--steps', '5', '--batch', '2', '--held-out', '0.5');
+    r = lmforge('dense-train', '--index', sidx, '--questions', squad, '--tokenizer', `${root}test/fixtures/eval/tokenizer-bpe512.json`, '--out', dense, '--dim', '16', '--steps', '5', '--batch', '2', '--held-out', '0.5', '--refresh', '2');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^RESULT \{/m);
     r = lmforge('retrieve', '--index', sidx, '--dense', dense, '--mode', 'rrf', '--query', 'Super Bowl winner', '-k', '2', '--json');
