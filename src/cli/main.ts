@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
+import * as alignCmd from './align.js';
 import * as curate from './curate.js';
 import * as evalCmd from './eval.js';
 import * as info from './info.js';
@@ -25,7 +26,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [curate, evalCmd, info, inspect, lora, lowrank, prepare, quantize, retrieval, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [alignCmd, curate, evalCmd, info, inspect, lora, lowrank, prepare, quantize, retrieval, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')
