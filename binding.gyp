@@ -16,7 +16,8 @@
         "native/src/shampoo.cc",
         "native/src/mmap.cc",
         "native/src/moe.cc",
-        "native/src/quant.cc"
+        "native/src/quant.cc",
+        "native/src/retrieval.cc"
       ],
       "include_dirs": ["native/include"],
       "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],

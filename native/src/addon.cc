@@ -10,6 +10,7 @@ namespace lmf {
 
 void registerGemmBf16(napi_env env, napi_value exports);  // gemm_bf16.cc
 void registerQuant(napi_env env, napi_value exports);  // quant.cc
+void registerRetrieval(napi_env env, napi_value exports);  // retrieval.cc
 void registerShampoo(napi_env env, napi_value exports);  // shampoo.cc
 void registerSparseAttention(napi_env env, napi_value exports);  // sparse-attention.cc
 
@@ -66,6 +67,7 @@ static napi_value init(napi_env env, napi_value exports) {
   registerMmap(env, exports);
   registerMoe(env, exports);
   registerQuant(env, exports);
+  registerRetrieval(env, exports);
   return exports;
 }
 

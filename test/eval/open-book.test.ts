@@ -1,0 +1,73 @@
+// Open-book evaluation: a generate_until task run with an OpenBook gets the retrieved passages in front of each
+// prompt (retrieved with the row's own prompt), and SQuAD token F1 is scored beside exact match; closed book is
+// unchanged. The model here is a fake that reads an answer out of its context, so the difference is the retrieval's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runTask, type OpenBook } from '../../src/eval/harness.js';
+import { tokenF1 } from '../../src/eval/metrics.js';
+import type { LanguageModel } from '../../src/eval/model.js';
+import { parseTaskSpec } from '../../src/eval/task-spec.js';
+import { buildInstances, builtinTaskDir, loadTask, type GenInstance } from '../../src/eval/tasks.js';
+import { fileURLToPath } from 'node:url';
+import { addPassages, BM25Index, createIndex } from '../../src/retrieval/bm25.js';
+
+/** Answers with the words after "answer:" in the last passage-like line that has them, else "no idea". */
+const reader: LanguageModel = {
+  maxLength: 1024,
+  identity: () => ({ kind: 'fake-reader' }),
+  loglikelihood: () => [],
+  loglikelihoodRolling: () => [],
+  generateUntil: (reqs) => reqs.map((r) => /answer: ([^.\n]+)/.exec(r.context)?.[1] ?? 'no idea'),
+  sampleUntil: () => [],
+};
+
+test('tokenF1 is SQuAD F1 on normalised text', () => {
+  assert.equal(tokenF1('denver broncos', 'denver broncos'), 1);
+  assert.equal(tokenF1('the denver', 'denver broncos'), 0.5);
+  assert.equal(tokenF1('carolina', 'denver broncos'), 0);
+  assert.equal(tokenF1('', ''), 1);
+});
+
+test('open book puts retrieved passages before the prompt; F1 and exact match are scored', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-openbook-'));
+  try {
+    writeFileSync(join(dir, 'qa.jsonl'), ['{"question":"who won super bowl 50","answer":["Denver Broncos"]}', '{"question":"where does the nile flow","answer":["north into the sea"]}'].join('\n') + '\n');
+    const spec = parseTaskSpec({
+      task: 'qa', version: 1, type: 'generate_until', data: { path: 'qa.jsonl' }, prompt: 'Q: {{question}}?\nA:',
+      generation: { stop: ['\n'], max_tokens: 16, answers: '{{answer}}', normalize: 'squad' }, metrics: ['exact_match', 'f1'],
+    }, 'qa.json');
+    createIndex(join(dir, 'idx'));
+    addPassages(join(dir, 'idx'), [
+      { id: 'sb', text: 'Super Bowl 50 was won by the Denver team, answer: Denver Broncos.' },
+      { id: 'nile', text: 'The Nile flows north, answer: north into the Mediterranean.' },
+      { id: 'x', text: 'An unrelated passage about cooking pasta.' },
+    ]);
+    const index = new BM25Index(join(dir, 'idx'));
+    const queries: string[] = [];
+    const openBook: OpenBook = { retrieve: (q) => { queries.push(q); return index.search(q, { k: 1 }).map((h) => index.passage(h.index)); } };
+    const closed = runTask(spec, reader, { dataDir: dir, source: 'qa', logSamples: true });
+    const open = runTask(spec, reader, { dataDir: dir, source: 'qa', logSamples: true, openBook });
+    assert.equal(closed.metrics.exact_match!.value, 0);
+    assert.equal(closed.metrics.f1!.value, 0);
+    assert.equal(open.metrics.exact_match!.value, 0.5);
+    // "north into the mediterranean" against "north into the sea": 2 common of 3 tokens each (articles dropped).
+    assert.ok(Math.abs(open.metrics.f1!.value - (1 + 2 / 3) / 2) < 1e-12, String(open.metrics.f1!.value));
+    assert.deepEqual(queries, ['Q: who won super bowl 50?\nA:', 'Q: where does the nile flow?\nA:']);
+    assert.deepEqual(open.samples!.map((s) => s.passages), [['sb'], ['nile']]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('xquad task: one row per question from the SQuAD JSON, every accepted answer', () => {
+  const dataDir = fileURLToPath(new URL('../../../../shared/data', import.meta.url));
+  const spec = loadTask('xquad', [builtinTaskDir()]);
+  const inst = buildInstances(spec, { dataDir, numFewshot: 0, source: 'xquad' }) as GenInstance[];
+  assert.equal(inst.length, 1190);
+  assert.match(inst[0]!.context, /^Question: .+\?\nAnswer:$/);
+  assert.ok(inst[0]!.answers.length >= 1);
+  assert.equal(inst[0]!.doc.fields.title, 'Super_Bowl_50');
+});
