@@ -22,6 +22,8 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { intFlag, numberFlag } from './flags.js';
 import { progressBar } from './progress.js';
+import { registerQuietly } from './register-hook.js';
+import { isRunDir } from '../registry/run-files.js';
 
 interface EvalOptions {
   model?: string;
@@ -43,6 +45,8 @@ interface EvalOptions {
   temperature?: number;
   seed?: number;
   concurrency?: number;
+  registry?: string;
+  register: boolean;
 }
 
 /** A file the command will write at the end: its folder must exist and be writable, and it must not be a folder. */
@@ -80,6 +84,8 @@ export function register(program: Command): void {
     .option('--temperature <t>', 'code_exec: sampling temperature (0 = greedy)', numberFlag('--temperature', 0, Infinity))
     .option('--seed <n>', 'code_exec: base seed of the sampling', intFlag('--seed', 0))
     .option('--concurrency <n>', 'code_exec: sandboxed programs run at once', intFlag('--concurrency', 1, 256))
+    .option('--registry <file>', "when --model is a run directory, record the results with it in this registry (default: $LMFORGE_REGISTRY or runs/registry.sqlite)")
+    .option('--no-register', 'do not record the results in the registry')
     .action(async (o: EvalOptions) => {
       const dirs = [...(o.taskDir ?? []), builtinTaskDir()];
       if (o.listTasks) {
@@ -161,8 +167,14 @@ export function register(program: Command): void {
         writeFileAtomic(o.dumpRequests, JSON.stringify({ block_size: loaded.model.config.block_size, items: requests }) + '\n');
         process.stderr.write(`eval: ${requests.length} multiple-choice requests written to ${o.dumpRequests}\n`);
       }
+      const report = makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results);
+      // A run's evaluations are kept with it (<run>/evals/) and indexed in the registry.
+      if (o.register && o.model && isRunDir(o.model)) {
+        const model = o.model;
+        registerQuietly(o.registry, `evaluation of ${model}`, (reg) => `${reg.addEvalReport(model, report).length} results recorded with ${resolve(model)}`);
+      }
       if (o.output) {
-        writeFileAtomic(o.output, JSON.stringify(makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results), null, 2) + '\n');
+        writeFileAtomic(o.output, JSON.stringify(report, null, 2) + '\n');
         // Code tasks always keep their per-problem results (every completion with its sandbox outcome).
         if (o.logSamples || results.some((r) => r.samples !== undefined)) {
           const lines = results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s })));

@@ -1,9 +1,13 @@
 // `lmforge info`: versions, native addon status, SIMD paths and threads, for bug reports and sanity checks.
 import { availableParallelism, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { cpuName } from '../util/cpu.js';
 import type { Command } from 'commander';
 import { ADDON_PATH, addonLoadError, tryLoadAddon } from '../core/native/addon.js';
 import { bf16GemmKernel } from '../core/native/gemm.js';
 import { loadNativeBackend } from '../core/native/index.js';
+import { cacheDir, calibratePeak, PEAK_CACHE_FILE } from '../train/infra.js';
+import { numberFlag } from './flags.js';
 import { packageVersion } from './version.js';
 
 export interface Info {
@@ -59,7 +63,14 @@ export function register(program: Command): void {
     .command('info')
     .description('show versions, native addon status, SIMD paths and threads')
     .option('--json', 'print as JSON')
-    .action((opts: { json?: boolean }) => {
+    .option('--calibrate [seconds]', `measure this machine's fp32 GEMM peak (MFU's denominator) for about this many seconds (default 3) and cache the highest figure in ${join(cacheDir(), PEAK_CACHE_FILE)}`, numberFlag('--calibrate', 0.1, 600))
+    .action((opts: { json?: boolean; calibrate?: number | true }) => {
+      if (opts.calibrate !== undefined) {
+        loadNativeBackend();
+        const flops = calibratePeak(opts.calibrate === true ? 3 : opts.calibrate);
+        process.stdout.write(`peak fp32 GEMM ${(flops / 1e9).toFixed(1)} GFLOP/s on ${cpuName()} (the highest measured; cached in ${join(cacheDir(), PEAK_CACHE_FILE)})\n`);
+        return;
+      }
       const i = collectInfo();
       process.stdout.write((opts.json ? JSON.stringify(i, null, 2) : formatInfo(i)) + '\n');
     });

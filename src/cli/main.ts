@@ -13,8 +13,10 @@ import * as info from './info.js';
 import * as inspect from './inspect.js';
 import * as lora from './lora.js';
 import * as lowrank from './lowrank.js';
+import * as pipeline from './pipeline.js';
 import * as prepare from './prepare.js';
 import * as quantize from './quantize.js';
+import * as registry from './registry.js';
 import * as sample from './sample.js';
 import * as study from './study.js';
 import * as tokenize from './tokenize.js';
@@ -27,7 +29,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [ablate, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, prepare, quantize, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [ablate, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -87,6 +87,9 @@ export interface LoopResult {
   /** The last evaluation's figures (e.g. train_loss, val_loss, val_loss_full). */
   eval: Record<string, number>;
   tokensPerSecond: number;
+  /** Tokens (items) this process trained on, and the seconds its training steps took (evaluation and checkpoints excluded). */
+  items: number;
+  trainSeconds: number;
 }
 
 /** "train_loss" → "train loss", as the log lines print evaluation figures. */
@@ -124,6 +127,8 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
   let lastEval: Record<string, number> = {};
   let lastSaved = -1;
   let tokensPerSecond = 0;
+  let items = 0;
+  let trainMs = 0;
   const save = (step: number): void => {
     const params = [...stateDict(task.model)].map(([n, a]) => [n, { shape: [...a.shape], data: a.data as Float32Array }] as [string, { shape: number[]; data: Float32Array }]);
     saveCheckpoint(options.runDir, { step, params, optimizer: optimizer.state(), task: task.state(), bestValLoss: bestVal, config: c.config }, { keepLast: c.keepCheckpoints });
@@ -186,7 +191,10 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
       const { norm, scale } = clipGradNorm(optimizer.params, c.gradClip, 1 / accum);
       optimizer.step(scale);
       optimizer.zeroGrad();
-      const rec = tracker.update(step, loss, lr, performance.now() - t0);
+      const stepMs = performance.now() - t0;
+      trainMs += stepMs;
+      items += task.itemsPerBatch * accum;
+      const rec = tracker.update(step, loss, lr, stepMs);
       tokensPerSecond = rec.tokens_per_s;
       if (step % c.logInterval === 0) {
         log(formatProgress(rec));
@@ -199,5 +207,5 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer, c: LoopConfig, o
   } finally {
     metrics.close();
   }
-  return { steps: c.maxIters, eval: lastEval, tokensPerSecond };
+  return { steps: c.maxIters, eval: lastEval, tokensPerSecond, items, trainSeconds: trainMs / 1000 };
 }

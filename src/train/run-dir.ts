@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { saveConfig } from '../util/config.js';
 import { UserError, describeError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
+import { PROVENANCE_FILE } from '../util/provenance.js';
 import { LATEST_FILE, listCheckpointSteps, checkpointDirName } from './checkpoint.js';
 import { METRICS_FILE } from './metrics.js';
 
@@ -98,7 +99,7 @@ export class RunDir {
       throw new UserError(`out_dir ${this.path}: already holds a run; pass --resume to continue it or --overwrite to replace it`);
     }
     for (const step of listCheckpointSteps(this.path)) rmSync(join(this.path, checkpointDirName(step)), { recursive: true, force: true });
-    for (const f of [LATEST_FILE, METRICS_FILE, WEIGHTS_FILE, CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE, TRAIN_CONFIG_FILE, META_FILE]) rmSync(join(this.path, f), { force: true });
+    for (const f of [LATEST_FILE, METRICS_FILE, WEIGHTS_FILE, CONFIG_FILE, ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE, TRAIN_CONFIG_FILE, META_FILE, PROVENANCE_FILE]) rmSync(join(this.path, f), { force: true });
   }
 
   /** The run's meta.json (read once). */

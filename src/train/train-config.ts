@@ -21,7 +21,7 @@ export const trainSpec = defineConfig({
   log_interval: { default: 10, type: 'integer', min: 1, doc: 'print and log progress every N steps' },
   checkpoint_interval: { default: 250, type: 'integer', min: 0, doc: 'save a checkpoint every N steps (0 = only at the end)' },
   keep_checkpoints: { default: 2, type: 'integer', min: 1, doc: 'how many recent checkpoints to keep' },
-  peak_flops: { default: 0, type: 'number', min: 0, doc: 'peak FLOP/s of the machine for MFU (0 = do not report MFU)' },
+  peak_flops: { default: null, type: 'number', min: 0, doc: 'peak FLOP/s that MFU is a fraction of: null = this machine\'s fp32 GEMM peak, measured once and cached (~/.cache/lmforge/peak-flops.json), or $LMFORGE_PEAK_FLOPS; 0 = no MFU' },
   init_from: { default: null, type: 'string', doc: 'start from this trained run or model directory (config.json + model.safetensors; the architecture is its own) instead of a random initialisation' },
   moe_upcycle: { default: false, doc: "with init_from a dense model: sparse upcycling to the model section's moe_* keys (every expert starts as the dense MLP)" },
   task: {
@@ -32,6 +32,12 @@ export const trainSpec = defineConfig({
     batch_size: { default: 12, type: 'integer', min: 1, doc: 'sequences per micro-batch' },
   },
   model: gptSpec,
+  // Energy and CO₂ of the run, recorded in provenance.json and the registry (src/util/energy.ts).
+  energy: {
+    source: { default: 'auto', choices: ['auto', 'rapl', 'model'], doc: 'auto: RAPL package counters (/sys/class/powercap/intel-rapl:N) where readable, else the model; model: CPU seconds × watts_per_core' },
+    watts_per_core: { default: 10, type: 'number', min: 0, doc: 'watts one busy core draws, for the CPU-time model' },
+    grid_g_per_kwh: { default: 400, type: 'number', min: 0, doc: "grid carbon intensity, g CO₂e per kWh (400 ≈ world average; set your grid's)" },
+  },
   optim: optimSpec,
   // LoRA (Hu et al. 2021) with Hugging Face PEFT's defaults; r = 0 trains every parameter as before.
   lora: {

@@ -11,7 +11,12 @@ import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io
 import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
-import { UserError } from '../util/errors.js';
+import { cpuName } from '../util/cpu.js';
+import { UserError, describeError } from '../util/errors.js';
+import { codeVersion, lmforgeVersion } from '../util/git.js';
+import { EnergyMeter } from '../util/energy.js';
+import { fingerprintDataDir, writeProvenance } from '../util/provenance.js';
+import { infraFigures, resolvePeakFlops } from './infra.js';
 import { runLoop } from './loop.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { NextTokenTask } from './tasks/next-token.js';
@@ -133,17 +138,31 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
+  // What the run is made of, taken before training: the data as it was read, and the code.
+  const started = new Date();
+  const dataFiles = fingerprintDataDir(c.data.dir);
+  const peak = resolvePeakFlops(c.peak_flops, log);
+  let energy: EnergyMeter;
+  try {
+    energy = new EnergyMeter({ source: c.energy.source, wattsPerCore: c.energy.watts_per_core });
+  } catch (e) {
+    model.dispose();
+    throw new UserError(`energy.source: ${describeError(e)}`);
+  }
   const task = new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val });
   const optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
   try {
     const r = runLoop(task, optimizer, {
       maxIters: c.max_iters, gradientAccumulationSteps: c.gradient_accumulation_steps, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
       evalInterval: c.eval_interval, logInterval: c.log_interval, checkpointInterval: c.checkpoint_interval, keepCheckpoints: c.keep_checkpoints,
-      peakFlops: c.peak_flops, seed: c.seed, schedule: scheduleOf(c.optim), config: c,
+      peakFlops: peak.flops ?? 0, seed: c.seed, schedule: scheduleOf(c.optim), config: c,
     }, {
       runDir: c.out_dir,
       resume: options.resume ?? false,
-      log,
+      log: (line) => {
+        energy.sample(); // RAPL counters wrap within the hour: fold them in at every progress line
+        log(line);
+      },
       checkResume: (ck) => {
         // A checkpoint's config may be flat (before sections) or sectioned: read it through the same aliases.
         const saved = resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, objectLayer(ck.state.config, `${ck.dir}/state.json`));
@@ -171,6 +190,15 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     // A LoRA run keeps only its adapter (PEFT's files); the base stays where init_from names it.
     if (adapter) saveAdapter(c.out_dir, model, adapter, { step: String(c.max_iters) });
     else run.saveModel(model, { step: String(c.max_iters) });
+    const finished = new Date();
+    const infra = infraFigures(peak, task.flopsPerItem, r.items, r.trainSeconds, energy.read(), c.energy.grid_g_per_kwh);
+    writeProvenance(c.out_dir, {
+      lmforge_provenance: 1, lmforge_version: lmforgeVersion(), code: codeVersion(), started: started.toISOString(), finished: finished.toISOString(),
+      wall_s: (finished.getTime() - started.getTime()) / 1000, cpu: cpuName(), resumed: options.resume ?? false,
+      data: { dir: resolve(c.data.dir), files: dataFiles }, infra: infra,
+    });
+    log(`infrastructure: ${infra.mfu === null || peak.flops === null ? 'MFU n/a (peak_flops 0)' : `MFU ${(100 * infra.mfu).toFixed(2)}% of ${(peak.flops / 1e9).toFixed(1)} GFLOP/s (${peak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
+      `energy ${(infra.energy_j / 3600).toFixed(3)} Wh (${infra.energy_source === 'rapl' ? 'RAPL' : `model: ${(infra.energy_detail.cpu_s as number).toFixed(1)} CPU s × ${c.energy.watts_per_core} W`}), ${infra.co2_g.toFixed(3)} g CO₂e at ${c.energy.grid_g_per_kwh} g/kWh`);
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
       tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir,

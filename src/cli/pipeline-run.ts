@@ -1,0 +1,306 @@
+// Runs an upgrade pipeline (pipeline-plan.ts): the stages in graph order, each cached by a content hash of its
+// inputs (the files and directories it reads, hashed by content), its config and the code version, so a stage runs
+// again only when one of them changed; its output goes to <work_dir>/<stage>-<key>/, marked complete by .stage.json.
+// An interrupted train stage resumes from its checkpoints (`lmforge train --resume`); other stages start over.
+// Then the trained run is registered as the next version with its parent, and the comparison report is written.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { prepareCharData } from '../data/prepare.js';
+import { formatChanges } from '../registry/diff.js';
+import { Registry, type RunDiff, type VersionRecord } from '../registry/registry.js';
+import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
+import { findLatestComplete } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
+import { ensureDir } from '../util/fs.js';
+import { codeVersionString } from '../util/git.js';
+import { sha256File, sha256Of } from '../util/hash.js';
+import { KIND_FIELDS, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
+import { trainFromFiles } from './tokenizer.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+/** The completion marker in a stage's output directory. */
+export const STAGE_MARKER = '.stage.json';
+/** Bumped when the meaning of a key changes, so old outputs are not taken for new ones. */
+const KEY_FORMAT = 1;
+
+// Files of a directory that do not enter its content hash: bookkeeping that differs between identical results
+// (timings, times, absolute paths) and the registry's records.
+const UNHASHED = new Set(['latest', 'metrics.jsonl', 'provenance.json', 'train-config.json', 'version.json', 'tags.json', 'feedback.jsonl', 'evals', 'report.json']);
+
+/** SHA-256 of a file's bytes, or of a directory's files (relative names and contents, sorted). */
+export function contentHash(path: string, where: string): string {
+  if (!existsSync(path)) throw new UserError(`${where}: ${path} not found`);
+  if (statSync(path).isFile()) return sha256File(path);
+  const entries: [string, string][] = [];
+  const walk = (dir: string): void => {
+    for (const n of readdirSync(dir).sort()) {
+      if (n.startsWith('.') || n.startsWith('ckpt-') || UNHASHED.has(n)) continue;
+      const p = join(dir, n);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) entries.push([relative(path, p), sha256File(p)]);
+    }
+  };
+  walk(path);
+  return sha256Of(entries);
+}
+
+export type StageStatus = 'cached' | 'ran' | 'resumed' | 'would run';
+
+export interface StageOutcome {
+  stage: string;
+  kind: string;
+  key: string | null;
+  status: StageStatus;
+  seconds: number;
+  out: string | null;
+}
+
+export interface PipelineResult {
+  name: string;
+  version: string | null;
+  parent: string | null;
+  register: 'cached' | 'ran' | 'would run';
+  report: { path: string; status: 'cached' | 'ran' } | null;
+  stages: StageOutcome[];
+}
+
+export interface PipelineOptions {
+  registryPath: string;
+  dryRun?: boolean;
+  log?: (line: string) => void;
+}
+
+interface Marker {
+  stage: string;
+  kind: string;
+  key: string;
+  code: string;
+  finished_at: string;
+  seconds: number;
+}
+
+function readMarker(dir: string): Marker | null {
+  const p = join(dir, STAGE_MARKER);
+  if (!existsSync(p)) return null;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as Marker;
+  } catch {
+    return null; // a damaged marker: the stage runs again
+  }
+}
+
+/** The stage's key: its kind, config (path fields replaced by their contents' hashes) and the code version. */
+function stageKey(plan: PipelinePlan, stage: Stage, fields: Record<string, FieldValue>, code: string): { key: string; train?: object } {
+  const spec = KIND_FIELDS[stage.kind];
+  const params: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    const t = (spec as Record<string, { type: string }>)[k]?.type;
+    params[k] = t === 'file' || t === 'dir' ? { sha256: contentHash(v as string, `${stage.where}: stages.${stage.name}.${k}`) } : v;
+  }
+  let train: object | undefined;
+  if (stage.kind === 'train') {
+    // The resolved config is what trains: the base file's text is in it, key by key (out_dir and the data's path
+    // are where things are, not what they are; the data's contents are in params.data).
+    const { out_dir: _o, data, ...rest } = trainStageConfig(stage, fields, '.', plan.file);
+    train = { ...rest, data: { ...data, dir: null } };
+    delete params.config;
+    delete params.set;
+  }
+  return { key: sha256Of({ format: KEY_FORMAT, kind: stage.kind, params, train: train ?? null, code }), ...(train ? { train } : {}) };
+}
+
+function runCli(args: string[], what: string): void {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new UserError(`${what} failed (exit ${r.status ?? r.signal}); run the pipeline again to retry${what.includes('train') ? ' (training resumes from its last checkpoint)' : ''}`);
+}
+
+/** Splits a text at a blank line near (1 − fraction) of its length: train.txt and heldout.txt. */
+function holdout(input: string, fraction: number, out: string, where: string): void {
+  if (!(fraction > 0 && fraction < 1)) throw new UserError(`${where}: fraction: expected a number in (0, 1), got ${fraction}`);
+  const text = readFileSync(input, 'utf8');
+  const target = Math.floor(text.length * (1 - fraction));
+  let cut = text.lastIndexOf('\n\n', target);
+  cut = cut > 0 ? cut + 2 : text.lastIndexOf('\n', target) + 1;
+  if (cut <= 0 || cut >= text.length) cut = target;
+  writeFileAtomic(join(out, 'train.txt'), text.slice(0, cut));
+  writeFileAtomic(join(out, 'heldout.txt'), text.slice(cut));
+}
+
+async function execute(plan: PipelinePlan, stage: Stage, f: Record<string, FieldValue>, out: string, key: string, opts: PipelineOptions): Promise<'ran' | 'resumed'> {
+  const log = opts.log ?? (() => undefined);
+  const where = `${stage.where}: stages.${stage.name}`;
+  switch (stage.kind) {
+    case 'holdout':
+      holdout(f.input as string, f.fraction as number, out, where);
+      return 'ran';
+    case 'prepare': {
+      const r = prepareCharData({ input: f.input as string, outDir: out, valFraction: f.val_fraction as number, invalidUtf8: 'error', instructions: false, onNotice: log });
+      log(`  vocab size ${r.vocabSize}; train ${r.trainTokens.toLocaleString('en-US')} tokens, val ${r.valTokens.toLocaleString('en-US')}`);
+      return 'ran';
+    }
+    case 'tokenizer':
+      trainFromFiles({
+        type: f.type as string, vocabSize: f.vocab_size as number, input: [f.input as string], out: join(out, 'tokenizer.json'),
+        minFrequency: f.min_frequency as number, special: f.special as string[], pattern: f.pattern as string,
+      }, (l) => log(`  ${l}`));
+      return 'ran';
+    case 'tokenize': {
+      const r = await tokenizeFiles({ tokenizerPath: f.tokenizer as string, inputs: [f.input as string], outDir: out, valFraction: f.val_fraction as number, allowSpecial: false, invalidUtf8: 'error', onNotice: log });
+      log(`  ${r.train.tokens.toLocaleString('en-US')} train + ${r.val.tokens.toLocaleString('en-US')} val tokens`);
+      return 'ran';
+    }
+    case 'train': {
+      const config = trainStageConfig(stage, f, out, plan.file);
+      const configFile = join(plan.workDir, '.configs', `${stage.name}-${key.slice(0, 12)}.json`);
+      ensureDir(join(plan.workDir, '.configs'), 'pipeline work_dir');
+      writeFileAtomic(configFile, JSON.stringify(config, null, 2) + '\n');
+      const resume = existsSync(out) && findLatestComplete(out) !== null;
+      runCli(['train', '--config', configFile, resume ? '--resume' : '--overwrite', '--no-register'], `stage ${stage.name} (train)`);
+      return resume ? 'resumed' : 'ran';
+    }
+    case 'eval': {
+      const args = ['eval', '--model', f.model as string, '--tasks', (f.tasks as string[]).join(','), '--output', join(out, 'report.json'), '--registry', opts.registryPath];
+      if (f.task_dir !== undefined) args.push('--task-dir', f.task_dir as string);
+      if (f.data_dir !== undefined) args.push('--data-dir', f.data_dir as string);
+      if (f.limit !== undefined) args.push('--limit', String(f.limit));
+      if (f.num_fewshot !== undefined) args.push('--num-fewshot', String(f.num_fewshot));
+      runCli(args, `stage ${stage.name} (eval)`);
+      return 'ran';
+    }
+  }
+}
+
+/** Runs (or, with dryRun, plans) the pipeline. */
+export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Promise<PipelineResult> {
+  const log = opts.log ?? (() => undefined);
+  const code = codeVersionString();
+  const outputs = new Map<string, string>();
+  const outcomes: StageOutcome[] = [];
+  const pending = new Set<string>(); // dry run: stages that would run (their outputs do not exist yet)
+  if (!opts.dryRun) ensureDir(plan.workDir, 'pipeline work_dir');
+  for (const [i, stage] of plan.stages.entries()) {
+    const head = `[${i + 1}/${plan.stages.length}] ${stage.name} (${stage.kind})`;
+    if (stage.needs.some((n) => pending.has(n))) {
+      pending.add(stage.name);
+      outcomes.push({ stage: stage.name, kind: stage.kind, key: null, status: 'would run', seconds: 0, out: null });
+      log(`${head}: would run (after ${stage.needs.filter((n) => pending.has(n)).join(', ')})`);
+      continue;
+    }
+    const fields = substitute(stage.fields, outputs);
+    const { key } = stageKey(plan, stage, fields, code);
+    const out = resolve(plan.workDir, `${stage.name}-${key.slice(0, 12)}`);
+    outputs.set(stage.name, out);
+    const marker = readMarker(out);
+    if (marker?.key === key) {
+      outcomes.push({ stage: stage.name, kind: stage.kind, key, status: 'cached', seconds: 0, out });
+      log(`${head}: cached (${show(out)})`);
+      continue;
+    }
+    if (opts.dryRun) {
+      pending.add(stage.name);
+      outcomes.push({ stage: stage.name, kind: stage.kind, key, status: 'would run', seconds: 0, out });
+      log(`${head}: would run → ${show(out)}`);
+      continue;
+    }
+    // A train stage keeps what an interrupted attempt left (its checkpoints); any other stage starts clean.
+    if (stage.kind !== 'train' && existsSync(out)) rmSync(out, { recursive: true, force: true });
+    ensureDir(out, `stage ${stage.name} output`);
+    log(`${head}: running → ${show(out)}`);
+    const t0 = performance.now();
+    const status = await execute(plan, stage, fields, out, key, opts);
+    const seconds = (performance.now() - t0) / 1000;
+    writeFileAtomic(join(out, STAGE_MARKER), JSON.stringify({ stage: stage.name, kind: stage.kind, key, code, finished_at: new Date().toISOString(), seconds } satisfies Marker, null, 2) + '\n');
+    outcomes.push({ stage: stage.name, kind: stage.kind, key, status, seconds, out });
+    log(`${head}: ${status} in ${seconds.toFixed(1)} s`);
+  }
+  if (opts.dryRun) {
+    return { name: plan.name, version: null, parent: plan.parent, register: 'would run', report: null, stages: outcomes };
+  }
+  const reg = Registry.open(opts.registryPath);
+  try {
+    const runDir = outputs.get(plan.register)!;
+    const run = reg.registerRun(runDir);
+    let version: VersionRecord;
+    let registered: 'cached' | 'ran' = 'cached';
+    if (run.version) {
+      version = reg.version(run.version);
+    } else {
+      let parent: string | null = null;
+      if (plan.parent !== null) {
+        const p = reg.resolve(plan.parent);
+        if (!p.version) throw new UserError(`${plan.file}: parent ${plan.parent}: is a run without a model version (run its pipeline, or lmforge registry register RUN --name NAME)`);
+        parent = p.version.id;
+      }
+      version = reg.createVersion(runDir, plan.name, { parent, note: `pipeline ${plan.file}` });
+      registered = 'ran';
+    }
+    if (plan.tag) {
+      // The tag names one run: it moves to this version from wherever it was.
+      for (const other of reg.listRuns({ tag: plan.tag })) if (other.path !== run.path) reg.tag(other.path, [plan.tag], true);
+      if (!reg.run(run.path).tags.includes(plan.tag)) reg.tag(run.path, [plan.tag]);
+    }
+    log(`register: ${version.id}${version.parent ? ` (parent ${version.parent})` : ''}: ${registered === 'ran' ? 'registered' : 'already registered'}${plan.tag ? `, tag ${plan.tag}` : ''}`);
+    let report: PipelineResult['report'] = null;
+    if (version.parent) {
+      const path = resolve(plan.workDir, `report-${version.name}-v${version.number}.md`);
+      const text = comparisonReport(reg.diff(version.parent, version.id), version, plan.file);
+      const same = existsSync(path) && readFileSync(path, 'utf8') === text;
+      if (!same) writeFileSync(path, text);
+      report = { path, status: same ? 'cached' : 'ran' };
+      log(`report: ${show(path)}${same ? ' (unchanged)' : ''}`);
+    }
+    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, stages: outcomes };
+  } finally {
+    reg.close();
+  }
+}
+
+/** A path as the user would type it: relative inside the working directory, else absolute. */
+function show(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r.startsWith('..') ? p : r;
+}
+
+function fmt(x: number | null, digits = 4): string {
+  if (x === null) return '-';
+  if (Number.isInteger(x) || Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
+  return x.toFixed(digits);
+}
+
+/**
+ * The version's comparison with its parent in Markdown: what changed, training figures, evaluation deltas with a
+ * 95% interval from the two reports' standard errors (independent samples: ±1.96·√(se_a² + se_b²)), energy.
+ */
+export function comparisonReport(d: RunDiff, v: VersionRecord, planFile: string): string {
+  const a = d.a.version ?? d.a.name;
+  const b = d.b.version ?? d.b.name;
+  const out = [`# ${b} against its parent ${a}`, '', `Pipeline ${planFile}; runs ${d.a.path} → ${d.b.path}.`, '', '## What changed', '', ...formatChanges({ config: d.config, data: d.data, code: d.code }), ''];
+  out.push('## Training', '', `| figure | ${a} | ${b} | change |`, '|---|---:|---:|---:|');
+  for (const m of d.metrics) {
+    const delta = m.a === null || m.b === null ? '-' : `${m.b - m.a >= 0 ? '+' : ''}${fmt(m.b - m.a)}`;
+    out.push(`| ${m.key} | ${fmt(m.a)} | ${fmt(m.b)} | ${delta} |`);
+  }
+  out.push('');
+  if (d.evals.length) {
+    out.push('## Evaluation', '', `| task | metric | ${a} | ${b} | change [95% interval] |`, '|---|---|---:|---:|---:|');
+    for (const e of d.evals) {
+      let delta = '-';
+      if (e.a !== null && e.b !== null) {
+        const half = e.a_stderr !== null && e.b_stderr !== null ? 1.96 * Math.sqrt(e.a_stderr ** 2 + e.b_stderr ** 2) : null;
+        const diff = e.b - e.a;
+        delta = `${diff >= 0 ? '+' : ''}${fmt(diff)}${half !== null ? ` [${fmt(diff - half)}, ${fmt(diff + half)}]` : ''}`;
+      }
+      const side = (x: number | null, se: number | null): string => `${fmt(x)}${se !== null ? ` ± ${fmt(se)}` : ''}`;
+      out.push(`| ${e.task} | ${e.metric} | ${side(e.a, e.a_stderr)} | ${side(e.b, e.b_stderr)} | ${delta} |`);
+    }
+    out.push('');
+  } else {
+    out.push('No evaluation results on both sides (add an eval stage).', '');
+  }
+  if (v.note) out.push(`Note: ${v.note}`, '');
+  return out.join('\n');
+}
