@@ -65,8 +65,8 @@ export interface SampleOptions {
 export const DEFAULT_SAMPLES: SampleOptions = { prompts: ['\n', 'ROMEO:', 'The king'], maxNewTokens: 160, temperature: 0.8, topK: 200, seed: 1337 };
 
 export interface Comparison {
-  a: { label: string; dir: string; commit: string | null };
-  b: { label: string; dir: string; commit: string | null };
+  a: { label: string; dir: string; commit: string | null; version: string | null };
+  b: { label: string; dir: string; commit: string | null; version: string | null };
   config: ConfigChange[];
   data: DataChange[];
   final: { metric: string; a: number | null; b: number | null }[];
@@ -199,8 +199,8 @@ export function compareVersions(a: VersionInfo, b: VersionInfo, options: Compare
   const samples = options.samples === undefined ? DEFAULT_SAMPLES : options.samples;
   const s = samples === null ? { pairs: null, note: 'no samples (turned off)' } : sideBySide(a, b, samples);
   return {
-    a: { label: shortName(a), dir: a.dir, commit: a.commit },
-    b: { label: shortName(b), dir: b.dir, commit: b.commit },
+    a: { label: shortName(a), dir: a.dir, commit: a.commit, version: a.version },
+    b: { label: shortName(b), dir: b.dir, commit: b.commit, version: b.version },
     config: configDiff(a.config, b.config),
     data: dataDiff(a, b),
     final: ['val_loss_full', 'val_loss', 'train_loss'].map((metric) => ({ metric, a: last(a, metric), b: last(b, metric) })).filter((f) => f.a !== null || f.b !== null),
@@ -226,7 +226,10 @@ function tables(c: Comparison): { title: string; head: string[]; rows: string[][
 }
 
 function header(c: Comparison): string[] {
-  return [`A: ${c.a.label} (${c.a.dir}${c.a.commit ? `, commit ${c.a.commit.slice(0, 12)}` : ''})`, `B: ${c.b.label} (${c.b.dir}${c.b.commit ? `, commit ${c.b.commit.slice(0, 12)}` : ''})`];
+  const side = (k: string, s: Comparison['a']): string => `${k}: ${s.label} (${[s.version && s.version !== s.label ? `version ${s.version}` : null, s.dir, s.commit ? `commit ${s.commit.slice(0, 12)}${s.commit.endsWith('+dirty') ? '+dirty' : ''}` : null].filter(Boolean).join(', ')})`;
+  const lines = [side('A', c.a), side('B', c.b)];
+  if (c.a.commit !== c.b.commit) lines.push(`Code: ${c.a.commit ?? 'not recorded'} → ${c.b.commit ?? 'not recorded'}`);
+  return lines;
 }
 
 export function comparisonMarkdown(c: Comparison, o: SampleOptions | null): string {

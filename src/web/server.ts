@@ -41,6 +41,9 @@ export interface RunSummary {
   updated: string;
   evals: number;
   init_from: string | null;
+  /** The model version this run is (the registry's version.json), and its parent version. */
+  version: string | null;
+  parent_version: string | null;
 }
 
 const MAX_DEPTH = 6;
@@ -169,6 +172,7 @@ export class Dashboard {
     const done = WEIGHTS.some((w) => existsSync(join(dir, w)));
     const live = (Date.now() - mtime) / 1000 < (this.options.liveSeconds ?? 30);
     const model = config?.model as Record<string, unknown> | undefined;
+    const version = readJSON(join(dir, 'version.json'));
     const maxSteps = num(progress, 'max_steps') ?? (typeof config?.max_iters === 'number' ? config.max_iters : null);
     return {
       id: this.idOf(dir), name: this.idOf(dir),
@@ -180,6 +184,8 @@ export class Dashboard {
       updated: new Date(mtime).toISOString(),
       evals: findEvalReports(dir).length,
       init_from: typeof config?.init_from === 'string' ? config.init_from : null,
+      version: typeof version?.id === 'string' ? version.id : null,
+      parent_version: typeof version?.parent === 'string' ? version.parent : null,
     };
   }
 
@@ -213,14 +219,31 @@ export class Dashboard {
   }
 
   /**
-   * Versions and lineage: every run is a node; an edge runs from the run (or model folder) a run started from
-   * (init_from) to it, labelled with the config keys that changed.
+   * Versions and lineage: every run is a node (labelled with its version, name@vN, when the registry made it one);
+   * an edge runs from a version's parent version to it, labelled with what changed (the registry's version.json),
+   * and from the run (or model folder) a run started from (init_from) to it.
    */
   lineage(): { nodes: { id: string; label: string; status: string }[]; edges: { from: string; to: string; label: string }[] } {
     const runs = this.runs();
     const ids = new Set(runs.map((r) => r.id));
-    const nodes: { id: string; label: string; status: string }[] = runs.map((r) => ({ id: r.id, label: r.name, status: r.status }));
+    const nodes: { id: string; label: string; status: string }[] = runs.map((r) => ({ id: r.id, label: r.version ? `${r.version} (${r.name})` : r.name, status: r.status }));
     const edges: { from: string; to: string; label: string }[] = [];
+    const byVersion = new Map(runs.filter((r) => r.version).map((r) => [r.version!, r.id]));
+    for (const r of runs) {
+      if (!r.parent_version) continue;
+      let parent = byVersion.get(r.parent_version);
+      if (parent === undefined) {
+        parent = r.parent_version;
+        if (!ids.has(parent)) {
+          nodes.push({ id: parent, label: parent, status: 'external' });
+          ids.add(parent);
+        }
+      }
+      const v = readJSON(join(this.root, r.id, 'version.json'));
+      const ch = v?.changes as { config?: unknown[]; data?: unknown[]; code?: { from: unknown; to: unknown } } | null | undefined;
+      const what = ch ? [ch.config?.length ? `${ch.config.length} config` : '', ch.data?.length ? `${ch.data.length} data` : '', ch.code && ch.code.from !== ch.code.to ? 'code' : ''].filter(Boolean).join(', ') : '';
+      edges.push({ from: parent, to: r.id, label: `version${what ? `: ${what}` : ''}` });
+    }
     for (const r of runs) {
       if (!r.init_from) continue;
       const parentDir = resolve(r.init_from);
@@ -255,6 +278,8 @@ export class Dashboard {
         return { status: 200, body: { studies: this.studies() } };
       case '/api/study':
         return { status: 200, body: this.study(id) };
+      case '/api/versions':
+        return { status: 200, body: { versions: this.runs().filter((r) => r.version).map((r) => ({ id: r.version, run: r.id, parent: r.parent_version, status: r.status, val_loss: r.val_loss })) } };
       case '/api/lineage':
         return { status: 200, body: this.lineage() };
       default:

@@ -83,15 +83,21 @@ test('compare: config and data diffs, eval deltas with intervals, curves and sam
 });
 
 test('compare: the pipeline entry point without samples, and one-line errors', () => {
-  const { dir, a } = setup();
+  const { dir, a, b } = setup();
   const r = writeComparisonReport(a, a, join(dir, 'same'), { samples: null });
   assert.deepEqual(r.comparison.config, []);
   assert.deepEqual(r.comparison.data, []);
   assert.equal(r.comparison.samples, null);
   assert.ok(existsSync(r.html) && existsSync(r.markdown));
+  // Registered versions: name@vN through the registry.
+  const db = join(dir, 'registry.sqlite');
+  for (const r of [a, b]) assert.equal(run(['registry', '--registry', db, 'register', r, '--name', 'tiny']).status, 0);
+  const byVersion = run(['compare', 'tiny@v1', 'tiny@v2', '--registry', db, '--no-samples', '--out', join(dir, 'versions')]);
+  assert.equal(byVersion.status, 0, byVersion.stderr);
+  assert.match(byVersion.stdout, /tiny@v1 → tiny@v2: 2 config keys differ/);
   const missing = run(['compare', a, join(dir, 'nope')]);
   assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /^error: .*nope: no such run directory/);
+  assert.match(missing.stderr, /^error: .*nope: no such (run directory|run or version)/);
   const bad = run(['compare', a, join(dir, 'data1'), '--no-samples', '--out', join(dir, 'x')]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^error: .*data1: neither train-config\.json nor metrics\.jsonl/);

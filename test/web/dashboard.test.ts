@@ -70,6 +70,9 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
   const v2 = join(runs, 'v2');
   const r1 = spawnSync(process.execPath, [cli, 'train', ...tiny, `--data.dir=${join(dir, 'data')}`, `--out_dir=${v1}`, '--max_iters=10', '--eval_interval=5', '--log_interval=2'], { encoding: 'utf8' });
   assert.equal(r1.status, 0, r1.stderr);
+  // v1 becomes model version tiny@v1 through the registry (its version.json is what the dashboard reads).
+  const reg = spawnSync(process.execPath, [cli, 'registry', '--registry', join(dir, 'registry.sqlite'), 'register', v1, '--name', 'tiny'], { encoding: 'utf8' });
+  assert.equal(reg.status, 0, reg.stderr);
   mkdirSync(join(v1, 'eval'));
   writeFileSync(join(v1, 'eval', 'hellaswag.json'), JSON.stringify({ lmforge_eval: 1, created: '2026-01-01T00:00:00Z', model: {}, config: {}, results: [{ task: 'hellaswag', version: 1, nShot: 0, n: 40, metrics: { acc: { value: 0.275, stderr: 0.0715 } }, seconds: 1 }] }));
   // An ablation's results.json as `lmforge study`/`ablate` write it (two variants, two seeds).
@@ -103,6 +106,7 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
     await page.waitForSelector('#runs-table table');
     assert.equal(await page.locator('#runs-table tbody tr').count(), 2);
     assert.equal(await page.locator('.status-training').count(), 1, 'v2 shows as training');
+    assert.match(await page.locator('#runs-table').innerText(), /v1\s+tiny@v1/);
     await page.screenshot({ path: join(outDir, 'runs.png') });
 
     await page.goto(`${base}/#/run/v2`);
@@ -126,13 +130,14 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
     await page.goto(`${base}/#/studies`);
     await page.click('text=grid');
     await page.waitForSelector('#delta-chart');
-    assert.match(await page.locator('main').innerText(), /mlp-swiglu[\s\S]*-0\.0950[\s\S]*0\.0200 \*/);
+    assert.match(await page.locator('main').innerText(), /mlp-swiglu[\s\S]*-0\.0950[\s\S]*0\.020 \*/);
     await page.screenshot({ path: join(outDir, 'ablation.png') });
 
     await page.goto(`${base}/#/lineage`);
     await page.waitForSelector('svg#lineage');
     assert.equal(await page.locator('svg#lineage g.node').count(), 2, 'the runs v1 and v2 (the study folder is not a run)');
     assert.equal(await page.locator('svg#lineage line').count(), 1, 'one init_from edge v1 → v2');
+    assert.match(await page.locator('svg#lineage').textContent() ?? '', /tiny@v1/);
     await page.screenshot({ path: join(outDir, 'lineage.png') });
 
     await page.goto(`${base}/#/chat`);

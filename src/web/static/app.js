@@ -46,8 +46,8 @@ async function runsPage() {
     const el = document.getElementById('runs-table');
     if (!el) return;
     el.innerHTML = runs.length === 0 ? '<p class="muted">No runs in this folder yet (lmforge train writes them).</p>' : table(
-      ['run', 'status', 'step', 'loss', 'val loss', 'tokens/s', 'L×C', 'evals', 'updated'],
-      runs.map((r) => [`<a href="#/run/${encodeURIComponent(r.id)}">${esc(r.name)}</a>`, `<span class="status-${r.status}">${r.status}</span>`, r.step === null ? '' : `${r.step}/${r.max_steps ?? '?'}`, fmt(r.loss), fmt(r.val_loss), r.tokens_per_s === null ? '' : Math.round(r.tokens_per_s).toLocaleString('en-US'), esc(r.shape ?? ''), String(r.evals), esc(r.updated.replace('T', ' ').slice(0, 19))]),
+      ['run', 'version', 'status', 'step', 'loss', 'val loss', 'tokens/s', 'L×C', 'evals', 'updated'],
+      runs.map((r) => [`<a href="#/run/${encodeURIComponent(r.id)}">${esc(r.name)}</a>`, esc(r.version ? `${r.version}${r.parent_version ? ` ← ${r.parent_version}` : ''}` : ''), `<span class="status-${r.status}">${r.status}</span>`, r.step === null ? '' : `${r.step}/${r.max_steps ?? '?'}`, fmt(r.loss), fmt(r.val_loss), r.tokens_per_s === null ? '' : Math.round(r.tokens_per_s).toLocaleString('en-US'), esc(r.shape ?? ''), String(r.evals), esc(r.updated.replace('T', ' ').slice(0, 19))]),
     );
   };
   await draw();
@@ -60,7 +60,7 @@ async function runPage(id) {
   const run = await api(`/api/run?id=${encodeURIComponent(id)}`);
   const cfg = run.config || {};
   const keys = [['max_iters', cfg.max_iters], ['model', cfg.model ? `${cfg.model.n_layer} layers × ${cfg.model.n_embd}, ${cfg.model.n_head} heads, block ${cfg.model.block_size}` : ''], ['optimizer', cfg.optim ? `${cfg.optim.name} lr ${cfg.optim.lr}` : ''], ['data', cfg.data ? `${cfg.data.dir} (batch ${cfg.data.batch_size})` : ''], ['init_from', cfg.init_from ?? '']];
-  view.innerHTML = `<h1>${esc(run.name)}</h1>
+  view.innerHTML = `<h1>${esc(run.name)}${run.version ? ` <span class="muted">${esc(run.version)}</span>` : ''}</h1>
     <p>Status: <span id="run-status" class="status-${run.status}">${run.status}</span> · step <span id="run-step">${run.step ?? 0}</span>/${run.max_steps ?? '?'} · loss <span id="run-loss">${fmt(run.loss)}</span> · val loss <span id="run-val">${fmt(run.val_loss)}</span></p>
     <div class="chart"><canvas id="loss-chart"></canvas></div>
     <h2>Config</h2>${table(['key', 'value'], keys.filter((k) => k[1] !== '' && k[1] !== undefined).map(([k, v]) => [esc(k), esc(v)]))}
@@ -111,7 +111,7 @@ async function studiesPage() {
   view.innerHTML = `<h1>Ablations &amp; studies</h1>${studies.length === 0 ? '<p class="muted">No studies yet (lmforge study or lmforge ablate).</p>' : table(['study', 'rows', 'seeds', 'baseline'], studies.map((s) => [`<a href="#/study/${encodeURIComponent(s.id)}">${esc(s.name)}</a>`, String(s.rows), esc(s.seeds.join(', ')), esc(s.baseline ?? '')]))}`;
 }
 
-const pText = (p) => (p === null || p === undefined ? 'n/a' : (p < 1e-4 ? p.toExponential(1) : p.toFixed(4)) + (p < 0.001 ? ' ***' : p < 0.01 ? ' **' : p < 0.05 ? ' *' : ''));
+const pText = (p) => (p === null || p === undefined ? 'n/a' : (p < 1e-4 ? p.toExponential(1) : p < 0.01 ? p.toPrecision(2) : p.toFixed(3)) + (p < 0.001 ? ' ***' : p < 0.01 ? ' **' : p < 0.05 ? ' *' : ''));
 
 async function studyPage(id) {
   const s = await api(`/api/study?id=${encodeURIComponent(id)}`);
