@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chartJsPath } from '../report/html.js';
-import { findEvalReports } from '../report/version.js';
+import { compareVersions } from '../report/compare.js';
+import { findEvalReports, loadVersion } from '../report/version.js';
 import { METRICS_FILE, type MetricRecord } from '../train/metrics.js';
 import { META_FILE, TRAIN_CONFIG_FILE } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
@@ -204,6 +205,24 @@ export class Dashboard {
     };
   }
 
+  /** Every evaluation result of every run: one row per (run, task, metric), the newest report's value winning. */
+  evals(): { run: string; version: string | null; task: string; metric: string; value: number; stderr: number | null; created: string }[] {
+    const out = new Map<string, { run: string; version: string | null; task: string; metric: string; value: number; stderr: number | null; created: string }>();
+    for (const r of this.runs()) {
+      if (r.evals === 0) continue;
+      for (const { report } of findEvalReports(join(this.root, r.id))) {
+        for (const t of report.results) {
+          for (const [metric, v] of Object.entries(t.metrics)) {
+            const key = `${r.id}\u0000${t.task}\u0000${metric}`;
+            const prev = out.get(key);
+            if (!prev || prev.created <= report.created) out.set(key, { run: r.id, version: r.version, task: t.task, metric, value: v.value, stderr: v.stderr, created: report.created });
+          }
+        }
+      }
+    }
+    return [...out.values()];
+  }
+
   studies(): Record<string, unknown>[] {
     return scan(this.root).studies.map((d) => {
       const r = readJSON(join(d, 'results.json'));
@@ -278,6 +297,16 @@ export class Dashboard {
         return { status: 200, body: { studies: this.studies() } };
       case '/api/study':
         return { status: 200, body: this.study(id) };
+      case '/api/evals':
+        return { status: 200, body: { evals: this.evals() } };
+      case '/api/compare': {
+        // Without samples (no models are loaded by a page view): diffs, final losses, eval deltas with intervals.
+        const [a, b] = [url.searchParams.get('a') ?? '', url.searchParams.get('b') ?? ''];
+        const [da, db] = [this.folder(a), this.folder(b)];
+        const va = loadVersion(da, a);
+        const vb = loadVersion(db, b);
+        return { status: 200, body: compareVersions(va, vb, { samples: null }) };
+      }
       case '/api/versions':
         return { status: 200, body: { versions: this.runs().filter((r) => r.version).map((r) => ({ id: r.version, run: r.id, parent: r.parent_version, status: r.status, val_loss: r.val_loss })) } };
       case '/api/lineage':

@@ -1,8 +1,9 @@
 // The dashboard in a real headless browser (Debian's chromium driven by playwright-core): a short training run
-// starts from a finished one (init_from), and the test opens the live pages — the runs list, the training run whose
-// loss chart must gain points while it trains, an ablation table, the lineage graph with the init_from edge, and
-// the chat page streaming from an OpenAI-compatible endpoint (a minimal stand-in with CORS, as `lmforge serve`
-// sends) — asserting each renders with no console errors, and saves a screenshot of each to the test output folder
+// starts from a finished one (init_from, a registered version), and the test opens the live pages — the runs list,
+// the training run whose loss chart must gain points while it trains, the evaluation table across runs, the
+// comparison of the two runs, an ablation table, the lineage graph with the init_from edge, and the chat page
+// streaming from an OpenAI-compatible endpoint (a minimal stand-in with CORS, as `lmforge serve` sends) — asserting
+// each renders with no console errors, and saves a screenshot of each to the test output folder
 // (LMFORGE_TEST_OUTPUT, default test-output/). Skipped, with the reason printed, only where chromium is absent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,7 +88,7 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
   const openai = await fakeOpenAI();
   const dash = new Dashboard({ runsDir: runs, chatBaseUrl: openai.url });
   const base = await dash.listen();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   const errors: string[] = [];
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
@@ -126,6 +127,17 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
     await page.waitForSelector('#evals table');
     assert.match(await page.locator('#evals').innerText(), /hellaswag[\s\S]*acc[\s\S]*0\.2750/);
     await page.screenshot({ path: join(outDir, 'run-evals.png') });
+
+    await page.goto(`${base}/#/evals`);
+    await page.waitForSelector('#evals-table table');
+    assert.match(await page.locator('#evals-table').innerText(), /tiny@v1[\s\S]*0\.2750/);
+    await page.screenshot({ path: join(outDir, 'evals.png') });
+
+    await page.goto(`${base}/#/compare/v1..v2`);
+    await page.waitForSelector('#cmp-chart');
+    await page.waitForFunction("(Chart.getChart('cmp-chart')?.data.datasets[1].data.length ?? 0) > 0");
+    assert.match(await page.locator('#cmp-out').innerText(), /init_from[\s\S]*max_iters[\s\S]*10\s+1000000/);
+    await page.screenshot({ path: join(outDir, 'compare.png') });
 
     await page.goto(`${base}/#/studies`);
     await page.click('text=grid');
