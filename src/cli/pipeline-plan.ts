@@ -7,6 +7,7 @@
 //   tag: shakespeare-v2        # optional: a tag moved onto the new version (a later pipeline's parent)
 //   work_dir: runs/pipeline    # stage outputs go to <work_dir>/<stage>-<key>/ (key: the stage's content hash)
 //   register: train            # the train stage whose run becomes the version (default: the only one)
+//   report_samples: true       # the comparison report samples both models side by side (false: no models loaded)
 //   stages:
 //     split:     { kind: holdout, input: text.txt, fraction: 0.05 }          # → train.txt, heldout.txt
 //     chars:     { kind: prepare, input: "${split}/train.txt", val_fraction: 0.1 }   # char-level data dir
@@ -93,6 +94,8 @@ export interface PipelinePlan {
   workDir: string;
   /** The train stage whose run is registered as the version. */
   register: string;
+  /** Whether the comparison report samples both models side by side. */
+  reportSamples: boolean;
   /** In an order where every stage comes after the stages it needs. */
   stages: Stage[];
 }
@@ -127,7 +130,7 @@ export function readPipeline(file: string): PipelinePlan {
     return line === undefined ? file : `${file}: line ${line}`;
   };
   const doc = layer.data as Record<string, unknown>;
-  const known = ['name', 'parent', 'tag', 'work_dir', 'register', 'stages'];
+  const known = ['name', 'parent', 'tag', 'work_dir', 'register', 'report_samples', 'stages'];
   for (const k of Object.keys(doc)) if (!known.includes(k)) throw new UserError(`${at([k])}: unknown key "${k}" (known keys: ${known.join(', ')})`);
   const str = (k: string, required: boolean): string | null => {
     const v = doc[k];
@@ -145,6 +148,8 @@ export function readPipeline(file: string): PipelinePlan {
   if (!('parent' in doc)) throw new UserError(`${file}: parent is required (a version id, tag or run; null for a first version)`);
   const parent = str('parent', false);
   const workDir = str('work_dir', false) ?? 'runs/pipeline';
+  const reportSamples = doc.report_samples ?? true;
+  if (typeof reportSamples !== 'boolean') throw new UserError(`${at(['report_samples'])}: report_samples: expected true or false, got ${JSON.stringify(reportSamples)}`);
   const rawStages = doc.stages;
   if (!isMapping(rawStages) || Object.keys(rawStages).length === 0) throw new UserError(`${at(['stages'])}: stages: expected a mapping of stage names to stages`);
   const stages = new Map<string, Stage>();
@@ -180,7 +185,7 @@ export function readPipeline(file: string): PipelinePlan {
   const register = str('register', false) ?? (trains.length === 1 ? trains[0]! : null);
   if (register === null) throw new UserError(`${file}: register: name the train stage whose run becomes the version (train stages: ${trains.join(', ') || 'none'})`);
   if (stages.get(register)?.kind !== 'train') throw new UserError(`${at(['register'])}: register: ${JSON.stringify(register)} is not a train stage (train stages: ${trains.join(', ') || 'none'})`);
-  return { file, name, parent, tag, workDir, register, stages: ordered };
+  return { file, name, parent, tag, workDir, register, reportSamples, stages: ordered };
 }
 
 function checkField(f: FieldSpec, v: unknown, where: string): FieldValue {

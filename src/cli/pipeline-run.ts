@@ -2,20 +2,22 @@
 // inputs (the files and directories it reads, hashed by content), its config and the code version, so a stage runs
 // again only when one of them changed; its output goes to <work_dir>/<stage>-<key>/, marked complete by .stage.json.
 // An interrupted train stage resumes from its checkpoints (`lmforge train --resume`); other stages start over.
-// Then the trained run is registered as the next version with its parent, and the comparison report is written.
+// Then the trained run is registered as the next version with its parent, and the comparison report with the parent
+// is written by `lmforge compare`'s engine (report/compare.ts) into <work_dir>/report-<name>-v<N>/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareCharData } from '../data/prepare.js';
-import { formatChanges } from '../registry/diff.js';
-import { Registry, type RunDiff, type VersionRecord } from '../registry/registry.js';
+import { Registry, type VersionRecord } from '../registry/registry.js';
+import { EVALS_DIR } from '../registry/run-files.js';
+import { COMPARE_HTML, COMPARE_MD, DEFAULT_SAMPLES, writeComparisonReport } from '../report/compare.js';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
 import { findLatestComplete } from '../train/checkpoint.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
-import { codeVersionString } from '../util/git.js';
+import { codeVersionString, PACKAGE_ROOT } from '../util/git.js';
 import { sha256File, sha256Of } from '../util/hash.js';
 import { KIND_FIELDS, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
 import { trainFromFiles } from './tokenizer.js';
@@ -29,6 +31,29 @@ const KEY_FORMAT = 1;
 // Files of a directory that do not enter its content hash: bookkeeping that differs between identical results
 // (timings, times, absolute paths) and the registry's records.
 const UNHASHED = new Set(['latest', 'metrics.jsonl', 'provenance.json', 'train-config.json', 'version.json', 'tags.json', 'feedback.jsonl', 'evals', 'report.json']);
+
+let codeHash: string | null = null;
+
+/**
+ * The code a stage runs, by content: lmforge's compiled JavaScript (dist/src) and its native addon. A commit that
+ * changes only documents or configs keeps every cached stage; any change to the code runs them all again.
+ */
+export function codeFingerprint(): string {
+  if (codeHash !== null) return codeHash;
+  const files: [string, string][] = [];
+  const walk = (dir: string): void => {
+    if (!existsSync(dir)) return;
+    for (const n of readdirSync(dir).sort()) {
+      const p = join(dir, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (n.endsWith('.js') || n.endsWith('.node')) files.push([relative(PACKAGE_ROOT, p), sha256File(p)]);
+    }
+  };
+  walk(join(PACKAGE_ROOT, 'dist', 'src'));
+  walk(join(PACKAGE_ROOT, 'build', 'Release'));
+  codeHash = sha256Of(files);
+  return codeHash;
+}
 
 /** SHA-256 of a file's bytes, or of a directory's files (relative names and contents, sorted). */
 export function contentHash(path: string, where: string): string {
@@ -78,7 +103,9 @@ interface Marker {
   stage: string;
   kind: string;
   key: string;
+  /** The code fingerprint in the key, and the git commit it was built from (for people). */
   code: string;
+  commit: string;
   finished_at: string;
   seconds: number;
 }
@@ -177,7 +204,8 @@ async function execute(plan: PipelinePlan, stage: Stage, f: Record<string, Field
 /** Runs (or, with dryRun, plans) the pipeline. */
 export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Promise<PipelineResult> {
   const log = opts.log ?? (() => undefined);
-  const code = codeVersionString();
+  const code = codeFingerprint();
+  const commit = codeVersionString();
   const outputs = new Map<string, string>();
   const outcomes: StageOutcome[] = [];
   const pending = new Set<string>(); // dry run: stages that would run (their outputs do not exist yet)
@@ -213,7 +241,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     const t0 = performance.now();
     const status = await execute(plan, stage, fields, out, key, opts);
     const seconds = (performance.now() - t0) / 1000;
-    writeFileAtomic(join(out, STAGE_MARKER), JSON.stringify({ stage: stage.name, kind: stage.kind, key, code, finished_at: new Date().toISOString(), seconds } satisfies Marker, null, 2) + '\n');
+    writeFileAtomic(join(out, STAGE_MARKER), JSON.stringify({ stage: stage.name, kind: stage.kind, key, code, commit, finished_at: new Date().toISOString(), seconds } satisfies Marker, null, 2) + '\n');
     outcomes.push({ stage: stage.name, kind: stage.kind, key, status, seconds, out });
     log(`${head}: ${status} in ${seconds.toFixed(1)} s`);
   }
@@ -246,12 +274,23 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     log(`register: ${version.id}${version.parent ? ` (parent ${version.parent})` : ''}: ${registered === 'ran' ? 'registered' : 'already registered'}${plan.tag ? `, tag ${plan.tag}` : ''}`);
     let report: PipelineResult['report'] = null;
     if (version.parent) {
-      const path = resolve(plan.workDir, `report-${version.name}-v${version.number}.md`);
-      const text = comparisonReport(reg.diff(version.parent, version.id), version, plan.file);
-      const same = existsSync(path) && readFileSync(path, 'utf8') === text;
-      if (!same) writeFileSync(path, text);
-      report = { path, status: same ? 'cached' : 'ran' };
-      log(`report: ${show(path)}${same ? ' (unchanged)' : ''}`);
+      const parentRun = reg.version(version.parent).run_path;
+      const dir = resolve(plan.workDir, `report-${version.name}-v${version.number}`);
+      // The runs' evals/ reports (which the report reads itself) enter the key, so a new evaluation renews the report.
+      const evalFiles = (runPath: string): string[] => reg.evals(runPath).map((e) => join(runPath, EVALS_DIR, e.report)).filter((f, i, all) => all.indexOf(f) === i);
+      const [evalsA, evalsB] = [evalFiles(parentRun), evalFiles(run.path)];
+      // Cached like a stage: the same two runs (by content), their evaluations and the same code give the same report.
+      const key = sha256Of({ format: KEY_FORMAT, a: contentHash(parentRun, 'parent run'), b: contentHash(run.path, 'run'), evalsA: evalsA.map((f) => sha256File(f)), evalsB: evalsB.map((f) => sha256File(f)), samples: plan.reportSamples, code });
+      const markdown = join(dir, COMPARE_MD);
+      let status: 'cached' | 'ran' = 'cached';
+      if (readMarker(dir)?.key !== key || !existsSync(markdown)) {
+        const t0 = performance.now();
+        writeComparisonReport(parentRun, run.path, dir, { labels: [version.parent, version.id], samples: plan.reportSamples ? DEFAULT_SAMPLES : null });
+        writeFileAtomic(join(dir, STAGE_MARKER), JSON.stringify({ stage: 'report', kind: 'compare', key, code, commit, finished_at: new Date().toISOString(), seconds: (performance.now() - t0) / 1000 } satisfies Marker, null, 2) + '\n');
+        status = 'ran';
+      }
+      report = { path: markdown, status };
+      log(`report: ${show(markdown)} (+ ${COMPARE_HTML})${status === 'cached' ? ' (unchanged)' : ''}`);
     }
     return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, stages: outcomes };
   } finally {
@@ -263,44 +302,4 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
 function show(p: string): string {
   const r = relative(process.cwd(), p);
   return r.startsWith('..') ? p : r;
-}
-
-function fmt(x: number | null, digits = 4): string {
-  if (x === null) return '-';
-  if (Number.isInteger(x) || Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
-  return x.toFixed(digits);
-}
-
-/**
- * The version's comparison with its parent in Markdown: what changed, training figures, evaluation deltas with a
- * 95% interval from the two reports' standard errors (independent samples: ±1.96·√(se_a² + se_b²)), energy.
- */
-export function comparisonReport(d: RunDiff, v: VersionRecord, planFile: string): string {
-  const a = d.a.version ?? d.a.name;
-  const b = d.b.version ?? d.b.name;
-  const out = [`# ${b} against its parent ${a}`, '', `Pipeline ${planFile}; runs ${d.a.path} → ${d.b.path}.`, '', '## What changed', '', ...formatChanges({ config: d.config, data: d.data, code: d.code }), ''];
-  out.push('## Training', '', `| figure | ${a} | ${b} | change |`, '|---|---:|---:|---:|');
-  for (const m of d.metrics) {
-    const delta = m.a === null || m.b === null ? '-' : `${m.b - m.a >= 0 ? '+' : ''}${fmt(m.b - m.a)}`;
-    out.push(`| ${m.key} | ${fmt(m.a)} | ${fmt(m.b)} | ${delta} |`);
-  }
-  out.push('');
-  if (d.evals.length) {
-    out.push('## Evaluation', '', `| task | metric | ${a} | ${b} | change [95% interval] |`, '|---|---|---:|---:|---:|');
-    for (const e of d.evals) {
-      let delta = '-';
-      if (e.a !== null && e.b !== null) {
-        const half = e.a_stderr !== null && e.b_stderr !== null ? 1.96 * Math.sqrt(e.a_stderr ** 2 + e.b_stderr ** 2) : null;
-        const diff = e.b - e.a;
-        delta = `${diff >= 0 ? '+' : ''}${fmt(diff)}${half !== null ? ` [${fmt(diff - half)}, ${fmt(diff + half)}]` : ''}`;
-      }
-      const side = (x: number | null, se: number | null): string => `${fmt(x)}${se !== null ? ` ± ${fmt(se)}` : ''}`;
-      out.push(`| ${e.task} | ${e.metric} | ${side(e.a, e.a_stderr)} | ${side(e.b, e.b_stderr)} | ${delta} |`);
-    }
-    out.push('');
-  } else {
-    out.push('No evaluation results on both sides (add an eval stage).', '');
-  }
-  if (v.note) out.push(`Note: ${v.note}`, '');
-  return out.join('\n');
 }

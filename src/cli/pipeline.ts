@@ -17,7 +17,7 @@ export function register(program: Command): void {
       const plan = readPipeline(file);
       const r = await runPipeline(plan, { registryPath: registryPath(o.registry), dryRun: o.dryRun ?? false, log: (l) => process.stderr.write(`pipeline: ${l}\n`) });
       const ran = r.stages.filter((s) => s.status === 'ran' || s.status === 'resumed').map((s) => s.stage);
-      process.stdout.write(`${r.version ?? plan.name}: ${ran.length ? `ran ${ran.join(', ')}` : 'every stage cached'}; ${r.register === 'ran' ? `registered ${r.version}` : r.register === 'cached' ? 'version already registered' : 'not registered (dry run)'}${r.report ? `; report ${r.report.path}` : ''}\n`);
+      process.stdout.write(`${r.version ?? plan.name}: ${o.dryRun ? `would run ${r.stages.filter((s) => s.status === 'would run').map((s) => s.stage).join(', ') || 'nothing'}` : ran.length ? `ran ${ran.join(', ')}` : 'every stage cached'}; ${r.register === 'ran' ? `registered ${r.version}` : r.register === 'cached' ? 'version already registered' : 'not registered (dry run)'}${r.report ? `; report ${r.report.path}` : ''}\n`);
       if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     });
 }

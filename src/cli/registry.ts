@@ -124,9 +124,10 @@ export function register(program: Command): void {
       const d = r.diff(a, b);
       if (o.json) return json({ a: d.a.path, b: d.b.path, config: d.config, data: d.data, code: d.code, metrics: d.metrics, evals: d.evals });
       const out = [`# ${d.a.version ?? d.a.name} → ${d.b.version ?? d.b.name}`, '', ...formatChanges({ config: d.config, data: d.data, code: d.code }), ''];
+      const withErr = (x: number | null, se: number | null): string => (se === null ? fmt(x) : `${fmt(x)} ± ${fmt(se)}`);
       const delta = (x: number | null, y: number | null): string => (x === null || y === null ? '-' : `${y - x >= 0 ? '+' : ''}${fmt(y - x)}`);
       out.push(table(['metric', 'a', 'b', 'b − a'], d.metrics.map((m) => [m.key, fmt(m.a), fmt(m.b), delta(m.a, m.b)])).trimEnd());
-      if (d.evals.length) out.push('', table(['task', 'metric', 'a', 'b', 'b − a'], d.evals.map((e) => [e.task, e.metric, `${fmt(e.a)} ± ${fmt(e.a_stderr)}`, `${fmt(e.b)} ± ${fmt(e.b_stderr)}`, delta(e.a, e.b)])).trimEnd());
+      if (d.evals.length) out.push('', table(['task', 'metric', 'a', 'b', 'b − a'], d.evals.map((e) => [e.task, e.metric, withErr(e.a, e.a_stderr), withErr(e.b, e.b_stderr), delta(e.a, e.b)])).trimEnd());
       process.stdout.write(out.join('\n') + '\n');
     }));
 

@@ -136,7 +136,8 @@ export interface EvalRecord extends EvalRow {
 export interface FeedbackInput {
   /** The model the feedback is about: a version id (name@vN), a run name or path, a tag, or any served name. */
   target: string;
-  rating: 1 | -1;
+  /** Thumbs up or down: 1 | -1, or 'up' | 'down' as a server's feedback endpoint receives it. */
+  rating: 1 | -1 | 'up' | 'down';
   comment?: string | null;
   prompt?: string | null;
   response?: string | null;
@@ -339,10 +340,11 @@ export class Registry {
    * (a version id, run name, path or tag), else to the feedback.jsonl beside the database, and into the table.
    */
   addFeedback(input: FeedbackInput): FeedbackRecord {
-    if (input.rating !== 1 && input.rating !== -1) throw new UserError(`feedback rating: expected 1 (thumbs up) or -1 (thumbs down), got ${JSON.stringify(input.rating)}`);
+    const rating = input.rating === 'up' ? 1 : input.rating === 'down' ? -1 : input.rating;
+    if (rating !== 1 && rating !== -1) throw new UserError(`feedback rating: expected 1 (thumbs up) or -1 (thumbs down), got ${JSON.stringify(input.rating)}`);
     if (typeof input.target !== 'string' || input.target === '') throw new UserError('feedback target: expected the name of the model the answer came from');
     const rec: FeedbackRecord = {
-      uid: randomUUID(), target: input.target, rating: input.rating, comment: input.comment ?? null, prompt: input.prompt ?? null,
+      uid: randomUUID(), target: input.target, rating, comment: input.comment ?? null, prompt: input.prompt ?? null,
       response: input.response ?? null, meta: input.meta ?? null, created_at: new Date().toISOString(),
     };
     const runPath = this.tryResolve(input.target)?.run.path ?? null;
@@ -491,7 +493,8 @@ export class Registry {
     const a = this.resolve(refA).run;
     const b = this.resolve(refB).run;
     const keys: (keyof MetricsSummary)[] = ['steps', 'train_loss', 'val_loss', 'best_val_loss', 'val_loss_full', 'tokens_per_s', 'mfu'];
-    const metrics = keys.map((k) => ({ key: k as string, a: a.metrics[k], b: b.metrics[k] }));
+    // MFU over the whole run (provenance) where recorded; metrics.jsonl's is the last progress line's moving average.
+    const metrics = keys.map((k) => ({ key: k as string, a: k === 'mfu' ? a.infra?.mfu ?? a.metrics.mfu : a.metrics[k], b: k === 'mfu' ? b.infra?.mfu ?? b.metrics.mfu : b.metrics[k] }));
     for (const k of ['energy_j', 'co2_g'] as const) metrics.push({ key: k, a: a.infra?.[k] ?? null, b: b.infra?.[k] ?? null });
     // The newest result of each (task, metric) on each side.
     const latest = (rows: EvalRecord[]): Map<string, EvalRecord> => new Map(rows.map((r) => [`${r.task}\u0000${r.metric}`, r]));

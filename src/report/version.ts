@@ -95,6 +95,7 @@ function dataIdentity(config: Record<string, unknown> | null, runMeta: Record<st
   const files: Record<string, FileFingerprint> = {};
   if (present) {
     for (const f of readdirSync(abs).sort()) {
+      if (f.startsWith('.')) continue; // temp files of atomic writes, the pipeline's stage marker: not data
       const p = join(abs, f);
       if (statSync(p).isFile()) files[f] = cachedFingerprint(p);
     }
@@ -116,7 +117,7 @@ function dataIdentity(config: Record<string, unknown> | null, runMeta: Record<st
 /** Evaluation reports (`lmforge eval --output`) saved in the run directory, its eval/ folder or the registry's evals/. */
 export function findEvalReports(dir: string): { file: string; report: EvalReport }[] {
   const out: { file: string; report: EvalReport }[] = [];
-  for (const folder of [dir, join(dir, 'eval'), join(dir, 'evals')]) {
+  for (const folder of [dir, join(dir, 'eval'), join(dir, 'evals')]) { // evals/: where eval and the registry keep a run's reports
     if (!existsSync(folder) || !statSync(folder).isDirectory()) continue;
     for (const f of readdirSync(folder).sort()) {
       if (!f.endsWith('.json') || f === TRAIN_CONFIG_FILE || f === META_FILE || f === 'config.json') continue;

@@ -102,7 +102,7 @@ test('registry: runs, versions with lineage and changes, tags, evals, feedback; 
     reg.addEvalReport('shake@v2', evalReport(0.4), 'hs.json');
     assert.ok(existsSync(join(b, 'evals', 'hs.json')));
     reg.addFeedback({ target: 'shake@v2', rating: 1, comment: 'good', prompt: 'hi', response: 'hello' });
-    reg.addFeedback({ target: 'production', rating: -1 });
+    reg.addFeedback({ target: 'production', rating: 'down', meta: { response_id: 'chatcmpl-1' } });
     reg.addFeedback({ target: 'some-served-model', rating: 1 });
     assert.throws(() => reg.addFeedback({ target: 'x', rating: 0 as 1 }), /expected 1 \(thumbs up\) or -1/);
     assert.equal(reg.feedback(b).length, 2);
@@ -189,5 +189,34 @@ test('lmforge registry: list, show, diff, lineage, tag and refusals from the com
   assert.match(bad.stderr, /^error: tiny@v7: no such model version/);
   assert.match(r('register', join(root, 'data')).stderr, /^error: .*not a run directory of `lmforge train` \(no train-config\.json\)/);
   assert.match(r('feedback', 'tiny@v2', 'sideways').stderr, /expected up or down/);
+  rmSync(root, { recursive: true });
+});
+
+test('lmforge train records its run in the registry; a registry it cannot open only warns', () => {
+  const root = mkdtempSync(join(tmpdir(), 'lmf-reg-'));
+  const text = join(root, 'text.txt');
+  writeFileSync(text, 'To be, or not to be, that is the question.\n'.repeat(200));
+  assert.equal(lmforge('prepare', '--input', text, '--out', join(root, 'data')).code, 0);
+  const flags = ['--data_dir=' + join(root, 'data'), '--max_iters=4', '--n_layer=1', '--n_head=2', '--n_embd=16', '--block_size=16', '--batch_size=2', '--eval_interval=4', '--eval_iters=1', '--peak_flops=0', '--threads=1'];
+  const db = join(root, 'reg.sqlite');
+  const ok = lmforge('train', ...flags, `--out_dir=${join(root, 'run')}`, '--registry', db);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /registry: recorded .*run in .*reg\.sqlite/);
+  const reg = Registry.open(db);
+  try {
+    const run = reg.run(join(root, 'run'));
+    assert.equal(run.complete, true);
+    assert.equal(run.metrics.steps, 4);
+    assert.equal(run.data.taken_at, 'train');
+    assert.equal(run.infra?.energy_source, 'cpu-time-model');
+    assert.ok(reg.artifacts(run.path).some((a) => a.file === 'model.safetensors'));
+  } finally {
+    reg.close();
+  }
+  mkdirSync(join(root, 'not-a-db'));
+  const warned = lmforge('train', ...flags, `--out_dir=${join(root, 'run2')}`, '--registry', join(root, 'not-a-db'));
+  assert.equal(warned.code, 0, 'the run itself succeeded');
+  assert.match(warned.stderr, /warning: run .*run2 not recorded in the registry \(registry .*not-a-db: is a directory/);
+  assert.ok(existsSync(join(root, 'run2', 'model.safetensors')));
   rmSync(root, { recursive: true });
 });
