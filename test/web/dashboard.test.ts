@@ -2,8 +2,8 @@
 // starts from a finished one (init_from, a registered version), and the test opens the live pages — the runs list,
 // the training run whose loss chart must gain points while it trains, the evaluation table across runs, the
 // comparison of the two runs, an ablation table, the lineage graph with the init_from edge, and the chat page
-// streaming from an OpenAI-compatible endpoint (a minimal stand-in with CORS, as `lmforge serve` sends) — asserting
-// each renders with no console errors, and saves a screenshot of each to the test output folder
+// streaming from `lmforge serve` on the finished run (or, in a build without it, a minimal stand-in with CORS) —
+// asserting each renders with no console errors, and saves a screenshot of each to the test output folder
 // (LMFORGE_TEST_OUTPUT, default test-output/). Skipped, with the reason printed, only where chromium is absent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +49,38 @@ function fakeOpenAI(): Promise<{ server: Server; url: string }> {
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` })));
 }
 
+/**
+ * The chat page's server: the real `lmforge serve` on the finished run when this build has it (its base URL read
+ * from the line it prints), else the stand-in above.
+ */
+async function chatServer(run: string): Promise<{ url: string; real: boolean; close: () => Promise<void> }> {
+  if (existsSync(join(root, 'dist/src/cli/serve.js'))) {
+    const child = spawn(process.execPath, [cli, 'serve', '--run', run, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const url = await new Promise<string>((done, failed) => {
+      const timer = setTimeout(() => failed(new Error(`lmforge serve did not start within 30 s: ${err}`)), 30_000);
+      child.stderr!.on('data', (c: Buffer) => {
+        err += c.toString();
+        const m = /at (http:\/\/\S+\/v1)/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          done(m[1]!);
+        }
+      });
+      child.on('exit', (code) => failed(new Error(`lmforge serve exited (${code}): ${err}`)));
+    });
+    return { url, real: true, close: async () => void child.kill('SIGKILL') };
+  }
+  const fake = await fakeOpenAI();
+  return {
+    url: fake.url, real: false,
+    close: async () => {
+      fake.server.closeAllConnections();
+      fake.server.close();
+    },
+  };
+}
+
 async function chartPoints(page: Page): Promise<number> {
   return page.evaluate(() => {
     const g = globalThis as unknown as { Chart: { getChart(id: string): { data: { datasets: { data: unknown[] }[] } } | undefined } };
@@ -85,7 +117,7 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
 
   // The live run: starts from v1 and trains until killed, logging every 5 steps.
   const trainer: ChildProcess = spawn(process.execPath, [cli, 'train', ...tiny, `--data.dir=${join(dir, 'data')}`, `--out_dir=${v2}`, `--init_from=${v1}`, '--max_iters=1000000', '--eval_interval=1000000', '--log_interval=5'], { stdio: 'ignore' });
-  const openai = await fakeOpenAI();
+  const openai = await chatServer(v1);
   const dash = new Dashboard({ runsDir: runs, chatBaseUrl: openai.url });
   const base = await dash.listen();
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
@@ -156,14 +188,19 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
     await page.waitForFunction("document.querySelector('#chat-model')?.options.length === 1");
     await page.fill('#chat-input', 'hello there');
     await page.click('#chat-send');
-    await page.waitForFunction("document.querySelector('.msg-assistant')?.textContent === 'You said: hello there.'");
+    if (openai.real) {
+      // The real server's tiny model answers something: the reply streams in and the page marks it done.
+      await page.waitForFunction("document.querySelector('#chat-state')?.textContent === 'done'", undefined, { timeout: 30_000 });
+      assert.ok(((await page.locator('.msg-assistant').textContent()) ?? '').length > 0, 'a streamed reply');
+    } else {
+      await page.waitForFunction("document.querySelector('.msg-assistant')?.textContent === 'You said: hello there.'");
+    }
     await page.screenshot({ path: join(outDir, 'chat.png') });
     assert.deepEqual(errors, [], 'no console errors');
   } finally {
     trainer.kill('SIGKILL');
     await browser.close();
     await dash.close();
-    openai.server.closeAllConnections();
-    openai.server.close();
+    await openai.close();
   }
 });
