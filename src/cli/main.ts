@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { UserError } from '../util/errors.js';
 import { packageVersion } from './version.js';
 import * as ablate from './ablate.js';
+import * as alignCmd from './align.js';
 import * as compare from './compare.js';
 import * as curate from './curate.js';
 import * as dashboard from './dashboard.js';
@@ -29,7 +30,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [ablate, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
+const COMMANDS: CommandModule[] = [ablate, alignCmd, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, tokenizer, tokenize, train, sample, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

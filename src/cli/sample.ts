@@ -2,7 +2,9 @@
 // penalty, stop strings and a seed, decoding through the batched KV-cache generator (several samples decode
 // together, each with its own seed).
 import type { Command } from 'commander';
+import { loadChatModel } from '../align/io.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
+import { renderChat } from '../tokenizers/chat-template.js';
 import { generate } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
 import { RunDir } from '../train/run-dir.js';
@@ -20,6 +22,7 @@ interface SampleOptions {
   stop?: string[];
   seed: number;
   numSamples: number;
+  chat?: boolean;
 }
 
 export function register(program: Command): void {
@@ -35,6 +38,7 @@ export function register(program: Command): void {
     .option('--repetition-penalty <θ>', 'CTRL repetition penalty (1 = off)', numberFlag('--repetition-penalty', 0, Infinity, true), 1)
     .option('--stop <strings...>', 'end a sample at the first of these strings (not printed)')
     .option('--seed <n>', 'random seed (sample i uses seed + i)', intFlag('--seed', -(2 ** 31), 2 ** 31 - 1), 1337)
+    .option('--chat', 'a chat model of `lmforge align`: --prompt is a user message in the chat template; a reply ends at <|end|>')
     .option('--num-samples <n>', 'independent samples to draw (decoded together as one batch)', intFlag('--num-samples', 1, 256, 'they decode as one batch'), 1)
     .action((o: SampleOptions) => {
       const opts = { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty };
@@ -42,11 +46,12 @@ export function register(program: Command): void {
       const n = o.numSamples;
       useNativeBackendOrWarn();
       const run = RunDir.open(o.run);
-      const tok = run.codec();
-      const model = run.loadModel();
+      const chat = o.chat ? loadChatModel(o.run) : null;
+      const tok = chat ? { encode: (t: string) => chat.tok.encode(t), decode: (ids: ArrayLike<number>) => chat.tok.decode(ids) } : run.codec();
+      const model = chat ? chat.model : run.loadModel();
       let prompt: number[];
       try {
-        prompt = tok.encode(o.prompt);
+        prompt = chat ? renderChat(chat.tok, chat.ids, [{ role: 'user', content: o.prompt }], { generationPrompt: true }).ids : tok.encode(o.prompt);
       } catch (e) {
         throw new UserError(`--prompt: ${(e as Error).message}`);
       }
@@ -69,17 +74,18 @@ export function register(program: Command): void {
         process.stdout.write(text.slice(shown.length, upto));
         shown = text.slice(0, upto);
       };
-      if (n === 1) process.stdout.write(o.prompt);
+      const shownPrompt = chat ? '' : o.prompt;
+      if (n === 1) process.stdout.write(shownPrompt);
       const results = generate(model, Array.from({ length: n }, () => prompt), {
-        maxNewTokens: opts.maxNewTokens, greedy: opts.temperature === 0, processors: samplingProcessors(opts), seed,
+        maxNewTokens: opts.maxNewTokens, greedy: opts.temperature === 0, processors: samplingProcessors(opts), seed, ...(chat ? { stopTokens: [chat.ids.end] } : {}),
         ...(stop.length ? { stopStrings: { strings: stop, decode: (t: readonly number[]) => tok.decode(t) } } : {}),
-        onToken: n === 1 ? (_row, t) => { ids.push(t); show(false); } : undefined,
+        onToken: n === 1 ? (_row, t) => { if (t !== chat?.ids.end) ids.push(t); show(false); } : undefined,
       });
       if (n === 1) {
         show(true);
         process.stdout.write('\n');
       } else {
-        for (const r of results) process.stdout.write(o.prompt + cut(tok.decode(r.tokens)) + '\n---------------\n');
+        for (const r of results) process.stdout.write(shownPrompt + cut(tok.decode(chat ? r.tokens.filter((t) => t !== chat.ids.end) : r.tokens)) + '\n---------------\n');
       }
       model.dispose();
     });
