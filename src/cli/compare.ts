@@ -20,32 +20,30 @@ interface CompareCliOptions {
   samples: boolean;
   evalA?: string[];
   evalB?: string[];
+  registry?: string;
 }
 
-/** A version argument: a run directory, else a registered version (name@vN), run name or tag. */
-function resolveVersion(arg: string): { dir: string; label: string } {
+/** A version argument: a run directory, or what the registry resolves (name@vN, a run name, a tag). */
+function resolveVersion(arg: string, registryFlag?: string): { dir: string; label: string } {
   if (existsSync(arg)) return { dir: arg, label: basename(resolve(arg)) };
-  const path = registryPath();
-  if (existsSync(path)) {
-    const reg = Registry.open(path);
-    try {
-      const { run, version } = reg.resolve(arg);
-      return { dir: run.path, label: version?.id ?? arg };
-    } catch {
-      // not in the registry either: the error below names both
-    } finally {
-      reg.close();
-    }
+  const db = registryPath(registryFlag);
+  if (!existsSync(db)) throw new UserError(`${arg}: no such run directory, and no registry at ${db} to look it up in (give a run directory, or name@vN with --registry)`);
+  const reg = Registry.open(db);
+  try {
+    const { run, version } = reg.resolve(arg);
+    return { dir: run.path, label: version?.id ?? run.name };
+  } finally {
+    reg.close();
   }
-  throw new UserError(`${arg}: no such run directory or registered version (give the run directory of \`lmforge train\`, or name@vN from lmforge registry versions)`);
 }
 
 export function register(program: Command): void {
   program
     .command('compare')
     .description('version report between two runs: config and data diffs, loss curves, eval deltas with intervals, samples side by side (Markdown + HTML)')
-    .argument('<A>', 'the earlier version: a run directory, or name@vN / a tag from the registry')
-    .argument('<B>', 'the later version: a run directory, or name@vN / a tag from the registry')
+    .argument('<A>', 'the earlier version: a run directory, or name@vN / a run name / a tag from the registry')
+    .argument('<B>', 'the later version (the same forms)')
+    .option('--registry <file>', 'the registry database for name@vN arguments (default: $LMFORGE_REGISTRY or runs/registry.sqlite)')
     .option('--out <dir>', 'write compare.md, compare.html and compare.json here (default: runs/compare/A-vs-B)')
     .option('--prompt <text...>', `prompts for the side-by-side samples (default: ${DEFAULT_SAMPLES.prompts.map((p) => JSON.stringify(p)).join(', ')})`)
     .option('--max-new-tokens <n>', 'tokens per sample', intFlag('--max-new-tokens', 0), DEFAULT_SAMPLES.maxNewTokens)
@@ -56,8 +54,8 @@ export function register(program: Command): void {
     .option('--eval-a <files...>', "evaluation reports (lmforge eval --output) for A besides those in A's run directory and its eval/")
     .option('--eval-b <files...>', 'the same for B')
     .action((A: string, B: string, o: CompareCliOptions) => {
-      const a = resolveVersion(A);
-      const b = resolveVersion(B);
+      const a = resolveVersion(A, o.registry);
+      const b = resolveVersion(B, o.registry);
       const out = o.out ?? `runs/compare/${a.label}-vs-${b.label}`;
       if (o.samples) useNativeBackendOrWarn();
       const r = writeComparisonReport(a.dir, b.dir, out, {

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { generate } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
 import { RunDir } from '../train/run-dir.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
+import { mulberry32 } from '../util/mulberry32.js';
 import { describeError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { chartBlock, esc, htmlPage, htmlTable, mdTable, PALETTE, type ChartSpec } from './html.js';
@@ -41,9 +43,15 @@ export interface EvalDelta {
   bStderr: number | null;
   /** b − a. */
   diff: number;
-  /** The 95% interval of diff from the two (independent) stderrs: diff ± 1.96·√(se_a² + se_b²); null without both. */
+  /**
+   * The 95% interval of diff: a paired bootstrap over the items both sides scored when both kept per-item samples
+   * (eval --log-samples), else from the two (independent) stderrs, diff ± 1.96·√(se_a² + se_b²); null without either.
+   */
   low: number | null;
   high: number | null;
+  method: 'paired bootstrap' | 'stderr' | null;
+  /** Items in the paired bootstrap. */
+  pairedItems?: number;
   /** Whether the interval excludes 0. */
   significant: boolean | null;
 }
@@ -65,8 +73,8 @@ export interface SampleOptions {
 export const DEFAULT_SAMPLES: SampleOptions = { prompts: ['\n', 'ROMEO:', 'The king'], maxNewTokens: 160, temperature: 0.8, topK: 200, seed: 1337 };
 
 export interface Comparison {
-  a: { label: string; dir: string; commit: string | null };
-  b: { label: string; dir: string; commit: string | null };
+  a: { label: string; dir: string; commit: string | null; version: string | null };
+  b: { label: string; dir: string; commit: string | null; version: string | null };
   config: ConfigChange[];
   data: DataChange[];
   final: { metric: string; a: number | null; b: number | null }[];
@@ -127,6 +135,51 @@ export function dataDiff(a: VersionInfo, b: VersionInfo): DataChange[] {
   return out;
 }
 
+/** Resamples for the paired bootstrap (a fixed seed: the same report twice gives the same interval). */
+const BOOTSTRAP_RESAMPLES = 2000;
+
+/** Per-item scores of a side: `task\0metric` → item (`where`) → score, from the reports' .samples.jsonl files. */
+function itemScores(v: VersionInfo): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const { file } of v.evals) {
+    const path = file.replace(/\.json$/, '') + '.samples.jsonl';
+    if (!existsSync(path)) continue;
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if (typeof rec.task !== 'string' || typeof rec.where !== 'string') continue;
+      for (const [k, x] of Object.entries(rec)) {
+        if (typeof x !== 'number' || !Number.isFinite(x) || ['loglikelihoods', 'pred', 'pred_norm', 'gold'].includes(k)) continue;
+        const key = `${rec.task}\u0000${k}`;
+        if (!out.has(key)) out.set(key, new Map());
+        out.get(key)!.set(rec.where, x);
+      }
+    }
+  }
+  return out;
+}
+
+/** The 2.5% and 97.5% quantiles of mean(b_i − a_i) over items resampled with replacement. */
+export function pairedBootstrap(a: readonly number[], b: readonly number[], resamples = BOOTSTRAP_RESAMPLES, seed = 1337): [number, number] {
+  const n = a.length;
+  const d = a.map((x, i) => b[i]! - x);
+  const rand = mulberry32(seed);
+  const means = new Float64Array(resamples);
+  for (let r = 0; r < resamples; r++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += d[Math.floor(rand() * n)]!;
+    means[r] = s / n;
+  }
+  means.sort();
+  const q = (p: number): number => means[Math.min(resamples - 1, Math.max(0, Math.floor(p * resamples)))]!;
+  return [q(0.025), q(0.975)];
+}
+
 /** Every (task[/subset or group], metric) of a side's evaluation reports; a later report of the same task wins. */
 function evalValues(v: VersionInfo): Map<string, { task: string; metric: string; value: number; stderr: number | null }> {
   const m = new Map<string, { task: string; metric: string; value: number; stderr: number | null }>();
@@ -145,14 +198,30 @@ function evalValues(v: VersionInfo): Map<string, { task: string; metric: string;
 export function evalDeltas(a: VersionInfo, b: VersionInfo): { deltas: EvalDelta[]; unmatched: string[] } {
   const ea = evalValues(a);
   const eb = evalValues(b);
+  const [ia, ib] = [itemScores(a), itemScores(b)];
   const deltas: EvalDelta[] = [];
   for (const [k, x] of ea) {
     const y = eb.get(k);
     if (!y) continue;
     const diff = y.value - x.value;
-    const se = x.stderr !== null && y.stderr !== null ? Math.sqrt(x.stderr ** 2 + y.stderr ** 2) : null;
-    const [low, high] = se === null ? [null, null] : [diff - Z95 * se, diff + Z95 * se];
-    deltas.push({ task: x.task, metric: x.metric, a: x.value, aStderr: x.stderr, b: y.value, bStderr: y.stderr, diff, low, high, significant: low === null ? null : low > 0 || high! < 0 });
+    // Paired: the same items scored by both models (their difference per item carries the correlation).
+    const [sa, sb] = [ia.get(k), ib.get(k)];
+    const common = sa && sb ? [...sa.keys()].filter((w) => sb.has(w)) : [];
+    let low: number | null = null;
+    let high: number | null = null;
+    let method: EvalDelta['method'] = null;
+    if (common.length >= 2) {
+      [low, high] = pairedBootstrap(common.map((w) => sa!.get(w)!), common.map((w) => sb!.get(w)!));
+      method = 'paired bootstrap';
+    } else if (x.stderr !== null && y.stderr !== null) {
+      const se = Math.sqrt(x.stderr ** 2 + y.stderr ** 2);
+      [low, high] = [diff - Z95 * se, diff + Z95 * se];
+      method = 'stderr';
+    }
+    deltas.push({
+      task: x.task, metric: x.metric, a: x.value, aStderr: x.stderr, b: y.value, bStderr: y.stderr, diff, low, high, method,
+      ...(method === 'paired bootstrap' ? { pairedItems: common.length } : {}), significant: low === null ? null : low > 0 || high! < 0,
+    });
   }
   const unmatched = [...[...ea.keys()].filter((k) => !eb.has(k)).map((k) => `${k.replace('\u0000', ' ')} (A only)`), ...[...eb.keys()].filter((k) => !ea.has(k)).map((k) => `${k.replace('\u0000', ' ')} (B only)`)];
   return { deltas, unmatched };
@@ -199,8 +268,8 @@ export function compareVersions(a: VersionInfo, b: VersionInfo, options: Compare
   const samples = options.samples === undefined ? DEFAULT_SAMPLES : options.samples;
   const s = samples === null ? { pairs: null, note: 'no samples (turned off)' } : sideBySide(a, b, samples);
   return {
-    a: { label: shortName(a), dir: a.dir, commit: a.commit },
-    b: { label: shortName(b), dir: b.dir, commit: b.commit },
+    a: { label: shortName(a), dir: a.dir, commit: a.commit, version: a.version },
+    b: { label: shortName(b), dir: b.dir, commit: b.commit, version: b.version },
     config: configDiff(a.config, b.config),
     data: dataDiff(a, b),
     final: ['val_loss_full', 'val_loss', 'train_loss'].map((metric) => ({ metric, a: last(a, metric), b: last(b, metric) })).filter((f) => f.a !== null || f.b !== null),
@@ -218,15 +287,18 @@ function tables(c: Comparison): { title: string; head: string[]; rows: string[][
     { title: 'Data diff', head: ['what', c.a.label, c.b.label], rows: c.data.map((x) => [x.what, x.a ?? '(none)', x.b ?? '(none)']), empty: 'Same data: every data file has the same size and SHA-256, same tokenizer.' },
     { title: 'Final losses', head: ['metric', c.a.label, c.b.label, 'Δ (B − A)'], rows: c.final.map((f) => [f.metric, num(f.a), num(f.b), f.a !== null && f.b !== null ? signed(f.b - f.a) : 'n/a']), empty: 'No losses logged.' },
     {
-      title: 'Evaluation deltas (95% interval from the metrics\' stderr)', head: ['task', 'metric', c.a.label, c.b.label, 'Δ (B − A)', '95% CI', 'significant'],
-      rows: c.evals.map((e) => [e.task, e.metric, `${num(e.a)} ± ${num(e.aStderr)}`, `${num(e.b)} ± ${num(e.bStderr)}`, signed(e.diff), e.low === null ? 'n/a' : `[${signed(e.low)}, ${signed(e.high!)}]`, e.significant === null ? 'n/a' : e.significant ? 'yes' : 'no']),
+      title: 'Evaluation deltas (95% interval: paired bootstrap over the items when both kept samples, else from the stderrs)', head: ['task', 'metric', c.a.label, c.b.label, 'Δ (B − A)', '95% CI', 'interval from', 'significant'],
+      rows: c.evals.map((e) => [e.task, e.metric, `${num(e.a)} ± ${num(e.aStderr)}`, `${num(e.b)} ± ${num(e.bStderr)}`, signed(e.diff), e.low === null ? 'n/a' : `[${signed(e.low)}, ${signed(e.high!)}]`, e.method === null ? 'n/a' : e.method === 'paired bootstrap' ? `paired bootstrap (${e.pairedItems} items)` : 'stderr', e.significant === null ? 'n/a' : e.significant ? 'yes' : 'no']),
       empty: 'No evaluation both sides ran (save `lmforge eval --output <run>/eval/NAME.json` in each run, or pass --eval-a/--eval-b).',
     },
   ];
 }
 
 function header(c: Comparison): string[] {
-  return [`A: ${c.a.label} (${c.a.dir}${c.a.commit ? `, commit ${c.a.commit.slice(0, 12)}` : ''})`, `B: ${c.b.label} (${c.b.dir}${c.b.commit ? `, commit ${c.b.commit.slice(0, 12)}` : ''})`];
+  const side = (k: string, s: Comparison['a']): string => `${k}: ${s.label} (${[s.version && s.version !== s.label ? `version ${s.version}` : null, s.dir, s.commit ? `commit ${s.commit.slice(0, 12)}${s.commit.endsWith('+dirty') ? '+dirty' : ''}` : null].filter(Boolean).join(', ')})`;
+  const lines = [side('A', c.a), side('B', c.b)];
+  if (c.a.commit !== c.b.commit) lines.push(`Code: ${c.a.commit ?? 'not recorded'} → ${c.b.commit ?? 'not recorded'}`);
+  return lines;
 }
 
 export function comparisonMarkdown(c: Comparison, o: SampleOptions | null): string {

@@ -9,6 +9,7 @@ import type { EvalReport } from '../eval/report.js';
 import { readMetrics, type MetricRecord } from '../train/metrics.js';
 import { META_FILE, RunDir, TRAIN_CONFIG_FILE } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
+import { readProvenance, type RunProvenance } from '../util/provenance.js';
 
 export interface FileFingerprint {
   bytes: number;
@@ -35,8 +36,10 @@ export interface VersionInfo {
   dir: string;
   config: Record<string, unknown> | null;
   data: DataIdentity;
-  /** The code commit the run recorded, when it did. */
+  /** The code commit the run recorded (provenance.json), when it did; "+dirty" when it had local edits. */
   commit: string | null;
+  /** The model version this run is (version.json of the registry), when it is one. */
+  version: string | null;
   metrics: MetricRecord[];
   evals: { file: string; report: EvalReport }[];
   hasWeights: boolean;
@@ -84,7 +87,7 @@ export function cachedFingerprint(path: string): FileFingerprint {
 }
 
 /** The data files a run trained on: every file of its data directory (train.bin, val.bin, meta.json, tokenizer, shards). */
-function dataIdentity(config: Record<string, unknown> | null, runMeta: Record<string, unknown> | null, baseDir: string): DataIdentity {
+function dataIdentity(config: Record<string, unknown> | null, runMeta: Record<string, unknown> | null, baseDir: string, provenance: RunProvenance | null): DataIdentity {
   const dataSection = config?.data as { dir?: unknown } | undefined;
   const dir = typeof dataSection?.dir === 'string' ? dataSection.dir : null;
   const abs = dir === null ? null : resolve(baseDir, dir);
@@ -96,10 +99,13 @@ function dataIdentity(config: Record<string, unknown> | null, runMeta: Record<st
       const p = join(abs, f);
       if (statSync(p).isFile()) files[f] = cachedFingerprint(p);
     }
+  } else if (provenance) {
+    // The data is gone (or elsewhere) but the run recorded its fingerprints when it trained.
+    Object.assign(files, provenance.data.files);
   }
   const tok = runMeta?.tokenizer as Record<string, unknown> | undefined;
   return {
-    dir, present,
+    dir, present: present || Object.keys(files).length > 0,
     vocabSize: typeof runMeta?.vocab_size === 'number' ? runMeta.vocab_size : null,
     tokenizer: tok ? String(tok.type ?? 'unknown') : null,
     tokenizerSha256: tok ? createHash('sha256').update(JSON.stringify(tok)).digest('hex') : null,
@@ -108,7 +114,7 @@ function dataIdentity(config: Record<string, unknown> | null, runMeta: Record<st
   };
 }
 
-/** Evaluation reports (`lmforge eval --output`) saved in the run directory or its eval/ folder. */
+/** Evaluation reports (`lmforge eval --output`) saved in the run directory, its eval/ folder or the registry's evals/. */
 export function findEvalReports(dir: string): { file: string; report: EvalReport }[] {
   const out: { file: string; report: EvalReport }[] = [];
   for (const folder of [dir, join(dir, 'eval'), join(dir, 'evals')]) { // evals/: where eval and the registry keep a run's reports
@@ -137,9 +143,17 @@ export function loadVersion(dir: string, label = dir, extraEvals: readonly strin
     if (!j || j.lmforge_eval !== 1) throw new UserError(`${f}: not an evaluation report of \`lmforge eval --output\` (expected lmforge_eval: 1)`);
     evals.push({ file: f, report: j as unknown as EvalReport });
   }
-  const commit = [config?.commit, meta?.commit].find((c): c is string => typeof c === 'string') ?? null;
+  let provenance: RunProvenance | null = null;
+  try {
+    provenance = readProvenance(dir);
+  } catch {
+    // an unreadable provenance.json: compare without it
+  }
+  const code = provenance?.code ?? null;
+  const version = readJSONObject(join(dir, 'version.json'));
   return {
-    label, dir, config, data: dataIdentity(config, meta, process.cwd()), commit,
+    label, dir, config, data: dataIdentity(config, meta, process.cwd(), provenance), commit: code ? `${code.commit}${code.dirty ? '+dirty' : ''}` : null,
+    version: typeof version?.id === 'string' ? version.id : null,
     metrics: readMetrics(run.metricsPath), evals, hasWeights: existsSync(run.resultWeightsPath),
   };
 }

@@ -66,11 +66,16 @@ export interface StudyReport {
   files: { table: string; results: string; plot: string | null };
 }
 
-/** The first key path where two JSON values differ, or null (out_dir is the cell's place, not its config: a study may move). */
+/**
+ * The first key path where a finished cell's config `a` and the plan's `b` differ, or null. out_dir is the cell's
+ * place, not its config (a study may move); a key the saved config lacks altogether was added to lmforge after the
+ * cell ran (it trained without it), so it does not make the cell stale.
+ */
 function firstDifference(a: unknown, b: unknown, path = ''): string | null {
   if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
       if (path === '' && k === 'out_dir') continue;
+      if (!(k in a)) continue;
       const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
       if (d) return d;
     }
@@ -199,7 +204,8 @@ export function fitStudy(plan: StudyPlan, rows: StudyRow[]): StudyFits {
 export function formatP(p: number | null): string {
   if (p === null) return 'n/a';
   const stars = p < 0.001 ? ' ***' : p < 0.01 ? ' **' : p < 0.05 ? ' *' : '';
-  return `${p < 1e-4 ? p.toExponential(1) : p.toFixed(4)}${stars}`;
+  // Two significant digits below 0.01, so that a p just under 0.001 does not print as 0.0010.
+  return `${p < 1e-4 ? p.toExponential(1) : p < 0.01 ? p.toPrecision(2) : p.toFixed(3)}${stars}`;
 }
 
 const sig = (x: number, digits = 3): string => (x === 0 ? '0' : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-2 ? x.toExponential(digits - 1) : x.toPrecision(digits));

@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chartJsPath } from '../report/html.js';
-import { findEvalReports } from '../report/version.js';
+import { compareVersions } from '../report/compare.js';
+import { findEvalReports, loadVersion } from '../report/version.js';
 import { METRICS_FILE, type MetricRecord } from '../train/metrics.js';
 import { META_FILE, TRAIN_CONFIG_FILE } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
@@ -41,6 +42,9 @@ export interface RunSummary {
   updated: string;
   evals: number;
   init_from: string | null;
+  /** The model version this run is (the registry's version.json), and its parent version. */
+  version: string | null;
+  parent_version: string | null;
 }
 
 const MAX_DEPTH = 6;
@@ -169,6 +173,7 @@ export class Dashboard {
     const done = WEIGHTS.some((w) => existsSync(join(dir, w)));
     const live = (Date.now() - mtime) / 1000 < (this.options.liveSeconds ?? 30);
     const model = config?.model as Record<string, unknown> | undefined;
+    const version = readJSON(join(dir, 'version.json'));
     const maxSteps = num(progress, 'max_steps') ?? (typeof config?.max_iters === 'number' ? config.max_iters : null);
     return {
       id: this.idOf(dir), name: this.idOf(dir),
@@ -180,6 +185,8 @@ export class Dashboard {
       updated: new Date(mtime).toISOString(),
       evals: findEvalReports(dir).length,
       init_from: typeof config?.init_from === 'string' ? config.init_from : null,
+      version: typeof version?.id === 'string' ? version.id : null,
+      parent_version: typeof version?.parent === 'string' ? version.parent : null,
     };
   }
 
@@ -198,6 +205,24 @@ export class Dashboard {
     };
   }
 
+  /** Every evaluation result of every run: one row per (run, task, metric), the newest report's value winning. */
+  evals(): { run: string; version: string | null; task: string; metric: string; value: number; stderr: number | null; created: string }[] {
+    const out = new Map<string, { run: string; version: string | null; task: string; metric: string; value: number; stderr: number | null; created: string }>();
+    for (const r of this.runs()) {
+      if (r.evals === 0) continue;
+      for (const { report } of findEvalReports(join(this.root, r.id))) {
+        for (const t of report.results) {
+          for (const [metric, v] of Object.entries(t.metrics)) {
+            const key = `${r.id}\u0000${t.task}\u0000${metric}`;
+            const prev = out.get(key);
+            if (!prev || prev.created <= report.created) out.set(key, { run: r.id, version: r.version, task: t.task, metric, value: v.value, stderr: v.stderr, created: report.created });
+          }
+        }
+      }
+    }
+    return [...out.values()];
+  }
+
   studies(): Record<string, unknown>[] {
     return scan(this.root).studies.map((d) => {
       const r = readJSON(join(d, 'results.json'));
@@ -213,14 +238,31 @@ export class Dashboard {
   }
 
   /**
-   * Versions and lineage: every run is a node; an edge runs from the run (or model folder) a run started from
-   * (init_from) to it, labelled with the config keys that changed.
+   * Versions and lineage: every run is a node (labelled with its version, name@vN, when the registry made it one);
+   * an edge runs from a version's parent version to it, labelled with what changed (the registry's version.json),
+   * and from the run (or model folder) a run started from (init_from) to it.
    */
   lineage(): { nodes: { id: string; label: string; status: string }[]; edges: { from: string; to: string; label: string }[] } {
     const runs = this.runs();
     const ids = new Set(runs.map((r) => r.id));
-    const nodes: { id: string; label: string; status: string }[] = runs.map((r) => ({ id: r.id, label: r.name, status: r.status }));
+    const nodes: { id: string; label: string; status: string }[] = runs.map((r) => ({ id: r.id, label: r.version ? `${r.version} (${r.name})` : r.name, status: r.status }));
     const edges: { from: string; to: string; label: string }[] = [];
+    const byVersion = new Map(runs.filter((r) => r.version).map((r) => [r.version!, r.id]));
+    for (const r of runs) {
+      if (!r.parent_version) continue;
+      let parent = byVersion.get(r.parent_version);
+      if (parent === undefined) {
+        parent = r.parent_version;
+        if (!ids.has(parent)) {
+          nodes.push({ id: parent, label: parent, status: 'external' });
+          ids.add(parent);
+        }
+      }
+      const v = readJSON(join(this.root, r.id, 'version.json'));
+      const ch = v?.changes as { config?: unknown[]; data?: unknown[]; code?: { from: unknown; to: unknown } } | null | undefined;
+      const what = ch ? [ch.config?.length ? `${ch.config.length} config` : '', ch.data?.length ? `${ch.data.length} data` : '', ch.code && ch.code.from !== ch.code.to ? 'code' : ''].filter(Boolean).join(', ') : '';
+      edges.push({ from: parent, to: r.id, label: `version${what ? `: ${what}` : ''}` });
+    }
     for (const r of runs) {
       if (!r.init_from) continue;
       const parentDir = resolve(r.init_from);
@@ -255,6 +297,18 @@ export class Dashboard {
         return { status: 200, body: { studies: this.studies() } };
       case '/api/study':
         return { status: 200, body: this.study(id) };
+      case '/api/evals':
+        return { status: 200, body: { evals: this.evals() } };
+      case '/api/compare': {
+        // Without samples (no models are loaded by a page view): diffs, final losses, eval deltas with intervals.
+        const [a, b] = [url.searchParams.get('a') ?? '', url.searchParams.get('b') ?? ''];
+        const [da, db] = [this.folder(a), this.folder(b)];
+        const va = loadVersion(da, a);
+        const vb = loadVersion(db, b);
+        return { status: 200, body: compareVersions(va, vb, { samples: null }) };
+      }
+      case '/api/versions':
+        return { status: 200, body: { versions: this.runs().filter((r) => r.version).map((r) => ({ id: r.version, run: r.id, parent: r.parent_version, status: r.status, val_loss: r.val_loss })) } };
       case '/api/lineage':
         return { status: 200, body: this.lineage() };
       default:

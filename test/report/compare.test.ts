@@ -49,6 +49,15 @@ function setup(): { dir: string; a: string; b: string } {
   mkdirSync(join(b, 'eval'));
   writeFileSync(join(a, 'eval', 'hs.json'), evalReport(0.25, 0.03));
   writeFileSync(join(b, 'eval', 'hs.json'), evalReport(0.40, 0.04));
+  // Per-item samples (eval --log-samples) of one task on both sides: 40 items, B fixes 6 of A's 20 misses.
+  const items = Array.from({ length: 40 }, (_, i) => i);
+  const accA: number[] = items.map((i) => (i % 2 === 0 ? 1 : 0));
+  const accB: number[] = items.map((i) => (i % 2 === 0 || i < 12 ? 1 : 0));
+  for (const [run, acc] of [[a, accA], [b, accB]] as const) {
+    const mean = acc.reduce((x, y) => x + y, 0) / 40;
+    writeFileSync(join(run, 'eval', 'arc.json'), JSON.stringify({ lmforge_eval: 1, created: '2026-01-01T00:00:00Z', model: {}, config: {}, results: [{ task: 'arc_easy', version: 1, nShot: 0, n: 40, metrics: { acc: { value: mean, stderr: Math.sqrt(mean * (1 - mean) / 39) } }, seconds: 1 }] }));
+    writeFileSync(join(run, 'eval', 'arc.samples.jsonl'), acc.map((x, i) => JSON.stringify({ task: 'arc_easy', where: `arc.jsonl:${i + 1}`, acc: x })).join('\n') + '\n');
+  }
   made = { dir, a, b };
   return made;
 }
@@ -64,7 +73,7 @@ test('compare: config and data diffs, eval deltas with intervals, curves and sam
   assert.deepEqual(c.config.find((x) => x.key === 'optim.lr'), { key: 'optim.lr', a: 0.001, b: 0.003 });
   assert.ok(c.data.some((d) => d.what.startsWith('train.bin')), 'different text → train.bin fingerprints differ');
   // Δ = 0.40 − 0.25; 95% interval ± 1.96·√(0.03² + 0.04²) = ± 0.098: significant.
-  const e = c.evals.find((x) => x.metric === 'acc')!;
+  const e = c.evals.find((x) => x.task === 'hellaswag' && x.metric === 'acc')!;
   assert.ok(Math.abs(e.diff - 0.15) < 1e-12);
   assert.ok(Math.abs(e.high! - e.diff - 1.959964 * 0.05) < 1e-6);
   assert.equal(e.significant, true);
@@ -72,7 +81,16 @@ test('compare: config and data diffs, eval deltas with intervals, curves and sam
   assert.ok(c.samples![0]!.a.startsWith('ROMEO:') && c.samples![0]!.b.startsWith('ROMEO:'));
   const md = readFileSync(join(out, 'compare.md'), 'utf8');
   assert.match(md, /\| optim\.lr \| 0\.001 \| 0\.003 \|/);
-  assert.match(md, /\| hellaswag \| acc \| 0\.2500 ± 0\.0300 \| 0\.4000 ± 0\.0400 \| \+0\.1500 \| \[\+0\.0520, \+0\.2480\] \| yes \|/);
+  assert.match(md, /\| hellaswag \| acc \| 0\.2500 ± 0\.0300 \| 0\.4000 ± 0\.0400 \| \+0\.1500 \| \[\+0\.0520, \+0\.2480\] \| stderr \| yes \|/);
+  // Paired: +0.15 from 6 fixed items of 40. The stderrs alone (items treated as independent) cannot tell it from
+  // noise; the paired bootstrap over the same items can.
+  const arc = c.evals.find((x) => x.task === 'arc_easy')!;
+  assert.equal(arc.method, 'paired bootstrap');
+  assert.equal(arc.pairedItems, 40);
+  assert.ok(Math.abs(arc.diff - 0.15) < 1e-12);
+  assert.ok(arc.low! > 0 && arc.high! < 0.3, `paired interval [${arc.low}, ${arc.high}] excludes 0`);
+  assert.ok(arc.diff - 1.959964 * Math.sqrt(arc.aStderr! ** 2 + arc.bStderr! ** 2) < 0, 'the unpaired interval would include 0');
+  assert.match(md, /\| arc_easy \| acc \| .* \| paired bootstrap \(40 items\) \| yes \|/);
   const html = readFileSync(join(out, 'compare.html'), 'utf8');
   assert.match(html, /Chart\.js v4/, 'Chart.js is inlined');
   for (const id of ['train-loss', 'val-loss', 'eval-deltas']) assert.ok(html.includes(`<canvas id="${id}">`), id);
@@ -83,15 +101,21 @@ test('compare: config and data diffs, eval deltas with intervals, curves and sam
 });
 
 test('compare: the pipeline entry point without samples, and one-line errors', () => {
-  const { dir, a } = setup();
+  const { dir, a, b } = setup();
   const r = writeComparisonReport(a, a, join(dir, 'same'), { samples: null });
   assert.deepEqual(r.comparison.config, []);
   assert.deepEqual(r.comparison.data, []);
   assert.equal(r.comparison.samples, null);
   assert.ok(existsSync(r.html) && existsSync(r.markdown));
+  // Registered versions: name@vN through the registry.
+  const db = join(dir, 'registry.sqlite');
+  for (const r of [a, b]) assert.equal(run(['registry', '--registry', db, 'register', r, '--name', 'tiny']).status, 0);
+  const byVersion = run(['compare', 'tiny@v1', 'tiny@v2', '--registry', db, '--no-samples', '--out', join(dir, 'versions')]);
+  assert.equal(byVersion.status, 0, byVersion.stderr);
+  assert.match(byVersion.stdout, /tiny@v1 → tiny@v2: 2 config keys differ/);
   const missing = run(['compare', a, join(dir, 'nope')]);
   assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /^error: .*nope: no such run directory/);
+  assert.match(missing.stderr, /^error: .*nope: no such (run directory|run or version)/);
   const bad = run(['compare', a, join(dir, 'data1'), '--no-samples', '--out', join(dir, 'x')]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^error: .*data1: neither train-config\.json nor metrics\.jsonl/);

@@ -65,7 +65,7 @@ test('ablate: a grid × 2 seeds from one command, 2 cells at once, table with in
   const table = readFileSync(join(out, 'table.md'), 'utf8');
   assert.match(table, /Grid: model\.mlp ∈ \{gelu, swiglu\}/);
   assert.match(table, /\| mlp-gelu \| .* \| baseline \| {2}\|/);
-  assert.match(table, /\| mlp-swiglu \| .* \| [+-]\d\.\d{4} \[[+-]?\d\.\d{4}, [+-]?\d\.\d{4}\] \| (\d\.\d{4}|\de-\d)( \*+)? \|/);
+  assert.match(table, /\| mlp-swiglu \| .* \| [+-]\d\.\d{4} \[[+-]?\d\.\d{4}, [+-]?\d\.\d{4}\] \| (\d\.\d+|\d\.?\d*e-\d+)( \*+)? \|/);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   for (const id of ['val-loss', 'deltas', 'curves']) assert.ok(html.includes(`<canvas id="${id}">`), id);
   assert.match(html, /Chart\.js v4/);

@@ -1,8 +1,9 @@
 // The dashboard in a real headless browser (Debian's chromium driven by playwright-core): a short training run
-// starts from a finished one (init_from), and the test opens the live pages — the runs list, the training run whose
-// loss chart must gain points while it trains, an ablation table, the lineage graph with the init_from edge, and
-// the chat page streaming from an OpenAI-compatible endpoint (a minimal stand-in with CORS, as `lmforge serve`
-// sends) — asserting each renders with no console errors, and saves a screenshot of each to the test output folder
+// starts from a finished one (init_from, a registered version), and the test opens the live pages — the runs list,
+// the training run whose loss chart must gain points while it trains, the evaluation table across runs, the
+// comparison of the two runs, an ablation table, the lineage graph with the init_from edge, and the chat page
+// streaming from `lmforge serve` on the finished run (or, in a build without it, a minimal stand-in with CORS) —
+// asserting each renders with no console errors, and saves a screenshot of each to the test output folder
 // (LMFORGE_TEST_OUTPUT, default test-output/). Skipped, with the reason printed, only where chromium is absent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,6 +49,38 @@ function fakeOpenAI(): Promise<{ server: Server; url: string }> {
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` })));
 }
 
+/**
+ * The chat page's server: the real `lmforge serve` on the finished run when this build has it (its base URL read
+ * from the line it prints), else the stand-in above.
+ */
+async function chatServer(run: string): Promise<{ url: string; real: boolean; close: () => Promise<void> }> {
+  if (existsSync(join(root, 'dist/src/cli/serve.js'))) {
+    const child = spawn(process.execPath, [cli, 'serve', '--run', run, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const url = await new Promise<string>((done, failed) => {
+      const timer = setTimeout(() => failed(new Error(`lmforge serve did not start within 30 s: ${err}`)), 30_000);
+      child.stderr!.on('data', (c: Buffer) => {
+        err += c.toString();
+        const m = /at (http:\/\/\S+\/v1)/.exec(err);
+        if (m) {
+          clearTimeout(timer);
+          done(m[1]!);
+        }
+      });
+      child.on('exit', (code) => failed(new Error(`lmforge serve exited (${code}): ${err}`)));
+    });
+    return { url, real: true, close: async () => void child.kill('SIGKILL') };
+  }
+  const fake = await fakeOpenAI();
+  return {
+    url: fake.url, real: false,
+    close: async () => {
+      fake.server.closeAllConnections();
+      fake.server.close();
+    },
+  };
+}
+
 async function chartPoints(page: Page): Promise<number> {
   return page.evaluate(() => {
     const g = globalThis as unknown as { Chart: { getChart(id: string): { data: { datasets: { data: unknown[] }[] } } | undefined } };
@@ -70,6 +103,9 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
   const v2 = join(runs, 'v2');
   const r1 = spawnSync(process.execPath, [cli, 'train', ...tiny, `--data.dir=${join(dir, 'data')}`, `--out_dir=${v1}`, '--max_iters=10', '--eval_interval=5', '--log_interval=2'], { encoding: 'utf8' });
   assert.equal(r1.status, 0, r1.stderr);
+  // v1 becomes model version tiny@v1 through the registry (its version.json is what the dashboard reads).
+  const reg = spawnSync(process.execPath, [cli, 'registry', '--registry', join(dir, 'registry.sqlite'), 'register', v1, '--name', 'tiny'], { encoding: 'utf8' });
+  assert.equal(reg.status, 0, reg.stderr);
   mkdirSync(join(v1, 'eval'));
   writeFileSync(join(v1, 'eval', 'hellaswag.json'), JSON.stringify({ lmforge_eval: 1, created: '2026-01-01T00:00:00Z', model: {}, config: {}, results: [{ task: 'hellaswag', version: 1, nShot: 0, n: 40, metrics: { acc: { value: 0.275, stderr: 0.0715 } }, seconds: 1 }] }));
   // An ablation's results.json as `lmforge study`/`ablate` write it (two variants, two seeds).
@@ -81,10 +117,10 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
 
   // The live run: starts from v1 and trains until killed, logging every 5 steps.
   const trainer: ChildProcess = spawn(process.execPath, [cli, 'train', ...tiny, `--data.dir=${join(dir, 'data')}`, `--out_dir=${v2}`, `--init_from=${v1}`, '--max_iters=1000000', '--eval_interval=1000000', '--log_interval=5'], { stdio: 'ignore' });
-  const openai = await fakeOpenAI();
+  const openai = await chatServer(v1);
   const dash = new Dashboard({ runsDir: runs, chatBaseUrl: openai.url });
   const base = await dash.listen();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   const errors: string[] = [];
   try {
     const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
@@ -103,6 +139,7 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
     await page.waitForSelector('#runs-table table');
     assert.equal(await page.locator('#runs-table tbody tr').count(), 2);
     assert.equal(await page.locator('.status-training').count(), 1, 'v2 shows as training');
+    assert.match(await page.locator('#runs-table').innerText(), /v1\s+tiny@v1/);
     await page.screenshot({ path: join(outDir, 'runs.png') });
 
     await page.goto(`${base}/#/run/v2`);
@@ -123,30 +160,47 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
     assert.match(await page.locator('#evals').innerText(), /hellaswag[\s\S]*acc[\s\S]*0\.2750/);
     await page.screenshot({ path: join(outDir, 'run-evals.png') });
 
+    await page.goto(`${base}/#/evals`);
+    await page.waitForSelector('#evals-table table');
+    assert.match(await page.locator('#evals-table').innerText(), /tiny@v1[\s\S]*0\.2750/);
+    await page.screenshot({ path: join(outDir, 'evals.png') });
+
+    await page.goto(`${base}/#/compare/v1..v2`);
+    await page.waitForSelector('#cmp-chart');
+    await page.waitForFunction("(Chart.getChart('cmp-chart')?.data.datasets[1].data.length ?? 0) > 0");
+    assert.match(await page.locator('#cmp-out').innerText(), /init_from[\s\S]*max_iters[\s\S]*10\s+1000000/);
+    await page.screenshot({ path: join(outDir, 'compare.png') });
+
     await page.goto(`${base}/#/studies`);
     await page.click('text=grid');
     await page.waitForSelector('#delta-chart');
-    assert.match(await page.locator('main').innerText(), /mlp-swiglu[\s\S]*-0\.0950[\s\S]*0\.0200 \*/);
+    assert.match(await page.locator('main').innerText(), /mlp-swiglu[\s\S]*-0\.0950[\s\S]*0\.020 \*/);
     await page.screenshot({ path: join(outDir, 'ablation.png') });
 
     await page.goto(`${base}/#/lineage`);
     await page.waitForSelector('svg#lineage');
     assert.equal(await page.locator('svg#lineage g.node').count(), 2, 'the runs v1 and v2 (the study folder is not a run)');
     assert.equal(await page.locator('svg#lineage line').count(), 1, 'one init_from edge v1 → v2');
+    assert.match(await page.locator('svg#lineage').textContent() ?? '', /tiny@v1/);
     await page.screenshot({ path: join(outDir, 'lineage.png') });
 
     await page.goto(`${base}/#/chat`);
     await page.waitForFunction("document.querySelector('#chat-model')?.options.length === 1");
     await page.fill('#chat-input', 'hello there');
     await page.click('#chat-send');
-    await page.waitForFunction("document.querySelector('.msg-assistant')?.textContent === 'You said: hello there.'");
+    if (openai.real) {
+      // The real server's tiny model answers something: the reply streams in and the page marks it done.
+      await page.waitForFunction("document.querySelector('#chat-state')?.textContent === 'done'", undefined, { timeout: 30_000 });
+      assert.ok(((await page.locator('.msg-assistant').textContent()) ?? '').length > 0, 'a streamed reply');
+    } else {
+      await page.waitForFunction("document.querySelector('.msg-assistant')?.textContent === 'You said: hello there.'");
+    }
     await page.screenshot({ path: join(outDir, 'chat.png') });
     assert.deepEqual(errors, [], 'no console errors');
   } finally {
     trainer.kill('SIGKILL');
     await browser.close();
     await dash.close();
-    openai.server.closeAllConnections();
-    openai.server.close();
+    await openai.close();
   }
 });

@@ -46,8 +46,8 @@ async function runsPage() {
     const el = document.getElementById('runs-table');
     if (!el) return;
     el.innerHTML = runs.length === 0 ? '<p class="muted">No runs in this folder yet (lmforge train writes them).</p>' : table(
-      ['run', 'status', 'step', 'loss', 'val loss', 'tokens/s', 'L×C', 'evals', 'updated'],
-      runs.map((r) => [`<a href="#/run/${encodeURIComponent(r.id)}">${esc(r.name)}</a>`, `<span class="status-${r.status}">${r.status}</span>`, r.step === null ? '' : `${r.step}/${r.max_steps ?? '?'}`, fmt(r.loss), fmt(r.val_loss), r.tokens_per_s === null ? '' : Math.round(r.tokens_per_s).toLocaleString('en-US'), esc(r.shape ?? ''), String(r.evals), esc(r.updated.replace('T', ' ').slice(0, 19))]),
+      ['run', 'version', 'status', 'step', 'loss', 'val loss', 'tokens/s', 'L×C', 'evals', 'updated'],
+      runs.map((r) => [`<a href="#/run/${encodeURIComponent(r.id)}">${esc(r.name)}</a>`, esc(r.version ? `${r.version}${r.parent_version ? ` ← ${r.parent_version}` : ''}` : ''), `<span class="status-${r.status}">${r.status}</span>`, r.step === null ? '' : `${r.step}/${r.max_steps ?? '?'}`, fmt(r.loss), fmt(r.val_loss), r.tokens_per_s === null ? '' : Math.round(r.tokens_per_s).toLocaleString('en-US'), esc(r.shape ?? ''), String(r.evals), esc(r.updated.replace('T', ' ').slice(0, 19))]),
     );
   };
   await draw();
@@ -60,7 +60,7 @@ async function runPage(id) {
   const run = await api(`/api/run?id=${encodeURIComponent(id)}`);
   const cfg = run.config || {};
   const keys = [['max_iters', cfg.max_iters], ['model', cfg.model ? `${cfg.model.n_layer} layers × ${cfg.model.n_embd}, ${cfg.model.n_head} heads, block ${cfg.model.block_size}` : ''], ['optimizer', cfg.optim ? `${cfg.optim.name} lr ${cfg.optim.lr}` : ''], ['data', cfg.data ? `${cfg.data.dir} (batch ${cfg.data.batch_size})` : ''], ['init_from', cfg.init_from ?? '']];
-  view.innerHTML = `<h1>${esc(run.name)}</h1>
+  view.innerHTML = `<h1>${esc(run.name)}${run.version ? ` <span class="muted">${esc(run.version)}</span>` : ''}</h1>
     <p>Status: <span id="run-status" class="status-${run.status}">${run.status}</span> · step <span id="run-step">${run.step ?? 0}</span>/${run.max_steps ?? '?'} · loss <span id="run-loss">${fmt(run.loss)}</span> · val loss <span id="run-val">${fmt(run.val_loss)}</span></p>
     <div class="chart"><canvas id="loss-chart"></canvas></div>
     <h2>Config</h2>${table(['key', 'value'], keys.filter((k) => k[1] !== '' && k[1] !== undefined).map(([k, v]) => [esc(k), esc(v)]))}
@@ -104,6 +104,44 @@ async function runPage(id) {
   timers.push(setInterval(() => poll().catch(showError), 1000));
 }
 
+// ---- evaluations across runs ----------------------------------------------------------------------------------
+
+async function evalsPage() {
+  const { evals } = await api('/api/evals');
+  // One row per run, one column per (task, metric).
+  const cols = [...new Set(evals.map((e) => `${e.task} ${e.metric}`))].sort();
+  const runs = [...new Set(evals.map((e) => e.run))].sort();
+  const cell = new Map(evals.map((e) => [`${e.run}\u0000${e.task} ${e.metric}`, e]));
+  const label = (run) => { const e = evals.find((x) => x.run === run); return e && e.version ? `${e.version} (${run})` : run; };
+  view.innerHTML = `<h1>Evaluations</h1>${evals.length === 0 ? '<p class="muted">No evaluation reports yet (lmforge eval --model RUN --output RUN/eval/NAME.json, or lmforge registry eval).</p>' : `<div id="evals-table">${table(['run', ...cols], runs.map((r) => [`<a href="#/run/${encodeURIComponent(r)}">${esc(label(r))}</a>`, ...cols.map((c) => { const e = cell.get(`${r}\u0000${c}`); return e ? `${fmt(e.value)}${e.stderr === null ? '' : ` <span class="muted">± ${fmt(e.stderr)}</span>`}` : ''; })]))}</div>`}`;
+}
+
+// ---- compare two runs -------------------------------------------------------------------------------------------
+
+async function comparePage(arg) {
+  const { runs } = await api('/api/runs');
+  const [a0, b0] = arg ? arg.split('..') : [runs[1]?.id ?? '', runs[0]?.id ?? ''];
+  const opts = (sel) => runs.map((r) => `<option value="${esc(r.id)}"${r.id === sel ? ' selected' : ''}>${esc(r.version ? `${r.version} (${r.id})` : r.id)}</option>`).join('');
+  view.innerHTML = `<h1>Compare</h1><p>A <select id="cmp-a">${opts(a0)}</select> → B <select id="cmp-b">${opts(b0)}</select> <button id="cmp-go">Compare</button></p><div id="cmp-out"></div>`;
+  document.getElementById('cmp-go').onclick = () => { location.hash = `#/compare/${encodeURIComponent(document.getElementById('cmp-a').value)}..${encodeURIComponent(document.getElementById('cmp-b').value)}`; };
+  if (!arg || !a0 || !b0) return;
+  const c = await api(`/api/compare?a=${encodeURIComponent(a0)}&b=${encodeURIComponent(b0)}`);
+  const show = (v) => (v === undefined ? '(absent)' : typeof v === 'string' ? v : JSON.stringify(v));
+  const out = document.getElementById('cmp-out');
+  out.innerHTML = `<h2>Config diff</h2>${c.config.length ? table(['key', 'A', 'B'], c.config.map((x) => [esc(x.key), esc(show(x.a)), esc(show(x.b))])) : '<p class="muted">Same config.</p>'}
+    <h2>Data diff</h2>${c.data.length ? table(['what', 'A', 'B'], c.data.map((x) => [esc(x.what), esc(x.a ?? '(none)'), esc(x.b ?? '(none)')])) : '<p class="muted">Same data (every file\'s SHA-256).</p>'}
+    <h2>Final losses</h2>${table(['metric', 'A', 'B', 'Δ'], c.final.map((f) => [esc(f.metric), fmt(f.a), fmt(f.b), f.a !== null && f.b !== null ? signed(f.b - f.a) : 'n/a']))}
+    <h2>Evaluation deltas (95% interval)</h2>${c.evals.length ? table(['task', 'metric', 'A', 'B', 'Δ', '95% CI', 'interval from', 'significant'], c.evals.map((e) => [esc(e.task), esc(e.metric), fmt(e.a), fmt(e.b), signed(e.diff), e.low === null ? 'n/a' : `[${signed(e.low)}, ${signed(e.high)}]`, esc(e.method === 'paired bootstrap' ? `paired bootstrap (${e.pairedItems} items)` : e.method ?? 'n/a'), e.significant === null ? 'n/a' : e.significant ? '<b>yes</b>' : 'no'])) : '<p class="muted">No evaluation both ran.</p>'}
+    <h2>Loss curves</h2><div class="chart"><canvas id="cmp-chart"></canvas></div>`;
+  const curve = async (id) => (await api(`/api/metrics?id=${encodeURIComponent(id)}&offset=0`)).records.filter((r) => typeof r.loss === 'number').map((r) => ({ x: r.step, y: r.loss }));
+  const [pa, pb] = await Promise.all([curve(a0), curve(b0)]);
+  charts.push(new Chart(document.getElementById('cmp-chart'), {
+    type: 'line',
+    data: { datasets: [{ label: `A: ${a0}`, data: pa, borderColor: COLORS[0], pointRadius: 0, borderWidth: 1.5 }, { label: `B: ${b0}`, data: pb, borderColor: COLORS[1], pointRadius: 0, borderWidth: 1.5 }] },
+    options: { animation: false, maintainAspectRatio: false, parsing: false, scales: { x: { type: 'linear', title: { display: true, text: 'step' } }, y: { title: { display: true, text: 'train loss' } } } },
+  }));
+}
+
 // ---- studies and ablations --------------------------------------------------------------------------------------
 
 async function studiesPage() {
@@ -111,7 +149,7 @@ async function studiesPage() {
   view.innerHTML = `<h1>Ablations &amp; studies</h1>${studies.length === 0 ? '<p class="muted">No studies yet (lmforge study or lmforge ablate).</p>' : table(['study', 'rows', 'seeds', 'baseline'], studies.map((s) => [`<a href="#/study/${encodeURIComponent(s.id)}">${esc(s.name)}</a>`, String(s.rows), esc(s.seeds.join(', ')), esc(s.baseline ?? '')]))}`;
 }
 
-const pText = (p) => (p === null || p === undefined ? 'n/a' : (p < 1e-4 ? p.toExponential(1) : p.toFixed(4)) + (p < 0.001 ? ' ***' : p < 0.01 ? ' **' : p < 0.05 ? ' *' : ''));
+const pText = (p) => (p === null || p === undefined ? 'n/a' : (p < 1e-4 ? p.toExponential(1) : p < 0.01 ? p.toPrecision(2) : p.toFixed(3)) + (p < 0.001 ? ' ***' : p < 0.01 ? ' **' : p < 0.05 ? ' *' : ''));
 
 async function studyPage(id) {
   const s = await api(`/api/study?id=${encodeURIComponent(id)}`);
@@ -239,6 +277,8 @@ async function route() {
   try {
     if (page === 'run') await runPage(arg);
     else if (page === 'studies') await studiesPage();
+    else if (page === 'evals') await evalsPage();
+    else if (page === 'compare') await comparePage(arg);
     else if (page === 'study') await studyPage(arg);
     else if (page === 'lineage') await lineagePage();
     else if (page === 'chat') await chatPage();
