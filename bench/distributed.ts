@@ -27,7 +27,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(root, 'dist/src/cli/main.js');
 const CONFIG = join(root, 'configs/shakespeare-char-cpu.yaml');
 const MP_CHILD = join(root, 'dist/test/train/distributed/mp-child.js');
-const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-x', 'OMP_NUM_THREADS=1'];
+const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--mca', 'mpi_yield_when_idle', '1', '--bind-to', 'none', '-x', 'OMP_NUM_THREADS=1'];
 
 interface Run {
   losses: Map<number, number>;

@@ -14,7 +14,7 @@ export function mpiSkipReason(): string | undefined {
 
 /** The mpirun arguments for n local ranks on a small machine (see README: distributed training). */
 export function mpirunArgs(n: number): string[] {
-  return ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '-np', String(n), '-x', 'OMP_NUM_THREADS=1'];
+  return ['--allow-run-as-root', '--oversubscribe', '--mca', 'mpi_yield_when_idle', '1', '--bind-to', 'none', '-np', String(n), '-x', 'OMP_NUM_THREADS=1'];
 }
 
 export interface MpiResult { code: number | null; stdout: string; stderr: string }
