@@ -18,6 +18,9 @@ import type { CompletionSource } from '../eval/code-exec.js';
 import type { CodeSpec } from '../eval/task-spec.js';
 import { tokenRequests, type RequestItem } from '../eval/requests.js';
 import { formatTable, makeReport } from '../eval/report.js';
+import { formatPerturbSpec, parsePerturbSpec } from '../eval/perturb.js';
+import { formatRobustnessTable, robustnessRows } from '../eval/perturb-report.js';
+import { docPerturber } from '../eval/perturb-task.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
 import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { loadEvalTokenizer } from '../eval/tokenizer.js';
@@ -55,6 +58,8 @@ interface EvalOptions {
   openBook?: string;
   openBookDense?: string;
   openBookK: number;
+  perturb?: string;
+  perturbSeed: number;
 }
 
 /** BM25 (or BM25 + dense fused by RRF) top-k over an index, for open-book generate_until tasks. */
@@ -123,6 +128,8 @@ export function register(program: Command): void {
     .option('--open-book <index>', 'open book: put the passages a BM25 index (`lmforge index`) returns for each generate_until prompt in front of it')
     .option('--open-book-dense <dir>', 'open book with a dense index too (`lmforge dense-train`), fused with BM25 by RRF')
     .option('--open-book-k <n>', 'passages per prompt in open-book runs', intFlag('--open-book-k', 1, 100), 3)
+    .option('--perturb <spec>', 'also score every task with perturbed inputs and print clean against perturbed: comma-separated typo[:rate], case[:rate], whitespace[:rate], homoglyph[:rate], distractor[:rate] (e.g. typo:0.05,case:0.1,whitespace,homoglyph:0.02,distractor)')
+    .option('--perturb-seed <n>', 'seed of the perturbations (each text is perturbed the same way for a seed)', intFlag('--perturb-seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
     .option('--list-tasks', 'list the known tasks and exit')
     .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path; image tasks: the image directory (IDX or train/ and test/ folders; default DATA_DIR/fashion-mnist)')
     .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
@@ -140,7 +147,9 @@ export function register(program: Command): void {
       }
       if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')}; image tasks: ${IMAGE_TASKS.join(', ')})`);
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      const perturbations = o.perturb !== undefined ? parsePerturbSpec(o.perturb) : undefined;
       if (names.some(isImageTask)) {
+        if (perturbations) throw new UserError('--perturb applies to text tasks, not image tasks');
         runImageTasks(names, o);
         return;
       }
@@ -149,6 +158,8 @@ export function register(program: Command): void {
       for (const [flag, file] of [['output', o.output], ['dump-requests', o.dumpRequests]] as const) if (file) checkOutputFile(`--${flag}`, file);
       const { numFewshot, limit, threads } = o;
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
+      // Which fields get perturbed is decided before any scoring, so a task that cannot be perturbed fails at once.
+      const perturbers = perturbations ? specs.map((s) => docPerturber(s, perturbations, o.perturbSeed)) : undefined;
       const codeOnly = specs.every((s) => s.type === 'code_exec');
       if (o.completions && !specs.some((s) => s.type === 'code_exec')) throw new UserError('--completions applies to code_exec tasks only (e.g. --tasks code-exec)');
       if (!o.model && !(codeOnly && o.completions)) throw new UserError('--model <dir> is required (code_exec tasks alone may take --completions FILE|canonical instead)');
@@ -176,6 +187,7 @@ export function register(program: Command): void {
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
       const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK) : undefined;
       const results: TaskResult[] = [];
+      const perturbed: TaskResult[] = [];
       const requests: RequestItem[] = [];
       try {
         for (const spec of specs) {
@@ -206,6 +218,11 @@ export function register(program: Command): void {
           process.stderr.write(`eval: ${spec.task}: ${result.n} items in ${result.seconds.toFixed(1)} s (${(result.n / Math.max(result.seconds, 1e-9)).toFixed(2)} items/s)\n`);
           if (result.details) process.stderr.write(`eval: ${spec.task}: ${JSON.stringify(result.details)}\n`);
           results.push(result);
+          if (perturbers && adapter) {
+            const p = await evaluateTask(spec, adapter, { ...runOpts, transformDoc: perturbers[specs.indexOf(spec)]! });
+            process.stderr.write(`eval: ${spec.task} perturbed: ${p.n} items in ${p.seconds.toFixed(1)} s\n`);
+            perturbed.push(p);
+          }
         }
       } finally {
         loaded?.adapter.dispose();
@@ -216,11 +233,17 @@ export function register(program: Command): void {
         ...(o.data ? { data: resolve(o.data) } : {}), ...(o.completions ? { completions: o.completions === 'canonical' ? 'canonical' : resolve(o.completions) } : {}), ...(Object.keys(codeOverrides).length > 0 ? { code: codeOverrides } : {}),
       };
       process.stdout.write(formatTable(results));
+      const robustness = perturbations ? robustnessRows(results, perturbed) : undefined;
+      if (perturbations && robustness) process.stdout.write('\n' + formatRobustnessTable(robustness, formatPerturbSpec(perturbations), o.perturbSeed));
       if (o.dumpRequests && loaded) {
         writeFileAtomic(o.dumpRequests, JSON.stringify({ block_size: loaded.model.config.block_size, items: requests }) + '\n');
         process.stderr.write(`eval: ${requests.length} multiple-choice requests written to ${o.dumpRequests}\n`);
       }
-      const report = makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results);
+      const cleanReport = makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results);
+      // A perturbed run keeps the clean results where they always are and adds the perturbed ones beside them.
+      const report = perturbations
+        ? { ...cleanReport, perturbation: { spec: formatPerturbSpec(perturbations), seed: o.perturbSeed, results: perturbed.map(({ samples: _s, ...rest }) => rest), comparison: robustness } }
+        : cleanReport;
       // A run's evaluations are kept with it (<run>/evals/) and indexed in the registry.
       if (o.register && o.model && isRunDir(o.model)) {
         const model = o.model;
@@ -230,7 +253,7 @@ export function register(program: Command): void {
         writeFileAtomic(o.output, JSON.stringify(report, null, 2) + '\n');
         // Code tasks always keep their per-problem results (every completion with its sandbox outcome).
         if (o.logSamples || results.some((r) => r.samples !== undefined)) {
-          const lines = results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s })));
+          const lines = [...results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s }))), ...perturbed.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, perturbed: true, ...s })))];
           writeFileAtomic(o.output.replace(/\.json$/, '') + '.samples.jsonl', lines.join('\n') + '\n');
         }
         process.stderr.write(`eval: report written to ${o.output}\n`);
