@@ -210,7 +210,7 @@ export function register(program: Command): void {
           const started = performance.now();
           let bar: ReturnType<typeof progressBar> | undefined;
           const runOpts = {
-            dataDir: o.dataDir, source: spec.task, logSamples: o.logSamples ?? false, ...(openBook ? { openBook } : {}),
+            dataDir: o.dataDir, source: spec.task, logSamples: (o.logSamples ?? false) || perturbations !== undefined, ...(openBook ? { openBook } : {}),
             ...(numFewshot !== undefined ? { numFewshot: spec.fewshot ? numFewshot : 0 } : {}),
             ...(limit !== undefined ? { limit } : {}),
           };
@@ -235,7 +235,8 @@ export function register(program: Command): void {
           if (result.details) process.stderr.write(`eval: ${spec.task}: ${JSON.stringify(result.details)}\n`);
           results.push(result);
           if (perturbers && adapter) {
-            const p = await evaluateTask(spec, adapter, { ...runOpts, transformDoc: perturbers[specs.indexOf(spec)]! });
+            // Per-item logs of both runs give the paired interval of the change; they are dropped again unless asked for.
+            const p = await evaluateTask(spec, adapter, { ...runOpts, logSamples: true, transformDoc: perturbers[specs.indexOf(spec)]! });
             process.stderr.write(`eval: ${spec.task} perturbed: ${p.n} items in ${p.seconds.toFixed(1)} s\n`);
             perturbed.push(p);
           }
@@ -257,6 +258,7 @@ export function register(program: Command): void {
       };
       process.stdout.write(formatTable(results));
       const robustness = perturbations ? robustnessRows(results, perturbed) : undefined;
+      if (perturbations && !o.logSamples) for (const r of [...results, ...perturbed]) delete r.samples; // code tasks cannot be perturbed
       if (perturbations && robustness) process.stdout.write('\n' + formatRobustnessTable(robustness, formatPerturbSpec(perturbations), o.perturbSeed));
       if (injectTemplate !== undefined) process.stdout.write('\n' + formatInjectionTable(results, injected, injectTemplate, o.injectPosition));
       if (o.dumpRequests && loaded) {

@@ -1,7 +1,7 @@
 // The clean-against-perturbed table of a robustness run: per task and metric the clean score, the perturbed score
-// (each ± its standard error where the harness has one) and the change, with a 95% interval of the change when
-// both sides have a standard error (normal approximation; the two runs score the same items, so treating them as
-// independent makes the interval conservative). Not scoring (harness.ts) nor the perturbations (perturb.ts).
+// (each ± its standard error where the harness has one) and the change with a 95% interval: paired over items where
+// both runs logged per-item scores of a mean metric, else from the two standard errors as if the runs were
+// independent (conservative: they score the same items). Not scoring (harness.ts) nor the perturbations (perturb.ts).
 import type { TaskResult } from './harness.js';
 import type { MetricValue } from './metrics.js';
 
@@ -13,6 +13,28 @@ export interface RobustnessRow {
   delta: number;
   /** 95% interval of perturbed − clean, or null when either side has no standard error. */
   deltaCi95: [number, number] | null;
+  /** Whether the interval is the paired one (per-item differences) rather than the independent-runs one. */
+  paired: boolean;
+}
+
+/**
+ * Standard error of the mean per-item change of a metric, when both runs logged the same items with that metric as a
+ * number (means over items: acc, exact_match, f1, …): the paired interval, much tighter than treating runs as independent.
+ */
+export function pairedStderr(clean: TaskResult, perturbed: TaskResult, metric: string): number | null {
+  const a = clean.samples;
+  const b = perturbed.samples;
+  if (!a || !b || a.length !== b.length || a.length < 2) return null;
+  const d: number[] = [];
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]![metric];
+    const y = b[i]![metric];
+    if (typeof x !== 'number' || typeof y !== 'number') return null;
+    d.push(y - x);
+  }
+  const mean = d.reduce((s, v) => s + v, 0) / d.length;
+  const v = d.reduce((s, x) => s + (x - mean) ** 2, 0) / (d.length - 1);
+  return Math.sqrt(v / d.length);
 }
 
 export function robustnessRows(clean: readonly TaskResult[], perturbed: readonly TaskResult[]): RobustnessRow[] {
@@ -24,8 +46,9 @@ export function robustnessRows(clean: readonly TaskResult[], perturbed: readonly
       const pv = p.metrics[metric];
       if (!pv) continue;
       const delta = pv.value - cv.value;
-      const se = cv.stderr !== null && pv.stderr !== null ? Math.hypot(cv.stderr, pv.stderr) : null;
-      rows.push({ task: c.task, metric, clean: cv, perturbed: pv, delta, deltaCi95: se === null ? null : [delta - 1.96 * se, delta + 1.96 * se] });
+      const paired = pairedStderr(c, p, metric);
+      const se = paired ?? (cv.stderr !== null && pv.stderr !== null ? Math.hypot(cv.stderr, pv.stderr) : null);
+      rows.push({ task: c.task, metric, clean: cv, perturbed: pv, delta, deltaCi95: se === null ? null : [delta - 1.96 * se, delta + 1.96 * se], paired: paired !== null });
     }
   });
   return rows;
@@ -40,9 +63,9 @@ const withErr = (v: MetricValue): string => (v.stderr === null ? fmt(v.value) : 
 
 /** Markdown: task | metric | clean | perturbed | Δ | Δ 95% CI. */
 export function formatRobustnessTable(rows: readonly RobustnessRow[], spec: string, seed: number): string {
-  const lines = [`Perturbation ${spec} (seed ${seed}), applied to the inputs of every scored item:`, '', '| Task | Metric | Clean | Perturbed | Δ | Δ 95% CI |', '|---|---|---:|---:|---:|---:|'];
+  const lines = [`Perturbation ${spec} (seed ${seed}), applied to the inputs of every scored item (CI: p = paired over items, i = independent runs):`, '', '| Task | Metric | Clean | Perturbed | Δ | Δ 95% CI |', '|---|---|---:|---:|---:|---:|'];
   for (const r of rows) {
-    const ci = r.deltaCi95 ? `[${fmt(r.deltaCi95[0])}, ${fmt(r.deltaCi95[1])}]` : 'N/A';
+    const ci = r.deltaCi95 ? `[${fmt(r.deltaCi95[0])}, ${fmt(r.deltaCi95[1])}] ${r.paired ? 'p' : 'i'}` : 'N/A';
     lines.push(`| ${r.task} | ${r.metric} | ${withErr(r.clean)} | ${withErr(r.perturbed)} | ${r.delta >= 0 ? '+' : ''}${fmt(r.delta)} | ${ci} |`);
   }
   return lines.join('\n') + '\n';

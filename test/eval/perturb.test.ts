@@ -140,9 +140,17 @@ test('harness: --perturb rewrites the scored inputs only; answers, choices and f
     const rowsOut = robustnessRows([clean], [noisy]);
     assert.equal(rowsOut.length, 1);
     assert.equal(rowsOut[0]!.delta, noisy.metrics.acc!.value - 1);
-    assert.ok(rowsOut[0]!.deltaCi95 !== null && rowsOut[0]!.deltaCi95[0] < rowsOut[0]!.delta);
+    // Paired over items: every change is 0 or −1, so the interval is the stderr of those differences.
+    const diffs = noisy.samples!.map((s, i) => (s.acc as number) - (clean.samples![i]!.acc as number));
+    const m = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+    const se = Math.sqrt(diffs.reduce((a, b) => a + (b - m) ** 2, 0) / (diffs.length - 1) / diffs.length);
+    assert.ok(rowsOut[0]!.paired);
+    assert.ok(Math.abs(rowsOut[0]!.deltaCi95![0] - (m - 1.96 * se)) < 1e-12);
+    const { samples: _a, ...cleanNoSamples } = clean;
+    const unpaired = robustnessRows([cleanNoSamples], [noisy])[0]!;
+    assert.ok(!unpaired.paired && unpaired.deltaCi95![1] - unpaired.deltaCi95![0] > 0);
     const table = formatRobustnessTable(rowsOut, 'typo:0.3', 9);
-    assert.match(table, /\| secret \| acc \| 1\.0000 ± 0\.0000 \| 0\.\d{4} ± 0\.\d{4} \| -0\.\d{4} \|/);
+    assert.match(table, /\| secret \| acc \| 1\.0000 ± 0\.0000 \| 0\.\d{4} ± 0\.\d{4} \| -0\.\d{4} \| \[-0\.\d{4}, -0\.\d{4}\] p \|/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
