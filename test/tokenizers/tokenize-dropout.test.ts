@@ -13,6 +13,8 @@ import { saveTokenizer } from '../../src/tokenizers/format.js';
 import { readTokenFile } from '../../src/tokenizers/token-file.js';
 import { tokenizeFiles } from '../../src/tokenizers/tokenize-files.js';
 import { BpeTokenizer } from '../../src/tokenizers/tokenizer.js';
+import { seededRandom } from '../../src/tokenizers/bpe.js';
+import { loadAnyTokenizer } from '../../src/tokenizers/load-any.js';
 import { gpt2Dir, haveData, shakespearePath } from './fixtures.js';
 
 const skip = !haveData && 'needs ../shared/data (Tiny Shakespeare, GPT-2 tokenizer)';
@@ -37,6 +39,21 @@ test('tokenize --dropout 0 is bit-identical to plain tokenizing (trained BPE and
       const plain = await tokenizeFiles({ tokenizerPath, inputs: [input], outDir: join(dir, 'plain'), valFraction: 0.1, workers: 0 });
       const zero = await tokenizeFiles({ tokenizerPath, inputs: [input], outDir: join(dir, 'zero'), valFraction: 0.1, workers: 0, dropout: 0 });
       for (const split of ['train', 'val'] as const) assert.ok(readFileSync(plain[split].path).equals(readFileSync(zero[split].path)), `${tokenizerPath} ${split}.bin`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the dropout merge loop with (almost) no dropout reproduces the deterministic encoder (trained BPE and GPT-2)', { skip }, () => {
+  const { dir, text, bpeTok } = setup();
+  try {
+    // p = 1e-12 takes the dropout path (mergeDropout) but never drops a merge: its ids must equal plain BPE's.
+    for (const tok of [bpeTok, loadAnyTokenizer(gpt2Dir) as BpeTokenizer]) {
+      assert.deepEqual(tok.encode(text, { dropout: 1e-12, random: seededRandom(1) }), tok.encode(text));
+      const sampled = tok.encode(text, { dropout: 0.1, random: seededRandom(1) });
+      assert.notDeepEqual(sampled, tok.encode(text));
+      assert.equal(tok.decode(sampled), text);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
