@@ -14,6 +14,7 @@ import type { LanguageModel } from '../../src/eval/model.js';
 import { parseTaskSpec } from '../../src/eval/task-spec.js';
 import { mulberry32 } from '../../src/util/mulberry32.js';
 import { UserError } from '../../src/util/errors.js';
+import { lmforge, refused } from '../cli/run-cli.js';
 
 const LETTERS = 'the quick brown fox jumps over the lazy dog '.repeat(500);
 const letterCount = [...LETTERS].filter((c) => /[a-z]/i.test(c)).length;
@@ -169,4 +170,11 @@ test('harness: perplexity tasks perturb their text; code tasks are refused with 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('CLI: a bad --perturb spec, image tasks and code tasks are refused before any model is loaded', () => {
+  refused(lmforge('eval', '--model', '/nonexistent-model', '--tasks', 'arc_easy', '--perturb', 'typos:0.1'), /--perturb: unknown perturbation "typos"/);
+  refused(lmforge('eval', '--model', '/nonexistent-model', '--tasks', 'arc_easy', '--perturb', 'typo:2'), /--perturb: typo:2: the rate must be a number in \[0, 1\]/);
+  refused(lmforge('eval', '--model', '/nonexistent-model', '--tasks', 'stdlib-bpb', '--perturb', 'typo'), /perturbations apply to multiple_choice/);
+  refused(lmforge('tokenize', '--tokenizer', 'x.json', '--input', 'x.txt', '--out', '/tmp/x', '--dropout-copies', '2'), /--dropout-copies and --dropout-seed need --dropout/);
 });
