@@ -14,10 +14,19 @@ import { join } from 'node:path';
 import { intFlag, stringFlag } from './_args.js';
 import { CLI, root } from './_char_base.js';
 import { TOKEN_FILE_HEADER_BYTES } from '../src/tokenizers/token-file.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
 interface Score {
   value: number;
   stderr: number | null;
+}
+
+/** Per held-out document: bits (−log2 p) and bytes of its clean and its typo-perturbed text. */
+interface DocBits {
+  clean: number;
+  cleanBytes: number;
+  noisy: number;
+  noisyBytes: number;
 }
 
 interface RunScore {
@@ -27,6 +36,36 @@ interface RunScore {
   noisy: Score;
   degradation: number;
   trainSeconds: number;
+  docs: DocBits[];
+}
+
+/** Degradation in bits per byte over a sample of documents (by index): Σ noisy bits / Σ noisy bytes − Σ clean / Σ clean. */
+function degradationOf(docs: readonly DocBits[], idx: readonly number[]): number {
+  let c = 0, cb = 0, n = 0, nb = 0;
+  for (const i of idx) {
+    const d = docs[i]!;
+    c += d.clean;
+    cb += d.cleanBytes;
+    n += d.noisy;
+    nb += d.noisyBytes;
+  }
+  return n / nb - c / cb;
+}
+
+/**
+ * 95% percentile-bootstrap interval of mean over seeds of (baseline − dropout degradation), resampling the held-out
+ * documents (the same resample for every model, so the comparison is paired by document).
+ */
+function pairedBootstrap(pairs: readonly { base: DocBits[]; drop: DocBits[] }[], iters = 2000, seed = 99): [number, number] {
+  const D = pairs[0]!.base.length;
+  const rand = mulberry32(seed);
+  const stats: number[] = [];
+  for (let it = 0; it < iters; it++) {
+    const idx = Array.from({ length: D }, () => Math.floor(rand() * D));
+    stats.push(pairs.reduce((s, p) => s + degradationOf(p.base, idx) - degradationOf(p.drop, idx), 0) / pairs.length);
+  }
+  stats.sort((a, b) => a - b);
+  return [stats[Math.floor(0.025 * iters)]!, stats[Math.ceil(0.975 * iters) - 1]!];
 }
 
 function cli(args: string[]): Promise<string> {
@@ -139,11 +178,18 @@ export async function run(args: string[]): Promise<void> {
   // 4. Clean and typo-perturbed held-out bits per byte through `lmforge eval --perturb` (same typo seed for all models).
   const scores = await pool(cases.map((c, i) => async (): Promise<RunScore> => {
     const out = join(work, `eval-${c.variant}-${c.seed}-i${iters}-typo${typo}.json`);
-    await cli(['eval', '--model', runDir(c), '--tasks', 'shakespeare_heldout_bpb', '--task-dir', taskDir, '--data-dir', work, '--perturb', `typo:${typo}`, '--perturb-seed', '17', '--threads', '1', '--output', out, '--no-register']);
+    await cli(['eval', '--model', runDir(c), '--tasks', 'shakespeare_heldout_bpb', '--task-dir', taskDir, '--data-dir', work, '--perturb', `typo:${typo}`, '--perturb-seed', '17', '--threads', '1', '--output', out, '--log-samples', '--no-register']);
+    const rows = readFileSync(out.replace(/\.json$/, '.samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { perturbed?: boolean; doc_id: number; logprob: number; bytes: number });
+    const docs: DocBits[] = [];
+    for (const r of rows) {
+      const d = (docs[r.doc_id] ??= { clean: 0, cleanBytes: 0, noisy: 0, noisyBytes: 0 });
+      if (r.perturbed) [d.noisy, d.noisyBytes] = [-r.logprob / Math.LN2, r.bytes];
+      else [d.clean, d.cleanBytes] = [-r.logprob / Math.LN2, r.bytes];
+    }
     const report = JSON.parse(readFileSync(out, 'utf8')) as { results: { metrics: Record<string, Score> }[]; perturbation: { results: { metrics: Record<string, Score> }[] } };
     const clean = report.results[0]!.metrics.bits_per_byte!;
     const noisy = report.perturbation.results[0]!.metrics.bits_per_byte!;
-    return { ...c, clean, noisy, degradation: noisy.value - clean.value, trainSeconds: trained[i]! };
+    return { ...c, clean, noisy, degradation: noisy.value - clean.value, trainSeconds: trained[i]!, docs };
   }), jobs);
 
   console.log(`\nheld-out bits per byte (${evalKb} kB of the last 10% of the text; ± bootstrap stderr over ~1 kB documents), clean and with ${typo * 100}% typos:`);
@@ -164,11 +210,16 @@ export async function run(args: string[]): Promise<void> {
   // Paired by seed: the bar holds when the dropout model degrades less on average and on every seed.
   const everySeed = seeds.every((s) => of('dropout').find((r) => r.seed === s)!.degradation < of('baseline').find((r) => r.seed === s)!.degradation);
   const bar = drop.degradation_bpb < base.degradation_bpb && everySeed;
+  const pairsBySeed = seeds.map((s) => ({ base: of('baseline').find((r) => r.seed === s)!.docs, drop: of('dropout').find((r) => r.seed === s)!.docs }));
+  const ci = pairedBootstrap(pairsBySeed);
+  const perSeedCi = pairsBySeed.map((p) => pairedBootstrap([p]));
   console.log(`mean degradation: baseline ${base.degradation_bpb.toFixed(4)} bpb, BPE-dropout ${drop.degradation_bpb.toFixed(4)} bpb (difference ${(base.degradation_bpb - drop.degradation_bpb).toFixed(4)}); clean cost of dropout ${(drop.clean_bpb - base.clean_bpb).toFixed(4)} bpb`);
+  console.log(`baseline − dropout degradation, 95% bootstrap interval over held-out documents (paired): mean of seeds [${ci[0].toFixed(4)}, ${ci[1].toFixed(4)}]; per seed ${perSeedCi.map((c, i) => `${seeds[i]}: [${c[0].toFixed(4)}, ${c[1].toFixed(4)}]`).join(', ')}`);
   console.log(`bar (dropout degrades less, on the mean and on every seed): ${bar ? 'holds' : 'SHORT'}`);
   console.log('RESULT ' + JSON.stringify({
     metric: 'bits_per_byte', unit: 'bits per UTF-8 byte of the scored text', typo_rate: typo, dropout_p: p, dropout_copies: copies, vocab, iters, seeds,
-    baseline: base, dropout: drop, degradation_difference_bpb: Number((base.degradation_bpb - drop.degradation_bpb).toFixed(5)), bar_holds: bar,
+    baseline: base, dropout: drop, degradation_difference_bpb: Number((base.degradation_bpb - drop.degradation_bpb).toFixed(5)),
+    degradation_difference_ci95: ci.map((x) => Number(x.toFixed(5))), per_seed_difference_ci95: perSeedCi.map((c) => c.map((x) => Number(x.toFixed(5)))), bar_holds: bar,
     seconds: Math.round((performance.now() - t0) / 1000), cpu: cpus()[0]?.model ?? 'unknown', load_average: Number(loadavg()[0]!.toFixed(2)),
   }));
 }
