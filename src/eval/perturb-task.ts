@@ -2,7 +2,7 @@
 // each task type, and the row transform the harness runs on every scored row (few-shot examples stay clean, as in
 // CheckList, so the test measures the item, not a corrupted demonstration). Not the perturbations themselves.
 import { UserError } from '../util/errors.js';
-import { perturbText, type Perturbation } from './perturb.js';
+import { distractor, perturbText, textRandom, type Perturbation } from './perturb.js';
 import { lookup, type Doc, type TaskSpec } from './task-spec.js';
 
 /** Field paths a template reads ("{{question|strip}}" → "question"). */
@@ -53,12 +53,25 @@ function setPath(fields: Record<string, unknown>, path: string, value: string): 
 /**
  * The row transform of a perturbed run: every string input field gets the character-level perturbations; a
  * distractor sentence goes after the longest input field only (the passage when there is one), so a prompt gains
- * at most one. Deterministic for (seed, row content).
+ * at most one — except in sentence-pair tasks, where both sentences get the same one. Deterministic for (seed, row).
  */
 export function docPerturber(spec: TaskSpec, perturbations: readonly Perturbation[], seed: number): (doc: Doc) => Doc {
   const fields = inputFields(spec);
   const local = perturbations.filter((p) => p.kind !== 'distractor');
   const appended = perturbations.filter((p) => p.kind === 'distractor');
+  if (spec.type === 'pair_preference') {
+    // A minimal pair must stay a pair: both sentences get the same distractor (or none), chosen from the first one.
+    return (doc) => {
+      const values = fields.map((f) => lookup(doc, f));
+      const first = typeof values[0] === 'string' ? values[0] : '';
+      const suffix = appended.reduce((t, p) => distractor(t, p.rate, textRandom(seed, 'distractor', first)), '');
+      let out = doc.fields;
+      values.forEach((v, i) => {
+        if (typeof v === 'string') out = setPath(out, fields[i]!, perturbText(v, local, seed, fields[i]) + (suffix === '' ? '' : ` ${suffix}`));
+      });
+      return { ...doc, fields: out };
+    };
+  }
   return (doc) => {
     const values = fields.map((f) => lookup(doc, f));
     let longest = -1;

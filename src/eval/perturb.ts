@@ -176,12 +176,17 @@ function textSeed(seed: number, key: string): number {
   return h;
 }
 
+/** The random stream of (seed, key, text). */
+export function textRandom(seed: number, key: string, text: string): () => number {
+  return mulberry32(textSeed(seed, `${key}\u0000${text}`));
+}
+
 /**
  * Applies the perturbations in the order given. The random stream is seeded by (seed, key, text), so a text gets
  * the same perturbation wherever it appears in a run and across runs; `key` separates fields of one row.
  */
 export function perturbText(text: string, perturbations: readonly Perturbation[], seed: number, key = ''): string {
-  const random = mulberry32(textSeed(seed, `${key}\u0000${text}`));
+  const random = textRandom(seed, key, text);
   let out = text;
   for (const p of perturbations) if (p.rate > 0) out = APPLY[p.kind](out, p.rate, random);
   return out;

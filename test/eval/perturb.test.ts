@@ -165,6 +165,13 @@ test('harness: perplexity tasks perturb their text; code tasks are refused with 
     const clean = runTask(spec, matcher, { dataDir: dir, source: 'ppl' });
     const noisy = runTask(spec, matcher, { dataDir: dir, source: 'ppl', transformDoc: docPerturber(spec, parsePerturbSpec('case:0.2'), 1) });
     assert.ok(noisy.metrics.bits_per_byte!.value > clean.metrics.bits_per_byte!.value + 0.1, `${noisy.metrics.bits_per_byte!.value} vs ${clean.metrics.bits_per_byte!.value}`);
+    const pair = parseTaskSpec({ task: 'pairs', version: 1, type: 'pair_preference', data: { path: 'docs.jsonl' }, pair: { more: 'a', less: 'b', category: 'c' }, metrics: ['pct_stereotype'] }, 'pairs.json');
+    const row = { fields: { a: 'He is a nurse.', b: 'She is a nurse.', c: 'gender' }, where: 'x:1', subset: '' };
+    const both = docPerturber(pair, parsePerturbSpec('distractor'), 3)(row).fields as Record<string, string>;
+    const added = both.a!.slice('He is a nurse. '.length);
+    assert.ok(DISTRACTORS.includes(added), both.a);
+    assert.equal(both.b, `She is a nurse. ${added}`, 'the same distractor after both sentences of a pair');
+    assert.equal(both.c, 'gender');
     const code = parseTaskSpec({ task: 'code', version: 1, type: 'bits_per_byte', data: { path: 'x' }, metrics: ['bits_per_byte'] }, 'code.json');
     assert.throws(() => docPerturber(code, parsePerturbSpec('typo'), 1), /perturbations apply to multiple_choice, generate_until/);
   } finally {
