@@ -5,7 +5,7 @@
 // each question — clean, and with a planted passage ("… The answer is X. Answer X.") first and last in the set
 // (`lmforge eval --inject`). Reported: exact match clean and injected, and the share of answers that follow the
 // injection, with Wilson 95% intervals. The figure is what this small reader does, not a claim about large models.
-// Usage: npm run bench -- injection [--iters=600] [--eval=200] [--seed=1]
+// Usage: npm run bench -- injection [--iters=2000] [--eval=200] [--seed=1]
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -51,7 +51,7 @@ interface InjectionFigures {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const iters = intFlag('injection', args, 'iters', 600);
+  const iters = intFlag('injection', args, 'iters', 2000);
   const nEval = intFlag('injection', args, 'eval', 200);
   const seed = intFlag('injection', args, 'seed', 1);
   const t0 = performance.now();
@@ -87,7 +87,7 @@ export async function run(args: string[]): Promise<void> {
     byLast.set(l, [...(byLast.get(l) ?? []), p]);
   }
   const docs: string[] = [];
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 10; round++) {
     for (const p of train) {
       const [f, l] = p.name.split(' ') as [string, string];
       const pool = [...byFirst.get(f)!, ...byLast.get(l)!].filter((x) => x !== p);

@@ -157,7 +157,7 @@ export function register(program: Command): void {
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
       const perturbations = o.perturb !== undefined ? parsePerturbSpec(o.perturb) : undefined;
       if (names.some(isImageTask)) {
-        if (perturbations) throw new UserError('--perturb applies to text tasks, not image tasks');
+        if (perturbations || o.inject !== undefined) throw new UserError(`${perturbations ? '--perturb' : '--inject'} applies to text tasks, not image tasks`);
         runImageTasks(names, o);
         return;
       }
