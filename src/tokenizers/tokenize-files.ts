@@ -159,8 +159,9 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
           ids = p;
         } else if (dropoutRandom && split === 'train') {
           const allowedSpecial = options.allowSpecial ? 'all' : 'none';
+          // Copies of a chunk follow each other; the separator (when there is one) marks where a copy restarts the text.
           const segs = Array.from({ length: copies }, () => (tok as BpeTokenizer).encode(text, { allowedSpecial, dropout, random: dropoutRandom }));
-          ids = Uint32Array.from(segs.flat());
+          ids = Uint32Array.from(segs.flatMap((seg, k) => (k > 0 && sep !== undefined ? [sep, ...seg] : seg)));
         } else ids = Uint32Array.from(encodeText(tok, text, options.allowSpecial ?? false));
         queue.push({ ids, split, bytes });
         while (queue.length > Math.max(2, 2 * (pool?.size ?? 0))) await drainOne();

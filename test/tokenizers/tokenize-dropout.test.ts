@@ -77,6 +77,13 @@ test('tokenize --dropout 0.1 --dropout-copies 3: three sampled segmentations of 
     // Dropout lengthens segmentations by a few to tens of percent at p = 0.1.
     const ratio = ids.length / (3 * plain.train.tokens);
     assert.ok(ratio > 1.02 && ratio < 1.6, `tokens per copy / plain: ${ratio}`);
+    // With a separator token (GPT-2's <|endoftext|>), it marks where each copy restarts the text.
+    const g = await tokenizeFiles({ tokenizerPath: gpt2Dir, inputs: [input], outDir: join(dir, 'g'), valFraction: 0, dropout: 0.1, dropoutCopies: 2, chunkChars: 100_000 });
+    const gIds = readTokenFile(g.train.path);
+    assert.equal(Array.from(gIds).filter((t) => t === 50256).length, 2);
+    assert.equal(gIds[gIds.length - 1], 50256);
+    const gpt2 = loadAnyTokenizer(gpt2Dir);
+    assert.equal(gpt2.decode(gIds), `${text}<|endoftext|>${text}<|endoftext|>`);
     const meta = JSON.parse(readFileSync(join(dir, 'a', 'meta.json'), 'utf8')) as { bpe_dropout?: unknown };
     assert.deepEqual(meta.bpe_dropout, { p: 0.1, copies: 3, seed: 7 });
     assert.ok(text.length > 0);
