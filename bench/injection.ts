@@ -1,4 +1,4 @@
-// Prompt injection of the retrieval path, measured on a reader that can read: a small GPT trained (a few minutes, CPU)
+// Prompt injection of the retrieval path, measured on a reader that can read: a small GPT trained (~20 min on 2 busy cores)
 // to answer questions about synthetic people from the passages put in front of the question, exactly in the layout
 // `lmforge eval --open-book` builds (passages, blank line, "Question: …\nAnswer:"), on clean retrieved sets only.
 // It is then scored on held-out people through the CLI — BM25 over all passages (`lmforge index`), top 3 in front of
