@@ -32,6 +32,18 @@ test('launchInfo reads Open MPI and Slurm rank variables', () => {
   assert.throws(() => launchInfo({ OMPI_COMM_WORLD_SIZE: 'two' }), /OMPI_COMM_WORLD_SIZE="two": expected an integer/);
 });
 
+test('Slurm rank variables: mpirun inside an allocation wins; srun\'s task count checked against the run', () => {
+  // An sbatch job that calls mpirun: both sets are present, Open MPI's describe this process.
+  const both = { SLURM_NTASKS: '8', SLURM_PROCID: '0', SLURM_LOCALID: '0', OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_LOCAL_RANK: '1' };
+  assert.deepEqual(launchInfo(both), { launcher: 'mpirun', size: 2, rank: 1, localRank: 1 });
+  // srun without SLURM_LOCALID (older Slurm): local rank 0.
+  assert.deepEqual(launchInfo({ SLURM_NTASKS: '4', SLURM_PROCID: '3' }), { launcher: 'slurm', size: 4, rank: 3, localRank: 0 });
+  // An allocation's variables without a task id (a login shell inside salloc) are not a launch.
+  assert.deepEqual(launchInfo({ SLURM_NTASKS: '4' }), { launcher: 'none', size: 1, rank: 0, localRank: 0 });
+  assert.throws(() => launchInfo({ SLURM_NTASKS: '4', SLURM_PROCID: '-1' }), /SLURM_PROCID="-1": expected an integer >= 0/);
+  assert.throws(() => initDistributed({ expectSize: 2, env: { SLURM_NTASKS: '3', SLURM_PROCID: '1' } }), /asks for 2 processes but slurm started 3; launch it with `mpirun -np 2 lmforge …` \(or `srun -n 2`\)/);
+});
+
 test('a run asking for several processes but started as one says how to launch it', () => {
   assert.throws(() => initDistributed({ expectSize: 2, env: {} }), /asks for 2 processes but was started as one; launch it with `mpirun -np 2/);
 });
