@@ -20,11 +20,11 @@ export function mpirunArgs(n: number): string[] {
 export interface MpiResult { code: number | null; stdout: string; stderr: string }
 
 /** Runs `node script args` on n ranks; each rank's stdout lines are interleaved as mpirun forwards them. */
-export function runMpi(n: number, script: string, args: string[] = [], timeoutMs = 60_000): MpiResult {
+export function runMpi(n: number, script: string, args: string[] = [], timeoutMs = 60_000, env: Record<string, string> = {}): MpiResult {
   const r = spawnSync('mpirun', [...mpirunArgs(n), process.execPath, script, ...args], {
     encoding: 'utf8',
     timeout: timeoutMs,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
+    env: { ...process.env, OMP_NUM_THREADS: '1', ...env },
   });
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
