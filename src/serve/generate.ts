@@ -16,6 +16,8 @@ export interface GenerateOptions {
   processors?: readonly LogitsProcessor[];
   /** Row b draws from Rng(seed + b) (default seed 0), so a row's tokens do not depend on the rows beside it. */
   seed?: number;
+  /** The draw from a processed row (default sampleFrom; the sampling bench passes the old sort-based one). */
+  sampler?: (logits: Float32Array, rng: Rng) => number;
   /** Stop a row when it produces one of these tokens (the token is kept in its output). */
   stopTokens?: readonly number[];
   /** Stop a row once its decoded continuation contains one of these strings (the caller cuts the text). */
@@ -79,7 +81,7 @@ export function generate(model: GPT, prompts: readonly (readonly number[])[], op
         const processed = Float32Array.from(row);
         const state = { tokens: tokens[b]!, promptLength: prompts[b]!.length };
         for (const p of options.processors ?? []) p(processed, state);
-        const next = options.greedy ? argmax(processed) : sampleFrom(processed, rngs[b]!);
+        const next = options.greedy ? argmax(processed) : (options.sampler ?? sampleFrom)(processed, rngs[b]!);
         const logprob = logSoftmaxAt(row, next);
         const g = out[b]!;
         tokens[b]!.push(next);
