@@ -3,13 +3,14 @@
 // close it gracefully (in-flight requests get --grace-ms to finish, then are cancelled).
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadChatFormat } from '../serve/chat-template.js';
+import { loadChatFormat, type ChatFormat } from '../serve/chat-template.js';
 import { WorkerGenerator } from '../serve/engine.js';
 import { FEEDBACK_FILE, JsonlFeedbackStore, type FeedbackRecord, type FeedbackStore } from '../serve/feedback.js';
 import { Registry, registryPath } from '../registry/registry.js';
 import { OpenAIServer, type ServedModel } from '../serve/server.js';
 import { ARENA_FILE, JsonlArenaStore } from '../serve/arena.js';
 import { loadTokenizer } from '../tokenizers/format.js';
+import type { TextCodec } from '../tokenizers/codec.js';
 import { RunDir } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
 import { intFlag } from './flags.js';
@@ -74,12 +75,17 @@ export function defaultStateDir(): string {
   return process.env.LMFORGE_STATE_DIR ?? '.lmforge';
 }
 
+/** A run's chat format (serve/chat-template.ts), given its tokenizer file when it has one (char runs do not). */
+export function runChatFormat(run: RunDir, codec: TextCodec): ChatFormat {
+  const t = run.meta().tokenizer as { type?: unknown; file?: unknown };
+  return loadChatFormat(run.path, t.type === 'file' && typeof t.file === 'string' ? loadTokenizer(join(run.path, t.file)) : null, (text) => codec.encode(text));
+}
+
 /** Loads one run for serving: its tokenizer and chat format here, its model on a new worker thread. */
 async function loadServed(path: string, name: string, o: ServeOptions): Promise<ServedModel & { generator: WorkerGenerator }> {
   const run = RunDir.open(path);
   const codec = run.codec(); // this thread tokenizes prompts; the worker decodes
-  const t = run.meta().tokenizer as { type?: unknown; file?: unknown };
-  const chat = loadChatFormat(run.path, t.type === 'file' && typeof t.file === 'string' ? loadTokenizer(join(run.path, t.file)) : null, (text) => codec.encode(text));
+  const chat = runChatFormat(run, codec);
   const data: ServeWorkerData = { run: path, slots: o.maxConcurrency, name, threads: o.threads ?? 0 };
   let generator: WorkerGenerator;
   try {
