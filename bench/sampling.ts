@@ -2,7 +2,7 @@
 // comparison-sort sampler it replaced (test/serve/logits-reference.ts), both in one run and alternated so that
 // machine load falls on both alike: tokens/s of one batch of rows and of batch-1 decoding of the same prompts, and
 // their ratio, per sampler; the greedy ratio beside them as the ceiling (no sampler work at all). Also the sampler
-// alone per row. The model is a fresh GPT of the alignment base's shape (4 × 128, block 256), its vocabulary
+// alone per row ("draw": the choice and its log-probability as the generator makes them). The model is a fresh GPT of the alignment base's shape (4 × 128, block 256), its vocabulary
 // V = 4,100 (the base BPE with the chat tokens) and 50,257 (GPT-2's): the sampler's cost grows with V, not with
 // the model, and a random model draws as a trained one would as far as the sampler's work goes.
 // Usage: npm run bench -- sampling [--rows=16] [--new=48] [--repeats=3] [--vocab=4100,50257]
@@ -12,7 +12,7 @@ import { Rng } from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
 import { GPT } from '../src/models/gpt.js';
 import { generate } from '../src/serve/generate.js';
-import { sampleFrom, samplingProcessors, type LogitsProcessor } from '../src/serve/logits.js';
+import { logSoftmaxAt, sampleFrom, samplingProcessors, sampleWithLogprob, type LogitsProcessor } from '../src/serve/logits.js';
 import { sampleFromSorted, topKSorted, topPSorted } from '../test/serve/logits-reference.js';
 import { intFlag, median, stringFlag } from './_args.js';
 import { cpuName } from './_cpu.js';
@@ -21,7 +21,8 @@ type Sampler = (logits: Float32Array, rng: Rng) => number;
 
 interface Side {
   name: 'sort' | 'radix' | 'greedy';
-  sampler: Sampler;
+  /** The old sampler (then log softmax as a second pass, as before); none = the generator's own draw. */
+  sampler?: Sampler;
   processors: LogitsProcessor[];
   greedy: boolean;
 }
@@ -49,10 +50,10 @@ export async function run(args: string[]): Promise<void> {
     const prompts = Array.from({ length: rows }, () => Array.from({ length: 8 + Math.floor(rng.uniform() * 17) }, () => Math.floor(rng.uniform() * V)));
     const sides: Side[] = [
       { name: 'sort', sampler: sampleFromSorted, processors: samplingProcessors({ temperature: 1 }), greedy: false },
-      { name: 'radix', sampler: sampleFrom, processors: samplingProcessors({ temperature: 1 }), greedy: false },
-      { name: 'greedy', sampler: sampleFrom, processors: [], greedy: true },
+      { name: 'radix', processors: samplingProcessors({ temperature: 1 }), greedy: false },
+      { name: 'greedy', processors: [], greedy: true },
     ];
-    const gen = (s: Side, ps: number[][]): number => generate(model, ps, { maxNewTokens: fresh, greedy: s.greedy, processors: s.processors, sampler: s.sampler, seed: 3 }).reduce((n, g) => n + g.tokens.length, 0);
+    const gen = (s: Side, ps: number[][]): number => generate(model, ps, { maxNewTokens: fresh, greedy: s.greedy, processors: s.processors, ...(s.sampler ? { sampler: s.sampler } : {}), seed: 3 }).reduce((n, g) => n + g.tokens.length, 0);
     gen(sides[0]!, prompts.slice(0, 2)); // warm-up
     const batched: Record<string, number[]> = { sort: [], radix: [], greedy: [] };
     const single: Record<string, number[]> = { sort: [], radix: [], greedy: [] };
@@ -77,7 +78,7 @@ export async function run(args: string[]): Promise<void> {
     const apply = (ps: LogitsProcessor[], draw: Sampler): number => {
       const x = Float32Array.from(row);
       for (const p of ps) p(x, { tokens: [], promptLength: 0 });
-      return draw(x, r1);
+      return logSoftmaxAt(row, draw(x, r1));
     };
     const fig = {
       sampled_batched_tokens_per_s_sort: median(batched.sort!), sampled_batch1_tokens_per_s_sort: median(single.sort!),
@@ -86,8 +87,8 @@ export async function run(args: string[]): Promise<void> {
       sampled_ratio_sort: median(batched.sort!) / median(single.sort!),
       sampled_ratio_radix: median(batched.radix!) / median(single.radix!),
       greedy_ratio: median(batched.greedy!) / median(single.greedy!),
-      draw_ms_per_row_sort: perRow(() => sampleFromSorted(Float32Array.from(row), r1)),
-      draw_ms_per_row_radix: perRow(() => sampleFrom(Float32Array.from(row), r1)),
+      draw_ms_per_row_sort: perRow(() => logSoftmaxAt(row, sampleFromSorted(Float32Array.from(row), r1))),
+      draw_ms_per_row_radix: perRow(() => sampleWithLogprob(Float32Array.from(row), row, r1)),
       topk50_topp09_draw_ms_per_row_sort: perRow(() => apply(tkpOld, sampleFromSorted)),
       topk50_topp09_draw_ms_per_row_radix: perRow(() => apply(tkpNew, sampleFrom)),
     };

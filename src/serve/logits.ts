@@ -91,7 +91,7 @@ function descendingKey(bits: number): number {
 }
 
 /** Working arrays reused across rows (generation asks for one row at a time; each thread has its own module). */
-const scratch = { order: new Int32Array(0), keys: new Uint32Array(0), tmpOrder: new Int32Array(0), tmpKeys: new Uint32Array(0), weights: new Float64Array(0), count: new Uint32Array(1 << 11) };
+const scratch = { order: new Int32Array(0), keys: new Uint32Array(0), tmpOrder: new Int32Array(0), tmpKeys: new Uint32Array(0), weights: new Float64Array(0), byIndex: new Float64Array(0), live: 0, count: new Uint32Array(3 << 11) };
 
 function reserve(V: number): void {
   if (scratch.order.length >= V) return;
@@ -100,6 +100,7 @@ function reserve(V: number): void {
   scratch.tmpOrder = new Int32Array(V);
   scratch.tmpKeys = new Uint32Array(V);
   scratch.weights = new Float64Array(V);
+  scratch.byIndex = new Float64Array(V);
 }
 
 function bitsOf(logits: Float32Array): Uint32Array {
@@ -116,11 +117,18 @@ function orderLive(logits: Float32Array): number {
   reserve(V);
   const bits = bitsOf(logits);
   let order = scratch.order, keys = scratch.keys, tmpOrder = scratch.tmpOrder, tmpKeys = scratch.tmpKeys;
+  // The three digits' counts in the same pass that makes the keys (one read of the row instead of four).
+  const count = scratch.count;
+  count.fill(0);
   let n = 0;
   for (let i = 0; i < V; i++) {
     if (logits[i] === -Infinity) continue;
+    const k = descendingKey(bits[i]!);
     order[n] = i;
-    keys[n++] = descendingKey(bits[i]!);
+    keys[n++] = k;
+    count[k & 0x7ff]!++;
+    count[2048 + ((k >>> 11) & 0x7ff)]!++;
+    count[4096 + (k >>> 22)]!++;
   }
   if (n <= 32) {
     // Insertion sort: fewer steps than three counting passes for a handful of tokens (top-k's survivors).
@@ -136,20 +144,18 @@ function orderLive(logits: Float32Array): number {
     }
     return n;
   }
-  const count = scratch.count;
-  for (const shift of [0, 11, 22]) {
-    count.fill(0);
-    for (let j = 0; j < n; j++) count[(keys[j]! >>> shift) & 0x7ff]!++;
-    if (count[(keys[0]! >>> shift) & 0x7ff] === n) continue; // one digit value throughout: this pass would not move anything
+  for (let pass = 0; pass < 3; pass++) {
+    const shift = 11 * pass, base = 2048 * pass;
+    if (count[base + ((keys[0]! >>> shift) & 0x7ff)] === n) continue; // one digit value throughout: this pass would not move anything
     let sum = 0;
-    for (let d = 0; d < count.length; d++) {
+    for (let d = base; d < base + 2048; d++) {
       const c = count[d]!;
       count[d] = sum;
       sum += c;
     }
     for (let j = 0; j < n; j++) {
       const k = keys[j]!;
-      const at = count[(k >>> shift) & 0x7ff]!++;
+      const at = count[base + ((k >>> shift) & 0x7ff)]!++;
       tmpKeys[at] = k;
       tmpOrder[at] = order[j]!;
     }
@@ -177,7 +183,7 @@ function kthLargest(logits: Float32Array, k: number): number {
   let n = V;
   let rank = k; // the rank still sought among the candidates, from 1
   for (const [shift, mask] of [[21, 0x7ff], [10, 0x7ff], [0, 0x3ff]] as const) {
-    count.fill(0);
+    count.fill(0, 0, 2048);
     for (let j = 0; j < n; j++) count[(keys[j]! >>> shift) & mask]!++;
     let d = 0;
     while (rank > count[d]!) rank -= count[d++]!;
@@ -215,12 +221,44 @@ export function sampleFrom(logits: Float32Array, rng: Rng): number {
     weights[j] = w;
     total += w;
   }
+  scratch.live = n;
   let u = rng.uniform() * total;
   for (let j = 0; j < n; j++) {
     u -= weights[j]!;
     if (u < 0) return order[j]!;
   }
   return order[n - 1]!;
+}
+
+/** The most likely token of the processed row and log softmax(raw)[token]. */
+export function greedyWithLogprob(processed: Float32Array, raw: Float32Array): { token: number; logprob: number } {
+  const token = argmax(processed);
+  return { token, logprob: logSoftmaxAt(raw, token) };
+}
+
+/**
+ * A draw from the processed row and log softmax(raw)[token] (the model's own log-probability of it). When the
+ * processors left the row as it was (temperature 1 and nothing else, as PPO's rollouts sample), the draw's
+ * exponentials are the ones logSoftmaxAt would compute: they are summed again in index order, as it sums them, so
+ * the log-probability is the same bit for bit without a second pass of V exponentials.
+ */
+export function sampleWithLogprob(processed: Float32Array, raw: Float32Array, rng: Rng): { token: number; logprob: number } {
+  const token = sampleFrom(processed, rng);
+  const V = raw.length;
+  const a = bitsOf(processed), b = bitsOf(raw);
+  let same = processed.length === V;
+  for (let i = 0; same && i < V; i++) same = a[i] === b[i];
+  const max = processed[scratch.order[0]!]!;
+  if (!same || !Number.isFinite(max)) return { token, logprob: logSoftmaxAt(raw, token) };
+  // The draw left exp(l − max) of its n live tokens in scratch.weights, in its order; tokens at −∞ add 0.
+  const n = scratch.live;
+  const byIndex = scratch.byIndex;
+  byIndex.fill(0, 0, V);
+  for (let j = 0; j < n; j++) byIndex[scratch.order[j]!] = scratch.weights[j]!;
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += byIndex[i]!;
+  if (!Number.isFinite(sum)) return { token, logprob: logSoftmaxAt(raw, token) };
+  return { token, logprob: raw[token]! - max - Math.log(sum) };
 }
 
 /** log softmax(row)[token], accumulated in float64. */

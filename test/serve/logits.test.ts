@@ -1,12 +1,13 @@
 // The radix-selection logits processors against the comparison-sort ones they replaced (kept verbatim in
 // logits-reference.ts): for every option combination the processed row is the same bit for bit and the token drawn
 // for a seed is the same — on vocabularies with ties, −0, ±∞ entries, top_k ≥ V, top_p = 1 and tiny top_p, below and
-// above the insertion-sort cutoff, and on full-size rows (V 4,100 and 50,257).
+// above the insertion-sort cutoff, and on full-size rows (V 4,100 and 50,257); with the token's log-probability
+// the same bit for bit as logSoftmaxAt's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Rng } from '../../src/core/index.js';
-import { repetitionPenalty, sampleFrom, samplingProcessors, temperature, topK, topP, type LogitsProcessor } from '../../src/serve/logits.js';
+import { logSoftmaxAt, repetitionPenalty, sampleFrom, samplingProcessors, sampleWithLogprob, temperature, topK, topP, type LogitsProcessor } from '../../src/serve/logits.js';
 import { sampleFromSorted, topKSorted, topPSorted } from './logits-reference.js';
 
 interface Options {
@@ -47,6 +48,26 @@ function assertSame(row: Float32Array, history: number[], o: Options, seed: numb
   const sorted = run(row, history, sortedProcessors(o), sampleFromSorted, seed, draws);
   assert.deepEqual(Buffer.from(fast.processed.buffer), Buffer.from(sorted.processed.buffer), `processed rows differ for ${JSON.stringify(o)}`);
   assert.deepEqual(fast.tokens, sorted.tokens, `drawn tokens differ for ${JSON.stringify(o)}`);
+  // The draw with its log-probability (the generator's path): the same token, and exactly logSoftmaxAt's value —
+  // also when the processors changed nothing, where it reuses the draw's exponentials.
+  for (const processed of [fast.processed, row]) {
+    const rng = new Rng(seed), ref = new Rng(seed);
+    for (let i = 0; i < draws; i++) {
+      let want: number | string;
+      try {
+        want = sampleFromSorted(Float32Array.from(processed), ref);
+      } catch (e) {
+        want = (e as Error).message;
+      }
+      if (typeof want === 'string') {
+        assert.throws(() => sampleWithLogprob(Float32Array.from(processed), row, rng), { message: want });
+        continue;
+      }
+      const got = sampleWithLogprob(Float32Array.from(processed), row, rng);
+      assert.equal(got.token, want);
+      assert.ok(Object.is(got.logprob, logSoftmaxAt(row, want)), `log-probability ${got.logprob} against ${logSoftmaxAt(row, want)}`);
+    }
+  }
 }
 
 const logit = fc.oneof(
