@@ -9,7 +9,7 @@
 // parity child's training run, which trains both sides of four layouts). Every rank uses one thread; ranks are
 // oversubscribed on small machines (4 ranks on 2 cores), so tokens/s here measure contention, not scaling.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +88,7 @@ export async function run(args: string[]): Promise<void> {
   if (!skip.available) throw new Error(`bench/distributed: the MPI addon is not available (${skip.error}); install openmpi-bin libopenmpi-dev and rebuild`);
   console.log(`CPU: ${cpuName()}; every rank runs one thread; load average ${loadavg()[0]!.toFixed(1)} at the start`);
   const work = mkdtempSync(join(tmpdir(), 'lmforge-bench-dist-'));
+  process.once('exit', () => rmSync(work, { recursive: true, force: true })); // ~140 MB of runs and checkpoints
   const text = stringFlag(args, 'text') ?? join(root, '../shared/data/tinyshakespeare/input.txt');
   const data = join(work, 'data');
   prepareCharData({ input: text, outDir: data, valFraction: 0.1 });

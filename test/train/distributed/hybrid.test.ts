@@ -4,8 +4,7 @@
 // skip with the reason printed when mpirun or the MPI addon is missing.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +12,7 @@ import { prepareCharData } from '../../../src/data/prepare.js';
 import { loadGPT } from '../../../src/models/gpt-io.js';
 import { readMetrics } from '../../../src/train/metrics.js';
 import { gridPosition } from '../../../src/train/distributed/hybrid.js';
-import { mpiSkipReason, runMpi } from './mpi-run.js';
+import { mpiSkipReason, runMpi, tempDir } from './mpi-run.js';
 
 test('the grid puts model-parallel groups on consecutive ranks and replicas in columns', () => {
   assert.deepEqual([0, 1, 2, 3].map((r) => gridPosition(r, 2, 2)), [
@@ -29,7 +28,7 @@ if (skip) console.log(`# skipping the dp × tp / dp × pp MPI tests: ${skip}`);
 
 test('lmforge train --dp=2 with --tp=2 and with --pp=2 (1F1B) on 4 ranks: the one-process losses and model; resumable', { skip }, () => {
   const root = fileURLToPath(new URL('../../../../', import.meta.url));
-  const dir = mkdtempSync(join(tmpdir(), 'lmforge-grid-'));
+  const dir = tempDir('lmforge-grid-');
   writeFileSync(join(dir, 'input.txt'), readFileSync(join(root, '../shared/data/tinyshakespeare/input.txt'), 'utf8').slice(0, 20000));
   prepareCharData({ input: join(dir, 'input.txt'), outDir: join(dir, 'data'), valFraction: 0.1 });
   const cli = join(root, 'dist/src/cli/main.js');
