@@ -198,7 +198,8 @@ async function writeCurated(cfg: CurateConfig, split: string, out: string): Prom
 }
 
 function runCli(args: string[], what: string): void {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // The child's output goes to stderr with the pipeline's own progress, so stdout carries only the outcome (--json).
+  const r = spawnSync(process.execPath, [MAIN, ...args], { stdio: ['ignore', 2, 'inherit'] });
   if (r.status !== 0) throw new UserError(`${what} failed (exit ${r.status ?? r.signal}); run the pipeline again to retry${what.includes('train') ? ' (training resumes from its last checkpoint)' : what.includes('sft') ? ' (fine-tuning resumes from its last checkpoint)' : ''}`);
 }
 
