@@ -24,6 +24,7 @@ import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { codeVersionString, PACKAGE_ROOT } from '../util/git.js';
 import { sha256File, sha256Of } from '../util/hash.js';
+import { RECIPE_MD, recipeMarkdown } from './pipeline-recipe.js';
 import { conversationFiles, curateStageConfig, KIND_FIELDS, readPipeline, sftStageConfig, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
 import { trainFromFiles } from './tokenizer.js';
 
@@ -95,6 +96,8 @@ export interface PipelineResult {
   parent: string | null;
   register: 'cached' | 'ran' | 'would run';
   report: { path: string; status: 'cached' | 'ran' } | null;
+  /** recipe.md: every stage with its key, the curation, alignment and evaluation figures (pipeline-recipe.ts). */
+  recipe: string | null;
   stages: StageOutcome[];
   /** The parent_pipeline's own outcome, when the file names one. */
   parentPipeline: PipelineResult | null;
@@ -335,7 +338,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     log(`${head}: ${status} in ${seconds.toFixed(1)} s`);
   }
   if (opts.dryRun) {
-    return { name: plan.name, version: null, parent: parentRef, register: 'would run', report: null, stages: outcomes, parentPipeline: parentResult };
+    return { name: plan.name, version: null, parent: parentRef, register: 'would run', report: null, recipe: null, stages: outcomes, parentPipeline: parentResult };
   }
   const reg = Registry.open(opts.registryPath);
   try {
@@ -361,10 +364,19 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       if (!reg.run(run.path).tags.includes(plan.tag)) reg.tag(run.path, [plan.tag]);
     }
     log(`register: ${version.id}${version.parent ? ` (parent ${version.parent})` : ''}: ${registered === 'ran' ? 'registered' : 'already registered'}${plan.tag ? `, tag ${plan.tag}` : ''}`);
+    // The recipe page: rewritten only when it would read differently (a rerun that changed nothing writes nothing).
+    const reportDir = resolve(plan.workDir, `report-${version.name}-v${version.number}`);
+    const recipe = join(reportDir, RECIPE_MD);
+    const page = recipeMarkdown(plan, outcomes.map((o) => ({ stage: o.stage, kind: o.kind, key: o.key!, out: o.out! })), version.id, version.parent);
+    if (!existsSync(recipe) || readFileSync(recipe, 'utf8') !== page) {
+      ensureDir(reportDir, 'pipeline report directory');
+      writeFileAtomic(recipe, page);
+    }
+    log(`recipe: ${show(recipe)}`);
     let report: PipelineResult['report'] = null;
     if (version.parent) {
       const parentRun = reg.version(version.parent).run_path;
-      const dir = resolve(plan.workDir, `report-${version.name}-v${version.number}`);
+      const dir = reportDir;
       // The runs' evals/ reports (which the report reads itself) enter the key, so a new evaluation renews the report.
       const evalFiles = (runPath: string): string[] => reg.evals(runPath).map((e) => join(runPath, EVALS_DIR, e.report)).filter((f, i, all) => all.indexOf(f) === i);
       const [evalsA, evalsB] = [evalFiles(parentRun), evalFiles(run.path)];
@@ -381,7 +393,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       report = { path: markdown, status };
       log(`report: ${show(markdown)} (+ ${COMPARE_HTML})${status === 'cached' ? ' (unchanged)' : ''}`);
     }
-    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, stages: outcomes, parentPipeline: parentResult };
+    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, recipe, stages: outcomes, parentPipeline: parentResult };
   } finally {
     reg.close();
   }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,7 +146,7 @@ function chatYaml(dir: string, sftIters: number): string {
     '    kind: sft',
     '    model: "${train}"',
     `    config: ${join(ROOT, 'configs/align/sft.yaml')}`,
-    `    set: { max_iters: ${sftIters}, eval_interval: ${sftIters}, threads: 1, data: { conversations: ${join(dir, 'conv.jsonl')}, batch_size: 2 } }`,
+    `    set: { max_iters: ${sftIters}, eval_interval: ${sftIters}, threads: 1, data: { conversations: ${join(dir, 'conv.jsonl')}, batch_size: 2, val_fraction: 0.1 } }`,
     '',
   ].join('\n');
 }
@@ -184,8 +184,16 @@ test('pipeline: curate and sft stages run, cache, and rerun only when what they 
   const chatOut = first.stages.find((s) => s.stage === 'chat')!.out!;
   assert.ok(existsSync(join(chatOut, 'model.safetensors')), 'the sft stage wrote a chat model');
 
-  // Unchanged: nothing runs.
+  // The recipe page lists every stage and what curation and SFT did.
+  const recipe = readFileSync(first.recipe!, 'utf8');
+  assert.match(recipe, /\| clean \| curate \| split \| [0-9a-f]{12} \|/);
+  assert.match(recipe, /- clean: kept [\d,]+ of [\d,]+ documents .*removed: dedup_exact \d+/);
+  assert.match(recipe, /- chat \(sft from train\): 2 steps on 20 conversations; validation loss on assistant tokens [\d.]+ → [\d.]+/);
+  const written = statSync(first.recipe!).mtimeMs;
+
+  // Unchanged: nothing runs, nothing is rewritten.
   assert.deepEqual(statuses(run(file, db)), { split: 'cached', clean: 'cached', tok: 'cached', data: 'cached', train: 'cached', chat: 'cached' });
+  assert.equal(statSync(first.recipe!).mtimeMs, written);
 
   // A comment in the curation config changes nothing; a filter turned on reruns curate and everything after it.
   writeFileSync(join(dir, 'curate.yaml'), `# a note\n${curateConfig}`);
