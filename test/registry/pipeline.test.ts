@@ -146,7 +146,7 @@ function chatYaml(dir: string, sftIters: number): string {
     '    kind: sft',
     '    model: "${train}"',
     `    config: ${join(ROOT, 'configs/align/sft.yaml')}`,
-    `    set: { max_iters: ${sftIters}, eval_interval: ${sftIters}, threads: 1, data: { conversations: ${join(dir, 'conv.jsonl')}, batch_size: 2, val_fraction: 0.1 } }`,
+    `    set: { max_iters: ${sftIters}, eval_interval: ${sftIters}, checkpoint_interval: 1, keep_checkpoints: 2, threads: 1, data: { conversations: ${join(dir, 'conv.jsonl')}, batch_size: 2, val_fraction: 0.1 } }`,
     '',
   ].join('\n');
 }
@@ -210,6 +210,16 @@ test('pipeline: curate and sft stages run, cache, and rerun only when what they 
   const more = run(file, db);
   assert.deepEqual(statuses(more), { split: 'cached', clean: 'cached', tok: 'cached', data: 'cached', train: 'cached', chat: 'ran' });
   assert.notEqual(more.stages.find((s) => s.stage === 'chat')!.key, first.stages.find((s) => s.stage === 'chat')!.key);
+
+  // An interrupted sft stage resumes from its last checkpoint: drop the marker, the model and the step-3 checkpoint.
+  const chatV2 = more.stages.find((s) => s.stage === 'chat')!.out!;
+  rmSync(join(chatV2, '.stage.json'));
+  rmSync(join(chatV2, 'model.safetensors'));
+  rmSync(join(chatV2, 'ckpt-3'), { recursive: true, force: true });
+  writeFileSync(join(chatV2, 'latest'), 'ckpt-2\n');
+  const resumed = run(file, db);
+  assert.equal(statuses(resumed).chat, 'resumed');
+  assert.ok(existsSync(join(chatV2, 'model.safetensors')));
   rmSync(dir, { recursive: true });
 });
 
