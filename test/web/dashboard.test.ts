@@ -144,6 +144,11 @@ test('dashboard: live pages of a training run in headless Chromium', { timeout: 
 
     await page.goto(`${base}/#/run/v2`);
     await page.waitForFunction("document.querySelector('#run-status')?.textContent === 'training'");
+    // The status comes with the page; the chart fills on the first metrics poll, which may land a moment later.
+    await page.waitForFunction(() => {
+      const g = globalThis as unknown as { Chart: { getChart(id: string): { data: { datasets: { data: unknown[] }[] } } | undefined } };
+      return (g.Chart.getChart('loss-chart')?.data.datasets[0]?.data.length ?? 0) >= 1;
+    }, undefined, { timeout: 20_000 }).catch(() => undefined);
     const first = await chartPoints(page);
     assert.ok(first >= 1, `the loss chart starts with the logged points (${first})`);
     // The chart must gain points while the run trains (polled every second).
