@@ -6,7 +6,9 @@
 // and each run's (whole val split), the share of full fine-tuning's improvement LoRA recovers, and the max |logit
 // difference| between the adapter merged by `lmforge lora merge` and the unmerged adapted model.
 // Usage: npm run bench -- lora [--base=wide|small] [--steps=300] [--seeds=1337,2] [--full-lr=1e-3] [--lora-lr=5e-3]
-//        [--lora-r=8] [--lora-alpha=2r] [--lora-targets=c_fc,mlp.c_proj]
+//        [--lora-r=8] [--lora-alpha=2r] [--lora-targets=c_fc,mlp.c_proj] [--lora-save=ln_1,ln_2,ln_f,wte] [--lora-ratio=16]
+//        [--lora-rslora] (--lora-save: PEFT's modules_to_save, trained in full; --lora-ratio: LoRA+'s lora_B lr ratio;
+//        --lora-rslora: α/√r scaling)
 // The base (--base=wide, the default) is the CPU recipe widened to 3 layers × 384, block 64 (5.36M parameters,
 // 1500 steps, ~25 min once on 2 busy cores; val loss 1.7664 on Shakespeare). Adapters grow as d·r and weights as d²,
 // so ≤ 2% of the parameters allows r = 8 on the MLP's two Linears (1.72%) or r = 5 on every Linear, where the 4 × 128
@@ -30,7 +32,8 @@
 // Result (wide base, seeds 1337 and 2): LoRA 1.72% of the parameters, AdamW state 1.72% of full fine-tuning's,
 // val loss base 2.1821 → full 1.5892 / 1.5895, LoRA 1.6744 / 1.6715: 85.6% / 86.2% recovered (bar 90%: short),
 // merged vs adapted max |Δlogit| 4.3e-6 / 5.1e-6.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
@@ -40,6 +43,7 @@ import { loadAdaptedGPT } from '../src/models/lora-io.js';
 import { loraLayers, trainableParameters } from '../src/nn/lora.js';
 import { makeOptimizer, type OptimConfig } from '../src/optim/config.js';
 import { RunDir } from '../src/train/run-dir.js';
+import { writeFileAtomic } from '../src/util/atomic.js';
 import { fullSplitLoss } from '../src/train/tasks/next-token.js';
 import { openTokenFile, type TokenFile } from '../src/train/token-reader.js';
 import { intFlag, stringFlag } from './_args.js';
@@ -71,6 +75,23 @@ function valFile(vocabSize: number): TokenFile {
   return openTokenFile(join(DATA, 'val.bin'), { vocabSize });
 }
 
+/**
+ * The whole-split val loss of the model whose weights are `weightsFile`, cached beside it in bench-val-loss.json
+ * (keyed by the weights' size and mtime and the val file's): a reused run is not evaluated again.
+ */
+function cachedValLoss(weightsFile: string, compute: () => number): number {
+  const cache = join(weightsFile, '..', 'bench-val-loss.json');
+  const stamp = (f: string): string => { const st = statSync(f); return `${st.size}:${st.mtimeMs}`; };
+  const key = `${stamp(weightsFile)}|${stamp(join(DATA, 'val.bin'))}`;
+  if (existsSync(cache)) {
+    const c = JSON.parse(readFileSync(cache, 'utf8')) as { key: string; val_loss: number };
+    if (c.key === key) return c.val_loss;
+  }
+  const loss = compute();
+  writeFileAtomic(cache, JSON.stringify({ key, val_loss: loss }) + '\n');
+  return loss;
+}
+
 /** The logits of the first `rows` val windows, (rows, T, V) flattened. */
 function logitsOf(model: GPT, file: TokenFile, rows: number): Float32Array {
   const T = model.config.block_size;
@@ -96,21 +117,32 @@ interface SavedRun {
   init_from: string;
   data: { dir: string };
   optim: { lr: number; min_lr: number; warmup_iters: number; lr_decay_iters: number; weight_decay: number };
-  lora: { r: number; alpha: number; dropout: number; target_modules: string };
+  lora: { r: number; alpha: number; dropout: number; target_modules: string; use_rslora?: boolean; lr_ratio?: number; modules_to_save?: string };
+}
+
+/** The LoRA settings a bench run is defined by (besides steps, seed and lr). */
+interface LoRASettings {
+  r: number;
+  alpha: number;
+  targets: string;
+  save: string;
+  ratio: number;
+  rslora: boolean;
 }
 
 /**
  * Whether dir holds a finished run with these settings (reused instead of retrained): the same steps, seed, base,
  * data and schedule, and the same LoRA section (r = 0 for full fine-tuning).
  */
-function sameRun(dir: string, steps: number, seed: number, lr: number, base: string, lora: { r: number; alpha: number; targets: string } | null): boolean {
+function sameRun(dir: string, steps: number, seed: number, lr: number, base: string, lora: LoRASettings | null): boolean {
   const path = join(dir, 'train-config.json');
   if (!existsSync(path) || !existsSync(join(dir, lora ? 'adapter_model.safetensors' : 'model.safetensors'))) return false;
   const c = JSON.parse(readFileSync(path, 'utf8')) as SavedRun;
   const schedule = c.max_iters === steps && c.seed === seed && c.optim.lr === lr && c.optim.min_lr === lr / 10 && c.init_from === base && c.data.dir === DATA
     && c.optim.warmup_iters === 20 && c.optim.lr_decay_iters === steps && c.optim.weight_decay === 0;
   if (!lora) return schedule && c.lora.r === 0;
-  return schedule && c.lora.r === lora.r && c.lora.alpha === lora.alpha && c.lora.dropout === 0 && c.lora.target_modules === lora.targets;
+  return schedule && c.lora.r === lora.r && c.lora.alpha === lora.alpha && c.lora.dropout === 0 && c.lora.target_modules === lora.targets
+    && (c.lora.modules_to_save ?? '') === lora.save && (c.lora.lr_ratio ?? 1) === lora.ratio && (c.lora.use_rslora ?? false) === lora.rslora;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -127,6 +159,10 @@ export async function run(args: string[]): Promise<void> {
   const r = intFlag('lora', args, 'lora-r', wide ? 8 : 6);
   const alpha = numberFlag(args, 'lora-alpha', 2 * r);
   const targets = stringFlag(args, 'lora-targets') ?? (wide ? 'c_fc,mlp.c_proj' : 'c_fc');
+  const save = stringFlag(args, 'lora-save') ?? '';
+  const ratio = numberFlag(args, 'lora-ratio', 1);
+  const rslora = args.includes('--lora-rslora');
+  const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora };
   console.log(`lora: LoRA vs full fine-tuning of a Tiny Shakespeare char model on instruction data, ${steps} steps each; ${cpuName()}`);
   console.log('(timings under contention: the CPU is shared; losses do not depend on timing)');
   const base = ensureCharBase(console.log, wide ? WIDE_CHAR_BASE : SMALL_CHAR_BASE);
@@ -136,7 +172,7 @@ export async function run(args: string[]): Promise<void> {
   const V = baseModel.config.vocab_size;
   const val = valFile(V);
   const baseParams = baseModel.numParameters();
-  const baseVal = fullSplitLoss(baseModel, val, EVAL_BATCH, baseModel.config.block_size);
+  const baseVal = cachedValLoss(join(base, 'model.safetensors'), () => fullSplitLoss(baseModel, val, EVAL_BATCH, baseModel.config.block_size));
   baseModel.dispose();
   console.log(`base ${base}: ${baseParams.toLocaleString('en-US')} parameters; val loss on the instruction data ${baseVal.toFixed(4)} (whole val split, ${Math.floor((val.count - 1) / 64)} windows)`);
 
@@ -146,8 +182,11 @@ export async function run(args: string[]): Promise<void> {
     `--optim.lr=${lr}`, `--optim.min_lr=${lr / 10}`, '--optim.warmup_iters=20', `--optim.lr_decay_iters=${steps}`, '--optim.weight_decay=0',
     `--eval_interval=${steps}`, '--eval_iters=10', `--log_interval=${steps}`, '--checkpoint_interval=0', '--overwrite',
   ];
-  const loraFlags = [`--lora.r=${r}`, `--lora.alpha=${alpha}`, '--lora.dropout=0', `--lora.target_modules=${targets}`];
-  console.log(`full: every parameter, AdamW lr ${fullLr}; LoRA: r=${r}, alpha=${alpha}, dropout 0, target_modules ${targets}, AdamW lr ${loraLr}`);
+  const loraFlags = [
+    `--lora.r=${r}`, `--lora.alpha=${alpha}`, '--lora.dropout=0', `--lora.target_modules=${targets}`, `--lora.modules_to_save=${save}`, `--lora.lr_ratio=${ratio}`, `--lora.use_rslora=${rslora}`,
+  ];
+  const extras = `${save ? `, modules_to_save ${save}` : ''}${ratio !== 1 ? `, LoRA+ lora_B lr ×${ratio}` : ''}${rslora ? ', rsLoRA α/√r' : ''}`;
+  console.log(`full: every parameter, AdamW lr ${fullLr}; LoRA: r=${r}, alpha=${alpha}, dropout 0, target_modules ${targets}${extras}, AdamW lr ${loraLr}`);
 
   const results: SeedResult[] = [];
   let trainable = 0;
@@ -157,18 +196,19 @@ export async function run(args: string[]): Promise<void> {
   let adaptedPaths: string[] = [];
   for (const seed of seeds) {
     const fullDir = join(root, `runs/bench-lora/${baseName}/full-s${seed}-lr${fullLr}`);
-    const loraDir = join(root, `runs/bench-lora/${baseName}/lora-s${seed}-r${r}-a${alpha}-${targets.replace(/[^A-Za-z0-9_.]+/g, '+')}-lr${loraLr}`);
+    const tag = `${save ? `-save-${save}` : ''}${ratio !== 1 ? `-plus${ratio}` : ''}${rslora ? '-rs' : ''}`.replace(/[^A-Za-z0-9_.-]+/g, '+');
+    const loraDir = join(root, `runs/bench-lora/${baseName}/lora-s${seed}-r${r}-a${alpha}-${targets.replace(/[^A-Za-z0-9_.]+/g, '+')}${tag}-lr${loraLr}`);
     let t0 = performance.now();
     const reuse = sameRun(fullDir, steps, seed, fullLr, base, null);
     if (!reuse) lmforge(common(seed, fullLr, fullDir));
     const fullSeconds = reuse ? Number.NaN : (performance.now() - t0) / 1000;
     t0 = performance.now();
-    const reuseLora = sameRun(loraDir, steps, seed, loraLr, base, { r, alpha, targets });
+    const reuseLora = sameRun(loraDir, steps, seed, loraLr, base, settings);
     if (!reuseLora) lmforge([...common(seed, loraLr, loraDir), ...loraFlags]);
     const loraSeconds = reuseLora ? Number.NaN : (performance.now() - t0) / 1000;
 
     const full = new RunDir(fullDir).loadModel();
-    const fullVal = fullSplitLoss(full, val, EVAL_BATCH, full.config.block_size);
+    const fullVal = cachedValLoss(join(fullDir, 'model.safetensors'), () => fullSplitLoss(full, val, EVAL_BATCH, full.config.block_size));
     fullState = optimizerStateBytes(full, fullDir);
     full.dispose();
 
@@ -178,7 +218,7 @@ export async function run(args: string[]): Promise<void> {
     trainable = counted.trainable;
     peftLine = counted.line;
     loraState = optimizerStateBytes(adapted, loraDir);
-    const loraVal = fullSplitLoss(adapted, val, EVAL_BATCH, adapted.config.block_size);
+    const loraVal = cachedValLoss(join(loraDir, 'adapter_model.safetensors'), () => fullSplitLoss(adapted, val, EVAL_BATCH, adapted.config.block_size));
     const adaptedLogits = logitsOf(adapted, val, 8);
     adapted.dispose();
     const mergedDir = `${loraDir}-merged`;
@@ -194,7 +234,7 @@ export async function run(args: string[]): Promise<void> {
       merged_max_abs_logit_diff: diff, full_seconds: fullSeconds, lora_seconds: loraSeconds,
     };
     results.push(res);
-    console.log(`seed ${seed}: val loss base ${baseVal.toFixed(4)} → full ${fullVal.toFixed(4)} (${reuse ? 'reused' : `${fullSeconds.toFixed(0)} s`}), LoRA ${loraVal.toFixed(4)} (${reuseLora ? 'reused' : `${loraSeconds.toFixed(0)} s`}); LoRA recovers ${(100 * res.recovered).toFixed(1)}% of full fine-tuning's improvement; merged vs adapted max |Δlogit| ${diff.toExponential(2)}`);
+    console.log(`seed ${seed} (load average ${loadavg()[0]!.toFixed(1)}): val loss base ${baseVal.toFixed(4)} → full ${fullVal.toFixed(4)} (${reuse ? 'reused' : `${fullSeconds.toFixed(0)} s`}), LoRA ${loraVal.toFixed(4)} (${reuseLora ? 'reused' : `${loraSeconds.toFixed(0)} s`}); LoRA recovers ${(100 * res.recovered).toFixed(1)}% of full fine-tuning's improvement; merged vs adapted max |Δlogit| ${diff.toExponential(2)}`);
   }
   const mean = (f: (x: SeedResult) => number): number => results.reduce((s, x) => s + f(x), 0) / results.length;
   const fraction = trainable / baseParams;
@@ -211,8 +251,8 @@ export async function run(args: string[]): Promise<void> {
   console.log(`merged vs adapted logits: max |Δ| ${maxDiff.toExponential(2)}   bar ≤ 1e-5: ${maxDiff <= 1e-5 ? 'holds' : 'fails'}`);
   const round = (x: number, k = 4): number => Number(x.toFixed(k));
   console.log('RESULT ' + JSON.stringify({
-    suite: 'lora', cpu: cpuName(), steps, seeds, base: baseName, base_run: base, base_params: baseParams,
-    lora: { r, alpha, dropout: 0, target_modules: targets, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
+    suite: 'lora', cpu: cpuName(), load_average: round(loadavg()[0]!, 2), steps, seeds, base: baseName, base_run: base, base_params: baseParams,
+    lora: { r, alpha, dropout: 0, target_modules: targets, modules_to_save: save, lr_ratio: ratio, use_rslora: rslora, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
     trainable_params: trainable, trainable_fraction: round(fraction, 5),
     optimizer_state_bytes: { full: fullState, lora: loraState }, optimizer_state_ratio: round(stateRatio, 5),
     base_val_loss: round(baseVal), full_val_loss: round(mean((x) => x.full_val_loss)), lora_val_loss: round(mean((x) => x.lora_val_loss)),
