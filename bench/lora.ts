@@ -155,12 +155,12 @@ export async function run(args: string[]): Promise<void> {
   const wide = baseName === 'wide';
   // Each base's best ≤ 2% setting from the sweep above.
   const fullLr = numberFlag(args, 'full-lr', 1e-3);
-  const loraLr = numberFlag(args, 'lora-lr', wide ? 5e-3 : 1e-2);
-  const r = intFlag('lora', args, 'lora-r', wide ? 8 : 6);
+  const loraLr = numberFlag(args, 'lora-lr', wide ? 2e-3 : 1e-2);
+  const r = intFlag('lora', args, 'lora-r', 6);
   const alpha = numberFlag(args, 'lora-alpha', 2 * r);
   const targets = stringFlag(args, 'lora-targets') ?? (wide ? 'c_fc,mlp.c_proj' : 'c_fc');
-  const save = stringFlag(args, 'lora-save') ?? '';
-  const ratio = numberFlag(args, 'lora-ratio', 1);
+  const save = stringFlag(args, 'lora-save') ?? (wide ? 'ln_1,ln_2,ln_f,wte' : '');
+  const ratio = numberFlag(args, 'lora-ratio', wide ? 8 : 1);
   const rslora = args.includes('--lora-rslora');
   const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora };
   console.log(`lora: LoRA vs full fine-tuning of a Tiny Shakespeare char model on instruction data, ${steps} steps each; ${cpuName()}`);
