@@ -34,7 +34,7 @@
 // r=8 c_fc + mlp.c_proj, LoRA+ ×8, lr 2e-3: 1.6659 (87.2%; plain LoRA lr 5e-3 was 1.6744); the same with ln_1, ln_2,
 // ln_f trained in full (94,848 parameters, 1.77%) 1.6631 (87.7%); r=6 + ln_1, ln_2, ln_f + the tied wte (96,768,
 // 1.81%) ×8 lr 2e-3 1.6685 / seed 2 1.6655, ×4 lr 4e-3 1.6722 / 1.6718; r=4 on every Linear + ln + wte ×8 lr 2e-3
-// 1.6832; r=8 + ln ×16 lr 1e-3 1.6713. On identical batches LoRA+ keeps up with full fine-tuning for the first ~100
+// 1.6832; r=8 + ln ×16 lr 1e-3 1.6713, ×8 lr 3e-3 1.6669, ×8 lr 2e-3 with rsLoRA (α/√r) 1.6732. On identical batches LoRA+ keeps up with full fine-tuning for the first ~100
 // steps (train loss at step 100: 1.8996 against 1.9037) and falls behind after (step 275: 1.7385 against 1.6523),
 // which suggests the adapters run out of capacity rather than speed (more steps were not tried). Runs took 2.5–25 min
 // each on 2 cores under load averages 3–25.
