@@ -1,12 +1,13 @@
 // LoRA adapter files in Hugging Face PEFT's layout: `adapter_model.safetensors` (lora_A (r, in) and lora_B (out, r)
 // under PEFT's names, `base_model.model.<module path>.lora_A.weight`) and `adapter_config.json` (PEFT's LoraConfig
-// fields). Loading is strict: every tensor the config calls for, with its shape, and nothing else. Also a GPT with
+// fields; modules_to_save's fully trained tensors under their own names, `base_model.model.<parameter name>`). Loading is strict: every tensor the config calls for, with its shape, and nothing else. Also a GPT with
 // its adapter from such a directory (base + adapter). Not the LoRA layer itself (nn/lora.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { readSafetensors, writeSafetensors, type TensorData } from '../core/safetensors.js';
-import { applyLoRA, loraLayers, type TargetModules } from '../nn/lora.js';
+import { applyLoRA, loraLayers, modulesToSaveParameters, type TargetModules } from '../nn/lora.js';
 import type { Module } from '../nn/module.js';
+import type { Tensor } from '../core/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError, describeError } from '../util/errors.js';
 import type { GPT } from './gpt.js';
@@ -27,6 +28,13 @@ export interface AdapterConfig {
   useRsLoRA: boolean;
   /** The base model directory (PEFT's base_model_name_or_path). */
   baseModel: string;
+  /** PEFT's modules_to_save: modules trained in full beside the adapters ([] = none). */
+  modulesToSave?: readonly string[];
+  /**
+   * PEFT's ensure_weight_tying (≥ 0.18): a saved token embedding stays tied to the output head, as lmforge's tied
+   * head reads wte; without it PEFT would untie them and keep the old head.
+   */
+  ensureWeightTying?: boolean;
 }
 
 /** adapter_config.json with PEFT's LoraConfig fields (nothing else, so PEFT's loader accepts it). */
@@ -46,7 +54,8 @@ export function adapterConfigJSON(c: AdapterConfig): Record<string, unknown> {
     bias: 'none',
     use_rslora: c.useRsLoRA,
     use_dora: false,
-    modules_to_save: null,
+    modules_to_save: c.modulesToSave && c.modulesToSave.length > 0 ? [...c.modulesToSave] : null,
+    ...(c.ensureWeightTying ? { ensure_weight_tying: true } : {}),
     init_lora_weights: true,
     layers_to_transform: null,
     layers_pattern: null,
@@ -85,7 +94,9 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   if (o.fan_in_fan_out !== true) fail('fan_in_fan_out', 'true (GPT-2 stores its weights as (in, out), Conv1D)');
   if ((o.bias ?? 'none') !== 'none') fail('bias', '"none" (trained biases are not supported)');
   if (o.use_dora === true) fail('use_dora', 'false (DoRA is not supported)');
-  if (o.modules_to_save !== undefined && o.modules_to_save !== null && !(Array.isArray(o.modules_to_save) && o.modules_to_save.length === 0)) fail('modules_to_save', 'null (fully trained extra modules are not supported)');
+  const mts = o.modules_to_save ?? [];
+  if (!(Array.isArray(mts) && mts.every((t) => typeof t === 'string' && /^[A-Za-z0-9_.]+$/.test(t)))) return fail('modules_to_save', 'null or a list of module names');
+  const modulesToSave = mts as string[];
   for (const f of ['rank_pattern', 'alpha_pattern']) {
     const v = o[f];
     if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v).length === 0)) fail(f, '{} (per-layer ranks are not supported)');
@@ -93,10 +104,13 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   for (const f of ['layers_to_transform', 'layers_pattern']) if (o[f] !== undefined && o[f] !== null) fail(f, 'null');
   const base = o.base_model_name_or_path ?? '';
   if (typeof base !== 'string') return fail('base_model_name_or_path', 'a string');
-  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, baseModel: base };
+  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, baseModel: base, modulesToSave, ensureWeightTying: o.ensure_weight_tying === true };
 }
 
-/** Writes adapter_model.safetensors (every LoRA layer's A and B under PEFT's names) and adapter_config.json. */
+/**
+ * Writes adapter_model.safetensors (every LoRA layer's A and B under PEFT's names, then the modules_to_save
+ * parameters under theirs) and adapter_config.json.
+ */
 export function saveAdapter(dir: string, model: Module, c: AdapterConfig, metadata: Record<string, string> = {}): void {
   const layers = loraLayers(model);
   if (layers.length === 0) throw new Error('saveAdapter: the model has no LoRA layers');
@@ -106,6 +120,9 @@ export function saveAdapter(dir: string, model: Module, c: AdapterConfig, metada
     if (layer.merged) throw new Error(`saveAdapter: ${path} is merged into its base; unmerge it first`);
     tensors.push([`${PEFT_PREFIX}${path}.lora_A.weight`, { shape: [...layer.loraA.shape], data: Float32Array.from(layer.loraA.toTypedArray() as Float32Array) }]);
     tensors.push([`${PEFT_PREFIX}${path}.lora_B.weight`, { shape: [...layer.loraB.shape], data: Float32Array.from(layer.loraB.toTypedArray() as Float32Array) }]);
+  }
+  for (const [name, p] of modulesToSaveParameters(model, c.modulesToSave ?? [])) {
+    tensors.push([`${PEFT_PREFIX}${name}`, { shape: [...p.shape], data: Float32Array.from(p.toTypedArray() as Float32Array) }]);
   }
   writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt', ...metadata });
   writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(adapterConfigJSON(c), null, 2) + '\n');
@@ -125,35 +142,41 @@ export function loadAdapter(dir: string, model: Module): string[] {
   const paths = applyLoRA(model, { ...c, source: `${configPath}: target_modules` });
   const problems: string[] = [];
   const used = new Set<string>();
+  // Each expected tensor: its saved name, the model tensor it fills, and the shape it must have, in words.
+  const expected: [string, Tensor, string][] = [];
   for (const [path, layer] of loraLayers(model)) {
-    for (const [part, t, want] of [['lora_A', layer.loraA, `(r, in_features) = (${c.r}, ${layer.base_layer.inFeatures})`], ['lora_B', layer.loraB, `(out_features, r) = (${layer.base_layer.outFeatures}, ${c.r})`]] as const) {
-      const name = `${PEFT_PREFIX}${path}.${part}.weight`;
-      const e = file.tensors.get(name);
-      used.add(name);
-      if (!e) {
-        problems.push(`missing tensor ${name}`);
-        continue;
+    expected.push([`${PEFT_PREFIX}${path}.lora_A.weight`, layer.loraA, `(r, in_features) = (${c.r}, ${layer.base_layer.inFeatures})`]);
+    expected.push([`${PEFT_PREFIX}${path}.lora_B.weight`, layer.loraB, `(out_features, r) = (${layer.base_layer.outFeatures}, ${c.r})`]);
+  }
+  for (const [name, p] of modulesToSaveParameters(model, c.modulesToSave ?? [], `${configPath}: modules_to_save`)) {
+    expected.push([`${PEFT_PREFIX}${name}`, p, `${JSON.stringify(p.shape)}, the base model's ${name}`]);
+  }
+  for (const [name, t, want] of expected) {
+    const e = file.tensors.get(name);
+    used.add(name);
+    if (!e) {
+      problems.push(`missing tensor ${name}`);
+      continue;
+    }
+    if (e.shape.length !== t.ndim || e.shape.some((n, i) => n !== t.shape[i])) {
+      problems.push(`tensor ${name} has shape ${JSON.stringify(e.shape)}, expected ${want} from ${ADAPTER_CONFIG_FILE} and the base model`);
+      continue;
+    }
+    if (e.data instanceof BigInt64Array) {
+      problems.push(`tensor ${name} is ${e.dtype}, expected a float dtype`);
+      continue;
+    }
+    const d = t.data;
+    for (let i = 0; i < t.size; i++) {
+      const v = e.data[i]!;
+      if (!Number.isFinite(v)) {
+        problems.push(`tensor ${name} holds ${v} at element ${i}`);
+        break;
       }
-      if (e.shape.length !== 2 || e.shape[0] !== t.shape[0] || e.shape[1] !== t.shape[1]) {
-        problems.push(`tensor ${name} has shape ${JSON.stringify(e.shape)}, expected ${want} from ${ADAPTER_CONFIG_FILE} and the base model`);
-        continue;
-      }
-      if (e.data instanceof BigInt64Array) {
-        problems.push(`tensor ${name} is ${e.dtype}, expected a float dtype`);
-        continue;
-      }
-      const d = t.data;
-      for (let i = 0; i < t.size; i++) {
-        const v = e.data[i]!;
-        if (!Number.isFinite(v)) {
-          problems.push(`tensor ${name} holds ${v} at element ${i}`);
-          break;
-        }
-        d[t.offset + i] = v;
-      }
+      d[t.offset + i] = v;
     }
   }
-  for (const name of file.tensors.keys()) if (!used.has(name)) problems.push(`unexpected tensor ${name} (no LoRA layer of the model has that name)`);
+  for (const name of file.tensors.keys()) if (!used.has(name)) problems.push(`unexpected tensor ${name} (no LoRA layer or modules_to_save parameter of the model has that name)`);
   if (problems.length > 0) {
     throw new UserError(`${weightsPath}: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`);
   }

@@ -221,6 +221,59 @@ export function applyLoRA(model: Module, o: ApplyLoRAOptions): string[] {
   return paths;
 }
 
+/**
+ * The parameters PEFT's modules_to_save names: every parameter inside a module whose dotted path matches one of
+ * `names` by target_modules' suffix rule (any proper dotted prefix of the parameter's name counts, so `lm_head`
+ * selects an untied head's `lm_head.weight`). They train in full beside the adapters and are saved in the adapter
+ * file under their own names. A module that is or holds a LoRA target, or a name that matches nothing, is a UserError.
+ */
+export function modulesToSaveParameters(model: Module, names: readonly string[], source = 'lora.modules_to_save'): [string, Tensor][] {
+  if (names.length === 0) return [];
+  const adapted = loraLayers(model).map(([p]) => p);
+  const out: [string, Tensor][] = [];
+  for (const [name, p] of model.namedParameters()) {
+    const parts = name.split('.');
+    const prefixes = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('.'));
+    if (!prefixes.some((q) => matchesTarget(q, names))) continue;
+    const clash = adapted.find((a) => name.startsWith(`${a}.`));
+    if (clash !== undefined) throw new UserError(`${source}: ${clash} is a LoRA target (target_modules) and cannot also be trained in full`);
+    out.push([name, p]);
+  }
+  if (out.length === 0) {
+    const owners = new Set(model.namedModules().map(([path]) => path.slice(path.lastIndexOf('.') + 1)).filter((n) => n !== '' && !/^\d+$/.test(n)));
+    throw new UserError(`${source}: ${JSON.stringify(names)} matches no module with parameters (the model's modules are named ${[...owners].join(', ')})`);
+  }
+  return out;
+}
+
+/** Unfreezes the modules_to_save parameters (after applyLoRA froze everything); returns their names. */
+export function trainModulesToSave(model: Module, names: readonly string[], source?: string): string[] {
+  const params = modulesToSaveParameters(model, names, source);
+  for (const [, p] of params) {
+    if (!p.requiresGrad) lm.requireGrad(p);
+  }
+  return params.map(([n]) => n);
+}
+
+/**
+ * Reads modules_to_save as written in a train config: comma-separated module names ('' = none), each matched as a
+ * path suffix (ln_1,ln_2,ln_f,wte).
+ */
+export function parseModulesToSave(text: string, field: string): string[] {
+  const names = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const n of names) if (!/^[A-Za-z0-9_.]+$/.test(n)) throw new UserError(`${field}: ${JSON.stringify(n)} is not a module name (letters, digits, _ and .)`);
+  return names;
+}
+
+/**
+ * LoRA+ (Hayou et al. 2024): lora_B learns `ratio` times faster than lora_A (λ = 16 in the paper), since with B
+ * starting at zero and A random, equal steps leave B's features under-trained at width d. The per-parameter factor
+ * on the scheduled learning rate (PEFT's create_loraplus_optimizer, loraplus_lr_ratio); 1 for every other parameter.
+ */
+export function loraPlusLrScale(ratio: number): (name: string) => number {
+  return (name) => (ratio !== 1 && /(^|\.)lora_B\.weight$/.test(name) ? ratio : 1);
+}
+
 /** The model's LoRA layers by path. */
 export function loraLayers(model: Module): [string, LoRALinear][] {
   return model.namedModules().filter((e): e is [string, LoRALinear] => e[1] instanceof LoRALinear);

@@ -2,7 +2,7 @@
 // builds the chosen optimizer over a model's trainable parameters, with nanoGPT's grouping: weight decay on matrices
 // and embeddings, none on biases and norm gains (Muon also sends embeddings and the head to its AdamW part). Also the
 // learning-rate schedule the section describes.
-import type { NamedParam } from './optimizer.js';
+import type { BaseOptions, NamedParam } from './optimizer.js';
 import { Optimizer } from './optimizer.js';
 import { AdamW } from './adamw.js';
 import { SGD } from './sgd.js';
@@ -60,42 +60,63 @@ export function scheduleOf(o: OptimConfig): LrSchedule {
 /** Parameter names that are embeddings or an output head (Hugging Face GPT-2 names and the like): Muon leaves them to AdamW. */
 export const EMBEDDING_NAME = /(^|\.)(wte|wpe|lm_head|embed[a-z_]*)(\.|$)/;
 
-/** The configured optimizer over `params` (trainable ones only): matrices (ndim ≥ 2) decayed first, then the rest. */
-export function makeOptimizer(params: readonly NamedParam[], o: OptimConfig): Optimizer {
+/**
+ * The configured optimizer over `params` (trainable ones only): matrices (ndim ≥ 2) decayed first, then the rest.
+ * `lrScaleOf` (optional) gives a parameter a factor on the scheduled learning rate (LoRA+'s faster lora_B): each group
+ * is split by it.
+ */
+export function makeOptimizer(params: readonly NamedParam[], o: OptimConfig, lrScaleOf?: (name: string) => number): Optimizer {
   const decayed = params.filter(([, p]) => p.ndim >= 2);
   const plain = params.filter(([, p]) => p.ndim < 2);
   const wd = { weightDecay: o.weight_decay };
   const noWd = { weightDecay: 0 };
+  const split = <G extends Group>(groups: G[]): G[] => splitByLrScale(groups, lrScaleOf);
   switch (o.name) {
     case 'adamw':
-      return new AdamW([{ params: decayed, options: { weightDecay: o.weight_decay } }, { params: plain, options: { weightDecay: 0 } }], {
+      return new AdamW(split([{ params: decayed, options: { weightDecay: o.weight_decay } }, { params: plain, options: { weightDecay: 0 } }]), {
         lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps,
       });
     case 'sgd':
-      return new SGD([{ params: decayed, options: { weightDecay: o.weight_decay } }, { params: plain, options: { weightDecay: 0 } }], {
+      return new SGD(split([{ params: decayed, options: { weightDecay: o.weight_decay } }, { params: plain, options: { weightDecay: 0 } }]), {
         lr: o.lr, momentum: o.momentum, dampening: o.dampening, nesterov: o.nesterov,
       });
     case 'adafactor':
-      return new Adafactor([{ params: decayed, options: wd }, { params: plain, options: noWd }], {
+      return new Adafactor(split([{ params: decayed, options: wd }, { params: plain, options: noWd }]), {
         lr: o.lr, relativeStep: o.adafactor_relative_step, scaleParameter: o.adafactor_scale_parameter, beta1: o.adafactor_beta1,
         decayRate: o.adafactor_decay_rate, clipThreshold: o.adafactor_clip,
       });
     case 'lion':
-      return new Lion([{ params: decayed, options: wd }, { params: plain, options: noWd }], { lr: o.lr, beta1: o.beta1, beta2: o.beta2 });
+      return new Lion(split([{ params: decayed, options: wd }, { params: plain, options: noWd }]), { lr: o.lr, beta1: o.beta1, beta2: o.beta2 });
     case 'muon': {
       const hidden = decayed.filter(([name, p]) => p.ndim === 2 && !EMBEDDING_NAME.test(name));
       const other = decayed.filter((np) => !hidden.includes(np));
       // The AdamW part follows the same schedule, scaled to its own peak.
       const adamw = { muon: false, lrScale: o.lr > 0 ? o.muon_adamw_lr / o.lr : 0 };
-      return new Muon([
+      return new Muon(split([
         { params: hidden, options: { muon: true, ...wd } }, { params: other, options: { ...adamw, ...wd } }, { params: plain, options: { ...adamw, ...noWd } },
-      ], { lr: o.lr, momentum: o.muon_momentum, nesterov: o.muon_nesterov, nsSteps: o.muon_ns_steps, beta1: o.beta1, beta2: o.beta2, eps: o.eps });
+      ]), { lr: o.lr, momentum: o.muon_momentum, nesterov: o.muon_nesterov, nsSteps: o.muon_ns_steps, beta1: o.beta1, beta2: o.beta2, eps: o.eps });
     }
     case 'shampoo':
-      return new Shampoo([{ params: decayed, options: wd }, { params: plain, options: noWd }], {
+      return new Shampoo(split([{ params: decayed, options: wd }, { params: plain, options: noWd }]), {
         lr: o.lr, updateFreq: o.shampoo_update_freq, blockSize: o.shampoo_block_size, eps: o.shampoo_eps, epsRelative: o.shampoo_eps_relative,
         statDecay: o.shampoo_stat_decay, startStep: o.shampoo_start_step, graft: o.shampoo_graft,
         graftEps: o.eps, beta1: o.beta1, beta2: o.beta2,
       });
   }
+}
+
+/** Each group split by lrScaleOf (one group per distinct factor, which multiplies the group's own lrScale). */
+function splitByLrScale<G extends Group>(groups: G[], lrScaleOf?: (name: string) => number): G[] {
+  if (!lrScaleOf) return groups;
+  return groups.flatMap((g) => {
+    const own = (g.options as Partial<BaseOptions> | undefined)?.lrScale ?? 1;
+    const scales = [...new Set(g.params.map(([name]) => lrScaleOf(name)))];
+    return scales.map((k) => ({ ...g, params: g.params.filter(([name]) => lrScaleOf(name) === k), options: { ...g.options, lrScale: own * k } }));
+  });
+}
+
+/** A parameter group before it meets its optimizer's option type. */
+interface Group {
+  params: readonly NamedParam[];
+  options?: object;
 }

@@ -55,6 +55,9 @@ export const trainSpec = defineConfig({
     alpha: { default: 8, type: 'number', min: 0, doc: 'lora_alpha: the update is scaled by alpha / r' },
     dropout: { default: 0, type: 'number', min: 0, max: 0.99, doc: "lora_dropout: dropout on the adapters' input while training" },
     target_modules: { default: 'c_attn', doc: "Linear layers to adapt: comma-separated names matched as path suffixes (c_attn,c_proj,c_fc; mlp.c_proj), or /regex/ over the whole dotted path (PEFT's target_modules)" },
+    use_rslora: { default: false, doc: "rsLoRA (Kalajdzievski 2023): scale the update by alpha / √r instead of alpha / r (PEFT's use_rslora)" },
+    lr_ratio: { default: 1, type: 'number', min: 0, doc: "LoRA+ (Hayou et al. 2024): lora_B's learning rate is lr_ratio × lr (the paper suggests 16; PEFT's loraplus_lr_ratio; 1 = plain LoRA)" },
+    modules_to_save: { default: '', doc: "modules trained in full beside the adapters and saved in the adapter file (PEFT's modules_to_save): comma-separated names matched as path suffixes, e.g. ln_1,ln_2,ln_f,wte ('' = none)" },
   },
 });
 

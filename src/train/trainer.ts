@@ -8,7 +8,7 @@ import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
 import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
 import { loadAnyGPT, isQuantizedModelDir } from '../models/quantize-io.js';
 import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io.js';
-import { applyLoRA, parseTargetModules, trainableParameters } from '../nn/lora.js';
+import { applyLoRA, loraPlusLrScale, matchesTarget, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
 import { cpuName } from '../util/cpu.js';
@@ -144,11 +144,16 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   const lora = config.lora.r > 0;
   if (lora && config.init_from === null) throw new UserError('lora.r: a LoRA run adapts a trained model; set init_from to its run or model directory');
   const targetModules = parseTargetModules(config.lora.target_modules, 'lora.target_modules');
+  const modulesToSave = parseModulesToSave(config.lora.modules_to_save, 'lora.modules_to_save');
   // The model first: a bad architecture is refused before anything is written.
   const { model, config: c } = initialModel(config, meta);
   const vocabSize = model.config.vocab_size;
   const adapter: AdapterConfig | null = lora && c.init_from !== null
-    ? { r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: false, baseModel: resolve(c.init_from) }
+    ? {
+      r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: c.lora.use_rslora, baseModel: resolve(c.init_from), modulesToSave,
+      // A trained token embedding is also lmforge's (tied) output head: PEFT must keep them tied too.
+      ensureWeightTying: model.config.tie_embeddings && matchesTarget('transformer.wte', modulesToSave),
+    }
     : null;
   let trainFile, valFile;
   const run = new RunDir(c.out_dir);
@@ -157,7 +162,10 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     valFile = openTokenFile(join(c.data.dir, 'val.bin'), { vocabSize });
     // Shared layers are one module used at several depths: an adapter would wrap it once per use.
     if (adapter && model.config.share_layers !== 'none') throw new UserError(`lora.r: the init_from model shares its layers (share_layers ${model.config.share_layers}); LoRA over shared layers is not supported`);
-    if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
+    if (adapter) {
+      applyLoRA(model, { ...adapter, seed: c.seed });
+      trainModulesToSave(model, modulesToSave);
+    }
     // Rank 0 prepares out_dir (an --overwrite empties it) before the other ranks read it or make their rank-r folders in it.
     if (!writer) world.barrier();
     if (writer || (layout && leads)) run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
@@ -191,7 +199,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   let optimizer: Optimizer | GradientSync;
   if (parallel && grid) optimizer = new HybridSync(grid.dp, makeOptimizer(parallel.module.namedTrainableParameters(), c.optim), task.distribution!);
   else if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
-  else if (comm.size === 1) optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
+  else if (comm.size === 1) optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim, adapter ? loraPlusLrScale(c.lora.lr_ratio) : undefined);
   else {
     const named = model.namedTrainableParameters();
     broadcastParameters(comm, named);
@@ -219,7 +227,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
           if (want !== have) throw new UserError(`--resume: model.${k} is ${JSON.stringify(have)} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(want)}`);
         }
         if (saved.init_from !== c.init_from) throw new UserError(`--resume: init_from is ${JSON.stringify(c.init_from)} but the checkpoint in ${ck.dir} started from ${JSON.stringify(saved.init_from)}`);
-        for (const k of ['r', 'alpha', 'target_modules'] as const) {
+        for (const k of ['r', 'alpha', 'target_modules', 'use_rslora', 'modules_to_save'] as const) {
           if (saved.lora[k] !== c.lora[k]) throw new UserError(`--resume: lora.${k} is ${JSON.stringify(c.lora[k])} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(saved.lora[k])}`);
         }
         if (ck.optimizer.kind !== optimizer.kind) {
@@ -240,7 +248,10 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         run.writeMeta(meta, c.data.dir, vocabSize);
         log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps * (layout ? config.dp : comm.size)} tokens per step`);
         if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
-        if (adapter) log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules} of ${c.init_from}: ${trainableParameters(model).line}`);
+        if (adapter) {
+          const extras = [adapter.useRsLoRA ? 'rsLoRA' : '', c.lora.lr_ratio !== 1 ? `LoRA+ lr_ratio ${c.lora.lr_ratio}` : '', modulesToSave.length > 0 ? `modules_to_save ${modulesToSave.join(',')}` : ''].filter((x) => x !== '');
+          log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules}${extras.length > 0 ? ` (${extras.join('; ')})` : ''} of ${c.init_from}: ${trainableParameters(model).line}`);
+        }
       },
     });
     if (optimizer instanceof DataParallel) log(`data parallel: gradients in ${optimizer.bucketCount} buckets of about ${c.bucket_mb} MB; ${optimizer.earlyBuckets} started their all-reduce while backward ran (last step)`);

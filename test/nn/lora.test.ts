@@ -1,6 +1,7 @@
 // LoRA layer and adapter files: parity of the adapted logits with an independent PyTorch reading of the same
 // PEFT-layout files (test/reference/lora_reference.py), merge = adapted, save → load round trip, target_modules
-// rules, the trainable-parameter line, dropout seeding, and bad adapter files refused in one line.
+// rules, the trainable-parameter line, dropout seeding, and bad adapter files refused in one line; rsLoRA,
+// modules_to_save (PEFT's layout, tied head kept tied) and LoRA+'s faster lora_B.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { loadGPT, saveGPT } from '../../src/models/gpt-io.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT, loadAdapter, saveAdapter } from '../../src/models/lora-io.js';
 import { Linear } from '../../src/nn/layers.js';
 import type { MLP } from '../../src/nn/mlp.js';
-import { applyLoRA, LoRALinear, loraLayers, matchesTarget, mergeAndUnload, parseTargetModules, trainableParameters } from '../../src/nn/lora.js';
+import { applyLoRA, LoRALinear, loraLayers, loraPlusLrScale, matchesTarget, mergeAndUnload, modulesToSaveParameters, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../../src/nn/lora.js';
 import { makeOptimizer, optimSpec } from '../../src/optim/config.js';
 import { defaultsOf } from '../../src/util/config.js';
 import { UserError } from '../../src/util/errors.js';
@@ -207,4 +208,94 @@ test('on a fixed batch the adapters alone fit the data while every base weight s
   model.dispose();
   x.dispose();
   y.dispose();
+});
+
+test('rsLoRA + modules_to_save (layer norms, tied wte): adapted logits match the PyTorch reference; merged = adapted', () => {
+  const ref = JSON.parse(readFileSync(join(fixtures, 'logits-extras.json'), 'utf8')) as { idx: number[][]; logits: number[]; adapted_modules: string[]; saved_parameters: string[] };
+  const dir = join(fixtures, 'adapter-extras');
+  const cfg = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([cfg.use_rslora, cfg.modules_to_save, cfg.ensure_weight_tying], [true, ['ln_1', 'ln_f', 'wte'], true]);
+  const names = [...readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE)).tensors.keys()].filter((n) => !n.includes('.lora_')).sort();
+  assert.deepEqual(names, ref.saved_parameters.map((n) => `base_model.model.${n}`));
+  const model = loadAdaptedGPT(dir).eval();
+  assert.deepEqual(loraLayers(model).map(([p]) => p), ref.adapted_modules);
+  assert.equal(loraLayers(model)[0]![1].scaling, 3 / Math.sqrt(4));
+  const got = logits(model, ref.idx);
+  assert.ok(maxDiff(got, ref.logits) < 1e-5, `max |lmforge − torch| = ${maxDiff(got, ref.logits)}`);
+  // Without the saved modules (the plain adapter files' rule) the logits would differ: the reference needs them.
+  const bare = loadGPT(join(fixtures, 'base'));
+  applyLoRA(bare, { r: 4, alpha: 3, dropout: 0, targetModules: ['c_fc'], useRsLoRA: true });
+  for (const [[, a], [, b]] of loraLayers(bare).map((e, i) => [e, loraLayers(model)[i]!] as const)) {
+    a.loraA.data.set(b.loraA.toTypedArray() as Float32Array, a.loraA.offset);
+    a.loraB.data.set(b.loraB.toTypedArray() as Float32Array, a.loraB.offset);
+  }
+  assert.ok(maxDiff(logits(bare.eval(), ref.idx), ref.logits) > 1e-2, 'the saved modules change the logits');
+  bare.dispose();
+  mergeAndUnload(model);
+  assert.ok(maxDiff(logits(model, ref.idx), got) < 1e-5, 'merged = adapted');
+  model.dispose();
+});
+
+test('modules_to_save: trained in full beside the adapters, saved under their own names, round-trip exactly; bad names refused', () => {
+  const model = new GPT(shape, 7);
+  applyLoRA(model, { r: 2, alpha: 4, dropout: 0, targetModules: ['c_fc'], seed: 1 });
+  const saved = trainModulesToSave(model, parseModulesToSave(' ln_2, wte ', 'f'));
+  assert.deepEqual(saved, ['transformer.wte.weight', 'transformer.h.0.ln_2.weight', 'transformer.h.0.ln_2.bias', 'transformer.h.1.ln_2.weight', 'transformer.h.1.ln_2.bias']);
+  const trainable = model.namedTrainableParameters().map(([n]) => n);
+  assert.deepEqual(trainable.filter((n) => !n.includes('.lora_')), saved);
+  const { trainable: count } = trainableParameters(model);
+  assert.equal(count, 2 * 2 * (8 + 32) + 24 * 8 + 2 * 2 * 8);
+  for (const [, p] of modulesToSaveParameters(model, ['ln_2', 'wte'])) for (let i = 0; i < p.size; i++) p.data[p.offset + i] = Math.sin(i + p.size);
+  for (const [, l] of loraLayers(model)) l.loraB.data.fill(0.25, l.loraB.offset, l.loraB.offset + l.loraB.size);
+  const want = logits(model.eval());
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-lora-mts-'));
+  const base = mkdtempSync(join(tmpdir(), 'lmforge-lora-mts-base-'));
+  const fresh = new GPT(shape, 7);
+  saveGPT(base, fresh);
+  fresh.dispose();
+  saveAdapter(dir, model, { r: 2, alpha: 4, dropout: 0, targetModules: ['c_fc'], useRsLoRA: false, baseModel: base, modulesToSave: ['ln_2', 'wte'], ensureWeightTying: true });
+  const back = loadAdaptedGPT(dir).eval();
+  assert.deepEqual(logits(back), want);
+  back.dispose();
+  model.dispose();
+  assert.throws(() => parseModulesToSave('ln_1|ln_2', 'lora.modules_to_save'), /lora\.modules_to_save: "ln_1\|ln_2" is not a module name/);
+  assert.deepEqual(parseModulesToSave('', 'f'), []);
+  const m2 = new GPT(shape, 7);
+  applyLoRA(m2, { r: 2, alpha: 4, dropout: 0, targetModules: ['c_fc'] });
+  assert.throws(() => trainModulesToSave(m2, ['mlp']), (e: unknown) => e instanceof UserError && /lora\.modules_to_save: transformer\.h\.0\.mlp\.c_fc is a LoRA target/.test(e.message));
+  assert.throws(() => trainModulesToSave(m2, ['norm_x']), (e: unknown) => e instanceof UserError && /"norm_x"\] matches no module with parameters \(the model.s modules are named .*ln_1.*\)/.test(e.message));
+  m2.dispose();
+  // An adapter file that lacks a modules_to_save tensor its config names is refused, naming it.
+  const broken = badAdapter(() => {}, { modules_to_save: ['ln_f'] });
+  const m3 = loadGPT(join(fixtures, 'base'));
+  assert.throws(() => loadAdapter(broken, m3), /missing tensor base_model\.model\.transformer\.ln_f\.weight/);
+  m3.dispose();
+});
+
+test('LoRA+: lora_B steps lr_ratio × the scheduled lr, lora_A and the rest 1× (groups split by the factor)', () => {
+  const model = new GPT(shape, 7);
+  applyLoRA(model, { r: 2, alpha: 2, dropout: 0, targetModules: ['c_fc'], seed: 1 });
+  trainModulesToSave(model, ['ln_f']);
+  const scale = loraPlusLrScale(16);
+  assert.deepEqual(model.namedTrainableParameters().map(([n]) => scale(n)), [1, 16, 1, 16, 1, 1]);
+  assert.equal(loraPlusLrScale(1)('transformer.h.0.mlp.c_fc.lora_B.weight'), 1);
+  for (const [, l] of loraLayers(model)) l.loraB.data.fill(0.1, l.loraB.offset, l.loraB.offset + l.loraB.size);
+  // Plain SGD: each parameter moves by −lr·scale·grad exactly.
+  const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), name: 'sgd', momentum: 0, weight_decay: 0, lr: 1e-2 }, scale);
+  opt.setLearningRate(1e-2);
+  const x = lm.tensor(idxRows.flat(), [2, 8], 'int32');
+  const before = model.namedTrainableParameters().map(([n, p]) => [n, Float32Array.from(p.toTypedArray() as Float32Array)] as const);
+  lm.tidy(() => lm.backward(model.forward(x, x).loss!));
+  const grads = new Map(model.namedTrainableParameters().map(([n, p]) => [n, Float32Array.from(p.grad!.toTypedArray() as Float32Array)]));
+  opt.step();
+  for (const [n, w0] of before) {
+    const p = model.namedTrainableParameters().find(([m]) => m === n)![1].toTypedArray() as Float32Array;
+    const g = grads.get(n)!;
+    const want = w0.map((w, i) => w - 1e-2 * scale(n) * g[i]!);
+    assert.ok(maxDiff(p, want) < 1e-6, n);
+    assert.ok(g.some((v) => v !== 0), `${n} has a gradient`);
+  }
+  opt.dispose();
+  x.dispose();
+  model.dispose();
 });

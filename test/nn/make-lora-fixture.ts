@@ -1,5 +1,6 @@
 // Writes the inputs of the LoRA parity fixture once: a tiny GPT base (test/fixtures/lora/base) and an adapter on it
-// with non-zero lora_B (test/fixtures/lora/adapter). test/reference/lora_reference.py then computes the logits from
+// with non-zero lora_B (test/fixtures/lora/adapter), and one with rsLoRA and modules_to_save (adapter-extras).
+// test/reference/lora_reference.py then computes the logits from
 // these files alone. Run: npx tsc -p . && node dist/test/nn/make-lora-fixture.js (not a test; CI only reads the files).
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import * as lm from '../../src/core/index.js';
 import { GPT } from '../../src/models/gpt.js';
 import { saveGPT } from '../../src/models/gpt-io.js';
 import { saveAdapter } from '../../src/models/lora-io.js';
-import { applyLoRA, loraLayers } from '../../src/nn/lora.js';
+import { applyLoRA, loraLayers, modulesToSaveParameters } from '../../src/nn/lora.js';
 
 const dir = fileURLToPath(new URL('../../../test/fixtures/lora/', import.meta.url));
 const model = new GPT({ vocab_size: 24, block_size: 8, n_layer: 2, n_head: 2, n_embd: 8, bias: true }, 7);
@@ -24,3 +25,25 @@ for (const [, layer] of loraLayers(model)) {
 saveAdapter(join(dir, 'adapter'), model, { ...lora, useRsLoRA: false, baseModel: '../base' });
 console.log(`wrote ${dir}base and ${dir}adapter`);
 model.dispose();
+
+// A second adapter (test/fixtures/lora/adapter-extras) with what PEFT stores beyond A and B: rsLoRA scaling and
+// modules_to_save (the layer norms ln_1 and ln_f, and the tied token embedding wte, with ensure_weight_tying).
+const extras = new GPT({ vocab_size: 24, block_size: 8, n_layer: 2, n_head: 2, n_embd: 8, bias: true }, 7);
+const extrasLora = { r: 4, alpha: 3, dropout: 0, targetModules: ['c_fc'], useRsLoRA: true, modulesToSave: ['ln_1', 'ln_f', 'wte'], ensureWeightTying: true };
+applyLoRA(extras, { ...extrasLora, seed: 4 });
+const rng2 = new lm.Rng(6);
+for (const [, layer] of loraLayers(extras)) {
+  const b = lm.randn(layer.loraB.shape, rng2, 0.3);
+  layer.loraB.data.set(b.toTypedArray() as Float32Array, layer.loraB.offset);
+  b.dispose();
+}
+// Trained copies of the saved modules differ from the base's: shift each by noise so the logits show it.
+for (const [, p] of modulesToSaveParameters(extras, extrasLora.modulesToSave)) {
+  const noise = lm.randn(p.shape, rng2, 0.2);
+  const n = noise.toTypedArray() as Float32Array;
+  for (let i = 0; i < p.size; i++) p.data[p.offset + i] = (p.data[p.offset + i] as number) + n[i]!;
+  noise.dispose();
+}
+saveAdapter(join(dir, 'adapter-extras'), extras, { ...extrasLora, baseModel: '../base' });
+console.log(`wrote ${dir}adapter-extras`);
+extras.dispose();

@@ -2,8 +2,10 @@
 """Independent check of lmforge's LoRA: reads a base GPT-2 model (config.json + model.safetensors) and a PEFT
 adapter (adapter_config.json + adapter_model.safetensors) from disk with its own safetensors parser, applies the
 adapter as PEFT's LoRA layer does (y = x·W + b + (α/r)·(x·Aᵀ)·Bᵀ, W stored (in, out) as GPT-2's Conv1D,
-target_modules matched by PEFT's rules) and runs GPT-2's forward in float64 PyTorch. Writes the logits for a fixed
-input to test/fixtures/lora/logits.json, which test/nn/lora.test.ts compares with lmforge's adapted model.
+target_modules matched by PEFT's rules; rsLoRA's α/√r; modules_to_save's saved tensors replacing the base's, the
+tied head following a saved wte only with ensure_weight_tying, as PEFT ≥ 0.18 does) and runs GPT-2's forward in
+float64 PyTorch. Writes the logits for a fixed input to test/fixtures/lora/logits.json (adapter/) and
+logits-extras.json (adapter-extras/), which test/nn/lora.test.ts compares with lmforge's adapted model.
 
 Run once with Debian's python3-torch (no `peft` package needed):  /usr/bin/python3 test/reference/lora_reference.py
 The inputs were written by test/nn/make-lora-fixture.ts. CI never runs this script; it only reads the fixture.
@@ -49,16 +51,26 @@ def peft_targets(key, target_modules):
     return any(key == t or key.endswith("." + t) for t in target_modules)
 
 
-def main():
+def main(adapter_dir, out_name):
     cfg = json.load(open(os.path.join(FIX, "base", "config.json")))
     w = read_safetensors(os.path.join(FIX, "base", "model.safetensors"))
-    acfg = json.load(open(os.path.join(FIX, "adapter", "adapter_config.json")))
-    aw = read_safetensors(os.path.join(FIX, "adapter", "adapter_model.safetensors"))
+    acfg = json.load(open(os.path.join(FIX, adapter_dir, "adapter_config.json")))
+    aw = read_safetensors(os.path.join(FIX, adapter_dir, "adapter_model.safetensors"))
     assert acfg["peft_type"] == "LORA" and acfg["fan_in_fan_out"] and acfg["bias"] == "none"
     r, alpha = acfg["r"], acfg["lora_alpha"]
     scale = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
     prefix = "base_model.model."
     adapted = []
+    # modules_to_save: PEFT saves the trained copy's tensors as base_model.model.<module>.<param>; they replace the base's.
+    head = w["transformer.wte.weight"]
+    saved = sorted(k[len(prefix) :] for k in aw if ".lora_" not in k)
+    for key in saved:
+        module = key.rsplit(".", 1)[0]
+        assert peft_targets(module, acfg["modules_to_save"] or []), key
+        assert aw[prefix + key].shape == w[key].shape, key
+        w[key] = aw[prefix + key]
+    if acfg.get("ensure_weight_tying"):
+        head = w["transformer.wte.weight"]
 
     def conv1d(x, key):
         """GPT-2's Conv1D (weight (in, out)) plus the adapter if the module is a target (lora_dropout: eval mode)."""
@@ -94,19 +106,21 @@ def main():
         m = torch.nn.functional.gelu(m, approximate="none" if exact_gelu else "tanh")
         x = x + conv1d(m, h + "mlp.c_proj")
     x = ln(x, "transformer.ln_f")
-    logits = x @ w["transformer.wte.weight"].T  # tied head
+    logits = x @ head.T  # tied head
     out = {
-        "note": "written by test/reference/lora_reference.py (float64 PyTorch %s) from test/fixtures/lora/{base,adapter}" % torch.__version__,
+        "note": "written by test/reference/lora_reference.py (float64 PyTorch %s) from test/fixtures/lora/{base,%s}" % (torch.__version__, adapter_dir),
         "idx": idx.tolist(),
         "adapted_modules": adapted,
+        "saved_parameters": saved,
         "shape": list(logits.shape),
         "logits": [round(v, 10) for v in logits.flatten().tolist()],
     }
-    with open(os.path.join(FIX, "logits.json"), "w") as f:
+    with open(os.path.join(FIX, out_name), "w") as f:
         json.dump(out, f)
         f.write("\n")
-    print("adapted", adapted, "logits", list(logits.shape), "max |logit|", logits.abs().max().item())
+    print(adapter_dir, "adapted", adapted, "saved", saved, "logits", list(logits.shape), "max |logit|", logits.abs().max().item())
 
 
 if __name__ == "__main__":
-    main()
+    main("adapter", "logits.json")
+    main("adapter-extras", "logits-extras.json")

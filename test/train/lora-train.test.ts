@@ -96,6 +96,33 @@ test('train --resume of a LoRA run (with adapter dropout) is exact; a changed lo
   assert.throws(() => train(other, { ...quiet, resume: true }), (e: unknown) => e instanceof UserError && /--resume: lora\.r is 2 but the checkpoint .* was trained with 4/.test(e.message));
 });
 
+test('a LoRA+ / rsLoRA / modules_to_save run: the saved modules train and land in the adapter; the run loads as trained; a changed modules_to_save is refused on resume', () => {
+  const c = lora('extras', 10);
+  c.lora = { ...c.lora, use_rslora: true, lr_ratio: 4, modules_to_save: 'ln_f,wte' };
+  train(c, quiet);
+  const run = join(dir, 'extras');
+  const cfg = JSON.parse(readFileSync(join(run, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([cfg.use_rslora, cfg.modules_to_save, cfg.ensure_weight_tying], [true, ['ln_f', 'wte'], true]);
+  const saved = readSafetensors(join(run, 'adapter_model.safetensors')).tensors;
+  const base = readSafetensors(join(dir, 'base', 'model.safetensors')).tensors;
+  for (const n of ['transformer.wte.weight', 'transformer.ln_f.weight']) {
+    assert.notDeepEqual(saved.get(`base_model.model.${n}`)!.data, base.get(n)!.data, `${n} trained`);
+  }
+  const ck = loadCheckpoint(findLatestComplete(run)!.dir);
+  assert.ok([...ck.optimizer.tensors.keys()].some((k) => k.startsWith('transformer.wte.weight.')), 'optimizer state for the saved modules');
+  // The adapted run (base + adapter) equals the checkpointed model: modules_to_save came back from the adapter file.
+  const adapted = loadAdaptedGPT(run);
+  const wte = adapted.transformer.wte.weight.toTypedArray() as Float32Array;
+  assert.deepEqual(Float32Array.from(wte), ck.params.get('transformer.wte.weight')!.data);
+  const merged = RunDir.open(run).loadModel();
+  assert.ok(maxDiff(logits(merged), logits(adapted)) < 1e-5);
+  merged.dispose();
+  adapted.dispose();
+  const other = lora('extras', 20);
+  other.lora = { ...other.lora, use_rslora: true, lr_ratio: 4, modules_to_save: 'ln_f' };
+  assert.throws(() => train(other, { ...quiet, resume: true }), (e: unknown) => e instanceof UserError && /--resume: lora\.modules_to_save is "ln_f" but the checkpoint .* was trained with "ln_f,wte"/.test(e.message));
+});
+
 test('lora.r without init_from, and an architecture key that contradicts the base, are refused', () => {
   assert.throws(() => train(config(dir, 'x', { lora: { r: 4 } }), quiet), /lora\.r: a LoRA run adapts a trained model; set init_from/);
   assert.throws(() => train(config(dir, 'y', { init_from: join(dir, 'base'), n_layer: 3, lora: { r: 4 } }), quiet), /model\.n_layer is 3 but the init_from model .* has 2/);
