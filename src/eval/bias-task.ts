@@ -1,7 +1,8 @@
 // The bias_probe task type of the harness: `lmforge eval --tasks gender_occupation` scores the probe file the task
 // names (data.path, beside the task file) with bias-probe.ts and reports its figures as harness metrics. A metric's
 // stderr is the bootstrap interval's half-width / 1.96; the intervals themselves, per category and per attribute,
-// are in the report's details. Not the scoring (bias-probe.ts).
+// are in the report's details, and each attribute's b(a) in the per-sample log (--log-samples). Not the scoring
+// (bias-probe.ts).
 import { existsSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { loadBiasProbe, scoreBiasProbe, type Interval } from './bias-probe.js';
@@ -39,7 +40,7 @@ export function runBiasProbeTask(spec: TaskSpec, model: LanguageModel, options: 
   const n = r.attributes.length + Object.values(r.pairs).reduce((a, p) => a + p.n, 0);
   return {
     task: spec.task, version: spec.version, nShot: 0, n, metrics, subsets, subsetSizes,
-    details: { probe: r.probe, file: spec.data.path, groups: r.groups, baseline_lean: r.baseline_lean, sentences: r.sentences, stereotype_score: r.stereotype_score, mean_abs_bias: r.mean_abs_bias, categories: r.categories, pairs: r.pairs, attributes: r.attributes },
+    details: { probe: r.probe, file: spec.data.path, groups: r.groups, baseline_lean: r.baseline_lean, sentences: r.sentences, stereotype_score: r.stereotype_score, mean_abs_bias: r.mean_abs_bias, categories: r.categories, pairs: r.pairs },
     ...(options.logSamples ? { samples: r.attributes.map((a, i) => ({ doc_id: i, ...a })) } : {}),
     seconds: (performance.now() - started) / 1000,
   };
