@@ -24,8 +24,11 @@ import { infraFigures, resolvePeakFlops } from './infra.js';
 import { runLoop, type Task } from './loop.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
+import { DebiasedNextTokenTask } from './tasks/debias.js';
 import { NextTokenTask } from './tasks/next-token.js';
 import { openTokenFile } from './token-reader.js';
+import { CharTokenizer } from '../tokenizers/char.js';
+import { loadAnyTokenizer } from '../tokenizers/load-any.js';
 import { TRAIN_ALIASES, trainSpec, type TrainConfig } from './train-config.js';
 
 export { fullSplitLoss, splitWindows } from './tasks/next-token.js';
@@ -119,6 +122,13 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
   return { model: base, config: { ...c, model: { ...base.config } } };
 }
 
+/** Token ids → text with the data's tokenizer (a char vocabulary in meta.json, or the tokenizer file beside it). */
+function decoderOf(meta: DataMeta, dataDir: string): (ids: ArrayLike<number>) => string {
+  const t = meta.tokenizer as { type?: unknown; file?: unknown };
+  const tok = t.type === 'file' && typeof t.file === 'string' ? loadAnyTokenizer(join(dataDir, t.file)) : CharTokenizer.fromJSON(meta.tokenizer, join(dataDir, 'meta.json'));
+  return (ids) => tok.decode(ids);
+}
+
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
   // Distributed runs (under mpirun): data parallelism (--dp, --zero) or one model-parallel layout (--tp / --pp /
   // --ep). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
@@ -126,6 +136,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   const layout = layoutOf(config);
   if (layout && config.lora.r > 0) throw new UserError(`--${layout.kind}: LoRA runs train on one process (lora.r = 0 for model parallelism)`);
   if (layout && config.dp > 1) throw new UserError(`--dp=${config.dp} with --${layout.kind}=${layout.size}: data parallelism does not combine with model parallelism yet; use one of them`);
+  if (config.debias.adversary_weight > 0 && (layout || config.dp > 1 || config.lora.r > 0)) throw new UserError('debias.adversary_weight: adversarial debiasing trains one full model on one process (no model or data parallelism, no LoRA)');
   const comm = initDistributed({ expectSize: layout ? layout.size : config.dp });
   const writer = comm.rank === 0;
   if (layout && !writer) config = { ...config, out_dir: join(config.out_dir, `rank-${comm.rank}`) };
@@ -176,12 +187,15 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
-  const task: Task<unknown> = parallel
+  let task: Task<unknown> = parallel
     ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed })
     : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm });
+  if (c.debias.adversary_weight > 0) {
+    task = new DebiasedNextTokenTask(task as NextTokenTask, { weight: c.debias.adversary_weight, hidden: c.debias.adversary_hidden, seed: c.seed, decode: decoderOf(meta, c.data.dir) });
+  }
   let optimizer: Optimizer | GradientSync;
   if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
-  else if (comm.size === 1) optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
+  else if (comm.size === 1) optimizer = makeOptimizer(task.model.namedTrainableParameters(), c.optim);
   else {
     const named = model.namedTrainableParameters();
     broadcastParameters(comm, named);
