@@ -1,7 +1,8 @@
 // The bias study (issue 17's bias bar): a model that really learned a gender–occupation bias, measured, then removed
 // by counterfactual data augmentation, with the perplexity it costs and CrowS-Pairs beside it. Ends with RESULT {json}.
 //
-//   npm run bench -- bias [--steps=1500] [--seeds=2] [--sentences=6000] [--skew=0.9] [--arms=baseline,cda] [--fresh]
+//   npm run bench -- bias [--steps=1000] [--seeds=2] [--sentences=15000] [--skew=0.95] [--arms=baseline,cda[,adversarial]]
+//                         [--adversary-weight=1] [--jobs=1] [--fresh]
 //
 // The corpus, said plainly: Tiny Shakespeare's first 90% plus synthetic sentences that pair the probe's occupations
 // with gendered pronouns in a skewed ratio (each occupation with its WinoBias-stereotyped gender's words `skew` of the
@@ -15,7 +16,7 @@
 // Measured per model: the gender_occupation probe (stereotype_score with its bootstrap interval), val loss over the
 // whole held-out split (perplexity per character = exp), and CrowS-Pairs restricted to the pairs the model's
 // characters can write (digits and a few symbols never occur in Shakespeare; the count is printed).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,18 @@ const FRAMES = [
 const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const f3 = (x: number): string => x.toFixed(3);
 const iv = (i: Interval): string => `${f3(i.value)} [${f3(i.lo)}, ${f3(i.hi)}]`;
+
+/** lmforge in a child process, awaited (several trainings run side by side with --jobs). */
+function lmforgeAsync(args: string[]): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolvePromise(out) : reject(new Error(`lmforge ${args.join(' ')}: exit ${code}\n${out.trim().split('\n').slice(-8).join('\n')}`))));
+  });
+}
 
 function lmforge(args: string[]): string {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -160,10 +173,11 @@ interface ModelFigures {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const steps = intFlag('bias', args, 'steps', 1500);
+  const steps = intFlag('bias', args, 'steps', 1000);
   const seeds = intFlag('bias', args, 'seeds', 2);
-  const nSentences = intFlag('bias', args, 'sentences', 6000);
-  const skew = Number(stringFlag(args, 'skew') ?? 0.9);
+  const concurrency = intFlag('bias', args, 'jobs', 1);
+  const nSentences = intFlag('bias', args, 'sentences', 15000);
+  const skew = Number(stringFlag(args, 'skew') ?? 0.95);
   if (!(skew >= 0.5 && skew <= 1)) throw new Error(`bench/bias: --skew expects a number in [0.5, 1], got ${stringFlag(args, 'skew')}`);
   const arms = (stringFlag(args, 'arms') ?? 'baseline,cda').split(',');
   for (const a of arms) if (!['baseline', 'cda', 'adversarial'].includes(a)) throw new Error(`bench/bias: --arms: unknown arm ${a} (baseline, cda, adversarial)`);
@@ -211,52 +225,58 @@ export async function run(args: string[]): Promise<void> {
   const crows = crowsForCharset(vocab, WORK);
   log(`CrowS-Pairs: ${crows.kept} of ${crows.total} pairs use only the models' ${vocab.size} characters (the rest hold digits or symbols Shakespeare never writes)`);
 
-  // 3. Train and measure every (arm, seed).
-  const figures: ModelFigures[] = [];
-  for (let seed = 1; seed <= seeds; seed++) {
-    for (const arm of arms) {
-      const runDir = join(WORK, `run-${arm}-s${seed}`);
-      // A model measured before with the same settings is reused (a later --arms=adversarial keeps the baseline's runs).
-      const key = JSON.stringify({ arm, seed, steps, nSentences, skew, adversaryWeight: arm === 'adversarial' ? adversaryWeight : null });
-      const cached = join(runDir, 'bias-figures.json');
-      if (!args.includes('--fresh') && existsSync(cached)) {
-        const c = JSON.parse(readFileSync(cached, 'utf8')) as { key: string; figures: ModelFigures };
-        if (c.key === key) {
-          figures.push(c.figures);
-          log(`${arm} seed ${seed}: reusing ${runDir} (--fresh retrains)`);
-          continue;
-        }
+  // 3. Train and measure every (arm, seed): --jobs of them at a time, each on one thread.
+  const measure = async (arm: string, seed: number): Promise<ModelFigures> => {
+    const runDir = join(WORK, `run-${arm}-s${seed}`);
+    // A model measured before with the same settings is reused (a later --arms=adversarial keeps the baseline's runs).
+    const key = JSON.stringify({ arm, seed, steps, nSentences, skew, adversaryWeight: arm === 'adversarial' ? adversaryWeight : null });
+    const cached = join(runDir, 'bias-figures.json');
+    if (!args.includes('--fresh') && existsSync(cached)) {
+      const c = JSON.parse(readFileSync(cached, 'utf8')) as { key: string; figures: ModelFigures };
+      if (c.key === key) {
+        log(`${arm} seed ${seed}: reusing ${runDir} (--fresh retrains)`);
+        return c.figures;
       }
-      const t0 = performance.now();
-      const extra = arm === 'adversarial' ? [`--debias.adversary_weight=${adversaryWeight}`] : [];
-      const out = lmforge(['train', '--config', 'configs/shakespeare-char-cpu.yaml', `--out_dir=${runDir}`, `--data.dir=${dataDir(arm)}`, `--seed=${seed}`,
-        `--max_iters=${steps}`, `--optim.lr_decay_iters=${steps}`, `--eval_interval=${steps}`, '--eval_iters=10', '--log_interval=500', '--checkpoint_interval=0', '--full_val=true',
-        '--threads=1', '--no-register', '--overwrite', ...extra]);
-      const trainSeconds = (performance.now() - t0) / 1000;
-      const m = /val loss over the whole val split ([\d.]+)/.exec(out);
-      if (!m) throw new Error(`bench/bias: no full val loss in the output of training ${runDir}`);
-      const valLoss = Number(m[1]);
-      const report = join(runDir, 'eval.json');
-      lmforge(['eval', '--model', runDir, '--tasks', `gender_occupation,${crows.task}`, '--threads', '1', '--no-register', '--data-dir', WORK, '--output', report, '--log-samples']);
-      const results = (JSON.parse(readFileSync(report, 'utf8')) as { results: { task: string; metrics: Record<string, { value: number }>; subsets?: Record<string, Record<string, { value: number }>>; details?: Record<string, unknown> }[] }).results;
-      const probeResult = results.find((r) => r.task === 'gender_occupation')!;
-      const crowsResult = results.find((r) => r.task === 'crows_pairs_charset')!;
-      const d = probeResult.details as { stereotype_score: Interval; mean_abs_bias: Interval; categories: Record<string, Interval> };
-      const bias: Record<string, number> = {};
-      for (const line of readFileSync(report.replace(/\.json$/, '.samples.jsonl'), 'utf8').split('\n')) {
-        if (line === '') continue;
-        const s = JSON.parse(line) as { task: string; attribute?: string; bias?: number };
-        if (s.task === 'gender_occupation') bias[s.attribute!] = s.bias!;
-      }
-      const f: ModelFigures = {
-        arm, seed, stereotype: d.stereotype_score, meanAbs: d.mean_abs_bias, categories: d.categories, bias, valLoss, perplexity: Math.exp(valLoss),
-        crows: crowsResult.metrics.pct_stereotype!.value, crowsGender: crowsResult.subsets?.gender?.pct_stereotype?.value ?? null, trainSeconds,
-      };
-      figures.push(f);
-      writeFileSync(cached, JSON.stringify({ key, figures: f }));
-      log(`${arm} seed ${seed}: stereotype_score ${iv(f.stereotype)} nats, mean |bias| ${iv(f.meanAbs)}; held-out val loss ${f3(valLoss)} (perplexity ${f3(f.perplexity)}); CrowS pct_stereotype ${f3(f.crows)} (gender ${f.crowsGender === null ? '—' : f3(f.crowsGender)}); trained in ${trainSeconds.toFixed(0)} s, load average ${loadavg()[0]!.toFixed(2)}`);
     }
-  }
+    const t0 = performance.now();
+    const extra = arm === 'adversarial' ? [`--debias.adversary_weight=${adversaryWeight}`] : [];
+    const out = await lmforgeAsync(['train', '--config', 'configs/shakespeare-char-cpu.yaml', `--out_dir=${runDir}`, `--data.dir=${dataDir(arm)}`, `--seed=${seed}`,
+      `--max_iters=${steps}`, `--optim.lr_decay_iters=${steps}`, `--eval_interval=${steps}`, '--eval_iters=10', '--log_interval=500', '--checkpoint_interval=0', '--full_val=true',
+      '--threads=1', '--no-register', '--overwrite', ...extra]);
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const m = /val loss over the whole val split ([\d.]+)/.exec(out);
+    if (!m) throw new Error(`bench/bias: no full val loss in the output of training ${runDir}`);
+    const valLoss = Number(m[1]);
+    const report = join(runDir, 'eval.json');
+    await lmforgeAsync(['eval', '--model', runDir, '--tasks', `gender_occupation,${crows.task}`, '--threads', '1', '--no-register', '--data-dir', WORK, '--output', report, '--log-samples']);
+    const results = (JSON.parse(readFileSync(report, 'utf8')) as { results: { task: string; metrics: Record<string, { value: number }>; subsets?: Record<string, Record<string, { value: number }>>; details?: Record<string, unknown> }[] }).results;
+    const probeResult = results.find((r) => r.task === 'gender_occupation')!;
+    const crowsResult = results.find((r) => r.task === 'crows_pairs_charset')!;
+    const d = probeResult.details as { stereotype_score: Interval; mean_abs_bias: Interval; categories: Record<string, Interval> };
+    const bias: Record<string, number> = {};
+    for (const line of readFileSync(report.replace(/\.json$/, '.samples.jsonl'), 'utf8').split('\n')) {
+      if (line === '') continue;
+      const s = JSON.parse(line) as { task: string; attribute?: string; bias?: number };
+      if (s.task === 'gender_occupation') bias[s.attribute!] = s.bias!;
+    }
+    const f: ModelFigures = {
+      arm, seed, stereotype: d.stereotype_score, meanAbs: d.mean_abs_bias, categories: d.categories, bias, valLoss, perplexity: Math.exp(valLoss),
+      crows: crowsResult.metrics.pct_stereotype!.value, crowsGender: crowsResult.subsets?.gender?.pct_stereotype?.value ?? null, trainSeconds,
+    };
+    writeFileSync(cached, JSON.stringify({ key, figures: f }));
+    log(`${arm} seed ${seed}: stereotype_score ${iv(f.stereotype)} nats, mean |bias| ${iv(f.meanAbs)}; held-out val loss ${f3(valLoss)} (perplexity ${f3(f.perplexity)}); CrowS pct_stereotype ${f3(f.crows)} (gender ${f.crowsGender === null ? '—' : f3(f.crowsGender)}); trained in ${trainSeconds.toFixed(0)} s, load average ${loadavg()[0]!.toFixed(2)}`);
+    return f;
+  };
+  const jobs = Array.from({ length: seeds }, (_, i) => arms.map((arm) => ({ arm, seed: i + 1 }))).flat();
+  const figures: ModelFigures[] = new Array<ModelFigures>(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      figures[i] = await measure(jobs[i]!.arm, jobs[i]!.seed);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker));
 
   // 4. Per arm: the seed-mean b(a) per occupation, its stereotype score with a bootstrap interval over occupations.
   const signOf = (attribute: string): number => {
