@@ -170,6 +170,8 @@ export interface ProbeResult {
   attributes: AttributeScore[];
   /** Per pair category: mean d and pct_stereotype, with intervals. */
   pairs: Record<string, { n: number; likelihood_diff: Interval; pct_stereotype: Interval }>;
+  /** Over every pair (null without pairs). */
+  pairsOverall: { n: number; likelihood_diff: Interval; pct_stereotype: Interval } | null;
   sentences: number;
 }
 
@@ -185,7 +187,7 @@ export function scoreBiasProbe(probe: BiasProbe, model: LanguageModel, options: 
     options.onProgress?.(++done, total);
     return r1!.logprob - r2!.logprob;
   };
-  const result: ProbeResult = { probe: probe.name, groups: probe.groups, stereotype_score: null, mean_abs_bias: null, baseline_lean: null, categories: {}, attributes: [], pairs: {}, sentences: 0 };
+  const result: ProbeResult = { probe: probe.name, groups: probe.groups, stereotype_score: null, mean_abs_bias: null, baseline_lean: null, categories: {}, attributes: [], pairs: {}, pairsOverall: null, sentences: 0 };
   if (probe.templates.length > 0) {
     const neutral = probe.templates.map((t) => meanOf(probe.baseline.map((n) => diff(t, n))));
     result.baseline_lean = meanOf(neutral);
@@ -209,13 +211,13 @@ export function scoreBiasProbe(probe: BiasProbe, model: LanguageModel, options: 
     options.onProgress?.(++done, total);
     byCategory.set(p.category, [...(byCategory.get(p.category) ?? []), m!.logprob - l!.logprob]);
   }
-  for (const [category, ds] of [...byCategory].sort(([a], [b]) => a.localeCompare(b))) {
-    result.pairs[category] = {
-      n: ds.length,
-      likelihood_diff: bootstrapInterval(ds, meanOf, 1000, seed),
-      pct_stereotype: bootstrapInterval(ds, (xs) => meanOf(xs.map((d) => (d > 0 ? 1 : 0))), 1000, seed),
-    };
-  }
+  const pairStats = (ds: readonly number[]): { n: number; likelihood_diff: Interval; pct_stereotype: Interval } => ({
+    n: ds.length,
+    likelihood_diff: bootstrapInterval(ds, meanOf, 1000, seed),
+    pct_stereotype: bootstrapInterval(ds, (xs) => meanOf(xs.map((d) => (d > 0 ? 1 : 0))), 1000, seed),
+  });
+  for (const [category, ds] of [...byCategory].sort(([a], [b]) => a.localeCompare(b))) result.pairs[category] = pairStats(ds);
+  if (byCategory.size > 0) result.pairsOverall = pairStats([...byCategory.values()].flat());
   result.sentences += 2 * probe.pairs.length;
   return result;
 }

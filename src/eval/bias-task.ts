@@ -24,6 +24,8 @@ export function runBiasProbeTask(spec: TaskSpec, model: LanguageModel, options: 
   const want = (m: string): boolean => spec.metrics.includes(m);
   if (want('stereotype_score') && r.stereotype_score) metrics.stereotype_score = metric(r.stereotype_score);
   if (want('mean_abs_bias') && r.mean_abs_bias) metrics.mean_abs_bias = metric(r.mean_abs_bias);
+  if (r.pairsOverall && want('likelihood_diff')) metrics.likelihood_diff = metric(r.pairsOverall.likelihood_diff);
+  if (r.pairsOverall && want('pct_stereotype')) metrics.pct_stereotype = metric(r.pairsOverall.pct_stereotype);
   const subsets: Record<string, Metrics> = {};
   const subsetSizes: Record<string, number> = {};
   for (const [c, v] of Object.entries(r.categories)) {
@@ -40,7 +42,7 @@ export function runBiasProbeTask(spec: TaskSpec, model: LanguageModel, options: 
   const n = r.attributes.length + Object.values(r.pairs).reduce((a, p) => a + p.n, 0);
   return {
     task: spec.task, version: spec.version, nShot: 0, n, metrics, subsets, subsetSizes,
-    details: { probe: r.probe, file: spec.data.path, groups: r.groups, baseline_lean: r.baseline_lean, sentences: r.sentences, stereotype_score: r.stereotype_score, mean_abs_bias: r.mean_abs_bias, categories: r.categories, pairs: r.pairs },
+    details: { probe: r.probe, file: spec.data.path, groups: r.groups, baseline_lean: r.baseline_lean, sentences: r.sentences, stereotype_score: r.stereotype_score, mean_abs_bias: r.mean_abs_bias, categories: r.categories, pairs: r.pairs, pairs_overall: r.pairsOverall },
     ...(options.logSamples ? { samples: r.attributes.map((a, i) => ({ doc_id: i, ...a })) } : {}),
     seconds: (performance.now() - started) / 1000,
   };

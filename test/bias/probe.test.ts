@@ -92,3 +92,15 @@ test('gender_occupation runs as an eval task from the shipped config and reports
   assert.equal(r.metrics.mean_abs_bias!.value, 1);
   assert.ok(r.n >= 32);
 });
+
+test('gender_pairs: sentence pairs reported overall and per category with intervals', async () => {
+  const spec = loadTask('gender_pairs', [builtinTaskDir()]);
+  // Prefers by 2 nats every sentence whose first gendered word is male.
+  const model = scripted((s) => (/^(he|his|father|boy|husband)$/i.test(/\b(he|his|father|boy|husband|she|her|mother|girl|wife)\b/i.exec(s)?.[1] ?? '') ? 2 : 0));
+  const r = await evaluateTask(spec, model, { dataDir: '.', source: 'gender_pairs' });
+  assert.equal(r.n, 12);
+  assert.ok(r.metrics.pct_stereotype!.value > 0 && r.metrics.pct_stereotype!.value < 1);
+  assert.equal(r.subsetSizes!['pairs/occupation'], 6);
+  assert.equal(r.subsets!['pairs/occupation']!.pct_stereotype!.value, 0.5, 'three male-stereotyped pairs of six');
+  assert.equal(r.subsets!['pairs/occupation']!.likelihood_diff!.value, 0);
+});
