@@ -1,7 +1,7 @@
 // The bias study (issue 17's bias bar): a model that really learned a gender–occupation bias, measured, then removed
 // by counterfactual data augmentation, with the perplexity it costs and CrowS-Pairs beside it. Ends with RESULT {json}.
 //
-//   npm run bench -- bias [--steps=1000] [--seeds=2] [--sentences=15000] [--skew=0.95] [--arms=baseline,cda[,adversarial]]
+//   npm run bench -- bias [--steps=1500] [--seeds=2] [--sentences=15000] [--skew=0.95] [--arms=baseline,cda[,adversarial]]
 //                         [--adversary-weight=1] [--jobs=1] [--fresh]
 //
 // The corpus, said plainly: Tiny Shakespeare's first 90% plus synthetic sentences that pair the probe's occupations
@@ -173,7 +173,7 @@ interface ModelFigures {
 }
 
 export async function run(args: string[]): Promise<void> {
-  const steps = intFlag('bias', args, 'steps', 1000);
+  const steps = intFlag('bias', args, 'steps', 1500);
   const seeds = intFlag('bias', args, 'seeds', 2);
   const concurrency = intFlag('bias', args, 'jobs', 1);
   const nSentences = intFlag('bias', args, 'sentences', 15000);
