@@ -283,22 +283,23 @@ export async function run(args: string[]): Promise<void> {
     const c = Object.keys(probe.attributes).find((k) => probe.attributes[k]!.includes(attribute))!;
     return probe.stereotype[c] === probe.groups[0] ? 1 : probe.stereotype[c] === probe.groups[1] ? -1 : 0;
   };
-  const summary: Record<string, { stereotype_score: Interval; per_seed: number[]; perplexity: number; val_loss: number; crows_pct_stereotype: number; crows_gender: number | null }> = {};
+  const summary: Record<string, { stereotype_score: Interval; per_seed: number[]; mean_abs_bias: number; perplexity: number; val_loss: number; crows_pct_stereotype: number; crows_gender: number | null }> = {};
   for (const arm of arms) {
     const fs = figures.filter((f) => f.arm === arm);
     const attrs = Object.keys(fs[0]!.bias).filter((a) => signOf(a) !== 0).map((a) => ({ a, s: signOf(a), b: meanOf(fs.map((f) => f.bias[a]!)) }));
     summary[arm] = {
       stereotype_score: bootstrapInterval(attrs, (xs) => meanOf(xs.map((x) => x.s * x.b)), 1000, 1234),
       per_seed: fs.map((f) => f.stereotype.value),
+      mean_abs_bias: meanOf(fs.map((f) => f.meanAbs.value)),
       perplexity: meanOf(fs.map((f) => f.perplexity)), val_loss: meanOf(fs.map((f) => f.valLoss)),
       crows_pct_stereotype: meanOf(fs.map((f) => f.crows)), crows_gender: fs.every((f) => f.crowsGender !== null) ? meanOf(fs.map((f) => f.crowsGender!)) : null,
     };
   }
-  log('\n| arm | stereotype_score (seed mean, 95% CI over occupations) | per seed | held-out perplexity / char | CrowS pct_stereotype | CrowS gender |');
-  log('| --- | --- | --- | ---: | ---: | ---: |');
+  log('\n| arm | stereotype_score (seed mean, 95% CI over occupations) | per seed | mean abs bias | held-out perplexity / char | CrowS pct_stereotype | CrowS gender |');
+  log('| --- | --- | --- | ---: | ---: | ---: | ---: |');
   for (const arm of arms) {
     const s = summary[arm]!;
-    log(`| ${arm} | ${iv(s.stereotype_score)} | ${s.per_seed.map(f3).join(', ')} | ${f3(s.perplexity)} | ${f3(s.crows_pct_stereotype)} | ${s.crows_gender === null ? '—' : f3(s.crows_gender)} |`);
+    log(`| ${arm} | ${iv(s.stereotype_score)} | ${s.per_seed.map(f3).join(', ')} | ${f3(s.mean_abs_bias)} | ${f3(s.perplexity)} | ${f3(s.crows_pct_stereotype)} | ${s.crows_gender === null ? '—' : f3(s.crows_gender)} |`);
   }
   const base = summary.baseline;
   const result: Record<string, unknown> = {
@@ -308,19 +309,22 @@ export async function run(args: string[]): Promise<void> {
   };
   for (const arm of arms) {
     const s = summary[arm]!;
-    result[arm] = { stereotype_score: s.stereotype_score, stereotype_score_per_seed: s.per_seed, perplexity: s.perplexity, val_loss: s.val_loss, crows_pct_stereotype: s.crows_pct_stereotype, crows_gender_pct_stereotype: s.crows_gender };
+    result[arm] = { stereotype_score: s.stereotype_score, stereotype_score_per_seed: s.per_seed, mean_abs_bias: s.mean_abs_bias, perplexity: s.perplexity, val_loss: s.val_loss, crows_pct_stereotype: s.crows_pct_stereotype, crows_gender_pct_stereotype: s.crows_gender };
   }
   if (base) {
     result.baseline_interval_excludes_zero = base.stereotype_score.lo > 0 || base.stereotype_score.hi < 0;
+    result.baseline_seeds_excluding_zero = figures.filter((f) => f.arm === 'baseline' && (f.stereotype.lo > 0 || f.stereotype.hi < 0)).length;
     for (const arm of arms.filter((a) => a !== 'baseline')) {
       const s = summary[arm]!;
-      const reduction = 1 - s.stereotype_score.value / base.stereotype_score.value;
+      // The size of the lean that is left: a score that overshoots past zero counts as what remains on the other side.
+      const reduction = 1 - Math.abs(s.stereotype_score.value) / Math.abs(base.stereotype_score.value);
+      result[`${arm}_mean_abs_bias_reduction`] = 1 - s.mean_abs_bias / base.mean_abs_bias;
       const cost = s.perplexity / base.perplexity - 1;
       result[`${arm}_bias_reduction`] = reduction;
       result[`${arm}_perplexity_cost`] = cost;
       result[`${arm}_bar_reduction_ge_50pct`] = reduction >= 0.5;
       result[`${arm}_bar_perplexity_cost_le_2pct`] = cost <= 0.02;
-      log(`${arm}: bias reduction ${(100 * reduction).toFixed(1)}% (bar ≥ 50%), perplexity cost ${(100 * cost).toFixed(2)}% (bar ≤ 2%)`);
+      log(`${arm}: bias reduction ${(100 * reduction).toFixed(1)}% of |stereotype_score| (bar ≥ 50%; mean |bias| ${(100 * (1 - s.mean_abs_bias / base.mean_abs_bias)).toFixed(1)}% lower), perplexity cost ${(100 * cost).toFixed(2)}% (bar ≤ 2%)`);
     }
   }
   result.train_seconds = figures.map((f) => Math.round(f.trainSeconds));
