@@ -227,7 +227,7 @@ export async function run(args: string[]): Promise<void> {
 
   // 3. Train and measure every (arm, seed): --jobs of them at a time, each on one thread.
   const measure = async (arm: string, seed: number): Promise<ModelFigures> => {
-    const runDir = join(WORK, `run-${arm}-s${seed}`);
+    const runDir = join(WORK, `run-${arm === 'adversarial' ? `adversarial-l${adversaryWeight}` : arm}-s${seed}`);
     // A model measured before with the same settings is reused (a later --arms=adversarial keeps the baseline's runs).
     const key = JSON.stringify({ arm, seed, steps, nSentences, skew, adversaryWeight: arm === 'adversarial' ? adversaryWeight : null });
     const cached = join(runDir, 'bias-figures.json');
