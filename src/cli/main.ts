@@ -7,6 +7,8 @@ import { packageVersion } from './version.js';
 import * as ablate from './ablate.js';
 import * as alignCmd from './align.js';
 import * as arena from './arena.js';
+import * as biasStats from './bias-stats.js';
+import * as cda from './cda.js';
 import * as compare from './compare.js';
 import * as curate from './curate.js';
 import * as dashboard from './dashboard.js';
@@ -34,7 +36,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [ablate, alignCmd, arena, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, redteam, registry, retrieval, tokenizer, tokenize, train, sample, serve, study];
+const COMMANDS: CommandModule[] = [ablate, alignCmd, arena, biasStats, cda, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, redteam, registry, retrieval, tokenizer, tokenize, train, sample, serve, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -19,6 +19,8 @@ import { DEFAULT_FINEWEB } from './filters/fineweb.js';
 import type { FineWebConfig } from './filters/fineweb.js';
 import { DEFAULT_LANGUAGE } from './langid.js';
 import type { LanguageFilterConfig } from './langid.js';
+import { DEFAULT_CDA } from './cda.js';
+import type { CdaConfig } from './cda.js';
 import { DEFAULT_HARMFUL } from './harmful.js';
 import type { HarmfulConfig } from './harmful.js';
 import { DEFAULT_DEDUP } from './dedup/stages.js';
@@ -76,6 +78,8 @@ export interface CurateConfig {
   scorer: ScorerConfig | null;
   dedup: DedupConfig | null;
   mix: MixConfig | null;
+  /** Counterfactual augmentation of the kept documents (data/cda.ts); null = off (the default). */
+  cda: CdaConfig | null;
   stages: StageName[];
 }
 
@@ -171,7 +175,7 @@ const FORMATS = ['auto', 'txt', 'jsonl', 'csv', 'parquet'] as const;
 /** Validates a parsed config object; relative paths are resolved against `baseDir`. */
 export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateConfig {
   if (!isObj(raw)) fail('(config)', `expected a mapping at the top level, got ${describe(raw)}`);
-  const top = ['output', 'sources', 'on_bad_record', 'invalid_utf8', 'clean', 'pii', 'filters', 'scorer', 'dedup', 'mix', 'stages'];
+  const top = ['output', 'sources', 'on_bad_record', 'invalid_utf8', 'clean', 'pii', 'filters', 'scorer', 'dedup', 'mix', 'cda', 'stages'];
   onlyKeys('(config)', raw, top);
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   const output = abs(str('output', raw.output));
@@ -301,8 +305,12 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
     scorer,
     dedup,
     mix,
+    cda: raw.cda === undefined ? null : section('cda', raw.cda, DEFAULT_CDA, new Set(['pairsFile'])),
     stages,
   };
+  if (cfg.cda && !['duplicate', 'replace'].includes(cfg.cda.mode)) fail('cda.mode', `expected duplicate or replace, got ${describe(cfg.cda.mode)}`);
+  if (cfg.cda && !(cfg.cda.probability >= 0 && cfg.cda.probability <= 1)) fail('cda.probability', `expected a number in [0, 1], got ${describe(cfg.cda.probability)}`);
+  if (cfg.cda?.pairsFile) cfg.cda.pairsFile = abs(cfg.cda.pairsFile);
   if (cfg.stages.some((s) => s.startsWith('dedup')) && cfg.dedup === null) fail('stages', 'dedup stages listed but dedup is off');
   if (cfg.stages.includes('mix') && cfg.mix === null) fail('stages', 'mix stage listed but no mix section');
   if (cfg.stages.includes('train-scorer') && cfg.scorer?.train == null) fail('stages', 'train-scorer listed but scorer.train is not configured');

@@ -15,6 +15,7 @@ import { C4Filter } from './filters/c4.js';
 import { FineWebFilter } from './filters/fineweb.js';
 import { LanguageFilter } from './langid.js';
 import { HarmfulContentFilter } from './harmful.js';
+import { CounterfactualAugmenter } from './cda.js';
 import { KneserNeyLM } from './scoring/kneser-ney.js';
 import { ScoreFilter, createScorer, quantile } from './scoring/scorer.js';
 import type { DocumentScorer } from './scoring/scorer.js';
@@ -206,9 +207,11 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
   const cut = scorer ? await scoreCut(cfg, scorer, inputs, o) : null;
   const chain = buildChain(cfg, scorer ? { scorer, threshold: cut, field: cfg.scorer!.field } : undefined);
   const limit = o.limit ?? (o.dryRun ? 1000 : null);
+  const cda = cfg.cda ? new CounterfactualAugmenter(cfg.cda) : undefined;
   const out: ShardReport[] = [];
   for (const i of myShards(inputs.length, o.rank, o.worldSize)) {
     const f = inputs[i]!;
+    const cdaBefore = cda ? { ...cda.counts } : undefined;
     // A shard made from a --limit sample is redone by a full run (and vice versa).
     const note = limit === null ? '' : `limit=${limit}`;
     if (!o.dryRun && doneWith(P.filtered(i), note)) continue;
@@ -236,7 +239,10 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
           const c = rep.sources[f.source.name] ?? { docs: 0, bytes: 0 };
           addCount(c, 1, b);
           rep.sources[f.source.name] = c;
-          await kept?.write(documentRecord(r.doc));
+          // Counterfactual augmentation: the kept document, swapped in place or followed by its swapped copy.
+          const docs = cda ? cda.augment(r.doc) : [r.doc];
+          for (const d of docs.slice(1)) addCount(rep.out, 1, utf8Length(d.text));
+          for (const d of docs) await kept?.write(documentRecord(d));
         } else {
           await excluded?.write(documentRecord(r.excluded));
         }
@@ -255,6 +261,10 @@ export async function filterStage(cfg: CurateConfig, o: RunOptions): Promise<Sha
       rep.extra.pii_ip = chain.pii.counts.ip - before.ip;
     }
     if (chain.cleaner) rep.extra.boilerplate_lines = chain.cleaner.removedLines - boiler;
+    if (cda && cdaBefore) {
+      rep.extra.cda_augmented = cda.counts.augmented - cdaBefore.augmented;
+      rep.extra.cda_swapped_words = cda.counts.swaps - cdaBefore.swaps;
+    }
     if (limit !== null) rep.extra.files_read_with_limit = 1;
     rep.seconds = (performance.now() - t0) / 1000;
     if (!o.dryRun) {

@@ -3,6 +3,7 @@
 // with per-sample logs; evaluateTask also dispatches code_exec (code-exec.ts) and bits_per_byte (bits-per-byte.ts).
 // Not the model (model.ts) nor the report layout (report.ts).
 import { UserError } from '../util/errors.js';
+import { runBiasProbeTask } from './bias-task.js';
 import { runBitsPerByte } from './bits-per-byte.js';
 import { runCodeExec, type CodeRunOptions, type CompletionSource } from './code-exec.js';
 import type { LanguageModel } from './model.js';
@@ -129,6 +130,7 @@ export async function evaluateTask(spec: TaskSpec, model: LanguageModel | null, 
   }
   if (!model) throw new UserError(`task ${spec.task} needs a model (--model)`);
   if (spec.type === 'bits_per_byte') return runBitsPerByte(spec, model, options);
+  if (spec.type === 'bias_probe') return runBiasProbeTask(spec, model, options);
   return runTask(spec, model, options);
 }
 

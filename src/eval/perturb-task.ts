@@ -38,6 +38,7 @@ export function inputFields(spec: TaskSpec): string[] {
     }
     case 'code_exec':
     case 'bits_per_byte':
+    case 'bias_probe':
       throw new UserError(`--perturb: task ${spec.task} is ${spec.type}; perturbations apply to multiple_choice, generate_until, pair_preference and perplexity tasks`);
   }
 }

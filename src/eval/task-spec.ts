@@ -2,10 +2,11 @@
 // built from a row (a small {{field|filter}} template language), what the choices and the gold answer are, and
 // which metrics to report. This file holds their types, the strict validator and the template renderer; it does not
 // read datasets (datasets.ts) or score anything (harness.ts).
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { UserError } from '../util/errors.js';
 
-export type TaskType = 'multiple_choice' | 'pair_preference' | 'perplexity' | 'generate_until' | 'code_exec' | 'bits_per_byte';
-export const TASK_TYPES: readonly TaskType[] = ['multiple_choice', 'pair_preference', 'perplexity', 'generate_until', 'code_exec', 'bits_per_byte'];
+export type TaskType = 'multiple_choice' | 'pair_preference' | 'perplexity' | 'generate_until' | 'code_exec' | 'bits_per_byte' | 'bias_probe';
+export const TASK_TYPES: readonly TaskType[] = ['multiple_choice', 'pair_preference', 'perplexity', 'generate_until', 'code_exec', 'bits_per_byte', 'bias_probe'];
 
 /** 'squad': SQuAD v1.1 JSON, one row per question {id, title, context, question, answers: [texts]}. */
 export type DataFormat = 'csv' | 'jsonl' | 'json' | 'text' | 'squad';
@@ -121,6 +122,7 @@ const METRICS: Record<TaskType, readonly string[]> = {
   generate_until: ['exact_match', 'f1'],
   code_exec: [], // pass@k for any k ≥ 1, checked below
   bits_per_byte: ['bits_per_byte', 'xz_bits_per_byte'],
+  bias_probe: ['stereotype_score', 'mean_abs_bias', 'likelihood_diff', 'pct_stereotype'],
 };
 
 type Obj = Record<string, unknown>;
@@ -224,6 +226,8 @@ export function parseTaskSpec(raw: unknown, source: string): TaskSpec {
     if (!isObj(p)) fail(source, 'pair', 'an object {more, less, category}', p);
     spec.pair = { more: str(p, 'more', source, 'pair.'), less: str(p, 'less', source, 'pair.'), category: str(p, 'category', source, 'pair.') };
   }
+  // A bias probe's data is its probe file (src/eval/bias-probe.ts), found beside the task file, not in --data-dir.
+  if (type === 'bias_probe' && !isAbsolute(spec.data.path)) spec.data.path = resolve(dirname(source), spec.data.path);
   if (type === 'code_exec') spec.code = codeSpec(raw.code, source);
   else if (raw.code !== undefined) throw new UserError(`${source}: field code belongs to type code_exec only`);
   if (type === 'generate_until') {

@@ -209,6 +209,7 @@ function instanceOf(spec: TaskSpec, doc: Doc, examples: readonly Doc[]): Instanc
       return { kind: 'text', doc, text: stringField(doc, 'text') };
     case 'code_exec':
     case 'bits_per_byte':
-      throw new Error(`instanceOf: ${spec.type} tasks read their own data (code-exec.ts, bits-per-byte.ts)`);
+    case 'bias_probe':
+      throw new Error(`instanceOf: ${spec.type} tasks read their own data (code-exec.ts, bits-per-byte.ts, bias-task.ts)`);
   }
 }

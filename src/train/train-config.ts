@@ -49,6 +49,12 @@ export const trainSpec = defineConfig({
     grid_g_per_kwh: { default: 400, type: 'number', min: 0, doc: "grid carbon intensity, g CO₂e per kWh (400 ≈ world average; set your grid's)" },
   },
   optim: optimSpec,
+  // Adversarial debiasing (train/tasks/debias.ts): an adversary predicts the gender of each row's text from the mean
+  // hidden state, through a gradient-reversal layer; off while adversary_weight is 0.
+  debias: {
+    adversary_weight: { default: 0, type: 'number', min: 0, doc: "λ of the gradient reversal between the model's pooled hidden state and the gender adversary (0 = off)" },
+    adversary_hidden: { default: 32, type: 'integer', min: 1, doc: "hidden width of the gender adversary's two-layer classifier" },
+  },
   // LoRA (Hu et al. 2021) with Hugging Face PEFT's defaults; r = 0 trains every parameter as before.
   lora: {
     r: { default: 0, type: 'integer', min: 0, doc: 'LoRA rank: > 0 trains only low-rank adapters on init_from (frozen) and writes adapter_model.safetensors + adapter_config.json (0 = no LoRA)' },

@@ -25,8 +25,11 @@ import { infraFigures, reconcilePeak, resolvePeakFlops } from './infra.js';
 import { runLoop, type Task } from './loop.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
+import { DebiasedNextTokenTask } from './tasks/debias.js';
 import { NextTokenTask } from './tasks/next-token.js';
 import { openTokenFile } from './token-reader.js';
+import { CharTokenizer } from '../tokenizers/char.js';
+import { loadAnyTokenizer } from '../tokenizers/load-any.js';
 import { TRAIN_ALIASES, trainSpec, type TrainConfig } from './train-config.js';
 
 export { fullSplitLoss, splitWindows } from './tasks/next-token.js';
@@ -120,6 +123,13 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
   return { model: base, config: { ...c, model: { ...base.config } } };
 }
 
+/** Token ids → text with the data's tokenizer (a char vocabulary in meta.json, or the tokenizer file beside it). */
+function decoderOf(meta: DataMeta, dataDir: string): (ids: ArrayLike<number>) => string {
+  const t = meta.tokenizer as { type?: unknown; file?: unknown };
+  const tok = t.type === 'file' && typeof t.file === 'string' ? loadAnyTokenizer(join(dataDir, t.file)) : CharTokenizer.fromJSON(meta.tokenizer, join(dataDir, 'meta.json'));
+  return (ids) => tok.decode(ids);
+}
+
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
   // Distributed runs (under mpirun): data parallelism (--dp, --zero), one model-parallel layout (--tp / --pp /
   // --ep), or --dp over --tp or --pp groups (hybrid.ts). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
@@ -128,6 +138,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   if (layout && config.lora.r > 0) throw new UserError(`--${layout.kind}: LoRA runs train on one process (lora.r = 0 for model parallelism)`);
   // --dp with --tp or --pp: a grid of dp replicas, each a model-parallel group (hybrid.ts).
   if (layout?.kind === 'ep' && config.dp > 1) throw new UserError(`--dp=${config.dp} with --ep=${layout.size}: expert parallelism already splits each batch over its ranks; combining it with data parallelism is not supported (use --ep alone, or --dp with --tp or --pp)`);
+  if (config.debias.adversary_weight > 0 && (layout || config.dp > 1 || config.lora.r > 0)) throw new UserError('debias.adversary_weight: adversarial debiasing trains one full model on one process (no model or data parallelism, no LoRA)');
   const world = initDistributed({ expectSize: (layout ? layout.size : 1) * config.dp });
   const grid = layout && config.dp > 1 ? splitGrid(world, config.dp, layout.size) : null;
   // The ranks the model is split over (the whole world unless a grid splits it).
@@ -193,13 +204,16 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
-  const task: Task<unknown> = parallel
+  let task: Task<unknown> = parallel
     ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, replica: grid ? { index: grid.replica, count: config.dp } : undefined })
     : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm });
+  if (c.debias.adversary_weight > 0) {
+    task = new DebiasedNextTokenTask(task as NextTokenTask, { weight: c.debias.adversary_weight, hidden: c.debias.adversary_hidden, seed: c.seed, decode: decoderOf(meta, c.data.dir) });
+  }
   let optimizer: Optimizer | GradientSync;
   if (parallel && grid) optimizer = new HybridSync(grid.dp, makeOptimizer(parallel.module.namedTrainableParameters(), c.optim), task.distribution!);
   else if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
-  else if (comm.size === 1) optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim, adapter ? loraPlusLrScale(c.lora.lr_ratio) : undefined);
+  else if (comm.size === 1) optimizer = makeOptimizer(task.model.namedTrainableParameters(), c.optim, adapter ? loraPlusLrScale(c.lora.lr_ratio) : undefined);
   else {
     const named = model.namedTrainableParameters();
     broadcastParameters(comm, named);
