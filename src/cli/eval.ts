@@ -55,18 +55,22 @@ interface EvalOptions {
   openBook?: string;
   openBookDense?: string;
   openBookK: number;
+  openBookMode: string;
+  openBookTemperature: number;
 }
 
 /** BM25 (or BM25 + dense fused by RRF) top-k over an index, for open-book generate_until tasks. */
-function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number): OpenBook {
+function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number, mode: OpenBook['mode'], temperature: number): OpenBook {
   const index = new BM25Index(indexDir);
   const dense = denseDir ? new DenseIndex(denseDir) : undefined;
   if (dense && dense.N !== index.docs) throw new UserError(`--open-book-dense ${denseDir}: ${dense.N} vectors for ${index.docs} passages; run \`lmforge dense-encode\``);
   return {
+    mode,
+    temperature,
     retrieve(query) {
       const bm = index.search(query, { k: dense ? FUSION_DEPTH : k });
       const hits = dense ? rrf([bm, dense.search(query, FUSION_DEPTH)], k) : bm;
-      return hits.map((h) => index.passage(h.index));
+      return hits.map((h) => ({ ...index.passage(h.index), score: h.score }));
     },
   };
 }
@@ -123,6 +127,8 @@ export function register(program: Command): void {
     .option('--open-book <index>', 'open book: put the passages a BM25 index (`lmforge index`) returns for each generate_until prompt in front of it')
     .option('--open-book-dense <dir>', 'open book with a dense index too (`lmforge dense-train`), fused with BM25 by RRF')
     .option('--open-book-k <n>', 'passages per prompt in open-book runs', intFlag('--open-book-k', 1, 100), 3)
+    .option('--open-book-mode <m>', "open book: 'concat' (all passages before one prompt) or 'rag-sequence' (a prompt per passage, answers marginalised over p(z|x) = softmax(score / temperature))", 'concat')
+    .option('--open-book-temperature <t>', 'open book rag-sequence: temperature of p(z|x) over the retrieval scores (RRF scores are ~1/60: use ~0.01)', numberFlag('--open-book-temperature', 0, Infinity, true), 1)
     .option('--list-tasks', 'list the known tasks and exit')
     .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path; image tasks: the image directory (IDX or train/ and test/ folders; default DATA_DIR/fashion-mnist)')
     .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
@@ -174,7 +180,8 @@ export function register(program: Command): void {
       }
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
-      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK) : undefined;
+      if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
+      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature) : undefined;
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];
       try {

@@ -2,6 +2,7 @@
 // index, train the dense dual encoder and (re-)encode an index's passages, and search with BM25, dense or hybrid
 // fusion. Registered by src/cli/main.ts; the work is in src/retrieval.
 import type { Command } from 'commander';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { addPassages, BM25Index, createIndex, mergeSegments, readManifest } from '../retrieval/bm25.js';
 import { CORPUS_FORMATS, readPassages, type CorpusFormat, type Passage } from '../retrieval/corpus.js';
 import { DenseIndex, loadEncoder } from '../retrieval/dense-index.js';
@@ -9,6 +10,10 @@ import { encodeIndex, runDenseTraining } from '../retrieval/dense-train.js';
 import { formatRecallTable } from '../retrieval/experiment.js';
 import { FUSION_DEPTH } from '../retrieval/experiment.js';
 import { interpolate, rrf } from '../retrieval/fusion.js';
+import type { GPT } from '../models/gpt.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { trainReader, type ReaderUpdater } from '../retrieval/reader-train.js';
 import type { Hit } from '../retrieval/topk.js';
 import { loadAnyTokenizer, TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { cpuName } from '../util/cpu.js';
@@ -152,8 +157,62 @@ function registerDenseEncode(program: Command): void {
     }));
 }
 
+/** The reader's update: AdamW (β2 0.99, weight decay 0.1 on matrices only) after clipping the gradient norm to 1. */
+export function adamwUpdater(model: GPT): ReaderUpdater {
+  const params = model.namedTrainableParameters();
+  const optimizer = new AdamW([
+    { params: params.filter(([, p]) => p.shape.length >= 2), options: { weightDecay: 0.1 } },
+    { params: params.filter(([, p]) => p.shape.length < 2), options: { weightDecay: 0 } },
+  ], { lr: 0, beta2: 0.99 });
+  return {
+    update(lr) {
+      optimizer.setLearningRate(lr);
+      clipGradNorm(optimizer.params, 1);
+      optimizer.step();
+      optimizer.zeroGrad();
+    },
+    dispose: () => optimizer.dispose(),
+  };
+}
+
+function registerReaderTrain(program: Command): void {
+  program
+    .command('reader-train')
+    .description('train the open-book QA reader (a GPT: passage + question → answer, loss on the answer) on cloze questions from passages and the training split of a SQuAD file; held-out paragraphs are never read')
+    .requiredOption('--squad <file>', 'SQuAD v1.1 JSON (e.g. ../shared/data/xquad-en/xquad.en.json.gz); paragraphs ≥ --held-out-from of each article are held out')
+    .requiredOption('--out <dir>', 'model directory to write (model.safetensors, config.json, meta.json, tokenizer.json, reader.json)')
+    .option('--passages <files...>', 'more passage files whose sentences become cloze questions (e.g. ../shared/data/boolq/boolq.jsonl.gz)', [])
+    .option('--held-out-from <n>', 'first held-out paragraph index of every article', intFlag('--held-out-from', 1), 3)
+    .option('--vocab <n>', 'BPE vocabulary size (trained on the training text)', intFlag('--vocab', 300, 65536), 2048)
+    .option('--layers <n>', 'Transformer blocks', intFlag('--layers', 1, 64), 3)
+    .option('--heads <n>', 'attention heads', intFlag('--heads', 1, 64), 4)
+    .option('--width <n>', 'model width', intFlag('--width', 8, 4096), 128)
+    .option('--block <n>', 'context length in tokens (longer prompts lose their start)', intFlag('--block', 16, 8192), 320)
+    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 800)
+    .option('--batch <n>', 'examples per step', intFlag('--batch', 1, 4096), 8)
+    .option('--lr <x>', 'peak AdamW learning rate (cosine to a tenth)', numberFlag('--lr', 0, 1, true), 3e-3)
+    .option('--cloze <n>', 'cloze questions per passage', intFlag('--cloze', 0, 1000), 4)
+    .option('--question-repeats <n>', 'copies of each real training question among the examples', intFlag('--question-repeats', 0, 1000), 4)
+    .option('--closed-share <x>', 'share of real training questions also given without their passage', numberFlag('--closed-share', 0, 1, false, true), 0.25)
+    .option('--text-weight <x>', 'weight of next-token loss on passage and question tokens beside the answer loss (0 = answers only)', numberFlag('--text-weight', 0, 100), 0.5)
+    .option('--save-every <n>', 'also write the model every n steps (0 = at the end only)', intFlag('--save-every', 0), 0)
+    .option('--seed <n>', 'seed of the model, the cloze draws and the batches', intFlag('--seed', 0), 1)
+    .action((o: { textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
+      if (o.width % o.heads !== 0) throw new UserError(`--width ${o.width} must be a multiple of --heads ${o.heads}`);
+      useNativeBackendOrWarn();
+      const r = trainReader({
+        squad: o.squad, extraPassages: o.passages, out: o.out, vocabSize: o.vocab, heldOutFrom: o.heldOutFrom,
+        model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block },
+        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, saveEvery: o.saveEvery, seed: o.seed,
+        log: (line) => process.stderr.write(`reader-train: ${line}\n`),
+      }, adamwUpdater);
+      process.stdout.write(`reader in ${o.out}: ${r.steps} steps in ${r.seconds.toFixed(0)} s, answer loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}\n`);
+    }));
+}
+
 export function register(program: Command): void {
   registerIndex(program);
+  registerReaderTrain(program);
   registerRetrieve(program);
   registerDenseTrain(program);
   registerDenseEncode(program);

@@ -127,3 +127,38 @@ export function gptReader(model: GPT): ReaderLM {
     },
   };
 }
+
+/**
+ * A reader seen through text (the evaluation harness's LanguageModel has this shape): greedy generation until a stop
+ * string, and the log-probability of a continuation after a context.
+ */
+export interface TextReader {
+  generateUntil(requests: readonly { context: string; stop: readonly string[]; maxTokens: number }[]): string[];
+  loglikelihood(requests: readonly { context: string; continuation: string }[]): { logprob: number }[];
+}
+
+export interface RagSequenceAnswer {
+  /** The chosen answer text (as generated, before any normalisation). */
+  answer: string;
+  /** log p(answer + end | x) = log Σ_z p(z|x) p(answer + end | x, z). */
+  logprob: number;
+  /** Each distinct greedy candidate with its marginal log-probability. */
+  candidates: { text: string; logprob: number }[];
+}
+
+/**
+ * RAG-Sequence over a TextReader: a greedy answer under each passage's prompt, then each distinct candidate y scored
+ * under every prompt as y followed by the first stop string (so p(y) includes ending there), marginalised with
+ * p(z|x). prompts[z] is x conditioned on passage z; requests are grouped by prompt so a reader can reuse its encoding.
+ */
+export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: { stop: readonly string[]; maxTokens: number }): RagSequenceAnswer {
+  if (prompts.length === 0) throw new RangeError('ragSequenceAnswerText: no passages');
+  if (prompts.length !== logPz.length) throw new RangeError(`ragSequenceAnswerText: ${prompts.length} prompts but ${logPz.length} passage log-probabilities`);
+  const generated = reader.generateUntil(prompts.map((context) => ({ context, stop: o.stop, maxTokens: o.maxTokens })));
+  const texts = [...new Set(generated)];
+  const end = o.stop[0] ?? '';
+  const lls = reader.loglikelihood(prompts.flatMap((context) => texts.map((t) => ({ context, continuation: t + end }))));
+  const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(logPz.map((lz, z) => lz + lls[z * texts.length + c]!.logprob)) }));
+  const best = candidates.reduce((a, b) => (b.logprob > a.logprob ? b : a));
+  return { answer: best.text, logprob: best.logprob, candidates };
+}
