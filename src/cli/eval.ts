@@ -146,6 +146,7 @@ export function register(program: Command): void {
       }
       if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')}; image tasks: ${IMAGE_TASKS.join(', ')})`);
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
       if (names.some(isImageTask)) {
         runImageTasks(names, o);
         return;
@@ -180,7 +181,6 @@ export function register(program: Command): void {
       }
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
-      if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
       const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature) : undefined;
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];

@@ -91,6 +91,50 @@ export function sentences(text: string): string[] {
   return text.split(/(?<=[.!?])\s+(?=[A-Z0-9"“(])/).map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
+/**
+ * Passages cut into windows of whole sentences of at most maxWords words (DPR-style chunking: a short passage is
+ * cheaper to read and easier to copy from); a longer sentence is a window of its own. Window i of passage p has the
+ * id "p#i" and p's title.
+ */
+export function windowPassages(passages: readonly Passage[], maxWords: number): Passage[] {
+  const out: Passage[] = [];
+  for (const p of passages) {
+    let current: string[] = [];
+    let words = 0;
+    let i = 0;
+    const flush = (): void => {
+      if (current.length === 0) return;
+      out.push({ id: `${p.id}#${i++}`, text: current.join(' '), ...(p.title ? { title: p.title } : {}) });
+      current = [];
+      words = 0;
+    };
+    for (const s of sentences(p.text)) {
+      const n = s.split(/\s+/).length;
+      if (words > 0 && words + n > maxWords) flush();
+      current.push(s);
+      words += n;
+    }
+    flush();
+  }
+  return out;
+}
+
+/** Each question moved to the first window of its passage that holds its first answer (questions with none dropped). */
+export function questionsOnWindows(questions: readonly Question[], windows: readonly Passage[]): Question[] {
+  const byPassage = new Map<string, Passage[]>();
+  for (const w of windows) {
+    const pid = w.id.slice(0, w.id.lastIndexOf('#'));
+    byPassage.set(pid, [...(byPassage.get(pid) ?? []), w]);
+  }
+  const out: Question[] = [];
+  for (const q of questions) {
+    const answer = q.answers[0];
+    const w = answer === undefined ? undefined : byPassage.get(q.passageId)?.find((x) => x.text.includes(answer));
+    if (w) out.push({ ...q, passageId: w.id });
+  }
+  return out;
+}
+
 const STOP = new Set('a an the of in on at to for from by with and or but as is was were are be been that this which who whom its it their his her he she they than then also not no into over under after before during'.split(' '));
 
 interface Span {

@@ -16,7 +16,7 @@ import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { mulberry32 } from '../util/mulberry32.js';
 import { readPassages, type Passage } from './corpus.js';
-import { clozeRows, HELD_OUT_FROM, questionRows, rowSegments, splitSquad, type ReaderRow } from './reader-data.js';
+import { clozeRows, HELD_OUT_FROM, questionRows, questionsOnWindows, rowSegments, splitSquad, windowPassages, type ReaderRow } from './reader-data.js';
 
 /**
  * The update rule, given by the caller (retrieval sits below optim in the layers; the CLI passes AdamW with gradient
@@ -58,6 +58,8 @@ export interface ReaderTrainOptions {
    * where a phrase sits in the passage and copies what follows, which answering needs.
    */
   textWeight: number;
+  /** Cut passages into windows of at most this many words (as `lmforge index --window`; 0 = whole passages). */
+  windowWords: number;
   /** Write the model directory every this many steps too (0 = only at the end), so it can be evaluated mid-run. */
   saveEvery: number;
   seed: number;
@@ -145,7 +147,10 @@ function save(dir: string, model: GPT, tok: BpeTokenizer): void {
 export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: GPT) => ReaderUpdater): ReaderTrainReport {
   const split = splitSquad(o.squad, o.heldOutFrom ?? HELD_OUT_FROM);
   const extra: Passage[] = o.extraPassages.flatMap((f) => readPassages(f));
-  const passages = [...split.trainPassages, ...extra];
+  const window = (ps: Passage[]): Passage[] => (o.windowWords > 0 ? windowPassages(ps, o.windowWords) : ps);
+  const trainPassages = window(split.trainPassages);
+  const trainQuestions = o.windowWords > 0 ? questionsOnWindows(split.train, trainPassages) : split.train;
+  const passages = [...trainPassages, ...window(extra)];
   o.log(`data: ${split.trainPassages.length} training paragraphs (${split.train.length} questions), ${split.heldOutPassages.length} held-out paragraphs (${split.heldOut.length} questions, never read), ${extra.length} extra passages`);
 
   // The tokenizer sees only training text: the training paragraphs, the extra passages and the training questions.
@@ -156,7 +161,7 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: GPT) => 
   o.log(`tokenizer: byte-level BPE, ${tok.vocabSize} tokens`);
 
   const rows: ReaderRow[] = [...clozeRows(passages, o.clozePerPassage, o.seed)];
-  for (let r = 0; r < o.questionRepeats; r++) rows.push(...questionRows(split.train, split.trainPassages, o.closedShare, 8, o.seed + 1 + r));
+  for (let r = 0; r < o.questionRepeats; r++) rows.push(...questionRows(trainQuestions, trainPassages, o.closedShare, 8, o.seed + 1 + r));
   const kinds = { cloze: 0, question: 0, closed: 0 };
   const encoded: EncodedRow[] = [];
   let answers = 0;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGPT } from '../../src/models/gpt-io.js';
 import { passagePrior, ragSequenceAnswerText, type TextReader } from '../../src/retrieval/rag.js';
-import { candidateSpans, clozeOf, clozeRows, questionRows, rowSegments, splitSquad, type ReaderRow } from '../../src/retrieval/reader-data.js';
+import { candidateSpans, clozeOf, clozeRows, questionRows, questionsOnWindows, rowSegments, splitSquad, windowPassages, type ReaderRow } from '../../src/retrieval/reader-data.js';
 import { adamwUpdater } from '../../src/cli/retrieval.js';
 import { batchOf, encodeRow, readerLearningRate, trainReader } from '../../src/retrieval/reader-train.js';
 import { countPreTokens, trainBpe } from '../../src/tokenizers/bpe-trainer.js';
@@ -128,6 +128,19 @@ test('RAG-Sequence over a text reader: candidates scored under every passage, th
   assert.throws(() => ragSequenceAnswerText(reader, ['A'], [0, 0], { stop: ['\n'], maxTokens: 8 }), /1 prompts but 2/);
 });
 
+test('windowPassages cuts whole sentences into windows of at most maxWords; questions move to the window of their answer', () => {
+  const p = { id: '0-1', title: 'SB', text: PARAGRAPHS[1]! };
+  const ws = windowPassages([p], 12);
+  assert.deepEqual(ws.map((w) => w.id), ['0-1#0', '0-1#1', '0-1#2']);
+  assert.ok(ws.every((w) => w.title === 'SB' && w.text.split(' ').length <= 12));
+  assert.equal(ws.map((w) => w.text).join(' '), PARAGRAPHS[1]);
+  // A sentence longer than the window is a window of its own; a wide window keeps the passage whole.
+  assert.equal(windowPassages([p], 3).length, 3);
+  assert.deepEqual(windowPassages([p], 1000).map((w) => w.text), [PARAGRAPHS[1]]);
+  const qs = [{ id: 'a', question: 'How many?', answers: ['308'], passageId: '0-1' }, { id: 'b', question: 'Who?', answers: ['nobody'], passageId: '0-1' }];
+  assert.deepEqual(questionsOnWindows(qs, ws).map((q) => [q.id, q.passageId]), [['a', '0-1#2']]);
+});
+
 test('readerLearningRate: warmup, then cosine from lr down to lr/10 at the last step', () => {
   assert.ok(readerLearningRate(1, 0, 1000) < 0.02);
   assert.ok(Math.abs(readerLearningRate(1, 100, 1000) - 1) < 1e-12);
@@ -143,7 +156,7 @@ test('trainReader: a tiny run writes a model directory with its tokenizer; held-
     const r = trainReader({
       squad: squadFixture(dir), extraPassages: [], out, vocabSize: 1000, heldOutFrom: 2,
       model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 96 }, steps: 3, batch: 2, lr: 1e-3,
-      clozePerPassage: 2, questionRepeats: 1, closedShare: 1, textWeight: 0.5, saveEvery: 0, seed: 1, log: (l) => lines.push(l),
+      clozePerPassage: 2, questionRepeats: 1, closedShare: 1, textWeight: 0.5, windowWords: 0, saveEvery: 0, seed: 1, log: (l) => lines.push(l),
     }, adamwUpdater);
     assert.equal(r.trainPassages, 2);
     assert.equal(r.trainQuestions, 2);
