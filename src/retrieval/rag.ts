@@ -162,3 +162,41 @@ export function ragSequenceAnswerText(reader: TextReader, prompts: readonly stri
   const best = candidates.reduce((a, b) => (b.logprob > a.logprob ? b : a));
   return { answer: best.text, logprob: best.logprob, candidates };
 }
+
+/**
+ * REALM / RAG training objective for one answer over the K retrieved passages, differentiable in both the retriever
+ * and the reader: −log p(y|x) = −log Σ_z p(z|x) p(y|x,z), with p(z|x) = softmax(scores/τ) over the top K.
+ * passageScores (K) are the retriever's scores (e.g. dense inner products, with gradients into the encoders);
+ * answerLogprobs (K) are log p(y|x,z) from the reader (readerAnswerLogprobs). ∂/∂score_z = (p(z|x) − p(z|x,y)) / τ:
+ * passages under which the answer is likelier than the prior says are pulled up.
+ */
+export function marginalLikelihoodLoss(passageScores: lm.Tensor, answerLogprobs: lm.Tensor, temperature = 1): lm.Tensor {
+  if (passageScores.ndim !== 1 || answerLogprobs.ndim !== 1 || passageScores.shape[0] !== answerLogprobs.shape[0]) {
+    throw new RangeError(`marginalLikelihoodLoss: expected two (K) tensors, got ${passageScores.describe()} and ${answerLogprobs.describe()}`);
+  }
+  const joint = lm.add(lm.logSoftmax(lm.mulScalar(passageScores, 1 / temperature), -1), answerLogprobs); // (K): log p(z|x) + log p(y|x,z)
+  // log-sum-exp shifted by the (constant) maximum for stability; the shift does not change the gradient.
+  const m = Math.max(...joint.toArray());
+  return lm.neg(lm.addScalar(lm.log(lm.sum(lm.exp(lm.addScalar(joint, -m)))), m));
+}
+
+/**
+ * log p(y | x, z) of one answer under each of K prompts, with gradients into the GPT: ids[z] = prompt_z + answer,
+ * answerStart[z] the index of the answer's first token. Rows are right-padded to one length. Returns (K).
+ */
+export function readerAnswerLogprobs(model: GPT, ids: readonly (readonly number[])[], answerStart: readonly number[]): lm.Tensor {
+  const K = ids.length;
+  const T = Math.max(...ids.map((r) => r.length)) - 1;
+  const x = new Int32Array(K * T);
+  const y = new Int32Array(K * T).fill(-1);
+  ids.forEach((row, z) => {
+    if (!(answerStart[z]! >= 1 && answerStart[z]! < row.length)) throw new RangeError(`readerAnswerLogprobs: row ${z} has answerStart ${answerStart[z]} outside [1, ${row.length})`);
+    for (let t = 0; t < row.length - 1; t++) {
+      x[z * T + t] = row[t]!;
+      if (t + 1 >= answerStart[z]!) y[z * T + t] = row[t + 1]!; // position t predicts answer token t+1
+    }
+  });
+  const logits = model.forward(lm.fromArray(x, [K, T])).logits; // (K, T, V)
+  const nll = lm.crossEntropy(logits, lm.fromArray(y, [K, T]), { ignoreIndex: -1, reduction: 'none' }); // (K, T), 0 where ignored
+  return lm.neg(lm.sum(nll, 1)); // (K)
+}
