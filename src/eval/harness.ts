@@ -34,6 +34,8 @@ export interface OpenBook {
    */
   mode?: 'concat' | 'rag-sequence';
   temperature?: number;
+  /** rag-sequence: decode only spans of each passage (an extractive reader; GenerateRequest.extractFrom). */
+  extractive?: boolean;
 }
 
 /** The passages in front of an open-book prompt: each as title + text, separated by blank lines. */
@@ -104,7 +106,7 @@ function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openB
   const rag = passages && passages.length > 0 && openBook?.mode === 'rag-sequence';
   const context = passages && !rag ? openBookContext(passages, inst.context) : inst.context;
   const ragAnswer = rag
-    ? ragSequenceAnswerText(model, passages.map((p) => openBookContext([p], inst.context)), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens })
+    ? ragSequenceAnswerText(model, passages.map((p) => openBookContext([p], inst.context)), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens }, openBook.extractive ? passages.map((p) => (p.title ? `${p.title}\n${p.text}` : p.text)) : undefined)
     : undefined;
   const text = ragAnswer ? ragAnswer.answer : model.generateUntil([{ context, stop: g.stop, maxTokens: g.max_tokens }])[0];
   const norm = g.normalize === 'squad' ? normalizeSquad : g.normalize === 'number' ? normalizeNumber : (s: string): string => s.trim();

@@ -133,7 +133,7 @@ export function gptReader(model: GPT): ReaderLM {
  * string, and the log-probability of a continuation after a context.
  */
 export interface TextReader {
-  generateUntil(requests: readonly { context: string; stop: readonly string[]; maxTokens: number }[]): string[];
+  generateUntil(requests: readonly { context: string; stop: readonly string[]; maxTokens: number; extractFrom?: string }[]): string[];
   loglikelihood(requests: readonly { context: string; continuation: string }[]): { logprob: number }[];
 }
 
@@ -150,11 +150,12 @@ export interface RagSequenceAnswer {
  * RAG-Sequence over a TextReader: a greedy answer under each passage's prompt, then each distinct candidate y scored
  * under every prompt as y followed by the first stop string (so p(y) includes ending there), marginalised with
  * p(z|x). prompts[z] is x conditioned on passage z; requests are grouped by prompt so a reader can reuse its encoding.
+ * With extractFrom, the answer under passage z is decoded as a span of extractFrom[z] (an extractive reader).
  */
-export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: { stop: readonly string[]; maxTokens: number }): RagSequenceAnswer {
+export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: { stop: readonly string[]; maxTokens: number }, extractFrom?: readonly string[]): RagSequenceAnswer {
   if (prompts.length === 0) throw new RangeError('ragSequenceAnswerText: no passages');
   if (prompts.length !== logPz.length) throw new RangeError(`ragSequenceAnswerText: ${prompts.length} prompts but ${logPz.length} passage log-probabilities`);
-  const generated = reader.generateUntil(prompts.map((context) => ({ context, stop: o.stop, maxTokens: o.maxTokens })));
+  const generated = reader.generateUntil(prompts.map((context, z) => ({ context, stop: o.stop, maxTokens: o.maxTokens, ...(extractFrom ? { extractFrom: extractFrom[z]! } : {}) })));
   const texts = [...new Set(generated)];
   const end = o.stop[0] ?? '';
   const lls = reader.loglikelihood(prompts.flatMap((context) => texts.map((t) => ({ context, continuation: t + end }))));

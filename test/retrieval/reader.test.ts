@@ -11,6 +11,7 @@ import { loadGPT } from '../../src/models/gpt-io.js';
 import { passagePrior, ragSequenceAnswerText, type TextReader } from '../../src/retrieval/rag.js';
 import { candidateSpans, clozeOf, clozeRows, questionRows, questionsOnWindows, rowSegments, splitSquad, windowPassages, type ReaderRow } from '../../src/retrieval/reader-data.js';
 import { adamwUpdater } from '../../src/cli/retrieval.js';
+import { spanConstraint } from '../../src/retrieval/reader-extract.js';
 import { batchOf, encodeRow, readerLearningRate, trainReader } from '../../src/retrieval/reader-train.js';
 import { countPreTokens, trainBpe } from '../../src/tokenizers/bpe-trainer.js';
 import { loadTokenizer } from '../../src/tokenizers/format.js';
@@ -175,4 +176,20 @@ test('trainReader: a tiny run writes a model directory with its tokenizer; held-
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('spanConstraint: only continuations of passage spans; the answer may end only at a word boundary', () => {
+  // source: " Den" "ver" " Bron" "cos" " won" ; stop = 9; tokens 1 and 3 continue a word.
+  const source = [0, 1, 2, 3, 4];
+  const mid = (id: number): boolean => id === 1 || id === 3;
+  const allowedAfter = (generated: number[]): number[] => {
+    const logits = new Float32Array(10);
+    spanConstraint(source, [9], mid)(logits, { tokens: [7, 7, ...generated], promptLength: 2 });
+    return [...logits.keys()].filter((v) => logits[v] !== -Infinity);
+  };
+  assert.deepEqual(allowedAfter([]), [0, 1, 2, 3, 4]);
+  assert.deepEqual(allowedAfter([0]), [1]); // " Den" must go on to "ver"
+  assert.deepEqual(allowedAfter([0, 1]), [2, 9]); // " Denver" may end or continue
+  assert.deepEqual(allowedAfter([2, 3, 4]), [9]); // the passage's end: only the stop
+  assert.deepEqual(allowedAfter([4, 0]), [9]); // not a span: only the stop is left
 });
