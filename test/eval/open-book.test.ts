@@ -104,6 +104,10 @@ test('open book rag-sequence: a prompt per passage, the answer with the largest 
     // With the top passage alone (a very low temperature makes p(z|x) one-hot), Carolina would win.
     const sharp = runTask(spec, ragReader, { dataDir: dir, source: 'qa', openBook: { ...openBook, temperature: 0.01 } });
     assert.equal(sharp.metrics.exact_match!.value, 0);
+    // Extractive: each passage's generation request carries that passage's text as the span source.
+    const sources: (string | undefined)[] = [];
+    runTask(spec, { ...ragReader, generateUntil: (reqs) => reqs.map((r) => (sources.push(r.extractFrom), ' x')) }, { dataDir: dir, source: 'qa', openBook: { ...openBook, extractive: true } });
+    assert.deepEqual(sources, passages.map((p) => p.text));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
