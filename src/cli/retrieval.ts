@@ -41,7 +41,7 @@ function registerIndex(program: Command): void {
     .option('--b <x>', 'BM25 b stored as the index default', numberFlag('--b', 0, 1), 0.4)
     .option('--segment-docs <n>', 'passages per segment file', intFlag('--segment-docs', 1), 100_000)
     .option('--window <words>', 'index windows of whole sentences of at most this many words instead of whole passages (ids "<passage id>#<i>"; 0 = whole passages)', intFlag('--window', 0), 0)
-    .action((o: { window: number; input: string[]; out: string; format?: string; append?: boolean; overwrite?: boolean; merge?: boolean; stopwords: boolean; stem: boolean; k1: number; b: number; segmentDocs: number }) => userErrors(() => {
+    .action((o: { init?: string; window: number; input: string[]; out: string; format?: string; append?: boolean; overwrite?: boolean; merge?: boolean; stopwords: boolean; stem: boolean; k1: number; b: number; segmentDocs: number }) => userErrors(() => {
       if (o.format !== undefined && !CORPUS_FORMATS.includes(o.format as CorpusFormat)) throw new UserError(`--format: expected one of ${CORPUS_FORMATS.join(', ')}, got ${JSON.stringify(o.format)}`);
       if (o.append && o.overwrite) throw new UserError('--append and --overwrite exclude each other');
       const t0 = performance.now();
@@ -197,17 +197,18 @@ function registerReaderTrain(program: Command): void {
     .option('--cloze <n>', 'cloze questions per passage', intFlag('--cloze', 0, 1000), 4)
     .option('--question-repeats <n>', 'copies of each real training question among the examples', intFlag('--question-repeats', 0, 1000), 4)
     .option('--closed-share <x>', 'share of real training questions also given without their passage', numberFlag('--closed-share', 0, 1, false, true), 0.25)
+    .option('--init <dir>', 'continue training this reader directory (its tokenizer and weights; --vocab/--layers/--heads/--width/--block are then its own)')
     .option('--window <words>', 'cut passages into windows of whole sentences of at most this many words, as `lmforge index --window` (0 = whole passages)', intFlag('--window', 0), 0)
     .option('--text-weight <x>', 'weight of next-token loss on passage and question tokens beside the answer loss (0 = answers only)', numberFlag('--text-weight', 0, 100), 0.5)
     .option('--save-every <n>', 'also write the model every n steps (0 = at the end only)', intFlag('--save-every', 0), 0)
     .option('--seed <n>', 'seed of the model, the cloze draws and the batches', intFlag('--seed', 0), 1)
-    .action((o: { window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
+    .action((o: { init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
       if (o.width % o.heads !== 0) throw new UserError(`--width ${o.width} must be a multiple of --heads ${o.heads}`);
       useNativeBackendOrWarn();
       const r = trainReader({
         squad: o.squad, extraPassages: o.passages, out: o.out, vocabSize: o.vocab, heldOutFrom: o.heldOutFrom,
         model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block },
-        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, seed: o.seed,
+        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, ...(o.init ? { init: o.init } : {}), seed: o.seed,
         log: (line) => process.stderr.write(`reader-train: ${line}\n`),
       }, adamwUpdater);
       process.stdout.write(`reader in ${o.out}: ${r.steps} steps in ${r.seconds.toFixed(0)} s, answer loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}\n`);

@@ -7,10 +7,10 @@
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
-import { saveGPT } from '../models/gpt-io.js';
+import { loadGPT, saveGPT } from '../models/gpt-io.js';
 import { countPreTokens, trainBpe } from '../tokenizers/bpe-trainer.js';
-import type { BpeTokenizer } from '../tokenizers/bpe.js';
-import { saveTokenizer } from '../tokenizers/format.js';
+import { BpeTokenizer } from '../tokenizers/bpe.js';
+import { loadTokenizer, saveTokenizer } from '../tokenizers/format.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
@@ -60,6 +60,8 @@ export interface ReaderTrainOptions {
   textWeight: number;
   /** Cut passages into windows of at most this many words (as `lmforge index --window`; 0 = whole passages). */
   windowWords: number;
+  /** Continue from this reader directory (its tokenizer and weights; model shape options are then ignored). */
+  init?: string;
   /** Write the model directory every this many steps too (0 = only at the end), so it can be evaluated mid-run. */
   saveEvery: number;
   seed: number;
@@ -143,6 +145,27 @@ function save(dir: string, model: GPT, tok: BpeTokenizer): void {
   writeFileAtomic(join(dir, 'meta.json'), JSON.stringify({ vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: 'tokenizer.json' } }, null, 2) + '\n');
 }
 
+/** A byte-level BPE over the training text only: the training paragraphs, the extra passages and the training questions. */
+function trainTokenizer(passages: readonly Passage[], questions: readonly { question: string; answers: string[] }[], vocabSize: number): BpeTokenizer {
+  const counts = new Map<string, number>();
+  for (const p of passages) countPreTokens(p.title ? `${p.title}\n${p.text}` : p.text, counts);
+  for (const q of questions) countPreTokens(`Question: ${q.question}\nAnswer: ${q.answers[0] ?? ''}\n`, counts);
+  return trainBpe(counts, { vocabSize });
+}
+
+function blockSizeOf(dir: string): number {
+  const m = loadGPT(dir);
+  const T = m.config.block_size;
+  m.dispose();
+  return T;
+}
+
+function loadReaderTokenizer(dir: string): BpeTokenizer {
+  const tok = loadTokenizer(join(dir, 'tokenizer.json'));
+  if (!(tok instanceof BpeTokenizer)) throw new UserError(`${join(dir, 'tokenizer.json')}: expected the BPE tokenizer of \`lmforge reader-train\``);
+  return tok;
+}
+
 /** Trains the reader and writes its model directory; returns what trained it. */
 export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: GPT) => ReaderUpdater): ReaderTrainReport {
   const split = splitSquad(o.squad, o.heldOutFrom ?? HELD_OUT_FROM);
@@ -154,11 +177,9 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: GPT) => 
   o.log(`data: ${split.trainPassages.length} training paragraphs (${split.train.length} questions), ${split.heldOutPassages.length} held-out paragraphs (${split.heldOut.length} questions, never read), ${extra.length} extra passages`);
 
   // The tokenizer sees only training text: the training paragraphs, the extra passages and the training questions.
-  const counts = new Map<string, number>();
-  for (const p of passages) countPreTokens(p.title ? `${p.title}\n${p.text}` : p.text, counts);
-  for (const q of split.train) countPreTokens(`Question: ${q.question}\nAnswer: ${q.answers[0] ?? ''}\n`, counts);
-  const tok = trainBpe(counts, { vocabSize: o.vocabSize });
-  o.log(`tokenizer: byte-level BPE, ${tok.vocabSize} tokens`);
+  const tok = o.init ? loadReaderTokenizer(o.init) : trainTokenizer(passages, split.train, o.vocabSize);
+  o.log(`tokenizer: byte-level BPE, ${tok.vocabSize} tokens${o.init ? ` (of ${o.init})` : ''}`);
+  const block = o.init ? blockSizeOf(o.init) : o.model.block_size;
 
   const rows: ReaderRow[] = [...clozeRows(passages, o.clozePerPassage, o.seed)];
   for (let r = 0; r < o.questionRepeats; r++) rows.push(...questionRows(trainQuestions, trainPassages, o.closedShare, 8, o.seed + 1 + r));
@@ -167,19 +188,21 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: GPT) => 
   let answers = 0;
   let tokenCount = 0;
   for (const row of rows) {
-    const e = encodeRow(tok, row, o.model.block_size);
+    const e = encodeRow(tok, row, block);
     if (!e) continue;
     encoded.push(e);
     kinds[row.kind]++;
     answers += e.mask.reduce((n, m, i) => n + (m && !e.mask[i - 1] ? 1 : 0), 0);
     tokenCount += e.ids.length;
   }
-  if (encoded.length === 0) throw new UserError(`no training row fits block_size ${o.model.block_size}`);
+  if (encoded.length === 0) throw new UserError(`no training row fits block_size ${block}`);
   o.log(`rows: ${kinds.cloze} cloze, ${kinds.question} open-book question rows (${o.questionRepeats} orders), ${kinds.closed} closed-book rows; ${answers} answers, mean ${(tokenCount / encoded.length).toFixed(0)} tokens a row`);
 
-  const model = new GPT({ ...o.model, vocab_size: tok.vocabSize, position: 'rope', bias: false, dropout: 0 }, o.seed);
+  const model = o.init ? loadGPT(o.init) : new GPT({ ...o.model, vocab_size: tok.vocabSize, position: 'rope', bias: false, dropout: 0 }, o.seed);
+  if (o.init && model.config.vocab_size !== tok.vocabSize) throw new UserError(`--init ${o.init}: model vocabulary ${model.config.vocab_size} differs from its tokenizer's ${tok.vocabSize}`);
   const parameters = model.numParameters();
-  o.log(`model: GPT ${o.model.n_layer} layers × ${o.model.n_embd} (${o.model.n_head} heads, RoPE), block ${o.model.block_size}, ${(parameters / 1e6).toFixed(2)}M parameters`);
+  const mc = model.config;
+  o.log(`model: GPT ${mc.n_layer} layers × ${mc.n_embd} (${mc.n_head} heads, ${mc.position}), block ${block}, ${(parameters / 1e6).toFixed(2)}M parameters${o.init ? `, continued from ${o.init}` : ''}`);
   const updater = makeUpdater(model);
   const random = mulberry32(o.seed + 7);
   const t0 = performance.now();

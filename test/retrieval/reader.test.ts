@@ -173,6 +173,17 @@ test('trainReader: a tiny run writes a model directory with its tokenizer; held-
     assert.ok(tok.encode(' Coldplay').length > 1);
     assert.match(lines.join('\n'), /1 held-out paragraphs \(1 questions, never read\)/);
     assert.equal(JSON.parse(readFileSync(join(out, 'reader.json'), 'utf8')).split.held_out_questions, 1);
+    // --init continues from the directory: its tokenizer (not a new one) and its weights' shape.
+    const out2 = join(dir, 'reader2');
+    trainReader({
+      squad: squadFixture(dir), extraPassages: [], out: out2, vocabSize: 300, heldOutFrom: 2, init: out,
+      model: { n_layer: 2, n_head: 2, n_embd: 32, block_size: 64 }, steps: 2, batch: 2, lr: 1e-3,
+      clozePerPassage: 2, questionRepeats: 1, closedShare: 1, textWeight: 0.5, windowWords: 0, saveEvery: 0, seed: 2, log: () => {},
+    }, adamwUpdater);
+    assert.equal(readFileSync(join(out2, 'tokenizer.json'), 'utf8'), readFileSync(join(out, 'tokenizer.json'), 'utf8'));
+    const continued = loadGPT(out2);
+    assert.deepEqual([continued.config.n_layer, continued.config.n_embd, continued.config.block_size], [1, 16, 96]);
+    continued.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
