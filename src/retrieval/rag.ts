@@ -150,7 +150,8 @@ export interface RagSequenceAnswer {
  * RAG-Sequence over a TextReader: a greedy answer under each passage's prompt, then each distinct candidate y scored
  * under every prompt as y followed by the first stop string (so p(y) includes ending there), marginalised with
  * p(z|x). prompts[z] is x conditioned on passage z; requests are grouped by prompt so a reader can reuse its encoding.
- * With extractFrom, the answer under passage z is decoded as a span of extractFrom[z] (an extractive reader).
+ * With extractFrom, the answer under passage z is decoded as a span of extractFrom[z] (an extractive reader), and a
+ * candidate gets no mass from a passage that does not contain it (the extractive reader's support).
  */
 export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: { stop: readonly string[]; maxTokens: number }, extractFrom?: readonly string[]): RagSequenceAnswer {
   if (prompts.length === 0) throw new RangeError('ragSequenceAnswerText: no passages');
@@ -159,7 +160,10 @@ export function ragSequenceAnswerText(reader: TextReader, prompts: readonly stri
   const texts = [...new Set(generated)];
   const end = o.stop[0] ?? '';
   const lls = reader.loglikelihood(prompts.flatMap((context) => texts.map((t) => ({ context, continuation: t + end }))));
-  const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(logPz.map((lz, z) => lz + lls[z * texts.length + c]!.logprob)) }));
+  // An extractive reader puts no mass on text its passage does not hold: such (candidate, passage) pairs count zero.
+  const squash = (t: string): string => t.split(/\s+/).filter((w) => w !== '').join(' ');
+  const holds = (z: number, text: string): boolean => !extractFrom || squash(extractFrom[z]!).includes(squash(text));
+  const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(logPz.map((lz, z) => (holds(z, text) ? lz + lls[z * texts.length + c]!.logprob : -Infinity))) }));
   const best = candidates.reduce((a, b) => (b.logprob > a.logprob ? b : a));
   return { answer: best.text, logprob: best.logprob, candidates };
 }

@@ -127,6 +127,10 @@ test('RAG-Sequence over a text reader: candidates scored under every passage, th
   // Grouped by prompt (a reader reuses each prompt's encoding), each distinct candidate once per prompt.
   assert.deepEqual(seen, ['A| x\n', 'A| y\n', 'B| x\n', 'B| y\n', 'C| x\n', 'C| y\n']);
   assert.throws(() => ragSequenceAnswerText(reader, ['A'], [0, 0], { stop: ['\n'], maxTokens: 8 }), /1 prompts but 2/);
+  // Extractive: a candidate gets mass only from the passages that hold it, so " x" (in A alone) keeps only A's share.
+  const ex = ragSequenceAnswerText(reader, ['A', 'B', 'C'], logPz, { stop: ['\n'], maxTokens: 8 }, ['say x', 'say y', 'y  again']);
+  assert.ok(Math.abs(ex.candidates.find((c) => c.text === ' x')!.logprob - Math.log(pz[0]! * 0.9)) < 1e-9);
+  assert.ok(Math.abs(ex.candidates.find((c) => c.text === ' y')!.logprob - Math.log(pz[1]! * 0.8 + pz[2]! * 0.8)) < 1e-9);
 });
 
 test('windowPassages cuts whole sentences into windows of at most maxWords; questions move to the window of their answer', () => {
