@@ -162,7 +162,9 @@ export function ragSequenceAnswerText(reader: TextReader, prompts: readonly stri
   const lls = reader.loglikelihood(prompts.flatMap((context) => texts.map((t) => ({ context, continuation: t + end }))));
   // An extractive reader puts no mass on text its passage does not hold: such (candidate, passage) pairs count zero.
   const squash = (t: string): string => t.split(/\s+/).filter((w) => w !== '').join(' ');
-  const holds = (z: number, text: string): boolean => !extractFrom || squash(extractFrom[z]!).includes(squash(text));
+  // Word-aligned: the span is neither preceded nor followed by a letter or digit.
+  const holds = (z: number, text: string): boolean =>
+    !extractFrom || new RegExp(`(?<![\\p{L}\\p{N}])${squash(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}])`, 'u').test(squash(extractFrom[z]!));
   const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(logPz.map((lz, z) => (holds(z, text) ? lz + lls[z * texts.length + c]!.logprob : -Infinity))) }));
   const best = candidates.reduce((a, b) => (b.logprob > a.logprob ? b : a));
   return { answer: best.text, logprob: best.logprob, candidates };
