@@ -2,7 +2,8 @@
 // (a GPT trained on cloze questions from the training paragraphs and BoolQ passages plus the training questions;
 // paragraphs 3–4 of every article are never read), then `lmforge eval --tasks xquad_heldout` without passages
 // (closed book) and with the top-k BM25 passages of an index of all 240 XQuAD paragraphs cut into sentence windows
-// of ≤ 50 words, answers marginalised by RAG-Sequence (open book). The issue's bar: open-book F1 − closed-book F1 ≥ 20 points. Ends with a RESULT line.
+// of ≤ 50 words, answers marginalised by RAG-Sequence (open book), decoded freely and as passage spans
+// (--open-book-extractive). configs/rag/README.md has the staged recipe of the reader reported in the README. The issue's bar: open-book F1 − closed-book F1 ≥ 20 points. Ends with a RESULT line.
 // Args: --reader=DIR (default runs/reader-xquad; trained here with the recipe below when missing, ~40 min on busy
 // cores), --k=N passages (3), --limit=N held-out questions (all 434), --temperature=T of p(z|x) over BM25 scores (1).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
