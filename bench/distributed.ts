@@ -3,12 +3,13 @@
 // loss curves step by step; the model-parallel layouts (tp, pp with both schedules, ep) through their parity child
 // (test/train/distributed/mp-child.js, which compares logits, loss, gradients and a training run's losses); the bytes
 // each rank sent per step beside each layout's formula; and the scaling model (docs/scaling-model.md) fed with this
-// machine's measured compute rate and all-reduce latency/bandwidth, its predicted tokens/s beside the measured.
+// machine's all-reduce latency/bandwidth and the compute of n concurrent one-process runs (the contention the dp
+// ranks meet), its predicted tokens/s beside the measured, with the error.
 // Usage: npm run bench -- distributed [--steps=50] [--mp-steps=STEPS] [--text=FILE] (--mp-steps: the model-parallel
-// parity child's training run, which trains both sides of four layouts and is the slow part on a shared machine). Every rank uses one thread; ranks are
+// parity child's training run, which trains both sides of four layouts). Every rank uses one thread; ranks are
 // oversubscribed on small machines (4 ranks on 2 cores), so tokens/s here measure contention, not scaling.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +53,25 @@ function train(n: number, out: string, common: string[], extra: string[]): Run {
   return { losses: new Map(recs.map((m) => [m.step, m.loss as number])), bytesPerStep: bytes.length ? median(bytes) : null, tokensPerS: median(tps), stdout: r.stdout };
 }
 
+/**
+ * n one-process runs at once with batch_size `rows` (what each rank of dp = n computes), no MPI; returns the median
+ * over steps ≥ 5 of the slowest run's ms for that step.
+ */
+async function concurrentSingles(n: number, common: string[], out: string, rows: number): Promise<number> {
+  const one = (i: number): Promise<string> => new Promise((done, fail) => {
+    const dir = `${out}-${i}`;
+    const child = spawn(process.execPath, [CLI, 'train', ...common, `--out_dir=${dir}`, `--batch_size=${rows}`], { env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => (code === 0 ? done(dir) : fail(new Error(`concurrent one-process run ${i} of ${n} failed:\n${err.trim().split('\n').slice(-6).join('\n')}`))));
+  });
+  const dirs = await Promise.all(Array.from({ length: n }, (_, i) => one(i)));
+  const ms = dirs.map((d) => new Map(readMetrics(join(d, 'metrics.jsonl')).filter((m) => typeof m.ms_per_iter === 'number').map((m) => [m.step, m.ms_per_iter as number])));
+  const steps = [...ms[0]!.keys()].filter((k) => k >= 5 && ms.every((m) => m.has(k)));
+  return median(steps.map((k) => Math.max(...ms.map((m) => m.get(k)!))));
+}
+
 function maxDiff(a: Map<number, number>, b: Map<number, number>): number {
   if (a.size !== b.size) throw new Error(`loss curves of different lengths: ${a.size} vs ${b.size}`);
   let d = 0;
@@ -68,6 +88,7 @@ export async function run(args: string[]): Promise<void> {
   if (!skip.available) throw new Error(`bench/distributed: the MPI addon is not available (${skip.error}); install openmpi-bin libopenmpi-dev and rebuild`);
   console.log(`CPU: ${cpuName()}; every rank runs one thread; load average ${loadavg()[0]!.toFixed(1)} at the start`);
   const work = mkdtempSync(join(tmpdir(), 'lmforge-bench-dist-'));
+  process.once('exit', () => rmSync(work, { recursive: true, force: true })); // ~140 MB of runs and checkpoints
   const text = stringFlag(args, 'text') ?? join(root, '../shared/data/tinyshakespeare/input.txt');
   const data = join(work, 'data');
   prepareCharData({ input: text, outDir: data, valFraction: 0.1 });
@@ -144,17 +165,32 @@ export async function run(args: string[]): Promise<void> {
     link[String(n)] = fitLatencyBandwidth(samples.map((s) => ({ steps: 2 * (n - 1), bytes: allReduceBytes(s.bytes, n), seconds: s.seconds })));
     console.log(`all-reduce on ${n} ranks: α ${(link[String(n)]!.latency * 1e6).toFixed(1)} µs per step, β ${(link[String(n)]!.bandwidth / 1e9).toFixed(2)} GB/s (fit over 4 KiB–4 MiB)`);
   }
+  // Compute under the same contention as the dp runs: n independent one-process runs at once, each on its rank's
+  // B/n rows (no MPI). A synchronous step waits for its slowest rank, so each step's compute is the slowest of the
+  // n runs' step i (they start together and stay roughly aligned); the median over steps ≥ 5 is the rank's compute.
   const cores = availableParallelism();
-  const achieved = single.tokensPerS * flopsPerToken; // one rank on one thread
-  const shape = { params: P, layers: cfg.model.n_layer, hidden: cfg.model.n_embd, flopsPerToken, wireBytes: 4 };
   const tokensPerStep = cfg.data.batch_size * cfg.model.block_size;
+  const shape = { params: P, layers: cfg.model.n_layer, hidden: cfg.model.n_embd, flopsPerToken, wireBytes: 4 };
   const predicted: Record<string, number> = {};
+  const predictedIdeal: Record<string, number> = {};
+  const predictionError: Record<string, number> = {};
+  const concurrentMs: Record<string, number> = {};
   for (const n of [2, 4]) {
-    // n ranks share min(n, cores) cores: each computes at achieved × min(1, cores/n).
-    const cluster = { devices: n, achievedFlops: achieved * Math.min(1, cores / n), peakFlops: cfg.peak_flops || achieved, ...link[String(n)]! };
-    const p = predictStep(shape, cluster, { dp: n, tp: 1, pp: 1, microBatches: 1, tokensPerStep, overlap: 0 });
+    const stepMs = await concurrentSingles(n, common, join(work, `alone${n}`), cfg.data.batch_size / n);
+    const computeS = stepMs / 1e3;
+    concurrentMs[String(n)] = stepMs;
+    const layout = { dp: n, tp: 1, pp: 1, microBatches: 1, tokensPerStep, overlap: 0 };
+    // achievedFlops such that the model's compute, tokensPerStep·F/(n·R), is the measured straggler time.
+    const contended = { devices: n, achievedFlops: (tokensPerStep * flopsPerToken) / (n * computeS), peakFlops: cfg.peak_flops || 1, ...link[String(n)]! };
+    const p = predictStep(shape, contended, layout);
+    // The old assumption, kept for comparison: each rank computes at the one-process rate × min(1, cores/n).
+    const achieved = single.tokensPerS * flopsPerToken;
+    const ideal = predictStep(shape, { devices: n, achievedFlops: achieved * Math.min(1, cores / n), peakFlops: cfg.peak_flops || achieved, ...link[String(n)]! }, layout);
     predicted[String(n)] = p.tokensPerS;
-    console.log(`scaling model, dp=${n}: predicted ${p.tokensPerS.toFixed(0)} tok/s, MFU ${(100 * p.mfu).toFixed(1)}% (compute ${(p.computeS * 1e3).toFixed(1)} ms + all-reduce ${(p.dpS * 1e3).toFixed(2)} ms per step, ${cores} cores for ${n} ranks), measured ${measuredTps[String(n)]!.toFixed(0)} tok/s`);
+    predictedIdeal[String(n)] = ideal.tokensPerS;
+    predictionError[String(n)] = p.tokensPerS / measuredTps[String(n)]! - 1;
+    console.log(`scaling model, dp=${n}: predicted ${p.tokensPerS.toFixed(0)} tok/s (compute ${(p.computeS * 1e3).toFixed(1)} ms: the slowest of ${n} concurrent one-process runs of ${cfg.data.batch_size / n} rows, + all-reduce ${(p.dpS * 1e3).toFixed(2)} ms), measured ${measuredTps[String(n)]!.toFixed(0)} tok/s: ${(100 * predictionError[String(n)]!).toFixed(0)}%; ` +
+      `with each rank at the one-process rate × min(1, ${cores} cores / ${n}) it would say ${ideal.tokensPerS.toFixed(0)} tok/s (load average ${loadavg()[0]!.toFixed(1)})`);
   }
 
   console.log(`RESULT ${JSON.stringify({
@@ -162,6 +198,7 @@ export async function run(args: string[]): Promise<void> {
     dp_max_loss_diff: dpDiff, zero1_max_loss_diff: zeroDiff, zero1_state_per_rank: zeroState,
     tp2_max_diff: tp2, pp2_max_diff: pp2, ep2_max_diff: ep2,
     bytes_per_step: bytesPerStep, bytes_theory: bytesTheory,
-    tokens_per_s: measuredTps, predicted_tokens_per_s: predicted, link, load_average: loadavg()[0],
+    tokens_per_s: measuredTps, predicted_tokens_per_s: predicted, prediction_error: predictionError, predicted_tokens_per_s_core_share: predictedIdeal,
+    concurrent_compute_ms: concurrentMs, link, load_average: loadavg()[0],
   })}`);
 }

@@ -5,6 +5,8 @@
 #define OMPI_SKIP_MPICXX 1  // the C API only: Open MPI's C++ bindings are deprecated and unused
 #include <mpi.h>
 #include <dlfcn.h>
+#include <time.h>
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -56,6 +58,35 @@ void bf16MinFn(void* in, void* inout, int* len, MPI_Datatype*) {
   uint16_t* b = static_cast<uint16_t*>(inout);
   for (int i = 0; i < *len; i++) if (bf16ToF32(a[i]) < bf16ToF32(b[i])) b[i] = a[i];
 }
+
+// How a rank waits for a transfer. Open MPI's blocking calls poll until done (mpi_yield_when_idle only adds
+// sched_yield), so with more runnable processes than cores a waiting rank takes the CPU time the rank it waits for
+// needs. In sleep mode (setWait(spinUs, maxSleepUs), spinUs >= 0) every call is its nonblocking form completed by
+// settle(): MPI_Test for spinUs, then a nanosleep between tests doubling from 10 µs to maxSleepUs. spinUs < 0:
+// the blocking calls.
+int waitSpinUs = -1;
+long waitMaxSleepUs = 200;
+
+int settle(MPI_Request* req, MPI_Status* st) {
+  if (waitSpinUs < 0) return MPI_Wait(req, st);
+  const double t0 = MPI_Wtime();
+  long pause = 10;
+  for (;;) {
+    int done = 0;
+    int rc = MPI_Test(req, &done, st);
+    if (rc != MPI_SUCCESS || done) return rc;
+    if ((MPI_Wtime() - t0) * 1e6 < waitSpinUs) continue;
+    struct timespec ts = {0, pause * 1000};
+    nanosleep(&ts, nullptr);
+    pause = std::min(pause * 2, waitMaxSleepUs);
+  }
+}
+
+// The blocking call in spin mode, else its nonblocking form settled (same arguments, a request appended).
+#define LMF_CALL(blocking, nonblocking, ...) \
+  (waitSpinUs < 0 ? blocking(__VA_ARGS__) : settleCall(nonblocking(__VA_ARGS__, &lmfReq), &lmfReq))
+
+inline int settleCall(int rc, MPI_Request* req) { return rc == MPI_SUCCESS ? settle(req, MPI_STATUS_IGNORE) : rc; }
 
 bool mpiOk(Args& a, int rc, const char* what) {
   if (rc == MPI_SUCCESS) return true;
@@ -225,7 +256,8 @@ napi_value allReduce(napi_env env, napi_callback_info info) {
   Buf b;
   MPI_Op mop;
   if (!readComm(a, &c) || !readBuf(a, 1, b) || !reduceOp(a, b, static_cast<int>(a.num(2)), &mop)) return nullptr;
-  mpiOk(a, MPI_Allreduce(MPI_IN_PLACE, b.data, static_cast<int>(b.n), b.type, mop, c), "MPI_Allreduce");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Allreduce, MPI_Iallreduce, MPI_IN_PLACE, b.data, static_cast<int>(b.n), b.type, mop, c), "MPI_Allreduce");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -250,7 +282,8 @@ napi_value reduceScatter(napi_env env, napi_callback_info info) {
   if (!readComm(a, &c) || !readBuf(a, 1, s) || !readBuf(a, 2, r) || !reduceOp(a, s, static_cast<int>(a.num(3)), &mop)) return nullptr;
   if (s.dtype != r.dtype) { a.fail("send and recv must have the same element type"); return nullptr; }
   if (s.n != r.n * static_cast<size_t>(commSize(c))) { a.fail("send.length must be size × recv.length"); return nullptr; }
-  mpiOk(a, MPI_Reduce_scatter_block(s.data, r.data, static_cast<int>(r.n), s.type, mop, c), "MPI_Reduce_scatter_block");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Reduce_scatter_block, MPI_Ireduce_scatter_block, s.data, r.data, static_cast<int>(r.n), s.type, mop, c), "MPI_Reduce_scatter_block");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -262,7 +295,8 @@ napi_value allGather(napi_env env, napi_callback_info info) {
   if (!readComm(a, &c) || !readBuf(a, 1, s) || !readBuf(a, 2, r)) return nullptr;
   if (s.dtype != r.dtype) { a.fail("send and recv must have the same element type"); return nullptr; }
   if (r.n != s.n * static_cast<size_t>(commSize(c))) { a.fail("recv.length must be size × send.length"); return nullptr; }
-  mpiOk(a, MPI_Allgather(s.data, static_cast<int>(s.n), s.type, r.data, static_cast<int>(s.n), r.type, c), "MPI_Allgather");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Allgather, MPI_Iallgather, s.data, static_cast<int>(s.n), s.type, r.data, static_cast<int>(s.n), r.type, c), "MPI_Allgather");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -275,7 +309,8 @@ napi_value broadcast(napi_env env, napi_callback_info info) {
   int root = static_cast<int>(a.num(2));
   if (a.failed) return nullptr;
   if (root < 0 || root >= commSize(c)) { a.fail("root is not a rank of the communicator", 2); return nullptr; }
-  mpiOk(a, MPI_Bcast(b.data, static_cast<int>(b.n), b.type, root, c), "MPI_Bcast");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Bcast, MPI_Ibcast, b.data, static_cast<int>(b.n), b.type, root, c), "MPI_Bcast");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -313,7 +348,8 @@ napi_value allToAll(napi_env env, napi_callback_info info) {
   int size = commSize(c);
   std::vector<int> sc, sd, rc, rd;
   if (!readCounts(a, 3, size, s.n, sc, sd) || !readCounts(a, 4, size, r.n, rc, rd)) return nullptr;
-  mpiOk(a, MPI_Alltoallv(s.data, sc.data(), sd.data(), s.type, r.data, rc.data(), rd.data(), r.type, c), "MPI_Alltoallv");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Alltoallv, MPI_Ialltoallv, s.data, sc.data(), sd.data(), s.type, r.data, rc.data(), rd.data(), r.type, c), "MPI_Alltoallv");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -334,7 +370,8 @@ napi_value send(napi_env env, napi_callback_info info) {
   Buf b;
   int peer, tag;
   if (!readP2p(a, &c, b, &peer, &tag)) return nullptr;
-  mpiOk(a, MPI_Send(b.data, static_cast<int>(b.n), b.type, peer, tag, c), "MPI_Send");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Send, MPI_Isend, b.data, static_cast<int>(b.n), b.type, peer, tag, c), "MPI_Send");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -346,7 +383,15 @@ napi_value recv(napi_env env, napi_callback_info info) {
   int peer, tag;
   if (!readP2p(a, &c, b, &peer, &tag)) return nullptr;
   MPI_Status st;
-  if (!mpiOk(a, MPI_Recv(b.data, static_cast<int>(b.n), b.type, peer, tag, c, &st), "MPI_Recv")) return nullptr;
+  int rc;
+  if (waitSpinUs < 0) {
+    rc = MPI_Recv(b.data, static_cast<int>(b.n), b.type, peer, tag, c, &st);
+  } else {
+    MPI_Request req;
+    rc = MPI_Irecv(b.data, static_cast<int>(b.n), b.type, peer, tag, c, &req);
+    if (rc == MPI_SUCCESS) rc = settle(&req, &st);
+  }
+  if (!mpiOk(a, rc, "MPI_Recv")) return nullptr;
   int got = 0;
   MPI_Get_count(&st, b.type, &got);
   if (static_cast<size_t>(got) != b.n) { a.fail("received a message shorter than the buffer"); return nullptr; }
@@ -383,7 +428,7 @@ napi_value wait(napi_env env, napi_callback_info info) {
   if (!ready(a)) return nullptr;
   auto it = pending.find(id);
   if (it == pending.end()) { a.fail("unknown or already completed request"); return nullptr; }
-  int rc = MPI_Wait(&it->second.req, MPI_STATUS_IGNORE);
+  int rc = settle(&it->second.req, MPI_STATUS_IGNORE);
   release(env, it);
   mpiOk(a, rc, "MPI_Wait");
   return a.failed ? nullptr : a.undefined();
@@ -409,7 +454,8 @@ napi_value barrier(napi_env env, napi_callback_info info) {
   Args a(env, info, "mpi.barrier", 1);
   MPI_Comm c;
   if (!readComm(a, &c)) return nullptr;
-  mpiOk(a, MPI_Barrier(c), "MPI_Barrier");
+  MPI_Request lmfReq;
+  mpiOk(a, LMF_CALL(MPI_Barrier, MPI_Ibarrier, c), "MPI_Barrier");
   return a.failed ? nullptr : a.undefined();
 }
 
@@ -439,6 +485,18 @@ napi_value split(napi_env env, napi_callback_info info) {
 
 napi_value wtime(napi_env env, napi_callback_info) { return number(env, MPI_Wtime()); }
 
+// setWait(spinUs, maxSleepUs): spinUs < 0 for MPI's blocking calls, else poll spinUs then sleep (see settle).
+napi_value setWait(napi_env env, napi_callback_info info) {
+  Args a(env, info, "mpi.setWait", 2);
+  double spin = a.num(0);
+  double maxSleep = a.num(1);
+  if (a.failed) return nullptr;
+  if (!(maxSleep >= 1 && maxSleep <= 1e6)) { a.fail("maxSleepUs must be in [1, 1e6]", 1); return nullptr; }
+  waitSpinUs = spin < 0 ? -1 : static_cast<int>(std::min(spin, 1e6));
+  waitMaxSleepUs = static_cast<long>(maxSleep);
+  return a.undefined();
+}
+
 napi_value initModule(napi_env env, napi_value exports) {
   defineFunction(env, exports, "init", init);
   defineFunction(env, exports, "finalize", finalize);
@@ -458,6 +516,7 @@ napi_value initModule(napi_env env, napi_value exports) {
   defineFunction(env, exports, "barrier", barrier);
   defineFunction(env, exports, "split", split);
   defineFunction(env, exports, "wtime", wtime);
+  defineFunction(env, exports, "setWait", setWait);
   return exports;
 }
 

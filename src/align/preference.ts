@@ -2,12 +2,13 @@
 // model with a scalar head (models/heads.ts) trained with the Bradley–Terry loss; DPO trains the SFT model itself
 // against a frozen copy whose log-probabilities of every pair are computed once and cached (reference-logps.json).
 // Both report on the held-out fifth of the pairs (never trained on): accuracy with its Wilson 95% interval, and for
-// DPO TRL's rewards/* metrics and the KL to the reference on samples of held-out prompts.
+// DPO TRL's rewards/* metrics (for IPO on per-token average log-probabilities, as its loss) and the KL to the
+// reference on samples of held-out prompts.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScalarModel } from '../models/heads.js';
-import { dpoMetrics } from '../train/tasks/align-losses.js';
-import { DpoTask, RewardTask } from '../train/tasks/preference.js';
+import { dpoMetrics, perToken } from '../train/tasks/align-losses.js';
+import { DpoTask, fitSequence, replyTokenCount, RewardTask, type TokenPair } from '../train/tasks/preference.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import type { AlignConfig } from './config.js';
@@ -68,6 +69,14 @@ function referenceLogprobs(c: AlignConfig, pairs: Parameters<typeof pairLogprobs
   return v;
 }
 
+/** Scored reply tokens of each pair's chosen and rejected side, cut as pairLogprobs cuts them. */
+function replyTokens(pairs: readonly TokenPair[], T: number, maxReply: number): { chosen: number[]; rejected: number[] } {
+  return {
+    chosen: pairs.map((p) => replyTokenCount(fitSequence(p.prompt, p.chosen, T, maxReply))),
+    rejected: pairs.map((p) => replyTokenCount(fitSequence(p.prompt, p.rejected, T, maxReply))),
+  };
+}
+
 export function runDpo(c: AlignConfig, o: StageOptions = {}): Record<string, unknown> {
   const log = logOf(o);
   const init = needInit(c);
@@ -94,7 +103,11 @@ export function runDpo(c: AlignConfig, o: StageOptions = {}): Record<string, unk
     mergeLoRA(policy.model, lora);
     saveChatModel(run.path, policy.model, tok, { stage: 'dpo', step: String(c.max_iters) });
     const pol = pairLogprobs(policy.model, held, c.data.max_reply_tokens, EVAL_ROWS);
-    const m = dpoMetrics(pol.chosen, pol.rejected, refHeld.chosen, refHeld.rejected, c.dpo.beta);
+    // IPO's rewards are on log-probabilities per reply token (as TRL's), the same quantity its loss trained.
+    const avg = c.dpo.loss_type === 'ipo' ? replyTokens(held, policy.model.config.block_size, c.data.max_reply_tokens) : null;
+    const m = avg
+      ? dpoMetrics(perToken(pol.chosen, avg.chosen), perToken(pol.rejected, avg.rejected), perToken(refHeld.chosen, avg.chosen), perToken(refHeld.rejected, avg.rejected), c.dpo.beta)
+      : dpoMetrics(pol.chosen, pol.rejected, refHeld.chosen, refHeld.rejected, c.dpo.beta);
     const k = Math.round(m['rewards/accuracies']! * held.length);
     const acc = { n: held.length, accuracy: m['rewards/accuracies']!, ci95: wilson(k, held.length) };
     // KL to the reference on the policy's own samples of held-out prompts.

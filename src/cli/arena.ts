@@ -9,7 +9,6 @@ import type { Command } from 'commander';
 import { Rng } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { ARENA_FILE, arenaRatings, JsonlArenaStore, ratingsTable, readVotes, type ArenaRecord, type Vote } from '../serve/arena.js';
-import { loadChatTemplate, renderChat } from '../serve/chat-template.js';
 import { generate } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
 import { TextStream } from '../serve/text-stream.js';
@@ -17,7 +16,7 @@ import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { intFlag, numberFlag } from './flags.js';
-import { defaultStateDir } from './serve.js';
+import { defaultStateDir, runChatFormat } from './serve.js';
 
 interface BattleOptions {
   a: string;
@@ -32,28 +31,28 @@ interface BattleOptions {
   chat?: boolean;
 }
 
-/** One run's answer to each prompt (batched), cut at its template's stop strings when chatting. */
+/** One run's answer to each prompt (batched); when chatting, in its chat format, cut at its stop strings and tokens. */
 function answers(runPath: string, prompts: readonly string[], o: BattleOptions, seed: number): string[] {
   const run = RunDir.open(runPath);
   const codec = run.codec();
   const model = run.loadModel();
-  const { template } = loadChatTemplate(run.path);
   try {
-    const texts = prompts.map((p) => (o.chat ? renderChat(template, [{ role: 'user', content: p }]) : p));
-    const ids = texts.map((t, i) => {
+    const chat = runChatFormat(run, codec);
+    const ids = prompts.map((p, i) => {
       try {
-        return codec.encode(t);
+        return o.chat ? chat.render([{ role: 'user', content: p }]).ids : codec.encode(p);
       } catch (e) {
         throw new UserError(`${o.prompts}: prompt ${i + 1} cannot be encoded by ${runPath}'s tokenizer (${(e as Error).message})`);
       }
     });
-    const stop = o.chat ? template.stop : [];
+    const stop = o.chat ? chat.stop : [];
+    const stopTokens = o.chat ? chat.stopTokens : [];
     const gens = generate(model, ids, {
-      maxNewTokens: o.maxTokens, greedy: o.temperature === 0, processors: samplingProcessors({ temperature: o.temperature, topP: o.topP }), seed,
+      maxNewTokens: o.maxTokens, greedy: o.temperature === 0, processors: samplingProcessors({ temperature: o.temperature, topP: o.topP }), seed, stopTokens,
       ...(stop.length ? { stopStrings: { strings: stop, decode: (t: readonly number[]) => codec.decode(t) } } : {}),
     });
     return gens.map((g) => {
-      const s = new TextStream((t) => codec.decode(t), stop);
+      const s = new TextStream((t) => codec.decode(t), stop, stopTokens);
       for (const t of g.tokens) s.push(t);
       return s.text;
     });

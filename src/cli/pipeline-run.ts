@@ -1,14 +1,19 @@
 // Runs an upgrade pipeline (pipeline-plan.ts): the stages in graph order, each cached by a content hash of its
 // inputs (the files and directories it reads, hashed by content), its config and the code version, so a stage runs
 // again only when one of them changed; its output goes to <work_dir>/<stage>-<key>/, marked complete by .stage.json.
-// An interrupted train stage resumes from its checkpoints (`lmforge train --resume`); other stages start over.
+// curate runs the curation engine (data/pipeline.ts) in process; train and sft run `lmforge train` / `lmforge align
+// sft`, and an interrupted one resumes from its checkpoints (--resume); other stages start over.
 // Then the trained run is registered as the next version with its parent, and the comparison report with the parent
 // is written by `lmforge compare`'s engine (report/compare.ts) into <work_dir>/report-<name>-v<N>/.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CurateConfig } from '../data/config.js';
+import { listInputs, outPaths, runStages } from '../data/pipeline.js';
 import { prepareCharData } from '../data/prepare.js';
+import { readShard } from '../data/readers.js';
+import { formatReport, type ShardReport } from '../data/report.js';
 import { Registry, type VersionRecord } from '../registry/registry.js';
 import { EVALS_DIR } from '../registry/run-files.js';
 import { COMPARE_HTML, COMPARE_MD, DEFAULT_SAMPLES, writeComparisonReport } from '../report/compare.js';
@@ -19,7 +24,8 @@ import { UserError } from '../util/errors.js';
 import { ensureDir } from '../util/fs.js';
 import { codeVersionString, PACKAGE_ROOT } from '../util/git.js';
 import { sha256File, sha256Of } from '../util/hash.js';
-import { KIND_FIELDS, readPipeline, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
+import { RECIPE_MD, recipeMarkdown } from './pipeline-recipe.js';
+import { conversationFiles, curateStageConfig, KIND_FIELDS, readPipeline, sftStageConfig, substitute, trainStageConfig, type FieldValue, type PipelinePlan, type Stage } from './pipeline-plan.js';
 import { trainFromFiles } from './tokenizer.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -90,6 +96,8 @@ export interface PipelineResult {
   parent: string | null;
   register: 'cached' | 'ran' | 'would run';
   report: { path: string; status: 'cached' | 'ran' } | null;
+  /** recipe.md: every stage with its key, the curation, alignment and evaluation figures (pipeline-recipe.ts). */
+  recipe: string | null;
   stages: StageOutcome[];
   /** The parent_pipeline's own outcome, when the file names one. */
   parentPipeline: PipelineResult | null;
@@ -133,6 +141,7 @@ function stageKey(plan: PipelinePlan, stage: Stage, fields: Record<string, Field
     params[k] = t === 'file' || t === 'dir' ? { sha256: contentHash(v as string, `${stage.where}: stages.${stage.name}.${k}`) } : v;
   }
   let train: object | undefined;
+  const where = `${stage.where}: stages.${stage.name}`;
   if (stage.kind === 'train') {
     // The resolved config is what trains: the base file's text is in it, key by key (out_dir and the data's path
     // are where things are, not what they are; the data's contents are in params.data).
@@ -140,13 +149,61 @@ function stageKey(plan: PipelinePlan, stage: Stage, fields: Record<string, Field
     train = { ...rest, data: { ...data, dir: null } };
     delete params.config;
     delete params.set;
+  } else if (stage.kind === 'sft') {
+    // As for train: the resolved align config, with the conversation files by content (their paths are where they
+    // are); the starting model's contents are in params.model.
+    const config = sftStageConfig(stage, fields, '.', plan.file);
+    const { out_dir: _o, init_from: _i, data, ...rest } = config;
+    const conversations = conversationFiles(config).map((f) => ({ sha256: contentHash(f, `${where}: data.conversations`) }));
+    train = { ...rest, data: { ...data, conversations } };
+    delete params.config;
+    delete params.set;
+  } else if (stage.kind === 'curate') {
+    // The validated curation config (the file's comments and layout do not count), the files it names by content.
+    train = curationKey(curateStageConfig(stage, fields, '.'), where);
+    delete params.config;
   }
   return { key: sha256Of({ format: KEY_FORMAT, kind: stage.kind, params, train: train ?? null, code }), ...(train ? { train } : {}) };
 }
 
+/** A curation config as it enters a key: sources and output dropped (the stage gives them), named files hashed. */
+function curationKey(cfg: CurateConfig, where: string): object {
+  const hash = (p: string): { sha256: string } => ({ sha256: contentHash(p, `${where}: config`) });
+  const harmful = cfg.filters.harmful;
+  const scorer = cfg.scorer;
+  return {
+    ...cfg,
+    output: null,
+    sources: null,
+    filters: { ...cfg.filters, harmful: harmful && { ...harmful, termsFile: harmful.termsFile === undefined ? null : hash(harmful.termsFile) } },
+    // A scorer the stage trains is the stage's own output (keyed by its training files); a given one by its contents.
+    scorer: scorer && { ...scorer, model: scorer.train ? null : hash(scorer.model), train: scorer.train && { ...scorer.train, paths: scorer.train.paths.map(hash) } },
+  };
+}
+
+/**
+ * Writes the documents that survived the curation stages as one text (input order; paragraphs joined by a blank
+ * line, lines by a newline) into <out>/curated.txt. Returns the documents and bytes written.
+ */
+async function writeCurated(cfg: CurateConfig, split: string, out: string): Promise<{ docs: number; bytes: number }> {
+  const P = outPaths(cfg);
+  const last = cfg.stages.includes('mix') ? P.mixed : cfg.stages.includes('dedup-filter') ? P.deduped : P.filtered;
+  const texts: string[] = [];
+  let bytes = 0;
+  for (const input of listInputs(cfg)) {
+    for await (const doc of readShard(last(input.index))) {
+      texts.push(doc.text);
+      bytes += Buffer.byteLength(doc.text);
+    }
+  }
+  writeFileAtomic(join(out, 'curated.txt'), texts.join(split === 'line' ? '\n' : '\n\n') + (texts.length ? '\n' : ''));
+  return { docs: texts.length, bytes };
+}
+
 function runCli(args: string[], what: string): void {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) throw new UserError(`${what} failed (exit ${r.status ?? r.signal}); run the pipeline again to retry${what.includes('train') ? ' (training resumes from its last checkpoint)' : ''}`);
+  // The child's output goes to stderr with the pipeline's own progress, so stdout carries only the outcome (--json).
+  const r = spawnSync(process.execPath, [MAIN, ...args], { stdio: ['ignore', 2, 'inherit'] });
+  if (r.status !== 0) throw new UserError(`${what} failed (exit ${r.status ?? r.signal}); run the pipeline again to retry${what.includes('train') ? ' (training resumes from its last checkpoint)' : what.includes('sft') ? ' (fine-tuning resumes from its last checkpoint)' : ''}`);
 }
 
 /** Splits a text at a blank line near (1 − fraction) of its length: train.txt and heldout.txt. */
@@ -168,6 +225,16 @@ async function execute(plan: PipelinePlan, stage: Stage, f: Record<string, Field
     case 'holdout':
       holdout(f.input as string, f.fraction as number, out, where);
       return 'ran';
+    case 'curate': {
+      const cfg = curateStageConfig(stage, f, out);
+      const reports: Record<string, ShardReport> = await runStages(cfg, cfg.stages, { rank: 0, worldSize: 1, limit: null, dryRun: false, log: (l) => { for (const line of l.split('\n')) log(`  ${line}`); } });
+      const kept = await writeCurated(cfg, f.split as string, out);
+      const read = reports.filter?.in ?? { docs: NaN, bytes: NaN }; // the filter stage reads every input document
+      writeFileAtomic(join(out, 'curate-report.json'), JSON.stringify({ input: f.input, config: f.config, stages: cfg.stages, documents: { in: read.docs, out: kept.docs }, bytes: { in: read.bytes, out: kept.bytes }, reports }, null, 2) + '\n');
+      writeFileAtomic(join(out, 'curate-report.txt'), Object.values(reports).map((r) => formatReport(r)).join('\n\n') + '\n');
+      log(`  kept ${kept.docs.toLocaleString('en-US')} of ${read.docs.toLocaleString('en-US')} documents, ${kept.bytes.toLocaleString('en-US')} of ${read.bytes.toLocaleString('en-US')} bytes → curated.txt (per filter: curate-report.txt)`);
+      return 'ran';
+    }
     case 'prepare': {
       const r = prepareCharData({ input: f.input as string, outDir: out, valFraction: f.val_fraction as number, invalidUtf8: 'error', instructions: false, onNotice: log });
       log(`  vocab size ${r.vocabSize}; train ${r.trainTokens.toLocaleString('en-US')} tokens, val ${r.valTokens.toLocaleString('en-US')}`);
@@ -191,6 +258,15 @@ async function execute(plan: PipelinePlan, stage: Stage, f: Record<string, Field
       writeFileAtomic(configFile, JSON.stringify(config, null, 2) + '\n');
       const resume = existsSync(out) && findLatestComplete(out) !== null;
       runCli(['train', '--config', configFile, resume ? '--resume' : '--overwrite', '--no-register'], `stage ${stage.name} (train)`);
+      return resume ? 'resumed' : 'ran';
+    }
+    case 'sft': {
+      const config = sftStageConfig(stage, f, out, plan.file);
+      const configFile = join(plan.workDir, '.configs', `${stage.name}-${key.slice(0, 12)}.json`);
+      ensureDir(join(plan.workDir, '.configs'), 'pipeline work_dir');
+      writeFileAtomic(configFile, JSON.stringify(config, null, 2) + '\n');
+      const resume = existsSync(out) && findLatestComplete(out) !== null;
+      runCli(['align', 'sft', '--config', configFile, resume ? '--resume' : '--overwrite'], `stage ${stage.name} (sft)`);
       return resume ? 'resumed' : 'ran';
     }
     case 'eval': {
@@ -250,8 +326,8 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       log(`${head}: would run → ${show(out)}`);
       continue;
     }
-    // A train stage keeps what an interrupted attempt left (its checkpoints); any other stage starts clean.
-    if (stage.kind !== 'train' && existsSync(out)) rmSync(out, { recursive: true, force: true });
+    // A train or sft stage keeps what an interrupted attempt left (its checkpoints); any other stage starts clean.
+    if (stage.kind !== 'train' && stage.kind !== 'sft' && existsSync(out)) rmSync(out, { recursive: true, force: true });
     ensureDir(out, `stage ${stage.name} output`);
     log(`${head}: running → ${show(out)}`);
     const t0 = performance.now();
@@ -262,7 +338,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
     log(`${head}: ${status} in ${seconds.toFixed(1)} s`);
   }
   if (opts.dryRun) {
-    return { name: plan.name, version: null, parent: parentRef, register: 'would run', report: null, stages: outcomes, parentPipeline: parentResult };
+    return { name: plan.name, version: null, parent: parentRef, register: 'would run', report: null, recipe: null, stages: outcomes, parentPipeline: parentResult };
   }
   const reg = Registry.open(opts.registryPath);
   try {
@@ -288,10 +364,19 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       if (!reg.run(run.path).tags.includes(plan.tag)) reg.tag(run.path, [plan.tag]);
     }
     log(`register: ${version.id}${version.parent ? ` (parent ${version.parent})` : ''}: ${registered === 'ran' ? 'registered' : 'already registered'}${plan.tag ? `, tag ${plan.tag}` : ''}`);
+    // The recipe page: rewritten only when it would read differently (a rerun that changed nothing writes nothing).
+    const reportDir = resolve(plan.workDir, `report-${version.name}-v${version.number}`);
+    const recipe = join(reportDir, RECIPE_MD);
+    const page = recipeMarkdown(plan, outcomes.map((o) => ({ stage: o.stage, kind: o.kind, key: o.key!, out: o.out! })), version.id, version.parent);
+    if (!existsSync(recipe) || readFileSync(recipe, 'utf8') !== page) {
+      ensureDir(reportDir, 'pipeline report directory');
+      writeFileAtomic(recipe, page);
+    }
+    log(`recipe: ${show(recipe)}`);
     let report: PipelineResult['report'] = null;
     if (version.parent) {
       const parentRun = reg.version(version.parent).run_path;
-      const dir = resolve(plan.workDir, `report-${version.name}-v${version.number}`);
+      const dir = reportDir;
       // The runs' evals/ reports (which the report reads itself) enter the key, so a new evaluation renews the report.
       const evalFiles = (runPath: string): string[] => reg.evals(runPath).map((e) => join(runPath, EVALS_DIR, e.report)).filter((f, i, all) => all.indexOf(f) === i);
       const [evalsA, evalsB] = [evalFiles(parentRun), evalFiles(run.path)];
@@ -308,7 +393,7 @@ export async function runPipeline(plan: PipelinePlan, opts: PipelineOptions): Pr
       report = { path: markdown, status };
       log(`report: ${show(markdown)} (+ ${COMPARE_HTML})${status === 'cached' ? ' (unchanged)' : ''}`);
     }
-    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, stages: outcomes, parentPipeline: parentResult };
+    return { name: plan.name, version: version.id, parent: version.parent, register: registered, report, recipe, stages: outcomes, parentPipeline: parentResult };
   } finally {
     reg.close();
   }

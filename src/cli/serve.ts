@@ -3,12 +3,14 @@
 // close it gracefully (in-flight requests get --grace-ms to finish, then are cancelled).
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadChatTemplate } from '../serve/chat-template.js';
+import { loadChatFormat, type ChatFormat } from '../serve/chat-template.js';
 import { WorkerGenerator } from '../serve/engine.js';
 import { FEEDBACK_FILE, JsonlFeedbackStore, type FeedbackRecord, type FeedbackStore } from '../serve/feedback.js';
 import { Registry, registryPath } from '../registry/registry.js';
 import { OpenAIServer, type ServedModel } from '../serve/server.js';
 import { ARENA_FILE, JsonlArenaStore } from '../serve/arena.js';
+import { loadTokenizer } from '../tokenizers/format.js';
+import type { TextCodec } from '../tokenizers/codec.js';
 import { RunDir } from '../train/run-dir.js';
 import { UserError } from '../util/errors.js';
 import { intFlag } from './flags.js';
@@ -73,11 +75,17 @@ export function defaultStateDir(): string {
   return process.env.LMFORGE_STATE_DIR ?? '.lmforge';
 }
 
-/** Loads one run for serving: its tokenizer and template here, its model on a new worker thread. */
+/** A run's chat format (serve/chat-template.ts), given its tokenizer file when it has one (char runs do not). */
+export function runChatFormat(run: RunDir, codec: TextCodec): ChatFormat {
+  const t = run.meta().tokenizer as { type?: unknown; file?: unknown };
+  return loadChatFormat(run.path, t.type === 'file' && typeof t.file === 'string' ? loadTokenizer(join(run.path, t.file)) : null, (text) => codec.encode(text));
+}
+
+/** Loads one run for serving: its tokenizer and chat format here, its model on a new worker thread. */
 async function loadServed(path: string, name: string, o: ServeOptions): Promise<ServedModel & { generator: WorkerGenerator }> {
   const run = RunDir.open(path);
   const codec = run.codec(); // this thread tokenizes prompts; the worker decodes
-  const { template } = loadChatTemplate(run.path);
+  const chat = runChatFormat(run, codec);
   const data: ServeWorkerData = { run: path, slots: o.maxConcurrency, name, threads: o.threads ?? 0 };
   let generator: WorkerGenerator;
   try {
@@ -85,7 +93,7 @@ async function loadServed(path: string, name: string, o: ServeOptions): Promise<
   } catch (e) {
     throw new UserError(`${path}: the generation worker could not load the model (${(e as Error).message})`);
   }
-  return { name, generator, template, encode: (t) => codec.encode(t), decode: (ids) => codec.decode(ids) };
+  return { name, generator, chat, encode: (t) => codec.encode(t), decode: (ids) => codec.decode(ids) };
 }
 
 /** Loads the runs and starts a server on them (the CLI action, the tests and the bench share this). */
@@ -123,7 +131,7 @@ export function register(program: Command): void {
   program
     .command('serve')
     .description('OpenAI-compatible HTTP server (/v1/models, /v1/completions, /v1/chat/completions with SSE streaming, /v1/feedback) with continuous batching on a worker thread')
-    .requiredOption('--run <dirs...>', 'run directory of `lmforge train` (a chat_template.json beside the weights replaces the plain User:/Assistant: template); several = several models, each on its own worker, and the /v1/arena routes')
+    .requiredOption('--run <dirs...>', 'run directory of `lmforge train` or `lmforge align` (chat uses a chat_template.json beside the weights, else an align model\'s own chat tokens stopping at <|end|>, else a plain User:/Assistant: template); several = several models, each on its own worker, and the /v1/arena routes')
     .option('--port <n>', 'TCP port (0 = any free port)', intFlag('--port', 0, 65535), 8000)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 (default: $LMFORGE_API_KEY; none = open)')
@@ -148,7 +156,7 @@ export function register(program: Command): void {
       const { server, url, models } = await startServer(options);
       for (const m of models) {
         const i = m.generator.info;
-        process.stderr.write(`serving ${i.model} (${(i.parameters / 1e6).toFixed(2)}M parameters, context ${i.blockSize})\n`);
+        process.stderr.write(`serving ${i.model} (${(i.parameters / 1e6).toFixed(2)}M parameters, context ${i.blockSize}; chat format: ${m.chat.source})\n`);
       }
       process.stderr.write(`at ${url}/v1 — ${options.maxConcurrency} concurrent and ${options.maxQueue} queued per model${options.apiKey ? ', API key required' : ''}${models.length > 1 ? '; arena at /v1/arena/battles' : ''}; feedback to ${server.feedbackLocation}\n`);
       await new Promise<void>((done) => {

@@ -2,7 +2,8 @@
 // streaming, on all cores, with a progress bar. Registered by src/cli/main.ts.
 import type { Command } from 'commander';
 import { tokenizeFiles } from '../tokenizers/tokenize-files.js';
-import { invalidUtf8Option, numberFlag, workersFlag } from './flags.js';
+import { intFlag, invalidUtf8Option, numberFlag, workersFlag } from './flags.js';
+import { UserError } from '../util/errors.js';
 import type { InvalidUtf8Policy } from '../util/utf8.js';
 import { TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { progressBar } from './progress.js';
@@ -19,8 +20,12 @@ export function register(program: Command): void {
     .option('--workers <n>', 'worker threads, 1 to 64 (default: all cores for inputs of 4 MiB or more)', workersFlag)
     .option('--separator <token>', 'special token appended after each file (default <|endoftext|> when present; "" for none)')
     .option('--allow-special', 'recognise special tokens written in the text')
+    .option('--dropout <p>', 'BPE-dropout for training: skip each merge with probability p in train.bin (val.bin stays deterministic); encodes on one core', numberFlag('--dropout', 0, 1, false, true))
+    .option('--dropout-copies <k>', 'with --dropout: write the train split k times, each a fresh dropout segmentation', intFlag('--dropout-copies', 1, 1000))
+    .option('--dropout-seed <n>', 'with --dropout: seed of the segmentation sampling', intFlag('--dropout-seed', 0, 0xffffffff, 'a 32-bit seed'))
     .addOption(invalidUtf8Option())
-    .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean; invalidUtf8: InvalidUtf8Policy }) => userErrors(async () => {
+    .action((o: { tokenizer: string; input: string[]; out: string; valFraction: number; workers?: number; separator?: string; allowSpecial?: boolean; invalidUtf8: InvalidUtf8Policy; dropout?: number; dropoutCopies?: number; dropoutSeed?: number }) => userErrors(async () => {
+      if ((o.dropoutCopies !== undefined || o.dropoutSeed !== undefined) && o.dropout === undefined) throw new UserError('--dropout-copies and --dropout-seed need --dropout <p>');
       let bar: ReturnType<typeof progressBar> | undefined;
       const started = performance.now();
       const result = await tokenizeFiles({
@@ -32,6 +37,9 @@ export function register(program: Command): void {
         ...(o.separator !== undefined ? { separator: o.separator } : {}),
         allowSpecial: o.allowSpecial ?? false,
         invalidUtf8: o.invalidUtf8,
+        ...(o.dropout !== undefined ? { dropout: o.dropout } : {}),
+        ...(o.dropoutCopies !== undefined ? { dropoutCopies: o.dropoutCopies } : {}),
+        ...(o.dropoutSeed !== undefined ? { dropoutSeed: o.dropoutSeed } : {}),
         onNotice: (line) => process.stderr.write(`tokenize: ${line}\n`),
         onProgress: (done, total) => {
           bar ??= progressBar('tokenize', Math.max(1, Math.round(total / 1e6)), 'MB');

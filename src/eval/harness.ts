@@ -9,7 +9,7 @@ import { runCodeExec, type CodeRunOptions, type CompletionSource } from './code-
 import type { LanguageModel } from './model.js';
 import { argmax, bootstrapStderr, countWords, extractAnswer, mc2, meanMetric, normalizeNumber, normalizeSquad, perplexities, tokenF1, type MetricValue } from './metrics.js';
 import { buildInstances, type GenInstance, type Instance, type MCInstance, type PairInstance, type TextInstance } from './tasks.js';
-import { render, type TaskSpec } from './task-spec.js';
+import { render, type Doc, type TaskSpec } from './task-spec.js';
 
 export interface RunOptions {
   dataDir: string;
@@ -22,6 +22,8 @@ export interface RunOptions {
   source: string;
   /** Open book: generate_until prompts get the passages retrieved for the row's prompt in front of them. */
   openBook?: OpenBook;
+  /** Rewrites each scored row's inputs before its prompt is built (a perturbed run: perturb-task.ts). */
+  transformDoc?: (doc: Doc) => Doc;
 }
 
 /** The retrieval side of an open-book run (src/retrieval: BM25, dense or hybrid over an index). */
@@ -148,7 +150,7 @@ export async function evaluateTask(spec: TaskSpec, model: LanguageModel | null, 
 export function runTask(spec: TaskSpec, model: LanguageModel, options: RunOptions): TaskResult {
   const started = performance.now();
   const nShot = options.numFewshot ?? spec.default_fewshot ?? 0;
-  const instances = buildInstances(spec, { dataDir: options.dataDir, numFewshot: nShot, source: options.source, ...(options.limit !== undefined ? { limit: options.limit } : {}) });
+  const instances = buildInstances(spec, { dataDir: options.dataDir, numFewshot: nShot, source: options.source, ...(options.limit !== undefined ? { limit: options.limit } : {}), ...(options.transformDoc ? { transformDoc: options.transformDoc } : {}) });
   const result: TaskResult = { task: spec.task, version: spec.version, nShot, n: instances.length, metrics: {}, seconds: 0 };
   if (spec.type === 'perplexity') {
     Object.assign(result, runPerplexity(model, instances as TextInstance[], spec.metrics, options));

@@ -85,6 +85,8 @@ export interface BuildOptions {
   /** Rows per subset (lm-eval's --limit, per MMLU subject as each is its own task there). */
   limit?: number;
   source: string;
+  /** Rewrites each scored row before its prompt is built (perturb-task.ts); few-shot examples are not passed through it. */
+  transformDoc?: (doc: Doc) => Doc;
 }
 
 function choicesOf(spec: TaskSpec, doc: Doc): string[] {
@@ -165,7 +167,7 @@ export function buildInstances(spec: TaskSpec, options: BuildOptions): Instance[
   for (const file of resolveFiles(spec.data, options.dataDir, options.source)) {
     const docs = readRows(file, spec.data).slice(0, options.limit ?? Infinity);
     const examples = spec.type === 'multiple_choice' || spec.type === 'generate_until' ? fewshotPool(spec, file.subset, options) : [];
-    for (const doc of docs) out.push(instanceOf(spec, doc, examples));
+    for (const doc of docs) out.push(instanceOf(spec, options.transformDoc ? options.transformDoc(doc) : doc, examples));
   }
   return out;
 }

@@ -1,5 +1,8 @@
-// Chat messages → one prompt string. A run may carry its own template (chat_template.json beside its weights, as
-// alignment writes it); otherwise the documented plain-text template below, which any text model can continue:
+// Chat messages → the prompt of a served model, and how its reply ends (ChatFormat). In order of precedence: a
+// chat_template.json beside the run's weights (a text template, below); the chat tokens of a model made by
+// `lmforge align sft` (<|user|>, <|assistant|>, <|end|>: rendered token by token as SFT trained on them, the reply
+// ending at <|end|>, tokenizers/chat-template.ts); otherwise the documented plain-text template, which any text
+// model can continue:
 //
 //   System: {system}\n\n          (only when a system message is given)
 //   User: {user}\n
@@ -10,6 +13,8 @@
 // Jinja renderer: Hugging Face's tokenizer_config.json templates are not read.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { chatIds, hasChatTokens, renderChat as renderChatIds } from '../tokenizers/chat-template.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
 
 export const CHAT_TEMPLATE_FILE = 'chat_template.json';
@@ -75,4 +80,49 @@ export function renderChat(template: ChatTemplate, messages: readonly ChatMessag
   let text = template.prefix ?? '';
   for (const m of messages) text += template[m.role].split('{content}').join(m.content);
   return text + template.generation_prompt;
+}
+
+/** How a served model turns a conversation into its prompt, and what ends its reply. */
+export interface ChatFormat {
+  /** Where the format came from (a file, the tokenizer's chat tokens, or the built-in plain template). */
+  source: string;
+  /** The prompt ids of a conversation, ending where the reply starts, and their text. */
+  render(messages: readonly ChatMessage[]): { ids: number[]; text: string };
+  /** Stop strings added to a request's own (cut from the reply). */
+  stop: string[];
+  /** Tokens that end the reply (the end-of-turn token; not part of the reply's text). */
+  stopTokens: number[];
+}
+
+/** A text template's format: the rendered string, encoded as ordinary text. */
+export function textChatFormat(template: ChatTemplate, source: string, encode: (text: string) => number[]): ChatFormat {
+  return {
+    source, stop: [...template.stop], stopTokens: [],
+    render: (messages) => {
+      const text = renderChat(template, messages);
+      return { ids: encode(text), text };
+    },
+  };
+}
+
+/** The format SFT trained (`<|role|>\n{content}<|end|>\n` per turn, then `<|assistant|>\n`), stopping at <|end|>. */
+export function tokenChatFormat(tok: Tokenizer, source: string): ChatFormat {
+  const ids = chatIds(tok, source);
+  return {
+    source: `${source} (chat tokens of \`lmforge align sft\`)`, stop: [], stopTokens: [ids.end],
+    render: (messages) => {
+      const r = renderChatIds(tok, ids, messages, { generationPrompt: true });
+      return { ids: r.ids, text: tok.decode(r.ids) };
+    },
+  };
+}
+
+/**
+ * A run's chat format: its chat_template.json if it has one; else, when its tokenizer carries the chat tokens
+ * (an `lmforge align` model), the template they were trained with; else the plain template.
+ */
+export function loadChatFormat(runDir: string, tok: Tokenizer | null, encode: (text: string) => number[]): ChatFormat {
+  const { template, source } = loadChatTemplate(runDir);
+  if (template !== PLAIN_CHAT_TEMPLATE || tok === null || !hasChatTokens(tok)) return textChatFormat(template, source, encode);
+  return tokenChatFormat(tok, runDir);
 }

@@ -6,7 +6,7 @@
 import * as lm from '../core/index.js';
 import { Rng } from '../core/index.js';
 import type { GPT } from '../models/gpt.js';
-import { argmax, logSoftmaxAt, sampleFrom, type LogitsProcessor } from './logits.js';
+import { greedyWithLogprob, logSoftmaxAt, sampleWithLogprob, type LogitsProcessor } from './logits.js';
 
 export interface GenerateOptions {
   /** New tokens per row at most. */
@@ -16,6 +16,8 @@ export interface GenerateOptions {
   processors?: readonly LogitsProcessor[];
   /** Row b draws from Rng(seed + b) (default seed 0), so a row's tokens do not depend on the rows beside it. */
   seed?: number;
+  /** The draw from a processed row (default: sampleWithLogprob's; the sampling bench passes the old sort-based one). */
+  sampler?: (logits: Float32Array, rng: Rng) => number;
   /** Stop a row when it produces one of these tokens (the token is kept in its output). */
   stopTokens?: readonly number[];
   /** Stop a row once its decoded continuation contains one of these strings (the caller cuts the text). */
@@ -33,6 +35,10 @@ export interface Generation {
   logprobs: number[];
   /** Why the row ended: its token budget, a stop token or string, or a full context with onFull 'stop'. */
   finishReason: 'length' | 'stop' | 'context';
+}
+
+function withLogprob(token: number, raw: Float32Array): { token: number; logprob: number } {
+  return { token, logprob: logSoftmaxAt(raw, token) };
 }
 
 export function generate(model: GPT, prompts: readonly (readonly number[])[], options: GenerateOptions): Generation[] {
@@ -79,8 +85,8 @@ export function generate(model: GPT, prompts: readonly (readonly number[])[], op
         const processed = Float32Array.from(row);
         const state = { tokens: tokens[b]!, promptLength: prompts[b]!.length };
         for (const p of options.processors ?? []) p(processed, state);
-        const next = options.greedy ? argmax(processed) : sampleFrom(processed, rngs[b]!);
-        const logprob = logSoftmaxAt(row, next);
+        const { token: next, logprob } = options.greedy ? greedyWithLogprob(processed, row)
+          : options.sampler ? withLogprob(options.sampler(processed, rngs[b]!), row) : sampleWithLogprob(processed, row, rngs[b]!);
         const g = out[b]!;
         tokens[b]!.push(next);
         g.tokens.push(next);

@@ -10,6 +10,8 @@ export interface SamplingParams {
   topK: number;
   seed: number;
   stop: string[];
+  /** Token ids that end the sequence (a chat model's end-of-turn token); the token is counted, its text not sent. */
+  stopTokens?: number[];
   /** OpenAI's penalties on tokens already generated (0 = off). */
   frequencyPenalty?: number;
   presencePenalty?: number;

@@ -9,7 +9,7 @@ import * as lm from '../core/index.js';
 import { Rng } from '../core/index.js';
 import type { GPT } from '../models/gpt.js';
 import type { KVCache } from '../nn/kv-cache.js';
-import { argmax, logSoftmaxAt, sampleFrom, type LogitsProcessor } from './logits.js';
+import { greedyWithLogprob, sampleWithLogprob, type LogitsProcessor } from './logits.js';
 
 export type FinishReason = 'length' | 'stop' | 'context' | 'cancelled';
 
@@ -212,8 +212,7 @@ export class ContinuousBatcher {
       const processed = Float32Array.from(raw);
       const state = { tokens: row.tokens, promptLength: row.req.prompt.length };
       for (const p of row.req.processors ?? []) p(processed, state);
-      const next = row.req.greedy ? argmax(processed) : sampleFrom(processed, row.rng);
-      const logprob = logSoftmaxAt(raw, next);
+      const { token: next, logprob } = row.req.greedy ? greedyWithLogprob(processed, raw) : sampleWithLogprob(processed, raw, row.rng);
       row.tokens.push(next);
       row.generated.push(next);
       const event: TokenEvent = { id: row.req.id, token: next, logprob };

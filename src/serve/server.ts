@@ -8,7 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { arenaRatings, ratingsTable, type ArenaStore } from './arena.js';
-import { renderChat, type ChatTemplate } from './chat-template.js';
+import type { ChatFormat } from './chat-template.js';
 import type { Generator } from './engine.js';
 import type { FeedbackStore } from './feedback.js';
 import {
@@ -22,7 +22,8 @@ export interface ServedModel {
   /** The id /v1/models lists and requests name in `model`. */
   name: string;
   generator: Generator;
-  template: ChatTemplate;
+  /** Conversation → prompt ids, and what ends a reply (serve/chat-template.ts). */
+  chat: ChatFormat;
   /** Prompt text → ids (throws on text the tokenizer cannot encode). */
   encode: (text: string) => number[];
   decode: (ids: readonly number[]) => string;
@@ -272,18 +273,26 @@ export class OpenAIServer {
   private async chat(body: unknown, res: ServerResponse): Promise<void> {
     const r = parseChatRequest(body);
     const m = this.pick(r.model);
-    const text = renderChat(m.template, r.messages);
-    const ids = this.encode(m, text, 'messages');
-    const stop = [...new Set([...m.template.stop, ...r.stop])];
+    const { ids, text } = this.renderChat(m, r.messages);
+    const stop = [...new Set([...m.chat.stop, ...r.stop])];
     const rows = Array.from({ length: r.n }, () => ({ ids, text, param: 'messages' }));
     const head = this.head('chatcmpl', m);
-    await this.run(m, res, { ...r, stop }, rows, head, {
+    await this.run(m, res, { ...r, stop, stopTokens: m.chat.stopTokens }, rows, head, {
       chunk: (i, content, finish) => chatChunk(head, i, finish ? {} : { content }, finish),
       first: (i) => chatChunk(head, i, { role: 'assistant', content: '' }, null),
       whole: (choices, u) => chatCompletion(head, choices, u),
       usageObject: 'chat.completion.chunk',
       prefix: () => '',
     });
+  }
+
+  /** A conversation in the model's chat format (400 naming messages when its tokenizer cannot encode it). */
+  private renderChat(m: Slot, messages: ChatRequest['messages']): { ids: number[]; text: string } {
+    try {
+      return m.chat.render(messages);
+    } catch (e) {
+      throw new ApiError(400, `messages: the model's tokenizer cannot encode them (${(e as Error).message})`, 'messages', 'invalid_value');
+    }
   }
 
   private head(prefix: string, m: Slot): ResponseHead {
@@ -295,7 +304,7 @@ export class OpenAIServer {
    * arrive (each choice's text, then its finish, then the usage chunk if asked, then [DONE]).
    */
   private run(
-    m: Slot, res: ServerResponse, r: CommonRequest, rows: { ids: number[]; text: string; param: string }[], head: ResponseHead,
+    m: Slot, res: ServerResponse, r: CommonRequest & { stopTokens?: number[] }, rows: { ids: number[]; text: string; param: string }[], head: ResponseHead,
     shape: {
       chunk: (index: number, text: string, finish: OpenAIFinish | null) => object;
       first?: (index: number) => object;
@@ -385,7 +394,7 @@ export class OpenAIServer {
           }
           if (d.finish && --pending === 0) done();
         };
-        const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop, frequencyPenalty: r.frequencyPenalty, presencePenalty: r.presencePenalty };
+        const params = { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed: seed + i, stop: r.stop, stopTokens: r.stopTokens ?? [], frequencyPenalty: r.frequencyPenalty, presencePenalty: r.presencePenalty };
         try {
           handles.push(m.generator.start(row.ids, params, onDelta));
         } catch {
@@ -464,10 +473,9 @@ export class OpenAIServer {
     if (maxTokens > this.options.maxTokens) throw new ApiError(400, `max_tokens: ${maxTokens} is more than this server's limit of ${this.options.maxTokens}`, 'max_tokens', 'invalid_value');
     const prompt = chat ? (r as ChatRequest).messages.map((x) => `${x.role}: ${x.content}`).join('\n') : ((r as CompletionRequest).prompts[0] as string);
     const jobs = pair.map((m) => {
-      const text = chat ? renderChat(m.template, (r as ChatRequest).messages) : prompt;
-      const ids = this.encode(m, text, chat ? 'messages' : 'prompt');
+      const ids = chat ? this.renderChat(m, (r as ChatRequest).messages).ids : this.encode(m, prompt, 'prompt');
       if (ids.length === 0) throw new ApiError(400, `${chat ? 'messages' : 'prompt'}: encodes to no tokens`, chat ? 'messages' : 'prompt');
-      return { m, ids, stop: chat ? [...new Set([...m.template.stop, ...r.stop])] : r.stop };
+      return { m, ids, stop: chat ? [...new Set([...m.chat.stop, ...r.stop])] : r.stop, stopTokens: chat ? m.chat.stopTokens : [] };
     });
     for (const j of jobs) {
       if (j.m.rows + 1 > this.options.maxConcurrency + this.options.maxQueue) {
@@ -477,7 +485,7 @@ export class OpenAIServer {
       }
     }
     const seed = r.seed ?? randomInt(0, 2 ** 31);
-    const texts = await Promise.all(jobs.map((j) => this.collect(j.m, j.ids, { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed, stop: j.stop, frequencyPenalty: r.frequencyPenalty, presencePenalty: r.presencePenalty })));
+    const texts = await Promise.all(jobs.map((j) => this.collect(j.m, j.ids, { maxTokens, temperature: r.temperature, topP: r.topP, topK: Math.max(0, r.topK), seed, stop: j.stop, stopTokens: j.stopTokens, frequencyPenalty: r.frequencyPenalty, presencePenalty: r.presencePenalty })));
     const id = `battle-${randomBytes(12).toString('hex')}`;
     this.battles.set(id, { models: [pair[0]!.name, pair[1]!.name], prompt, texts: [texts[0]!, texts[1]!] });
     if (this.battles.size > 1000) this.battles.delete(this.battles.keys().next().value!);

@@ -1,14 +1,15 @@
 // Incremental text of one generated sequence: turns the tokens chosen so far into the text that is safe to send
 // now — never half a character (a subword token can end mid-UTF-8 sequence: the decoder then shows U+FFFD), never
 // the start of what may become a stop string (held back until the next token decides), and nothing from the first
-// stop string on. Not the stop decision itself (scheduler.ts stops the row).
+// stop string on, and nothing of a stop token (a chat model's end-of-turn). Not the stop decision itself
+// (scheduler.ts stops the row).
 
 export class TextStream {
   private readonly ids: number[] = [];
   private sent = '';
   private readonly hold: number;
 
-  constructor(private readonly decode: (ids: readonly number[]) => string, private readonly stop: readonly string[] = []) {
+  constructor(private readonly decode: (ids: readonly number[]) => string, private readonly stop: readonly string[] = [], private readonly stopTokens: readonly number[] = []) {
     this.hold = Math.max(0, ...stop.filter((s) => s !== '').map((s) => s.length - 1));
   }
 
@@ -19,6 +20,7 @@ export class TextStream {
 
   /** Adds a token; returns the text that became safe to send (often ''). */
   push(token: number): string {
+    if (this.stopTokens.includes(token)) return ''; // the sequence ends here; the token has no text of its own
     this.ids.push(token);
     const full = this.decode(this.ids);
     const cut = this.cut(full);

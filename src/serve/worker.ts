@@ -72,7 +72,7 @@ export function runGenerationWorker(port: MessagePort, model: GPT, codec: TextCo
       case 'submit': {
         const p = m.params;
         try {
-          streams.set(m.id, new TextStream(decode, p.stop));
+          streams.set(m.id, new TextStream(decode, p.stop, p.stopTokens));
           batcher.add({
             id: m.id, prompt: m.prompt, maxNewTokens: p.maxTokens, greedy: p.temperature === 0, seed: p.seed,
             processors: [
@@ -80,6 +80,7 @@ export function runGenerationWorker(port: MessagePort, model: GPT, codec: TextCo
               ...samplingProcessors({ temperature: p.temperature, topK: p.topK, topP: p.topP }),
             ],
             stopStrings: p.stop,
+            stopTokens: p.stopTokens ?? [],
           });
         } catch (e) {
           streams.delete(m.id);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { loadAnyTokenizer } from './load-any.js';
 import { EncoderPool, safeCut } from './parallel.js';
 import { TokenFileWriter, dtypeForVocab } from './token-file.js';
-import { encodeText } from './tokenizer.js';
+import { BpeTokenizer, encodeText } from './tokenizer.js';
+import { mulberry32 } from '../util/mulberry32.js';
 import { saveTokenizer, writeFileAtomic } from './format.js';
 import { checkOutputsAreNotInputs, ensureDir, inputFileSize } from '../util/fs.js';
 import { UserError } from '../util/errors.js';
@@ -33,6 +34,16 @@ export interface TokenizeFilesOptions {
   invalidUtf8?: InvalidUtf8Policy;
   /** Hears one line per input where invalid UTF-8 was replaced or skipped. */
   onNotice?: (line: string) => void;
+  /**
+   * BPE-dropout for training (Provilkov et al. 2020): the train split is written `dropoutCopies` times, each copy of
+   * each chunk segmented with merges skipped at probability `dropout`, so training sees several segmentations of the
+   * same text; val.bin stays deterministic. Default 0 (bit-identical to plain encoding). BPE tokenizers only.
+   */
+  dropout?: number;
+  /** Segmentations of the train split written when dropout > 0 (default 1). */
+  dropoutCopies?: number;
+  /** Seed of the dropout's random stream (default 1). */
+  dropoutSeed?: number;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
@@ -106,6 +117,13 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   ensureDir(options.outDir);
   checkOutputsAreNotInputs(['train.bin', 'val.bin', 'meta.json', TOKENIZER_COPY].map((f) => join(options.outDir, f)), options.inputs);
   const tok = loadAnyTokenizer(options.tokenizerPath);
+  const dropout = options.dropout ?? 0;
+  const copies = options.dropoutCopies ?? 1;
+  if (!(dropout >= 0 && dropout < 1)) throw new UserError(`--dropout: expected a probability in [0, 1), got ${dropout}`);
+  if (!Number.isInteger(copies) || copies < 1) throw new UserError(`--dropout-copies: expected an integer ≥ 1, got ${copies}`);
+  if (copies > 1 && dropout === 0) throw new UserError('--dropout-copies needs --dropout > 0 (identical copies would only repeat the data)');
+  if (dropout > 0 && !(tok instanceof BpeTokenizer)) throw new UserError(`--dropout: ${options.tokenizerPath} is a unigram tokenizer; BPE-dropout needs a byte-level BPE`);
+  const dropoutRandom = dropout > 0 ? mulberry32(options.dropoutSeed ?? 1) : undefined;
   const dtype = dtypeForVocab(tok.vocabSize);
   const valStart = Math.floor(total * (1 - valFraction));
   const sepName = options.separator ?? (tok.specialTokens.has('<|endoftext|>') ? '<|endoftext|>' : '');
@@ -114,7 +132,8 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   const trainPath = join(options.outDir, 'train.bin');
   const valPath = join(options.outDir, 'val.bin');
   const writers = { train: new TokenFileWriter(trainPath, dtype), val: new TokenFileWriter(valPath, dtype) };
-  const workers = options.workers ?? (total >= 4 << 20 ? availableParallelism() : 0);
+  // Dropout encodes in-process: one seeded random stream over the whole input keeps the output reproducible.
+  const workers = dropout > 0 ? 0 : (options.workers ?? (total >= 4 << 20 ? availableParallelism() : 0));
   const pool = workers > 0 ? new EncoderPool(options.tokenizerPath, workers, options.allowSpecial ?? false) : undefined;
   const chunkChars = options.chunkChars ?? 1 << 20;
   const queue: Array<{ ids: Promise<Uint32Array> | Uint32Array; split: 'train' | 'val'; bytes: number }> = [];
@@ -138,6 +157,11 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
           const p = pool.encode(text);
           p.catch(() => undefined); // awaited in order by drainOne; this only keeps an early failure from going unhandled
           ids = p;
+        } else if (dropoutRandom && split === 'train') {
+          const allowedSpecial = options.allowSpecial ? 'all' : 'none';
+          // Copies of a chunk follow each other; the separator (when there is one) marks where a copy restarts the text.
+          const segs = Array.from({ length: copies }, () => (tok as BpeTokenizer).encode(text, { allowedSpecial, dropout, random: dropoutRandom }));
+          ids = Uint32Array.from(segs.flatMap((seg, k) => (k > 0 && sep !== undefined ? [sep, ...seg] : seg)));
         } else ids = Uint32Array.from(encodeText(tok, text, options.allowSpecial ?? false));
         queue.push({ ids, split, bytes });
         while (queue.length > Math.max(2, 2 * (pool?.size ?? 0))) await drainOne();
@@ -157,7 +181,10 @@ export async function tokenizeFiles(options: TokenizeFilesOptions): Promise<Toke
   // meta.json (what `lmforge train` reads) and a copy of the tokenizer, so the shards and a run trained on them
   // can always be decoded.
   saveTokenizer(tok, join(options.outDir, TOKENIZER_COPY));
-  const meta = { vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: TOKENIZER_COPY }, sources: options.inputs, val_fraction: valFraction };
+  const meta = {
+    vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: TOKENIZER_COPY }, sources: options.inputs, val_fraction: valFraction,
+    ...(dropout > 0 ? { bpe_dropout: { p: dropout, copies, seed: options.dropoutSeed ?? 1 } } : {}),
+  };
   writeFileAtomic(join(options.outDir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
   return {
     train: { path: trainPath, tokens: writers.train.count },

@@ -80,6 +80,8 @@ export interface LoopConfig {
   keepCheckpoints: number;
   /** Peak FLOP/s for MFU (0 = not reported). */
   peakFlops: number;
+  /** The peak is a measurement, raised when a step goes faster (metrics.ts ProgressTracker); default false. */
+  peakMeasured?: boolean;
   /** Seeds the per-step dropout seeds. */
   seed: number;
   schedule: LrSchedule;
@@ -106,6 +108,8 @@ export interface LoopResult {
   /** Tokens (items) this process trained on, and the seconds its training steps took (evaluation and checkpoints excluded). */
   items: number;
   trainSeconds: number;
+  /** The fastest smoothed FLOP/s of a progress line when it outran a measured peak (null: none did). */
+  observedPeakFlops: number | null;
 }
 
 /** "train_loss" → "train loss", as the log lines print evaluation figures. */
@@ -146,7 +150,7 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c
   options.beforeStart?.(startStep);
 
   const accum = c.gradientAccumulationSteps;
-  const tracker = new ProgressTracker({ maxSteps: c.maxIters, tokensPerStep: task.itemsPerBatch * accum * sync.comm.size, peakFlops: c.peakFlops || null, flopsPerToken: task.flopsPerItem });
+  const tracker = new ProgressTracker({ maxSteps: c.maxIters, tokensPerStep: task.itemsPerBatch * accum * sync.comm.size, peakFlops: c.peakFlops || null, peakMeasured: c.peakMeasured ?? false, flopsPerToken: task.flopsPerItem });
   let lastEval: Record<string, number> = {};
   let lastSaved = -1;
   let tokensPerSecond = 0;
@@ -241,5 +245,5 @@ export function runLoop<B>(task: Task<B>, optimizer: Optimizer | GradientSync, c
   } finally {
     metrics?.close();
   }
-  return { steps: c.maxIters, eval: lastEval, tokensPerSecond, items, trainSeconds: trainMs / 1000 };
+  return { steps: c.maxIters, eval: lastEval, tokensPerSecond, items, trainSeconds: trainMs / 1000, observedPeakFlops: tracker.observedPeak };
 }

@@ -103,6 +103,10 @@ export interface ProgressRecord extends MetricRecord {
 export class ProgressTracker {
   private ema: number | null = null;
   private seen = 0;
+  /** The peak MFU is a fraction of: the given one, raised to an achieved rate above it when it is a measurement. */
+  private peak: number | null;
+  /** The highest achieved FLOP/s that raised a measured peak (null: none did). */
+  observedPeak: number | null = null;
 
   constructor(
     private readonly opts: {
@@ -112,12 +116,19 @@ export class ProgressTracker {
       flopsPerToken: number;
       /** Peak FLOP/s of the machine, for MFU; 0 or null disables MFU. */
       peakFlops: number | null;
+      /**
+       * The peak is a measurement (a lower bound: a busy machine measures low), so a faster step raises it and MFU
+       * stays at or below 1 (infra.ts). False: a given peak, kept as it is.
+       */
+      peakMeasured?: boolean;
       /** Weight of the newest timing in the average (default 0.1). */
       smoothing?: number;
       /** Steps whose timing is not averaged in (default 1: the first step warms caches and allocators). */
       skip?: number;
     },
-  ) {}
+  ) {
+    this.peak = opts.peakFlops || null;
+  }
 
   /** Records the wall time of one step (ms) and returns the figures after step `step` (0-based). */
   update(step: number, loss: number, lr: number, stepMs: number): ProgressRecord {
@@ -126,7 +137,12 @@ export class ProgressTracker {
     if (this.seen > (this.opts.skip ?? 1)) this.ema = this.ema === null ? stepMs : (1 - a) * this.ema + a * stepMs;
     const ms = this.ema ?? stepMs; // skipped steps report their own time and do not enter the average
     const tokensPerS = ms > 0 ? this.opts.tokensPerStep / (ms / 1000) : 0;
-    const peak = this.opts.peakFlops;
+    const achieved = this.opts.flopsPerToken * tokensPerS;
+    if (this.peak && this.opts.peakMeasured && achieved > this.peak) {
+      this.peak = achieved;
+      this.observedPeak = achieved;
+    }
+    const peak = this.peak;
     return {
       step,
       max_steps: this.opts.maxSteps,
@@ -134,7 +150,7 @@ export class ProgressTracker {
       lr,
       ms_per_iter: ms,
       tokens_per_s: tokensPerS,
-      mfu: peak ? (this.opts.flopsPerToken * tokensPerS) / peak : null,
+      mfu: peak ? achieved / peak : null,
       eta_s: (Math.max(0, this.opts.maxSteps - step - 1) * ms) / 1000,
     };
   }

@@ -11,7 +11,7 @@ export const trainSpec = defineConfig({
   seed: { default: 1337, type: 'integer', doc: 'seeds initialisation, batch sampling and dropout' },
   threads: { default: 0, type: 'integer', min: 0, doc: 'native kernel threads (0 = all cores)' },
   // distributed training (launch with `mpirun -np N lmforge train …`; README: distributed training)
-  dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp)' },
+  dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp; with --tp or --pp, dp replicas of the model-parallel group: mpirun -np dp×tp or dp×pp)' },
   zero: { default: 0, type: 'integer', min: 0, max: 1, doc: 'ZeRO stage with dp > 1: 1 shards the optimizer state over the ranks (adamw, lion, sgd)' },
   bucket_mb: { default: 1, type: 'number', min: 0, doc: 'data parallel: gradients are all-reduced in buckets of this many MB while backward runs' },
   max_iters: { default: 2000, type: 'integer', min: 0, doc: 'optimizer steps' },

@@ -18,9 +18,10 @@ import { EnergyMeter } from '../util/energy.js';
 import { fingerprintDataDir, writeProvenance } from '../util/provenance.js';
 import { initDistributed } from './distributed/comm.js';
 import { broadcastParameters, DataParallel, type GradientSync } from './distributed/data-parallel.js';
+import { HybridSync, splitGrid } from './distributed/hybrid.js';
 import { layoutOf, ModelParallelGPT, ModelParallelTask } from './distributed/model-parallel.js';
 import { Zero1 } from './distributed/zero.js';
-import { infraFigures, resolvePeakFlops } from './infra.js';
+import { infraFigures, reconcilePeak, resolvePeakFlops } from './infra.js';
 import { runLoop, type Task } from './loop.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
@@ -120,15 +121,22 @@ function initialModel(c: TrainConfig, meta: DataMeta): { model: GPT; config: Tra
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
-  // Distributed runs (under mpirun): data parallelism (--dp, --zero) or one model-parallel layout (--tp / --pp /
-  // --ep). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
+  // Distributed runs (under mpirun): data parallelism (--dp, --zero), one model-parallel layout (--tp / --pp /
+  // --ep), or --dp over --tp or --pp groups (hybrid.ts). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
   // optimizer state) in out_dir/rank-r and the saved model is gathered whole; with data parallelism only rank 0 writes.
   const layout = layoutOf(config);
   if (layout && config.lora.r > 0) throw new UserError(`--${layout.kind}: LoRA runs train on one process (lora.r = 0 for model parallelism)`);
-  if (layout && config.dp > 1) throw new UserError(`--dp=${config.dp} with --${layout.kind}=${layout.size}: data parallelism does not combine with model parallelism yet; use one of them`);
-  const comm = initDistributed({ expectSize: layout ? layout.size : config.dp });
-  const writer = comm.rank === 0;
-  if (layout && !writer) config = { ...config, out_dir: join(config.out_dir, `rank-${comm.rank}`) };
+  // --dp with --tp or --pp: a grid of dp replicas, each a model-parallel group (hybrid.ts).
+  if (layout?.kind === 'ep' && config.dp > 1) throw new UserError(`--dp=${config.dp} with --ep=${layout.size}: expert parallelism already splits each batch over its ranks; combining it with data parallelism is not supported (use --ep alone, or --dp with --tp or --pp)`);
+  const world = initDistributed({ expectSize: (layout ? layout.size : 1) * config.dp });
+  const grid = layout && config.dp > 1 ? splitGrid(world, config.dp, layout.size) : null;
+  // The ranks the model is split over (the whole world unless a grid splits it).
+  const comm = grid ? grid.mp : world;
+  const writer = world.rank === 0;
+  // Model-parallel rank s keeps its files in out_dir/rank-s (rank 0: out_dir); a grid's replicas of shard s share
+  // that folder, where only the first replica writes.
+  const leads = !grid || grid.replica === 0;
+  if (layout && comm.rank > 0) config = { ...config, out_dir: join(config.out_dir, `rank-${comm.rank}`) };
   const log = writer ? options.log ?? ((line: string) => console.log(line)) : () => undefined;
   if (config.zero > 0 && (layout || comm.size === 1)) throw new UserError('zero: ZeRO-1 shards the optimizer state over data-parallel ranks; set dp > 1 (and launch with mpirun)');
   if (config.threads > 0) lm.setThreads(config.threads);
@@ -151,9 +159,10 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     if (adapter && model.config.share_layers !== 'none') throw new UserError(`lora.r: the init_from model shares its layers (share_layers ${model.config.share_layers}); LoRA over shared layers is not supported`);
     if (adapter) applyLoRA(model, { ...adapter, seed: c.seed });
     // Rank 0 prepares out_dir (an --overwrite empties it) before the other ranks read it or make their rank-r folders in it.
-    if (!writer) comm.barrier();
-    if (writer || layout) run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
-    if (writer) comm.barrier();
+    if (!writer) world.barrier();
+    if (writer || (layout && leads)) run.prepareForTraining({ resume: options.resume ?? false, overwrite: options.overwrite ?? false });
+    if (writer) world.barrier();
+    if (grid) world.barrier(); // every shard's folder is ready before its replicas read it
   } catch (e) {
     model.dispose();
     throw e;
@@ -177,10 +186,11 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     throw e;
   }
   const task: Task<unknown> = parallel
-    ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed })
+    ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, replica: grid ? { index: grid.replica, count: config.dp } : undefined })
     : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm });
   let optimizer: Optimizer | GradientSync;
-  if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
+  if (parallel && grid) optimizer = new HybridSync(grid.dp, makeOptimizer(parallel.module.namedTrainableParameters(), c.optim), task.distribution!);
+  else if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
   else if (comm.size === 1) optimizer = makeOptimizer(model.namedTrainableParameters(), c.optim);
   else {
     const named = model.namedTrainableParameters();
@@ -191,7 +201,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     const r = runLoop(task, optimizer, {
       maxIters: c.max_iters, gradientAccumulationSteps: c.gradient_accumulation_steps, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
       evalInterval: c.eval_interval, logInterval: c.log_interval, checkpointInterval: c.checkpoint_interval, keepCheckpoints: c.keep_checkpoints,
-      peakFlops: peak.flops ?? 0, seed: c.seed, schedule: scheduleOf(c.optim), config: c,
+      peakFlops: peak.flops ?? 0, peakMeasured: peak.source !== 'config' && comm.size === 1, seed: c.seed, schedule: scheduleOf(c.optim), config: c,
     }, {
       runDir: c.out_dir,
       resume: options.resume ?? false,
@@ -224,10 +234,11 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
           const mb = (b: number): string => (b / 2 ** 20).toFixed(3);
           log(`data parallel: ${comm.size} ranks × ${c.data.batch_size / comm.size} rows, ${c.zero === 1 ? 'ZeRO-1' : 'replicated optimizer'}; optimizer state per rank ${[...bytes].map(mb).join(' / ')} MB`);
         }
-        if (!writer && !layout) return; // a model-parallel rank keeps its own folder's files
+        if (grid) log(`grid: ${config.dp} data-parallel replicas × ${layout!.kind} = ${layout!.size}; ${c.data.batch_size / config.dp} rows per replica, gradients averaged over each shard's ${config.dp} replicas`);
+        if (!writer && !(layout && leads)) return; // a model-parallel rank keeps its own folder's files
         run.writeTrainConfig(c);
         run.writeMeta(meta, c.data.dir, vocabSize);
-        log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps * (layout ? 1 : comm.size)} tokens per step`);
+        log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps * (layout ? config.dp : comm.size)} tokens per step`);
         if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
         if (adapter) log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules} of ${c.init_from}: ${trainableParameters(model).line}`);
       },
@@ -242,19 +253,23 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
       full.dispose();
     } else if (writer) run.saveModel(model, { step: String(c.max_iters) });
     const finished = new Date();
-    const infra = infraFigures(peak, task.flopsPerItem, r.items, r.trainSeconds, energy.read(), c.energy.grid_g_per_kwh);
+    // A one-process run faster than a measured peak shows the peak was measured low: recalibrate (infra.ts
+    // reconcilePeak). Several ranks together may outrun one process's peak, so they leave it as it is.
+    const achieved = Math.max(r.trainSeconds > 0 ? (task.flopsPerItem * r.items) / r.trainSeconds : 0, r.observedPeakFlops ?? 0);
+    const runPeak = comm.size === 1 ? reconcilePeak(peak, achieved, log) : peak;
+    const infra = infraFigures(runPeak, task.flopsPerItem, r.items, r.trainSeconds, energy.read(), c.energy.grid_g_per_kwh);
     if (writer) {
       writeProvenance(c.out_dir, {
         lmforge_provenance: 1, lmforge_version: lmforgeVersion(), code: codeVersion(), started: started.toISOString(), finished: finished.toISOString(),
         wall_s: (finished.getTime() - started.getTime()) / 1000, cpu: cpuName(), resumed: options.resume ?? false,
         data: { dir: resolve(c.data.dir), files: dataFiles }, infra: infra,
       });
-      log(`infrastructure: ${infra.mfu === null || peak.flops === null ? 'MFU n/a (peak_flops 0)' : `MFU ${(100 * infra.mfu).toFixed(2)}% of ${(peak.flops / 1e9).toFixed(1)} GFLOP/s (${peak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
+      log(`infrastructure: ${infra.mfu === null || peak.flops === null ? 'MFU n/a (peak_flops 0)' : `MFU ${(100 * infra.mfu).toFixed(2)}% of ${(runPeak.flops! / 1e9).toFixed(1)} GFLOP/s (${runPeak.source})`} over ${infra.train_s.toFixed(1)} s of steps; ` +
         `energy ${(infra.energy_j / 3600).toFixed(3)} Wh (${infra.energy_source === 'rapl' ? 'RAPL' : `model: ${(infra.energy_detail.cpu_s as number).toFixed(1)} CPU s × ${c.energy.watts_per_core} W`}), ${infra.co2_g.toFixed(3)} g CO₂e at ${c.energy.grid_g_per_kwh} g/kWh`);
     }
     return {
       steps: r.steps, trainLoss: r.eval.train_loss ?? null, valLoss: r.eval.val_loss ?? null, valLossFull: r.eval.val_loss_full ?? null,
-      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir, rank: comm.rank,
+      tokensPerSecond: r.tokensPerSecond, runDir: c.out_dir, rank: world.rank,
     };
   } finally {
     optimizer.dispose();

@@ -8,6 +8,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const POWERCAP_ROOT = '/sys/class/powercap';
+/** Points the meter at another powercap tree (a copy, a container's bind mount, a test's fake one). */
+export const POWERCAP_ENV = 'LMFORGE_POWERCAP_ROOT';
+
+/** The powercap tree read: the option, else $LMFORGE_POWERCAP_ROOT, else /sys/class/powercap. */
+export function powercapRoot(given?: string): string {
+  return given ?? (process.env[POWERCAP_ENV] || POWERCAP_ROOT);
+}
 /** Default of the CPU-time model: a busy server core draws on the order of 10 W (a 250 W, 24-core package ≈ 10 W/core). */
 export const DEFAULT_WATTS_PER_CORE = 10;
 /** Default grid intensity, g CO₂e per kWh: a round figure near the world average; set your grid's. */
@@ -17,7 +24,7 @@ export interface EnergyOptions {
   /** 'auto': RAPL when readable, else the model. */
   source: 'auto' | 'rapl' | 'model';
   wattsPerCore: number;
-  /** Where the powercap tree is (a test points it at a fake one). */
+  /** Where the powercap tree is (default: powercapRoot()). */
   powercapRoot?: string;
 }
 
@@ -69,9 +76,10 @@ export class EnergyMeter {
   private readonly t0 = performance.now();
 
   constructor(private readonly opts: EnergyOptions) {
-    this.domains = opts.source === 'model' ? [] : raplDomains(opts.powercapRoot ?? POWERCAP_ROOT);
+    const root = powercapRoot(opts.powercapRoot);
+    this.domains = opts.source === 'model' ? [] : raplDomains(root);
     if (opts.source === 'rapl' && this.domains.length === 0) {
-      throw new Error(`energy source rapl: no readable ${opts.powercapRoot ?? POWERCAP_ROOT}/intel-rapl:N/energy_uj (use source auto or model)`);
+      throw new Error(`energy source rapl: no readable ${root}/intel-rapl:N/energy_uj (use source auto or model)`);
     }
     this.cpu0 = cpuSeconds();
   }

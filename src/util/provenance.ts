@@ -19,7 +19,8 @@ export interface FileFingerprint {
 export interface InfraFigures {
   /** Peak FLOP/s that MFU is measured against, and where it came from. */
   peak_flops: number | null;
-  peak_source: 'config' | 'calibrated' | 'cache' | 'none';
+  /** observed: a measured peak the run outran (it was measured on busy cores), raised to what the run achieved. */
+  peak_source: 'config' | 'calibrated' | 'cache' | 'observed' | 'none';
   /** Training FLOPs per token (nanoGPT/PaLM estimate) and tokens trained by this process. */
   flops_per_token: number;
   tokens: number;

@@ -10,7 +10,9 @@ import * as lm from '../../src/core/index.js';
 import type { Tensor } from '../../src/core/index.js';
 import { loadNativeBackend } from '../../src/core/native/index.js';
 import { gatherRows, sequenceLogprobs } from '../../src/models/heads.js';
+import { GPT } from '../../src/models/gpt.js';
 import { dpoLoss, gae, ppoLoss, rewardLoss, type DpoLossType } from '../../src/train/tasks/align-losses.js';
+import { DpoTask, fitSequence, replyLogprobs, replyTokenCount } from '../../src/train/tasks/preference.js';
 
 loadNativeBackend();
 
@@ -58,7 +60,8 @@ function check(c: Case): void {
     } else if (c.kind === 'dpo') {
       const pc = leaf(I.pc!), pr = leaf(I.pr!);
       const o = c.options!;
-      const { loss, metrics } = dpoLoss(pc, pr, lm.tensor(I.refC!), lm.tensor(I.refR!), { beta: o.beta as number, lossType: o.lossType as DpoLossType, labelSmoothing: o.labelSmoothing as number });
+      const replyTokens = I.replyTokensChosen ? { chosen: I.replyTokensChosen, rejected: I.replyTokensRejected! } : undefined;
+      const { loss, metrics } = dpoLoss(pc, pr, lm.tensor(I.refC!), lm.tensor(I.refR!), { beta: o.beta as number, lossType: o.lossType as DpoLossType, labelSmoothing: o.labelSmoothing as number }, replyTokens);
       lm.backward(loss);
       close([loss.item()], [c.loss!], `${c.name} loss`);
       close(grad(pc), c.grads!.pc!, `${c.name} d/dpc`);
@@ -104,3 +107,31 @@ for (const backend of ['reference', 'native'] as const) {
     test(`align losses parity (${backend}): ${c.name} against PyTorch`, () => lm.withBackend(backend, () => check(c)));
   }
 }
+
+test('IPO trains on log-probabilities per reply token (TRL loss_type="ipo"): DpoTask divides by each reply\'s length', () => {
+  const model = new GPT({ vocab_size: 11, block_size: 16, n_layer: 1, n_head: 2, n_embd: 8, bias: false }).eval();
+  // Two pairs whose replies differ in length (1 to 7 tokens), so summing and averaging give different losses.
+  const pairs = [
+    { prompt: [1, 2, 3], chosen: [4, 5, 6, 7, 8, 9, 10], rejected: [4] },
+    { prompt: [2, 2], chosen: [3, 1], rejected: [9, 8, 7, 6] },
+  ];
+  const refC = Float64Array.from([-15, -4]), refR = Float64Array.from([-2, -9]);
+  const beta = 0.5;
+  const task = new DpoTask(model, pairs, refC, refR, { batchSize: 2, maxReplyTokens: 8, seed: 1, beta, lossType: 'ipo', labelSmoothing: 0 });
+  const batch = task.nextBatch();
+  const loss = lm.tidy(() => task.loss(batch, { step: 0, micro: 0, seed: 0 }).loss.item());
+  // By hand from the summed log-probabilities of an independent path (replyLogprobs) and the reply lengths.
+  const seqs = (side: 'chosen' | 'rejected'): { ids: number[]; replyStart: number }[] => batch.idx.map((i) => fitSequence(pairs[i]!.prompt, pairs[i]![side], 16, 8));
+  const [sc, sr] = [replyLogprobs(model, seqs('chosen'), 4), replyLogprobs(model, seqs('rejected'), 4)];
+  const [nc, nr] = [seqs('chosen').map(replyTokenCount), seqs('rejected').map(replyTokenCount)];
+  assert.deepEqual([...nc, ...nr].sort(), [1, 2, 4, 7].sort());
+  const want = batch.idx.reduce((acc, i, j) => {
+    const h = (sc[j]! / nc[j]! - sr[j]! / nr[j]!) - (refC[i]! / nc[j]! - refR[i]! / nr[j]!);
+    return acc + (h - 1 / (2 * beta)) ** 2 / batch.idx.length;
+  }, 0);
+  assert.ok(Math.abs(loss - want) <= 1e-4 * Math.max(1, want), `IPO loss ${loss}, by hand ${want}`);
+  const summed = batch.idx.reduce((acc, i, j) => acc + ((sc[j]! - sr[j]!) - (refC[i]! - refR[i]!) - 1 / (2 * beta)) ** 2 / batch.idx.length, 0);
+  assert.ok(Math.abs(loss - summed) > 1e-2, 'the loss is not the summed-log-probability one');
+  assert.throws(() => lm.tidy(() => dpoLoss(lm.tensor([1]), lm.tensor([0]), lm.tensor([0]), lm.tensor([0]), { beta, lossType: 'ipo', labelSmoothing: 0 })), /replyTokens/);
+  model.dispose();
+});

@@ -1,6 +1,6 @@
 // Every alignment stage end to end on a tiny model and a dozen synthetic records, as the CLI runs them: sft (chat
 // tokens added, a chat model directory written), reward (score.safetensors), dpo (reference log-probabilities
-// cached, then read back on a second run, which trains LoRA adapters), ppo (rollouts, TRL's metric names in metrics.jsonl) and cai (every
+// cached, then read back on a second run, which trains LoRA adapters; and IPO), ppo (rollouts, TRL's metric names in metrics.jsonl) and cai (every
 // JSONL intermediate). Figures are not checked here (the model is untrained); the reports' RESULT lines are.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,6 +59,10 @@ test('align stages run end to end: sft → reward → dpo → ppo → cai', () =
     runDpo({ ...cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'dpo') }), lora: { ...c0.lora, r: 2 } }, { log, overwrite: true });
     assert.ok(lines.some((l) => /^LoRA r=2/.test(l)), 'the second DPO run trains LoRA adapters');
     assert.ok(lines.some((l) => /reference log-probabilities of 12 pairs read from/.test(l)), 'the second DPO run reads the cached reference log-probabilities');
+    // IPO (per-token average log-probabilities): its held-out rewards/* are on the same averages.
+    const ipo = runDpo({ ...cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'ipo') }), dpo: { ...c0.dpo, loss_type: 'ipo' } }, { log });
+    assert.equal(ipo.loss_type, 'ipo');
+    assert.ok(Number.isFinite((ipo.heldout as Record<string, number>)['rewards/margins']));
     runPpo(cfg({ init_from: join(dir, 'sft'), out_dir: join(dir, 'ppo') }), { log });
     const metrics = readFileSync(join(dir, 'ppo', 'metrics.jsonl'), 'utf8');
     for (const k of ['objective/kl', 'objective/entropy', 'objective/rlhf_reward', 'policy/clipfrac_avg', 'val/clipfrac_avg']) assert.ok(metrics.includes(`"${k}"`), k);
@@ -67,7 +71,7 @@ test('align stages run end to end: sft → reward → dpo → ppo → cai', () =
     for (const f of ['sl-cai.jsonl', 'sl-cai-revisions.jsonl', 'rl-cai-labels.jsonl', 'cai-eval.jsonl']) assert.ok(existsSync(join(dir, 'cai', f)), f);
     const sl = JSON.parse(readFileSync(join(dir, 'cai', 'sl-cai.jsonl'), 'utf8').split('\n')[0]!) as { rounds: { principle: string }[] };
     assert.equal(sl.rounds.length, 1);
-    assert.equal(lines.filter((l) => l.startsWith('RESULT {')).length, 6);
+    assert.equal(lines.filter((l) => l.startsWith('RESULT {')).length, 7);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -12,7 +12,8 @@ Formulas:
     + c * mean((r_c + r_r)^2)   (m: per-pair margin, c: center_rewards_coefficient)
   DPO (Rafailov et al. 2023): l = (pi_c - pi_r) - (ref_c - ref_r);
     sigmoid: mean(-(1 - eps) logsigmoid(beta l) - eps logsigmoid(-beta l))   (eps: label smoothing, cDPO)
-    IPO (Azar et al. 2023): mean((l - 1/(2 beta))^2)
+    IPO (Azar et al. 2023; TRL loss_type="ipo"): the same l on log-probabilities averaged per reply token
+      (policy and reference sums divided by the reply's length n), mean((l - 1/(2 beta))^2)
   PPO (Schulman et al. 2017, clipped surrogate, value clipping as in TRL/OpenAI baselines): ratio = exp(lp - old_lp);
     pg = masked_mean(max(-A ratio, -A clamp(ratio, 1 - e, 1 + e)));
     vf = 0.5 masked_mean(max((v - R)^2, (old_v + clamp(v - old_v, -ev, ev) - R)^2)); loss = pg + vf_coef vf
@@ -58,16 +59,23 @@ for name, use_margin, center in [('reward', False, 0.0), ('reward_margin_center'
 # DPO: 5 pairs of summed log-probabilities (negative, tens of nats), three variants.
 pc0, pr0 = -20 + randn(5, scale=3), -20 + randn(5, scale=3)
 refc0, refr0 = pc0 + randn(5), pr0 + randn(5)
+# Reply lengths in tokens (fixed, not drawn, so that the other cases' random inputs stay as they were).
+nc0, nr0 = torch.tensor([3.0, 7.0, 1.0, 12.0, 5.0]), torch.tensor([4.0, 2.0, 9.0, 6.0, 11.0])
 for name, loss_type, beta, eps in [('dpo_sigmoid', 'sigmoid', 0.1, 0.0), ('dpo_label_smoothed', 'sigmoid', 0.1, 0.2), ('dpo_ipo', 'ipo', 0.5, 0.0)]:
     pc, pr = leaf(pc0), leaf(pr0)
-    l = (pc - pr) - (refc0 - refr0)
     if loss_type == 'ipo':
+        # Per-token averages (TRL divides the policy's and the reference's log-probabilities by the reply length).
+        apc, apr, arefc, arefr = pc / nc0, pr / nr0, refc0 / nc0, refr0 / nr0
+        l = (apc - apr) - (arefc - arefr)
         loss = ((l - 1 / (2 * beta)) ** 2).mean()
     else:
+        apc, apr, arefc, arefr = pc, pr, refc0, refr0
+        l = (pc - pr) - (refc0 - refr0)
         loss = (-(1 - eps) * F.logsigmoid(beta * l) - eps * F.logsigmoid(-beta * l)).mean()
     loss.backward()
-    cr, rj = beta * (pc0 - refc0), beta * (pr0 - refr0)
-    cases.append({'name': name, 'kind': 'dpo', 'inputs': {'pc': tolist(pc0), 'pr': tolist(pr0), 'refC': tolist(refc0), 'refR': tolist(refr0)},
+    cr, rj = beta * (apc.detach() - arefc), beta * (apr.detach() - arefr)
+    cases.append({'name': name, 'kind': 'dpo', 'inputs': {'pc': tolist(pc0), 'pr': tolist(pr0), 'refC': tolist(refc0), 'refR': tolist(refr0),
+                                                           **({'replyTokensChosen': tolist(nc0), 'replyTokensRejected': tolist(nr0)} if loss_type == 'ipo' else {})},
                   'options': {'beta': beta, 'lossType': loss_type, 'labelSmoothing': eps}, 'loss': loss.item(),
                   'grads': {'pc': tolist(pc.grad), 'pr': tolist(pr.grad)},
                   'metrics': {'rewards/chosen': cr.mean().item(), 'rewards/rejected': rj.mean().item(),

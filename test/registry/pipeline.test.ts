@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,9 +116,133 @@ test('pipeline files: unknown stage references, cycles, unknown fields and kinds
   check('stages:\n  a: { kind: prepare, input: "${b}/x" }\n', /\$\{b\} names no stage/);
   check('stages:\n  a: { kind: prepare, input: "${b}/x" }\n  b: { kind: prepare, input: "${a}/x" }\n', /cycle: a → b → a|cycle: b → a → b/);
   check('stages:\n  a: { kind: prepare, input: t.txt, vocab: 3 }\n', /line 4: stages\.a: unknown field "vocab" of a prepare stage/);
-  check('stages:\n  a: { kind: bake }\n', /stages\.a\.kind: expected one of holdout\|prepare/);
+  check('stages:\n  a: { kind: bake }\n', /stages\.a\.kind: expected one of holdout\|curate\|prepare\|tokenizer\|tokenize\|train\|sft\|eval, got "bake"/);
   check('stages:\n  a: { kind: prepare, input: t.txt }\n', /register: name the train stage/);
   check('stages:\n  t: { kind: tokenizer, input: t.txt }\n', /a tokenizer stage needs vocab_size/);
   check('name: x\nparent: x@v1\nparent_pipeline: v1.yaml\nstages:\n  t: { kind: train, data: d }\n', /give parent or parent_pipeline, not both/);
+  rmSync(dir, { recursive: true });
+});
+
+// The curate and sft stage kinds on a tiny recipe: holdout → curate → BPE → tokenize → train → sft. Each is keyed by
+// what it reads (the curation config's meaning, not its comments; the conversation files' contents; the align keys).
+function chatYaml(dir: string, sftIters: number): string {
+  return [
+    'name: tinychat',
+    'parent: null',
+    `work_dir: ${join(dir, 'work')}`,
+    'report_samples: false',
+    'stages:',
+    `  split: { kind: holdout, input: ${join(dir, 'text.txt')}, fraction: 0.1 }`,
+    `  clean: { kind: curate, input: "\${split}/train.txt", config: ${join(dir, 'curate.yaml')} }`,
+    '  tok: { kind: tokenizer, input: "${clean}/curated.txt", vocab_size: 300 }',
+    '  data: { kind: tokenize, tokenizer: "${tok}/tokenizer.json", input: "${clean}/curated.txt" }',
+    '  train:',
+    '    kind: train',
+    '    data: "${data}"',
+    `    config: ${join(ROOT, 'configs/shakespeare-char-cpu.yaml')}`,
+    '    set: { max_iters: 4, eval_interval: 4, eval_iters: 1, checkpoint_interval: 4, full_val: false, peak_flops: 0, threads: 1,',
+    '           data: { batch_size: 4 }, model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 32 } }',
+    '  chat:',
+    '    kind: sft',
+    '    model: "${train}"',
+    `    config: ${join(ROOT, 'configs/align/sft.yaml')}`,
+    `    set: { max_iters: ${sftIters}, eval_interval: ${sftIters}, checkpoint_interval: 1, keep_checkpoints: 2, threads: 1, data: { conversations: ${join(dir, 'conv.jsonl')}, batch_size: 2, val_fraction: 0.1 } }`,
+    '',
+  ].join('\n');
+}
+
+function dryRun(file: string, db: string): PipelineResult {
+  const r = spawnSync(process.execPath, [MAIN, 'pipeline', 'run', file, '--registry', db, '--json', '--dry-run'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as PipelineResult;
+}
+
+test('pipeline: curate and sft stages run, cache, and rerun only when what they read changes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-pipe-'));
+  const text = readFileSync(SHAKESPEARE, 'utf8').slice(0, 40_000);
+  // One speech twice at the start: the curate stage's exact deduplication must keep one copy.
+  const speech = text.slice(0, text.indexOf('\n\n'));
+  writeFileSync(join(dir, 'text.txt'), `${speech}\n\n${text}`);
+  const curateConfig = readFileSync(join(ROOT, 'configs/pipeline/curate-shakespeare.yaml'), 'utf8');
+  writeFileSync(join(dir, 'curate.yaml'), curateConfig);
+  const seeds = readFileSync(join(ROOT, '../shared/data/instructions/self_instruct_seed_tasks.jsonl'), 'utf8').split('\n');
+  writeFileSync(join(dir, 'conv.jsonl'), seeds.slice(0, 20).join('\n') + '\n');
+  const db = join(dir, 'registry.sqlite');
+  const file = join(dir, 'chat.yaml');
+  writeFileSync(file, chatYaml(dir, 2));
+
+  const first = run(file, db);
+  assert.deepEqual(statuses(first), { split: 'ran', clean: 'ran', tok: 'ran', data: 'ran', train: 'ran', chat: 'ran' });
+  const cleanOut = first.stages.find((s) => s.stage === 'clean')!.out!;
+  const curated = readFileSync(join(cleanOut, 'curated.txt'), 'utf8');
+  const count = (s: string, sub: string): number => s.split(sub).length - 1;
+  assert.equal(count(readFileSync(join(first.stages[0]!.out!, 'train.txt'), 'utf8'), speech), 2);
+  assert.equal(count(curated, speech), 1, 'the repeated speech is kept once');
+  const report = JSON.parse(readFileSync(join(cleanOut, 'curate-report.json'), 'utf8')) as { documents: { in: number; out: number }; reports: Record<string, { steps: Record<string, { removed: Record<string, { docs: number }> }> }> };
+  assert.ok(report.documents.out < report.documents.in && report.documents.out > 0.9 * report.documents.in, JSON.stringify(report.documents));
+  assert.ok((report.reports['dedup-filter']?.steps.dedup?.removed.dedup_exact?.docs ?? 0) >= 1, 'the per-filter report counts the duplicate');
+  const chatOut = first.stages.find((s) => s.stage === 'chat')!.out!;
+  assert.ok(existsSync(join(chatOut, 'model.safetensors')), 'the sft stage wrote a chat model');
+
+  // The recipe page lists every stage and what curation and SFT did.
+  const recipe = readFileSync(first.recipe!, 'utf8');
+  assert.match(recipe, /\| clean \| curate \| split \| [0-9a-f]{12} \|/);
+  assert.match(recipe, /- clean: kept [\d,]+ of [\d,]+ documents .*removed: dedup_exact \d+/);
+  assert.match(recipe, /- chat \(sft from train\): 2 steps on 20 conversations; validation loss on assistant tokens [\d.]+ → [\d.]+/);
+  const written = statSync(first.recipe!).mtimeMs;
+
+  // Unchanged: nothing runs, nothing is rewritten.
+  assert.deepEqual(statuses(run(file, db)), { split: 'cached', clean: 'cached', tok: 'cached', data: 'cached', train: 'cached', chat: 'cached' });
+  assert.equal(statSync(first.recipe!).mtimeMs, written);
+
+  // A comment in the curation config changes nothing; a filter turned on reruns curate and everything after it.
+  writeFileSync(join(dir, 'curate.yaml'), `# a note\n${curateConfig}`);
+  assert.deepEqual(statuses(dryRun(file, db)), { split: 'cached', clean: 'cached', tok: 'cached', data: 'cached', train: 'cached', chat: 'cached' });
+  writeFileSync(join(dir, 'curate.yaml'), curateConfig.replace(/gopher_repetition: false/, 'gopher_repetition: true'));
+  assert.deepEqual(statuses(dryRun(file, db)), { split: 'cached', clean: 'would run', tok: 'would run', data: 'would run', train: 'would run', chat: 'would run' });
+  writeFileSync(join(dir, 'curate.yaml'), curateConfig);
+
+  // The conversations' contents and the align keys are the sft stage's: only it reruns.
+  writeFileSync(join(dir, 'conv.jsonl'), seeds.slice(0, 21).join('\n') + '\n');
+  assert.deepEqual(statuses(dryRun(file, db)), { split: 'cached', clean: 'cached', tok: 'cached', data: 'cached', train: 'cached', chat: 'would run' });
+  writeFileSync(join(dir, 'conv.jsonl'), seeds.slice(0, 20).join('\n') + '\n');
+  writeFileSync(file, chatYaml(dir, 3));
+  const more = run(file, db);
+  assert.deepEqual(statuses(more), { split: 'cached', clean: 'cached', tok: 'cached', data: 'cached', train: 'cached', chat: 'ran' });
+  assert.notEqual(more.stages.find((s) => s.stage === 'chat')!.key, first.stages.find((s) => s.stage === 'chat')!.key);
+
+  // An interrupted sft stage resumes from its last checkpoint: drop the marker, the model and the step-3 checkpoint.
+  const chatV2 = more.stages.find((s) => s.stage === 'chat')!.out!;
+  rmSync(join(chatV2, '.stage.json'));
+  rmSync(join(chatV2, 'model.safetensors'));
+  rmSync(join(chatV2, 'ckpt-3'), { recursive: true, force: true });
+  writeFileSync(join(chatV2, 'latest'), 'ckpt-2\n');
+  const resumed = run(file, db);
+  assert.equal(statuses(resumed).chat, 'resumed');
+  assert.ok(existsSync(join(chatV2, 'model.safetensors')));
+  rmSync(dir, { recursive: true });
+});
+
+test('pipeline: bad curate and sft stages are one-line errors naming the file and field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-pipe-'));
+  writeFileSync(join(dir, 't.txt'), 'Some text.\n\nMore text.\n');
+  const check = (stages: string, re: RegExp, curate = 'dedup: true\n'): void => {
+    writeFileSync(join(dir, 'c.yaml'), curate);
+    const f = join(dir, 'p.yaml');
+    writeFileSync(f, `name: x\nparent: null\nwork_dir: ${join(dir, 'work')}\nstages:\n${stages}  train: { kind: train, data: d }\n`);
+    const r = spawnSync(process.execPath, [MAIN, 'pipeline', 'run', f, '--registry', join(dir, 'r.sqlite'), '--dry-run'], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, re, stages);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  };
+  const c = join(dir, 'c.yaml');
+  const t = join(dir, 't.txt');
+  check(`  a: { kind: curate, input: ${t} }\n`, /line 5: stages\.a: a curate stage needs config/);
+  check(`  a: { kind: curate, input: ${t}, config: ${c}, split: words }\n`, /stages\.a\.split: expected one of file\|paragraph\|line/);
+  check(`  a: { kind: curate, input: ${t}, config: ${c} }\n`, /c\.yaml: line 1: sources: a pipeline's curate stage gives the sources/, 'sources: [x]\n');
+  check(`  a: { kind: curate, input: ${t}, config: ${c} }\n`, /c\.yaml: filters\.c4\.bogus: unknown key/, 'filters: { c4: { bogus: 1 } }\n');
+  check(`  a: { kind: sft, model: ${dir}, set: { init_from: y } }\n`, /stages\.a\.set\.init_from: given by the stage/);
+  check(`  a: { kind: sft, model: ${dir} }\n`, /stages\.a: data\.conversations: name the instruction files/);
+  check(`  a: { kind: sft, model: ${dir}, set: { data: { conversations: ${join(dir, 'none.jsonl')} } } }\n`, /stages\.a: data\.conversations: .*none\.jsonl not found/);
   rmSync(dir, { recursive: true });
 });

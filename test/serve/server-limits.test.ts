@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startServer } from '../../src/cli/serve.js';
-import { PLAIN_CHAT_TEMPLATE } from '../../src/serve/chat-template.js';
+import { PLAIN_CHAT_TEMPLATE, textChatFormat } from '../../src/serve/chat-template.js';
 import type { DeltaHandler, Generator } from '../../src/serve/engine.js';
 import type { SamplingParams } from '../../src/serve/protocol.js';
 import { OpenAIServer, type ServedModel, type ServerOptions } from '../../src/serve/server.js';
@@ -51,7 +51,8 @@ function options(o: Partial<ServerOptions> = {}): ServerOptions {
 
 /** The manual generator as the server's one model (bytes as tokens). */
 function served(gen: ManualGenerator): ServedModel[] {
-  return [{ name: 'manual', generator: gen, template: PLAIN_CHAT_TEMPLATE, encode: (t) => Array.from(Buffer.from(t)), decode: (ids) => Buffer.from(ids).toString() }];
+  const encode = (t: string): number[] => Array.from(Buffer.from(t));
+  return [{ name: 'manual', generator: gen, chat: textChatFormat(PLAIN_CHAT_TEMPLATE, 'plain', encode), encode, decode: (ids) => Buffer.from(ids).toString() }];
 }
 
 const until = async (cond: () => boolean, what: string): Promise<void> => {

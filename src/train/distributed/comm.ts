@@ -3,6 +3,7 @@
 // and initDistributed(), which picks one from the launcher's rank variables. Not a collective implementation:
 // MPI chooses the algorithms; this file only checks shapes, counts bytes and keeps one code path for size 1.
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../util/errors.js';
 
@@ -99,6 +100,7 @@ interface MpiAddon {
   barrier(comm: number): void;
   split(comm: number, color: number, key: number): { id: number; rank: number; size: number };
   wtime(): number;
+  setWait(spinUs: number, maxSleepUs: number): void;
 }
 
 /**
@@ -292,6 +294,20 @@ export function launchInfo(env: NodeJS.ProcessEnv = process.env): LaunchInfo {
   return { launcher: 'none', size: 1, rank: 0, localRank: 0 };
 }
 
+/**
+ * How a rank waits inside MPI calls: 'spin' (Open MPI's blocking calls, which poll) or 'sleep' (poll 50 µs, then
+ * sleep between polls, up to 200 µs: a waiting rank leaves the core to the ranks it waits for). LMFORGE_MPI_WAIT
+ * picks one; 'auto' (the default) sleeps when this machine runs more ranks than it has cores (Open MPI's
+ * OMPI_COMM_WORLD_LOCAL_SIZE, Slurm's SLURM_NTASKS_PER_NODE).
+ */
+export function waitMode(env: NodeJS.ProcessEnv, cores = availableParallelism()): 'spin' | 'sleep' {
+  const v = env.LMFORGE_MPI_WAIT ?? 'auto';
+  if (v === 'spin' || v === 'sleep') return v;
+  if (v !== 'auto') throw new UserError(`environment variable LMFORGE_MPI_WAIT=${JSON.stringify(v)}: expected spin, sleep or auto`);
+  const local = intVar(env, 'OMPI_COMM_WORLD_LOCAL_SIZE') ?? intVar(env, 'SLURM_NTASKS_PER_NODE');
+  return local !== undefined && local > cores ? 'sleep' : 'spin';
+}
+
 let world: Comm | undefined;
 
 function finalizeMpi(): void {
@@ -333,6 +349,7 @@ export function initDistributed(opts: InitOptions = {}): Comm {
     if (r.size !== info.size || r.rank !== info.rank) {
       throw new UserError(`MPI says rank ${r.rank} of ${r.size} but ${info.launcher} said rank ${info.rank} of ${info.size}; is the addon built against the Open MPI that launched it?`);
     }
+    if (waitMode(opts.env ?? process.env) === 'sleep') addon.setWait(50, 200);
     world = new MpiComm(addon, 0, r.rank, r.size, info.localRank);
     // MPI must be finalized before a normal exit, or mpirun reports the rank as failed.
     process.once('exit', finalizeMpi);

@@ -1,7 +1,8 @@
 // One front for the three model-parallel layouts (tensor, pipeline, expert) as the trainer uses them: the layout a
 // config asks for, the rank's share of the model with its loss and gradient finishing, the next-token task over it
 // (every rank draws the same batches; expert parallelism then takes its rank's slice), and the full model gathered
-// back from the shards for saving. Not data parallelism (the MPI data-parallel path), and no mixing of layouts.
+// back from the shards for saving. Data parallelism over model-parallel groups is hybrid.ts (this task takes a
+// replica's rows); no mixing of tensor, pipeline and expert layouts.
 import * as lm from '../../core/index.js';
 import type { Tensor } from '../../core/index.js';
 import { hash32 } from '../../core/random.js';
@@ -177,11 +178,19 @@ export class ModelParallelTask implements Task<TokenBatch> {
   private sampler: BatchSampler;
   private readonly T: number;
 
-  constructor(readonly parallel: ModelParallelGPT, private readonly train: TokenFile, private readonly val: TokenFile, private readonly o: { batchSize: number; evalIters: number; seed: number }) {
+  private readonly replica: { index: number; count: number };
+
+  /**
+   * replica: with data parallelism over model-parallel groups (hybrid.ts), this group's index among `count`; every
+   * group draws the same batches and trains on its rows [index·B/count, (index + 1)·B/count).
+   */
+  constructor(readonly parallel: ModelParallelGPT, private readonly train: TokenFile, private readonly val: TokenFile, private readonly o: { batchSize: number; evalIters: number; seed: number; replica?: { index: number; count: number } }) {
     const c = parallel.model.config;
     this.T = c.block_size;
+    this.replica = o.replica ?? { index: 0, count: 1 };
+    if (o.batchSize % this.replica.count !== 0) throw new UserError(`--dp=${this.replica.count}: batch_size ${o.batchSize} does not divide over the data-parallel replicas`);
     this.sampler = new BatchSampler(train, o.batchSize, this.T, o.seed);
-    this.itemsPerBatch = o.batchSize * this.T;
+    this.itemsPerBatch = (o.batchSize / this.replica.count) * this.T;
     this.flopsPerItem = gptCost(c).flopsPerToken / parallel.comm.size; // this rank's share of the work
     this.model = parallel.module;
     const held = parallel.held();
@@ -202,7 +211,10 @@ export class ModelParallelTask implements Task<TokenBatch> {
 
   loss(batch: TokenBatch, ctx: StepContext): LossOutput {
     const [x, y] = this.tensors(batch);
-    return this.parallel.trainLoss(x, y, ctx.seed);
+    if (this.replica.count === 1) return this.parallel.trainLoss(x, y, ctx.seed);
+    const b = this.o.batchSize / this.replica.count;
+    const rows = (t: Tensor): Tensor => lm.contiguous(lm.slice(t, 0, this.replica.index * b, (this.replica.index + 1) * b));
+    return this.parallel.trainLoss(rows(x), rows(y), ctx.seed);
   }
 
   private estimate(file: TokenFile, step: number, split: number): number {

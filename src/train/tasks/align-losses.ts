@@ -2,7 +2,8 @@
 // on its own against an independent PyTorch script (test/reference/align_reference.py):
 //   reward model (Bradley–Terry, InstructGPT / TRL RewardTrainer): −log σ(r_c − r_r − m), + c·mean((r_c + r_r)²)
 //   DPO (Rafailov et al.): l = (log π_c − log π_r) − (log π_ref,c − log π_ref,r),
-//     sigmoid: −(1−ε)·log σ(β l) − ε·log σ(−β l)  (ε = label smoothing, cDPO);  IPO (Azar et al.): (l − 1/(2β))²
+//     sigmoid: −(1−ε)·log σ(β l) − ε·log σ(−β l)  (ε = label smoothing, cDPO);  IPO (Azar et al.): (l − 1/(2β))² on
+//     log-probabilities averaged per reply token, as TRL's loss_type="ipo"
 //   PPO (Schulman et al., as TRL's PPOTrainer): ratio = exp(log π − log π_old), policy loss
 //     mean(max(−A·ratio, −A·clip(ratio, 1 ± ε))), value loss ½·mean(max((v − R)², (v_old + clip(v − v_old, ± ε_v) − R)²))
 // Means over a mask are Σ(x·m)/Σm. Not the batching (tasks/preference.ts, sft.ts) and not GAE (align/ppo.ts).
@@ -47,11 +48,26 @@ export interface DpoOptions {
   labelSmoothing: number;
 }
 
+/** Reply tokens of each chosen and rejected row: IPO averages log-probabilities over them. */
+export interface ReplyTokens {
+  chosen: ArrayLike<number>;
+  rejected: ArrayLike<number>;
+}
+
 /**
- * DPO's loss from policy and reference log-probabilities of the chosen and rejected replies (B each) → scalar,
- * with TRL's metrics: rewards/chosen = β(log π_c − log π_ref,c), rewards/rejected, rewards/accuracies, rewards/margins.
+ * DPO's loss from policy and reference log-probabilities of the chosen and rejected replies (B each, summed over
+ * each reply's tokens) → scalar, with TRL's metrics: rewards/chosen = β(log π_c − log π_ref,c), rewards/rejected,
+ * rewards/accuracies, rewards/margins. IPO, as TRL's loss_type="ipo", works on the average log-probability per
+ * reply token (policy and reference alike divided by the reply's length; its metrics too), so replyTokens is
+ * required for it: h = (π̄_c − π̄_r) − (ref̄_c − ref̄_r), loss mean((h − 1/(2β))²).
  */
-export function dpoLoss(pc: Tensor, pr: Tensor, refC: Tensor, refR: Tensor, o: DpoOptions): { loss: Tensor; metrics: Record<string, number> } {
+export function dpoLoss(pc: Tensor, pr: Tensor, refC: Tensor, refR: Tensor, o: DpoOptions, replyTokens?: ReplyTokens): { loss: Tensor; metrics: Record<string, number> } {
+  if (o.lossType === 'ipo') {
+    if (!replyTokens) throw new Error('dpoLoss: IPO averages over reply tokens; pass replyTokens');
+    const inv = (n: ArrayLike<number>): Tensor => lm.tensor(Array.from(n, (k) => 1 / Math.max(1, k)));
+    const ic = inv(replyTokens.chosen), ir = inv(replyTokens.rejected);
+    [pc, pr, refC, refR] = [lm.mul(pc, ic), lm.mul(pr, ir), lm.mul(refC, ic), lm.mul(refR, ir)];
+  }
   const l = lm.sub(lm.sub(pc, pr), lm.sub(refC, refR)); // (B)
   let loss: Tensor;
   if (o.lossType === 'ipo') {
@@ -62,6 +78,11 @@ export function dpoLoss(pc: Tensor, pr: Tensor, refC: Tensor, refR: Tensor, o: D
     loss = lm.mean(o.labelSmoothing > 0 ? lm.sub(pos, lm.mulScalar(logSigmoid(lm.neg(bl)), o.labelSmoothing)) : pos);
   }
   return { loss, metrics: dpoMetrics(pc.toTypedArray(), pr.toTypedArray(), refC.toTypedArray(), refR.toTypedArray(), o.beta) };
+}
+
+/** Summed log-probabilities divided by their reply lengths (IPO's per-token average), for held-out evaluation. */
+export function perToken(logps: ArrayLike<number>, replyTokens: ArrayLike<number>): Float64Array {
+  return Float64Array.from(logps, (v, i) => v / Math.max(1, replyTokens[i]!));
 }
 
 /** TRL's DPO metrics from plain arrays (also used by held-out evaluation). */

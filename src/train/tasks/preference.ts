@@ -1,7 +1,7 @@
 // Preference pairs as tasks of the training loop: the reward model (a GPT with a scalar head, scored at the last
-// token of prompt + reply, Bradley–Terry loss) and DPO (the policy's summed log-probabilities of each reply against
-// a frozen reference's, computed once before training and cached). A micro-batch is B pairs laid out as 2B rows
-// (the B chosen rows, then the B rejected rows), padded to the longest row of the batch.
+// token of prompt + reply, Bradley–Terry loss) and DPO (the policy's summed log-probabilities of each reply — for
+// IPO averaged per reply token — against a frozen reference's, computed once before training and cached). A
+// micro-batch is B pairs laid out as 2B rows (the B chosen rows, then the B rejected rows), padded to the longest.
 import * as lm from '../../core/index.js';
 import { Rng, type RngState, type Tensor } from '../../core/index.js';
 import { gptCost } from '../../models/gpt-cost.js';
@@ -48,9 +48,14 @@ export function sequenceBatch(seqs: readonly { ids: readonly number[]; replyStar
     // The target at t is token t + 1: reply tokens sit at [replyStart, len), predicted from t = replyStart − 1 on.
     for (let t = Math.max(s.replyStart, 1); t < s.ids.length; t++) y[b * T + t - 1] = s.ids[t]!;
     last.push(Math.max(s.ids.length - 1, 0));
-    replyTokens.push(s.ids.length - Math.max(s.replyStart, 1));
+    replyTokens.push(replyTokenCount(s));
   });
   return { x, y, last, rows: N, T, replyTokens };
+}
+
+/** The reply tokens of a sequence that are scored (a reply token at position 0 has nothing before it to predict it). */
+export function replyTokenCount(s: { ids: readonly number[]; replyStart: number }): number {
+  return s.ids.length - Math.max(s.replyStart, 1);
 }
 
 /** 2B rows of B pairs: chosen rows first, then rejected. */
@@ -191,7 +196,8 @@ export class DpoTask extends PairTask {
     const [pc, pr] = halves(sequenceLogprobs(logits, lm.fromArray(b.y, [b.rows, b.T])));
     const refC = lm.tensor(idx.map((i) => this.refChosen[i]!));
     const refR = lm.tensor(idx.map((i) => this.refRejected[i]!));
-    const { loss, metrics } = dpoLoss(pc, pr, refC, refR, this.dpo);
+    const B = idx.length;
+    const { loss, metrics } = dpoLoss(pc, pr, refC, refR, this.dpo, { chosen: b.replyTokens.slice(0, B), rejected: b.replyTokens.slice(B) });
     return { loss, metrics };
   }
 }

@@ -4,14 +4,13 @@
 // without mpirun or the MPI addon.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { prepareCharData } from '../../../src/data/prepare.js';
 import { readMetrics } from '../../../src/train/metrics.js';
-import { mpiSkipReason, runMpi } from './mpi-run.js';
+import { mpiSkipReason, runMpi, tempDir } from './mpi-run.js';
 
 const root = fileURLToPath(new URL('../../../../', import.meta.url));
 const cli = join(root, 'dist/src/cli/main.js');
@@ -25,7 +24,7 @@ const tiny = ['--n_layer=2', '--n_head=2', '--n_embd=32', '--block_size=32', '--
 let dataDir: string | undefined;
 function data(): string {
   if (!dataDir) {
-    const dir = mkdtempSync(join(tmpdir(), 'lmforge-dp-'));
+    const dir = tempDir('lmforge-dp-');
     writeFileSync(join(dir, 'input.txt'), readFileSync(join(root, '../shared/data/tinyshakespeare/input.txt'), 'utf8').slice(0, 100_000));
     prepareCharData({ input: join(dir, 'input.txt'), outDir: join(dir, 'data'), valFraction: 0.1 });
     dataDir = join(dir, 'data');
@@ -66,7 +65,7 @@ function singleLosses(tmp: string): Map<number, number> {
 
 for (const [n, zero] of [[2, 0], [4, 1]] as const) {
   test(`dp=${n}${zero ? ' with ZeRO-1' : ''} logs the losses of one process within 1e-5`, { skip }, () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'lmforge-dp-run-'));
+    const tmp = tempDir('lmforge-dp-run-');
     const out = join(tmp, `dp${n}`);
     const stdout = runTrain(n, out, [`--dp=${n}`, `--zero=${zero}`]);
     const d = maxDiff(singleLosses(tmp), losses(out));
@@ -93,7 +92,7 @@ for (const [n, zero] of [[2, 0], [4, 1]] as const) {
 }
 
 test('a checkpoint written by dp=2 with ZeRO-1 resumes at dp=4 and in one process, on the same loss curve', { skip }, () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'lmforge-dp-resume-'));
+  const tmp = tempDir('lmforge-dp-resume-');
   const ref = singleLosses(tmp);
   const half = [`--max_iters=${STEPS / 2}`];
   const a = join(tmp, 'a');
@@ -107,7 +106,7 @@ test('a checkpoint written by dp=2 with ZeRO-1 resumes at dp=4 and in one proces
 });
 
 test('a distributed run without the MPI addon is refused in one line saying how to get it', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'lmforge-dp-noaddon-'));
+  const tmp = tempDir('lmforge-dp-noaddon-');
   const env = { ...process.env, OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '0', LMFORGE_MPI_ADDON: join(tmp, 'missing.node') };
   const r = spawnSync(process.execPath, trainArgs(join(tmp, 'x'), ['--dp=2']), { encoding: 'utf8', env });
   assert.equal(r.status, 1);
@@ -116,7 +115,7 @@ test('a distributed run without the MPI addon is refused in one line saying how 
 });
 
 test('asking for dp=2 in one process, or zero without dp, is refused in one line', () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'lmforge-dp-err-'));
+  const tmp = tempDir('lmforge-dp-err-');
   const r = spawnSync(process.execPath, trainArgs(join(tmp, 'x'), ['--dp=2']), { encoding: 'utf8' });
   assert.equal(r.status, 1);
   assert.match(r.stderr.trim(), /^error: the run asks for 2 processes but was started as one; launch it with `mpirun -np 2/);

@@ -5,8 +5,7 @@
 // mpirun or the MPI addon is missing.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +22,7 @@ import {
   bubbleFraction, gpipeSchedule, oneFOneBSchedule, peakInFlight, simulatePipeline, stageLayers, type PipeAction,
 } from '../../../src/train/distributed/pipeline.js';
 import { cut, tensorParallelSpec, vocabParallelCrossEntropy } from '../../../src/train/distributed/tensor-parallel.js';
-import { mpiSkipReason, runMpi, taggedLines } from './mpi-run.js';
+import { mpiSkipReason, runMpi, taggedLines, tempDir } from './mpi-run.js';
 
 test('GPipe and 1F1B run every micro-batch forward then backward once per stage; 1F1B holds at most p − s', () => {
   for (const [p, m] of [[2, 1], [2, 4], [4, 8], [4, 2], [3, 5]] as const) {
@@ -124,7 +123,7 @@ test('TP (two block variants), PP (GPipe and 1F1B) and EP on 2 ranks match the s
 
 test('lmforge train --tp=2 under mpirun: the single-process run\'s losses, and the model saved whole', { skip }, () => {
   const root = fileURLToPath(new URL('../../../../', import.meta.url));
-  const dir = mkdtempSync(join(tmpdir(), 'lmforge-tp-'));
+  const dir = tempDir('lmforge-tp-');
   writeFileSync(join(dir, 'input.txt'), readFileSync(join(root, '../shared/data/tinyshakespeare/input.txt'), 'utf8').slice(0, 20000));
   prepareCharData({ input: join(dir, 'input.txt'), outDir: join(dir, 'data'), valFraction: 0.1 });
   const cli = join(root, 'dist/src/cli/main.js');

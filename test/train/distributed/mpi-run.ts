@@ -1,6 +1,9 @@
 // Launches a compiled script under `mpirun -np N` for the distributed tests and benchmarks (not a test file):
 // oversubscribed, unbound, one kernel thread per rank, allowed as root; says why when it cannot run.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { mpiAddonStatus } from '../../../src/train/distributed/comm.js';
 
 /** Why distributed runs cannot happen here (no mpirun, no MPI addon), or undefined when they can. */
@@ -20,11 +23,11 @@ export function mpirunArgs(n: number): string[] {
 export interface MpiResult { code: number | null; stdout: string; stderr: string }
 
 /** Runs `node script args` on n ranks; each rank's stdout lines are interleaved as mpirun forwards them. */
-export function runMpi(n: number, script: string, args: string[] = [], timeoutMs = 60_000): MpiResult {
+export function runMpi(n: number, script: string, args: string[] = [], timeoutMs = 60_000, env: Record<string, string> = {}): MpiResult {
   const r = spawnSync('mpirun', [...mpirunArgs(n), process.execPath, script, ...args], {
     encoding: 'utf8',
     timeout: timeoutMs,
-    env: { ...process.env, OMP_NUM_THREADS: '1' },
+    env: { ...process.env, OMP_NUM_THREADS: '1', ...env },
   });
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -32,4 +35,14 @@ export function runMpi(n: number, script: string, args: string[] = [], timeoutMs
 /** The JSON objects of the lines `tag {json}` in out, in order. */
 export function taggedLines<T>(out: string, tag: string): T[] {
   return out.split('\n').filter((l) => l.startsWith(`${tag} `)).map((l) => JSON.parse(l.slice(tag.length + 1)) as T);
+}
+
+const made: string[] = [];
+
+/** A fresh folder under the system's temporary one, removed when the test process exits (runs leave checkpoints). */
+export function tempDir(prefix: string): string {
+  if (made.length === 0) process.once('exit', () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
