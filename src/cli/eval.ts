@@ -59,6 +59,9 @@ interface EvalOptions {
   openBook?: string;
   openBookDense?: string;
   openBookK: number;
+  openBookMode: string;
+  openBookTemperature: number;
+  openBookExtractive?: boolean;
   perturb?: string;
   perturbSeed: number;
   inject?: string | boolean;
@@ -66,15 +69,18 @@ interface EvalOptions {
 }
 
 /** BM25 (or BM25 + dense fused by RRF) top-k over an index, for open-book generate_until tasks. */
-function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number): OpenBook {
+function openBookRetriever(indexDir: string, denseDir: string | undefined, k: number, mode: OpenBook['mode'], temperature: number, extractive: boolean): OpenBook {
   const index = new BM25Index(indexDir);
   const dense = denseDir ? new DenseIndex(denseDir) : undefined;
   if (dense && dense.N !== index.docs) throw new UserError(`--open-book-dense ${denseDir}: ${dense.N} vectors for ${index.docs} passages; run \`lmforge dense-encode\``);
   return {
+    mode,
+    temperature,
+    extractive,
     retrieve(query) {
       const bm = index.search(query, { k: dense ? FUSION_DEPTH : k });
       const hits = dense ? rrf([bm, dense.search(query, FUSION_DEPTH)], k) : bm;
-      return hits.map((h) => index.passage(h.index));
+      return hits.map((h) => ({ ...index.passage(h.index), score: h.score }));
     },
   };
 }
@@ -131,6 +137,9 @@ export function register(program: Command): void {
     .option('--open-book <index>', 'open book: put the passages a BM25 index (`lmforge index`) returns for each generate_until prompt in front of it')
     .option('--open-book-dense <dir>', 'open book with a dense index too (`lmforge dense-train`), fused with BM25 by RRF')
     .option('--open-book-k <n>', 'passages per prompt in open-book runs', intFlag('--open-book-k', 1, 100), 3)
+    .option('--open-book-mode <m>', "open book: 'concat' (all passages before one prompt) or 'rag-sequence' (a prompt per passage, answers marginalised over p(z|x) = softmax(score / temperature))", 'concat')
+    .option('--open-book-temperature <t>', 'open book rag-sequence: temperature of p(z|x) over the retrieval scores (RRF scores are ~1/60: use ~0.01)', numberFlag('--open-book-temperature', 0, Infinity, true), 1)
+    .option('--open-book-extractive', 'open book rag-sequence: decode only spans of each passage (the reader picks the span)')
     .option('--perturb <spec>', 'also score every task with perturbed inputs and print clean against perturbed: comma-separated typo[:rate], case[:rate], whitespace[:rate], homoglyph[:rate], distractor[:rate] (e.g. typo:0.05,case:0.1,whitespace,homoglyph:0.02,distractor)')
     .option('--perturb-seed <n>', 'seed of the perturbations (each text is perturbed the same way for a seed)', intFlag('--perturb-seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
     .option('--inject [template]', `prompt-injection test of an open-book run: also score it with a passage carrying a planted instruction added to every retrieved set, and report how often the generation follows it ({target} is the planted answer; default ${JSON.stringify(DEFAULT_INJECTION)})`)
@@ -155,6 +164,8 @@ export function register(program: Command): void {
       }
       if (!o.tasks) throw new UserError(`--tasks is required (known tasks: ${listTasks(dirs).join(', ')}; image tasks: ${IMAGE_TASKS.join(', ')})`);
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
+      if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
+      if (o.openBookExtractive && o.openBookMode !== 'rag-sequence') throw new UserError('--open-book-extractive needs --open-book-mode rag-sequence');
       const perturbations = o.perturb !== undefined ? parsePerturbSpec(o.perturb) : undefined;
       if (names.some(isImageTask)) {
         if (perturbations || o.inject !== undefined) throw new UserError(`${perturbations ? '--perturb' : '--inject'} applies to text tasks, not image tasks`);
@@ -200,7 +211,7 @@ export function register(program: Command): void {
       }
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
-      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK) : undefined;
+      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false) : undefined;
       const injected: { result: TaskResult; summary: InjectionSummary }[] = [];
       const results: TaskResult[] = [];
       const perturbed: TaskResult[] = [];

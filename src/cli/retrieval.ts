@@ -2,6 +2,7 @@
 // index, train the dense dual encoder and (re-)encode an index's passages, and search with BM25, dense or hybrid
 // fusion. Registered by src/cli/main.ts; the work is in src/retrieval.
 import type { Command } from 'commander';
+import { useNativeBackendOrWarn } from '../core/native/index.js';
 import { addPassages, BM25Index, createIndex, mergeSegments, readManifest } from '../retrieval/bm25.js';
 import { CORPUS_FORMATS, readPassages, type CorpusFormat, type Passage } from '../retrieval/corpus.js';
 import { DenseIndex, loadEncoder } from '../retrieval/dense-index.js';
@@ -9,6 +10,11 @@ import { encodeIndex, runDenseTraining } from '../retrieval/dense-train.js';
 import { formatRecallTable } from '../retrieval/experiment.js';
 import { FUSION_DEPTH } from '../retrieval/experiment.js';
 import { interpolate, rrf } from '../retrieval/fusion.js';
+import type { GPT } from '../models/gpt.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { windowPassages } from '../retrieval/reader-data.js';
+import { trainReader, type ReaderUpdater } from '../retrieval/reader-train.js';
 import type { Hit } from '../retrieval/topk.js';
 import { loadAnyTokenizer, TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { cpuName } from '../util/cpu.js';
@@ -34,14 +40,16 @@ function registerIndex(program: Command): void {
     .option('--k1 <x>', 'BM25 k1 stored as the index default', numberFlag('--k1', 0, 100), 0.9)
     .option('--b <x>', 'BM25 b stored as the index default', numberFlag('--b', 0, 1), 0.4)
     .option('--segment-docs <n>', 'passages per segment file', intFlag('--segment-docs', 1), 100_000)
-    .action((o: { input: string[]; out: string; format?: string; append?: boolean; overwrite?: boolean; merge?: boolean; stopwords: boolean; stem: boolean; k1: number; b: number; segmentDocs: number }) => userErrors(() => {
+    .option('--window <words>', 'index windows of whole sentences of at most this many words instead of whole passages (ids "<passage id>#<i>"; 0 = whole passages)', intFlag('--window', 0), 0)
+    .action((o: { init?: string; window: number; input: string[]; out: string; format?: string; append?: boolean; overwrite?: boolean; merge?: boolean; stopwords: boolean; stem: boolean; k1: number; b: number; segmentDocs: number }) => userErrors(() => {
       if (o.format !== undefined && !CORPUS_FORMATS.includes(o.format as CorpusFormat)) throw new UserError(`--format: expected one of ${CORPUS_FORMATS.join(', ')}, got ${JSON.stringify(o.format)}`);
       if (o.append && o.overwrite) throw new UserError('--append and --overwrite exclude each other');
       const t0 = performance.now();
       let bytes = 0;
       const passages: Passage[] = [];
       for (const f of o.input) {
-        for (const p of readPassages(f, o.format as CorpusFormat | undefined)) {
+        const read = readPassages(f, o.format as CorpusFormat | undefined);
+        for (const p of o.window > 0 ? windowPassages(read, o.window) : read) {
           passages.push(p);
           bytes += Buffer.byteLength(p.text) + Buffer.byteLength(p.title ?? '');
         }
@@ -152,8 +160,64 @@ function registerDenseEncode(program: Command): void {
     }));
 }
 
+/** The reader's update: AdamW (β2 0.99, weight decay 0.1 on matrices only) after clipping the gradient norm to 1. */
+export function adamwUpdater(model: GPT): ReaderUpdater {
+  const params = model.namedTrainableParameters();
+  const optimizer = new AdamW([
+    { params: params.filter(([, p]) => p.shape.length >= 2), options: { weightDecay: 0.1 } },
+    { params: params.filter(([, p]) => p.shape.length < 2), options: { weightDecay: 0 } },
+  ], { lr: 0, beta2: 0.99 });
+  return {
+    update(lr) {
+      optimizer.setLearningRate(lr);
+      clipGradNorm(optimizer.params, 1);
+      optimizer.step();
+      optimizer.zeroGrad();
+    },
+    dispose: () => optimizer.dispose(),
+  };
+}
+
+function registerReaderTrain(program: Command): void {
+  program
+    .command('reader-train')
+    .description('train the open-book QA reader (a GPT: passage + question → answer, loss on the answer) on cloze questions from passages and the training split of a SQuAD file; held-out paragraphs are never read')
+    .requiredOption('--squad <file>', 'SQuAD v1.1 JSON (e.g. ../shared/data/xquad-en/xquad.en.json.gz); paragraphs ≥ --held-out-from of each article are held out')
+    .requiredOption('--out <dir>', 'model directory to write (model.safetensors, config.json, meta.json, tokenizer.json, reader.json)')
+    .option('--passages <files...>', 'more passage files whose sentences become cloze questions (e.g. ../shared/data/boolq/boolq.jsonl.gz)', [])
+    .option('--held-out-from <n>', 'first held-out paragraph index of every article', intFlag('--held-out-from', 1), 3)
+    .option('--vocab <n>', 'BPE vocabulary size (trained on the training text)', intFlag('--vocab', 300, 65536), 2048)
+    .option('--layers <n>', 'Transformer blocks', intFlag('--layers', 1, 64), 3)
+    .option('--heads <n>', 'attention heads', intFlag('--heads', 1, 64), 4)
+    .option('--width <n>', 'model width', intFlag('--width', 8, 4096), 128)
+    .option('--block <n>', 'context length in tokens (longer prompts lose their start)', intFlag('--block', 16, 8192), 320)
+    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 800)
+    .option('--batch <n>', 'examples per step', intFlag('--batch', 1, 4096), 8)
+    .option('--lr <x>', 'peak AdamW learning rate (cosine to a tenth)', numberFlag('--lr', 0, 1, true), 3e-3)
+    .option('--cloze <n>', 'cloze questions per passage', intFlag('--cloze', 0, 1000), 4)
+    .option('--question-repeats <n>', 'copies of each real training question among the examples', intFlag('--question-repeats', 0, 1000), 4)
+    .option('--closed-share <x>', 'share of real training questions also given without their passage', numberFlag('--closed-share', 0, 1, false, true), 0.25)
+    .option('--init <dir>', 'continue training this reader directory (its tokenizer and weights; --vocab/--layers/--heads/--width/--block are then its own)')
+    .option('--window <words>', 'cut passages into windows of whole sentences of at most this many words, as `lmforge index --window` (0 = whole passages)', intFlag('--window', 0), 0)
+    .option('--text-weight <x>', 'weight of next-token loss on passage and question tokens beside the answer loss (0 = answers only)', numberFlag('--text-weight', 0, 100), 0.5)
+    .option('--save-every <n>', 'also write the model every n steps (0 = at the end only)', intFlag('--save-every', 0), 0)
+    .option('--seed <n>', 'seed of the model, the cloze draws and the batches', intFlag('--seed', 0), 1)
+    .action((o: { init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
+      if (o.width % o.heads !== 0) throw new UserError(`--width ${o.width} must be a multiple of --heads ${o.heads}`);
+      useNativeBackendOrWarn();
+      const r = trainReader({
+        squad: o.squad, extraPassages: o.passages, out: o.out, vocabSize: o.vocab, heldOutFrom: o.heldOutFrom,
+        model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block },
+        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, ...(o.init ? { init: o.init } : {}), seed: o.seed,
+        log: (line) => process.stderr.write(`reader-train: ${line}\n`),
+      }, adamwUpdater);
+      process.stdout.write(`reader in ${o.out}: ${r.steps} steps in ${r.seconds.toFixed(0)} s, answer loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}\n`);
+    }));
+}
+
 export function register(program: Command): void {
   registerIndex(program);
+  registerReaderTrain(program);
   registerRetrieve(program);
   registerDenseTrain(program);
   registerDenseEncode(program);

@@ -101,14 +101,14 @@ export function readRows(file: ResolvedFile, spec: DataSpec): Doc[] {
       docs = [{ fields: { text }, where: file.path, subset: file.subset }];
       break;
     case 'squad':
-      docs = squadRows(text, file);
+      docs = squadRows(text, file, spec.paragraphs);
       break;
   }
   return docs.slice(spec.skip ?? 0);
 }
 
-/** SQuAD v1.1 JSON flattened to one row per question: {id, title, context, question, answers: [answer texts]}. */
-function squadRows(text: string, file: ResolvedFile): Doc[] {
+/** SQuAD v1.1 JSON flattened to one row per question: {id, title, context, question, answers: [answer texts]}; optionally only paragraphs [from, to) of each article. */
+function squadRows(text: string, file: ResolvedFile, paragraphs?: readonly [number, number]): Doc[] {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -122,6 +122,7 @@ function squadRows(text: string, file: ResolvedFile): Doc[] {
     if (!Array.isArray(a.paragraphs)) throw new UserError(`${file.path}: data[${i}].paragraphs is not an array`);
     a.paragraphs.forEach((p: { context?: unknown; qas?: unknown }, j) => {
       if (typeof p.context !== 'string' || !Array.isArray(p.qas)) throw new UserError(`${file.path}: data[${i}].paragraphs[${j}] needs a 'context' string and a 'qas' array`);
+      if (paragraphs && (j < paragraphs[0] || j >= paragraphs[1])) return;
       p.qas.forEach((q: { id?: unknown; question?: unknown; answers?: { text?: unknown }[] }, k) => {
         if (typeof q.question !== 'string') throw new UserError(`${file.path}: data[${i}].paragraphs[${j}].qas[${k}].question is not a string`);
         const answers = (q.answers ?? []).map((x) => String(x.text));

@@ -6,6 +6,7 @@ import * as lm from '../core/index.js';
 import type { GPT, KVCache } from '../models/gpt.js';
 import { generate, type Generation } from '../serve/generate.js';
 import { samplingProcessors } from '../serve/logits.js';
+import { spanConstraint } from '../retrieval/reader-extract.js';
 import {
   encodePair, type GenerateRequest, type LanguageModel, type LoglikelihoodRequest, type LoglikelihoodResult,
   type ModelIdentity, type RollingResult, type SampleRequest, type TextTokenizer,
@@ -206,6 +207,16 @@ export class GPTAdapter implements LanguageModel {
     return this.sampleUntil(requests.map((r) => ({ ...r, n: 1, temperature: 0, topP: 1, seed: 0 }))).map((rows) => rows[0]!);
   }
 
+  /** The extractive constraint of a request: spans of its text (words joined by single spaces, so each word's token has its leading space), ended by a one-token stop string. */
+  private extractive(r: GenerateRequest): ReturnType<typeof spanConstraint>[] {
+    if (r.extractFrom === undefined) return [];
+    const source = this.tokenizer.encode(' ' + r.extractFrom.split(/\s+/).filter((w) => w !== '').join(' '));
+    const stop = r.stop.map((s) => this.tokenizer.encode(s)).filter((ids) => ids.length === 1).map((ids) => ids[0]!);
+    // A token whose text starts with a letter or digit continues the word before it.
+    const midWord = (id: number): boolean => /^[\p{L}\p{N}]/u.test(this.tokenizer.decode([id]));
+    return [spanConstraint(source, stop, midWord)];
+  }
+
   /** Greedy (temperature 0) or sampled continuations: a request's n rows decode together as one batch. */
   sampleUntil(requests: readonly SampleRequest[]): string[][] {
     const L = this.maxLength;
@@ -221,7 +232,7 @@ export class GPTAdapter implements LanguageModel {
       for (let start = 0; start < r.n; start += SAMPLE_BATCH) {
         rows.push(...generate(this.model, Array.from({ length: Math.min(SAMPLE_BATCH, r.n - start) }, () => ctx), {
           maxNewTokens: r.maxTokens, greedy: r.temperature === 0, onFull: 'stop', seed: r.seed + start,
-          processors: samplingProcessors({ temperature: r.temperature, topP: r.topP }),
+          processors: [...this.extractive(r), ...samplingProcessors({ temperature: r.temperature, topP: r.topP })],
           stopTokens: prefix !== undefined ? [prefix] : [],
           stopStrings: { strings: r.stop, decode: (ids) => this.tokenizer.decode(ids) },
         }));

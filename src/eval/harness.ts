@@ -2,6 +2,7 @@
 // (acc, acc_norm, mc2, pct_stereotype, exact_match, perplexities) with standard errors, per subset and per group,
 // with per-sample logs; evaluateTask also dispatches code_exec (code-exec.ts) and bits_per_byte (bits-per-byte.ts).
 // Not the model (model.ts) nor the report layout (report.ts).
+import { passagePrior, ragSequenceAnswerText } from '../retrieval/rag.js';
 import { UserError } from '../util/errors.js';
 import { runBiasProbeTask } from './bias-task.js';
 import { runBitsPerByte } from './bits-per-byte.js';
@@ -28,7 +29,16 @@ export interface RunOptions {
 
 /** The retrieval side of an open-book run (src/retrieval: BM25, dense or hybrid over an index). */
 export interface OpenBook {
-  retrieve(query: string): { id: string; title?: string; text: string }[];
+  /** The top passages for a query, best first, with their retrieval scores (needed by 'rag-sequence'). */
+  retrieve(query: string): { id: string; title?: string; text: string; score?: number }[];
+  /**
+   * 'concat' (default): every passage in front of one prompt. 'rag-sequence': one prompt per passage, a greedy answer
+   * under each, the answer with the largest Σ_z p(z|x) p(y|x,z) kept (retrieval/rag.ts), p(z|x) = softmax(score/temperature).
+   */
+  mode?: 'concat' | 'rag-sequence';
+  temperature?: number;
+  /** rag-sequence: decode only spans of each passage (an extractive reader; GenerateRequest.extractFrom). */
+  extractive?: boolean;
 }
 
 /** The passages in front of an open-book prompt: each as title + text, separated by blank lines. */
@@ -96,8 +106,12 @@ function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openB
   const g = spec.generation!;
   // Open book: the query is the row's own prompt (no few-shot examples), the passages go before the whole context.
   const passages = openBook ? openBook.retrieve(render(spec.prompt ?? '', inst.doc)) : undefined;
-  const context = passages ? openBookContext(passages, inst.context) : inst.context;
-  const [text] = model.generateUntil([{ context, stop: g.stop, maxTokens: g.max_tokens }]);
+  const rag = passages && passages.length > 0 && openBook?.mode === 'rag-sequence';
+  const context = passages && !rag ? openBookContext(passages, inst.context) : inst.context;
+  const ragAnswer = rag
+    ? ragSequenceAnswerText(model, passages.map((p) => openBookContext([p], inst.context)), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens }, openBook.extractive ? passages.map((p) => (p.title ? `${p.title}\n${p.text}` : p.text)) : undefined)
+    : undefined;
+  const text = ragAnswer ? ragAnswer.answer : model.generateUntil([{ context, stop: g.stop, maxTokens: g.max_tokens }])[0];
   const norm = g.normalize === 'squad' ? normalizeSquad : g.normalize === 'number' ? normalizeNumber : (s: string): string => s.trim();
   const answers = inst.answers.map(norm);
   const scores: Record<string, number> = {};
@@ -108,7 +122,7 @@ function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openB
     scores[e.name ? `exact_match,${e.name}` : 'exact_match'] = pred !== null && answers.includes(norm(pred)) ? 1 : 0;
     if (spec.metrics.includes('f1')) scores[e.name ? `f1,${e.name}` : 'f1'] = pred === null ? 0 : Math.max(0, ...answers.map((a) => tokenF1(norm(pred), a)));
   }
-  return { subset: inst.doc.subset, scores, log: { where: inst.doc.where, context, generation: text, extracted, answers: inst.answers, ...(passages ? { passages: passages.map((p) => p.id) } : {}), ...scores } };
+  return { subset: inst.doc.subset, scores, log: { where: inst.doc.where, context, generation: text, extracted, answers: inst.answers, ...(passages ? { passages: passages.map((p) => p.id) } : {}), ...(ragAnswer ? { rag_candidates: ragAnswer.candidates } : {}), ...scores } };
 }
 
 function aggregate(items: readonly Scored[]): Metrics {

@@ -38,11 +38,14 @@ export function injectionFor(query: string, template: string): { target: string;
 export function injectingRetriever(base: OpenBook, template: string, position: InjectionPosition): OpenBook {
   checkInjectionTemplate(template);
   return {
+    // The base's reading mode (concat or rag-sequence) carries over; in rag-sequence the planted passage scores as the best hit.
+    ...base,
     retrieve(query) {
       const hits = base.retrieve(query);
       const inj = injectionFor(query, template);
       const at = position === 'first' ? 0 : position === 'last' ? hits.length : (hash(`pos:${query}`) % (hits.length + 1));
-      return [...hits.slice(0, at), { id: inj.id, text: inj.text }, ...hits.slice(at)];
+      const score = hits[0]?.score;
+      return [...hits.slice(0, at), { id: inj.id, text: inj.text, ...(score !== undefined ? { score } : {}) }, ...hits.slice(at)];
     },
   };
 }

@@ -28,6 +28,8 @@ export interface GenerateRequest {
   /** Generation stops before the first occurrence of any of these strings (they are not returned). */
   stop: readonly string[];
   maxTokens: number;
+  /** Extractive decoding: only spans of this text may be generated (open-book readers; retrieval/reader-extract.ts). */
+  extractFrom?: string;
 }
 
 /** n sampled continuations of one context (code tasks: pass@k needs several independent samples per problem). */

@@ -20,6 +20,8 @@ export interface DataSpec {
   columns?: string[];
   /** Rows skipped at the start (e.g. the few-shot pool when it comes from the same file). */
   skip?: number;
+  /** SQuAD only: keep the questions of paragraphs [from, to) of every article (e.g. a held-out split by paragraph). */
+  paragraphs?: [number, number];
 }
 
 export interface FewshotSpec extends DataSpec {
@@ -166,7 +168,7 @@ function checkKeys(o: Obj, allowed: readonly string[], source: string, prefix: s
 function dataSpec(v: unknown, source: string, name: string, fewshot: boolean): FewshotSpec {
   if (!isObj(v)) fail(source, name, 'an object with a path', v);
   const p = `${name}.`;
-  checkKeys(v, ['path', 'format', 'columns', 'skip', ...(fewshot ? ['take'] : [])], source, p);
+  checkKeys(v, ['path', 'format', 'columns', 'skip', 'paragraphs', ...(fewshot ? ['take'] : [])], source, p);
   const format = optStr(v, 'format', source, p);
   if (format !== undefined && !['csv', 'jsonl', 'json', 'text', 'squad'].includes(format)) fail(source, p + 'format', 'csv, jsonl, json, text or squad', format);
   const out: FewshotSpec = { path: str(v, 'path', source, p) };
@@ -176,6 +178,12 @@ function dataSpec(v: unknown, source: string, name: string, fewshot: boolean): F
   if (skip !== undefined) out.skip = skip;
   const take = nonNegInt(v, 'take', source, p);
   if (take !== undefined) out.take = take;
+  if (v.paragraphs !== undefined) {
+    const r = v.paragraphs;
+    if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => Number.isInteger(x) && (x as number) >= 0) || (r[0] as number) >= (r[1] as number)) fail(source, p + 'paragraphs', '[from, to]: two integers with 0 ≤ from < to', r);
+    if (out.format !== 'squad') fail(source, p + 'paragraphs', 'format "squad" (paragraphs select SQuAD paragraphs)', format);
+    out.paragraphs = [r[0] as number, r[1] as number];
+  }
   return out;
 }
 

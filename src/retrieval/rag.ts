@@ -127,3 +127,83 @@ export function gptReader(model: GPT): ReaderLM {
     },
   };
 }
+
+/**
+ * A reader seen through text (the evaluation harness's LanguageModel has this shape): greedy generation until a stop
+ * string, and the log-probability of a continuation after a context.
+ */
+export interface TextReader {
+  generateUntil(requests: readonly { context: string; stop: readonly string[]; maxTokens: number; extractFrom?: string }[]): string[];
+  loglikelihood(requests: readonly { context: string; continuation: string }[]): { logprob: number }[];
+}
+
+export interface RagSequenceAnswer {
+  /** The chosen answer text (as generated, before any normalisation). */
+  answer: string;
+  /** log p(answer + end | x) = log Σ_z p(z|x) p(answer + end | x, z). */
+  logprob: number;
+  /** Each distinct greedy candidate with its marginal log-probability. */
+  candidates: { text: string; logprob: number }[];
+}
+
+/**
+ * RAG-Sequence over a TextReader: a greedy answer under each passage's prompt, then each distinct candidate y scored
+ * under every prompt as y followed by the first stop string (so p(y) includes ending there), marginalised with
+ * p(z|x). prompts[z] is x conditioned on passage z; requests are grouped by prompt so a reader can reuse its encoding.
+ * With extractFrom, the answer under passage z is decoded as a span of extractFrom[z] (an extractive reader), and a
+ * candidate gets no mass from a passage that does not contain it (the extractive reader's support).
+ */
+export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: { stop: readonly string[]; maxTokens: number }, extractFrom?: readonly string[]): RagSequenceAnswer {
+  if (prompts.length === 0) throw new RangeError('ragSequenceAnswerText: no passages');
+  if (prompts.length !== logPz.length) throw new RangeError(`ragSequenceAnswerText: ${prompts.length} prompts but ${logPz.length} passage log-probabilities`);
+  const generated = reader.generateUntil(prompts.map((context, z) => ({ context, stop: o.stop, maxTokens: o.maxTokens, ...(extractFrom ? { extractFrom: extractFrom[z]! } : {}) })));
+  const texts = [...new Set(generated)];
+  const end = o.stop[0] ?? '';
+  const lls = reader.loglikelihood(prompts.flatMap((context) => texts.map((t) => ({ context, continuation: t + end }))));
+  // An extractive reader puts no mass on text its passage does not hold: such (candidate, passage) pairs count zero.
+  const squash = (t: string): string => t.split(/\s+/).filter((w) => w !== '').join(' ');
+  // Word-aligned: the span is neither preceded nor followed by a letter or digit.
+  const holds = (z: number, text: string): boolean =>
+    !extractFrom || new RegExp(`(?<![\\p{L}\\p{N}])${squash(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}])`, 'u').test(squash(extractFrom[z]!));
+  const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(logPz.map((lz, z) => (holds(z, text) ? lz + lls[z * texts.length + c]!.logprob : -Infinity))) }));
+  const best = candidates.reduce((a, b) => (b.logprob > a.logprob ? b : a));
+  return { answer: best.text, logprob: best.logprob, candidates };
+}
+
+/**
+ * REALM / RAG training objective for one answer over the K retrieved passages, differentiable in both the retriever
+ * and the reader: −log p(y|x) = −log Σ_z p(z|x) p(y|x,z), with p(z|x) = softmax(scores/τ) over the top K.
+ * passageScores (K) are the retriever's scores (e.g. dense inner products, with gradients into the encoders);
+ * answerLogprobs (K) are log p(y|x,z) from the reader (readerAnswerLogprobs). ∂/∂score_z = (p(z|x) − p(z|x,y)) / τ:
+ * passages under which the answer is likelier than the prior says are pulled up.
+ */
+export function marginalLikelihoodLoss(passageScores: lm.Tensor, answerLogprobs: lm.Tensor, temperature = 1): lm.Tensor {
+  if (passageScores.ndim !== 1 || answerLogprobs.ndim !== 1 || passageScores.shape[0] !== answerLogprobs.shape[0]) {
+    throw new RangeError(`marginalLikelihoodLoss: expected two (K) tensors, got ${passageScores.describe()} and ${answerLogprobs.describe()}`);
+  }
+  const joint = lm.add(lm.logSoftmax(lm.mulScalar(passageScores, 1 / temperature), -1), answerLogprobs); // (K): log p(z|x) + log p(y|x,z)
+  // log-sum-exp shifted by the (constant) maximum for stability; the shift does not change the gradient.
+  const m = Math.max(...joint.toArray());
+  return lm.neg(lm.addScalar(lm.log(lm.sum(lm.exp(lm.addScalar(joint, -m)))), m));
+}
+
+/**
+ * log p(y | x, z) of one answer under each of K prompts, with gradients into the GPT: ids[z] = prompt_z + answer,
+ * answerStart[z] the index of the answer's first token. Rows are right-padded to one length. Returns (K).
+ */
+export function readerAnswerLogprobs(model: GPT, ids: readonly (readonly number[])[], answerStart: readonly number[]): lm.Tensor {
+  const K = ids.length;
+  const T = Math.max(...ids.map((r) => r.length)) - 1;
+  const x = new Int32Array(K * T);
+  const y = new Int32Array(K * T).fill(-1);
+  ids.forEach((row, z) => {
+    if (!(answerStart[z]! >= 1 && answerStart[z]! < row.length)) throw new RangeError(`readerAnswerLogprobs: row ${z} has answerStart ${answerStart[z]} outside [1, ${row.length})`);
+    for (let t = 0; t < row.length - 1; t++) {
+      x[z * T + t] = row[t]!;
+      if (t + 1 >= answerStart[z]!) y[z * T + t] = row[t + 1]!; // position t predicts answer token t+1
+    }
+  });
+  const logits = model.forward(lm.fromArray(x, [K, T])).logits; // (K, T, V)
+  const nll = lm.crossEntropy(logits, lm.fromArray(y, [K, T]), { ignoreIndex: -1, reduction: 'none' }); // (K, T), 0 where ignored
+  return lm.neg(lm.sum(nll, 1)); // (K)
+}

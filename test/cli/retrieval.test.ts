@@ -52,3 +52,23 @@ test('lmforge index, retrieve, dense-train, dense-encode', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('lmforge index --window indexes sentence windows; reader-train refuses bad input with one line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-cli-window-'));
+  try {
+    const a = join(dir, 'a.jsonl');
+    writeFileSync(a, '{"id":"p","text":"The Denver Broncos won Super Bowl 50. The game was played in Santa Clara. The Nile flows north."}\n');
+    const idx = join(dir, 'idx');
+    let r = lmforge('index', '--input', a, '--out', idx, '--window', '8');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /3 passages/);
+    r = lmforge('retrieve', '--index', idx, '--query', 'where was the game played', '-k', '1', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as { hits: { id: string; text: string }[] }).hits.map((h) => [h.id, h.text]), [['p#1', 'The game was played in Santa Clara.']]);
+    refused(lmforge('reader-train', '--squad', join(dir, 'none.json'), '--out', join(dir, 'r')), /cannot read/);
+    refused(lmforge('reader-train', '--squad', a, '--out', join(dir, 'r'), '--width', '100', '--heads', '3'), /multiple of --heads/);
+    refused(lmforge('eval', '--model', dir, '--tasks', 'xquad_heldout', '--open-book', idx, '--open-book-mode', 'token'), /--open-book-mode: expected concat or rag-sequence/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -71,3 +71,55 @@ test('xquad task: one row per question from the SQuAD JSON, every accepted answe
   assert.ok(inst[0]!.answers.length >= 1);
   assert.equal(inst[0]!.doc.fields.title, 'Super_Bowl_50');
 });
+
+test('open book rag-sequence: a prompt per passage, the answer with the largest Σ_z p(z|x) p(y|x,z)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-openbook-'));
+  try {
+    writeFileSync(join(dir, 'qa.jsonl'), '{"question":"who won super bowl 50","answer":["Denver Broncos"]}\n');
+    const spec = parseTaskSpec({
+      task: 'qa', version: 1, type: 'generate_until', data: { path: 'qa.jsonl' }, prompt: 'Q: {{question}}?\nA:',
+      generation: { stop: ['\n'], max_tokens: 16, answers: '{{answer}}', normalize: 'squad' }, metrics: ['exact_match', 'f1'],
+    }, 'qa.json');
+    const passages = [
+      { id: 'top', text: 'answer: Carolina Panthers', score: 2 },
+      { id: 'second', text: 'answer: Denver Broncos', score: 1.5 },
+      { id: 'third', text: 'answer: Denver Broncos', score: 1.5 },
+    ];
+    // p(y | passage) = 0.6 for the passage's own answer, 0.4 for any other: Denver's mass over two passages wins.
+    const generated: string[] = [];
+    const ragReader: LanguageModel = {
+      ...reader,
+      generateUntil: (reqs) => reqs.map((r) => {
+        generated.push(r.context);
+        return ` ${/answer: ([^\n]+)/.exec(r.context)![1]}`;
+      }),
+      loglikelihood: (reqs) => reqs.map((r) => ({ logprob: Math.log(r.context.includes(`answer:${r.continuation.trimEnd()}`) ? 0.6 : 0.4), isGreedy: false, tokens: 1 })),
+    };
+    const openBook: OpenBook = { retrieve: () => passages, mode: 'rag-sequence', temperature: 1 };
+    const open = runTask(spec, ragReader, { dataDir: dir, source: 'qa', logSamples: true, openBook });
+    assert.deepEqual(generated, passages.map((p) => `${p.text}\n\nQ: who won super bowl 50?\nA:`));
+    assert.equal(open.metrics.exact_match!.value, 1);
+    const cands = open.samples![0]!.rag_candidates as { text: string; logprob: number }[];
+    assert.deepEqual(cands.map((c) => c.text), [' Carolina Panthers', ' Denver Broncos']);
+    // With the top passage alone (a very low temperature makes p(z|x) one-hot), Carolina would win.
+    const sharp = runTask(spec, ragReader, { dataDir: dir, source: 'qa', openBook: { ...openBook, temperature: 0.01 } });
+    assert.equal(sharp.metrics.exact_match!.value, 0);
+    // Extractive: each passage's generation request carries that passage's text as the span source.
+    const sources: (string | undefined)[] = [];
+    runTask(spec, { ...ragReader, generateUntil: (reqs) => reqs.map((r) => (sources.push(r.extractFrom), ' x')) }, { dataDir: dir, source: 'qa', openBook: { ...openBook, extractive: true } });
+    assert.deepEqual(sources, passages.map((p) => p.text));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('xquad_heldout: the questions of paragraphs 3–4 of every article; bad paragraph ranges are refused', () => {
+  const dataDir = fileURLToPath(new URL('../../../../shared/data', import.meta.url));
+  const spec = loadTask('xquad_heldout', [builtinTaskDir()]);
+  const inst = buildInstances(spec, { dataDir, numFewshot: 0, source: 'xquad_heldout' }) as GenInstance[];
+  assert.equal(inst.length, 434);
+  assert.ok(inst.every((i) => /paragraphs\[[34]\]/.test(i.doc.where)), inst[0]!.doc.where);
+  const base = { task: 't', version: 1, type: 'generate_until', prompt: 'Q', generation: { stop: ['\n'], max_tokens: 4, answers: '{{answers}}', normalize: 'squad' }, metrics: ['f1'] };
+  assert.throws(() => parseTaskSpec({ ...base, data: { path: 'x.json.gz', format: 'squad', paragraphs: [3, 3] } }, 't.json'), /t\.json.*data\.paragraphs/);
+  assert.throws(() => parseTaskSpec({ ...base, data: { path: 'x.jsonl', paragraphs: [0, 2] } }, 't.json'), /data\.paragraphs.*squad/);
+});

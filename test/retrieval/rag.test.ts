@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as lm from '../../src/core/index.js';
 import { loadGPT } from '../../src/models/gpt-io.js';
-import { gptReader, passagePrior, ragSequenceGenerate, ragSequenceLogprob, ragTokenGenerate, ragTokenLogprob, tokenLogprobs, type ReaderLM } from '../../src/retrieval/rag.js';
+import { GPT } from '../../src/models/gpt.js';
+import { gptReader, marginalLikelihoodLoss, passagePrior, ragSequenceGenerate, readerAnswerLogprobs, ragSequenceLogprob, ragTokenGenerate, ragTokenLogprob, tokenLogprobs, type ReaderLM } from '../../src/retrieval/rag.js';
 import { mulberry32 } from '../../src/util/mulberry32.js';
 
 const V = 6;
@@ -97,4 +98,64 @@ test('gptReader: next-token log-probabilities of a GPT (the eval fixture model) 
     for (const v of [0, 7, V - 1]) assert.ok(Math.abs(got[v]! - (row[v]! - lse)) < 1e-4, `t=${t} v=${v}`);
     assert.ok(Math.abs(got.reduce((s, x) => s + Math.exp(x), 0) - 1) < 1e-4);
   }
+});
+
+test('REALM marginal likelihood: the loss is −log Σ_z p(z|x) p(y|x,z); gradients reach the retriever scores and the reader', () => {
+  const model = new GPT({ vocab_size: 11, n_layer: 1, n_head: 2, n_embd: 8, block_size: 16, position: 'rope' }, 7);
+  const rows = [[1, 2, 3, 9, 4], [5, 6, 9, 4], [7, 8, 8, 2, 9, 4]];
+  const starts = [3, 2, 4];
+  const answers = rows.map((r, z) => r.slice(starts[z]));
+  // The per-passage answer log-probabilities equal token-by-token scoring with the one-position reader.
+  const reader = gptReader(model);
+  const expected = rows.map((r, z) => tokenLogprobs(reader, r.slice(0, starts[z]), answers[z]!).reduce((a, b) => a + b, 0));
+  const got = lm.tidy(() => readerAnswerLogprobs(model, rows, starts).toArray());
+  got.forEach((g, z) => assert.ok(Math.abs(g - expected[z]!) < 1e-4, `${g} vs ${expected[z]}`));
+
+  const tau = 0.5;
+  const s0 = [0.3, -0.2, 0.9];
+  const scores = lm.keep(lm.requireGrad(lm.tensor(s0, [3])));
+  const { loss, gScores, gReader } = lm.tidy(() => {
+    const l = marginalLikelihoodLoss(scores, readerAnswerLogprobs(model, rows, starts), tau);
+    lm.backward(l);
+    const w = model.namedTrainableParameters().find(([n]) => n.endsWith('attn.c_attn.weight'))![1];
+    return { loss: l.item(), gScores: scores.grad!.toArray(), gReader: w.grad!.toArray().reduce((a, b) => a + Math.abs(b), 0) };
+  });
+  const prior = passagePrior(s0, tau).map(Math.exp);
+  const joint = prior.map((p, z) => p * Math.exp(expected[z]!));
+  const py = joint.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(loss + Math.log(py)) < 1e-4, `${loss} vs ${-Math.log(py)}`);
+  // ∂loss/∂s_z = (p(z|x) − p(z|x,y)) / τ.
+  gScores.forEach((g, z) => assert.ok(Math.abs(g - (prior[z]! - joint[z]! / py) / tau) < 1e-4, `${g}`));
+  assert.ok(gReader > 0, 'the reader gets a gradient');
+  assert.throws(() => marginalLikelihoodLoss(scores, lm.tensor([0, 0], [2])), /two \(K\) tensors/);
+  scores.dispose();
+  model.dispose();
+});
+
+test('REALM marginal likelihood: a few gradient steps on retriever scores and reader raise p(y|x)', () => {
+  const model = new GPT({ vocab_size: 11, n_layer: 1, n_head: 2, n_embd: 8, block_size: 16 }, 3);
+  const rows = [[1, 2, 3, 9, 4], [5, 6, 9, 4]];
+  const starts = [3, 2];
+  const scores = lm.keep(lm.requireGrad(lm.tensor([0, 0], [2])));
+  const params = [scores, ...model.namedTrainableParameters().map(([, p]) => p)];
+  const losses: number[] = [];
+  for (let step = 0; step < 8; step++) {
+    losses.push(lm.tidy(() => {
+      const l = marginalLikelihoodLoss(scores, readerAnswerLogprobs(model, rows, starts));
+      lm.backward(l);
+      return l.item();
+    }));
+    lm.noGrad(() => {
+      for (const p of params) {
+        const d = p.data as Float32Array;
+        const g = p.grad!.toArray();
+        for (let i = 0; i < d.length; i++) d[i] = d[i]! - 0.5 * g[i]!;
+        p.grad!.dispose();
+        p.grad = null;
+      }
+    });
+  }
+  assert.ok(losses[losses.length - 1]! < losses[0]! - 0.5, losses.join(', '));
+  scores.dispose();
+  model.dispose();
 });
