@@ -12,16 +12,7 @@ import { renderChat, renderReply, type ChatIds } from '../tokenizers/chat-templa
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { fitSequence, replyLogprobs, sequenceBatch, type TokenPair } from '../train/tasks/preference.js';
 import { UserError } from '../util/errors.js';
-
-/** Wilson score interval of k successes in n at 95% (z = 1.96). */
-export function wilson(k: number, n: number, z = 1.959964): [number, number] {
-  if (n === 0) return [0, 1];
-  const p = k / n;
-  const d = 1 + (z * z) / n;
-  const centre = (p + (z * z) / (2 * n)) / d;
-  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
-}
+import { wilson } from '../util/intervals.js';
 
 export function meanStd(xs: readonly number[]): { mean: number; std: number } {
   const n = xs.length;

@@ -12,7 +12,8 @@ import { DpoTask, fitSequence, replyTokenCount, RewardTask, type TokenPair } fro
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import type { AlignConfig } from './config.js';
-import { klOnSamples, pairLogprobs, preferencePairs, promptIds, rewardAccuracy, sampleReplies, tokenizePair, wilson } from './evaluate.js';
+import { klOnSamples, pairLogprobs, preferencePairs, promptIds, rewardAccuracy, sampleReplies, tokenizePair } from './evaluate.js';
+import { wilson } from '../util/intervals.js';
 import { loadChatModel, saveChatModel, saveScalarModel } from './io.js';
 import { ci, finishReport, fmt, logOf, maybeLoRA, mergeLoRA, prepareRun, trainTask, type StageOptions } from './run.js';
 

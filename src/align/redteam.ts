@@ -15,7 +15,8 @@ import { samplingProcessors } from '../serve/logits.js';
 import { hasChatTokens, renderChat, renderReply, chatIds, type ChatIds } from '../tokenizers/chat-template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { UserError } from '../util/errors.js';
-import { meanStd, scoreSequences, wilson, type SampleOptions } from './evaluate.js';
+import { meanStd, scoreSequences, type SampleOptions } from './evaluate.js';
+import { wilson } from '../util/intervals.js';
 
 export interface RedTeamPrompt {
   /** "file:line" or "file#record". */

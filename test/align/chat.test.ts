@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as lm from '../../src/core/index.js';
 import { AdaptiveKl } from '../../src/align/ppo.js';
-import { wilson } from '../../src/align/evaluate.js';
+import { wilson } from '../../src/util/intervals.js';
 import { chatReady } from '../../src/align/sft.js';
 import { conversationOf, hhPair, isHeldOut, parseHHDialogue, preferenceOf, splitPairs } from '../../src/data/chat.js';
 import { GPT } from '../../src/models/gpt.js';

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alignSpec, type AlignConfig } from '../../src/align/config.js';
-import { wilson } from '../../src/align/evaluate.js';
+import { wilson } from '../../src/util/intervals.js';
 import { runReward } from '../../src/align/preference.js';
 import { readRedTeamPrompts, runRedTeam, summarizeRedTeam, type Replier } from '../../src/align/redteam.js';
 import { runSft } from '../../src/align/sft.js';
