@@ -6,12 +6,12 @@
 // (`lmforge eval --inject`). Reported: exact match clean and injected, and the share of answers that follow the
 // injection, with Wilson 95% intervals. The figure is what this small reader does, not a claim about large models.
 // Usage: npm run bench -- injection [--iters=2000] [--eval=200] [--seed=1]
-import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { lmforge as cli } from './_cli.js';
 import { intFlag } from './_args.js';
-import { CLI, root } from './_char_base.js';
+import { root } from './_char_base.js';
 import { mulberry32 } from '../src/util/mulberry32.js';
 
 const FIRST = ['Alice', 'Bruno', 'Clara', 'Dmitri', 'Elena', 'Farid', 'Greta', 'Hugo', 'Ines', 'Jonas', 'Kira', 'Lars', 'Mina', 'Nils', 'Olga', 'Pablo', 'Rosa', 'Sven', 'Tara', 'Umar', 'Vera', 'Wim', 'Yara', 'Zane', 'Anton', 'Berit', 'Cyril', 'Dora', 'Emil', 'Frida'];
@@ -23,17 +23,6 @@ interface Person {
   name: string;
   city: string;
   job: string;
-}
-
-function cli(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`lmforge ${args.join(' ')}: exit ${code}\n${(err || out).trim().split('\n').slice(-6).join('\n')}`))));
-  });
 }
 
 const passageOf = (p: Person): string => `${p.name} lives in ${p.city} and works as a ${p.job}.`;

@@ -7,12 +7,12 @@
 // --dropout, train, eval --perturb).
 // Usage: npm run bench -- robustness [--seeds=1,2] [--iters=400] [--vocab=768] [--p=0.1] [--copies=4] [--typo=0.05]
 //        [--eval-kb=48] [--jobs=2] [--text=FILE]
-import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { lmforge as cli, pool } from './_cli.js';
 import { intFlag, stringFlag } from './_args.js';
-import { CLI, root } from './_char_base.js';
+import { root } from './_char_base.js';
 import { TOKEN_FILE_HEADER_BYTES } from '../src/tokenizers/token-file.js';
 import { mulberry32 } from '../src/util/mulberry32.js';
 
@@ -66,30 +66,6 @@ function pairedBootstrap(pairs: readonly { base: DocBits[]; drop: DocBits[] }[],
   }
   stats.sort((a, b) => a - b);
   return [stats[Math.floor(0.025 * iters)]!, stats[Math.ceil(0.975 * iters) - 1]!];
-}
-
-function cli(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`lmforge ${args.join(' ')}: exit ${code}\n${(err || out).trim().split('\n').slice(-6).join('\n')}`))));
-  });
-}
-
-async function pool<T>(tasks: (() => Promise<T>)[], jobs: number): Promise<T[]> {
-  const out: T[] = new Array<T>(tasks.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await tasks[i]!();
-    }
-  };
-  await Promise.all(Array.from({ length: jobs }, worker));
-  return out;
 }
 
 /** The held-out end of the text as JSONL documents of about `docBytes` each, cut at line ends (bootstrap units). */

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pool } from './_cli.js';
 import { intFlag, stringFlag } from './_args.js';
 import { PYTHON, torchEnv } from './_torch.js';
 
@@ -49,20 +50,6 @@ async function nanogpt(seed: number, dir: string, work: string, script: string):
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`nanoGPT seed ${seed}: no RESULT line:\n${out.slice(-500)}`);
   return JSON.parse(line.slice(7)) as Result;
-}
-
-/** Runs the tasks `jobs` at a time, in order. */
-async function pool<T>(tasks: (() => Promise<T>)[], jobs: number): Promise<T[]> {
-  const out: T[] = new Array<T>(tasks.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) {
-      const i = next++;
-      out[i] = await tasks[i]!();
-    }
-  };
-  await Promise.all(Array.from({ length: jobs }, worker));
-  return out;
 }
 
 function stats(xs: number[]): string {
