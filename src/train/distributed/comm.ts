@@ -67,6 +67,14 @@ export interface Comm {
   abort(code: number): never;
 }
 
+/** The mean of each value over the ranks of `comm` (one all-reduce in float64; no call on a single rank). */
+export function meanOverRanks(comm: Comm, values: readonly number[]): number[] {
+  if (comm.size === 1) return [...values];
+  const buf = Float64Array.from(values);
+  comm.allReduce(buf);
+  return [...buf].map((v) => v / comm.size);
+}
+
 /** The bytes one rank sends for one call under the bandwidth-optimal algorithm (see Comm.bytesSent). */
 export function bytesForCall(kind: 'allReduce' | 'reduceScatter' | 'allGather' | 'broadcast', bytes: number, size: number, isRoot = false): number {
   if (size <= 1) return 0;

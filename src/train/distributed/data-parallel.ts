@@ -8,7 +8,7 @@ import type { Tensor } from '../../core/index.js';
 import { clipGradNorm } from '../../optim/clip.js';
 import type { NamedParam, Optimizer, OptimizerState } from '../../optim/optimizer.js';
 import { UserError } from '../../util/errors.js';
-import type { Comm, CommRequest } from './comm.js';
+import { meanOverRanks, type Comm, type CommRequest } from './comm.js';
 
 /**
  * The update of one training step as the loop drives it, whatever the parallel layout. Every rank calls every
@@ -240,10 +240,7 @@ export class DataParallel implements GradientSync {
   }
 
   meanOverRanks(values: readonly number[]): number[] {
-    if (this.comm.size === 1) return [...values];
-    const buf = Float64Array.from(values);
-    this.comm.allReduce(buf);
-    return [...buf].map((v) => v / this.comm.size);
+    return meanOverRanks(this.comm, values);
   }
 
   setLearningRate(lr: number): void {

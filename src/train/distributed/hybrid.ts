@@ -8,7 +8,7 @@
 import * as lm from '../../core/index.js';
 import type { Tensor } from '../../core/index.js';
 import type { Optimizer, OptimizerState } from '../../optim/optimizer.js';
-import type { Comm } from './comm.js';
+import { meanOverRanks, type Comm } from './comm.js';
 import { contiguousData, type GradientSync, type SplitGradients } from './data-parallel.js';
 
 /** Where world rank r sits in a grid of dp replicas × mp model-parallel ranks. */
@@ -82,9 +82,7 @@ export class HybridSync implements GradientSync {
   }
 
   meanOverRanks(values: readonly number[]): number[] {
-    const buf = Float64Array.from(values);
-    this.comm.allReduce(buf);
-    return [...buf].map((v) => v / this.comm.size);
+    return meanOverRanks(this.comm, values);
   }
 
   setLearningRate(lr: number): void {

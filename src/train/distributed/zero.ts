@@ -11,7 +11,7 @@ import { makeOptimizer } from '../../optim/config.js';
 import type { NamedParam, Optimizer, OptimizerState } from '../../optim/optimizer.js';
 import { kernelsFor } from '../../core/index.js';
 import { UserError } from '../../util/errors.js';
-import type { Comm } from './comm.js';
+import { meanOverRanks, type Comm } from './comm.js';
 import { contiguousData, zeroGradFor, type GradientSync } from './data-parallel.js';
 
 /** Optimizers whose update of an element depends only on that element's gradient and state. */
@@ -109,10 +109,7 @@ export class Zero1 implements GradientSync {
   }
 
   meanOverRanks(values: readonly number[]): number[] {
-    if (this.comm.size === 1) return [...values];
-    const buf = Float64Array.from(values);
-    this.comm.allReduce(buf);
-    return [...buf].map((v) => v / this.comm.size);
+    return meanOverRanks(this.comm, values);
   }
 
   setLearningRate(lr: number): void {
