@@ -1,10 +1,12 @@
 // The CPU recipe in bf16 against fp32 (bench/gpt.ts --bf16 --recipe-val): configs/shakespeare-char-cpu.yaml trained
 // through the CLI once per precision and seed, each run's loss over the whole val split read from its metrics.jsonl.
 // The question is whether bf16 matmuls cost quality: the bar is a seed-mean difference within 0.01.
-// Not a throughput figure (the recipe's matrices are too small for bf16 to pay); the runs go one at a time.
+// Not a throughput figure (the recipe's matrices are too small for bf16 to pay). The runs go `jobs` at a time, each
+// on one thread when jobs > 1 (on a busy shared machine one 2-thread run is not faster than a 1-thread one).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BASE_DATA, lmforge, root } from './_char_base.js';
+import { lmforge as lmforgeAsync, pool } from './_cli.js';
 
 export type Precision = 'fp32' | 'bf16';
 
@@ -25,19 +27,20 @@ export function wholeSplitValLoss(runDir: string): number {
 }
 
 /** Trains the recipe for every seed in fp32 and in bf16 (runs/bench-bf16-recipe/…), logging each result. */
-export function recipeVal(seeds: readonly number[], log: (line: string) => void = console.log): RecipeVal {
+export async function recipeVal(seeds: readonly number[], jobs: number, log: (line: string) => void = console.log): Promise<RecipeVal> {
   if (!existsSync(join(BASE_DATA, 'val.bin'))) lmforge(['prepare', '--input', join(root, '../shared/data/tinyshakespeare/input.txt'), '--out', BASE_DATA]);
+  const cells = seeds.flatMap((seed) => (['fp32', 'bf16'] as const).map((precision) => ({ seed, precision })));
+  const losses = await pool(cells.map(({ seed, precision }) => async (): Promise<number> => {
+    const run = join(root, 'runs/bench-bf16-recipe', `${precision}-seed${seed}`);
+    const t0 = performance.now();
+    await lmforgeAsync(['train', '--config', 'configs/shakespeare-char-cpu.yaml', `--precision=${precision}`, `--seed=${seed}`, `--out_dir=${run}`,
+      `--data.dir=${BASE_DATA}`, '--full_val=true', '--checkpoint_interval=0', '--log_interval=500', '--peak_flops=0', '--overwrite',
+      ...(jobs > 1 ? ['--threads=1'] : [])]);
+    const loss = wholeSplitValLoss(run);
+    log(`recipe ${precision} seed ${seed}: whole-split val loss ${loss.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    return loss;
+  }), jobs);
   const out: RecipeVal = { fp32: [], bf16: [] };
-  for (const seed of seeds) {
-    for (const precision of ['fp32', 'bf16'] as const) {
-      const run = join(root, 'runs/bench-bf16-recipe', `${precision}-seed${seed}`);
-      const t0 = performance.now();
-      lmforge(['train', '--config', 'configs/shakespeare-char-cpu.yaml', `--precision=${precision}`, `--seed=${seed}`, `--out_dir=${run}`,
-        `--data.dir=${BASE_DATA}`, '--full_val=true', '--checkpoint_interval=0', '--log_interval=500', '--peak_flops=0', '--overwrite']);
-      const loss = wholeSplitValLoss(run);
-      out[precision].push(loss);
-      log(`recipe ${precision} seed ${seed}: whole-split val loss ${loss.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-    }
-  }
+  cells.forEach((c, i) => out[c.precision].push(losses[i]!));
   return out;
 }

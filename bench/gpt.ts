@@ -4,11 +4,13 @@
 // browser, an editor or a CI job would), and both ratios are printed.
 // Usage: npm run bench -- gpt [case ...] [--iters N] [--contended]   (cases: cpu, gpu, gpt2; default all)
 // With --bf16: lmforge in bf16 mixed precision and in fp32 beside PyTorch fp32 per case (default gpt2 only), and
-// with --recipe-val also the CPU recipe's whole-split val loss in bf16 and fp32 (2 seeds, or --seeds=a,b,…).
+// with --recipe-val also the CPU recipe's whole-split val loss in bf16 and fp32 (2 seeds, or --seeds=a,b,…; --jobs=N
+// runs N recipe runs at a time, one thread each).
 import { spawn, spawnSync } from 'node:child_process';
 import { cpuName } from './_cpu.js';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { intFlag } from './_args.js';
 import { GPT_CASES, type GptCase } from './_gpt_cases.js';
 import { recipeVal, type RecipeVal } from './_gpt_recipe_val.js';
 import { printRow, runJSON, type SideFigures } from './_side_by_side.js';
@@ -31,7 +33,7 @@ export async function run(args: string[]): Promise<void> {
   const unknown = names.filter((n) => !GPT_CASES.some((c) => c.name === n));
   if (unknown.length > 0) throw new Error(`bench/gpt: unknown case ${unknown.join(', ')} (cases: ${GPT_CASES.map((c) => c.name).join(', ')})`);
   if (args.includes('--bf16')) {
-    runBf16(args, GPT_CASES.filter((c) => (names.length === 0 ? c.name === 'gpt2' : names.includes(c.name))), iters);
+    await runBf16(args, GPT_CASES.filter((c) => (names.length === 0 ? c.name === 'gpt2' : names.includes(c.name))), iters);
     return;
   }
   const cases = GPT_CASES.filter((c) => names.length === 0 || names.includes(c.name));
@@ -71,11 +73,12 @@ export async function run(args: string[]): Promise<void> {
 }
 
 /** `--bf16`: lmforge bf16 and fp32 beside PyTorch fp32 for each case, then (with --recipe-val) the recipe's val loss. */
-function runBf16(args: string[], cases: GptCase[], iters: number | undefined): void {
+async function runBf16(args: string[], cases: GptCase[], iters: number | undefined): Promise<void> {
   const threads = availableParallelism();
   const seedsFlag = args.find((a) => a.startsWith('--seeds='));
   const seeds = (seedsFlag?.slice('--seeds='.length) ?? '1337,1338').split(',').map(Number);
   if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s))) throw new Error(`bench/gpt: --seeds expects integers separated by commas, got ${seedsFlag}`);
+  const jobs = intFlag('gpt', args, 'jobs', 1);
   const kernel = runJSON<Figures & { kernel: string }>(process.execPath, [worker, 'cpu', '1', 'bf16']);
   const kernelName = typeof kernel === 'string' ? 'unknown' : kernel.kernel;
   console.log(`GPT training, bf16 mixed precision (kernel ${kernelName}) and fp32 lmforge beside PyTorch fp32 on ${torchBlasNote()}; ${threads} threads each; median ms/iter after 2 warm-up iterations`);
@@ -103,8 +106,8 @@ function runBf16(args: string[], cases: GptCase[], iters: number | undefined): v
   for (const c of cases) console.log(`  ${c.name}: ${c.what}`);
   let recipe: (RecipeVal & { mean_diff: number }) | null = null;
   if (args.includes('--recipe-val')) {
-    console.log(`CPU recipe (configs/shakespeare-char-cpu.yaml, 2000 steps) in fp32 and bf16, seeds ${seeds.join(', ')}: whole-split val loss`);
-    const r = recipeVal(seeds);
+    console.log(`CPU recipe (configs/shakespeare-char-cpu.yaml, 2000 steps) in fp32 and bf16, seeds ${seeds.join(', ')}, ${jobs} at a time${jobs > 1 ? ' on 1 thread each' : ''}: whole-split val loss`);
+    const r = await recipeVal(seeds, jobs);
     const mean = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / xs.length;
     recipe = { ...r, mean_diff: mean(r.bf16) - mean(r.fp32) };
     console.log(`recipe: mean bf16 ${mean(r.bf16).toFixed(4)} − mean fp32 ${mean(r.fp32).toFixed(4)} = ${recipe.mean_diff.toFixed(4)} (bar: |diff| ≤ 0.01)`);
