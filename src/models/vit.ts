@@ -100,13 +100,14 @@ export function patchify(images: Tensor, p: number): Tensor {
 /**
  * The conv stem's 3×3, stride-1, zero-padded neighbourhoods (im2col; the input carries no gradient), with the rows in
  * patch-major order (b, patch row, patch column, row in patch, column in patch) so that the stage's output is already
- * grouped by p×p patch: (B, Cin, H, W) → (B·N·p², Cin·9), each row in (channel, dy, dx) order (the stem weight's).
+ * grouped by p×p patch: (B, Cin, H, W) → (B·N·p², Cin·9 + 1), each row in (channel, dy, dx) order (the stem weight's)
+ * and then a constant 1 that multiplies the bias (so the bias rides in the GEMM, forward and backward).
  */
 export function stemColumns(images: Tensor, p: number): Float32Array {
   const [B, Cin, H, W] = images.shape as [number, number, number, number];
   const dense = lm.contiguous(images);
   const src = (dense.data as Float32Array).subarray(dense.offset);
-  const K = Cin * 9;
+  const K = Cin * 9 + 1;
   const cols = new Float32Array(B * H * W * K); // zero: the padding needs no writes
   let row = 0;
   for (let b = 0; b < B; b++) {
@@ -114,6 +115,7 @@ export function stemColumns(images: Tensor, p: number): Float32Array {
       for (let gx = 0; gx < W; gx += p) {
         for (let y = gy; y < gy + p; y++) {
           for (let x = gx; x < gx + p; x++, row++) {
+            cols[row * K + K - 1] = 1;
             for (let c = 0; c < Cin; c++) {
               const base = (b * Cin + c) * H * W;
               const o = row * K + c * 9;
@@ -158,8 +160,10 @@ export class PatchEmbeddings extends Module {
     // are permuted to match (a (S·p², C) copy) instead of transposing the (B·N·p², S) activations.
     const [B, , H, W] = images.shape as [number, number, number, number];
     const N = (H / p) * (W / p), S = this.stem.outFeatures, C = this.c.n_embd;
-    const cols = lm.fromArray(stemColumns(images, p), [B * N * p * p, this.stem.inFeatures]);
-    const y = lm.reshape(lm.gelu(this.stem.forward(cols)), [B, N, p * p * S]); // (B, N, p²·S)
+    const cols = lm.fromArray(stemColumns(images, p), [B * N * p * p, this.stem.inFeatures + 1]);
+    // [W; b] against [neighbourhood, 1]: no separate bias pass over the (B·N·p², S) output, nor a bias-gradient sum.
+    const wb = lm.concat([this.stem.weight, lm.reshape(this.stem.bias!, [1, S])], 0);
+    const y = lm.reshape(lm.gelu(lm.linear(cols, wb, null)), [B, N, p * p * S]); // (B, N, p²·S)
     const w = lm.reshape(lm.contiguous(lm.permute(lm.reshape(this.projection.weight, [S, p * p, C]), [1, 0, 2])), [p * p * S, C]);
     return lm.linear(y, w, this.projection.bias);
   }

@@ -68,14 +68,14 @@ function setup(): { emb: PatchEmbeddings; img: number[]; P: Params; weights: num
   return { emb, img, P, weights };
 }
 
-test('stemColumns: rows in patch-major order, each the zero-padded 3×3 neighbourhood of its pixel', () => {
+test('stemColumns: rows in patch-major order, each the zero-padded 3×3 neighbourhood of its pixel and a 1', () => {
   const img = Array.from({ length: 16 }, (_, i) => i + 1); // one 4×4 channel
   const cols = stemColumns(lm.tensor(img, [1, 1, 4, 4]), 2);
-  assert.equal(cols.length, 16 * 9);
-  // Row 2 is patch (0, 0), pixel (1, 0): neighbourhood of img[1][0] = 5.
-  assert.deepEqual([...cols.subarray(2 * 9, 3 * 9)], [0, 1, 2, 0, 5, 6, 0, 9, 10]);
+  assert.equal(cols.length, 16 * 10);
+  // Row 2 is patch (0, 0), pixel (1, 0): neighbourhood of img[1][0] = 5, then the bias's 1.
+  assert.deepEqual([...cols.subarray(2 * 10, 3 * 10)], [0, 1, 2, 0, 5, 6, 0, 9, 10, 1]);
   // Row 4 is patch (0, 1), pixel (0, 0) → image pixel (0, 2) = 3.
-  assert.deepEqual([...cols.subarray(4 * 9, 5 * 9)], [0, 0, 0, 2, 3, 4, 6, 7, 8]);
+  assert.deepEqual([...cols.subarray(4 * 10, 5 * 10)], [0, 0, 0, 2, 3, 4, 6, 7, 8, 1]);
 });
 
 const backends: lm.BackendName[] = loadNativeBackend().loaded ? ['reference', 'native'] : ['reference'];
