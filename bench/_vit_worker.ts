@@ -11,10 +11,11 @@ import { makeOptimizer, optimSpec } from '../src/optim/config.js';
 import { ImageBatcher } from '../src/train/tasks/classification.js';
 import { defaultsOf } from '../src/util/config.js';
 
-const [dataDir, itersArg, shapeJSON] = process.argv.slice(2);
+const [dataDir, itersArg, shapeJSON, threadsArg] = process.argv.slice(2);
 const iters = Number(itersArg);
 const shape = JSON.parse(shapeJSON!) as Partial<ViTConfig> & { batch_size: number };
 loadNativeBackend();
+if (threadsArg !== undefined) lm.setThreads(Number(threadsArg));
 const config: ViTConfig = { ...VIT_DEFAULTS, ...shape };
 const model = new ViTForImageClassification(config, 1);
 const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), lr: 1e-3, beta2: 0.99, weight_decay: 0.05 });

@@ -4,7 +4,8 @@
 // burst of load from other processes on a shared machine does not decide the ratio. Bar: lmforge ≥ 1.5× PyTorch.
 // Beside wall-clock images/s each side reports its CPU time per iteration (all its threads), and the RESULT carries
 // the CPU-time ratio and the 1-minute load average, so that a figure measured on a busy machine says so.
-// Usage: npm run bench -- vit [--iters=N] [--rounds=N] [--data=DIR] [--shape=JSON]
+// Usage: npm run bench -- vit [--iters=N] [--rounds=N] [--threads=N] [--data=DIR] [--shape=JSON]
+// (--threads: both sides' threads, default all cores; one thread each is the comparison that load disturbs least)
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +29,7 @@ export async function run(args: string[]): Promise<void> {
   const rounds = intFlag('vit', args, 'rounds', 3);
   const data = stringFlag(args, 'data') ?? '../shared/data/fashion-mnist';
   const shape = { ...RECIPE, ...(JSON.parse(stringFlag(args, 'shape') ?? '{}') as object) };
-  const threads = availableParallelism();
+  const threads = intFlag('vit', args, 'threads', availableParallelism());
   const worker = fileURLToPath(new URL('./_vit_worker.js', import.meta.url));
   const torchScript = fileURLToPath(new URL('../../bench/vit_torch.py', import.meta.url));
   const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
@@ -42,7 +43,7 @@ export async function run(args: string[]): Promise<void> {
   let leastCpuOurs = Infinity, leastCpuTheirs = Infinity;
   const loads: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const ours = runJSON<Figures>(process.execPath, [worker, data, String(iters), JSON.stringify(shape)]);
+    const ours = runJSON<Figures>(process.execPath, [worker, data, String(iters), JSON.stringify(shape), String(threads)]);
     const theirs = hasTorch ? runJSON<Figures>(PYTHON, [torchScript, data, String(iters), String(threads), JSON.stringify(shape)], torchEnv(threads)) : 'skipped';
     loads.push(loadavg()[0]!);
     printRow(String(r + 1), ours, theirs, cells, 39);
