@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addPassages, BM25Index, createIndex } from '../src/retrieval/bm25.js';
 import { readPassages, readSquadPassages, readSquadQuestions } from '../src/retrieval/corpus.js';
+import { DEFAULT_ADAM } from '../src/retrieval/dense.js';
 import { runDenseTraining } from '../src/retrieval/dense-train.js';
 import { formatRecallTable } from '../src/retrieval/experiment.js';
 import { hasNativeIpTopK, ipTopK, ipTopKReference } from '../src/retrieval/ip-search.js';
@@ -138,13 +139,27 @@ async function recall(args: string[]): Promise<void> {
     const termWeight = stringFlag(args, 'term-weight') ?? 'log';
     if (termWeight !== 'log' && termWeight !== 'bm25') throw new Error(`bench/retrieval: --term-weight expects log or bm25, got ${termWeight}`);
     const tau = Number(stringFlag(args, 'tau') ?? (termWeight === 'log' ? 0.05 : 1));
+    const units = stringFlag(args, 'units') ?? 'bpe';
+    if (units !== 'bpe' && units !== 'terms') throw new Error(`bench/retrieval: --units expects bpe or terms, got ${units}`);
+    const bigrams = stringFlag(args, 'bigrams') === '1';
+    const lengthNorm = Number(stringFlag(args, 'length-norm') ?? 1);
+    if (!(lengthNorm >= 0 && lengthNorm <= 1)) throw new Error('bench/retrieval: --length-norm expects a number in [0, 1]');
+    const lr = Number(stringFlag(args, 'lr') ?? 1e-3);
+    const lrWeights = Number(stringFlag(args, 'lr-weights') ?? lr);
+    if (!(lr >= 0) || !(lrWeights >= 0) || !(tau > 0)) throw new Error('bench/retrieval: --lr, --lr-weights expect numbers ≥ 0 and --tau one > 0');
     const report = runDenseTraining({
       indexDir,
       questionsPath: XQUAD,
       tokenizer: loadAnyTokenizer(join(dataDir, 'gpt2-tokenizer')),
       outDir: join(tmp, 'dense'),
-      model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight },
-      train: { steps: intFlag('retrieval', args, 'steps', 300), hardPerQuery: intFlag('retrieval', args, 'hard', 3), ...(stringFlag(args, 'refresh') ? { refreshEvery: intFlag('retrieval', args, 'refresh', 100) } : {}) },
+      model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight, units, bigrams, lengthNorm },
+      train: {
+        steps: intFlag('retrieval', args, 'steps', 300),
+        batch: intFlag('retrieval', args, 'batch', 64),
+        hardPerQuery: intFlag('retrieval', args, 'hard', 3),
+        adam: { ...DEFAULT_ADAM, lr, lrWeights },
+        ...(stringFlag(args, 'refresh') ? { refreshEvery: intFlag('retrieval', args, 'refresh', 100) } : {}),
+      },
       pairs: { spans: intFlag('retrieval', args, 'spans', 8) },
       log: (line) => console.log(`  ${line}`),
     });
