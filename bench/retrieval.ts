@@ -142,6 +142,9 @@ async function recall(args: string[]): Promise<void> {
     const units = stringFlag(args, 'units') ?? 'bpe';
     if (units !== 'bpe' && units !== 'terms') throw new Error(`bench/retrieval: --units expects bpe or terms, got ${units}`);
     const bigrams = stringFlag(args, 'bigrams') === '1';
+    const charGrams = Number(stringFlag(args, 'char-grams') ?? 0);
+    const gramWeight = Number(stringFlag(args, 'gram-weight') ?? 1);
+    if (!(Number.isInteger(charGrams) && charGrams >= 0) || !(gramWeight > 0)) throw new Error('bench/retrieval: --char-grams expects an integer ≥ 0 and --gram-weight a number > 0');
     const lengthNorm = Number(stringFlag(args, 'length-norm') ?? 1);
     if (!(lengthNorm >= 0 && lengthNorm <= 1)) throw new Error('bench/retrieval: --length-norm expects a number in [0, 1]');
     const lr = Number(stringFlag(args, 'lr') ?? 1e-3);
@@ -152,7 +155,7 @@ async function recall(args: string[]): Promise<void> {
       questionsPath: XQUAD,
       tokenizer: loadAnyTokenizer(join(dataDir, 'gpt2-tokenizer')),
       outDir: join(tmp, 'dense'),
-      model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight, units, bigrams, lengthNorm },
+      model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight, units, bigrams, lengthNorm, charGrams, gramWeight },
       train: {
         steps: intFlag('retrieval', args, 'steps', 300),
         batch: intFlag('retrieval', args, 'batch', 64),

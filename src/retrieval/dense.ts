@@ -39,6 +39,10 @@ export interface DenseConfig {
   units?: 'bpe' | 'terms';
   /** With units 'terms': also a unit per pair of adjacent terms ("new york" is not "new" + "york"). */
   bigrams?: boolean;
+  /** With units 'terms': n of the character n-grams added per word (absent/0: none). */
+  charGrams?: number;
+  /** Factor on the term-frequency coefficient of character n-grams (absent: 1): many grams per word would outvote the word. */
+  gramWeight?: number;
   /** Exponent e of the passage length normalisation v/‖v‖^e with termWeight 'log' (absent = 1, a cosine). */
   lengthNorm?: number;
 }
@@ -94,13 +98,16 @@ function hashUnit(s: string): number {
  */
 export class TermAnalyzer implements UnitAnalyzer {
   private readonly analyzer = new Analyzer(DEFAULT_ANALYZER);
+  private readonly words = new Analyzer({ ...DEFAULT_ANALYZER, stem: false });
   private readonly cache = new Map<string, number>();
-  constructor(readonly bigrams: boolean) {}
+  /** bigrams: adjacent-term units; charGrams: n > 0 adds the character n-grams of each word ("<word>"), fastText-style. */
+  constructor(readonly bigrams: boolean, readonly charGrams = 0) {}
 
-  private id(key: string): number {
+  /** Term and bigram ids are even, character n-gram ids odd (isCharGram), so a gram's weight can differ. */
+  private id(key: string, gram: boolean): number {
     let h = this.cache.get(key);
     if (h === undefined) {
-      h = hashUnit(key);
+      h = gram ? hashUnit(key) | 1 : hashUnit(key) & ~1;
       if (this.cache.size > 500_000) this.cache.clear();
       this.cache.set(key, h);
     }
@@ -109,14 +116,27 @@ export class TermAnalyzer implements UnitAnalyzer {
 
   pieces(text: string): number[] {
     const terms = this.analyzer.analyze(text);
-    const out: number[] = terms.map((t) => this.id('1:' + t));
-    if (this.bigrams) for (let i = 1; i < terms.length; i++) out.push(this.id('2:' + terms[i - 1]! + ' ' + terms[i]!));
+    const out: number[] = terms.map((t) => this.id('1:' + t, false));
+    if (this.bigrams) for (let i = 1; i < terms.length; i++) out.push(this.id('2:' + terms[i - 1]! + ' ' + terms[i]!, false));
+    const n = this.charGrams;
+    // Misspelt or unseen words ("Ghandi", "Cypiddids") still share n-grams with the right one.
+    if (n > 0) {
+      for (const w of this.words.analyze(text)) {
+        const b = `<${w}>`;
+        for (let i = 0; i + n <= b.length; i++) out.push(this.id(`3:${b.slice(i, i + n)}`, true));
+      }
+    }
     return out;
   }
 }
 
+/** Whether a 'terms' unit id is a character n-gram (TermAnalyzer makes those odd). */
+export function isCharGram(id: number): boolean {
+  return (id & 1) === 1;
+}
+
 function unitAnalyzer(tokenizer: Tokenizer, config: DenseConfig): UnitAnalyzer {
-  return config.units === 'terms' ? new TermAnalyzer(config.bigrams ?? false) : new PieceAnalyzer(tokenizer);
+  return config.units === 'terms' ? new TermAnalyzer(config.bigrams ?? false, config.charGrams ?? 0) : new PieceAnalyzer(tokenizer);
 }
 
 export class DenseEncoder {
@@ -200,10 +220,13 @@ export class DenseEncoder {
     const coef = new Float32Array(tf.size);
     const { termWeight, k1, b, avgLen } = this.config;
     const norm = k1 * (1 - b + (b * len) / avgLen);
+    const grams = this.config.units === 'terms' && (this.config.charGrams ?? 0) > 0;
+    const gramWeight = this.config.gramWeight ?? 1;
     let i = 0;
     for (const [r, n] of tf) {
       rows[i] = r;
-      coef[i++] = termWeight === 'log' ? 1 + Math.log(n) : side === 'query' ? n : (n * (k1 + 1)) / (n + norm);
+      const c = termWeight === 'log' ? 1 + Math.log(n) : side === 'query' ? n : (n * (k1 + 1)) / (n + norm);
+      coef[i++] = grams && isCharGram(this.pieceIds[r]!) ? c * gramWeight : c;
     }
     return { rows, coef };
   }

@@ -135,6 +135,21 @@ export function gptReader(model: GPT): ReaderLM {
 export interface TextReader {
   generateUntil(requests: readonly { context: string; stop: readonly string[]; maxTokens: number; extractFrom?: string }[]): string[];
   loglikelihood(requests: readonly { context: string; continuation: string }[]): { logprob: number; tokens?: number }[];
+  /** Optional: the same for many continuations of one context, sharing the passes of common token prefixes. */
+  loglikelihoodShared?(context: string, continuations: readonly string[]): { logprob: number; tokens?: number }[];
+}
+
+/** loglikelihood of requests, through loglikelihoodShared per run of one context where the reader has it. */
+function scoreAll(reader: TextReader, requests: readonly { context: string; continuation: string }[]): { logprob: number; tokens?: number }[] {
+  if (!reader.loglikelihoodShared) return reader.loglikelihood(requests);
+  const out: { logprob: number; tokens?: number }[] = [];
+  for (let i = 0; i < requests.length;) {
+    let j = i + 1;
+    while (j < requests.length && requests[j]!.context === requests[i]!.context) j++;
+    out.push(...reader.loglikelihoodShared(requests[i]!.context, requests.slice(i, j).map((r) => r.continuation)));
+    i = j;
+  }
+  return out;
 }
 
 export interface RagSequenceAnswer {
@@ -168,7 +183,7 @@ export function ragSequenceAnswerText(reader: TextReader, prompts: readonly stri
   const holds = (z: number, text: string): boolean => !squashed || holdsSpan(squashed[z]!, squash(text));
   const pairs: { z: number; c: number }[] = [];
   prompts.forEach((_, z) => texts.forEach((t, c) => { if (holds(z, t)) pairs.push({ z, c }); }));
-  const lls = reader.loglikelihood(pairs.map(({ z, c }) => ({ context: prompts[z]!, continuation: texts[c]! + end })));
+  const lls = scoreAll(reader, pairs.map(({ z, c }) => ({ context: prompts[z]!, continuation: texts[c]! + end })));
   const joint: number[][] = texts.map(() => []);
   const tokens = new Array<number>(texts.length).fill(1);
   pairs.forEach(({ z, c }, i) => {
@@ -192,7 +207,7 @@ export function ragSequenceAnswerText(reader: TextReader, prompts: readonly stri
       }
     }
     missing.sort((a, b) => a.z - b.z);
-    const nulls = reader.loglikelihood(missing.map(({ z, c }) => ({ context: o.nullPrompts![z]!, continuation: texts[c]! + end })));
+    const nulls = scoreAll(reader, missing.map(({ z, c }) => ({ context: o.nullPrompts![z]!, continuation: texts[c]! + end })));
     missing.forEach(({ z, c }, i) => {
       let m = cache.get(o.nullPrompts![z]!);
       if (!m) cache.set(o.nullPrompts![z]!, (m = new Map()));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tryLoadAddon } from '../../src/core/native/addon.js';
-import { DenseEncoder, SparseGrads, TermAnalyzer, trainDense, DEFAULT_ADAM, DEFAULT_DENSE, DEFAULT_TRAIN, type DenseConfig, type Features } from '../../src/retrieval/dense.js';
+import { DenseEncoder, SparseGrads, TermAnalyzer, isCharGram, trainDense, DEFAULT_ADAM, DEFAULT_DENSE, DEFAULT_TRAIN, type DenseConfig, type Features } from '../../src/retrieval/dense.js';
 import { loadEncoder, readVectors, saveEncoder, writeVectors } from '../../src/retrieval/dense-index.js';
 import { interpolate, rrf } from '../../src/retrieval/fusion.js';
 import { hasNativeIpTopK, ipTopK, ipTopKReference } from '../../src/retrieval/ip-search.js';
@@ -66,7 +66,7 @@ test('InfoNCE gradient matches central differences (log and bm25 term weights; a
   const configs: [string, Partial<DenseConfig>][] = [
     ['log', { termWeight: 'log', tau: 0.5 }],
     ['bm25', { termWeight: 'bm25', tau: 2 }],
-    ['terms', { termWeight: 'log', tau: 0.5, units: 'terms', bigrams: true, lengthNorm: 0.7 }],
+    ['terms', { termWeight: 'log', tau: 0.5, units: 'terms', bigrams: true, lengthNorm: 0.7, charGrams: 3, gramWeight: 0.7 }],
   ];
   for (const [termWeight, config] of configs) {
     const enc = tinyEncoder(config);
@@ -136,6 +136,12 @@ test('terms units: stemmed analyzer terms and bigrams as hashed rows; pivoted le
   assert.deepEqual(new TermAnalyzer(false).pieces('the founding'), new TermAnalyzer(false).pieces('founded'));
   assert.equal(a.pieces('new york').length, 3);
   assert.notDeepEqual(a.pieces('new york').slice(2), a.pieces('york new').slice(2));
+  // Character trigrams: a misspelling shares units with the word ("<cy", "pid", "ids", "ds>" of "cypiddids" and "cydippids").
+  const g = new TermAnalyzer(false, 3);
+  const shared = g.pieces('cypiddids').filter((id) => g.pieces('cydippids').includes(id));
+  assert.equal(shared.length, 4);
+  assert.ok(shared.every(isCharGram));
+  assert.ok(!isCharGram(g.pieces('cydippids')[0]!));
   const enc = tinyEncoder({ units: 'terms', bigrams: true, lengthNorm: 0.5 });
   assert.equal(enc.analyzer instanceof TermAnalyzer, true);
   // Words never seen in the passages or queries have no row: their text encodes to zeros.
