@@ -149,7 +149,7 @@ export interface CodeCorpusManifest {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Writes out/train/<package>.jsonl (one whole file per line: text, id, package, path, rel, source),
+ * Writes out/train/{stdlib,packages}/<package>.jsonl (one whole file per line: text, id, package, path, rel, source),
  * out/heldout.jsonl (the held-out files of every package) and out/manifest.json. The standard library comes first
  * as source "stdlib"; every listed package must be installed and permissively licensed, or nothing is written.
  */
@@ -171,7 +171,7 @@ export function buildCodeCorpus(packageList: string, outDir: string, log: (line:
     if (files.length === 0) throw new UserError(`${u.pkg}: no .py files under ${DIST_PACKAGES} (dpkg -L ${u.pkg})`);
     return { ...u, version, copyright, lic, files };
   });
-  ensureDir(join(outDir, 'train'));
+  for (const d of ['stdlib', 'packages']) ensureDir(join(outDir, 'train', d));
   const records: PackageRecord[] = [];
   const heldout: string[] = [];
   const trainPaths: string[] = [];
@@ -201,7 +201,7 @@ export function buildCodeCorpus(packageList: string, outDir: string, log: (line:
         rec.bytes += raw.length;
       }
     }
-    const path = join(outDir, 'train', `${u.source === 'stdlib' ? 'stdlib' : u.pkg}.jsonl`);
+    const path = join(outDir, 'train', u.source, `${u.pkg}.jsonl`);
     writeFileAtomic(path, lines.join('\n') + '\n');
     trainPaths.push(path);
     records.push(rec);
