@@ -1,0 +1,59 @@
+// Token shards for the code model (src/data/code-tokens.ts) on a tiny corpus laid out as scripts/code-corpus.sh and
+// `lmforge curate` leave it: the BPE uses the code pattern, train.bin holds the curated files and val.bin the held-out
+// ones (each followed by <|endoftext|>), split.json names the held-out paths, bad input names the file and line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareCodeTokens, readHeldoutFiles } from '../../src/data/code-tokens.js';
+import { JsonlGzWriter } from '../../src/data/writers.js';
+import { loadTokenizer } from '../../src/tokenizers/format.js';
+import { TokenFileReader } from '../../src/tokenizers/token-file.js';
+import type { BpeTokenizer } from '../../src/tokenizers/bpe.js';
+
+const py = (i: number): string => `def f${i}(x):\n    if x > ${i}:\n        return x * ${i}\n    return None\n`;
+
+test('prepareCodeTokens: curated files → train.bin, held-out files → val.bin, with the code pattern', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-code-tokens-'));
+  try {
+    const w = new JsonlGzWriter(join(dir, 'curated', 'deduped', '00000.jsonl.gz'));
+    for (let i = 0; i < 40; i++) await w.write({ lmforge_id: `p:m${i}.py`, text: py(i) });
+    await w.close();
+    const held = [py(100), py(101)];
+    writeFileSync(join(dir, 'heldout.jsonl'), held.map((text, i) => JSON.stringify({ id: `p:h${i}.py`, text, path: `/x/h${i}.py` })).join('\n') + '\n');
+    const out = join(dir, 'tokens');
+    const r = await prepareCodeTokens(dir, out, 300);
+    assert.equal(r.trainFiles, 40);
+    assert.equal(r.valFiles, 2);
+    const tok = loadTokenizer(join(out, 'tokenizer.lmf.json')) as BpeTokenizer;
+    assert.equal(tok.pattern, 'code');
+    const eot = tok.specialTokens.get('<|endoftext|>')!;
+    const val = new TokenFileReader(join(out, 'val.bin'));
+    const ids = Array.from(val.read(0, val.count));
+    val.close();
+    assert.equal(ids.filter((id) => id === eot).length, 2);
+    assert.equal(tok.decode(ids.filter((id) => id !== eot)), held.join(''));
+    const train = new TokenFileReader(join(out, 'train.bin'));
+    assert.equal(train.count, r.trainTokens);
+    train.close();
+    const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { val: string[] };
+    assert.deepEqual(split.val, ['/x/h0.py', '/x/h1.py']);
+    const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')) as { vocab_size: number; val_tokens: number };
+    assert.equal(meta.vocab_size, tok.vocabSize);
+    assert.equal(meta.val_tokens, ids.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad corpus input is named: no curated shards, a malformed held-out line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-code-tokens-'));
+  try {
+    await assert.rejects(prepareCodeTokens(dir, join(dir, 'out'), 300), /curated: no deduped\/ or filtered\/ shards; run `lmforge curate/);
+    writeFileSync(join(dir, 'heldout.jsonl'), '{"id":"a","text":"x","path":"/a"}\n{"id":"b"}\n');
+    assert.throws(() => readHeldoutFiles(dir), /heldout\.jsonl:2: expected string fields "id", "text" and "path"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
