@@ -1,16 +1,16 @@
-// Code tokenizer study (issue 14): bytes per token on the fixed held-out Python files for BPEs trained on the curated
-// training files with the code-aware split pattern and, as the ablation, with GPT-2's pattern, at stated vocabulary
-// sizes (by default GPT-2's 50257 and cl100k's 100277, and the recipe's 8192), beside GPT-2's own tokenizer
+// Code tokenizer study (issue 14): bytes per token on the fixed held-out Python files (those that pass the
+// curation's file filters, as in val.bin) for BPEs trained on the curated training files with the code-aware split
+// pattern and, as the ablation, with GPT-2's pattern, at stated vocabulary sizes (by default GPT-2's 50257 and cl100k's 100277, and the recipe's 8192), beside GPT-2's own tokenizer
 // (../shared/data/gpt2-tokenizer, encoded by lmforge) and cl100k_base (the tiktoken npm package). Higher is better.
 // Each pattern is trained once to the largest size; a smaller size is the prefix of its merges, which is exactly
 // what training to that size gives (BPE's merge sequence does not depend on the target size).
-// Args: --corpus=data/code-corpus --vocab-sizes=8192,50257,100277
+// Args: --corpus=data/code-corpus --vocab-sizes=8192,50257,100277 --curate-config=configs/curate-code.yaml
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cpuName } from './_cpu.js';
 import { stringFlag } from './_args.js';
-import { readCuratedFiles, readHeldoutFiles, trainCodeBpe } from '../src/data/code-tokens.js';
+import { CODE_CURATE_CONFIG, filterHeldout, readCuratedFiles, readHeldoutFiles, trainCodeBpe } from '../src/data/code-tokens.js';
 import type { CodeFile } from '../src/data/code-tokens.js';
 import { BpeTokenizer } from '../src/tokenizers/bpe.js';
 import { loadAnyTokenizer } from '../src/tokenizers/load-any.js';
@@ -56,7 +56,8 @@ export async function run(args: string[]): Promise<void> {
   const sizes = (stringFlag(args, 'vocab-sizes') ?? '8192,50257,100277').split(',').map(Number);
   if (sizes.some((v) => !Number.isInteger(v) || v < 258)) throw new Error(`bench/code-tokenizer: --vocab-sizes expects integers ≥ 258, got ${stringFlag(args, 'vocab-sizes')}`);
   const train = await readCuratedFiles(corpus);
-  const heldout = readHeldoutFiles(corpus);
+  // The held-out files that pass the curation's file filters: the set val.bin holds (src/data/code-tokens.ts).
+  const heldout = filterHeldout(readHeldoutFiles(corpus), stringFlag(args, 'curate-config') ?? CODE_CURATE_CONFIG).kept;
   const mb = (fs: readonly CodeFile[]): number => fs.reduce((n, f) => n + Buffer.byteLength(f.text, 'utf8'), 0) / 1e6;
   console.log(`code-tokenizer: ${train.length} curated training files (${mb(train).toFixed(1)} MB), ${heldout.length} held-out files (${mb(heldout).toFixed(2)} MB); cpu ${cpuName()}, load ${loadavg()[0]!.toFixed(2)}`);
 

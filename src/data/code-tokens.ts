@@ -14,6 +14,12 @@ import { ensureDir } from '../util/fs.js';
 import { readShard } from './readers.js';
 import { writeJsonAtomic } from './writers.js';
 import { CODE_HELDOUT_RULE } from './code-corpus.js';
+import { loadConfig } from './config.js';
+import { buildChain, runChain } from './pipeline.js';
+import { newShardReport } from './report.js';
+
+/** The curation config whose file filters the held-out files pass too (dedup, a cross-file decision, is not applied). */
+export const CODE_CURATE_CONFIG = 'configs/curate-code.yaml';
 
 export interface CodeFile {
   id: string;
@@ -53,6 +59,24 @@ export function readHeldoutFiles(corpusDir: string): CodeFile[] {
   return out;
 }
 
+/**
+ * The held-out files that pass the curation config's filter chain (the same per-file rules as the training files:
+ * generated files, line lengths, ...), so the held-out set measures code like the code trained on; the rest are
+ * returned with the rule that excluded them. Deterministic: the set depends only on the path hash and the rules.
+ */
+export function filterHeldout(files: readonly CodeFile[], curateConfig: string): { kept: CodeFile[]; excluded: { id: string; reason: string }[] } {
+  const chain = buildChain(loadConfig(curateConfig));
+  const rep = newShardReport('heldout', 'heldout');
+  const kept: CodeFile[] = [];
+  const excluded: { id: string; reason: string }[] = [];
+  for (const f of files) {
+    const r = runChain(chain, { id: f.id, text: f.text, metadata: f.path === undefined ? {} : { path: f.path } }, rep);
+    if ('doc' in r) kept.push({ ...f, text: r.doc.text });
+    else excluded.push({ id: f.id, reason: String((r.excluded.metadata.excluded_by as { reason: string }).reason) });
+  }
+  return { kept, excluded };
+}
+
 /** A BPE with the given split pattern trained on the files (one <|endoftext|> special token, min frequency 2). */
 export function trainCodeBpe(files: readonly CodeFile[], vocabSize: number, pattern = 'code', onProgress?: (done: number, total: number) => void): BpeTokenizer {
   const counts = new Map<string, number>();
@@ -90,11 +114,22 @@ export interface CodeTokensResult {
 
 /**
  * Writes outDir/{train.bin, val.bin, meta.json, tokenizer.lmf.json} for `lmforge train` (task next-token), and
- * split.json (the held-out paths) for `lmforge eval --tasks stdlib-bpb --data outDir/split.json`.
+ * split.json (the held-out paths, and those the filters excluded with the reason) for
+ * `lmforge eval --tasks stdlib-bpb --data outDir/split.json`. val.bin holds the held-out files that pass the
+ * curation config's file filters (null: all of them).
  */
-export async function prepareCodeTokens(corpusDir: string, outDir: string, vocabSize: number, log: (line: string) => void = () => undefined): Promise<CodeTokensResult> {
+export async function prepareCodeTokens(
+  corpusDir: string,
+  outDir: string,
+  vocabSize: number,
+  log: (line: string) => void = () => undefined,
+  curateConfig: string | null = CODE_CURATE_CONFIG,
+): Promise<CodeTokensResult> {
   const train = await readCuratedFiles(corpusDir);
-  const val = readHeldoutFiles(corpusDir);
+  const all = readHeldoutFiles(corpusDir);
+  const { kept: val, excluded } = curateConfig === null ? { kept: all, excluded: [] } : filterHeldout(all, curateConfig);
+  if (val.length === 0) throw new UserError(`${corpusDir}/heldout.jsonl: no held-out file passes the filters of ${curateConfig}`);
+  log(`code-tokens: ${val.length} of ${all.length} held-out files pass the file filters of ${curateConfig ?? '(none)'}`);
   ensureDir(outDir);
   const t0 = performance.now();
   const tok = trainCodeBpe(train, vocabSize);
@@ -104,12 +139,12 @@ export async function prepareCodeTokens(corpusDir: string, outDir: string, vocab
   const v = writeTokens(join(outDir, 'val.bin'), tok, val);
   const meta = {
     vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: TOKENIZER_COPY }, source: `${corpusDir} (curated train files; held-out files as val)`,
-    split: CODE_HELDOUT_RULE, train_files: train.length, val_files: val.length, train_tokens: t.tokens, val_tokens: v.tokens,
+    split: CODE_HELDOUT_RULE, heldout_filters: curateConfig, heldout_excluded: excluded.length, train_files: train.length, val_files: val.length, train_tokens: t.tokens, val_tokens: v.tokens,
     train_bytes: t.bytes, val_bytes: v.bytes, val_bytes_per_token: v.bytes / v.tokens,
   };
   writeJsonAtomic(join(outDir, 'meta.json'), meta);
   // The held-out files by path, in the split.json shape the bits-per-byte eval task reads (a `val` list).
-  writeJsonAtomic(join(outDir, 'split.json'), { rule: CODE_HELDOUT_RULE, val: val.map((f) => f.path), train_ids: train.map((f) => f.id) });
+  writeJsonAtomic(join(outDir, 'split.json'), { rule: CODE_HELDOUT_RULE, filters: curateConfig, val: val.map((f) => f.path), excluded, train_ids: train.map((f) => f.id) });
   log(`code-tokens: ${t.tokens} train tokens (${(t.bytes / 1e6).toFixed(1)} MB, ${(t.bytes / t.tokens).toFixed(2)} bytes/token), ${v.tokens} val tokens (${val.length} held-out files) → ${outDir}`);
   return { vocabSize: tok.vocabSize, trainFiles: train.length, valFiles: val.length, trainTokens: t.tokens, valTokens: v.tokens, trainBytes: t.bytes, valBytes: v.bytes };
 }

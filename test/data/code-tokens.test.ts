@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { prepareCodeTokens, readHeldoutFiles } from '../../src/data/code-tokens.js';
+import { filterHeldout, prepareCodeTokens, readHeldoutFiles } from '../../src/data/code-tokens.js';
 import { JsonlGzWriter } from '../../src/data/writers.js';
 import { loadTokenizer } from '../../src/tokenizers/format.js';
 import { TokenFileReader } from '../../src/tokenizers/token-file.js';
@@ -23,7 +23,7 @@ test('prepareCodeTokens: curated files → train.bin, held-out files → val.bin
     const held = [py(100), py(101)];
     writeFileSync(join(dir, 'heldout.jsonl'), held.map((text, i) => JSON.stringify({ id: `p:h${i}.py`, text, path: `/x/h${i}.py` })).join('\n') + '\n');
     const out = join(dir, 'tokens');
-    const r = await prepareCodeTokens(dir, out, 300);
+    const r = await prepareCodeTokens(dir, out, 300, () => undefined, null);
     assert.equal(r.trainFiles, 40);
     assert.equal(r.valFiles, 2);
     const tok = loadTokenizer(join(out, 'tokenizer.lmf.json')) as BpeTokenizer;
@@ -53,6 +53,25 @@ test('bad corpus input is named: no curated shards, a malformed held-out line', 
     await assert.rejects(prepareCodeTokens(dir, join(dir, 'out'), 300), /curated: no deduped\/ or filtered\/ shards; run `lmforge curate/);
     writeFileSync(join(dir, 'heldout.jsonl'), '{"id":"a","text":"x","path":"/a"}\n{"id":"b"}\n');
     assert.throws(() => readHeldoutFiles(dir), /heldout\.jsonl:2: expected string fields "id", "text" and "path"/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('filterHeldout: held-out files pass the curation config\'s file filters, the rest are named with the rule', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmf-code-tokens-'));
+  try {
+    const cfg = join(dir, 'curate.yaml');
+    writeFileSync(cfg, 'output: out\nsources: [{name: a, paths: [x]}]\nclean: false\npii: false\nfilters: {language: false, gopher_repetition: false, gopher_quality: false, c4: false, fineweb: false, code_generated: true, code_line_length: true}\n');
+    const files = [
+      { id: 'p:a.py', text: py(1), path: '/a.py' },
+      { id: 'p:gen.py', text: '# DO NOT EDIT\n' + py(2), path: '/gen.py' },
+      { id: 'p:long.py', text: `x = [${'1, '.repeat(600)}]\n`, path: '/long.py' },
+    ];
+    const r = filterHeldout(files, cfg);
+    assert.deepEqual(r.kept.map((f) => f.id), ['p:a.py']);
+    assert.equal(r.kept[0]!.text, py(1)); // kept byte for byte
+    assert.deepEqual(r.excluded, [{ id: 'p:gen.py', reason: 'code_generated_marker' }, { id: 'p:long.py', reason: 'code_max_line_length' }]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
