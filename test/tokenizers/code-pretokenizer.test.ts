@@ -20,15 +20,15 @@ const SRC = [
   '',
 ].join('\n');
 
-test('code pattern: indentation runs, whole identifiers, operators, numbers with their space', () => {
+test('code pattern: newline + indentation runs, whole identifiers, operators, numbers with their space', () => {
   const pieces = splitText(SRC, compilePattern('code'));
   assert.equal(pieces.join(''), SRC);
-  assert.deepEqual(pieces.slice(0, 8), ['class', ' Foo', '(', 'Base', '):', '\n', '    ', 'def']);
+  assert.deepEqual(pieces.slice(0, 7), ['class', ' Foo', '(', 'Base', '):', '\n    ', 'def']);
   assert.ok(pieces.includes(' bar_baz') && pieces.includes('_cache') && pieces.includes('π_value'), 'identifiers with "_" stay whole');
-  assert.ok(pieces.includes('        ') && pieces.includes('            ') && pieces.includes('\t'), 'each indentation run is one piece');
+  assert.ok(pieces.includes('\n        ') && pieces.includes('\n\t') && pieces.includes('return'), 'a newline and the whole indentation run are one piece');
+  assert.ok(pieces.includes('  \n\n            '), 'trailing spaces and blank lines join the next line\'s indentation');
   assert.ok(pieces.includes(' >=') && pieces.includes(' **') && pieces.includes(' """'), 'operators keep their leading space');
   assert.ok(pieces.includes(' 2') && pieces.includes(' 3') && pieces.includes('141') && pieces.includes('59'), 'numbers: ≤ 3 digits, leading space');
-  assert.ok(pieces.includes('  \n\n'), 'trailing spaces go with the newlines');
   // Spaces inside a line are never taken for indentation.
   assert.deepEqual(splitText('a  = 1', compilePattern('code')), ['a', ' ', ' =', ' 1']);
 });
@@ -54,8 +54,8 @@ test('a BPE trained with pattern "code" learns indentation tokens and survives b
   for (let i = 0; i < 30; i++) countPreTokens(SRC.replace(/Foo/g, `Foo${i}`), counts, 'code');
   const tok = trainBpe(counts, { vocabSize: 300, pattern: 'code', specialTokens: ['<|endoftext|>'] });
   assert.equal(tok.pattern, 'code');
-  const eightSpaces = [...Array(tok.vocabSize).keys()].some((id) => Buffer.from(tok.tokenBytes(id)).toString('latin1') === ' '.repeat(8));
-  assert.ok(eightSpaces, 'an 8-space indentation token was merged');
+  const eightSpaces = [...Array(tok.vocabSize).keys()].some((id) => Buffer.from(tok.tokenBytes(id)).toString('latin1') === '\n' + ' '.repeat(8));
+  assert.ok(eightSpaces, 'a newline + 8-space indentation token was merged');
   const ids = tok.encode(SRC);
   assert.equal(tok.decode(ids), SRC);
   const again = parseTokenizer(serializeTokenizer(tok)) as BpeTokenizer;
