@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { isPermissive, parsePackageList, readLicense } from '../../src/data/code-corpus.js';
+import { DIST_PACKAGES, isPermissive, packagePyFiles, packageVersion, parsePackageList, readLicense } from '../../src/data/code-corpus.js';
 
 const dep5 = (license: string): string =>
   `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: x\n\nFiles: *\nCopyright: 2020 A\nLicense: ${license}\n\nFiles: debian/*\nLicense: GPL-2+\n`;
@@ -44,4 +44,13 @@ test('the shipped package list: every installed package reads as permissive', { 
     if (!existsSync(file)) continue;
     assert.ok(isPermissive(readLicense(readFileSync(file, 'utf8'), e.declared, file).license), e.name);
   }
+});
+
+const hasDpkg = existsSync('/usr/bin/dpkg-query') && existsSync('/usr/share/doc/python3-six/copyright');
+test('packageVersion and packagePyFiles read dpkg on this machine', { skip: !hasDpkg && 'no dpkg or python3-six here' }, () => {
+  assert.match(packageVersion('python3-six'), /^\d/);
+  const files = packagePyFiles('python3-six');
+  assert.deepEqual(files.map((f) => f.rel), ['six.py']);
+  assert.equal(files[0]!.path, `${DIST_PACKAGES}/six.py`);
+  assert.throws(() => packageVersion('python3-no-such-package-lmforge'), /python3-no-such-package-lmforge: not installed .*scripts\/code-corpus\.sh/);
 });
