@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cpuName } from './_cpu.js';
 import { stringFlag } from './_args.js';
-import { CODE_CURATE_CONFIG, filterHeldout, readCuratedFiles, readHeldoutFiles, trainCodeBpe } from '../src/data/code-tokens.js';
+import { CODE_CURATE_CONFIG, decontaminate, filterHeldout, readCuratedFiles, readHeldoutFiles, trainCodeBpe } from '../src/data/code-tokens.js';
 import type { CodeFile } from '../src/data/code-tokens.js';
 import { BpeTokenizer } from '../src/tokenizers/bpe.js';
 import { loadAnyTokenizer } from '../src/tokenizers/load-any.js';
@@ -55,9 +55,10 @@ export async function run(args: string[]): Promise<void> {
   const corpus = stringFlag(args, 'corpus') ?? 'data/code-corpus';
   const sizes = (stringFlag(args, 'vocab-sizes') ?? '8192,50257,100277').split(',').map(Number);
   if (sizes.some((v) => !Number.isInteger(v) || v < 258)) throw new Error(`bench/code-tokenizer: --vocab-sizes expects integers ≥ 258, got ${stringFlag(args, 'vocab-sizes')}`);
-  const train = await readCuratedFiles(corpus);
   // The held-out files that pass the curation's file filters: the set val.bin holds (src/data/code-tokens.ts).
   const heldout = filterHeldout(readHeldoutFiles(corpus), stringFlag(args, 'curate-config') ?? CODE_CURATE_CONFIG).kept;
+  // The training files less the (near-)copies of held-out files: the set train.bin holds.
+  const train = decontaminate(await readCuratedFiles(corpus), heldout).train;
   const mb = (fs: readonly CodeFile[]): number => fs.reduce((n, f) => n + Buffer.byteLength(f.text, 'utf8'), 0) / 1e6;
   console.log(`code-tokenizer: ${train.length} curated training files (${mb(train).toFixed(1)} MB), ${heldout.length} held-out files (${mb(heldout).toFixed(2)} MB); cpu ${cpuName()}, load ${loadavg()[0]!.toFixed(2)}`);
 

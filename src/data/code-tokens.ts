@@ -17,6 +17,7 @@ import { CODE_HELDOUT_RULE } from './code-corpus.js';
 import { loadConfig } from './config.js';
 import { buildChain, runChain } from './pipeline.js';
 import { newShardReport } from './report.js';
+import { MinHasher, estimatedJaccard } from './dedup/minhash.js';
 
 /** The curation config whose file filters the held-out files pass too (dedup, a cross-file decision, is not applied). */
 export const CODE_CURATE_CONFIG = 'configs/curate-code.yaml';
@@ -77,6 +78,29 @@ export function filterHeldout(files: readonly CodeFile[], curateConfig: string):
   return { kept, excluded };
 }
 
+/**
+ * Decontamination: the training files whose MinHash Jaccard estimate (dedup's 112 hashes over word 5-grams) with
+ * some held-out file is at least `threshold` — vendored copies such as setuptools/_vendor/packaging beside the
+ * packaging package — are removed from training, so the held-out set stays fixed and unseen.
+ */
+export function decontaminate(train: readonly CodeFile[], heldout: readonly CodeFile[], threshold = 0.7): { train: CodeFile[]; removed: { id: string; heldout: string; jaccard: number }[] } {
+  const hasher = new MinHasher();
+  const held = heldout.map((f) => ({ id: f.id, sig: hasher.signature(f.text) }));
+  const kept: CodeFile[] = [];
+  const removed: { id: string; heldout: string; jaccard: number }[] = [];
+  for (const f of train) {
+    const sig = hasher.signature(f.text);
+    let best = { id: '', jaccard: 0 };
+    for (const h of held) {
+      const j = estimatedJaccard(sig, h.sig);
+      if (j > best.jaccard) best = { id: h.id, jaccard: j };
+    }
+    if (best.jaccard >= threshold) removed.push({ id: f.id, heldout: best.id, jaccard: best.jaccard });
+    else kept.push(f);
+  }
+  return { train: kept, removed };
+}
+
 /** A BPE with the given split pattern trained on the files (one <|endoftext|> special token, min frequency 2). */
 export function trainCodeBpe(files: readonly CodeFile[], vocabSize: number, pattern = 'code', onProgress?: (done: number, total: number) => void): BpeTokenizer {
   const counts = new Map<string, number>();
@@ -125,11 +149,13 @@ export async function prepareCodeTokens(
   log: (line: string) => void = () => undefined,
   curateConfig: string | null = CODE_CURATE_CONFIG,
 ): Promise<CodeTokensResult> {
-  const train = await readCuratedFiles(corpusDir);
+  const curated = await readCuratedFiles(corpusDir);
   const all = readHeldoutFiles(corpusDir);
   const { kept: val, excluded } = curateConfig === null ? { kept: all, excluded: [] } : filterHeldout(all, curateConfig);
   if (val.length === 0) throw new UserError(`${corpusDir}/heldout.jsonl: no held-out file passes the filters of ${curateConfig}`);
   log(`code-tokens: ${val.length} of ${all.length} held-out files pass the file filters of ${curateConfig ?? '(none)'}`);
+  const { train, removed } = decontaminate(curated, val);
+  log(`code-tokens: ${removed.length} training files removed as (near-)copies of held-out files: ${removed.map((r) => r.id).join(', ') || 'none'}`);
   ensureDir(outDir);
   const t0 = performance.now();
   const tok = trainCodeBpe(train, vocabSize);
@@ -139,12 +165,12 @@ export async function prepareCodeTokens(
   const v = writeTokens(join(outDir, 'val.bin'), tok, val);
   const meta = {
     vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: TOKENIZER_COPY }, source: `${corpusDir} (curated train files; held-out files as val)`,
-    split: CODE_HELDOUT_RULE, heldout_filters: curateConfig, heldout_excluded: excluded.length, train_files: train.length, val_files: val.length, train_tokens: t.tokens, val_tokens: v.tokens,
+    split: CODE_HELDOUT_RULE, heldout_filters: curateConfig, heldout_excluded: excluded.length, decontaminated: removed.length, train_files: train.length, val_files: val.length, train_tokens: t.tokens, val_tokens: v.tokens,
     train_bytes: t.bytes, val_bytes: v.bytes, val_bytes_per_token: v.bytes / v.tokens,
   };
   writeJsonAtomic(join(outDir, 'meta.json'), meta);
   // The held-out files by path, in the split.json shape the bits-per-byte eval task reads (a `val` list).
-  writeJsonAtomic(join(outDir, 'split.json'), { rule: CODE_HELDOUT_RULE, filters: curateConfig, val: val.map((f) => f.path), excluded, train_ids: train.map((f) => f.id) });
+  writeJsonAtomic(join(outDir, 'split.json'), { rule: CODE_HELDOUT_RULE, filters: curateConfig, val: val.map((f) => f.path), excluded, decontaminated: removed, train_ids: train.map((f) => f.id) });
   log(`code-tokens: ${t.tokens} train tokens (${(t.bytes / 1e6).toFixed(1)} MB, ${(t.bytes / t.tokens).toFixed(2)} bytes/token), ${v.tokens} val tokens (${val.length} held-out files) → ${outDir}`);
   return { vocabSize: tok.vocabSize, trainFiles: train.length, valFiles: val.length, trainTokens: t.tokens, valTokens: v.tokens, trainBytes: t.bytes, valBytes: v.bytes };
 }

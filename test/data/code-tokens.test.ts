@@ -6,13 +6,16 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { filterHeldout, prepareCodeTokens, readHeldoutFiles } from '../../src/data/code-tokens.js';
+import { decontaminate, filterHeldout, prepareCodeTokens, readHeldoutFiles } from '../../src/data/code-tokens.js';
 import { JsonlGzWriter } from '../../src/data/writers.js';
 import { loadTokenizer } from '../../src/tokenizers/format.js';
 import { TokenFileReader } from '../../src/tokenizers/token-file.js';
 import type { BpeTokenizer } from '../../src/tokenizers/bpe.js';
 
-const py = (i: number): string => `def f${i}(x):\n    if x > ${i}:\n        return x * ${i}\n    return None\n`;
+/** A letters-only name per number (dedup's normal form drops digits). */
+const name = (i: number): string => Array.from({ length: 4 }, (_, k) => String.fromCharCode(97 + (Math.floor(i / 26 ** k) % 26))).join('');
+const py = (i: number): string => `def ${name(i)}(x):\n    if x > ${i}:\n        return x * ${i}\n    return None\n`;
+const script = (i: number): string => `import os\n\nfor ${name(i)} in os.listdir("."):\n    print(${name(i)}, os.path.getsize(${name(i)}))\n`;
 
 test('prepareCodeTokens: curated files → train.bin, held-out files → val.bin, with the code pattern', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmf-code-tokens-'));
@@ -20,7 +23,7 @@ test('prepareCodeTokens: curated files → train.bin, held-out files → val.bin
     const w = new JsonlGzWriter(join(dir, 'curated', 'deduped', '00000.jsonl.gz'));
     for (let i = 0; i < 40; i++) await w.write({ lmforge_id: `p:m${i}.py`, text: py(i) });
     await w.close();
-    const held = [py(100), py(101)];
+    const held = [script(100), script(101)];
     writeFileSync(join(dir, 'heldout.jsonl'), held.map((text, i) => JSON.stringify({ id: `p:h${i}.py`, text, path: `/x/h${i}.py` })).join('\n') + '\n');
     const out = join(dir, 'tokens');
     const r = await prepareCodeTokens(dir, out, 300, () => undefined, null);
@@ -75,4 +78,18 @@ test('filterHeldout: held-out files pass the curation config\'s file filters, th
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('decontaminate: training copies of a held-out file go, the held-out set stays as it was', () => {
+  const body = Array.from({ length: 60 }, (_, i) => `def helper_${name(i)}(value):\n    return value + ${i}\n`).join('\n');
+  const held = [{ id: 'std:tomllib/_types.py', text: body }];
+  const train = [
+    { id: 'setuptools:_vendor/tomli/_types.py', text: body.replace(/ {4}/g, '\t') }, // a re-indented copy
+    { id: 'pkg:near.py', text: body.replace('helper_daaa(', 'renamed(') }, // one name changed
+    { id: 'pkg:other.py', text: py(7).repeat(30) },
+  ];
+  const r = decontaminate(train, held);
+  assert.deepEqual(r.train.map((f) => f.id), ['pkg:other.py']);
+  assert.deepEqual(r.removed.map((x) => [x.id, x.heldout]), [['setuptools:_vendor/tomli/_types.py', 'std:tomllib/_types.py'], ['pkg:near.py', 'std:tomllib/_types.py']]);
+  assert.ok(r.removed.every((x) => x.jaccard >= 0.7));
 });
