@@ -86,7 +86,11 @@ export function lossTermsAux(logits: Tensor, targets: Tensor, terms: LossTerms, 
   const tv = targets.toTypedArray();
   const keep = logits.dtype === 'float64' ? new Float64Array(N) : new Float32Array(N); // 1 where the row counts
   let count = 0;
-  for (let i = 0; i < N; i++) if (tv[i] !== ignoreIndex) (keep[i] = 1), count++;
+  for (let i = 0; i < N; i++) {
+    if (tv[i] === ignoreIndex) continue;
+    keep[i] = 1;
+    count++;
+  }
   const mask = lm.tensor(keep, [N]);
   const logp = lm.logSoftmax(z, -1); // (N, V)
   const meanLogp = lm.mean(logp, -1); // (N)

@@ -14,6 +14,9 @@ import type { CurriculumOptions, CurriculumSource } from './tasks/curriculum.js'
 import { openTokenFile, type TokenFile } from './token-reader.js';
 import type { TrainConfig } from './train-config.js';
 
+/** Largest document mask of a micro-batch (the kernels take it dense: 4·rows·T² bytes). */
+export const MAX_MASK_BYTES = 256 * 2 ** 20;
+
 export function lossTermsOf(c: TrainConfig): LossTerms {
   try {
     return checkLossTerms({ zLoss: c.loss.z_loss, labelSmoothing: c.loss.label_smoothing });
@@ -57,6 +60,9 @@ export function curriculumSetup(c: TrainConfig, meta: DataMeta, vocabSize: numbe
   const packed = c.batching.mode === 'packed';
   if (c.curriculum.order !== 'random' && !packed) throw new UserError(`curriculum.order: ${c.curriculum.order} orders whole documents; set batching.mode=packed`);
   const needDocs = packed || c.batching.doc_mask;
+  // Document masking goes through the fused kernel's additive mask, a dense (rows, T, T) float32 per micro-batch.
+  const maskBytes = 4 * c.data.batch_size * c.model.block_size ** 2;
+  if (c.batching.doc_mask && maskBytes > MAX_MASK_BYTES) throw new UserError(`batching.doc_mask: the attention mask of batch_size ${c.data.batch_size} × block_size² ${c.model.block_size}² would take ${(maskBytes / 2 ** 20).toFixed(0)} MiB (at most ${MAX_MASK_BYTES / 2 ** 20} MiB); use a smaller batch_size with gradient accumulation (batching.batch_tokens)`);
   const eot = needDocs ? eotOf(c, meta) : null;
   const files = [{ dir: c.data.dir, train: trainFile, val: valFile }];
   const identity = tokenizerIdentity(meta, c.data.dir);
