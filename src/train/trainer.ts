@@ -206,17 +206,22 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
-  const terms = lossTermsOf(c);
-  const accumulation = gradientAccumulationOf(c, c.data.batch_size * c.model.block_size * (layout ? config.dp : comm.size));
-  if ((layout || comm.size > 1) && (curriculumWanted(c) || terms.zLoss > 0 || terms.labelSmoothing > 0)) {
+  // Issue 14's switches (batching, curriculum, mix, loss): checked before the first step; a refusal frees the model.
+  let terms, accumulation, curriculum;
+  try {
+    terms = lossTermsOf(c);
+    accumulation = gradientAccumulationOf(c, c.data.batch_size * c.model.block_size * (layout ? config.dp : comm.size));
+    if ((layout || comm.size > 1) && (curriculumWanted(c) || terms.zLoss > 0 || terms.labelSmoothing > 0)) throw new UserError('batching, curriculum, mix and loss.* switches train on one process (no data or model parallelism)');
+    if (curriculumWanted(c) && c.debias.adversary_weight > 0) throw new UserError('debias.adversary_weight: adversarial debiasing trains on plain random windows; turn off the batching, curriculum and mix switches');
+    curriculum = curriculumWanted(c) ? new CurriculumTask(model, ...curriculumSetup(c, meta, vocabSize, trainFile, valFile, accumulation, terms, log)) : null;
+  } catch (e) {
     model.dispose();
-    throw new UserError('batching, curriculum, mix and loss.* switches train on one process (no data or model parallelism)');
+    throw e;
   }
-  let task: Task<unknown> = curriculumWanted(c)
-    ? new CurriculumTask(model, ...curriculumSetup(c, meta, vocabSize, trainFile, valFile, accumulation, terms, log))
-    : parallel
-    ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, replica: grid ? { index: grid.replica, count: config.dp } : undefined })
-    : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm, terms });
+  let task: Task<unknown> = curriculum
+    ?? (parallel
+      ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, replica: grid ? { index: grid.replica, count: config.dp } : undefined })
+      : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm, terms }));
   if (c.debias.adversary_weight > 0) {
     task = new DebiasedNextTokenTask(task as NextTokenTask, { weight: c.debias.adversary_weight, hidden: c.debias.adversary_hidden, seed: c.seed, decode: decoderOf(meta, c.data.dir) });
   }

@@ -168,3 +168,24 @@ test('every switch on: a run resumed mid-curriculum logs the uninterrupted run\'
   assert.equal(recs.find((r) => r.step === 0 && r.loss !== undefined)!.seq_len, 8);
   assert.ok(recs.some((r) => r['mix_real_second'] !== undefined));
 });
+
+test('bad switch combinations are refused naming the key, before anything trains', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-curric-'));
+  const text = readFileSync(fileURLToPath(new URL('../../../../shared/data/tinyshakespeare/input.txt', import.meta.url)), 'utf8');
+  writeFileSync(join(dir, 'input.txt'), text.slice(0, 20000));
+  const data = join(dir, 'data');
+  prepareCharData({ input: join(dir, 'input.txt'), outDir: data, valFraction: 0.1 });
+  const attempt = (extra: Record<string, unknown>): void => {
+    const config = resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, objectLayer({
+      out_dir: join(dir, 'run'), data_dir: data, n_layer: 1, n_head: 2, n_embd: 16, block_size: 32, batch_size: 4, max_iters: 2, peak_flops: 0, ...extra,
+    }, 'test'));
+    train(config, { log: () => {}, overwrite: true });
+  };
+  assert.throws(() => attempt({ batching: { batch_tokens: 1000 } }), /batching\.batch_tokens: 1000 is not a multiple of the 128 tokens/);
+  assert.throws(() => attempt({ batching: { batch_tokens: 512 }, gradient_accumulation_steps: 3 }), /4 micro-batches per step, but gradient_accumulation_steps is 3/);
+  assert.throws(() => attempt({ curriculum: { order: 'ascending', score_field: 'tokens' } }), /curriculum\.order: ascending orders whole documents; set batching\.mode=packed/);
+  assert.throws(() => attempt({ batching: { mode: 'packed' } }), /has no <\|endoftext\|>; set batching\.eot_id/);
+  assert.throws(() => attempt({ curriculum: { seq_warmup_start: 32, seq_warmup_steps: 5 } }), /curriculum\.seq_warmup_start: 32 must be below model\.block_size \(32\)/);
+  assert.throws(() => attempt({ mix: { sources: join(dir, 'nowhere') } }), /nowhere/);
+  assert.throws(() => attempt({ batching: { mode: 'packed', eot_id: 0 }, curriculum: { order: 'ascending', score_file: join(dir, 'missing.jsonl') } }), /curriculum\.score_file: cannot read/);
+});
