@@ -189,3 +189,23 @@ test('bad switch combinations are refused naming the key, before anything trains
   assert.throws(() => attempt({ mix: { sources: join(dir, 'nowhere') } }), /nowhere/);
   assert.throws(() => attempt({ batching: { mode: 'packed', eot_id: 0 }, curriculum: { order: 'ascending', score_file: join(dir, 'missing.jsonl') } }), /curriculum\.score_file: cannot read/);
 });
+
+test('plain pretraining takes the loss terms too: z_loss and label_smoothing are logged, the loss stays plain', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-curric-'));
+  const text = readFileSync(fileURLToPath(new URL('../../../../shared/data/tinyshakespeare/input.txt', import.meta.url)), 'utf8');
+  writeFileSync(join(dir, 'input.txt'), text.slice(0, 20000));
+  const data = join(dir, 'data');
+  prepareCharData({ input: join(dir, 'input.txt'), outDir: data, valFraction: 0.1 });
+  const run = (out: string, loss: Record<string, number>): ReturnType<typeof readMetrics> => {
+    train(resolveConfigWithAliases(trainSpec, TRAIN_ALIASES, objectLayer({
+      out_dir: join(dir, out), data_dir: data, n_layer: 1, n_head: 2, n_embd: 16, block_size: 16, batch_size: 4, max_iters: 6, eval_interval: 100, eval_iters: 1, log_interval: 1, peak_flops: 0, warmup_iters: 0, learning_rate: 0.01, loss,
+    }, 'test')), { log: () => {} });
+    return readMetrics(join(dir, out, 'metrics.jsonl')).filter((r) => r.loss !== undefined);
+  };
+  const plain = run('plain', {});
+  const terms = run('terms', { z_loss: 1e-4, label_smoothing: 0.3 });
+  assert.equal(plain[0]!.z_loss, undefined);
+  assert.ok((terms[0]!.z_loss as number) > 0 && typeof terms[0]!.label_smoothing === 'number');
+  assert.equal(terms[0]!.loss, plain[0]!.loss); // same first batch and weights: the reported loss is the plain cross-entropy
+  assert.notEqual(terms[5]!.loss, plain[5]!.loss); // but the objective, and so the updates, differ
+});
