@@ -92,11 +92,13 @@ export function curriculumSetup(c: TrainConfig, meta: DataMeta, vocabSize: numbe
     }
     return { name: names[i]!, train: f.train, val: f.val, docs, order, share: shares[i]! };
   });
-  if (packed) log(`batching: packed rows of whole documents (${sources.map((s) => `${s.name}: ${s.docs!.count} documents`).join(', ')}), order ${c.curriculum.order}${c.batching.doc_mask ? ', attention stopped at document boundaries' : ''}`);
+  // A whole-epoch shuffle of the chunks would undo a difficulty order: ordered runs shuffle 64 batches' chunks at a time.
+  const shuffleWindow = c.batching.shuffle_window > 0 || c.curriculum.order === 'random' ? c.batching.shuffle_window : 64 * c.data.batch_size;
+  if (packed) log(`batching: packed rows of whole documents (${sources.map((s) => `${s.name}: ${s.docs!.count} documents`).join(', ')}), order ${c.curriculum.order}, chunks shuffled ${shuffleWindow === 0 ? 'over the whole epoch' : `within windows of ${shuffleWindow}`}${c.batching.doc_mask ? ', attention stopped at document boundaries' : ''}`);
   else if (c.batching.doc_mask) log('batching: random windows, attention stopped at document boundaries');
   if (c.curriculum.seq_warmup_start > 0) log(`curriculum: sequence length ${c.curriculum.seq_warmup_start} → ${c.model.block_size} over ${c.curriculum.seq_warmup_steps} steps, rows scaled to keep ${c.data.batch_size * c.model.block_size} tokens per micro-batch`);
   return [sources, {
-    batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, accumulation, packed,
+    batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, accumulation, packed, shuffleWindow,
     docMaskEot: c.batching.doc_mask ? eot : null, warmup: { start: c.curriculum.seq_warmup_start, steps: c.curriculum.seq_warmup_steps }, terms,
   }];
 }

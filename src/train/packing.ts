@@ -1,8 +1,8 @@
 // Token-budget batching: a token file's documents (each ending at an end-of-text token) read as one stream in a
-// per-epoch order — shuffled, or sorted / bucketed by a per-document difficulty score — and cut into rows with no
-// padding: a row is T + 1 consecutive stream tokens (x its first T, y its last T) and the next row starts at the
-// row's last token, so every token is a target exactly once per epoch. The stream's position and its RNG are its
-// state, saved in checkpoints, so a resumed run reads the same rows. Not the random-window sampler (token-reader.ts).
+// per-epoch order — shuffled, or sorted / bucketed by a per-document difficulty score — and cut into chunks with no
+// padding, every token a target exactly once per epoch; the chunks are read in a (windowed) shuffled order so each
+// batch mixes documents. The epoch's RNG state and the chunk count are the stream's state, saved in checkpoints, so a
+// resumed run reads the same rows. Not the random-window sampler (token-reader.ts).
 import { readFileSync } from 'node:fs';
 import { Rng, type RngState } from '../core/random.js';
 import { UserError } from '../util/errors.js';
@@ -89,34 +89,61 @@ export function epochOrder(count: number, o: DocumentOrder, rng: Rng): Uint32Arr
 }
 
 export interface PackedState {
-  /** RNG state at the start of the current epoch (its order is drawn from it again on load) and the epoch. */
+  /** RNG state at the start of the current epoch (its document and chunk orders are drawn from it again on load). */
   epochRng: RngState;
   epoch: number;
-  /** Position in the epoch's order, and the offset within that document. */
-  pos: number;
-  offset: number;
-  /** The last token read: the first input of the next row. */
-  carry: number;
+  /** Chunks of the epoch already read. */
+  next: number;
 }
 
-/** A token file's documents as one stream in epoch order, cut into rows without padding. */
+/**
+ * A token file's documents as one stream in epoch order, cut into chunks of `chunk` + 1 tokens (chunk c covers stream
+ * positions [c·chunk, (c + 1)·chunk], so consecutive chunks share one token and every token but the first is a target
+ * exactly once per epoch; the stream's last partial chunk is left out). The chunks are read in an order shuffled
+ * within windows of `shuffleWindow` consecutive chunks (0 = the whole epoch), so a batch mixes documents from across
+ * the corpus while a difficulty order still holds window by window. No padding anywhere.
+ */
 export class PackedStream {
   private rng: Rng;
-  private order: Uint32Array;
+  private docOrder!: Uint32Array;
+  /** cum[k] = tokens of the first k documents in epoch order. */
+  private cum!: Float64Array;
+  private chunkOrder!: Uint32Array;
   private s: PackedState;
 
-  constructor(readonly file: TokenFile, readonly docs: Documents, readonly o: DocumentOrder, seed: number | PackedState) {
+  constructor(readonly file: TokenFile, readonly docs: Documents, readonly o: DocumentOrder, readonly chunk: number, readonly shuffleWindow: number, seed: number | PackedState) {
+    if (docs.starts[docs.count]! < chunk + 1) throw new UserError(`${file.path}: ${docs.starts[docs.count]} tokens is too few for one packed row of ${chunk} (need ${chunk + 1})`);
     if (typeof seed === 'number') {
       this.rng = new Rng(seed);
-      const epochRng = this.rng.state();
-      this.order = epochOrder(docs.count, o, this.rng);
-      this.s = { epochRng, epoch: 0, pos: 0, offset: 0, carry: 0 };
-      this.s.carry = this.readOne();
+      this.s = { epochRng: this.rng.state(), epoch: 0, next: 0 };
     } else {
       this.rng = new Rng(seed.epochRng);
-      this.order = epochOrder(docs.count, o, this.rng);
-      this.s = { ...seed };
+      this.s = { ...seed, epochRng: [...seed.epochRng] as RngState };
     }
+    this.drawEpoch();
+  }
+
+  /** The epoch's document order, its stream offsets and its chunk order, drawn from rng. */
+  private drawEpoch(): void {
+    this.docOrder = epochOrder(this.docs.count, this.o, this.rng);
+    this.cum = new Float64Array(this.docs.count + 1);
+    for (let k = 0; k < this.docs.count; k++) {
+      const d = this.docOrder[k]!;
+      this.cum[k + 1] = this.cum[k]! + this.docs.starts[d + 1]! - this.docs.starts[d]!;
+    }
+    const n = Math.floor((this.cum[this.docs.count]! - 1) / this.chunk);
+    const order = Uint32Array.from({ length: n }, (_, i) => i);
+    const W = this.shuffleWindow > 0 ? this.shuffleWindow : n;
+    for (let lo = 0; lo < n; lo += W) {
+      const hi = Math.min(n, lo + W);
+      for (let i = hi - 1; i > lo; i--) {
+        const j = lo + this.rng.int(i - lo + 1);
+        const t = order[i]!;
+        order[i] = order[j]!;
+        order[j] = t;
+      }
+    }
+    this.chunkOrder = order;
   }
 
   state(): PackedState {
@@ -127,43 +154,36 @@ export class PackedStream {
     return this.s.epoch;
   }
 
-  private readOne(): number {
-    const out = new Int32Array(1);
-    this.read(out, 0, 1);
-    return out[0]!;
-  }
-
-  /** Copies the next n stream tokens into out[at, at + n), moving to the next document (and epoch) as needed. */
-  private read(out: Int32Array, at: number, n: number): void {
+  /** Stream tokens [p, p + n) of this epoch into out[at, at + n). */
+  private read(out: Int32Array, at: number, p: number, n: number): void {
     const ids = this.file.ids;
-    while (n > 0) {
-      if (this.s.pos >= this.order.length) {
-        this.s.epoch++;
-        this.s.pos = 0;
-        this.s.epochRng = this.rng.state();
-        this.order = epochOrder(this.docs.count, this.o, this.rng);
-      }
-      const d = this.order[this.s.pos]!;
-      const start = this.docs.starts[d]! + this.s.offset;
-      const take = Math.min(n, this.docs.starts[d + 1]! - start);
+    // The document holding stream position p: the last k with cum[k] ≤ p.
+    let lo = 0, hi = this.docs.count - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.cum[mid]! <= p) lo = mid;
+      else hi = mid - 1;
+    }
+    for (let k = lo; n > 0; k++) {
+      const d = this.docOrder[k]!;
+      const start = this.docs.starts[d]! + (p - this.cum[k]!);
+      const take = Math.min(n, this.cum[k + 1]! - p);
       for (let i = 0; i < take; i++) out[at + i] = ids[start + i]!;
       at += take;
+      p += take;
       n -= take;
-      this.s.offset += take;
-      if (start + take >= this.docs.starts[d + 1]!) {
-        this.s.pos++;
-        this.s.offset = 0;
-      }
     }
   }
 
-  /** The next row of T inputs and T targets into x and y at row offset at. */
-  nextRow(x: Int32Array, y: Int32Array, at: number, T: number): void {
-    const row = new Int32Array(T + 1);
-    row[0] = this.s.carry;
-    this.read(row, 1, T);
-    x.set(row.subarray(0, T), at);
-    y.set(row.subarray(1, T + 1), at);
-    this.s.carry = row[T]!;
+  /** The next chunk's chunk + 1 tokens into out at offset at, moving to the next epoch after its last chunk. */
+  nextChunk(out: Int32Array, at = 0): void {
+    if (this.s.next >= this.chunkOrder.length) {
+      this.s.epoch++;
+      this.s.next = 0;
+      this.s.epochRng = this.rng.state();
+      this.drawEpoch();
+    }
+    const c = this.chunkOrder[this.s.next++]!;
+    this.read(out, at, c * this.chunk, this.chunk + 1);
   }
 }

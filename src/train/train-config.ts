@@ -55,7 +55,8 @@ export const trainSpec = defineConfig({
     label_smoothing: { default: 0, type: 'number', min: 0, max: 0.99, doc: "label smoothing ε as torch's cross_entropy(label_smoothing=ε); the smoothing's part is logged as label_smoothing, loss stays the plain cross-entropy (0 = off)" },
   },
   batching: {
-    mode: { default: 'windows', choices: ['windows', 'packed'], doc: "rows: 'windows' (random block_size windows, nanoGPT) or 'packed' (whole documents back to back in a shuffled or curriculum order, no padding, every token once per epoch)" },
+    mode: { default: 'windows', choices: ['windows', 'packed'], doc: "rows: 'windows' (random block_size windows, nanoGPT) or 'packed' (whole documents back to back in a shuffled or curriculum order, cut into block_size chunks read in shuffled order: no padding, every token once per epoch)" },
+    shuffle_window: { default: 0, type: 'integer', min: 0, doc: 'packed: chunks are read shuffled within windows of this many consecutive chunks (0 = the whole epoch; with curriculum.order, a window keeps the difficulty order coarse-grained)' },
     doc_mask: { default: false, doc: 'stop attention at document boundaries (after each end-of-text token): block-diagonal causal attention' },
     eot_id: { default: null, type: 'integer', min: 0, doc: "end-of-text id that ends each document (null = the data tokenizer's <|endoftext|>)" },
     batch_tokens: { default: 0, type: 'integer', min: 0, doc: 'global batch in tokens: gradient accumulation = batch_tokens / (batch_size·block_size), which must divide (0 = gradient_accumulation_steps)' },

@@ -38,41 +38,65 @@ function corpus(lens: number[]): number[] {
   return out;
 }
 
-test('packed rows: no padding, every token a target exactly once per epoch, documents whole and in the epoch order', () => {
-  const lens = [5, 9, 3, 14, 7, 2];
+test('packed chunks: no padding, every token a target exactly once per epoch, documents whole, chunks shuffled', () => {
+  const lens = [5, 9, 3, 14, 7, 2, 11, 6];
   const file = memFile(corpus(lens));
   const docs = documentsOf(file, EOT);
   assert.equal(docs.count, lens.length);
-  const stream = new PackedStream(file, docs, { order: 'random', scores: null, buckets: 0 }, 3);
-  const T = 8;
-  const rows = Math.floor((file.count - 1) / T);
-  const x = new Int32Array(rows * T), y = new Int32Array(rows * T);
-  for (let r = 0; r < rows; r++) stream.nextRow(x, y, r * T, T);
-  // y is x shifted by one across row boundaries: the stream continues.
-  for (let i = 0; i + 1 < x.length; i++) if ((i + 1) % T !== 0) assert.equal(y[i], x[i + 1]);
-  const targets = [...y].filter((t) => t !== EOT);
+  const C = 8;
+  const stream = new PackedStream(file, docs, { order: 'random', scores: null, buckets: 0 }, C, 0, 3);
+  const n = Math.floor((file.count - 1) / C);
+  const chunks: number[][] = [];
+  for (let c = 0; c < n; c++) {
+    const buf = new Int32Array(C + 1);
+    stream.nextChunk(buf);
+    chunks.push([...buf]);
+  }
+  assert.equal(stream.epoch, 0);
+  // Every target (a chunk's last C tokens) is a distinct token: each once per epoch, nothing padded.
+  const targets = chunks.flatMap((c) => c.slice(1)).filter((t) => t !== EOT);
   assert.equal(new Set(targets).size, targets.length, 'a token was a target twice within one epoch');
-  // Each document's tokens appear in their own order, consecutively.
-  const seq = [x[0]!, ...y];
-  for (let i = 0; i + 1 < seq.length; i++) if (seq[i] !== EOT && seq[i + 1] !== EOT) assert.equal(seq[i + 1], seq[i]! + 1);
+  assert.ok(targets.length >= file.count - lens.length - C, 'at most the last partial chunk is left out');
+  // Inside a chunk, documents continue in their own order.
+  for (const c of chunks) for (let i = 0; i + 1 < c.length; i++) if (c[i] !== EOT && c[i + 1] !== EOT) assert.equal(c[i + 1], c[i]! + 1);
+  // Chunks are not read in stream order (so a batch mixes documents).
+  const firsts = chunks.map((c) => c[0]!);
+  assert.notDeepEqual(firsts, [...firsts].sort((a, b) => a - b));
 });
 
-test('a packed stream rebuilt from its state continues with the same rows, across epochs', () => {
+test('a packed stream rebuilt from its state continues with the same chunks, across epochs', () => {
   const file = memFile(corpus([4, 11, 6, 3, 8]));
   const docs = documentsOf(file, EOT);
   const o = { order: 'random' as const, scores: null, buckets: 0 };
-  const a = new PackedStream(file, docs, o, 9);
-  const x = new Int32Array(5), y = new Int32Array(5);
-  for (let i = 0; i < 7; i++) a.nextRow(x, y, 0, 5);
+  const a = new PackedStream(file, docs, o, 5, 0, 9);
+  const buf = new Int32Array(6);
+  for (let i = 0; i < 7; i++) a.nextChunk(buf);
   const saved = JSON.parse(JSON.stringify(a.state())) as ReturnType<PackedStream['state']>;
-  const b = new PackedStream(file, docs, o, saved);
+  const b = new PackedStream(file, docs, o, 5, 0, saved);
   for (let i = 0; i < 20; i++) {
-    const xa = new Int32Array(5), ya = new Int32Array(5), xb = new Int32Array(5), yb = new Int32Array(5);
-    a.nextRow(xa, ya, 0, 5);
-    b.nextRow(xb, yb, 0, 5);
-    assert.deepEqual([...xb, ...yb], [...xa, ...ya], `row ${i} after the restore`);
+    const ca = new Int32Array(6), cb = new Int32Array(6);
+    a.nextChunk(ca);
+    b.nextChunk(cb);
+    assert.deepEqual([...cb], [...ca], `chunk ${i} after the restore`);
   }
   assert.ok(a.epoch >= 2);
+});
+
+test('an ascending order with a shuffle window reads easy documents first, window by window', () => {
+  const lens = [30, 4, 18, 6, 24, 9, 12, 40];
+  const file = memFile(corpus(lens));
+  const docs = documentsOf(file, EOT);
+  const scores = Float64Array.from(lens);
+  const stream = new PackedStream(file, docs, { order: 'ascending', scores, buckets: 0 }, 4, 3, 1);
+  const docOf = (t: number): number => Math.floor(t / 100) - 1;
+  const seen: number[] = [];
+  const buf = new Int32Array(5);
+  for (let i = 0; i < 12; i++) {
+    stream.nextChunk(buf);
+    seen.push(...[...buf].filter((t) => t !== EOT).map(docOf));
+  }
+  // The first 12 chunks (48 tokens) come from the shortest documents only: 4 + 6 + 9 + 12 + part of 18.
+  assert.ok(seen.every((d) => [1, 3, 5, 6, 2].includes(d)), `saw documents ${[...new Set(seen)].join(',')}`);
 });
 
 test('difficulty order: ascending / descending by score, buckets shuffled inside, scores read from JSONL with line errors', () => {
@@ -166,6 +190,7 @@ test('every switch on: a run resumed mid-curriculum logs the uninterrupted run\'
   // The switches did something: the ramp and the mix are in the log.
   const recs = readMetrics(join(out, 'metrics.jsonl'));
   assert.equal(recs.find((r) => r.step === 0 && r.loss !== undefined)!.seq_len, 8);
+  assert.equal(recs.find((r) => r.step === 0 && r.loss !== undefined)!.batch_rows, 16); // 4 chunks of 32 → 16 rows of 8
   assert.ok(recs.some((r) => r['mix_real_second'] !== undefined));
 });
 

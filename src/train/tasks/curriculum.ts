@@ -37,6 +37,8 @@ export interface CurriculumOptions {
   /** Micro-batches per optimizer step (to know the step of each micro-batch). */
   accumulation: number;
   packed: boolean;
+  /** Packed: chunks are shuffled within windows of this many (0 = the whole epoch). */
+  shuffleWindow: number;
   /** The end-of-text id for document masking (null = no masking). */
   docMaskEot: number | null;
   warmup: SeqWarmup;
@@ -65,7 +67,7 @@ export class CurriculumTask implements Task<CurriculumBatch> {
     this.blockSize = model.config.block_size;
     this.itemsPerBatch = o.batchSize * this.blockSize;
     this.rng = new Rng(o.seed);
-    this.streams = sources.map((s, i) => (o.packed ? new PackedStream(s.train, s.docs!, s.order, o.seed + 7919 * (i + 1)) : null));
+    this.streams = sources.map((s, i) => (o.packed ? new PackedStream(s.train, s.docs!, s.order, this.blockSize, o.shuffleWindow, o.seed + 7919 * (i + 1)) : null));
     this.tokens = sources.map(() => 0);
     // Evaluation as plain pretraining does it, per source (the first is the run's val_loss).
     this.evals = sources.map((s) => new NextTokenTask(model, s.train, s.val, { batchSize: o.batchSize, evalIters: o.evalIters, seed: o.seed, fullVal: o.fullVal }));
@@ -93,23 +95,35 @@ export class CurriculumTask implements Task<CurriculumBatch> {
   }
 
   nextBatch(): CurriculumBatch {
-    const T = seqLenAt(this.step, this.o.warmup, this.blockSize, this.itemsPerBatch);
+    // T divides block_size, so rows·T = batch_size·block_size: every micro-batch holds the same tokens.
+    const T = seqLenAt(this.step, this.o.warmup, this.blockSize, this.blockSize);
     const rows = this.itemsPerBatch / T;
     const x = new Int32Array(rows * T);
     const y = new Int32Array(rows * T);
-    for (let r = 0; r < rows; r++) {
-      const i = this.pickSource();
-      const stream = this.streams[i];
-      if (stream) stream.nextRow(x, y, r * T, T);
-      else {
+    if (this.o.packed) {
+      // batch_size chunks of block_size + 1 stream tokens, each cut into block_size / T rows.
+      const chunk = new Int32Array(this.blockSize + 1);
+      const per = this.blockSize / T;
+      for (let c = 0; c < this.o.batchSize; c++) {
+        const i = this.pickSource();
+        this.streams[i]!.nextChunk(chunk);
+        for (let k = 0; k < per; k++) {
+          x.set(chunk.subarray(k * T, k * T + T), (c * per + k) * T);
+          y.set(chunk.subarray(k * T + 1, k * T + T + 1), (c * per + k) * T);
+        }
+        this.tokens[i]! += this.blockSize;
+      }
+    } else {
+      for (let r = 0; r < rows; r++) {
+        const i = this.pickSource();
         const ids = this.sources[i]!.train.ids;
         const at = this.rng.int(ids.length - T);
         for (let t = 0; t < T; t++) {
           x[r * T + t] = ids[at + t]!;
           y[r * T + t] = ids[at + t + 1]!;
         }
+        this.tokens[i]! += T;
       }
-      this.tokens[i]! += T;
     }
     this.drawn++;
     const segments = this.o.docMaskEot === null ? null : segmentsAfterEot(x, rows, T, this.o.docMaskEot);
@@ -159,7 +173,7 @@ export class CurriculumTask implements Task<CurriculumBatch> {
       const st = streams[i] as PackedState | null;
       if (!this.o.packed) return null;
       if (!st) throw new UserError(`${source}: task state has no packed stream for source ${s.name}`);
-      return new PackedStream(s.train, s.docs!, s.order, st);
+      return new PackedStream(s.train, s.docs!, s.order, this.blockSize, this.o.shuffleWindow, st);
     });
   }
 }
