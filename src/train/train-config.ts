@@ -10,6 +10,7 @@ export const trainSpec = defineConfig({
   out_dir: { default: 'runs/shakespeare-char', doc: 'run directory: checkpoints, metrics.jsonl, config.json, final model' },
   seed: { default: 1337, type: 'integer', doc: 'seeds initialisation, batch sampling and dropout' },
   threads: { default: 0, type: 'integer', min: 0, doc: 'native kernel threads (0 = all cores)' },
+  precision: { default: 'fp32', choices: ['fp32', 'bf16'], doc: "matmul precision: 'bf16' runs every linear/matmul product (forward and both backward GEMMs) on bf16 operands with fp32 accumulation (AMX or AVX512-BF16; fp32 on CPUs without them); weights, gradients, optimizer state, norms, softmax and loss stay fp32" },
   // distributed training (launch with `mpirun -np N lmforge train …`; README: distributed training)
   dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp; with --tp or --pp, dp replicas of the model-parallel group: mpirun -np dp×tp or dp×pp)' },
   zero: { default: 0, type: 'integer', min: 0, max: 1, doc: 'ZeRO stage with dp > 1: 1 shards the optimizer state over the ranks (adamw, lion, sgd)' },

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as lm from '../core/index.js';
+import { bf16PrecisionNote } from '../core/native/gemm.js';
 import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
 import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
 import { loadAnyGPT, isQuantizedModelDir } from '../models/quantize-io.js';
@@ -133,6 +134,11 @@ function decoderOf(meta: DataMeta, dataDir: string): (ids: ArrayLike<number>) =>
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
+  // config.precision holds for the whole run (every matmul of training and evaluation) and no longer.
+  return lm.withMatmulPrecision(config.precision, () => trainAtPrecision(config, options));
+}
+
+function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResult {
   // Distributed runs (under mpirun): data parallelism (--dp, --zero), one model-parallel layout (--tp / --pp /
   // --ep), or --dp over --tp or --pp groups (hybrid.ts). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
   // optimizer state) in out_dir/rank-r and the saved model is gathered whole; with data parallelism only rank 0 writes.
@@ -153,6 +159,8 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   const log = writer ? options.log ?? ((line: string) => console.log(line)) : () => undefined;
   if (config.zero > 0 && (layout || comm.size === 1)) throw new UserError('zero: ZeRO-1 shards the optimizer state over data-parallel ranks; set dp > 1 (and launch with mpirun)');
   if (config.threads > 0) lm.setThreads(config.threads);
+  // bf16 needs no loss scaling: it has fp32's 8-bit exponent, so small gradients do not underflow as fp16's would.
+  if (config.precision === 'bf16') log(bf16PrecisionNote().line);
   const meta = readMeta(config.data.dir);
   const lora = config.lora.r > 0;
   if (lora && config.init_from === null) throw new UserError('lora.r: a LoRA run adapts a trained model; set init_from to its run or model directory');
