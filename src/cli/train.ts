@@ -10,8 +10,6 @@ import { registerQuietly } from './register-hook.js';
 import { configHelp, readConfigFile } from '../util/config.js';
 import { VISION_TASKS, visionTrainSpec } from '../train/vision-config.js';
 import { trainVision } from '../train/vision-trainer.js';
-import { loadavg } from 'node:os';
-import { cpuName } from '../util/cpu.js';
 
 /** The task.kind a command line asks for (a `--task.kind=` flag, else the config file's task.kind), or null. */
 function requestedTask(configPath: string | undefined, args: readonly string[]): string | null {
@@ -42,9 +40,7 @@ export function register(program: Command): void {
       const r = trainVision(config, { resume: resume ?? false, overwrite: overwrite ?? false });
       const figures = Object.entries(r.eval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       console.log(`done: ${r.steps} steps, ${figures}; model saved in ${r.runDir}`);
-      // The process's CPU seconds say what the run costs on an idle machine when the figures were taken under load.
-      const { user, system } = process.cpuUsage();
-      console.log(`RESULT ${JSON.stringify({ task: config.task.kind, steps: r.steps, images_per_s: Math.round(r.imagesPerSecond), ...r.eval, cpu_seconds: Math.round((user + system) / 1e6), cpu: cpuName(), load_average: Number(loadavg()[0]!.toFixed(2)) })}`);
+      console.log(`RESULT ${JSON.stringify({ task: config.task.kind, steps: r.steps, images_per_s: Math.round(r.imagesPerSecond), ...r.eval, ...r.usage })}`);
       return;
     }
     const config = configFromCommand(cmd, trainSpec, TRAIN_ALIASES);
