@@ -130,7 +130,7 @@ interface SavedRun {
   init_from: string;
   data: { dir: string };
   optim: { lr: number; min_lr: number; warmup_iters: number; lr_decay_iters: number; weight_decay: number };
-  lora: { r: number; alpha: number; dropout: number; target_modules: string; use_rslora?: boolean; lr_ratio?: number; modules_to_save?: string };
+  lora: { r: number; alpha: number; dropout: number; target_modules: string; use_rslora?: boolean; use_dora?: boolean; lr_ratio?: number; lr_ratio_vectors?: boolean; modules_to_save?: string };
 }
 
 /** The LoRA settings a bench run is defined by (besides steps, seed and lr). */
@@ -141,6 +141,8 @@ interface LoRASettings {
   save: string;
   ratio: number;
   rslora: boolean;
+  dora: boolean;
+  vectors: boolean;
 }
 
 /**
@@ -155,7 +157,8 @@ function sameRun(dir: string, steps: number, seed: number, lr: number, base: str
     && c.optim.warmup_iters === 20 && c.optim.lr_decay_iters === steps && c.optim.weight_decay === 0;
   if (!lora) return schedule && c.lora.r === 0;
   return schedule && c.lora.r === lora.r && c.lora.alpha === lora.alpha && c.lora.dropout === 0 && c.lora.target_modules === lora.targets
-    && (c.lora.modules_to_save ?? '') === lora.save && (c.lora.lr_ratio ?? 1) === lora.ratio && (c.lora.use_rslora ?? false) === lora.rslora;
+    && (c.lora.modules_to_save ?? '') === lora.save && (c.lora.lr_ratio ?? 1) === lora.ratio && (c.lora.use_rslora ?? false) === lora.rslora && (c.lora.use_dora ?? false) === lora.dora
+    && (c.lora.lr_ratio_vectors ?? false) === lora.vectors;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -175,7 +178,9 @@ export async function run(args: string[]): Promise<void> {
   const save = stringFlag(args, 'lora-save') ?? (wide ? 'ln_1,ln_2,ln_f' : '');
   const ratio = numberFlag(args, 'lora-ratio', wide ? 8 : 1);
   const rslora = args.includes('--lora-rslora');
-  const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora };
+  const dora = args.includes('--lora-dora');
+  const vectors = args.includes('--lora-ratio-vectors');
+  const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora, dora, vectors };
   console.log(`lora: LoRA vs full fine-tuning of a Tiny Shakespeare char model on instruction data, ${steps} steps each; ${cpuName()}`);
   console.log('(timings under contention: the CPU is shared; losses do not depend on timing)');
   const base = ensureCharBase(console.log, wide ? WIDE_CHAR_BASE : SMALL_CHAR_BASE);
@@ -196,9 +201,9 @@ export async function run(args: string[]): Promise<void> {
     `--eval_interval=${steps}`, '--eval_iters=10', `--log_interval=${steps}`, '--checkpoint_interval=0', '--overwrite',
   ];
   const loraFlags = [
-    `--lora.r=${r}`, `--lora.alpha=${alpha}`, '--lora.dropout=0', `--lora.target_modules=${targets}`, `--lora.modules_to_save=${save}`, `--lora.lr_ratio=${ratio}`, `--lora.use_rslora=${rslora}`,
+    `--lora.r=${r}`, `--lora.alpha=${alpha}`, '--lora.dropout=0', `--lora.target_modules=${targets}`, `--lora.modules_to_save=${save}`, `--lora.lr_ratio=${ratio}`, `--lora.use_rslora=${rslora}`, `--lora.use_dora=${dora}`, `--lora.lr_ratio_vectors=${vectors}`,
   ];
-  const extras = `${save ? `, modules_to_save ${save}` : ''}${ratio !== 1 ? `, LoRA+ lora_B lr ×${ratio}` : ''}${rslora ? ', rsLoRA α/√r' : ''}`;
+  const extras = `${save ? `, modules_to_save ${save}` : ''}${ratio !== 1 ? `, LoRA+ lora_B${vectors ? ' and 1-D' : ''} lr ×${ratio}` : ''}${rslora ? ', rsLoRA α/√r' : ''}${dora ? ', DoRA' : ''}`;
   console.log(`full: every parameter, AdamW lr ${fullLr}; LoRA: r=${r}, alpha=${alpha}, dropout 0, target_modules ${targets}${extras}, AdamW lr ${loraLr}`);
 
   const results: SeedResult[] = [];
@@ -209,7 +214,7 @@ export async function run(args: string[]): Promise<void> {
   let adaptedPaths: string[] = [];
   for (const seed of seeds) {
     const fullDir = join(root, `runs/bench-lora/${baseName}/full-s${seed}-lr${fullLr}`);
-    const tag = `${save ? `-save-${save}` : ''}${ratio !== 1 ? `-plus${ratio}` : ''}${rslora ? '-rs' : ''}`.replace(/[^A-Za-z0-9_.-]+/g, '+');
+    const tag = `${save ? `-save-${save}` : ''}${ratio !== 1 ? `-plus${ratio}` : ''}${rslora ? '-rs' : ''}${dora ? '-dora' : ''}${vectors ? '-vec' : ''}`.replace(/[^A-Za-z0-9_.-]+/g, '+');
     const loraDir = join(root, `runs/bench-lora/${baseName}/lora-s${seed}-r${r}-a${alpha}-${targets.replace(/[^A-Za-z0-9_.]+/g, '+')}${tag}-lr${loraLr}`);
     let t0 = performance.now();
     const reuse = sameRun(fullDir, steps, seed, fullLr, base, null);
@@ -272,7 +277,7 @@ export async function run(args: string[]): Promise<void> {
   const round = (x: number, k = 4): number => Number(x.toFixed(k));
   console.log('RESULT ' + JSON.stringify({
     suite: 'lora', cpu: cpuName(), load_average: round(loadavg()[0]!, 2), steps, seeds, base: baseName, base_run: base, base_params: baseParams,
-    lora: { r, alpha, dropout: 0, target_modules: targets, modules_to_save: save, lr_ratio: ratio, use_rslora: rslora, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
+    lora: { r, alpha, dropout: 0, target_modules: targets, modules_to_save: save, lr_ratio: ratio, use_rslora: rslora, use_dora: dora, lr_ratio_vectors: vectors, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
     trainable_params: trainable, trainable_fraction: round(fraction, 5),
     optimizer_state_bytes: { full: fullState, lora: loraState }, optimizer_state_ratio: round(stateRatio, 5),
     base_val_loss: round(baseVal), full_val_loss: round(mean((x) => x.full_val_loss)), lora_val_loss: round(mean((x) => x.lora_val_loss)),
