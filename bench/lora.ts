@@ -7,8 +7,9 @@
 // difference| between the adapter merged by `lmforge lora merge` and the unmerged adapted model.
 // Usage: npm run bench -- lora [--base=wide|small] [--steps=300] [--seeds=1337,2] [--full-lr=1e-3] [--lora-lr=5e-3]
 //        [--lora-r=8] [--lora-alpha=2r] [--lora-targets=c_fc,mlp.c_proj] [--lora-save=ln_1,ln_2,ln_f] [--lora-ratio=8]
-//        [--lora-rslora] (--lora-save: PEFT's modules_to_save, trained in full; --lora-ratio: LoRA+'s lora_B lr ratio;
-//        --lora-rslora: α/√r scaling)
+//        [--lora-rslora] [--lora-dora] [--lora-ratio-vectors] (--lora-save: PEFT's modules_to_save, trained in full;
+//        --lora-ratio: LoRA+'s lora_B lr ratio; --lora-rslora: α/√r scaling; --lora-dora: DoRA's learned column
+//        magnitudes; --lora-ratio-vectors: the 1-D parameters (magnitudes, saved norms) also take LoRA+'s ratio, PEFT's grouping)
 // The base (--base=wide, the default) is the CPU recipe widened to 3 layers × 384, block 64 (5.36M parameters,
 // 1500 steps, ~25 min once on 2 busy cores; val loss 1.7664 on Shakespeare). Adapters grow as d·r and weights as d²,
 // so ≤ 2% of the parameters allows r = 8 on the MLP's two Linears (1.72%) or r = 5 on every Linear, where the 4 × 128
