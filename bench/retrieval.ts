@@ -3,8 +3,10 @@
 // (D = 256; random, not encoded: search time does not depend on where the vectors came from) with the native kernel
 // at batch 1 and 64 beside the TypeScript reference. `recall`: trains the dense encoder on XQuAD (held-out split)
 // and prints BM25 / dense / hybrid recall@1/5/20 on the held-out questions. Each ends with a RESULT line.
-// Args: --runs N (default 3); recall: --dim (768), --steps (300), --hard (3), --spans (8), --tau, --term-weight log|bm25,
-// --refresh N (re-mine hard negatives with the encoder every N steps, ANCE/REALM-style; default off).
+// Args: --runs N (default 3); recall: --units terms|bpe (terms), --dim (4096; bpe 768), --steps (60; bpe 300), --lr
+// (3e-5; bpe 1e-3), --lr-weights (3e-3; bpe = lr), --length-norm (0.7; bpe 1), --char-grams (3; bpe 0), --gram-weight
+// (0.7), --bigrams=1, --batch (64), --hard (3), --spans (8), --tau, --term-weight log|bm25, --refresh N (re-mine hard
+// negatives with the encoder every N steps, ANCE/REALM-style; default off).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,6 +14,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addPassages, BM25Index, createIndex } from '../src/retrieval/bm25.js';
 import { readPassages, readSquadPassages, readSquadQuestions } from '../src/retrieval/corpus.js';
+import { DEFAULT_ADAM } from '../src/retrieval/dense.js';
 import { runDenseTraining } from '../src/retrieval/dense-train.js';
 import { formatRecallTable } from '../src/retrieval/experiment.js';
 import { hasNativeIpTopK, ipTopK, ipTopKReference } from '../src/retrieval/ip-search.js';
@@ -138,20 +141,45 @@ async function recall(args: string[]): Promise<void> {
     const termWeight = stringFlag(args, 'term-weight') ?? 'log';
     if (termWeight !== 'log' && termWeight !== 'bm25') throw new Error(`bench/retrieval: --term-weight expects log or bm25, got ${termWeight}`);
     const tau = Number(stringFlag(args, 'tau') ?? (termWeight === 'log' ? 0.05 : 1));
+    // Default: the terms recipe (stemmed terms + character trigrams at 0.7, D = 4096, passages v/‖v‖^0.7, 60 steps
+    // that move the per-unit weights (lr 3e-3) more than the projection (3e-5)); --units=bpe: the GPT-2 piece encoder.
+    const units = stringFlag(args, 'units') ?? 'terms';
+    if (units !== 'bpe' && units !== 'terms') throw new Error(`bench/retrieval: --units expects bpe or terms, got ${units}`);
+    const bigrams = stringFlag(args, 'bigrams') === '1';
+    const terms = units === 'terms';
+    const charGrams = Number(stringFlag(args, 'char-grams') ?? (terms ? 3 : 0));
+    const gramWeight = Number(stringFlag(args, 'gram-weight') ?? (terms ? 0.7 : 1));
+    if (!(Number.isInteger(charGrams) && charGrams >= 0) || !(gramWeight > 0)) throw new Error('bench/retrieval: --char-grams expects an integer ≥ 0 and --gram-weight a number > 0');
+    const lengthNorm = Number(stringFlag(args, 'length-norm') ?? (terms ? 0.7 : 1));
+    if (!(lengthNorm >= 0 && lengthNorm <= 1)) throw new Error('bench/retrieval: --length-norm expects a number in [0, 1]');
+    const lr = Number(stringFlag(args, 'lr') ?? (terms ? 3e-5 : 1e-3));
+    const lrWeights = Number(stringFlag(args, 'lr-weights') ?? (terms ? 3e-3 : lr));
+    if (!(lr >= 0) || !(lrWeights >= 0) || !(tau > 0)) throw new Error('bench/retrieval: --lr, --lr-weights expect numbers ≥ 0 and --tau one > 0');
     const report = runDenseTraining({
       indexDir,
       questionsPath: XQUAD,
       tokenizer: loadAnyTokenizer(join(dataDir, 'gpt2-tokenizer')),
       outDir: join(tmp, 'dense'),
-      model: { dim: intFlag('retrieval', args, 'dim', 768), tau, termWeight },
-      train: { steps: intFlag('retrieval', args, 'steps', 300), hardPerQuery: intFlag('retrieval', args, 'hard', 3), ...(stringFlag(args, 'refresh') ? { refreshEvery: intFlag('retrieval', args, 'refresh', 100) } : {}) },
+      model: { dim: intFlag('retrieval', args, 'dim', terms ? 4096 : 768), tau, termWeight, units, bigrams, lengthNorm, charGrams, gramWeight },
+      train: {
+        steps: intFlag('retrieval', args, 'steps', terms ? 60 : 300),
+        batch: intFlag('retrieval', args, 'batch', 64),
+        hardPerQuery: intFlag('retrieval', args, 'hard', 3),
+        adam: { ...DEFAULT_ADAM, lr, lrWeights },
+        ...(stringFlag(args, 'refresh') ? { refreshEvery: intFlag('retrieval', args, 'refresh', 100) } : {}),
+      },
       pairs: { spans: intFlag('retrieval', args, 'spans', 8) },
       log: (line) => console.log(`  ${line}`),
     });
     console.log(`held-out recall on XQuAD (${report.heldOutQuestions} questions never trained on; trained on ${report.trainQuestions} questions + ${report.ictPairs} ICT sentences; 240 paragraphs), ${cpuName()}:`);
     console.log(formatRecallTable(report.recall));
     const r = Object.fromEntries(report.recall.map((x) => [x.method, x.recall]));
-    console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), heldOut: report.heldOutQuestions, trained: report.trainQuestions, ict: report.ictPairs, trainSeconds: +report.trainSeconds.toFixed(1), recall: r })}`);
+    // Misses at each k: held-out questions whose paragraph is not in the top k.
+    const misses = Object.fromEntries(report.recall.map((x) => [x.method, Object.fromEntries(Object.entries(x.recall).map(([k, v]) => [k, Math.round((1 - v) * report.heldOutQuestions)]))]));
+    const load = loadavg()[0]!;
+    console.log(`misses of ${report.heldOutQuestions}: ${JSON.stringify(misses)}; load average ${load.toFixed(1)}`);
+    const config = { units, dim: intFlag('retrieval', args, 'dim', terms ? 4096 : 768), lengthNorm, charGrams, gramWeight, bigrams, lr, lrWeights, tau };
+    console.log(`RESULT ${JSON.stringify({ cpu: cpuName(), heldOut: report.heldOutQuestions, trained: report.trainQuestions, ict: report.ictPairs, trainSeconds: +report.trainSeconds.toFixed(1), config, recall: r, misses, load_average: +load.toFixed(2) })}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

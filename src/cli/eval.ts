@@ -62,6 +62,9 @@ interface EvalOptions {
   openBookMode: string;
   openBookTemperature: number;
   openBookExtractive?: boolean;
+  openBookSpanWords?: number;
+  openBookLengthAlpha?: number;
+  openBookPmi?: number;
   perturb?: string;
   perturbSeed: number;
   inject?: string | boolean;
@@ -140,6 +143,9 @@ export function register(program: Command): void {
     .option('--open-book-mode <m>', "open book: 'concat' (all passages before one prompt) or 'rag-sequence' (a prompt per passage, answers marginalised over p(z|x) = softmax(score / temperature))", 'concat')
     .option('--open-book-temperature <t>', 'open book rag-sequence: temperature of p(z|x) over the retrieval scores (RRF scores are ~1/60: use ~0.01)', numberFlag('--open-book-temperature', 0, Infinity, true), 1)
     .option('--open-book-extractive', 'open book rag-sequence: decode only spans of each passage (the reader picks the span)')
+    .option('--open-book-span-words <n>', 'open book extractive: also score every span of up to n words of each passage under the reader, not only its greedy span', intFlag('--open-book-span-words', 1, 20))
+    .option('--open-book-pmi <lambda>', 'open book rag-sequence: score answers by log p(answer | passage, question) − λ log p(answer | passage alone) (question-aware; 0: off)', numberFlag('--open-book-pmi', 0, 1))
+    .option('--open-book-length-alpha <a>', 'open book rag-sequence: rank answers by log p(answer | question, passages) / tokens^a (0: unnormalised)', numberFlag('--open-book-length-alpha', 0, 2))
     .option('--perturb <spec>', 'also score every task with perturbed inputs and print clean against perturbed: comma-separated typo[:rate], case[:rate], whitespace[:rate], homoglyph[:rate], distractor[:rate] (e.g. typo:0.05,case:0.1,whitespace,homoglyph:0.02,distractor)')
     .option('--perturb-seed <n>', 'seed of the perturbations (each text is perturbed the same way for a seed)', intFlag('--perturb-seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
     .option('--inject [template]', `prompt-injection test of an open-book run: also score it with a passage carrying a planted instruction added to every retrieved set, and report how often the generation follows it ({target} is the planted answer; default ${JSON.stringify(DEFAULT_INJECTION)})`)
@@ -166,6 +172,8 @@ export function register(program: Command): void {
       const names = o.tasks.split(',').map((t) => t.trim()).filter((t) => t !== '');
       if (o.openBookMode !== 'concat' && o.openBookMode !== 'rag-sequence') throw new UserError(`--open-book-mode: expected concat or rag-sequence, got ${JSON.stringify(o.openBookMode)}`);
       if (o.openBookExtractive && o.openBookMode !== 'rag-sequence') throw new UserError('--open-book-extractive needs --open-book-mode rag-sequence');
+      if ((o.openBookPmi !== undefined || o.openBookLengthAlpha !== undefined) && o.openBookMode !== 'rag-sequence') throw new UserError('--open-book-pmi and --open-book-length-alpha need --open-book-mode rag-sequence');
+      if (o.openBookSpanWords !== undefined && !o.openBookExtractive) throw new UserError('--open-book-span-words needs --open-book-extractive (the spans are the extractive reader\'s candidates)');
       const perturbations = o.perturb !== undefined ? parsePerturbSpec(o.perturb) : undefined;
       if (names.some(isImageTask)) {
         if (perturbations || o.inject !== undefined) throw new UserError(`${perturbations ? '--perturb' : '--inject'} applies to text tasks, not image tasks`);
@@ -211,7 +219,9 @@ export function register(program: Command): void {
       }
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
-      const openBook = o.openBook ? openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false) : undefined;
+      const openBook = o.openBook
+        ? { ...openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false), ...(o.openBookSpanWords ? { spanWords: o.openBookSpanWords } : {}), ...(o.openBookLengthAlpha ? { lengthAlpha: o.openBookLengthAlpha } : {}), ...(o.openBookPmi ? { pmi: o.openBookPmi } : {}) }
+        : undefined;
       const injected: { result: TaskResult; summary: InjectionSummary }[] = [];
       const results: TaskResult[] = [];
       const perturbed: TaskResult[] = [];

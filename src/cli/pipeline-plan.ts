@@ -61,7 +61,7 @@ export const KIND_FIELDS: { [K in StageKind]: Record<string, FieldSpec> } = {
     type: { type: 'string', default: 'bpe', choices: ['bpe', 'unigram'], doc: 'byte-level BPE or unigram LM' },
     vocab_size: { type: 'integer', required: true, doc: 'total vocabulary size' },
     min_frequency: { type: 'integer', default: 2, doc: 'BPE: never merge pairs seen fewer times' },
-    pattern: { type: 'string', default: 'gpt2', choices: ['gpt2', 'cl100k', 'o200k'], doc: 'BPE pre-tokenisation pattern' },
+    pattern: { type: 'string', default: 'gpt2', choices: ['gpt2', 'cl100k', 'o200k', 'code'], doc: 'BPE pre-tokenisation pattern' },
     special: { type: 'strings', default: [], doc: 'special tokens to reserve' },
   },
   tokenize: {

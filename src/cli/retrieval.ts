@@ -117,7 +117,7 @@ function registerDenseTrain(program: Command): void {
     .requiredOption('--questions <file>', 'SQuAD v1.1 JSON (e.g. ../shared/data/xquad-en/xquad.en.json.gz)')
     .requiredOption('--tokenizer <path>', TOKENIZER_HELP)
     .requiredOption('--out <dir>', 'dense index directory (encoder, tokenizer, passage vectors, split)')
-    .option('--dim <n>', 'embedding width', intFlag('--dim', 8, 4096), 768)
+    .option('--dim <n>', 'embedding width', intFlag('--dim', 8, 16384), 768)
     .option('--tau <x>', 'softmax temperature', numberFlag('--tau', 0, 10, true), 0.05)
     .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 300)
     .option('--batch <n>', 'questions per batch', intFlag('--batch', 2), 64)
@@ -128,14 +128,22 @@ function registerDenseTrain(program: Command): void {
     .option('--spans <n>', 'span → paragraph pairs per paragraph and epoch (ICT-style, re-drawn each epoch)', intFlag('--spans', 0, 1000), 8)
     .option('--refresh <n>', 're-mine hard negatives with the current encoder every n steps (ANCE/REALM-style index refresh; default: BM25 negatives throughout)', intFlag('--refresh', 1))
     .option('--seed <n>', 'seed of initialisation, shuffling and ICT draws', intFlag('--seed', 0), 1)
-    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; spans: number; seed: number; refresh?: number }) => userErrors(() => {
+    .option('--units <u>', "what a text is a bag of: 'bpe' (the tokenizer's pieces) or 'terms' (the BM25 analyzer's stemmed terms, hashed)", 'bpe')
+    .option('--bigrams', "with --units terms: also adjacent-term pairs")
+    .option('--char-grams <n>', 'with --units terms: also the character n-grams of each word (misspellings still match)', intFlag('--char-grams', 0, 8), 0)
+    .option('--gram-weight <x>', 'factor on the character n-grams\' term-frequency coefficients', numberFlag('--gram-weight', 0, 10, true), 1)
+    .option('--length-norm <e>', 'passage vectors v/‖v‖^e (1: cosine; < 1: long passages keep longer vectors)', numberFlag('--length-norm', 0, 1), 1)
+    .option('--lr-weights <x>', 'Adam learning rate of the per-unit weights (default: --lr)', numberFlag('--lr-weights', 0, 1))
+    .action((o: { index: string; questions: string; tokenizer: string; out: string; dim: number; tau: number; steps: number; batch: number; hard: number; lr: number; heldOut: number; ict: boolean; spans: number; seed: number; refresh?: number; units: string; bigrams?: boolean; charGrams: number; gramWeight: number; lengthNorm: number; lrWeights?: number }) => userErrors(() => {
+      if (o.units !== 'bpe' && o.units !== 'terms') throw new UserError(`--units: expected bpe or terms, got ${JSON.stringify(o.units)}`);
+      if ((o.bigrams || o.charGrams > 0) && o.units !== 'terms') throw new UserError('--bigrams and --char-grams need --units terms');
       const report = runDenseTraining({
         indexDir: o.index,
         questionsPath: o.questions,
         tokenizer: loadAnyTokenizer(o.tokenizer),
         outDir: o.out,
-        model: { dim: o.dim, tau: o.tau },
-        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, ...(o.refresh ? { refreshEvery: o.refresh } : {}), adam: { lr: o.lr, lrWeights: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
+        model: { dim: o.dim, tau: o.tau, units: o.units, bigrams: o.bigrams ?? false, charGrams: o.charGrams, gramWeight: o.gramWeight, lengthNorm: o.lengthNorm },
+        train: { steps: o.steps, batch: o.batch, hardPerQuery: o.hard, seed: o.seed, ...(o.refresh ? { refreshEvery: o.refresh } : {}), adam: { lr: o.lr, lrWeights: o.lrWeights ?? o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 } },
         pairs: { ict: o.ict, spans: o.spans },
         heldOutFraction: o.heldOut,
         log: (line) => process.stderr.write(`dense-train: ${line}\n`),

@@ -102,7 +102,7 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'tokenizer file to write (lmforge format)')
     .option('--min-frequency <n>', 'BPE: never merge pairs seen fewer times', positiveInt('--min-frequency'), 2)
     .option('--special <tokens...>', 'special tokens to reserve (e.g. "<|endoftext|>")')
-    .option('--pattern <name>', 'BPE pre-tokenisation pattern: gpt2, cl100k or o200k', 'gpt2')
+    .option('--pattern <name>', 'BPE pre-tokenisation pattern: gpt2, cl100k, o200k or code (indentation runs, identifiers, operators)', 'gpt2')
     .option('--hf-out <file>', 'also write a Hugging Face tokenizer.json')
     .option('--vocab-out <file>', 'also write a human-readable vocabulary listing')
     .addOption(invalidUtf8Option())

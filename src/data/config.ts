@@ -17,6 +17,8 @@ import { DEFAULT_C4 } from './filters/c4.js';
 import type { C4Config } from './filters/c4.js';
 import { DEFAULT_FINEWEB } from './filters/fineweb.js';
 import type { FineWebConfig } from './filters/fineweb.js';
+import { DEFAULT_CODE_ALNUM, DEFAULT_CODE_COMMENT_ONLY, DEFAULT_CODE_GENERATED, DEFAULT_CODE_LINE_LENGTH } from './filters/code.js';
+import type { CodeAlnumConfig, CodeCommentOnlyConfig, CodeGeneratedConfig, CodeLineLengthConfig } from './filters/code.js';
 import { DEFAULT_LANGUAGE } from './langid.js';
 import type { LanguageFilterConfig } from './langid.js';
 import { DEFAULT_CDA } from './cda.js';
@@ -64,6 +66,11 @@ export interface FiltersConfig {
   c4: C4Config | null;
   fineweb: FineWebConfig | null;
   harmful: HarmfulConfig | null;
+  /** Source-code rules (filters/code.ts); off unless the config names them. */
+  codeGenerated: CodeGeneratedConfig | null;
+  codeLineLength: CodeLineLengthConfig | null;
+  codeAlnum: CodeAlnumConfig | null;
+  codeCommentOnly: CodeCommentOnlyConfig | null;
 }
 
 export interface CurateConfig {
@@ -201,7 +208,9 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
   });
   const f = raw.filters === undefined ? {} : raw.filters;
   if (!isObj(f)) fail('filters', `expected a mapping, got ${describe(f)}`);
-  onlyKeys('filters', f, ['language', 'gopher_repetition', 'gopher_quality', 'c4', 'fineweb', 'harmful']);
+  const codeKeys = ['code_generated', 'code_line_length', 'code_alnum', 'code_comment_only'];
+  onlyKeys('filters', f, ['language', 'gopher_repetition', 'gopher_quality', 'c4', 'fineweb', 'harmful', ...codeKeys]);
+  const codeSection = <T extends object>(key: string, defaults: T): T | null => (f[key] === undefined ? null : section(`filters.${key}`, f[key], defaults));
   const harmful = f.harmful === undefined ? null : section('filters.harmful', f.harmful, DEFAULT_HARMFUL, new Set(['termsFile']));
   if (harmful?.termsFile !== undefined && harmful.termsFile !== null) harmful.termsFile = abs(harmful.termsFile);
   const filters: FiltersConfig = {
@@ -211,7 +220,22 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): CurateCon
     c4: section('filters.c4', f.c4, DEFAULT_C4),
     fineweb: section('filters.fineweb', f.fineweb, DEFAULT_FINEWEB),
     harmful,
+    codeGenerated: codeSection('code_generated', DEFAULT_CODE_GENERATED),
+    codeLineLength: codeSection('code_line_length', DEFAULT_CODE_LINE_LENGTH),
+    codeAlnum: codeSection('code_alnum', DEFAULT_CODE_ALNUM),
+    codeCommentOnly: codeSection('code_comment_only', DEFAULT_CODE_COMMENT_ONLY),
   };
+  for (const [key, v] of [['code_line_length', filters.codeLineLength?.maxLineLength], ['code_line_length', filters.codeLineLength?.maxMeanLineLength], ['code_generated', filters.codeGenerated?.headerLines]] as const) {
+    if (v !== undefined && v !== null && !(v > 0)) fail(`filters.${key}`, `expected positive lengths, got ${v}`);
+  }
+  if (filters.codeAlnum && !(filters.codeAlnum.minFraction >= 0 && filters.codeAlnum.minFraction <= 1)) fail('filters.code_alnum.min_fraction', `expected a number in [0, 1], got ${filters.codeAlnum.minFraction}`);
+  for (const [i, m] of (filters.codeGenerated?.markers ?? []).entries()) {
+    try {
+      new RegExp(m, 'im');
+    } catch (e) {
+      fail(`filters.code_generated.markers[${i}]`, `not a valid regular expression (${(e as Error).message})`);
+    }
+  }
   let scorer: ScorerConfig | null = null;
   if (raw.scorer !== undefined && raw.scorer !== null && raw.scorer !== false) {
     const s = raw.scorer;

@@ -13,6 +13,7 @@ import { PiiScrubber } from './pii.js';
 import { GopherQualityFilter, GopherRepetitionFilter } from './filters/gopher.js';
 import { C4Filter } from './filters/c4.js';
 import { FineWebFilter } from './filters/fineweb.js';
+import { CodeAlnumFilter, CodeCommentOnlyFilter, CodeGeneratedFilter, CodeLineLengthFilter } from './filters/code.js';
 import { LanguageFilter } from './langid.js';
 import { HarmfulContentFilter } from './harmful.js';
 import { CounterfactualAugmenter } from './cda.js';
@@ -80,12 +81,17 @@ export interface Chain {
   pii: PiiScrubber | undefined;
 }
 
-/** The FineWeb-style order: clean, language, repetition, quality, C4, FineWeb, harmful, model score, PII. */
+/** The FineWeb-style order: clean, code rules, language, repetition, quality, C4, FineWeb, harmful, model score, PII. */
 export function buildChain(cfg: CurateConfig, scorer?: { scorer: DocumentScorer; threshold: number | null; field: string }): Chain {
   const steps: ChainStep[] = [];
   const cleaner = cfg.clean ? new Cleaner(cfg.clean) : undefined;
   if (cleaner) steps.push({ name: 'clean', transform: cleaner });
   const f = cfg.filters;
+  // Code rules first: they are cheap, and a generated or data-only file needs no prose statistics.
+  if (f.codeGenerated) steps.push({ name: 'code_generated', filter: new CodeGeneratedFilter(f.codeGenerated) });
+  if (f.codeLineLength) steps.push({ name: 'code_line_length', filter: new CodeLineLengthFilter(f.codeLineLength) });
+  if (f.codeAlnum) steps.push({ name: 'code_alnum', filter: new CodeAlnumFilter(f.codeAlnum) });
+  if (f.codeCommentOnly) steps.push({ name: 'code_comment_only', filter: new CodeCommentOnlyFilter(f.codeCommentOnly) });
   if (f.language) steps.push({ name: 'language', filter: new LanguageFilter(f.language) });
   if (f.gopherRepetition) steps.push({ name: 'gopher_repetition', filter: new GopherRepetitionFilter(f.gopherRepetition) });
   if (f.gopherQuality) steps.push({ name: 'gopher_quality', filter: new GopherQualityFilter(f.gopherQuality) });

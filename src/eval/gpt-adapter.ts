@@ -165,6 +165,61 @@ export class GPTAdapter implements LanguageModel {
     return results;
   }
 
+  /**
+   * Log-likelihoods of many continuations of one context that share token prefixes (the word spans of a passage, an
+   * extractive reader's candidates): the context is encoded once, and continuations are visited in reverse
+   * lexicographic order of their tokens, so a longer one is fed before its prefixes, which are then scored from rows
+   * already computed; otherwise only the tokens after the common prefix are fed. The same numbers as loglikelihood
+   * (up to float rounding); continuations that would need left truncation, or whose context encodes differently
+   * (a merge across the boundary), go through loglikelihood.
+   */
+  loglikelihoodShared(context: string, continuations: readonly string[]): LoglikelihoodResult[] {
+    const results: LoglikelihoodResult[] = new Array<LoglikelihoodResult>(continuations.length);
+    const encoded = continuations.map((continuation) => this.encode({ context, continuation }));
+    const ctx = encoded[0]?.context ?? [];
+    const sameContext = (e: Encoded): boolean => e.context.length === ctx.length && e.context.every((t, i) => t === ctx[i]);
+    const fits = (e: Encoded): boolean => e.context.length + e.continuation.length - 1 <= this.maxLength;
+    const shared: number[] = [];
+    const rest: number[] = [];
+    encoded.forEach((e, i) => (e.continuation.length > 0 && sameContext(e) && fits(e) ? shared : rest).push(i));
+    if (rest.length > 0) this.loglikelihood(rest.map((i) => ({ context, continuation: continuations[i]! }))).forEach((r, k) => (results[rest[k]!] = r));
+    if (shared.length === 0) return results;
+    const compare = (a: readonly number[], b: readonly number[]): number => {
+      for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+      return a.length - b.length;
+    };
+    shared.sort((i, j) => compare(encoded[j]!.continuation, encoded[i]!.continuation));
+    const cache = this.kv();
+    cache.length = 0;
+    const [first] = this.feed(ctx, 1);
+    const base = cache.length;
+    // The fed path after the context; rows[k] holds the logits that predict the token after path[k].
+    const path: number[] = [];
+    const rows: Float32Array[] = [];
+    for (const i of shared) {
+      const cont = encoded[i]!.continuation;
+      const input = cont.slice(0, -1);
+      let common = 0;
+      while (common < input.length && common < path.length && path[common] === input[common]) common++;
+      if (common < input.length) {
+        path.length = common;
+        rows.length = common;
+        cache.length = base + common;
+        const fresh = input.slice(common);
+        rows.push(...this.feed(fresh, fresh.length));
+        path.push(...fresh);
+      }
+      let { logprob, greedy } = logprobAt(first!, cont[0]!);
+      for (let k = 1; k < cont.length; k++) {
+        const r = logprobAt(rows[k - 1]!, cont[k]!);
+        logprob += r.logprob;
+        greedy &&= r.greedy;
+      }
+      results[i] = { logprob, isGreedy: greedy, tokens: cont.length };
+    }
+    return results;
+  }
+
   /** One pass over (context + continuation)[s:-1], scoring the continuation's positions. */
   private scoreWhole(e: Encoded, s: number): LoglikelihoodResult {
     const full = [...e.context, ...e.continuation];

@@ -39,6 +39,26 @@ export interface OpenBook {
   temperature?: number;
   /** rag-sequence: decode only spans of each passage (an extractive reader; GenerateRequest.extractFrom). */
   extractive?: boolean;
+  /** Extractive rag-sequence: also score every span of up to this many words of each passage (retrieval/rag.ts). */
+  spanWords?: number;
+  /** Extractive rag-sequence: rank answers by log p(y|x) / tokens^α. */
+  lengthAlpha?: number;
+  /** rag-sequence: λ of question-aware scoring, log p(y|x,z) − λ log p(y|z, the prompt with the row's fields blank). */
+  pmi?: number;
+}
+
+/** Per open-book run, the question-free answer log-probabilities (retrieval/rag.ts nullCache). */
+const nullCaches = new WeakMap<OpenBook, Map<string, Map<string, number>>>();
+
+function nullCacheOf(openBook: OpenBook): Map<string, Map<string, number>> {
+  let m = nullCaches.get(openBook);
+  if (!m) nullCaches.set(openBook, (m = new Map()));
+  return m;
+}
+
+/** A doc with every string field blanked (the prompt template rendered without its question). */
+function blankDoc(doc: Doc): Doc {
+  return Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, typeof v === 'string' ? '' : v])) as Doc;
 }
 
 /** The passages in front of an open-book prompt: each as title + text, separated by blank lines. */
@@ -109,7 +129,8 @@ function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openB
   const rag = passages && passages.length > 0 && openBook?.mode === 'rag-sequence';
   const context = passages && !rag ? openBookContext(passages, inst.context) : inst.context;
   const ragAnswer = rag
-    ? ragSequenceAnswerText(model, passages.map((p) => openBookContext([p], inst.context)), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens }, openBook.extractive ? passages.map((p) => (p.title ? `${p.title}\n${p.text}` : p.text)) : undefined)
+    ? ragSequenceAnswerText(model, passages.map((p) => openBookContext([p], inst.context)), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens, ...(openBook.spanWords ? { spanWords: openBook.spanWords } : {}), ...(openBook.lengthAlpha ? { lengthAlpha: openBook.lengthAlpha } : {}),
+      ...(openBook.pmi ? { pmi: openBook.pmi, nullPrompts: passages.map((p) => openBookContext([p], render(spec.prompt ?? '', blankDoc(inst.doc)))), nullCache: nullCacheOf(openBook) } : {}) }, openBook.extractive ? passages.map((p) => (p.title ? `${p.title}\n${p.text}` : p.text)) : undefined)
     : undefined;
   const text = ragAnswer ? ragAnswer.answer : model.generateUntil([{ context, stop: g.stop, maxTokens: g.max_tokens }])[0];
   const norm = g.normalize === 'squad' ? normalizeSquad : g.normalize === 'number' ? normalizeNumber : (s: string): string => s.trim();

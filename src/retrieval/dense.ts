@@ -13,6 +13,7 @@
 // copy of q_i's own passage is left out of its denominator. Optimised with lazy (row-sparse) Adam.
 import { mulberry32 } from '../util/mulberry32.js';
 import { encodeText, type Tokenizer } from '../tokenizers/tokenizer.js';
+import { Analyzer, DEFAULT_ANALYZER } from './analyzer.js';
 
 export interface DenseConfig {
   /** Embedding width D. */
@@ -30,9 +31,23 @@ export interface DenseConfig {
   b: number;
   /** Mean passage length in pieces (set by init from the corpus). */
   avgLen: number;
+  /**
+   * What a text is a bag of: 'bpe' = the tokenizer's subword pieces; 'terms' = the BM25 analyzer's terms (stopwords
+   * dropped, Porter-stemmed), each a 32-bit hash, plus (with `bigrams`) hashes of adjacent term pairs. Absent = 'bpe'
+   * (encoders saved before the option existed).
+   */
+  units?: 'bpe' | 'terms';
+  /** With units 'terms': also a unit per pair of adjacent terms ("new york" is not "new" + "york"). */
+  bigrams?: boolean;
+  /** With units 'terms': n of the character n-grams added per word (absent/0: none). */
+  charGrams?: number;
+  /** Factor on the term-frequency coefficient of character n-grams (absent: 1): many grams per word would outvote the word. */
+  gramWeight?: number;
+  /** Exponent e of the passage length normalisation v/‖v‖^e with termWeight 'log' (absent = 1, a cosine). */
+  lengthNorm?: number;
 }
 
-export const DEFAULT_DENSE: DenseConfig = { dim: 768, tau: 0.05, termWeight: 'log', k1: 0.9, b: 0.4, avgLen: 1 };
+export const DEFAULT_DENSE: DenseConfig = { dim: 768, tau: 0.05, termWeight: 'log', k1: 0.9, b: 0.4, avgLen: 1, units: 'bpe', bigrams: false };
 
 /** A text as (row, c_t) pairs of the compact vocabulary. */
 export interface Features {
@@ -64,6 +79,66 @@ export class PieceAnalyzer {
   }
 }
 
+/** Anything that turns text into unit ids (BPE pieces or hashed analyzer terms). */
+export interface UnitAnalyzer {
+  pieces(text: string): number[];
+}
+
+/** FNV-1a of a string as a signed 32-bit id (a vocabulary of ~10⁵ units collides with odds ~10⁻⁶ per pair). */
+function hashUnit(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+/**
+ * Text → hashed BM25-analyzer terms (and adjacent-term bigrams): the stemmed vocabulary lets "founded" meet
+ * "founding" as BM25's does, where GPT-2 pieces (" founded", " founding") are unrelated rows. Ids need no stored
+ * vocabulary: the same text always hashes to the same ids.
+ */
+export class TermAnalyzer implements UnitAnalyzer {
+  private readonly analyzer = new Analyzer(DEFAULT_ANALYZER);
+  private readonly words = new Analyzer({ ...DEFAULT_ANALYZER, stem: false });
+  private readonly cache = new Map<string, number>();
+  /** bigrams: adjacent-term units; charGrams: n > 0 adds the character n-grams of each word ("<word>"), fastText-style. */
+  constructor(readonly bigrams: boolean, readonly charGrams = 0) {}
+
+  /** Term and bigram ids are even, character n-gram ids odd (isCharGram), so a gram's weight can differ. */
+  private id(key: string, gram: boolean): number {
+    let h = this.cache.get(key);
+    if (h === undefined) {
+      h = gram ? hashUnit(key) | 1 : hashUnit(key) & ~1;
+      if (this.cache.size > 500_000) this.cache.clear();
+      this.cache.set(key, h);
+    }
+    return h;
+  }
+
+  pieces(text: string): number[] {
+    const terms = this.analyzer.analyze(text);
+    const out: number[] = terms.map((t) => this.id('1:' + t, false));
+    if (this.bigrams) for (let i = 1; i < terms.length; i++) out.push(this.id('2:' + terms[i - 1]! + ' ' + terms[i]!, false));
+    const n = this.charGrams;
+    // Misspelt or unseen words ("Ghandi", "Cypiddids") still share n-grams with the right one.
+    if (n > 0) {
+      for (const w of this.words.analyze(text)) {
+        const b = `<${w}>`;
+        for (let i = 0; i + n <= b.length; i++) out.push(this.id(`3:${b.slice(i, i + n)}`, true));
+      }
+    }
+    return out;
+  }
+}
+
+/** Whether a 'terms' unit id is a character n-gram (TermAnalyzer makes those odd). */
+export function isCharGram(id: number): boolean {
+  return (id & 1) === 1;
+}
+
+function unitAnalyzer(tokenizer: Tokenizer, config: DenseConfig): UnitAnalyzer {
+  return config.units === 'terms' ? new TermAnalyzer(config.bigrams ?? false, config.charGrams ?? 0) : new PieceAnalyzer(tokenizer);
+}
+
 export class DenseEncoder {
   readonly config: DenseConfig;
   /** BPE id → row of E. */
@@ -75,7 +150,7 @@ export class DenseEncoder {
   /** (V) per-piece weights of the query and passage towers. */
   readonly wq: Float32Array;
   readonly wp: Float32Array;
-  readonly analyzer: PieceAnalyzer;
+  readonly analyzer: UnitAnalyzer;
 
   constructor(tokenizer: Tokenizer, config: DenseConfig, pieceIds: Int32Array, embed: Float32Array, wq: Float32Array, wp: Float32Array) {
     const V = pieceIds.length;
@@ -85,7 +160,7 @@ export class DenseEncoder {
     this.embed = embed;
     this.wq = wq;
     this.wp = wp;
-    this.analyzer = new PieceAnalyzer(tokenizer);
+    this.analyzer = unitAnalyzer(tokenizer, this.config);
     this.rowOf = new Map();
     pieceIds.forEach((id, r) => this.rowOf.set(id, r));
   }
@@ -95,7 +170,7 @@ export class DenseEncoder {
    * (ln(1 + N/df)); pieces that occur only in queries get the IDF of a piece seen once.
    */
   static init(tokenizer: Tokenizer, passages: string[], queries: string[], config: DenseConfig = DEFAULT_DENSE, seed = 1): DenseEncoder {
-    const pa = new PieceAnalyzer(tokenizer);
+    const pa = unitAnalyzer(tokenizer, config);
     const df = new Map<number, number>();
     for (const p of passages) for (const id of new Set(pa.pieces(p))) df.set(id, (df.get(id) ?? 0) + 1);
     for (const q of queries) for (const id of pa.pieces(q)) if (!df.has(id)) df.set(id, 0);
@@ -145,10 +220,13 @@ export class DenseEncoder {
     const coef = new Float32Array(tf.size);
     const { termWeight, k1, b, avgLen } = this.config;
     const norm = k1 * (1 - b + (b * len) / avgLen);
+    const grams = this.config.units === 'terms' && (this.config.charGrams ?? 0) > 0;
+    const gramWeight = this.config.gramWeight ?? 1;
     let i = 0;
     for (const [r, n] of tf) {
       rows[i] = r;
-      coef[i++] = termWeight === 'log' ? 1 + Math.log(n) : side === 'query' ? n : (n * (k1 + 1)) / (n + norm);
+      const c = termWeight === 'log' ? 1 + Math.log(n) : side === 'query' ? n : (n * (k1 + 1)) / (n + norm);
+      coef[i++] = grams && isCharGram(this.pieceIds[r]!) ? c * gramWeight : c;
     }
     return { rows, coef };
   }
@@ -160,6 +238,16 @@ export class DenseEncoder {
   /** Whether vectors of this side are scaled to unit length. */
   normalizes(side: Side): boolean {
     return side === 'query' || this.config.termWeight === 'log';
+  }
+
+  /**
+   * The exponent e of this side's length normalisation f = v / ‖v‖^e: 1 for queries (cosine), `lengthNorm` (default 1)
+   * for 'log' passages (e < 1 leaves long passages longer vectors, as pivoted normalisation does: a cosine over-penalises
+   * them), 0 for 'bm25' passages (BM25's saturation already holds the length).
+   */
+  normExponent(side: Side): number {
+    if (side === 'query') return 1;
+    return this.config.termWeight === 'log' ? (this.config.lengthNorm ?? 1) : 0;
   }
 
   /** v = Σ c_t w[t] E[t] into out (D); returns ‖v‖. */
@@ -180,7 +268,11 @@ export class DenseEncoder {
   /** f(x) (unit length where the side normalises; zeros for a text with no known piece) into out, or a new array. */
   encodeFeatures(f: Features, side: Side, out = new Float32Array(this.dim)): Float32Array {
     const norm = this.accumulate(f, side === 'query' ? this.wq : this.wp, out);
-    if (norm > 0 && this.normalizes(side)) for (let d = 0; d < this.dim; d++) out[d]! /= norm;
+    const e = this.normExponent(side);
+    if (norm > 0 && e !== 0) {
+      const scale = norm ** e;
+      for (let d = 0; d < this.dim; d++) out[d]! /= scale;
+    }
     return out;
   }
 
@@ -217,11 +309,14 @@ export class DenseEncoder {
     const cn = new Float64Array(C);
     queries.forEach((f, i) => (qn[i] = this.accumulate(f, this.wq, qv.subarray(i * D, (i + 1) * D))));
     candidates.forEach((f, j) => (cn[j] = this.accumulate(f, this.wp, cv.subarray(j * D, (j + 1) * D))));
-    // Unit vectors where the side normalises (a zero vector stays zero); norm 1 marks "not normalised" below.
+    // f = v / ‖v‖^e per side (a zero vector stays zero); n keeps ‖v‖.
     const unit = (v: Float32Array, n: Float64Array, k: number, side: Side): void => {
+      const e = this.normExponent(side);
       for (let i = 0; i < k; i++) {
-        if (!this.normalizes(side)) n[i] = 1;
-        else if (n[i]! > 0) for (let d = 0; d < D; d++) v[i * D + d]! /= n[i]!;
+        if (n[i]! > 0 && e !== 0) {
+          const scale = n[i]! ** e;
+          for (let d = 0; d < D; d++) v[i * D + d]! /= scale;
+        }
       }
     };
     unit(qv, qn, B, 'query');
@@ -261,13 +356,16 @@ export class DenseEncoder {
         }
       }
     }
-    // Through the normalisation: dv = (dv̂ − v̂ (v̂·dv̂)) / ‖v‖ (dv = dv̂ on a side that does not normalise).
+    // Through f = v / ‖v‖^e: with u = v/‖v‖ = f ‖v‖^(e−1), dv = (df − e u (u·df)) / ‖v‖^e (cosine: e = 1; none: e = 0).
     const back = (f: Features, vhat: Float32Array, norm: number, dvhat: Float32Array, w: Float32Array, dw: Map<number, number>, side: Side): void => {
       if (norm === 0) return;
+      const e = this.normExponent(side);
+      const scale = norm ** e;
+      const toUnit = norm ** (e - 1);
       let dot = 0;
-      if (this.normalizes(side)) for (let d = 0; d < D; d++) dot += vhat[d]! * dvhat[d]!;
+      if (e !== 0) for (let d = 0; d < D; d++) dot += vhat[d]! * toUnit * dvhat[d]!;
       const dv = new Float32Array(D);
-      for (let d = 0; d < D; d++) dv[d] = (dvhat[d]! - vhat[d]! * dot) / norm;
+      for (let d = 0; d < D; d++) dv[d] = (dvhat[d]! - e * vhat[d]! * toUnit * dot) / scale;
       // v = Σ c_t w[t] E[t]: dE[t] += c_t w[t] dv, dw[t] += c_t (E[t]·dv).
       for (let i = 0; i < f.rows.length; i++) {
         const r = f.rows[i]!;

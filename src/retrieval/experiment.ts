@@ -107,18 +107,22 @@ export function buildPairs(enc: DenseEncoder, index: BM25Index, passages: Passag
     });
   }
   const rand = mulberry32(options.seed);
-  // Word-level pieces of each paragraph for span pairs (title kept in the positive).
-  const wordPieces: number[][][] = options.spans > 0 ? passages.map((p) => (p.text.match(/[\p{L}\p{M}\p{N}]+/gu) ?? []).map((w) => enc.analyzer.pieces(w))) : [];
+  // Words of each paragraph for span pairs (title kept in the positive); the span and the rest are analyzed as
+  // text, so units that span words (bigrams) are formed inside each part as they would be in a real query.
+  const paragraphWords: string[][] = options.spans > 0 ? passages.map((p) => p.text.match(/[\p{L}\p{M}\p{N}]+/gu) ?? []) : [];
   const spanHard: number[][] = options.spans > 0 ? passages.map((p, n) => hardPool(index, p.text.slice(0, 300), n, options.hardDepth)) : [];
   const pairsFor = (_epoch: number): TrainPair[] => {
     const out = [...qPairs];
-    wordPieces.forEach((words, n) => {
+    paragraphWords.forEach((words, n) => {
       for (let s = 0; s < options.spans && words.length > 16; s++) {
         const len = 4 + Math.floor(rand() * 9);
         const at = Math.floor(rand() * (words.length - len));
-        const q: number[] = [];
-        const rest: number[] = [...(passages[n]!.title ? enc.analyzer.pieces(passages[n]!.title!) : [])];
-        words.forEach((w, i) => { for (const x of w) (i >= at && i < at + len ? q : rest).push(x); });
+        const q = enc.analyzer.pieces(words.slice(at, at + len).join(' '));
+        const rest: number[] = [
+          ...(passages[n]!.title ? enc.analyzer.pieces(passages[n]!.title!) : []),
+          ...enc.analyzer.pieces(words.slice(0, at).join(' ')),
+          ...enc.analyzer.pieces(words.slice(at + len).join(' ')),
+        ];
         out.push({ query: enc.featuresOfPieces(q, 'query'), positive: rand() < options.keepSentence ? passageFeatures[n]! : enc.featuresOfPieces(rest, 'passage'), passage: n, hardNegatives: spanHard[n]! });
       }
     });

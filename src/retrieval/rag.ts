@@ -134,7 +134,22 @@ export function gptReader(model: GPT): ReaderLM {
  */
 export interface TextReader {
   generateUntil(requests: readonly { context: string; stop: readonly string[]; maxTokens: number; extractFrom?: string }[]): string[];
-  loglikelihood(requests: readonly { context: string; continuation: string }[]): { logprob: number }[];
+  loglikelihood(requests: readonly { context: string; continuation: string }[]): { logprob: number; tokens?: number }[];
+  /** Optional: the same for many continuations of one context, sharing the passes of common token prefixes. */
+  loglikelihoodShared?(context: string, continuations: readonly string[]): { logprob: number; tokens?: number }[];
+}
+
+/** loglikelihood of requests, through loglikelihoodShared per run of one context where the reader has it. */
+function scoreAll(reader: TextReader, requests: readonly { context: string; continuation: string }[]): { logprob: number; tokens?: number }[] {
+  if (!reader.loglikelihoodShared) return reader.loglikelihood(requests);
+  const out: { logprob: number; tokens?: number }[] = [];
+  for (let i = 0; i < requests.length;) {
+    let j = i + 1;
+    while (j < requests.length && requests[j]!.context === requests[i]!.context) j++;
+    out.push(...reader.loglikelihoodShared(requests[i]!.context, requests.slice(i, j).map((r) => r.continuation)));
+    i = j;
+  }
+  return out;
 }
 
 export interface RagSequenceAnswer {
@@ -153,21 +168,112 @@ export interface RagSequenceAnswer {
  * With extractFrom, the answer under passage z is decoded as a span of extractFrom[z] (an extractive reader), and a
  * candidate gets no mass from a passage that does not contain it (the extractive reader's support).
  */
-export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: { stop: readonly string[]; maxTokens: number }, extractFrom?: readonly string[]): RagSequenceAnswer {
+export function ragSequenceAnswerText(reader: TextReader, prompts: readonly string[], logPz: readonly number[], o: RagSequenceOptions, extractFrom?: readonly string[]): RagSequenceAnswer {
   if (prompts.length === 0) throw new RangeError('ragSequenceAnswerText: no passages');
   if (prompts.length !== logPz.length) throw new RangeError(`ragSequenceAnswerText: ${prompts.length} prompts but ${logPz.length} passage log-probabilities`);
   const generated = reader.generateUntil(prompts.map((context, z) => ({ context, stop: o.stop, maxTokens: o.maxTokens, ...(extractFrom ? { extractFrom: extractFrom[z]! } : {}) })));
-  const texts = [...new Set(generated)];
+  // Span scoring adds every short word span of every passage to the greedy answers (with the leading space a
+  // generated answer has after "Answer:").
+  const spans = extractFrom && o.spanWords ? extractFrom.flatMap((t) => wordSpans(t, o.spanWords!).map((w) => ' ' + w)) : [];
+  const texts = [...new Set([...generated, ...spans])];
   const end = o.stop[0] ?? '';
-  const lls = reader.loglikelihood(prompts.flatMap((context) => texts.map((t) => ({ context, continuation: t + end }))));
-  // An extractive reader puts no mass on text its passage does not hold: such (candidate, passage) pairs count zero.
-  const squash = (t: string): string => t.split(/\s+/).filter((w) => w !== '').join(' ');
-  // Word-aligned: the span is neither preceded nor followed by a letter or digit.
-  const holds = (z: number, text: string): boolean =>
-    !extractFrom || new RegExp(`(?<![\\p{L}\\p{N}])${squash(text).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\p{L}\\p{N}])`, 'u').test(squash(extractFrom[z]!));
-  const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(logPz.map((lz, z) => (holds(z, text) ? lz + lls[z * texts.length + c]!.logprob : -Infinity))) }));
-  const best = candidates.reduce((a, b) => (b.logprob > a.logprob ? b : a));
-  return { answer: best.text, logprob: best.logprob, candidates };
+  // An extractive reader puts no mass on text its passage does not hold: such (candidate, passage) pairs count zero,
+  // and are not scored (most spans occur in one passage only).
+  const squashed = extractFrom?.map(squash);
+  const holds = (z: number, text: string): boolean => !squashed || holdsSpan(squashed[z]!, squash(text));
+  const pairs: { z: number; c: number }[] = [];
+  prompts.forEach((_, z) => texts.forEach((t, c) => { if (holds(z, t)) pairs.push({ z, c }); }));
+  const lls = scoreAll(reader, pairs.map(({ z, c }) => ({ context: prompts[z]!, continuation: texts[c]! + end })));
+  const joint: number[][] = texts.map(() => []);
+  const tokens = new Array<number>(texts.length).fill(1);
+  pairs.forEach(({ z, c }, i) => {
+    joint[c]!.push(logPz[z]! + lls[i]!.logprob);
+    if (lls[i]!.tokens !== undefined) tokens[c] = Math.max(1, lls[i]!.tokens!);
+  });
+  if (o.pmi && o.nullPrompts) {
+    // Question-aware scoring: subtract λ · log p(y + end | passage z, no question) from each pair, so a span the reader
+    // would give under this passage whatever the question (its prior) stops winning by default (pointwise mutual
+    // information between the answer and the question, given the passage). Cached per null prompt: every question
+    // retrieving the same passage shares it.
+    const cache = o.nullCache ?? new Map<string, Map<string, number>>();
+    const missing: { z: number; c: number }[] = [];
+    const seen = new Set<string>();
+    for (const { z, c } of pairs) {
+      const m = cache.get(o.nullPrompts[z]!);
+      const key = `${z}\u0000${c}`;
+      if (!m?.has(texts[c]!) && !seen.has(key)) {
+        seen.add(key);
+        missing.push({ z, c });
+      }
+    }
+    missing.sort((a, b) => a.z - b.z);
+    const nulls = scoreAll(reader, missing.map(({ z, c }) => ({ context: o.nullPrompts![z]!, continuation: texts[c]! + end })));
+    missing.forEach(({ z, c }, i) => {
+      let m = cache.get(o.nullPrompts![z]!);
+      if (!m) cache.set(o.nullPrompts![z]!, (m = new Map()));
+      m.set(texts[c]!, nulls[i]!.logprob);
+    });
+    const lambda = o.pmi;
+    joint.forEach((row) => row.splice(0));
+    pairs.forEach(({ z, c }, i) => joint[c]!.push(logPz[z]! + lls[i]!.logprob - lambda * cache.get(o.nullPrompts![z]!)!.get(texts[c]!)!));
+  }
+  const candidates = texts.map((text, c) => ({ text, logprob: logSumExp(joint[c]!) }));
+  // Ranking: the marginal log p(y|x), divided by (tokens of y + end)^α when α > 0 (a length-normalised score: without
+  // it every extra token costs probability and one-word spans win by default).
+  const alpha = o.lengthAlpha ?? 0;
+  const rank = (c: number): number => (alpha > 0 ? candidates[c]!.logprob / tokens[c]! ** alpha : candidates[c]!.logprob);
+  let best = 0;
+  for (let c = 1; c < candidates.length; c++) if (rank(c) > rank(best)) best = c;
+  // The samples log keeps the greedy answers and the best-ranked span candidates, not all of them.
+  const greedyCount = new Set(generated).size;
+  const shown = candidates.filter((_, c) => c < greedyCount || c === best);
+  return { answer: candidates[best]!.text, logprob: candidates[best]!.logprob, candidates: shown };
+}
+
+export interface RagSequenceOptions {
+  stop: readonly string[];
+  maxTokens: number;
+  /** Extractive readers: also score every span of 1..spanWords words of each passage as a candidate (0/absent: greedy answers only). */
+  spanWords?: number;
+  /** Rank candidates by log p(y|x) / (tokens)^α (0/absent: by log p(y|x)). */
+  lengthAlpha?: number;
+  /** λ of question-aware scoring: each log p(y|x,z) less λ · log p(y|z without the question) (needs nullPrompts). */
+  pmi?: number;
+  /** prompts[z] with the question left out (same layout), for pmi. */
+  nullPrompts?: readonly string[];
+  /** log p(y | null prompt) by null prompt and answer text, shared across calls (questions retrieving the same passage). */
+  nullCache?: Map<string, Map<string, number>>;
+}
+
+function squash(t: string): string {
+  return t.split(/\s+/).filter((w) => w !== '').join(' ');
+}
+
+/** Whether `span` occurs in `text` word-aligned: neither preceded nor followed by a letter or digit (both squashed). */
+export function holdsSpan(text: string, span: string): boolean {
+  if (span === '') return false;
+  for (let at = text.indexOf(span); at >= 0; at = text.indexOf(span, at + 1)) {
+    const before = at > 0 ? text[at - 1]! : ' ';
+    const after = at + span.length < text.length ? text[at + span.length]! : ' ';
+    if (!/[\p{L}\p{N}]/u.test(before) && !/[\p{L}\p{N}]/u.test(after)) return true;
+  }
+  return false;
+}
+
+/**
+ * The distinct spans of 1..maxWords whitespace words of `text`, with punctuation trimmed from both ends ("Gaga," →
+ * "Gaga"), in order of first occurrence; spans left with no letter or digit are dropped.
+ */
+export function wordSpans(text: string, maxWords: number): string[] {
+  const words = text.split(/\s+/).filter((w) => w !== '');
+  const out = new Set<string>();
+  for (let i = 0; i < words.length; i++) {
+    for (let n = 1; n <= maxWords && i + n <= words.length; n++) {
+      const span = words.slice(i, i + n).join(' ').replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
+      if (span !== '') out.add(span);
+    }
+  }
+  return [...out];
 }
 
 /**

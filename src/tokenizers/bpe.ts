@@ -16,7 +16,7 @@ export interface MergeRule {
 }
 
 export interface BpeSpec {
-  /** A pattern name ('gpt2' | 'cl100k' | 'o200k') or a JavaScript regex source. */
+  /** A pattern name ('gpt2' | 'cl100k' | 'o200k' | 'code') or a JavaScript regex source. */
   pattern: string;
   /** Bytes of every ordinary token by id (holes allowed for ids used by special tokens). */
   tokens: ReadonlyArray<Uint8Array | undefined>;

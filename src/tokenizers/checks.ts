@@ -75,6 +75,6 @@ export function checkPattern(pattern: string, file: string, field: string): void
   try {
     compilePattern(pattern);
   } catch (e) {
-    throw new UserError(`${file}: field "${field}": not a split pattern lmforge knows (gpt2, cl100k, o200k) nor a valid JavaScript regex (${(e as Error).message})`, { cause: e });
+    throw new UserError(`${file}: field "${field}": not a split pattern lmforge knows (gpt2, cl100k, o200k, code) nor a valid JavaScript regex (${(e as Error).message})`, { cause: e });
   }
 }

@@ -1,4 +1,5 @@
-// Pre-tokenisation split patterns (GPT-2, cl100k_base, o200k_base) translated to JavaScript RegExp syntax.
+// Pre-tokenisation split patterns (GPT-2, cl100k_base, o200k_base) translated to JavaScript RegExp syntax, and
+// lmforge's own code-aware pattern (code-pretokenizer.ts).
 // Not a tokenizer: it only names patterns and splits text into pieces; merging happens in bpe.ts.
 //
 // Translation notes (so the splits equal tiktoken's Rust regex engine):
@@ -10,7 +11,10 @@
 //   greedy forms used here. Each possessive quantifier there is followed by a token that cannot match what the
 //   quantifier would give back (e.g. `[^\r\n\p{L}\p{N}]?+\p{L}++`), so greedy and possessive split alike.
 
-export type PatternName = 'gpt2' | 'cl100k' | 'o200k';
+import { CODE_PATTERN_ORIGINAL, CODE_PATTERN_SOURCE } from './code-pretokenizer.js';
+
+export type PatternName = 'gpt2' | 'cl100k' | 'o200k' | 'code';
+const PATTERN_NAMES: readonly PatternName[] = ['gpt2', 'cl100k', 'o200k', 'code'];
 
 const WS = '\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const CONTRACTION = "'(?:[sS\\u017f]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])";
@@ -43,10 +47,11 @@ export const PATTERN_SOURCES: Readonly<Record<PatternName, string>> = {
     `[${WS}]+(?![^${WS}])`,
     `[${WS}]+`,
   ].join('|'),
+  code: CODE_PATTERN_SOURCE,
 };
 
 export function isPatternName(name: string): name is PatternName {
-  return name === 'gpt2' || name === 'cl100k' || name === 'o200k';
+  return (PATTERN_NAMES as readonly string[]).includes(name);
 }
 
 /** Compiles a named pattern, or a custom JavaScript regex source, as a global Unicode RegExp. */
@@ -79,10 +84,11 @@ export const ORIGINAL_PATTERNS: Readonly<Record<PatternName, string>> = {
   cl100k: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
   o200k:
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  code: CODE_PATTERN_ORIGINAL,
 };
 
 /** The pattern name whose original source is `source`, if any. */
 export function patternNameOf(source: string): PatternName | undefined {
-  for (const name of ['gpt2', 'cl100k', 'o200k'] as const) if (ORIGINAL_PATTERNS[name] === source || PATTERN_SOURCES[name] === source) return name;
+  for (const name of PATTERN_NAMES) if (ORIGINAL_PATTERNS[name] === source || PATTERN_SOURCES[name] === source) return name;
   return undefined;
 }

@@ -41,6 +41,13 @@ test('lmforge index, retrieve, dense-train, dense-encode', () => {
     r = lmforge('dense-train', '--index', sidx, '--questions', squad, '--tokenizer', `${root}test/fixtures/eval/tokenizer-bpe512.json`, '--out', dense, '--dim', '16', '--steps', '5', '--batch', '2', '--held-out', '0.5', '--refresh', '2');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^RESULT \{/m);
+    // The terms encoder (stemmed terms, bigrams, character trigrams, pivoted length normalisation) from the CLI.
+    const denseTerms = join(dir, 'dense-terms');
+    r = lmforge('dense-train', '--index', sidx, '--questions', squad, '--tokenizer', `${root}test/fixtures/eval/tokenizer-bpe512.json`, '--out', denseTerms, '--dim', '16', '--steps', '3', '--batch', '2', '--units', 'terms', '--bigrams', '--char-grams', '3', '--gram-weight', '0.7', '--length-norm', '0.7', '--lr-weights', '1e-2');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^RESULT \{/m);
+    refused(lmforge('dense-train', '--index', sidx, '--questions', squad, '--tokenizer', `${root}test/fixtures/eval/tokenizer-bpe512.json`, '--out', denseTerms, '--char-grams', '3'), /need --units terms/);
+    refused(lmforge('eval', '--model', dense, '--tasks', 'xquad_heldout', '--open-book', sidx, '--open-book-span-words', '3'), /--open-book-span-words needs --open-book-extractive/);
     r = lmforge('retrieve', '--index', sidx, '--dense', dense, '--mode', 'rrf', '--query', 'Super Bowl winner', '-k', '2', '--json');
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { hits: unknown[] }).hits.length, 2);

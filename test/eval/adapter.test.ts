@@ -123,3 +123,17 @@ test('generateUntil is greedy through the cache and cuts at the first stop strin
   }
   model.dispose();
 });
+
+test('loglikelihoodShared equals loglikelihood on continuations sharing prefixes (and those needing truncation)', () => {
+  const model = tinyModel(64);
+  const adapter = new GPTAdapter(model, byteTok);
+  const context = 'Bob met Ann.\nQ: who?\nA:';
+  // Word spans and their prefixes in scrambled order, a repeat, and one too long for the block (falls back).
+  const continuations = [' met Ann\n', ' Bob\n', ' Bob met Ann\n', ' Ann\n', ' Bob met\n', ' met\n', ' Bob\n', ' x'.repeat(25)];
+  const shared = adapter.loglikelihoodShared(context, continuations);
+  const plain = adapter.loglikelihood(continuations.map((continuation) => ({ context, continuation })));
+  shared.forEach((r, i) => {
+    assert.ok(Math.abs(r.logprob - plain[i]!.logprob) < 1e-4, `${JSON.stringify(continuations[i])}: ${r.logprob} vs ${plain[i]!.logprob}`);
+    assert.equal(r.tokens, plain[i]!.tokens);
+  });
+});

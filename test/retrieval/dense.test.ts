@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tryLoadAddon } from '../../src/core/native/addon.js';
-import { DenseEncoder, SparseGrads, trainDense, DEFAULT_ADAM, DEFAULT_DENSE, DEFAULT_TRAIN, type DenseConfig, type Features } from '../../src/retrieval/dense.js';
+import { DenseEncoder, SparseGrads, TermAnalyzer, isCharGram, trainDense, DEFAULT_ADAM, DEFAULT_DENSE, DEFAULT_TRAIN, type DenseConfig, type Features } from '../../src/retrieval/dense.js';
 import { loadEncoder, readVectors, saveEncoder, writeVectors } from '../../src/retrieval/dense-index.js';
 import { interpolate, rrf } from '../../src/retrieval/fusion.js';
 import { hasNativeIpTopK, ipTopK, ipTopKReference } from '../../src/retrieval/ip-search.js';
@@ -62,9 +62,14 @@ function tinyEncoder(config: Partial<DenseConfig>): DenseEncoder {
   return DenseEncoder.init(tokenizer, PASSAGES, QUERIES, { ...DEFAULT_DENSE, dim: 8, ...config }, 3);
 }
 
-test('InfoNCE gradient matches central differences (log and bm25 term weights)', () => {
-  for (const termWeight of ['log', 'bm25'] as const) {
-    const enc = tinyEncoder({ termWeight, tau: termWeight === 'log' ? 0.5 : 2 });
+test('InfoNCE gradient matches central differences (log and bm25 term weights; analyzer terms with pivoted length normalisation)', () => {
+  const configs: [string, Partial<DenseConfig>][] = [
+    ['log', { termWeight: 'log', tau: 0.5 }],
+    ['bm25', { termWeight: 'bm25', tau: 2 }],
+    ['terms', { termWeight: 'log', tau: 0.5, units: 'terms', bigrams: true, lengthNorm: 0.7, charGrams: 3, gramWeight: 0.7 }],
+  ];
+  for (const [termWeight, config] of configs) {
+    const enc = tinyEncoder(config);
     const qs: Features[] = QUERIES.slice(0, 3).map((q) => enc.features(q, 'query'));
     const cs: Features[] = PASSAGES.map((p) => enc.features(p, 'passage'));
     const positive = [1, 2, 4];
@@ -123,6 +128,32 @@ test('training lowers the InfoNCE loss; the encoder and vectors round-trip throu
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('terms units: stemmed analyzer terms and bigrams as hashed rows; pivoted length normalisation', () => {
+  const a = new TermAnalyzer(true);
+  // "founded" and "founding" share a stem; stopwords are dropped; a bigram joins adjacent kept terms.
+  assert.deepEqual(new TermAnalyzer(false).pieces('the founding'), new TermAnalyzer(false).pieces('founded'));
+  assert.equal(a.pieces('new york').length, 3);
+  assert.notDeepEqual(a.pieces('new york').slice(2), a.pieces('york new').slice(2));
+  // Character trigrams: a misspelling shares units with the word ("<cy", "pid", "ids", "ds>" of "cypiddids" and "cydippids").
+  const g = new TermAnalyzer(false, 3);
+  const shared = g.pieces('cypiddids').filter((id) => g.pieces('cydippids').includes(id));
+  assert.equal(shared.length, 4);
+  assert.ok(shared.every(isCharGram));
+  assert.ok(!isCharGram(g.pieces('cydippids')[0]!));
+  const enc = tinyEncoder({ units: 'terms', bigrams: true, lengthNorm: 0.5 });
+  assert.equal(enc.analyzer instanceof TermAnalyzer, true);
+  // Words never seen in the passages or queries have no row: their text encodes to zeros.
+  assert.ok(enc.encode('zyzzyva quixotic', 'query').every((x) => x === 0));
+  // Passage vectors have norm ‖v‖^(1 − e): longer passages keep longer vectors; queries are unit length.
+  const f = enc.features(PASSAGES[4]!, 'passage');
+  const raw = new DenseEncoder(tokenizer, { ...enc.config, lengthNorm: 0 }, enc.pieceIds, enc.embed, enc.wq, enc.wp).encodeFeatures(f, 'passage');
+  const n = Math.hypot(...raw);
+  assert.ok(Math.abs(Math.hypot(...enc.encodeFeatures(f, 'passage')) - Math.sqrt(n)) < 1e-4 * n);
+  assert.ok(Math.abs(Math.hypot(...enc.encode(QUERIES[0]!, 'query')) - 1) < 1e-5);
+  // A bpe encoder saved before the option existed (no units in its config) still reads BPE pieces.
+  assert.equal(tinyEncoder({ units: undefined }).analyzer instanceof TermAnalyzer, false);
 });
 
 test('fusion: RRF and min–max interpolation', () => {

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadGPT } from '../../src/models/gpt-io.js';
-import { passagePrior, ragSequenceAnswerText, type TextReader } from '../../src/retrieval/rag.js';
+import { holdsSpan, passagePrior, ragSequenceAnswerText, wordSpans, type TextReader } from '../../src/retrieval/rag.js';
 import { candidateSpans, clozeOf, clozeRows, questionRows, questionsOnWindows, rowSegments, splitSquad, windowPassages, type ReaderRow } from '../../src/retrieval/reader-data.js';
 import { adamwUpdater } from '../../src/cli/retrieval.js';
 import { spanConstraint } from '../../src/retrieval/reader-extract.js';
@@ -131,6 +131,37 @@ test('RAG-Sequence over a text reader: candidates scored under every passage, th
   const ex = ragSequenceAnswerText(reader, ['A', 'B', 'C'], logPz, { stop: ['\n'], maxTokens: 8 }, ['say x', 'say y', 'y  again']);
   assert.ok(Math.abs(ex.candidates.find((c) => c.text === ' x')!.logprob - Math.log(pz[0]! * 0.9)) < 1e-9);
   assert.ok(Math.abs(ex.candidates.find((c) => c.text === ' y')!.logprob - Math.log(pz[1]! * 0.8 + pz[2]! * 0.8)) < 1e-9);
+});
+
+test('span candidates: word spans with trimmed punctuation, word-aligned support, question-aware (PMI) scoring', () => {
+  assert.deepEqual(wordSpans('Lady Gaga, (2016).', 2), ['Lady', 'Lady Gaga', 'Gaga', 'Gaga, (2016', '2016']);
+  assert.equal(holdsSpan('Lady Gaga sang', 'Gaga'), true);
+  assert.equal(holdsSpan('Lady Gagas sang', 'Gaga'), false);
+  assert.equal(holdsSpan('xGaga and Gaga.', 'Gaga'), true);
+  // Passage "Bob met Ann": the reader likes " Bob" under any question (its prior), " Ann" only with the question.
+  const ll: Record<string, Record<string, number>> = {
+    Q: { ' Bob\n': Math.log(0.5), ' Ann\n': Math.log(0.3), ' met\n': Math.log(0.01), ' Bob met\n': Math.log(0.01), ' met Ann\n': Math.log(0.01) },
+    N: { ' Bob\n': Math.log(0.9), ' Ann\n': Math.log(0.05), ' met\n': Math.log(0.01), ' Bob met\n': Math.log(0.01), ' met Ann\n': Math.log(0.01) },
+  };
+  const calls: string[] = [];
+  const reader: TextReader = {
+    generateUntil: (rs) => rs.map(() => ' Bob'),
+    loglikelihood: (rs) => rs.map((r) => {
+      calls.push(r.context);
+      return { logprob: ll[r.context]![r.continuation]!, tokens: r.continuation.split(' ').length };
+    }),
+  };
+  const o = { stop: ['\n'], maxTokens: 8, spanWords: 2 };
+  const plain = ragSequenceAnswerText(reader, ['Q'], [0], o, ['Bob met Ann']);
+  assert.equal(plain.answer, ' Bob');
+  const nullCache = new Map<string, Map<string, number>>();
+  const pmi = ragSequenceAnswerText(reader, ['Q'], [0], { ...o, pmi: 1, nullPrompts: ['N'], nullCache }, ['Bob met Ann']);
+  assert.equal(pmi.answer, ' Ann');
+  assert.ok(Math.abs(pmi.logprob - (Math.log(0.3) - Math.log(0.05))) < 1e-9);
+  // The null scores are cached: a second question over the same passage scores only under its own prompt.
+  calls.length = 0;
+  ragSequenceAnswerText(reader, ['Q'], [0], { ...o, pmi: 1, nullPrompts: ['N'], nullCache }, ['Bob met Ann']);
+  assert.ok(calls.every((c) => c === 'Q') && calls.length === 5);
 });
 
 test('windowPassages cuts whole sentences into windows of at most maxWords; questions move to the window of their answer', () => {
