@@ -47,6 +47,7 @@
 // the saved norms' gains at 1.6e-2, --lora-ratio-vectors, PEFT's create_loraplus_optimizer grouping; 100,608
 // parameters, 1.88%) 1.6601 / 1.6570 (88.1% / 88.6%); the same grouping without DoRA 1.6551 / 1.6523 (88.9% / 89.4%).
 // DoRA with the grouping and r=7 on c_fc, mlp.c_proj and attn.c_proj (106,368, 1.98%) 1.6569 / 1.6569 (88.6% / 88.6%).
+// The grouping without DoRA at ×16 (lora_B and the norms at 3.2e-2): 1.6611 / 1.6564 (87.9% / 88.7%; load average 8.6).
 // The gain is the norms' faster lr, not DoRA: on this model DoRA's magnitudes cost budget without adding rank. Full
 // fine-tuning's ΔW (seed 1337) is far from low-rank: its top 8 singular values hold 26–50% of each matrix's energy
 // (the last layer's most), and attention's c_proj moves most relative to its weight (38–58%) though no adapter sits there.
