@@ -40,7 +40,7 @@ export function register(program: Command): void {
       const r = trainVision(config, { resume: resume ?? false, overwrite: overwrite ?? false });
       const figures = Object.entries(r.eval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
       console.log(`done: ${r.steps} steps, ${figures}; model saved in ${r.runDir}`);
-      console.log(`RESULT ${JSON.stringify({ task: config.task.kind, steps: r.steps, images_per_s: Math.round(r.imagesPerSecond), ...r.eval })}`);
+      console.log(`RESULT ${JSON.stringify({ task: config.task.kind, steps: r.steps, images_per_s: Math.round(r.imagesPerSecond), ...r.eval, ...r.usage })}`);
       return;
     }
     const config = configFromCommand(cmd, trainSpec, TRAIN_ALIASES);

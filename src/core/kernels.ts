@@ -230,6 +230,11 @@ export interface Kernels<F extends FloatArray> {
 
   /** Batched matrix multiply, see MatmulArgs. */
   matmul(args: MatmulArgs<F>): void;
+  /**
+   * matmul in bf16 mixed precision: A and B rounded to bf16 (nearest even), products accumulated in fp32, C fp32.
+   * The native kernel runs AMX or AVX512-BF16, or the fp32 GEMM on a CPU without them (ops/matmul.ts's precision).
+   */
+  matmulBf16(args: MatmulArgs<F>): void;
 
   /** Row-wise softmax (or log-softmax) of x (rows, cols) into y. */
   softmax(x: F, y: F, rows: number, cols: number, log: boolean): void;

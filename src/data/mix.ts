@@ -80,7 +80,8 @@ export function planMix(available: Record<string, number>, c: MixConfig): PlanRo
   }));
 }
 
-export function formatPlan(rows: PlanRow[], unit: MixConfig['unit'], temperature: number): string {
+/** The plan as a table; unit 'tokens' for the trainer's mixing of token sources (train/curriculum.ts). */
+export function formatPlan(rows: PlanRow[], unit: MixConfig['unit'] | 'tokens', temperature: number): string {
   const fmt = (n: number): string => (unit === 'bytes' ? formatBytes(Math.round(n)) : Math.round(n).toString());
   const head = ['source', `available (${unit})`, 'natural share', 'planned share', 'target', 'epochs'];
   const tot = rows.reduce((a, r) => a + r.available, 0);

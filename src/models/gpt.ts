@@ -14,7 +14,8 @@ import { reversibleStack } from '../nn/reversible.js';
 import { moeLayers } from '../nn/moe.js';
 import { RotaryTables } from '../nn/rope.js';
 import { shareLayers } from '../nn/sharing.js';
-import { blockedHeadCrossEntropy } from './head-loss.js';
+import { blockedHeadCrossEntropy, lossTermsAux, type LossTerms } from './head-loss.js';
+import { segmentMask } from '../nn/segments.js';
 import { defineConfig, defaultsOf, type ConfigOf } from '../util/config.js';
 
 export { KVCache } from '../nn/kv-cache.js';
@@ -168,6 +169,13 @@ export interface ForwardOptions {
    * are then (B, n, ·). With ragged counts only n = 1 is supported.
    */
   last?: number;
+  /** Training terms on the output distribution (z-loss, label smoothing), added to aux when targets are given. */
+  terms?: LossTerms;
+  /**
+   * Document masking of packed rows: (B·T) document ids, row-major; a token attends only to earlier tokens of its own
+   * document (segment ids → a block-diagonal causal mask). Dense attention only, no cache.
+   */
+  segments?: Int32Array;
   /** Reversible models: keep every block's activations for backward instead of recomputing them (the twin tests compare with). */
   storeActivations?: boolean;
 }
@@ -256,7 +264,8 @@ export class GPT extends Module {
       const logits = this.head(hidden);
       const metrics = ctx.metrics ?? {};
       if (!targets) return { logits, hidden, aux: ctx.aux, metrics };
-      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux: ctx.aux, metrics };
+      const aux = options.terms ? { ...ctx.aux, ...lossTermsAux(logits, targets, options.terms, -1) } : ctx.aux;
+      return { logits, loss: lm.crossEntropy(logits, targets, { ignoreIndex: -1 }), hidden, aux, metrics };
     };
     return options.cache ? lm.noGrad(run) : run();
   }
@@ -265,10 +274,11 @@ export class GPT extends Module {
    * The mean cross-entropy over targets ≠ −1 without the logits, for training and evaluation: with a frozen head
    * (LoRA, QLoRA, evaluation) through blockedHeadCrossEntropy (models/head-loss.ts), which never holds the (B, T, V)
    * logits or their gradient; a head with trainable weights goes through forward's whole logits. Same loss and
-   * gradients as forward's, up to float rounding.
+   * gradients as forward's, up to float rounding. Loss terms (options.terms) need the logits: they take forward's path.
    */
   forwardLoss(idx: Tensor, targets: Tensor, options: Omit<ForwardOptions, 'cache' | 'counts' | 'last'> = {}): GPTLossOutput {
-    if (this.headTrainable()) {
+    const termsOn = options.terms !== undefined && (options.terms.zLoss !== 0 || options.terms.labelSmoothing !== 0);
+    if (this.headTrainable() || (termsOn && lm.isGradEnabled())) {
       const { loss, hidden, aux, metrics } = this.forward(idx, targets, options);
       return { loss: loss!, hidden, aux, metrics };
     }
@@ -303,6 +313,10 @@ export class GPT extends Module {
       metrics: {},
     };
     let x = dropoutAt(ctx, this.embed(idx, ctx), 0);
+    if (options.segments) {
+      if (kv) throw new RangeError('GPT.forward: options.segments (document masking) is for whole-sequence passes, not with a cache');
+      ctx.attentionMask = segmentMask(options.segments, B, T, x.dtype); // made here, outside the blocks' scopes, shared by every layer
+    }
     // Without autograd nothing needs a block's intermediates afterwards: each block's scope returns them to the
     // pool before the next block takes the same sizes, so a pass holds one block's activations, not n_layer's.
     const scoped = lm.isGradEnabled() ? <R>(f: () => R): R => f() : lm.tidy;

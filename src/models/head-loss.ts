@@ -58,3 +58,58 @@ export function blockedHeadCrossEntropy(head: (h: Tensor) => Tensor, hidden: Ten
   if (!dh) return out;
   return lm.record('blockedHeadCrossEntropy', [hidden], out, (g) => [lm.reshape(lm.mul(dh, g), hidden.shape)]);
 }
+
+/** Extra training terms on the output distribution (both off at 0). */
+export interface LossTerms {
+  /** PaLM's z-loss weight λ: adds λ·mean(log² Z) over counted rows, Z the softmax normaliser (1e-4 typical). */
+  zLoss: number;
+  /** Label smoothing ε as torch's cross_entropy(label_smoothing=ε): the target is (1 − ε)·onehot + ε/V. */
+  labelSmoothing: number;
+}
+
+export const NO_LOSS_TERMS: LossTerms = { zLoss: 0, labelSmoothing: 0 };
+
+/**
+ * The terms as named auxiliary losses over logits (…, V) and int32 targets (…), each a mean over rows whose target
+ * ≠ ignoreIndex, so the plain cross-entropy stays the reported loss and the objective is their sum:
+ *   z_loss          = λ · mean(lse²),                        lse = log Σ_v exp(z_v)
+ *   label_smoothing = ε · (mean(−(1/V)·Σ_v log p_v) − CE)    so CE + label_smoothing = torch's smoothed loss
+ * since (1 − ε)·CE + ε·(−(1/V)·Σ_v log p_v) = CE + ε·(uniform − CE). Composed from differentiable ops: autograd
+ * gives the gradients (λ·2·lse·softmax for z-loss; ε·(softmax − 1/V) − ε·(softmax − onehot) for smoothing).
+ */
+export function lossTermsAux(logits: Tensor, targets: Tensor, terms: LossTerms, ignoreIndex: number): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  if (terms.zLoss === 0 && terms.labelSmoothing === 0) return out;
+  const V = logits.shape[logits.ndim - 1]!;
+  const N = V === 0 ? 0 : logits.size / V;
+  const z = lm.reshape(logits, [N, V]);
+  const tv = targets.toTypedArray();
+  const keep = logits.dtype === 'float64' ? new Float64Array(N) : new Float32Array(N); // 1 where the row counts
+  let count = 0;
+  for (let i = 0; i < N; i++) {
+    if (tv[i] === ignoreIndex) continue;
+    keep[i] = 1;
+    count++;
+  }
+  const mask = lm.tensor(keep, [N]);
+  const logp = lm.logSoftmax(z, -1); // (N, V)
+  const meanLogp = lm.mean(logp, -1); // (N)
+  const maskedMean = (x: Tensor): Tensor => lm.mul(lm.sum(lm.mul(x, mask)), 1 / count);
+  if (terms.zLoss !== 0) {
+    const lse = lm.sub(lm.mean(z, -1), meanLogp); // log p_v = z_v − lse for every v, so lse = mean(z) − mean(log p)
+    out.z_loss = lm.mul(maskedMean(lm.mul(lse, lse)), terms.zLoss);
+  }
+  if (terms.labelSmoothing !== 0) {
+    const uniform = lm.neg(maskedMean(meanLogp));
+    const ce = lm.crossEntropy(z, lm.reshape(targets, [N]), { ignoreIndex });
+    out.label_smoothing = lm.mul(lm.sub(uniform, ce), terms.labelSmoothing);
+  }
+  return out;
+}
+
+/** terms validated: λ ≥ 0 and ε in [0, 1), named by their config keys. */
+export function checkLossTerms(terms: LossTerms): LossTerms {
+  if (!(terms.zLoss >= 0 && Number.isFinite(terms.zLoss))) throw new RangeError(`loss.z_loss: expected a number ≥ 0, got ${terms.zLoss}`);
+  if (!(terms.labelSmoothing >= 0 && terms.labelSmoothing < 1)) throw new RangeError(`loss.label_smoothing: expected a number in [0, 1), got ${terms.labelSmoothing}`);
+  return terms;
+}

@@ -98,33 +98,44 @@ export function patchify(images: Tensor, p: number): Tensor {
 }
 
 /**
- * The conv stem's first stage: a 3×3, stride-1, zero-padded convolution written as the linear map of each pixel's
- * 3×3 neighbourhood (im2col in JS on the input, which carries no gradient), then GELU: (B, Cin, H, W) → (B, S, H, W).
+ * The conv stem's 3×3, stride-1, zero-padded neighbourhoods (im2col; the input carries no gradient), with the rows in
+ * patch-major order (b, patch row, patch column, row in patch, column in patch) so that the stage's output is already
+ * grouped by p×p patch: (B, Cin, H, W) → (B·N·p², Cin·9 + 1), each row in (channel, dy, dx) order (the stem weight's)
+ * and then a constant 1 that multiplies the bias (so the bias rides in the GEMM, forward and backward).
  */
-function conv3x3(images: Tensor, lin: Linear): Tensor {
+export function stemColumns(images: Tensor, p: number): Float32Array {
   const [B, Cin, H, W] = images.shape as [number, number, number, number];
   const dense = lm.contiguous(images);
   const src = (dense.data as Float32Array).subarray(dense.offset);
-  const cols = new Float32Array(B * H * W * Cin * 9);
-  let o = 0;
+  const K = Cin * 9 + 1;
+  const cols = new Float32Array(B * H * W * K); // zero: the padding needs no writes
+  let row = 0;
   for (let b = 0; b < B; b++) {
-    for (let y = 0; y < H; y++) {
-      for (let x = 0; x < W; x++) {
-        for (let c = 0; c < Cin; c++) {
-          const base = (b * Cin + c) * H * W;
-          for (let dy = -1; dy <= 1; dy++) {
-            for (let dx = -1; dx <= 1; dx++) {
-              const yy = y + dy, xx = x + dx;
-              cols[o++] = yy >= 0 && yy < H && xx >= 0 && xx < W ? src[base + yy * W + xx]! : 0;
+    for (let gy = 0; gy < H; gy += p) {
+      for (let gx = 0; gx < W; gx += p) {
+        for (let y = gy; y < gy + p; y++) {
+          for (let x = gx; x < gx + p; x++, row++) {
+            cols[row * K + K - 1] = 1;
+            for (let c = 0; c < Cin; c++) {
+              const base = (b * Cin + c) * H * W;
+              const o = row * K + c * 9;
+              for (let dy = -1; dy <= 1; dy++) {
+                const yy = y + dy;
+                if (yy < 0 || yy >= H) continue;
+                const r = base + yy * W;
+                const oo = o + (dy + 1) * 3;
+                if (x > 0) cols[oo] = src[r + x - 1]!;
+                cols[oo + 1] = src[r + x]!;
+                if (x + 1 < W) cols[oo + 2] = src[r + x + 1]!;
+              }
             }
           }
         }
       }
     }
   }
-  const S = lin.outFeatures;
-  const y = lm.gelu(lin.forward(lm.fromArray(cols, [B, H * W, Cin * 9]))); // (B, H·W, S)
-  return lm.permute(lm.reshape(y, [B, H, W, S]), [0, 3, 1, 2]); // (B, S, H, W)
+  if (dense !== images) dense.dispose();
+  return cols;
 }
 
 export class PatchEmbeddings extends Module {
@@ -142,8 +153,19 @@ export class PatchEmbeddings extends Module {
 
   /** (B, Cin, H, W) → (B, N, C). */
   forward(images: Tensor): Tensor {
-    const x = this.stem ? conv3x3(images, this.stem) : images;
-    return this.projection.forward(patchify(x, this.c.patch_size));
+    const p = this.c.patch_size;
+    if (!this.stem) return this.projection.forward(patchify(images, p));
+    // Conv stem: GELU(3×3 stage) per pixel, already grouped by patch, so each patch's features lie in
+    // (row, column, channel) order; the projection's rows, stored in a conv kernel's (channel, row, column) order,
+    // are permuted to match (a (S·p², C) copy) instead of transposing the (B·N·p², S) activations.
+    const [B, , H, W] = images.shape as [number, number, number, number];
+    const N = (H / p) * (W / p), S = this.stem.outFeatures, C = this.c.n_embd;
+    const cols = lm.fromArray(stemColumns(images, p), [B * N * p * p, this.stem.inFeatures + 1]);
+    // [W; b] against [neighbourhood, 1]: no separate bias pass over the (B·N·p², S) output, nor a bias-gradient sum.
+    const wb = lm.concat([this.stem.weight, lm.reshape(this.stem.bias!, [1, S])], 0);
+    const y = lm.reshape(lm.gelu(lm.linear(cols, wb, null)), [B, N, p * p * S]); // (B, N, p²·S)
+    const w = lm.reshape(lm.contiguous(lm.permute(lm.reshape(this.projection.weight, [S, p * p, C]), [1, 0, 2])), [p * p * S, C]);
+    return lm.linear(y, w, this.projection.bias);
   }
 }
 

@@ -142,7 +142,7 @@ export class CausalSelfAttention extends Module {
       // Attention-probability sites follow the 2·n_layer + 1 residual sites (see context.ts siteSeed).
       const dropoutSeed = ctx.dropout > 0 ? siteSeed(ctx.seed, 2 * this.c.n_layer + 1 + this.layer) : 0;
       const window = this.window;
-      return this.c_proj.forward(lm.selfAttention(fused, H, { causal: this.causal, dropout: ctx.dropout, dropoutSeed, window }), ctx); // (B, T, C)
+      return this.c_proj.forward(lm.selfAttention(fused, H, { causal: this.causal, dropout: ctx.dropout, dropoutSeed, window, mask: ctx.attentionMask ?? null }), ctx); // (B, T, C)
     }
     const { q, k, v } = headsOf(qkv, H, ctx);
     cache.kv.write(this.layer, k, v, cache.plan);

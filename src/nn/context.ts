@@ -19,6 +19,8 @@ export interface ForwardContext {
   aux: Record<string, Tensor>;
   /** Figures of this pass to log (MoE routing: dropped fraction, expert loads), by name; absent = not collected. */
   metrics?: Record<string, number>;
+  /** Additive attention mask of a pass over packed documents (nn/segments.ts), shared by every layer; absent = none. */
+  attentionMask?: Tensor;
 }
 
 /** Adds a named auxiliary loss to the pass (summing with earlier layers' terms of the same name). */

@@ -10,6 +10,7 @@ export const trainSpec = defineConfig({
   out_dir: { default: 'runs/shakespeare-char', doc: 'run directory: checkpoints, metrics.jsonl, config.json, final model' },
   seed: { default: 1337, type: 'integer', doc: 'seeds initialisation, batch sampling and dropout' },
   threads: { default: 0, type: 'integer', min: 0, doc: 'native kernel threads (0 = all cores)' },
+  precision: { default: 'fp32', choices: ['fp32', 'bf16'], doc: "matmul precision: 'bf16' runs every linear/matmul product (forward and both backward GEMMs) on bf16 operands with fp32 accumulation (AMX or AVX512-BF16; fp32 on CPUs without them); weights, gradients, optimizer state, norms, softmax and loss stay fp32" },
   // distributed training (launch with `mpirun -np N lmforge train …`; README: distributed training)
   dp: { default: 1, type: 'integer', min: 1, doc: 'data-parallel processes: each trains on batch_size/dp rows of every batch (launch with mpirun -np dp; with --tp or --pp, dp replicas of the model-parallel group: mpirun -np dp×tp or dp×pp)' },
   zero: { default: 0, type: 'integer', min: 0, max: 1, doc: 'ZeRO stage with dp > 1: 1 shards the optimizer state over the ranks (adamw, lion, sgd)' },
@@ -49,6 +50,32 @@ export const trainSpec = defineConfig({
     grid_g_per_kwh: { default: 400, type: 'number', min: 0, doc: "grid carbon intensity, g CO₂e per kWh (400 ≈ world average; set your grid's)" },
   },
   optim: optimSpec,
+  // Training-process techniques of pretraining (issue 14; tasks/curriculum.ts, packing.ts, curriculum.ts): all off by default.
+  loss: {
+    z_loss: { default: 0, type: 'number', min: 0, doc: "PaLM's z-loss λ: adds λ·mean(log² Z) of the softmax normaliser, logged as z_loss (1e-4 typical; 0 = off)" },
+    label_smoothing: { default: 0, type: 'number', min: 0, max: 0.99, doc: "label smoothing ε as torch's cross_entropy(label_smoothing=ε); the smoothing's part is logged as label_smoothing, loss stays the plain cross-entropy (0 = off)" },
+  },
+  batching: {
+    mode: { default: 'windows', choices: ['windows', 'packed'], doc: "rows: 'windows' (random block_size windows, nanoGPT) or 'packed' (whole documents back to back in a shuffled or curriculum order, cut into block_size chunks read in shuffled order: no padding, every token once per epoch)" },
+    shuffle_window: { default: 0, type: 'integer', min: 0, doc: 'packed: chunks are read shuffled within windows of this many consecutive chunks (0 = the whole epoch; with curriculum.order, a window keeps the difficulty order coarse-grained)' },
+    doc_mask: { default: false, doc: 'stop attention at document boundaries (after each end-of-text token): block-diagonal causal attention' },
+    eot_id: { default: null, type: 'integer', min: 0, doc: "end-of-text id that ends each document (null = the data tokenizer's <|endoftext|>)" },
+    batch_tokens: { default: 0, type: 'integer', min: 0, doc: 'global batch in tokens: gradient accumulation = batch_tokens / (batch_size·block_size), which must divide (0 = gradient_accumulation_steps)' },
+  },
+  curriculum: {
+    seq_warmup_start: { default: 0, type: 'integer', min: 0, doc: 'sequence-length warmup: first row length, ramped linearly to block_size over seq_warmup_steps; rows per micro-batch scale so tokens per step stay batch_size·block_size (0 = off)' },
+    seq_warmup_steps: { default: 0, type: 'integer', min: 0, doc: 'steps of the sequence-length ramp' },
+    order: { default: 'random', choices: ['random', 'ascending', 'descending'], doc: "packed documents' order: 'random' (reshuffled every epoch) or by difficulty score, lowest first ('ascending') or highest first" },
+    score_file: { default: null, type: 'string', doc: "JSONL with one object per training document, in train.bin's order (e.g. the curation step's quality or perplexity scores)" },
+    score_field: { default: 'score', type: 'string', doc: "the score's field in score_file; 'tokens' without a score_file = document length" },
+    score_buckets: { default: 0, type: 'integer', min: 0, doc: 'ordering by score: 0 = a strict sort; k = k buckets in score order, shuffled inside each every epoch' },
+  },
+  mix: {
+    sources: { default: '', type: 'string', doc: "temperature mixing: comma-separated data directories (same tokenizer) trained on beside data.dir; each row is drawn from a source with p ∝ weight·n^(1/T), n its train tokens ('' = data.dir only)" },
+    temperature: { default: 1, type: 'number', min: 0.01, doc: 'mixing temperature T: 1 = proportional to size, larger flattens towards uniform' },
+    weights: { default: '', type: 'string', doc: "quality weights per source: 'name=w,…' (name = the directory's base name; default 1)" },
+    max_epochs: { default: 4, type: 'number', min: 0.01, doc: "cap on a source's passes within the run's tokens; the excess goes to the other sources" },
+  },
   // Adversarial debiasing (train/tasks/debias.ts): an adversary predicts the gender of each row's text from the mean
   // hidden state, through a gradient-reversal layer; off while adversary_weight is 0.
   debias: {

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as lm from '../core/index.js';
+import { bf16PrecisionNote } from '../core/native/gemm.js';
 import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
 import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
 import { loadAnyGPT, isQuantizedModelDir } from '../models/quantize-io.js';
@@ -27,6 +28,8 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { readMeta, RunDir, type DataMeta } from './run-dir.js';
 import { DebiasedNextTokenTask } from './tasks/debias.js';
 import { NextTokenTask } from './tasks/next-token.js';
+import { CurriculumTask } from './tasks/curriculum.js';
+import { curriculumSetup, curriculumWanted, gradientAccumulationOf, lossTermsOf } from './curriculum-setup.js';
 import { openTokenFile } from './token-reader.js';
 import { CharTokenizer } from '../tokenizers/char.js';
 import { loadAnyTokenizer } from '../tokenizers/load-any.js';
@@ -131,6 +134,11 @@ function decoderOf(meta: DataMeta, dataDir: string): (ids: ArrayLike<number>) =>
 }
 
 export function train(config: TrainConfig, options: TrainOptions = {}): TrainResult {
+  // config.precision holds for the whole run (every matmul of training and evaluation) and no longer.
+  return lm.withMatmulPrecision(config.precision, () => trainAtPrecision(config, options));
+}
+
+function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResult {
   // Distributed runs (under mpirun): data parallelism (--dp, --zero), one model-parallel layout (--tp / --pp /
   // --ep), or --dp over --tp or --pp groups (hybrid.ts). Rank 0 logs and owns out_dir; with model parallelism rank r keeps its own checkpoints (its shard and
   // optimizer state) in out_dir/rank-r and the saved model is gathered whole; with data parallelism only rank 0 writes.
@@ -151,6 +159,8 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   const log = writer ? options.log ?? ((line: string) => console.log(line)) : () => undefined;
   if (config.zero > 0 && (layout || comm.size === 1)) throw new UserError('zero: ZeRO-1 shards the optimizer state over data-parallel ranks; set dp > 1 (and launch with mpirun)');
   if (config.threads > 0) lm.setThreads(config.threads);
+  // bf16 needs no loss scaling: it has fp32's 8-bit exponent, so small gradients do not underflow as fp16's would.
+  if (config.precision === 'bf16') log(bf16PrecisionNote().line);
   const meta = readMeta(config.data.dir);
   const lora = config.lora.r > 0;
   if (lora && config.init_from === null) throw new UserError('lora.r: a LoRA run adapts a trained model; set init_from to its run or model directory');
@@ -204,9 +214,22 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
     model.dispose();
     throw e;
   }
-  let task: Task<unknown> = parallel
-    ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, replica: grid ? { index: grid.replica, count: config.dp } : undefined })
-    : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm });
+  // Issue 14's switches (batching, curriculum, mix, loss): checked before the first step; a refusal frees the model.
+  let terms, accumulation, curriculum;
+  try {
+    terms = lossTermsOf(c);
+    accumulation = gradientAccumulationOf(c, c.data.batch_size * c.model.block_size * (layout ? config.dp : comm.size));
+    if ((layout || comm.size > 1) && (curriculumWanted(c) || terms.zLoss > 0 || terms.labelSmoothing > 0)) throw new UserError('batching, curriculum, mix and loss.* switches train on one process (no data or model parallelism)');
+    if (curriculumWanted(c) && c.debias.adversary_weight > 0) throw new UserError('debias.adversary_weight: adversarial debiasing trains on plain random windows; turn off the batching, curriculum and mix switches');
+    curriculum = curriculumWanted(c) ? new CurriculumTask(model, ...curriculumSetup(c, meta, vocabSize, trainFile, valFile, accumulation, terms, log)) : null;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  let task: Task<unknown> = curriculum
+    ?? (parallel
+      ? new ModelParallelTask(parallel, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, replica: grid ? { index: grid.replica, count: config.dp } : undefined })
+      : new NextTokenTask(model, trainFile, valFile, { batchSize: c.data.batch_size, evalIters: c.eval_iters, seed: c.seed, fullVal: c.full_val, comm, terms }));
   if (c.debias.adversary_weight > 0) {
     task = new DebiasedNextTokenTask(task as NextTokenTask, { weight: c.debias.adversary_weight, hidden: c.debias.adversary_hidden, seed: c.seed, decode: decoderOf(meta, c.data.dir) });
   }
@@ -221,7 +244,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
   }
   try {
     const r = runLoop(task, optimizer, {
-      maxIters: c.max_iters, gradientAccumulationSteps: c.gradient_accumulation_steps, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
+      maxIters: c.max_iters, gradientAccumulationSteps: accumulation, gradClip: c.grad_clip, nanPolicy: c.nan_policy,
       evalInterval: c.eval_interval, logInterval: c.log_interval, checkpointInterval: c.checkpoint_interval, keepCheckpoints: c.keep_checkpoints,
       peakFlops: peak.flops ?? 0, peakMeasured: peak.source !== 'config' && comm.size === 1, seed: c.seed, schedule: scheduleOf(c.optim), config: c,
     }, {
@@ -260,7 +283,7 @@ export function train(config: TrainConfig, options: TrainOptions = {}): TrainRes
         if (!writer && !(layout && leads)) return; // a model-parallel rank keeps its own folder's files
         run.writeTrainConfig(c);
         run.writeMeta(meta, c.data.dir, vocabSize);
-        log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * c.gradient_accumulation_steps * (layout ? config.dp : comm.size)} tokens per step`);
+        log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * accumulation * (layout ? config.dp : comm.size)} tokens per step`);
         if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
         if (adapter) {
           const extras = [adapter.useRsLoRA ? 'rsLoRA' : '', adapter.useDora ? 'DoRA' : '', c.lora.lr_ratio !== 1 ? `LoRA+ lr_ratio ${c.lora.lr_ratio}${c.lora.lr_ratio_vectors ? ' (with 1-D parameters)' : ''}` : '', modulesToSave.length > 0 ? `modules_to_save ${modulesToSave.join(',')}` : ''].filter((x) => x !== '');

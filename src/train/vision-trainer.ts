@@ -3,6 +3,7 @@
 // them to the training loop (loop.ts), which owns schedules, clipping, evaluation, checkpoints and exact resume.
 // The final model is written in Hugging Face's layout. Not the text pretraining trainer (trainer.ts).
 import { existsSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { channelStats, readIdxSplit, readImageFolder, subset, type ImageSet, type Normalization } from '../data/images.js';
@@ -22,6 +23,7 @@ import { TEXT_CHARS } from '../data/captions.js';
 import { CLIPModel } from '../models/clip.js';
 import { saveCLIP, saveDecoder } from '../models/clip-io.js';
 import type { VisionTrainConfig } from './vision-config.js';
+import { cpuName } from '../util/cpu.js';
 
 export interface VisionData {
   train: ImageSet;
@@ -64,6 +66,11 @@ export interface VisionTrainResult {
   eval: Record<string, number>;
   imagesPerSecond: number;
   runDir: string;
+  /**
+   * What the run cost this process on this machine: CPU seconds of this invocation (all threads; a resumed run counts
+   * only its own part) and the 1-minute load average at the end, so that figures from a shared machine say so.
+   */
+  usage: { cpu: string; cpu_s: number; load_average: number };
 }
 
 export function loopConfigOf(c: VisionTrainConfig): LoopConfig {
@@ -139,6 +146,7 @@ function buildTask(c: VisionTrainConfig, data: VisionData): BuiltTask {
 
 export function trainVision(c: VisionTrainConfig, options: { resume?: boolean; overwrite?: boolean; log?: (line: string) => void } = {}): VisionTrainResult {
   const log = options.log ?? ((line: string) => console.log(line));
+  const cpu0 = process.cpuUsage();
   if (c.threads > 0) lm.setThreads(c.threads);
   const data = loadVisionData(c.data);
   const run = new RunDir(c.out_dir);
@@ -177,7 +185,9 @@ export function trainVision(c: VisionTrainConfig, options: { resume?: boolean; o
     } catch (e) {
       throw new UserError(`${c.out_dir}: cannot write the model (${describeError(e)})`);
     }
-    return { steps: r.steps, eval: r.eval, imagesPerSecond: r.tokensPerSecond, runDir: c.out_dir };
+    const used = process.cpuUsage(cpu0);
+    const usage = { cpu: cpuName(), cpu_s: Math.round((used.user + used.system) / 1e4) / 100, load_average: loadavg()[0]! };
+    return { steps: r.steps, eval: r.eval, imagesPerSecond: r.tokensPerSecond, runDir: c.out_dir, usage };
   } finally {
     optimizer.dispose();
     model.dispose();

@@ -62,6 +62,8 @@ test('vision train: a classification run resumed from its step-3 checkpoint repr
     const full = trainVision(config(root, join(root, 'a')), quiet);
     assert.equal(full.steps, 6);
     assert.ok(full.eval.test_accuracy !== undefined);
+    // What the run cost: this invocation's CPU seconds (it trained, so more than nothing) and the load average.
+    assert.ok(full.usage.cpu_s > 0 && Number.isFinite(full.usage.load_average) && full.usage.cpu.length > 0, JSON.stringify(full.usage));
     trainVision(config(root, join(root, 'b'), { max_iters: 3 }), quiet);
     trainVision(config(root, join(root, 'b')), { ...quiet, resume: true });
     const losses = (dir: string): number[] => readMetrics(join(root, dir, 'metrics.jsonl')).filter((r) => typeof r.loss === 'number').map((r) => r.loss as number);

@@ -1,8 +1,9 @@
 // The native backend's matmul: a typed wrapper over the addon's blocked AVX-512/AVX2/portable GEMM
 // (native/src/gemm.cc) and its bf16 sibling (native/src/gemm_bf16.cc). Not the composition of the full native
 // backend, which lives beside the other families.
+import { getBackend } from '../backend.js';
 import type { Kernels, MatmulArgs } from '../kernels.js';
-import { loadAddon } from './addon.js';
+import { loadAddon, tryLoadAddon } from './addon.js';
 
 /** The addon's GEMM entry points (native/src/gemm.cc). */
 export interface GemmAddon {
@@ -68,4 +69,18 @@ export const nativeMatmulBf16: Kernels<Float32Array>['matmul'] = (args: MatmulAr
 /** Which kernel `nativeMatmulBf16` runs on this CPU ('fp32' when it has no bf16 instructions). */
 export function bf16GemmKernel(): Bf16GemmKernel {
   return gemmAddon().gemmBf16Kernel();
+}
+
+/**
+ * The one line a run with bf16 matmuls logs at its start: which kernel runs them, or that they fall back to fp32
+ * (a CPU without AVX512-BF16 or AMX, or LMFORGE_BF16_GEMM=fp32) or are emulated (the reference backend). `fallback`
+ * is true when the run gets no bf16 speed-up.
+ */
+export function bf16PrecisionNote(): { line: string; fallback: boolean } {
+  if (!tryLoadAddon() || getBackend() !== 'native') {
+    return { line: 'precision bf16: the reference backend rounds matmul operands to bf16 in TypeScript (an emulation, no speed-up)', fallback: true };
+  }
+  const k = bf16GemmKernel();
+  if (k === 'fp32') return { line: 'precision bf16: this CPU has no AVX512-BF16 or AMX-BF16 instructions (or LMFORGE_BF16_GEMM=fp32): matmuls fall back to fp32', fallback: true };
+  return { line: `precision bf16: matmuls on the ${k === 'amx' ? 'AMX-BF16' : 'AVX512-BF16'} kernel with fp32 accumulation; weights, gradients, optimizer state and norms/softmax/loss stay fp32`, fallback: false };
 }

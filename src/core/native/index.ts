@@ -4,7 +4,7 @@ import { registerNative, nativeAvailable } from '../backend.js';
 import type { Kernels } from '../kernels.js';
 import { addonLoadError, tryLoadAddon } from './addon.js';
 import { nativeAttention } from './attention.js';
-import { nativeMatmul } from './gemm.js';
+import { nativeMatmul, nativeMatmulBf16 } from './gemm.js';
 import { nativeGrouped } from './grouped.js';
 import { nativeMisc } from './misc.js';
 import { nativeQuant } from './quant.js';
@@ -17,6 +17,7 @@ export const nativeKernels: Kernels<Float32Array> = {
   ...nativeQuant,
   ...nativeSparseAttention,
   matmul: nativeMatmul,
+  matmulBf16: nativeMatmulBf16,
 };
 
 /**

@@ -1,5 +1,5 @@
 // Typed wrappers over the native addon's non-GEMM, non-attention kernels (native/src/elementwise.cc, rowwise.cc,
-// indexing.cc, optim.cc): every member of Kernels<Float32Array> except matmul, attention, attentionBackward and quantMatmul.
+// indexing.cc, optim.cc): every member of Kernels<Float32Array> except matmul (and matmulBf16), attention, attentionBackward and quantMatmul.
 // Not the backend table itself, and no checks here: the C++ entry points validate every length and index.
 import type { AnyArray, BinaryOp, IndexArray, Kernels, StridedArg, UnaryOp } from '../kernels.js';
 import { loadAddon } from './addon.js';
@@ -60,7 +60,7 @@ export function nativeSimdLevel(level?: SimdLevel): SimdLevel {
   return level === undefined ? lib().simdLevel() : lib().simdLevel(level);
 }
 
-export const nativeMisc: Omit<Kernels<Float32Array>, 'matmul' | 'attention' | 'attentionBackward' | 'groupedMatmul' | 'groupedMatmulGradW' | 'quantMatmul' | 'bucketAttention' | 'bucketAttentionBackward'> = {
+export const nativeMisc: Omit<Kernels<Float32Array>, 'matmul' | 'matmulBf16' | 'attention' | 'attentionBackward' | 'groupedMatmul' | 'groupedMatmulGradW' | 'quantMatmul' | 'bucketAttention' | 'bucketAttentionBackward'> = {
   copyStrided(src: StridedArg, dst: StridedArg, shape: Shape): void {
     lib().copyStrided(src.data, src.offset, src.strides, dst.data, dst.offset, dst.strides, shape);
   },

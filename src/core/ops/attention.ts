@@ -99,9 +99,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
 
 /**
  * Multi-head self-attention core of a Transformer block: qkv (B, T, 3·C) laid out [q | k | v], each split into
- * nHead heads of C/nHead, → (B, T, C) with heads merged. Causal by default; options.window makes it local.
+ * nHead heads of C/nHead, → (B, T, C) with heads merged. Causal by default; options.window makes it local;
+ * options.mask (additive, broadcast to (B, H, T, T)) adds to the scores, e.g. −∞ across document boundaries.
  */
-export function selfAttention(qkv: Tensor, nHead: number, options: Omit<AttentionOptions, 'mask'> = {}): Tensor {
+export function selfAttention(qkv: Tensor, nHead: number, options: AttentionOptions = {}): Tensor {
   expectNdim('selfAttention', qkv, 3, 'qkv');
   const [B, T, C3] = qkv.shape as [number, number, number];
   const C = C3 / 3;
@@ -116,13 +117,15 @@ export function selfAttention(qkv: Tensor, nHead: number, options: Omit<Attentio
   // Element (b, h, t, d) of q is at b·T·3C + t·3C + h·D + d; k and v follow at +C and +2C.
   const headStrides = [T * C3, D, C3];
   const part = (arr: FloatArray, which: number): StridedArg<FloatArray> => ({ data: arr, offset: which * C, strides: headStrides });
+  if (options.mask) sameDtype('selfAttention', qkv, options.mask);
+  const mask = maskArg(options.mask, B, H, T, T); // e.g. document masking of packed rows (nn/segments.ts)
   const out = alloc([B, T, C], qkv.dtype);
   const lse = alloc([B, H, T], qkv.dtype);
   const kern = kernels(qkv);
   const base = {
     q: part(data, 0), k: part(data, 1), v: part(data, 2),
     out: { data: fdata('selfAttention', out), offset: 0, strides: [T * C, D, C] },
-    lse: fdata('selfAttention', lse), mask: null, B, H, Tq: T, Tk: T, D,
+    lse: fdata('selfAttention', lse), mask: mask.arg, B, H, Tq: T, Tk: T, D,
     scale: options.scale ?? 1 / Math.sqrt(D), causal, window, ...drop,
   };
   kern.attention(base);

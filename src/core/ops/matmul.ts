@@ -1,11 +1,51 @@
 // Matrix multiplication with autograd: (..., M, K)·(..., K, N) with broadcast batch dims. Transposed views
-// (the last two dims swapped) go to the kernel as transpose flags instead of being copied.
+// (the last two dims swapped) go to the kernel as transpose flags instead of being copied. The matmul precision
+// (fp32, or bf16 mixed precision for float32 tensors) applies to every product here, forward and backward.
 import { record } from '../autograd.js';
 import { broadcastShapes, ShapeError } from '../shape.js';
+import type { FloatArray, MatmulArgs } from '../kernels.js';
 import type { Tensor } from '../tensor.js';
 import { sumTo } from './reduce.js';
 import { alloc, dense, fdata, kernels, sameDtype } from './util.js';
 import { expand, reshape, transpose } from './views.js';
+
+/**
+ * 'fp32': exact float32 products. 'bf16': mixed precision — float32 operands are rounded to bf16 as the GEMM packs
+ * them and the products accumulate in fp32 (relative error per product ≤ 2⁻⁸); the tensors themselves (weights,
+ * gradients, optimizer state, activations) stay float32, and so do every op other than matmul. float64 tensors
+ * (gradient checks) are always exact.
+ */
+export type MatmulPrecision = 'fp32' | 'bf16';
+
+let precision: MatmulPrecision = 'fp32';
+
+/** Sets the precision of every later matmul and linear (and their backward products); returns the previous one. */
+export function setMatmulPrecision(p: MatmulPrecision): MatmulPrecision {
+  if (p !== 'fp32' && p !== 'bf16') throw new RangeError(`setMatmulPrecision: expected 'fp32' or 'bf16', got ${JSON.stringify(p)}`);
+  const prev = precision;
+  precision = p;
+  return prev;
+}
+
+export function getMatmulPrecision(): MatmulPrecision {
+  return precision;
+}
+
+/** Runs fn with matmuls in precision p, restoring the previous precision after. */
+export function withMatmulPrecision<T>(p: MatmulPrecision, fn: () => T): T {
+  const prev = setMatmulPrecision(p);
+  try {
+    return fn();
+  } finally {
+    precision = prev;
+  }
+}
+
+/** The GEMM kernel for a product of `t`'s dtype at the current precision. */
+function gemm(t: Tensor): (args: MatmulArgs<FloatArray>) => void {
+  const k = kernels(t);
+  return precision === 'bf16' && t.dtype === 'float32' ? (args) => k.matmulBf16(args) : (args) => k.matmul(args);
+}
 
 /** How a (batch, R, C) operand can be read by the kernel without a copy, or null if it needs one. */
 function layout(t: Tensor, batch: number): { trans: boolean; batchStride: number } | null {
@@ -49,7 +89,7 @@ export function matmulRaw(a: Tensor, b: Tensor): Tensor {
     if (la && !la.trans && (la.batchStride === M * K || batch === 1)) {
       const lb = layout(b, 1) ?? null;
       const bb = lb ? b : dense(b);
-      kernels(a).matmul({
+      gemm(a)({
         a: fdata('matmul', a), aOffset: a.offset, b: fdata('matmul', bb), bOffset: bb.offset, c: fdata('matmul', out), cOffset: 0,
         batch: 1, M: batch * M, N, K, transA: false, transB: lb ? lb.trans : false, aBatchStride: 0, bBatchStride: 0, accumulate: false,
       });
@@ -68,7 +108,7 @@ export function matmulRaw(a: Tensor, b: Tensor): Tensor {
   };
   const A = operand(a);
   const B = operand(b);
-  kernels(a).matmul({
+  gemm(a)({
     a: fdata('matmul', A.t), aOffset: A.t.offset, b: fdata('matmul', B.t), bOffset: B.t.offset, c: fdata('matmul', out), cOffset: 0,
     batch, M, N, K, transA: A.trans, transB: B.trans, aBatchStride: A.batchStride, bBatchStride: B.batchStride, accumulate: false,
   });

@@ -1,7 +1,7 @@
-// Reference kernels for embedding lookup, gather and scatter-add, and batched matmul.
+// Reference kernels for embedding lookup, gather and scatter-add, and batched matmul (fp32, and bf16 mixed precision).
 import type { FloatArray, Kernels } from '../kernels.js';
 
-type IndexingKernels = Pick<Kernels<FloatArray>, 'embedding' | 'embeddingBackward' | 'gather' | 'scatterAdd' | 'matmul'>;
+type IndexingKernels = Pick<Kernels<FloatArray>, 'embedding' | 'embeddingBackward' | 'gather' | 'scatterAdd' | 'matmul' | 'matmulBf16'>;
 
 function checkIndex(kernel: string, value: number, limit: number, position: number): void {
   if (!(value >= 0 && value < limit)) {
@@ -70,4 +70,31 @@ export const indexingKernels: IndexingKernels = {
       }
     }
   },
+
+  // The oracle of the bf16 GEMM: the fp32 product of bf16-rounded copies of A's and B's matrices.
+  matmulBf16(args) {
+    const aLen = args.batch === 1 || args.aBatchStride === 0 ? args.M * args.K : (args.batch - 1) * args.aBatchStride + args.M * args.K;
+    const bLen = args.batch === 1 || args.bBatchStride === 0 ? args.K * args.N : (args.batch - 1) * args.bBatchStride + args.K * args.N;
+    const a = roundToBf16(args.a.subarray(args.aOffset, args.aOffset + aLen));
+    const b = roundToBf16(args.b.subarray(args.bOffset, args.bOffset + bLen));
+    indexingKernels.matmul({ ...args, a, aOffset: 0, b, bOffset: 0 });
+  },
 };
+
+/**
+ * A copy of x with every value rounded to bf16 (the top 16 bits of its fp32 pattern, round to nearest even; NaN
+ * stays NaN), as the AVX512-BF16 conversion does. bf16 keeps fp32's 8-bit exponent, so only precision is lost.
+ */
+export function roundToBf16<F extends FloatArray>(x: F): F {
+  const out = x.slice() as F;
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < out.length; i++) {
+    f[0] = out[i]!;
+    const bits = u[0]!;
+    if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0) continue; // NaN
+    u[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 0) & 0xffff0000;
+    out[i] = f[0];
+  }
+  return out;
+}

@@ -6,6 +6,7 @@ import { hash32 } from '../../core/random.js';
 import type { RngState } from '../../core/random.js';
 import { gptCost } from '../../models/gpt-cost.js';
 import type { GPT } from '../../models/gpt.js';
+import type { LossTerms } from '../../models/head-loss.js';
 import { UserError } from '../../util/errors.js';
 import type { Comm } from '../distributed/comm.js';
 import type { LossOutput, StepContext, Task } from '../loop.js';
@@ -25,6 +26,8 @@ export interface NextTokenOptions {
    * Evaluation batches are dealt round-robin over the ranks and their losses summed over comm.
    */
   comm?: Comm;
+  /** Training terms on the output distribution (z-loss, label smoothing); evaluation reports the plain loss. */
+  terms?: LossTerms;
 }
 
 export interface TokenBatch {
@@ -102,7 +105,7 @@ export class NextTokenTask implements Task<TokenBatch> {
   loss(batch: TokenBatch, ctx: StepContext): LossOutput {
     const shape = [this.rows, this.T];
     // forwardLoss: with a frozen head (LoRA, QLoRA) the (B, T, V) logits are never held whole.
-    const out = this.model.forwardLoss(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed });
+    const out = this.model.forwardLoss(lm.fromArray(batch.x, shape), lm.fromArray(batch.y, shape), { seed: ctx.seed, terms: this.o.terms });
     return { loss: out.loss, aux: out.aux, metrics: out.metrics };
   }
 
