@@ -1,5 +1,5 @@
 // LoRA adapter files in Hugging Face PEFT's layout: `adapter_model.safetensors` (lora_A (r, in) and lora_B (out, r)
-// under PEFT's names, `base_model.model.<module path>.lora_A.weight`) and `adapter_config.json` (PEFT's LoraConfig
+// under PEFT's names, `base_model.model.<module path>.lora_A.weight`; with use_dora also `<path>.lora_magnitude_vector`) and `adapter_config.json` (PEFT's LoraConfig
 // fields; modules_to_save's fully trained tensors under their own names, `base_model.model.<parameter name>`). Loading is strict: every tensor the config calls for, with its shape, and nothing else. Also a GPT with
 // its adapter from such a directory (base + adapter). Not the LoRA layer itself (nn/lora.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -26,6 +26,8 @@ export interface AdapterConfig {
   dropout: number;
   targetModules: TargetModules;
   useRsLoRA: boolean;
+  /** PEFT's use_dora: each adapted layer also holds lora_magnitude_vector (out_features). */
+  useDora?: boolean;
   /** The base model directory (PEFT's base_model_name_or_path). */
   baseModel: string;
   /** PEFT's modules_to_save: modules trained in full beside the adapters ([] = none). */
@@ -53,7 +55,7 @@ export function adapterConfigJSON(c: AdapterConfig): Record<string, unknown> {
     fan_in_fan_out: true,
     bias: 'none',
     use_rslora: c.useRsLoRA,
-    use_dora: false,
+    use_dora: c.useDora === true,
     modules_to_save: c.modulesToSave && c.modulesToSave.length > 0 ? [...c.modulesToSave] : null,
     ...(c.ensureWeightTying ? { ensure_weight_tying: true } : {}),
     init_lora_weights: true,
@@ -93,7 +95,8 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   else return fail('target_modules', 'a list of module names or a regex string');
   if (o.fan_in_fan_out !== true) fail('fan_in_fan_out', 'true (GPT-2 stores its weights as (in, out), Conv1D)');
   if ((o.bias ?? 'none') !== 'none') fail('bias', '"none" (trained biases are not supported)');
-  if (o.use_dora === true) fail('use_dora', 'false (DoRA is not supported)');
+  const useDora = o.use_dora ?? false;
+  if (typeof useDora !== 'boolean') fail('use_dora', 'true or false');
   const mts = o.modules_to_save ?? [];
   if (!(Array.isArray(mts) && mts.every((t) => typeof t === 'string' && /^[A-Za-z0-9_.]+$/.test(t)))) return fail('modules_to_save', 'null or a list of module names');
   const modulesToSave = mts as string[];
@@ -104,7 +107,7 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   for (const f of ['layers_to_transform', 'layers_pattern']) if (o[f] !== undefined && o[f] !== null) fail(f, 'null');
   const base = o.base_model_name_or_path ?? '';
   if (typeof base !== 'string') return fail('base_model_name_or_path', 'a string');
-  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, baseModel: base, modulesToSave, ensureWeightTying: o.ensure_weight_tying === true };
+  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, useDora: useDora === true, baseModel: base, modulesToSave, ensureWeightTying: o.ensure_weight_tying === true };
 }
 
 /**
@@ -120,6 +123,8 @@ export function saveAdapter(dir: string, model: Module, c: AdapterConfig, metada
     if (layer.merged) throw new Error(`saveAdapter: ${path} is merged into its base; unmerge it first`);
     tensors.push([`${PEFT_PREFIX}${path}.lora_A.weight`, { shape: [...layer.loraA.shape], data: Float32Array.from(layer.loraA.toTypedArray() as Float32Array) }]);
     tensors.push([`${PEFT_PREFIX}${path}.lora_B.weight`, { shape: [...layer.loraB.shape], data: Float32Array.from(layer.loraB.toTypedArray() as Float32Array) }]);
+    // PEFT saves DoRA's magnitude without the ".weight" of its module (its state-dict format from before that refactor).
+    if (layer.magnitude) tensors.push([`${PEFT_PREFIX}${path}.lora_magnitude_vector`, { shape: [...layer.magnitude.shape], data: Float32Array.from(layer.magnitude.toTypedArray() as Float32Array) }]);
   }
   for (const [name, p] of modulesToSaveParameters(model, c.modulesToSave ?? [])) {
     tensors.push([`${PEFT_PREFIX}${name}`, { shape: [...p.shape], data: Float32Array.from(p.toTypedArray() as Float32Array) }]);
@@ -147,6 +152,7 @@ export function loadAdapter(dir: string, model: Module): string[] {
   for (const [path, layer] of loraLayers(model)) {
     expected.push([`${PEFT_PREFIX}${path}.lora_A.weight`, layer.loraA, `(r, in_features) = (${c.r}, ${layer.base_layer.inFeatures})`]);
     expected.push([`${PEFT_PREFIX}${path}.lora_B.weight`, layer.loraB, `(out_features, r) = (${layer.base_layer.outFeatures}, ${c.r})`]);
+    if (layer.magnitude) expected.push([`${PEFT_PREFIX}${path}.lora_magnitude_vector`, layer.magnitude, `(out_features) = (${layer.base_layer.outFeatures}) with use_dora`]);
   }
   for (const [name, p] of modulesToSaveParameters(model, c.modulesToSave ?? [], `${configPath}: modules_to_save`)) {
     expected.push([`${PEFT_PREFIX}${name}`, p, `${JSON.stringify(p.shape)}, the base model's ${name}`]);

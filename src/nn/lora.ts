@@ -20,6 +20,11 @@ export interface LoRAOptions {
   dropout: number;
   /** Scale by alpha / √r instead of alpha / r (PEFT's use_rslora, Kalajdzievski 2023). */
   useRsLoRA?: boolean;
+  /**
+   * DoRA (Liu et al. 2024, PEFT's use_dora): each output column of W0 + s·ΔW is renormalised to a learned magnitude
+   * (lora_magnitude_vector), so direction and length are trained apart.
+   */
+  useDora?: boolean;
 }
 
 /** The factor of the low-rank update: α/r, or α/√r with rsLoRA. */
@@ -47,7 +52,11 @@ export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Mod
   readonly loraA: Tensor;
   readonly loraB: Tensor;
   readonly scaling: number;
+  /** DoRA's magnitude m (out): starts at the base weight's column norms ‖W0[:, j]‖, so the layer starts as the base. */
+  readonly magnitude: Tensor | null;
   private mergedIn = false;
+  /** The column norms ‖W0 + s·ΔW‖ a DoRA merge divided by, kept to undo it exactly (PEFT caches them too). */
+  private mergedNorm: Float64Array | null = null;
   private readonly site: number;
 
   constructor(base: B, readonly options: LoRAOptions, rng: Rng, readonly path = '') {
@@ -63,6 +72,40 @@ export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Mod
     this.loraB = this.param('lora_B.weight', lm.zeros([base.outFeatures, r]));
     this.scaling = loraScaling(options);
     this.site = pathSite(path);
+    this.magnitude = null;
+    if (options.useDora) {
+      if (base instanceof QuantizedLinear) throw new UserError(`LoRA ${path}: DoRA (use_dora) needs the base layer's float weight for its column norms; ${path} is quantized`);
+      this.magnitude = this.param('lora_magnitude_vector', lm.fromArray(Float32Array.from(this.columnNorms(new Float64Array(base.inFeatures * base.outFeatures))), [base.outFeatures]));
+    }
+  }
+
+  /** ‖W0[:, j] + d[:, j]‖ for each output column j of the base weight (in, out) plus d (in, out), in float64. */
+  private columnNorms(d: Float64Array): Float64Array {
+    const w = (this.base_layer as Linear).weight;
+    const [nIn, nOut] = w.shape as [number, number];
+    const data = w.data;
+    const sq = new Float64Array(nOut);
+    for (let i = 0; i < nIn; i++) {
+      for (let j = 0; j < nOut; j++) {
+        const v = (data[w.offset + i * nOut + j] as number) + d[i * nOut + j]!;
+        sq[j] = sq[j]! + v * v;
+      }
+    }
+    return sq.map(Math.sqrt);
+  }
+
+  /**
+   * DoRA's column factor g = m / ‖W0 + s·Aᵀ·Bᵀ‖ (out). The norm is computed without a graph and treated as a
+   * constant, as in DoRA §4.3 and PEFT (it saves the backward through the norm at a small cost in the gradient), so
+   * gradients reach m directly and A, B through the scaled output.
+   */
+  private doraFactor(): Tensor {
+    const w = (this.base_layer as Linear).weight;
+    const norm = lm.tidy(() => lm.noGrad(() => {
+      const full = lm.add(w, lm.mul(lm.matmul(lm.transpose(this.loraA), lm.transpose(this.loraB)), this.scaling)); // (in, out)
+      return lm.sqrt(lm.sum(lm.mul(full, full), 0));
+    }));
+    return lm.div(this.magnitude!, norm); // norm lives on with the graph (div's backward reads it)
   }
 
   get merged(): boolean {
@@ -80,7 +123,14 @@ export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Mod
       xin = lm.dropout(x, p, siteSeed(ctx.seed, this.site));
     }
     const down = lm.mul(lm.matmul(xin, lm.transpose(this.loraA)), this.scaling); // (…, r): s·drop(x)·Aᵀ
-    return addLowRankInto(y, down, this.loraB); // (…, out)
+    if (!this.magnitude) return addLowRankInto(y, down, this.loraB); // (…, out)
+    // DoRA, as PEFT computes it: y + (g − 1)·(x'·W0) + g·s·(x'·Aᵀ)·Bᵀ with x' the adapter's (dropped-out) input.
+    const g = this.doraFactor();
+    const bias = (this.base_layer as Linear).bias;
+    if (xin !== x) return lm.add(y, lm.add(lm.mul(lm.linear(xin, (this.base_layer as Linear).weight, null), lm.sub(g, 1)), lm.mul(lm.matmul(down, lm.transpose(this.loraB)), g)));
+    // Without dropout x' = x and y = x·W0 + b, so the sum is g·(y + s·x·Aᵀ·Bᵀ) − (g − 1)·b.
+    const scaled = lm.mul(addLowRankInto(y, down, this.loraB), g);
+    return bias ? lm.sub(scaled, lm.mul(bias, lm.sub(g, 1))) : scaled;
   }
 
   /** ΔW = s·Aᵀ·Bᵀ (in, out) in float64, the base weight's layout. */
@@ -108,10 +158,25 @@ export class LoRALinear<B extends Linear | QuantizedLinear = Linear> extends Mod
     const w = base.weight;
     const d = this.delta();
     const data = w.data;
-    for (let i = 0; i < w.size; i++) data[w.offset + i] = (data[w.offset + i] as number) + sign * d[i]!;
+    if (!this.magnitude) {
+      for (let i = 0; i < w.size; i++) data[w.offset + i] = (data[w.offset + i] as number) + sign * d[i]!;
+      return;
+    }
+    // DoRA: W' = (W0 + ΔW)·m/‖W0 + ΔW‖ per output column; undone as W0 = W'·‖W0 + ΔW‖/m − ΔW with the saved norms.
+    const nOut = w.shape[1]!;
+    const m = this.magnitude.toTypedArray() as Float32Array;
+    if (sign === 1) {
+      const norm = this.columnNorms(d);
+      for (let i = 0; i < w.size; i++) data[w.offset + i] = ((data[w.offset + i] as number) + d[i]!) * (m[i % nOut]! / norm[i % nOut]!);
+      this.mergedNorm = norm;
+    } else {
+      const norm = this.mergedNorm!;
+      for (let i = 0; i < w.size; i++) data[w.offset + i] = (data[w.offset + i] as number) * (norm[i % nOut]! / m[i % nOut]!) - d[i]!;
+      this.mergedNorm = null;
+    }
   }
 
-  /** W += s·(B·A)ᵀ; the forward is then the base layer's alone. */
+  /** W += s·(B·A)ᵀ (with DoRA, then each column rescaled to m); the forward is then the base layer's alone. */
   merge(): void {
     if (this.mergedIn) return;
     this.addToBase(1);
@@ -268,10 +333,17 @@ export function parseModulesToSave(text: string, field: string): string[] {
 /**
  * LoRA+ (Hayou et al. 2024): lora_B learns `ratio` times faster than lora_A (λ = 16 in the paper), since with B
  * starting at zero and A random, equal steps leave B's features under-trained at width d. The per-parameter factor
- * on the scheduled learning rate (PEFT's create_loraplus_optimizer, loraplus_lr_ratio); 1 for every other parameter.
+ * on the scheduled learning rate; 1 for every other parameter. With `vectors` (names of the trainable 1-D
+ * parameters: DoRA's magnitudes, saved norms' gains and biases) those take the ratio too, as PEFT's
+ * create_loraplus_optimizer groups them (lora_B or ndim == 1 → lr × loraplus_lr_ratio).
  */
-export function loraPlusLrScale(ratio: number): (name: string) => number {
-  return (name) => (ratio !== 1 && /(^|\.)lora_B\.weight$/.test(name) ? ratio : 1);
+export function loraPlusLrScale(ratio: number, vectors: ReadonlySet<string> = new Set()): (name: string) => number {
+  return (name) => (ratio !== 1 && (/(^|\.)lora_B\.weight$/.test(name) || vectors.has(name)) ? ratio : 1);
+}
+
+/** The names of the model's trainable 1-D parameters when `on` (LoRA+'s lr_ratio_vectors), else none. */
+export function loraPlusVectors(model: Module, on: boolean): Set<string> {
+  return new Set(on ? model.namedTrainableParameters().filter(([, p]) => p.ndim === 1).map(([n]) => n) : []);
 }
 
 /** The model's LoRA layers by path. */
@@ -286,6 +358,7 @@ export function mergeAndUnload(model: Module): void {
     model.replaceModule(path, () => layer.base_layer);
     layer.loraA.dispose();
     layer.loraB.dispose();
+    layer.magnitude?.dispose();
   }
 }
 

@@ -89,7 +89,9 @@ export const trainSpec = defineConfig({
     dropout: { default: 0, type: 'number', min: 0, max: 0.99, doc: "lora_dropout: dropout on the adapters' input while training" },
     target_modules: { default: 'c_attn', doc: "Linear layers to adapt: comma-separated names matched as path suffixes (c_attn,c_proj,c_fc; mlp.c_proj), or /regex/ over the whole dotted path (PEFT's target_modules)" },
     use_rslora: { default: false, doc: "rsLoRA (Kalajdzievski 2023): scale the update by alpha / √r instead of alpha / r (PEFT's use_rslora)" },
+    use_dora: { default: false, doc: "DoRA (Liu et al. 2024): also learn each adapted output column's magnitude, W = m·(W0 + ΔW)/‖W0 + ΔW‖ (PEFT's use_dora, saved as lora_magnitude_vector)" },
     lr_ratio: { default: 1, type: 'number', min: 0, doc: "LoRA+ (Hayou et al. 2024): lora_B's learning rate is lr_ratio × lr (the paper suggests 16; PEFT's loraplus_lr_ratio; 1 = plain LoRA)" },
+    lr_ratio_vectors: { default: false, doc: "LoRA+ as PEFT's create_loraplus_optimizer groups it: the trainable 1-D parameters (DoRA magnitudes, saved norms' gains, biases) also learn at lr_ratio × lr (false: only lora_B does)" },
     modules_to_save: { default: '', doc: "modules trained in full beside the adapters and saved in the adapter file (PEFT's modules_to_save): comma-separated names matched as path suffixes, e.g. ln_1,ln_2,ln_f,wte ('' = none)" },
   },
 });

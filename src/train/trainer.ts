@@ -9,7 +9,7 @@ import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
 import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
 import { loadAnyGPT, isQuantizedModelDir } from '../models/quantize-io.js';
 import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io.js';
-import { applyLoRA, loraPlusLrScale, matchesTarget, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../nn/lora.js';
+import { applyLoRA, loraPlusLrScale, loraPlusVectors, matchesTarget, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
 import { cpuName } from '../util/cpu.js';
@@ -171,7 +171,7 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
   const vocabSize = model.config.vocab_size;
   const adapter: AdapterConfig | null = lora && c.init_from !== null
     ? {
-      r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: c.lora.use_rslora, baseModel: resolve(c.init_from), modulesToSave,
+      r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: c.lora.use_rslora, useDora: c.lora.use_dora, baseModel: resolve(c.init_from), modulesToSave,
       // A trained token embedding is also lmforge's (tied) output head: PEFT must keep them tied too.
       ensureWeightTying: model.config.tie_embeddings && matchesTarget('transformer.wte', modulesToSave),
     }
@@ -236,7 +236,7 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
   let optimizer: Optimizer | GradientSync;
   if (parallel && grid) optimizer = new HybridSync(grid.dp, makeOptimizer(parallel.module.namedTrainableParameters(), c.optim), task.distribution!);
   else if (parallel) optimizer = makeOptimizer(parallel.module.namedTrainableParameters(), c.optim);
-  else if (comm.size === 1) optimizer = makeOptimizer(task.model.namedTrainableParameters(), c.optim, adapter ? loraPlusLrScale(c.lora.lr_ratio) : undefined);
+  else if (comm.size === 1) optimizer = makeOptimizer(task.model.namedTrainableParameters(), c.optim, adapter ? loraPlusLrScale(c.lora.lr_ratio, loraPlusVectors(task.model, c.lora.lr_ratio_vectors)) : undefined);
   else {
     const named = model.namedTrainableParameters();
     broadcastParameters(comm, named);
@@ -264,7 +264,7 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
           if (want !== have) throw new UserError(`--resume: model.${k} is ${JSON.stringify(have)} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(want)}`);
         }
         if (saved.init_from !== c.init_from) throw new UserError(`--resume: init_from is ${JSON.stringify(c.init_from)} but the checkpoint in ${ck.dir} started from ${JSON.stringify(saved.init_from)}`);
-        for (const k of ['r', 'alpha', 'target_modules', 'use_rslora', 'modules_to_save'] as const) {
+        for (const k of ['r', 'alpha', 'target_modules', 'use_rslora', 'use_dora', 'modules_to_save'] as const) {
           if (saved.lora[k] !== c.lora[k]) throw new UserError(`--resume: lora.${k} is ${JSON.stringify(c.lora[k])} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(saved.lora[k])}`);
         }
         if (ck.optimizer.kind !== optimizer.kind) {
@@ -286,7 +286,7 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
         log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * accumulation * (layout ? config.dp : comm.size)} tokens per step`);
         if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
         if (adapter) {
-          const extras = [adapter.useRsLoRA ? 'rsLoRA' : '', c.lora.lr_ratio !== 1 ? `LoRA+ lr_ratio ${c.lora.lr_ratio}` : '', modulesToSave.length > 0 ? `modules_to_save ${modulesToSave.join(',')}` : ''].filter((x) => x !== '');
+          const extras = [adapter.useRsLoRA ? 'rsLoRA' : '', adapter.useDora ? 'DoRA' : '', c.lora.lr_ratio !== 1 ? `LoRA+ lr_ratio ${c.lora.lr_ratio}${c.lora.lr_ratio_vectors ? ' (with 1-D parameters)' : ''}` : '', modulesToSave.length > 0 ? `modules_to_save ${modulesToSave.join(',')}` : ''].filter((x) => x !== '');
           log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules}${extras.length > 0 ? ` (${extras.join('; ')})` : ''} of ${c.init_from}: ${trainableParameters(model).line}`);
         }
       },

@@ -1,7 +1,8 @@
 // LoRA layer and adapter files: parity of the adapted logits with an independent PyTorch reading of the same
 // PEFT-layout files (test/reference/lora_reference.py), merge = adapted, save → load round trip, target_modules
 // rules, the trainable-parameter line, dropout seeding, and bad adapter files refused in one line; rsLoRA,
-// modules_to_save (PEFT's layout, tied head kept tied) and LoRA+'s faster lora_B.
+// modules_to_save (PEFT's layout, tied head kept tied), LoRA+'s faster lora_B (and 1-D parameters, PEFT's grouping),
+// DoRA's learned column magnitudes (PyTorch parity, merge, save/load, the magnitude's gradient).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,9 +15,11 @@ import { readSafetensors, writeSafetensors, type TensorData } from '../../src/co
 import { GPT } from '../../src/models/gpt.js';
 import { loadGPT, saveGPT } from '../../src/models/gpt-io.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdaptedGPT, loadAdapter, saveAdapter } from '../../src/models/lora-io.js';
+import { quantizeRTN } from '../../src/models/quantize.js';
 import { Linear } from '../../src/nn/layers.js';
+import { QuantizedLinear } from '../../src/nn/quantized.js';
 import type { MLP } from '../../src/nn/mlp.js';
-import { applyLoRA, LoRALinear, loraLayers, loraPlusLrScale, matchesTarget, mergeAndUnload, modulesToSaveParameters, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../../src/nn/lora.js';
+import { applyLoRA, LoRALinear, loraLayers, loraPlusLrScale, loraPlusVectors, matchesTarget, mergeAndUnload, modulesToSaveParameters, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../../src/nn/lora.js';
 import { makeOptimizer, optimSpec } from '../../src/optim/config.js';
 import { defaultsOf } from '../../src/util/config.js';
 import { UserError } from '../../src/util/errors.js';
@@ -146,8 +149,13 @@ test('save → load round-trips the logits exactly, under PEFT names and shapes'
 
 /** A copy of the fixture adapter with its tensors (and optionally its config) changed. */
 function badAdapter(edit: (t: Map<string, TensorData>) => void, config: Record<string, unknown> = {}): string {
+  return badAdapterFrom('adapter', edit, config);
+}
+
+/** A copy of one of the fixture adapters (a directory under test/fixtures/lora) with its tensors and config changed. */
+function badAdapterFrom(fixture: string, edit: (t: Map<string, TensorData>) => void, config: Record<string, unknown> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'lmforge-lora-bad-'));
-  cpSync(join(fixtures, 'adapter'), dir, { recursive: true });
+  cpSync(join(fixtures, fixture), dir, { recursive: true });
   const tensors = new Map<string, TensorData>();
   for (const [n, t] of readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE)).tensors) tensors.set(n, { shape: t.shape, data: t.data as Float32Array });
   edit(tensors);
@@ -298,4 +306,109 @@ test('LoRA+: lora_B steps lr_ratio × the scheduled lr, lora_A and the rest 1× 
   opt.dispose();
   x.dispose();
   model.dispose();
+});
+
+test('LoRA+ with lr_ratio_vectors: the trainable 1-D parameters (saved norms, DoRA magnitudes) take the ratio too', () => {
+  const model = new GPT(shape, 7);
+  applyLoRA(model, { r: 2, alpha: 2, dropout: 0, targetModules: ['c_fc'], useDora: true, seed: 1 });
+  trainModulesToSave(model, ['ln_f']);
+  const names = model.namedTrainableParameters().map(([n]) => n);
+  const vectors = loraPlusVectors(model, true);
+  assert.deepEqual([...vectors], names.filter((n) => /lora_magnitude_vector$|ln_f\./.test(n)));
+  const scale = loraPlusLrScale(8, vectors);
+  assert.deepEqual(names.map((n) => [n.replace(/^transformer\./, ''), scale(n)]), [
+    ['h.0.mlp.c_fc.lora_A.weight', 1], ['h.0.mlp.c_fc.lora_B.weight', 8], ['h.0.mlp.c_fc.lora_magnitude_vector', 8],
+    ['h.1.mlp.c_fc.lora_A.weight', 1], ['h.1.mlp.c_fc.lora_B.weight', 8], ['h.1.mlp.c_fc.lora_magnitude_vector', 8],
+    ['ln_f.weight', 8], ['ln_f.bias', 8],
+  ]);
+  assert.equal(loraPlusVectors(model, false).size, 0);
+  assert.equal(loraPlusLrScale(1, vectors)('transformer.ln_f.weight'), 1);
+  model.dispose();
+});
+
+test('DoRA: starts as the base (m = column norms of W0), logits match the PyTorch reference, merged = adapted, unmerge restores', () => {
+  const fresh = new GPT(shape, 7).eval();
+  const before = logits(fresh);
+  applyLoRA(fresh, { r: 2, alpha: 4, dropout: 0, targetModules: ['c_fc'], useDora: true, seed: 1 });
+  assert.ok(maxDiff(logits(fresh), before) < 1e-6, 'B = 0 and m = ‖W0‖: the base');
+  const [, first] = loraLayers(fresh)[0]!;
+  const w = first.base_layer.weight.toTypedArray() as Float32Array;
+  const m = first.magnitude!.toTypedArray() as Float32Array;
+  assert.deepEqual(first.magnitude!.shape, [32]);
+  for (const j of [0, 5, 31]) assert.ok(Math.abs(m[j]! - Math.hypot(...Array.from({ length: 8 }, (_, i) => w[i * 32 + j]!))) < 1e-6);
+  // Each DoRA layer trains r·(in + out) + out parameters.
+  assert.equal(trainableParameters(fresh).trainable, 2 * (2 * (8 + 32) + 32));
+  fresh.dispose();
+
+  const ref = JSON.parse(readFileSync(join(fixtures, 'logits-dora.json'), 'utf8')) as { idx: number[][]; logits: number[]; adapted_modules: string[] };
+  const dir = join(fixtures, 'adapter-dora');
+  const cfg = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg.use_dora, true);
+  assert.deepEqual(readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE)).tensors.get('base_model.model.transformer.h.1.mlp.c_fc.lora_magnitude_vector')!.shape, [32]);
+  const model = loadAdaptedGPT(dir).eval();
+  assert.deepEqual(loraLayers(model).map(([p]) => p), ref.adapted_modules);
+  const got = logits(model, ref.idx);
+  assert.ok(maxDiff(got, ref.logits) < 1e-5, `max |lmforge − torch| = ${maxDiff(got, ref.logits)}`);
+  // Read as plain LoRA (the magnitudes ignored) the same A, B give other logits: the reference sees the renormalisation.
+  const plain = loadAdaptedGPT(badAdapterFrom('adapter-dora', (t) => { for (const n of [...t.keys()]) if (n.endsWith('lora_magnitude_vector')) t.delete(n); }, { use_dora: false }), { base: join(fixtures, 'base') }).eval();
+  assert.ok(maxDiff(logits(plain, ref.idx), ref.logits) > 1e-3, 'the magnitudes change the logits');
+  plain.dispose();
+  const layer = loraLayers(model)[0]![1];
+  const w0 = Float32Array.from(layer.base_layer.weight.toTypedArray() as Float32Array);
+  for (const [, l] of loraLayers(model)) l.merge();
+  assert.ok(maxDiff(logits(model, ref.idx), got) < 1e-5, 'merged = adapted');
+  for (const [, l] of loraLayers(model)) l.unmerge();
+  assert.ok(maxDiff(layer.base_layer.weight.toTypedArray() as Float32Array, w0) < 1e-6, 'unmerge restores W0');
+  mergeAndUnload(model);
+  assert.ok(maxDiff(logits(model, ref.idx), got) < 1e-5, 'merge_and_unload = adapted');
+  model.dispose();
+});
+
+test('DoRA: save → load round-trips exactly; a missing magnitude is refused; the magnitude gradient matches finite differences', () => {
+  const model = loadAdaptedGPT(join(fixtures, 'adapter-dora')).eval();
+  const want = logits(model);
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-lora-dora-'));
+  saveAdapter(dir, model, { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc'], useRsLoRA: false, useDora: true, baseModel: join(fixtures, 'base') });
+  assert.equal(readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE)).tensors.size, 4 * 3);
+  const back = loadAdaptedGPT(dir).eval();
+  assert.deepEqual(logits(back), want);
+  back.dispose();
+  const broken = badAdapterFrom('adapter-dora', (t) => t.delete('base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector'));
+  const base = loadGPT(join(fixtures, 'base'));
+  assert.throws(() => loadAdapter(broken, base), (e: unknown) => e instanceof UserError && /missing tensor base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_magnitude_vector/.test(e.message));
+  base.dispose();
+  assert.throws(() => loadAdapter(badAdapterFrom('adapter-dora', () => {}, { use_dora: 'yes' }), loadGPT(join(fixtures, 'base'))), /field use_dora is "yes", expected true or false/);
+
+  // The loss depends on m only through g = m/‖W0 + ΔW‖ with the norm independent of m: the analytic gradient of m
+  // equals a central difference (A and B see the norm as a constant, as in PEFT, so they are not compared).
+  const x = lm.keep(lm.tensor(idxRows.flat(), [2, 8], 'int32'));
+  const y = lm.keep(lm.tensor(idxRows.flat().map((v) => (v * 5 + 1) % 24), [2, 8], 'int32'));
+  const lossOf = (): number => lm.tidy(() => lm.noGrad(() => model.forward(x, y).loss!.item()));
+  lm.tidy(() => lm.backward(model.forward(x, y).loss!));
+  for (const [path, layer] of loraLayers(model)) {
+    const m = layer.magnitude!;
+    const g = m.grad!.toTypedArray() as Float32Array;
+    const j = g.reduce((best, v, i) => (Math.abs(v) > Math.abs(g[best]!) ? i : best), 0);
+    const old = m.data[m.offset + j] as number;
+    const h = 1e-2;
+    m.data[m.offset + j] = old + h;
+    const up = lossOf();
+    m.data[m.offset + j] = old - h;
+    const down = lossOf();
+    m.data[m.offset + j] = old;
+    const numeric = (up - down) / (2 * h);
+    assert.ok(Math.abs(numeric - g[j]!) < 0.05 * Math.abs(g[j]!) + 1e-4, `${path}: ∂L/∂m[${j}] ${g[j]} vs ${numeric}`);
+  }
+  x.dispose();
+  y.dispose();
+  model.dispose();
+});
+
+test('DoRA over a quantized base is refused (its norms need the float weight)', () => {
+  const wv = Array.from({ length: 64 * 8 }, (_, i) => Math.sin(i) * 0.2);
+  const q = new QuantizedLinear(quantizeRTN(wv, 8, 64, 4, 32), null);
+  assert.throws(() => new LoRALinear(q, { r: 2, alpha: 4, dropout: 0, useDora: true }, new lm.Rng(1), 'h.0.mlp.c_fc'), (e: unknown) => e instanceof UserError && /LoRA h\.0\.mlp\.c_fc: DoRA \(use_dora\) needs the base layer's float weight/.test(e.message));
+  const plain = new LoRALinear(q, { r: 2, alpha: 4, dropout: 0 }, new lm.Rng(1), 'h.0.mlp.c_fc');
+  assert.equal(plain.magnitude, null, 'plain LoRA (QLoRA) over the same base is fine');
+  plain.dispose();
 });

@@ -47,3 +47,21 @@ for (const [, p] of modulesToSaveParameters(extras, extrasLora.modulesToSave)) {
 saveAdapter(join(dir, 'adapter-extras'), extras, { ...extrasLora, baseModel: '../base' });
 console.log(`wrote ${dir}adapter-extras`);
 extras.dispose();
+
+// A third adapter (test/fixtures/lora/adapter-dora) with DoRA (use_dora): each adapted layer also holds
+// lora_magnitude_vector; the base has biases, so the reference checks that they stay outside the renormalisation.
+const dora = new GPT({ vocab_size: 24, block_size: 8, n_layer: 2, n_head: 2, n_embd: 8, bias: true }, 7);
+const doraLora = { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc'], useDora: true };
+applyLoRA(dora, { ...doraLora, seed: 5 });
+const rng3 = new lm.Rng(8);
+for (const [, layer] of loraLayers(dora)) {
+  const b = lm.randn(layer.loraB.shape, rng3, 0.3);
+  layer.loraB.data.set(b.toTypedArray() as Float32Array, layer.loraB.offset);
+  b.dispose();
+  // A trained magnitude differs from the column norms it starts at.
+  const m = layer.magnitude!;
+  for (let i = 0; i < m.size; i++) m.data[m.offset + i] = (m.data[m.offset + i] as number) * (1 + 0.3 * Math.sin(3 * i + 1));
+}
+saveAdapter(join(dir, 'adapter-dora'), dora, { ...doraLora, useRsLoRA: false, baseModel: '../base' });
+console.log(`wrote ${dir}adapter-dora`);
+dora.dispose();

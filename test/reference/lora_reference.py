@@ -2,10 +2,11 @@
 """Independent check of lmforge's LoRA: reads a base GPT-2 model (config.json + model.safetensors) and a PEFT
 adapter (adapter_config.json + adapter_model.safetensors) from disk with its own safetensors parser, applies the
 adapter as PEFT's LoRA layer does (y = x·W + b + (α/r)·(x·Aᵀ)·Bᵀ, W stored (in, out) as GPT-2's Conv1D,
-target_modules matched by PEFT's rules; rsLoRA's α/√r; modules_to_save's saved tensors replacing the base's, the
+target_modules matched by PEFT's rules; rsLoRA's α/√r; DoRA's y = (x·(W + s·(B·A)ᵀ))·m/‖W + s·(B·A)ᵀ‖_col + b with
+m = lora_magnitude_vector (PEFT's use_dora, norms over each output column); modules_to_save's saved tensors replacing the base's, the
 tied head following a saved wte only with ensure_weight_tying, as PEFT ≥ 0.18 does) and runs GPT-2's forward in
 float64 PyTorch. Writes the logits for a fixed input to test/fixtures/lora/logits.json (adapter/) and
-logits-extras.json (adapter-extras/), which test/nn/lora.test.ts compares with lmforge's adapted model.
+logits-extras.json (adapter-extras/) and logits-dora.json (adapter-dora/), which test/nn/lora.test.ts compares with lmforge's adapted model.
 
 Run once with Debian's python3-torch (no `peft` package needed):  /usr/bin/python3 test/reference/lora_reference.py
 The inputs were written by test/nn/make-lora-fixture.ts. CI never runs this script; it only reads the fixture.
@@ -64,6 +65,7 @@ def main(adapter_dir, out_name):
     # modules_to_save: PEFT saves the trained copy's tensors as base_model.model.<module>.<param>; they replace the base's.
     head = w["transformer.wte.weight"]
     saved = sorted(k[len(prefix) :] for k in aw if ".lora_" not in k)
+    assert all(k.endswith(("lora_A.weight", "lora_B.weight")) or (acfg.get("use_dora") and k.endswith(".lora_magnitude_vector")) for k in aw if ".lora_" in k)
     for key in saved:
         module = key.rsplit(".", 1)[0]
         assert peft_targets(module, acfg["modules_to_save"] or []), key
@@ -79,7 +81,13 @@ def main(adapter_dir, out_name):
             A = aw[prefix + key + ".lora_A.weight"]  # (r, in)
             B = aw[prefix + key + ".lora_B.weight"]  # (out, r)
             assert A.shape == (r, x.shape[-1]) and B.shape == (y.shape[-1], r)
-            y = y + scale * ((x @ A.T) @ B.T)
+            if acfg.get("use_dora"):
+                # DoRA as a weight: renormalise each output column of W + ΔW (W is (in, out)) to the learned magnitude.
+                m = aw[prefix + key + ".lora_magnitude_vector"]  # (out,)
+                full = w[key + ".weight"] + scale * (B @ A).T
+                y = (x @ full) * (m / full.norm(dim=0)) + w[key + ".bias"]
+            else:
+                y = y + scale * ((x @ A.T) @ B.T)
             adapted.append(key)
         return y
 
@@ -124,3 +132,4 @@ def main(adapter_dir, out_name):
 if __name__ == "__main__":
     main("adapter", "logits.json")
     main("adapter-extras", "logits-extras.json")
+    main("adapter-dora", "logits-dora.json")

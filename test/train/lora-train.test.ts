@@ -123,6 +123,39 @@ test('a LoRA+ / rsLoRA / modules_to_save run: the saved modules train and land i
   assert.throws(() => train(other, { ...quiet, resume: true }), (e: unknown) => e instanceof UserError && /--resume: lora\.modules_to_save is "ln_f" but the checkpoint .* was trained with "ln_f,wte"/.test(e.message));
 });
 
+test('a DoRA run (lora.use_dora, LoRA+ with lr_ratio_vectors): magnitudes train, land in the adapter under PEFT names, resume exactly; the run loads and merges as trained', () => {
+  const dora = (out: string, maxIters: number): TrainConfig => {
+    const c = lora(out, maxIters);
+    c.lora = { ...c.lora, dropout: 0, use_dora: true, lr_ratio: 4, lr_ratio_vectors: true };
+    return c;
+  };
+  train(dora('dora', 10), quiet);
+  train(dora('dora-split', 5), quiet);
+  train(dora('dora-split', 10), { ...quiet, resume: true });
+  const run = join(dir, 'dora');
+  assert.deepEqual(curve(join(dir, 'dora-split')), curve(run));
+  assert.ok(readFileSync(join(dir, 'dora-split', 'adapter_model.safetensors')).equals(readFileSync(join(run, 'adapter_model.safetensors'))));
+  const cfg = JSON.parse(readFileSync(join(run, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg.use_dora, true);
+  const saved = readSafetensors(join(run, 'adapter_model.safetensors')).tensors;
+  const m = saved.get('base_model.model.transformer.h.1.mlp.c_fc.lora_magnitude_vector')!;
+  assert.deepEqual(m.shape, [128]);
+  // The magnitude starts at the base weight's column norms; training moves it.
+  const w = readSafetensors(join(dir, 'base', 'model.safetensors')).tensors.get('transformer.h.1.mlp.c_fc.weight')!.data as Float32Array;
+  const norms = Array.from({ length: 128 }, (_, j) => Math.hypot(...Array.from({ length: 32 }, (_, i) => w[i * 128 + j]!)));
+  assert.ok(maxDiff(Float32Array.from(m.data as Float32Array), Float32Array.from(norms)) > 1e-4, 'the magnitudes trained');
+  const ck = loadCheckpoint(findLatestComplete(run)!.dir);
+  assert.ok([...ck.optimizer.tensors.keys()].some((k) => k.includes('.lora_magnitude_vector.')), 'optimizer state for the magnitudes');
+  const adapted = loadAdaptedGPT(run);
+  const merged = RunDir.open(run).loadModel();
+  assert.ok(maxDiff(logits(merged), logits(adapted)) < 1e-5, 'merged = adapted');
+  merged.dispose();
+  adapted.dispose();
+  const other = dora('dora', 20);
+  other.lora = { ...other.lora, use_dora: false };
+  assert.throws(() => train(other, { ...quiet, resume: true }), (e: unknown) => e instanceof UserError && /--resume: lora\.use_dora is false but the checkpoint .* was trained with true/.test(e.message));
+});
+
 test('lora.r without init_from, and an architecture key that contradicts the base, are refused', () => {
   assert.throws(() => train(config(dir, 'x', { lora: { r: 4 } }), quiet), /lora\.r: a LoRA run adapts a trained model; set init_from/);
   assert.throws(() => train(config(dir, 'y', { init_from: join(dir, 'base'), n_layer: 3, lora: { r: 4 } }), quiet), /model\.n_layer is 3 but the init_from model .* has 2/);
