@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { loadavg } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { setThreads } from '../core/index.js';
 import { useNativeBackendOrWarn } from '../core/native/index.js';
@@ -28,6 +29,7 @@ import { loadEvalTokenizer } from '../eval/tokenizer.js';
 import { RunDir } from '../train/run-dir.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
+import { cpuName } from '../util/cpu.js';
 import { evaluateImageTask, IMAGE_TASKS, isImageTask } from '../train/vision-eval.js';
 import { intFlag, numberFlag } from './flags.js';
 import { progressBar } from './progress.js';
@@ -118,7 +120,7 @@ function runImageTasks(names: string[], o: EvalOptions): void {
   for (const r of results) for (const [k, v] of Object.entries(r.metrics)) process.stdout.write(`| ${r.task} | ${r.n} | ${k} | ${v.toFixed(4)} |\n`);
   const flat = Object.fromEntries(results.flatMap((r) => Object.entries(r.metrics).map(([k, v]) => [`${r.task}/${k}`, v])));
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ model_dir: resolve(o.model), data: resolve(dataDir), limit: o.limit ?? null, results }, null, 2) + '\n');
-  process.stdout.write(`RESULT ${JSON.stringify({ model: resolve(o.model), ...flat })}\n`);
+  process.stdout.write(`RESULT ${JSON.stringify({ model: resolve(o.model), ...flat, cpu: cpuName(), load_average: Number(loadavg()[0]!.toFixed(2)) })}\n`);
 }
 
 export function register(program: Command): void {

@@ -45,6 +45,18 @@ export const TRAIN_TEMPLATES: readonly string[] = [
   'this is a {t} {c}, {a}.',
   'a product photo of a {c}.',
   'a small picture of a {s} {c}.',
+  // More sentence shapes, so that the text tower learns the class word wherever it sits rather than ten fixed frames
+  // (the zero-shot prompts are other frames still).
+  '{c}',
+  'a {c}',
+  'the {c}, {t} and {s}.',
+  'my {a} {c}.',
+  'a {s} {c} on a black background.',
+  'an item of clothing: a {c}.',
+  'a scan of a {t} {a} {c}.',
+  'this {c} looks {t}.',
+  'somebody\'s {c}.',
+  'a {c} for sale, {a}.',
 ];
 
 /** Zero-shot prompt templates never seen in training captions (held out); `{c}` the canonical class name. */

@@ -9,6 +9,7 @@ import * as lm from '../core/index.js';
 import { channelStats, readIdxSplit, readImageFolder, subset, type ImageSet, type Normalization } from '../data/images.js';
 import { loadViT, saveViT } from '../models/vit-io.js';
 import { ImageTextDecoder } from '../models/caption.js';
+import type { Module } from '../nn/module.js';
 import { loadStateDict, stateDict } from '../nn/state.js';
 import { CaptionTask } from './tasks/caption.js';
 import { VIT_KEYS, ViTForImageClassification, type ViTConfig } from '../models/vit.js';
@@ -99,16 +100,18 @@ interface BuiltTask {
   save(dir: string, metadata: Record<string, string>): void;
 }
 
-/** Copies a trained ViT classifier's tower (its vit.* weights) into the decoder's vision_model; the shapes must agree. */
-function loadVisionTower(model: ImageTextDecoder, dir: string, want: ViTConfig): void {
-  const { model: vit } = loadViT(dir);
+/** Copies a trained ViT classifier's tower (its vit.* weights) into a model's vision_model; the shapes must agree.
+ * `field` names the config key in errors (decoder.vision_from, clip.image_init). */
+function loadVisionTower(model: Module, dir: string, want: ViTConfig, field: string): Normalization {
+  const { model: vit, normalization } = loadViT(dir);
   try {
     for (const k of VIT_KEYS) {
       if (k === 'dropout' || k === 'num_labels') continue;
-      if (vit.config[k] !== want[k]) throw new UserError(`decoder.vision_from ${dir}: its model.${k} is ${JSON.stringify(vit.config[k])} but the model section says ${JSON.stringify(want[k])}`);
+      if (vit.config[k] !== want[k]) throw new UserError(`${field} ${dir}: its model.${k} is ${JSON.stringify(vit.config[k])} but the model section says ${JSON.stringify(want[k])}`);
     }
     const entries = new Map([...stateDict(vit)].filter(([n]) => n.startsWith('vit.')).map(([n, a]) => [n.slice(4), a]));
     loadStateDict(model, entries, `${dir}/model.safetensors`, { prefix: 'vision_model.' });
+    return normalization;
   } finally {
     vit.dispose();
   }
@@ -127,13 +130,24 @@ function buildTask(c: VisionTrainConfig, data: VisionData): BuiltTask {
       return { task: new ClassificationTask(model, data.train, data.val, data.test, common), what: 'ViT', save: (dir, meta) => saveViT(dir, model, data.train.classNames, data.norm, meta) };
     }
     case 'clip': {
+      if (c.clip.lock_image && c.clip.image_init === null) throw new UserError('clip.lock_image: true needs clip.image_init (a trained ViT run directory): locking a random image tower leaves nothing to align to');
       const model = new CLIPModel(vit, c.clip, TEXT_CHARS, c.seed);
-      return { task: new ClipTask(model, data.train, data.val, data.test, common), what: 'CLIP', save: (dir, meta) => saveCLIP(dir, model, data.train.classNames, data.norm, meta) };
+      // A pretrained tower sees images normalised as in its own training (saved with it), here and in the saved CLIP.
+      let norm = data.norm;
+      try {
+        if (c.clip.image_init !== null) norm = loadVisionTower(model, c.clip.image_init, vit, 'clip.image_init');
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      if (c.clip.lock_image) model.vision_model.freeze();
+      const what = c.clip.image_init === null ? 'CLIP' : `CLIP over ${c.clip.image_init}'s image tower (${c.clip.lock_image ? 'locked: LiT' : 'fine-tuned'})`;
+      return { task: new ClipTask(model, data.train, data.val, data.test, { ...common, norm }), what, save: (dir, meta) => saveCLIP(dir, model, data.train.classNames, norm, meta) };
     }
     case 'caption': {
       const model = new ImageTextDecoder(vit, c.decoder, TEXT_CHARS, c.seed);
       try {
-        if (c.decoder.vision_from !== null) loadVisionTower(model, c.decoder.vision_from, vit);
+        if (c.decoder.vision_from !== null) loadVisionTower(model, c.decoder.vision_from, vit, 'decoder.vision_from');
       } catch (e) {
         model.dispose();
         throw e;
