@@ -7,7 +7,8 @@
 // difference| between the adapter merged by `lmforge lora merge` and the unmerged adapted model.
 // Usage: npm run bench -- lora [--base=wide|small] [--steps=300] [--seeds=1337,2] [--full-lr=1e-3] [--lora-lr=5e-3]
 //        [--lora-r=8] [--lora-alpha=2r] [--lora-targets=c_fc,mlp.c_proj] [--lora-save=ln_1,ln_2,ln_f] [--lora-ratio=8]
-//        [--lora-rslora] [--lora-dora] [--lora-ratio-vectors[=false]] (--lora-save: PEFT's modules_to_save, trained in full;
+//        [--lora-rslora] [--lora-dora] [--lora-ratio-vectors[=false]] [--lora-rank-pattern=h.2.mlp.c_fc=12,…]
+//        [--lora-alpha-pattern=…] (--lora-rank-pattern: PEFT's rank_pattern, its alpha_pattern defaulting to rank·α/r; --lora-save: PEFT's modules_to_save, trained in full;
 //        --lora-ratio: LoRA+'s lora_B lr ratio; --lora-rslora: α/√r scaling; --lora-dora: DoRA's learned column
 //        magnitudes; --lora-ratio-vectors: the 1-D parameters (magnitudes, saved norms) also take LoRA+'s ratio, PEFT's grouping)
 // The base (--base=wide, the default) is the CPU recipe widened to 3 layers × 384, block 64 (5.36M parameters,
@@ -62,7 +63,7 @@ import { loadNativeBackend } from '../src/core/native/index.js';
 import type { GPT } from '../src/models/gpt.js';
 import { loadGPT } from '../src/models/gpt-io.js';
 import { loadAdaptedGPT, readAdapterConfig } from '../src/models/lora-io.js';
-import { loraLayers, trainableParameters, trainModulesToSave } from '../src/nn/lora.js';
+import { loraLayers, parseLoRAPattern, trainableParameters, trainModulesToSave } from '../src/nn/lora.js';
 import { makeOptimizer, type OptimConfig } from '../src/optim/config.js';
 import { RunDir } from '../src/train/run-dir.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
@@ -141,7 +142,7 @@ interface SavedRun {
   init_from: string;
   data: { dir: string };
   optim: { lr: number; min_lr: number; warmup_iters: number; lr_decay_iters: number; weight_decay: number };
-  lora: { r: number; alpha: number; dropout: number; target_modules: string; use_rslora?: boolean; use_dora?: boolean; lr_ratio?: number; lr_ratio_vectors?: boolean; modules_to_save?: string };
+  lora: { r: number; alpha: number; dropout: number; target_modules: string; use_rslora?: boolean; use_dora?: boolean; lr_ratio?: number; lr_ratio_vectors?: boolean; modules_to_save?: string; rank_pattern?: string; alpha_pattern?: string };
 }
 
 /** The LoRA settings a bench run is defined by (besides steps, seed and lr). */
@@ -154,6 +155,9 @@ interface LoRASettings {
   rslora: boolean;
   dora: boolean;
   vectors: boolean;
+  /** PEFT's rank_pattern / alpha_pattern as the config writes them ('' = none). */
+  rankPattern: string;
+  alphaPattern: string;
 }
 
 /**
@@ -169,7 +173,7 @@ function sameRun(dir: string, steps: number, seed: number, lr: number, base: str
   if (!lora) return schedule && c.lora.r === 0;
   return schedule && c.lora.r === lora.r && c.lora.alpha === lora.alpha && c.lora.dropout === 0 && c.lora.target_modules === lora.targets
     && (c.lora.modules_to_save ?? '') === lora.save && (c.lora.lr_ratio ?? 1) === lora.ratio && (c.lora.use_rslora ?? false) === lora.rslora && (c.lora.use_dora ?? false) === lora.dora
-    && (c.lora.lr_ratio_vectors ?? false) === lora.vectors;
+    && (c.lora.lr_ratio_vectors ?? false) === lora.vectors && (c.lora.rank_pattern ?? '') === lora.rankPattern && (c.lora.alpha_pattern ?? '') === lora.alphaPattern;
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -194,7 +198,11 @@ export async function run(args: string[]): Promise<void> {
   const vectorsFlag = stringFlag(args, 'lora-ratio-vectors');
   if (vectorsFlag !== undefined && vectorsFlag !== 'true' && vectorsFlag !== 'false') throw new Error(`bench/lora: --lora-ratio-vectors expects true or false, got ${vectorsFlag}`);
   const vectors = vectorsFlag === undefined ? args.includes('--lora-ratio-vectors') || wide : vectorsFlag === 'true';
-  const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora, dora, vectors };
+  // rank_pattern's layers keep the scaling α/r of the rest unless --lora-alpha-pattern says otherwise (alpha_pattern = rank·α/r).
+  const rankPattern = stringFlag(args, 'lora-rank-pattern') ?? '';
+  const alphaPattern = stringFlag(args, 'lora-alpha-pattern')
+    ?? Object.entries(parseLoRAPattern(rankPattern, 'bench/lora: --lora-rank-pattern', 'rank')).map(([k, v]) => `${k}=${(v * alpha) / r}`).join(',');
+  const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora, dora, vectors, rankPattern, alphaPattern };
   console.log(`lora: LoRA vs full fine-tuning of a Tiny Shakespeare char model on instruction data, ${steps} steps each; ${cpuName()}`);
   console.log('(timings under contention: the CPU is shared; losses do not depend on timing)');
   const base = ensureCharBase(console.log, wide ? WIDE_CHAR_BASE : SMALL_CHAR_BASE);
@@ -216,8 +224,9 @@ export async function run(args: string[]): Promise<void> {
   ];
   const loraFlags = [
     `--lora.r=${r}`, `--lora.alpha=${alpha}`, '--lora.dropout=0', `--lora.target_modules=${targets}`, `--lora.modules_to_save=${save}`, `--lora.lr_ratio=${ratio}`, `--lora.use_rslora=${rslora}`, `--lora.use_dora=${dora}`, `--lora.lr_ratio_vectors=${vectors}`,
+    `--lora.rank_pattern=${rankPattern}`, `--lora.alpha_pattern=${alphaPattern}`,
   ];
-  const extras = `${save ? `, modules_to_save ${save}` : ''}${ratio !== 1 ? `, LoRA+ lora_B${vectors ? ' and 1-D' : ''} lr ×${ratio}` : ''}${rslora ? ', rsLoRA α/√r' : ''}${dora ? ', DoRA' : ''}`;
+  const extras = `${save ? `, modules_to_save ${save}` : ''}${ratio !== 1 ? `, LoRA+ lora_B${vectors ? ' and 1-D' : ''} lr ×${ratio}` : ''}${rslora ? ', rsLoRA α/√r' : ''}${dora ? ', DoRA' : ''}${rankPattern ? `, rank_pattern ${rankPattern}, alpha_pattern ${alphaPattern}` : ''}`;
   console.log(`full: every parameter, AdamW lr ${fullLr}; LoRA: r=${r}, alpha=${alpha}, dropout 0, target_modules ${targets}${extras}, AdamW lr ${loraLr}`);
 
   const results: SeedResult[] = [];
@@ -228,7 +237,7 @@ export async function run(args: string[]): Promise<void> {
   let adaptedPaths: string[] = [];
   for (const seed of seeds) {
     const fullDir = join(root, `runs/bench-lora/${baseName}/full-s${seed}-lr${fullLr}`);
-    const tag = `${save ? `-save-${save}` : ''}${ratio !== 1 ? `-plus${ratio}` : ''}${rslora ? '-rs' : ''}${dora ? '-dora' : ''}${vectors ? '-vec' : ''}`.replace(/[^A-Za-z0-9_.-]+/g, '+');
+    const tag = `${save ? `-save-${save}` : ''}${ratio !== 1 ? `-plus${ratio}` : ''}${rslora ? '-rs' : ''}${dora ? '-dora' : ''}${vectors ? '-vec' : ''}${rankPattern ? `-rp-${rankPattern}-ap-${alphaPattern}` : ''}`.replace(/[^A-Za-z0-9_.-]+/g, '+');
     const loraDir = join(root, `runs/bench-lora/${baseName}/lora-s${seed}-r${r}-a${alpha}-${targets.replace(/[^A-Za-z0-9_.]+/g, '+')}${tag}-lr${loraLr}`);
     let t0 = performance.now();
     const reuse = sameRun(fullDir, steps, seed, fullLr, base, null);
@@ -291,7 +300,7 @@ export async function run(args: string[]): Promise<void> {
   const round = (x: number, k = 4): number => Number(x.toFixed(k));
   console.log('RESULT ' + JSON.stringify({
     suite: 'lora', cpu: cpuName(), load_average: round(loadavg()[0]!, 2), steps, seeds, base: baseName, base_run: base, base_params: baseParams,
-    lora: { r, alpha, dropout: 0, target_modules: targets, modules_to_save: save, lr_ratio: ratio, use_rslora: rslora, use_dora: dora, lr_ratio_vectors: vectors, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
+    lora: { r, alpha, dropout: 0, target_modules: targets, modules_to_save: save, lr_ratio: ratio, use_rslora: rslora, use_dora: dora, lr_ratio_vectors: vectors, rank_pattern: rankPattern, alpha_pattern: alphaPattern, lr: loraLr, layers: adaptedPaths.length }, full: { lr: fullLr },
     trainable_params: trainable, trainable_fraction: round(fraction, 5),
     optimizer_state_bytes: { full: fullState, lora: loraState }, optimizer_state_ratio: round(stateRatio, 5),
     base_val_loss: round(baseVal), full_val_loss: round(mean((x) => x.full_val_loss)), lora_val_loss: round(mean((x) => x.lora_val_loss)),
