@@ -187,7 +187,7 @@ export async function run(args: string[]): Promise<void> {
   // Each base's best ≤ 2% setting from the sweep above.
   const fullLr = numberFlag(args, 'full-lr', 1e-3);
   const loraLr = numberFlag(args, 'lora-lr', wide ? 2e-3 : 1e-2);
-  const r = intFlag('lora', args, 'lora-r', wide ? 8 : 6);
+  const r = intFlag('lora', args, 'lora-r', wide ? 10 : 6);
   const alpha = numberFlag(args, 'lora-alpha', 2 * r);
   const targets = stringFlag(args, 'lora-targets') ?? (wide ? 'c_fc,mlp.c_proj' : 'c_fc');
   const save = stringFlag(args, 'lora-save') ?? (wide ? 'ln_1,ln_2,ln_f' : '');
@@ -199,7 +199,8 @@ export async function run(args: string[]): Promise<void> {
   if (vectorsFlag !== undefined && vectorsFlag !== 'true' && vectorsFlag !== 'false') throw new Error(`bench/lora: --lora-ratio-vectors expects true or false, got ${vectorsFlag}`);
   const vectors = vectorsFlag === undefined ? args.includes('--lora-ratio-vectors') || wide : vectorsFlag === 'true';
   // rank_pattern's layers keep the scaling α/r of the rest unless --lora-alpha-pattern says otherwise (alpha_pattern = rank·α/r).
-  const rankPattern = stringFlag(args, 'lora-rank-pattern') ?? '';
+  // The wide base's default (fourth sweep): r = 10 on the MLPs of layers 0 and 1, 7 on the last layer's.
+  const rankPattern = stringFlag(args, 'lora-rank-pattern') ?? (wide && stringFlag(args, 'lora-r') === undefined ? 'h.2.mlp.c_fc=7,h.2.mlp.c_proj=7' : '');
   const alphaPattern = stringFlag(args, 'lora-alpha-pattern')
     ?? Object.entries(parseLoRAPattern(rankPattern, 'bench/lora: --lora-rank-pattern', 'rank')).map(([k, v]) => `${k}=${(v * alpha) / r}`).join(',');
   const settings: LoRASettings = { r, alpha, targets, save, ratio, rslora, dora, vectors, rankPattern, alphaPattern };
