@@ -66,7 +66,7 @@
 // agrees: rank_pattern h.2.mlp.c_fc=7,h.2.mlp.c_proj=7 over r=10 (alpha_pattern 14, the same α/r = 2) 1.6479 / 1.6459
 // (90.1% / 90.5%). Moving further (11,10,6 over layers 0,1,2) was started but did not finish in the session.
 // Result (the defaults: that rank_pattern, ln_1/ln_2/ln_f saved, LoRA+ ×8 on lora_B and the norms' gains, lr 2e-3): see
-// the README's figures and the RESULT line; at 300 steps each. At 600 steps the third result's setting recovered 84.2%,
+// the README's figures and the RESULT line; at 300 steps each. At 600 steps the second sweep's setting recovered 84.2%,
 // so the share holds for this step budget, not for training both sides to convergence.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
