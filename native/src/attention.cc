@@ -72,6 +72,7 @@ struct BwdHead : FwdHead {
 // The tile kernels of one instruction set (filled in by attention_tiles.inc).
 struct TileKernels {
   int W;
+  int Bc;  // keys per tile
   size_t (*forwardScratchFloats)(int Dp);
   void (*forwardBlock)(const FwdHead& h, int i0, int br, float* scratch);
   size_t (*backwardScratchFloats)(int Dp);
@@ -126,7 +127,16 @@ LMF_TARGET static inline vf vexp(vf x) {
   res = _mm512_mask_blend_ps(under, res, _mm512_setzero_ps());
   return _mm512_mask_blend_ps(over, res, _mm512_set1_ps(std::numeric_limits<float>::infinity()));
 }
+// Two tile widths: 4 vectors of keys in general; 2 for sequences that fit in them (e.g. a ViT's 17 tokens),
+// where the wide tile would spend most of its score products, exponentials and packing on padding.
+namespace wide {
+constexpr int kTileVectors = 4;
 #include "attention_tiles.inc"
+}  // namespace wide
+namespace narrow {
+constexpr int kTileVectors = 2;
+#include "attention_tiles.inc"
+}  // namespace narrow
 #undef LMF_TARGET
 }  // namespace avx512
 #pragma GCC diagnostic pop
@@ -180,7 +190,16 @@ LMF_TARGET static inline vf vexp(vf x) {
   res = _mm256_blendv_ps(res, _mm256_setzero_ps(), under);
   return _mm256_blendv_ps(res, _mm256_set1_ps(std::numeric_limits<float>::infinity()), over);
 }
+// Two tile widths: 4 vectors of keys in general; 2 for sequences that fit in them (e.g. a ViT's 17 tokens),
+// where the wide tile would spend most of its score products, exponentials and packing on padding.
+namespace wide {
+constexpr int kTileVectors = 4;
 #include "attention_tiles.inc"
+}  // namespace wide
+namespace narrow {
+constexpr int kTileVectors = 2;
+#include "attention_tiles.inc"
+}  // namespace narrow
 #undef LMF_TARGET
 }  // namespace avx2
 #endif  // LMF_X86
@@ -209,7 +228,16 @@ static inline vf vexp(vf x) {
   for (int i = 0; i < W; i++) x[i] = std::exp(x[i]);
   return x;
 }
+// Two tile widths: 4 vectors of keys in general; 2 for sequences that fit in them (e.g. a ViT's 17 tokens),
+// where the wide tile would spend most of its score products, exponentials and packing on padding.
+namespace wide {
+constexpr int kTileVectors = 4;
 #include "attention_tiles.inc"
+}  // namespace wide
+namespace narrow {
+constexpr int kTileVectors = 2;
+#include "attention_tiles.inc"
+}  // namespace narrow
 #undef LMF_TARGET
 }  // namespace portable
 
@@ -227,17 +255,18 @@ Isa bestIsa() {
 
 Isa gIsa = bestIsa();
 
-const TileKernels& kernels() {
+// The tile kernels of the active ISA for Tk keys: the narrow tiles when all keys fit in one of them.
+const TileKernels& kernels(int Tk) {
   switch (gIsa) {
 #ifdef LMF_X86
-    case Isa::Avx512: return avx512::kTileKernels;
-    case Isa::Avx2: return avx2::kTileKernels;
+    case Isa::Avx512: return Tk <= avx512::narrow::Bc ? avx512::narrow::kTileKernels : avx512::wide::kTileKernels;
+    case Isa::Avx2: return Tk <= avx2::narrow::Bc ? avx2::narrow::kTileKernels : avx2::wide::kTileKernels;
 #else
     case Isa::Avx512: case Isa::Avx2: break;
 #endif
     case Isa::Portable: break;
   }
-  return portable::kTileKernels;
+  return Tk <= portable::narrow::Bc ? portable::narrow::kTileKernels : portable::wide::kTileKernels;
 }
 
 const char* isaName(Isa isa) {
@@ -339,7 +368,7 @@ int threadsFor(const Problem& p, int maxThreads) {
 }
 
 bool runForward(const Problem& p) {
-  const TileKernels& kt = kernels();
+  const TileKernels& kt = kernels(p.Tk);
   const int Dp = roundUp(p.D, kt.W), Br = 64;
   const int BH = p.B * p.H, nqb = (p.Tq + Br - 1) / Br;
   const long long items = static_cast<long long>(BH) * nqb;
@@ -372,8 +401,8 @@ void writeRows(const float* src, int Dp, float* dst, ptrdiff_t sT, int T, int D)
 }
 
 bool runBackward(const Problem& p) {
-  const TileKernels& kt = kernels();
-  const int Dp = roundUp(p.D, kt.W), Bc = 4 * kt.W;
+  const TileKernels& kt = kernels(p.Tk);
+  const int Dp = roundUp(p.D, kt.W), Bc = kt.Bc;
   const int BH = p.B * p.H, nkb = (p.Tk + Bc - 1) / Bc;
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
   CallStats stats;
