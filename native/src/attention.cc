@@ -40,6 +40,10 @@
 #define LMF_X86 1
 #endif
 
+// Head rows are short (a ViT's D = 24 floats): GCC would turn the row-copy loops back into memcpy calls, whose
+// call and size dispatch cost ~10% of a small-T attention call; keep them as loops in this file.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+
 namespace lmf {
 namespace {
 
@@ -342,7 +346,7 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.dropScale = static_cast<float>(1.0 / (1.0 - p.dropout));
 }
 
-// Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal; Tk → w with a sliding
+// Threads for a call: one per gWorkPerThread units of B·H·Tq·(Tk·D + kRowWork) (Tk·D halved when causal; Tk → w with a sliding
 // window w, the keys each query actually reads), at most the OpenMP
 // limit. A thread then has ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a
 // loaded machine it can cost far more: the join waits until the kernel schedules every team thread, which
@@ -358,11 +362,17 @@ double setWorkPerThread(double w) {
 
 // Threads worth running for a problem, at most maxThreads (the thread policy's cap, or the configured count where
 // the split changes the arithmetic).
+// Each query row also costs a fixed kRowWork units (its softmax bookkeeping, packing, the tile padding): with
+// short sequences that dominates, e.g. a ViT's (128, 4, 17, 24) call costs ~1 ms forward on one thread though its
+// Tq·Tk·D units alone (3.5M) would keep it there.
+constexpr double kRowWork = 2048.0;
+
 int threadsFor(const Problem& p, int maxThreads) {
   const bool banded = p.causal && p.window > 0 && p.window < p.Tk;
   const int keys = banded ? p.window : std::max(p.Tk, 1);
-  double work = static_cast<double>(p.B) * p.H * p.Tq * keys * std::max(p.D, 1);
-  if (p.causal && !banded) work *= 0.5;
+  double perRow = static_cast<double>(keys) * std::max(p.D, 1);
+  if (p.causal && !banded) perRow *= 0.5;
+  const double work = static_cast<double>(p.B) * p.H * p.Tq * (perRow + kRowWork);
   const double n = std::floor(work / gWorkPerThread);
   return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(maxThreads))));
 }
@@ -397,7 +407,11 @@ bool runForward(const Problem& p) {
 }
 
 void writeRows(const float* src, int Dp, float* dst, ptrdiff_t sT, int T, int D) {
-  for (int i = 0; i < T; i++) std::memcpy(dst + i * sT, src + static_cast<ptrdiff_t>(i) * Dp, sizeof(float) * D);
+  for (int i = 0; i < T; i++) {
+    float* __restrict d = dst + i * sT;
+    const float* __restrict s = src + static_cast<ptrdiff_t>(i) * Dp;
+    for (int c = 0; c < D; c++) d[c] = s[c];  // short rows: a loop beats a memcpy call
+  }
 }
 
 bool runBackward(const Problem& p) {
