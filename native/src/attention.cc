@@ -346,11 +346,11 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.dropScale = static_cast<float>(1.0 / (1.0 - p.dropout));
 }
 
-// Threads for a call: one per gWorkPerThread units of B·H·Tq·(Tk·D + kRowWork) (Tk·D halved when causal; Tk → w with a sliding
-// window w, the keys each query actually reads), at most the OpenMP
-// limit. A thread then has ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a
-// loaded machine it can cost far more: the join waits until the kernel schedules every team thread, which
-// measured 16 ms instead of 0.3 ms for the (12, 4, 64, 32) forward on 2 busy cores.
+// Threads for a call: one per gWorkPerThread units of B·H·Tq·(Tk·D + kRowWork) (Tk·D halved when causal; Tk → w
+// with a sliding window w, the keys each query actually reads), at most the OpenMP limit. A thread then has
+// ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a loaded machine it can cost far
+// more: the join waits until the kernel schedules every team thread, which measured 16 ms instead of 0.3 ms for
+// the (12, 4, 64, 32) forward on 2 busy cores.
 double gWorkPerThread = 8388608.0;
 
 // Returns the previous value (tests lower it to exercise the threaded paths on small shapes).
@@ -360,13 +360,13 @@ double setWorkPerThread(double w) {
   return prev;
 }
 
-// Threads worth running for a problem, at most maxThreads (the thread policy's cap, or the configured count where
-// the split changes the arithmetic).
 // Each query row also costs a fixed kRowWork units (its softmax bookkeeping, packing, the tile padding): with
 // short sequences that dominates, e.g. a ViT's (128, 4, 17, 24) call costs ~1 ms forward on one thread though its
 // Tq·Tk·D units alone (3.5M) would keep it there.
 constexpr double kRowWork = 2048.0;
 
+// Threads worth running for a problem, at most maxThreads (the thread policy's cap, or the configured count where
+// the split changes the arithmetic).
 int threadsFor(const Problem& p, int maxThreads) {
   const bool banded = p.causal && p.window > 0 && p.window < p.Tk;
   const int keys = banded ? p.window : std::max(p.Tk, 1);
