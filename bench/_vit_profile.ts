@@ -31,6 +31,10 @@ for (const [name, fn] of Object.entries(kernels)) {
       if (name === 'matmul') {
         const m = a[0] as { batch: number; M: number; N: number; K: number; transA: boolean; transB: boolean; accumulate: boolean };
         key += ` b${m.batch} M${m.M} N${m.N} K${m.K} ${m.transA ? 'T' : 'N'}${m.transB ? 'T' : 'N'}${m.accumulate ? ' +=' : ''}`;
+      } else if (name === 'binary') {
+        key += ` ${String(a[0])} [${(a[4] as number[]).join(', ')}]`;
+      } else if (name === 'unary' || name === 'unaryBackward') {
+        key += ` ${String(a[0])} n=${String(name === 'unary' ? a[3] : a[5])}`;
       }
       const e = acc.get(key) ?? { ms: 0, n: 0 };
       e.ms += performance.now() - t0;
