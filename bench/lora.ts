@@ -62,7 +62,7 @@
 // windows) and measures the loss; at the same 103,680 adapter parameters it keeps the most with rank moved towards the
 // first layers (share of full fine-tuning's improvement, seeds 1337 / 2: ranks 9,9,9 over layers 0,1,2 0.480 / 0.498;
 // 10,9,8 0.489 / 0.504; 8,9,10 0.470 / 0.488; 10,10,7 0.493 / 0.506; 7,10,10 0.467 / 0.480; 11,8,8 0.492 / 0.504; 8,8,11
-// 0.467 / 0.484), while giving attention c_attn rank (what the update's raw weight-space energy favours) kept less. LoRA
+// 0.467 / 0.484; 11,10,6 0.498 / 0.512, the best), while giving attention c_attn rank (what the update's raw weight-space energy favours) kept less. LoRA
 // agrees: rank_pattern h.2.mlp.c_fc=7,h.2.mlp.c_proj=7 over r=10 (alpha_pattern 14, the same α/r = 2) 1.6479 / 1.6459
 // (90.1% / 90.5%); further along the same line, 11,10,6 over layers 0,1,2 (h.0.mlp.c_fc=11,h.0.mlp.c_proj=11,h.2.mlp.c_fc=6,
 // h.2.mlp.c_proj=6 over r=10, alphas 22 and 12) 1.6442 / 1.6457 (90.7% / 90.5%), the default. A LoRA run took 253–394 s
