@@ -316,6 +316,8 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
       if (!Number.isNaN(spanLoss)) spanEma = Number.isNaN(spanEma) ? spanLoss : 0.95 * spanEma + 0.05 * spanLoss;
       if (o.saveEvery > 0 && step > 0 && step % o.saveEvery === 0) {
         save(o.out, model, tok, span);
+        // What trained it so far (the layout the evaluation must use), replaced by the full record at the end.
+        writeFileAtomic(join(o.out, 'reader.json'), JSON.stringify({ split: { squad: o.squad }, options: { ...o, log: undefined }, saved_at_step: step }, null, 2) + '\n');
         o.log(`step ${step}: model written to ${o.out}`);
       }
       if (step % 50 === 0 || step === o.steps - 1) {
