@@ -2,6 +2,7 @@
 // batches (augmented as the recipe does) for a few iterations with lmforge and prints one JSON line: median ms/iter,
 // images/s, median CPU ms/iter (user + system over all threads: the figure that load from other processes
 // disturbs least) and peak RSS. Batch preparation is outside the timed region, as it is on the PyTorch side.
+// Usage: node _vit_worker.js DATA_DIR ITERS SHAPE_JSON [THREADS] [fp32|bf16]   (bf16: matmuls in bf16 mixed precision)
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
 import { channelStats, readIdxSplit } from '../src/data/images.js';
@@ -11,11 +12,13 @@ import { makeOptimizer, optimSpec } from '../src/optim/config.js';
 import { ImageBatcher } from '../src/train/tasks/classification.js';
 import { defaultsOf } from '../src/util/config.js';
 
-const [dataDir, itersArg, shapeJSON, threadsArg] = process.argv.slice(2);
+const [dataDir, itersArg, shapeJSON, threadsArg, precision = 'fp32'] = process.argv.slice(2);
 const iters = Number(itersArg);
 const shape = JSON.parse(shapeJSON!) as Partial<ViTConfig> & { batch_size: number };
+if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`unknown precision ${precision} (fp32 or bf16)`);
 loadNativeBackend();
 if (threadsArg !== undefined) lm.setThreads(Number(threadsArg));
+lm.setMatmulPrecision(precision);
 const config: ViTConfig = { ...VIT_DEFAULTS, ...shape };
 const model = new ViTForImageClassification(config, 1);
 const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), lr: 1e-3, beta2: 0.99, weight_decay: 0.05 });
@@ -45,4 +48,4 @@ for (let it = 0; it < iters + 2; it++) {
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = median(times);
-console.log(JSON.stringify({ ms, tokensPerS: B / (ms / 1000), cpuMs: median(cpuTimes), peakRssMiB: process.resourceUsage().maxRSS / 1024, loss }));
+console.log(JSON.stringify({ ms, tokensPerS: B / (ms / 1000), cpuMs: median(cpuTimes), peakRssMiB: process.resourceUsage().maxRSS / 1024, loss, precision }));

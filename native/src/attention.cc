@@ -40,6 +40,10 @@
 #define LMF_X86 1
 #endif
 
+// Head rows are short (a ViT's D = 24 floats): GCC would turn the row-copy loops back into memcpy calls, whose
+// call and size dispatch cost ~10% of a small-T attention call; keep them as loops in this file.
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+
 namespace lmf {
 namespace {
 
@@ -72,6 +76,7 @@ struct BwdHead : FwdHead {
 // The tile kernels of one instruction set (filled in by attention_tiles.inc).
 struct TileKernels {
   int W;
+  int Bc;  // keys per tile
   size_t (*forwardScratchFloats)(int Dp);
   void (*forwardBlock)(const FwdHead& h, int i0, int br, float* scratch);
   size_t (*backwardScratchFloats)(int Dp);
@@ -126,7 +131,16 @@ LMF_TARGET static inline vf vexp(vf x) {
   res = _mm512_mask_blend_ps(under, res, _mm512_setzero_ps());
   return _mm512_mask_blend_ps(over, res, _mm512_set1_ps(std::numeric_limits<float>::infinity()));
 }
+// Two tile widths: 4 vectors of keys in general; 2 for sequences that fit in them (e.g. a ViT's 17 tokens),
+// where the wide tile would spend most of its score products, exponentials and packing on padding.
+namespace wide {
+constexpr int kTileVectors = 4;
 #include "attention_tiles.inc"
+}  // namespace wide
+namespace narrow {
+constexpr int kTileVectors = 2;
+#include "attention_tiles.inc"
+}  // namespace narrow
 #undef LMF_TARGET
 }  // namespace avx512
 #pragma GCC diagnostic pop
@@ -180,7 +194,16 @@ LMF_TARGET static inline vf vexp(vf x) {
   res = _mm256_blendv_ps(res, _mm256_setzero_ps(), under);
   return _mm256_blendv_ps(res, _mm256_set1_ps(std::numeric_limits<float>::infinity()), over);
 }
+// Two tile widths: 4 vectors of keys in general; 2 for sequences that fit in them (e.g. a ViT's 17 tokens),
+// where the wide tile would spend most of its score products, exponentials and packing on padding.
+namespace wide {
+constexpr int kTileVectors = 4;
 #include "attention_tiles.inc"
+}  // namespace wide
+namespace narrow {
+constexpr int kTileVectors = 2;
+#include "attention_tiles.inc"
+}  // namespace narrow
 #undef LMF_TARGET
 }  // namespace avx2
 #endif  // LMF_X86
@@ -209,7 +232,16 @@ static inline vf vexp(vf x) {
   for (int i = 0; i < W; i++) x[i] = std::exp(x[i]);
   return x;
 }
+// Two tile widths: 4 vectors of keys in general; 2 for sequences that fit in them (e.g. a ViT's 17 tokens),
+// where the wide tile would spend most of its score products, exponentials and packing on padding.
+namespace wide {
+constexpr int kTileVectors = 4;
 #include "attention_tiles.inc"
+}  // namespace wide
+namespace narrow {
+constexpr int kTileVectors = 2;
+#include "attention_tiles.inc"
+}  // namespace narrow
 #undef LMF_TARGET
 }  // namespace portable
 
@@ -227,17 +259,18 @@ Isa bestIsa() {
 
 Isa gIsa = bestIsa();
 
-const TileKernels& kernels() {
+// The tile kernels of the active ISA for Tk keys: the narrow tiles when all keys fit in one of them.
+const TileKernels& kernels(int Tk) {
   switch (gIsa) {
 #ifdef LMF_X86
-    case Isa::Avx512: return avx512::kTileKernels;
-    case Isa::Avx2: return avx2::kTileKernels;
+    case Isa::Avx512: return Tk <= avx512::narrow::Bc ? avx512::narrow::kTileKernels : avx512::wide::kTileKernels;
+    case Isa::Avx2: return Tk <= avx2::narrow::Bc ? avx2::narrow::kTileKernels : avx2::wide::kTileKernels;
 #else
     case Isa::Avx512: case Isa::Avx2: break;
 #endif
     case Isa::Portable: break;
   }
-  return portable::kTileKernels;
+  return Tk <= portable::narrow::Bc ? portable::narrow::kTileKernels : portable::wide::kTileKernels;
 }
 
 const char* isaName(Isa isa) {
@@ -313,11 +346,11 @@ void fillHead(const Problem& p, int bh, int Dp, FwdHead& h) {
   h.dropScale = static_cast<float>(1.0 / (1.0 - p.dropout));
 }
 
-// Threads for a call: one per gWorkPerThread units of B·H·Tq·Tk·D (halved when causal; Tk → w with a sliding
-// window w, the keys each query actually reads), at most the OpenMP
-// limit. A thread then has ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a
-// loaded machine it can cost far more: the join waits until the kernel schedules every team thread, which
-// measured 16 ms instead of 0.3 ms for the (12, 4, 64, 32) forward on 2 busy cores.
+// Threads for a call: one per gWorkPerThread units of B·H·Tq·(Tk·D + kRowWork) (Tk·D halved when causal; Tk → w
+// with a sliding window w, the keys each query actually reads), at most the OpenMP limit. A thread then has
+// ≳ 0.3 ms of work. Below that, a fork-join costs more than it saves, and on a loaded machine it can cost far
+// more: the join waits until the kernel schedules every team thread, which measured 16 ms instead of 0.3 ms for
+// the (12, 4, 64, 32) forward on 2 busy cores.
 double gWorkPerThread = 8388608.0;
 
 // Returns the previous value (tests lower it to exercise the threaded paths on small shapes).
@@ -327,19 +360,25 @@ double setWorkPerThread(double w) {
   return prev;
 }
 
+// Each query row also costs a fixed kRowWork units (its softmax bookkeeping, packing, the tile padding): with
+// short sequences that dominates, e.g. a ViT's (128, 4, 17, 24) call costs ~1 ms forward on one thread though its
+// Tq·Tk·D units alone (3.5M) would keep it there.
+constexpr double kRowWork = 2048.0;
+
 // Threads worth running for a problem, at most maxThreads (the thread policy's cap, or the configured count where
 // the split changes the arithmetic).
 int threadsFor(const Problem& p, int maxThreads) {
   const bool banded = p.causal && p.window > 0 && p.window < p.Tk;
   const int keys = banded ? p.window : std::max(p.Tk, 1);
-  double work = static_cast<double>(p.B) * p.H * p.Tq * keys * std::max(p.D, 1);
-  if (p.causal && !banded) work *= 0.5;
+  double perRow = static_cast<double>(keys) * std::max(p.D, 1);
+  if (p.causal && !banded) perRow *= 0.5;
+  const double work = static_cast<double>(p.B) * p.H * p.Tq * (perRow + kRowWork);
   const double n = std::floor(work / gWorkPerThread);
   return static_cast<int>(std::max(1.0, std::min(n, static_cast<double>(maxThreads))));
 }
 
 bool runForward(const Problem& p) {
-  const TileKernels& kt = kernels();
+  const TileKernels& kt = kernels(p.Tk);
   const int Dp = roundUp(p.D, kt.W), Br = 64;
   const int BH = p.B * p.H, nqb = (p.Tq + Br - 1) / Br;
   const long long items = static_cast<long long>(BH) * nqb;
@@ -368,12 +407,16 @@ bool runForward(const Problem& p) {
 }
 
 void writeRows(const float* src, int Dp, float* dst, ptrdiff_t sT, int T, int D) {
-  for (int i = 0; i < T; i++) std::memcpy(dst + i * sT, src + static_cast<ptrdiff_t>(i) * Dp, sizeof(float) * D);
+  for (int i = 0; i < T; i++) {
+    float* __restrict d = dst + i * sT;
+    const float* __restrict s = src + static_cast<ptrdiff_t>(i) * Dp;
+    for (int c = 0; c < D; c++) d[c] = s[c];  // short rows: a loop beats a memcpy call
+  }
 }
 
 bool runBackward(const Problem& p) {
-  const TileKernels& kt = kernels();
-  const int Dp = roundUp(p.D, kt.W), Bc = 4 * kt.W;
+  const TileKernels& kt = kernels(p.Tk);
+  const int Dp = roundUp(p.D, kt.W), Bc = kt.Bc;
   const int BH = p.B * p.H, nkb = (p.Tk + Bc - 1) / Bc;
   const size_t headFloats = static_cast<size_t>(p.Tq) * Dp;
   CallStats stats;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <immintrin.h>
 #include "dropout_hash.h"
 #include "napi_util.h"
 #include "simd.h"
@@ -25,7 +26,10 @@ namespace ew_avx512 {
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512")
 #define LMF_HAS_FMA 1  // the pragma does not define __FMA__
 #include "vecmath.inc"
+#define LMF_GELU16 1  // exact GELU in intrinsics (gelu_avx512.inc) instead of the auto-vectorised vgelu(Grad)
+#include "gelu_avx512.inc"
 #include "elementwise_simd.inc"
+#undef LMF_GELU16
 #undef LMF_HAS_FMA
 #pragma GCC pop_options
 }  // namespace ew_avx512

@@ -105,25 +105,47 @@ export function patchify(images: Tensor, p: number): Tensor {
  */
 export function stemColumns(images: Tensor, p: number): Float32Array {
   const [B, Cin, H, W] = images.shape as [number, number, number, number];
+  const cols = new Float32Array(B * H * W * (Cin * 9 + 1));
+  stemColumnsInto(images, p, cols);
+  return cols;
+}
+
+/**
+ * stemColumns written into `cols`, which must be zero (the padding is never written): the training step passes a
+ * pooled buffer instead of a fresh 4 MB array per step. Interior pixels copy their 3×3 neighbourhood unchecked;
+ * only the image border tests which neighbours exist.
+ */
+export function stemColumnsInto(images: Tensor, p: number, cols: Float32Array): void {
+  const [B, Cin, H, W] = images.shape as [number, number, number, number];
   const dense = lm.contiguous(images);
   const src = (dense.data as Float32Array).subarray(dense.offset);
   const K = Cin * 9 + 1;
-  const cols = new Float32Array(B * H * W * K); // zero: the padding needs no writes
-  let row = 0;
+  if (cols.length !== B * H * W * K) throw new RangeError(`stemColumnsInto: cols has ${cols.length} elements, expected ${B * H * W * K}`);
+  let o = 0; // start of the current row
   for (let b = 0; b < B; b++) {
     for (let gy = 0; gy < H; gy += p) {
       for (let gx = 0; gx < W; gx += p) {
         for (let y = gy; y < gy + p; y++) {
-          for (let x = gx; x < gx + p; x++, row++) {
-            cols[row * K + K - 1] = 1;
+          const inner = y > 0 && y + 1 < H;
+          for (let x = gx; x < gx + p; x++, o += K) {
+            cols[o + K - 1] = 1;
+            if (inner && x > 0 && x + 1 < W) {
+              for (let c = 0, oc = o; c < Cin; c++, oc += 9) {
+                const r = (b * Cin + c) * H * W + (y - 1) * W + x - 1;
+                cols[oc] = src[r]!; cols[oc + 1] = src[r + 1]!; cols[oc + 2] = src[r + 2]!;
+                cols[oc + 3] = src[r + W]!; cols[oc + 4] = src[r + W + 1]!; cols[oc + 5] = src[r + W + 2]!;
+                cols[oc + 6] = src[r + 2 * W]!; cols[oc + 7] = src[r + 2 * W + 1]!; cols[oc + 8] = src[r + 2 * W + 2]!;
+              }
+              continue;
+            }
             for (let c = 0; c < Cin; c++) {
               const base = (b * Cin + c) * H * W;
-              const o = row * K + c * 9;
+              const oc = o + c * 9;
               for (let dy = -1; dy <= 1; dy++) {
                 const yy = y + dy;
                 if (yy < 0 || yy >= H) continue;
                 const r = base + yy * W;
-                const oo = o + (dy + 1) * 3;
+                const oo = oc + (dy + 1) * 3;
                 if (x > 0) cols[oo] = src[r + x - 1]!;
                 cols[oo + 1] = src[r + x]!;
                 if (x + 1 < W) cols[oo + 2] = src[r + x + 1]!;
@@ -135,7 +157,6 @@ export function stemColumns(images: Tensor, p: number): Float32Array {
     }
   }
   if (dense !== images) dense.dispose();
-  return cols;
 }
 
 export class PatchEmbeddings extends Module {
@@ -160,7 +181,8 @@ export class PatchEmbeddings extends Module {
     // are permuted to match (a (S·p², C) copy) instead of transposing the (B·N·p², S) activations.
     const [B, , H, W] = images.shape as [number, number, number, number];
     const N = (H / p) * (W / p), S = this.stem.outFeatures, C = this.c.n_embd;
-    const cols = lm.fromArray(stemColumns(images, p), [B * N * p * p, this.stem.inFeatures + 1]);
+    const cols = lm.zeros([B * N * p * p, this.stem.inFeatures + 1]); // pooled, zeroed
+    stemColumnsInto(images, p, cols.data as Float32Array);
     // [W; b] against [neighbourhood, 1]: no separate bias pass over the (B·N·p², S) output, nor a bias-gradient sum.
     const wb = lm.concat([this.stem.weight, lm.reshape(this.stem.bias!, [1, S])], 0);
     const y = lm.reshape(lm.gelu(lm.linear(cols, wb, null)), [B, N, p * p * S]); // (B, N, p²·S)

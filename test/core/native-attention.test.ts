@@ -222,6 +222,14 @@ test('every SIMD path: Tq ≠ Tk (KV-cache decode), masks, one head (split key t
       { B: 3, H: 1, Tq: 130, Tk: 130, D: 1, causal: true, mask: 'none', fused: false },
       { B: 1, H: 2, Tq: 67, Tk: 67, D: 96, causal: true, mask: 'none', fused: true },
       { B: 3, H: 2, Tq: 20, Tk: 90, D: 8, causal: false, mask: 'keys', fused: false },
+      // Short sequences run on narrow key tiles (2 vectors) when every key fits in one: a ViT's 17 tokens of
+      // D = 24, and the edges of the narrow tile (Tk = 2W fits, 2W + 1 takes the wide tiles) on each ISA.
+      { B: 3, H: 4, Tq: 17, Tk: 17, D: 24, causal: false, mask: 'none', fused: true },
+      { B: 2, H: 2, Tq: 17, Tk: 17, D: 24, causal: true, mask: 'full', fused: false },
+      { B: 2, H: 2, Tq: 32, Tk: 32, D: 24, causal: false, mask: 'broadcast', fused: false },
+      { B: 2, H: 2, Tq: 33, Tk: 33, D: 24, causal: false, mask: 'none', fused: true },
+      { B: 2, H: 2, Tq: 16, Tk: 16, D: 9, causal: true, mask: 'keys', fused: false },
+      { B: 1, H: 2, Tq: 3, Tk: 9, D: 24, causal: false, mask: 'full', fused: false },
     ];
     for (const c of cases) check(c, seed++, isa);
   }

@@ -109,6 +109,27 @@ test('unary and unaryBackward match float64 within 1e-6 relative on every SIMD l
   });
 });
 
+test('exact GELU forward and backward on every length 1..40 (vector tails, nothing written past n), every SIMD path', () => {
+  eachLevel((level) => {
+    for (let n = 1; n <= 40; n++) {
+      const x = rand(n, -6, 6, 1000 + n); // the reference's 1 + erf loses the tail beyond (see RANGE)
+      const y = new Float32Array(n + 1).fill(42); // one guard element past the end
+      nat.unary('gelu', x, y, n, 0);
+      assert.equal(y[n], 42, `${level} gelu wrote past n = ${n}`);
+      const yRef = new Float64Array(n);
+      ref.unary('gelu', f64(x), yRef, n, 0);
+      close(y.subarray(0, n), round32(yRef), 1.2e-6, 1e-37, `${level} gelu n=${n}`);
+      const gy = rand(n, -2, 2, 2000 + n);
+      const gx = new Float32Array(n + 1).fill(42);
+      nat.unaryBackward('gelu', x, y, gy, gx, n, 0);
+      assert.equal(gx[n], 42, `${level} gelu backward wrote past n = ${n}`);
+      const gRef = new Float64Array(n);
+      ref.unaryBackward('gelu', f64(x), f64(y), f64(gy), gRef, n, 0);
+      close(gx.subarray(0, n), round32(gRef), 2e-6, 2e-7, `${level} gelu backward n=${n}`);
+    }
+  });
+});
+
 test('gelu_tanh keeps its relative accuracy in the far left tail', () => {
   eachLevel((level) => {
     const x = rand(2000, -9, -5, 77);

@@ -78,6 +78,27 @@ test('stemColumns: rows in patch-major order, each the zero-padded 3×3 neighbou
   assert.deepEqual([...cols.subarray(4 * 10, 5 * 10)], [0, 0, 0, 2, 3, 4, 6, 7, 8, 1]);
 });
 
+test('stemColumns: every row of a 2-channel 14×14 batch (border and interior pixels) is its neighbourhood by definition', () => {
+  const [Bn, Cin, H, p] = [2, 2, 14, 7];
+  const img = Array.from({ length: Bn * Cin * H * H }, (_, i) => ((i * 37) % 101) - 50);
+  const cols = stemColumns(lm.tensor(img, [Bn, Cin, H, H]), p);
+  const K = Cin * 9 + 1;
+  assert.equal(cols.length, Bn * H * H * K);
+  let row = 0;
+  for (let b = 0; b < Bn; b++) for (let py = 0; py < H / p; py++) for (let px = 0; px < H / p; px++) {
+    for (let i = 0; i < p; i++) for (let j = 0; j < p; j++, row++) {
+      const y = py * p + i, x = px * p + j;
+      const want: number[] = [];
+      for (let c = 0; c < Cin; c++) for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
+        const yy = y + dy, xx = x + dx;
+        want.push(yy < 0 || yy >= H || xx < 0 || xx >= H ? 0 : img[((b * Cin + c) * H + yy) * H + xx]!);
+      }
+      want.push(1);
+      assert.deepEqual([...cols.subarray(row * K, (row + 1) * K)], want, `row ${row} (b ${b}, y ${y}, x ${x})`);
+    }
+  }
+});
+
 const backends: lm.BackendName[] = loadNativeBackend().loaded ? ['reference', 'native'] : ['reference'];
 for (const backend of backends) {
   test(`conv stem (${backend}): output equals the plain-loop convolution, gradients equal finite differences`, () => lm.withBackend(backend, () => {

@@ -47,30 +47,45 @@ export interface SplitGradients {
 }
 
 /**
+ * The part of every layout whose ranks each hold the whole optimizer (all but ZeRO): the learning rate, zeroing,
+ * state and disposal go straight to it; subclasses say how gradients are combined and clipped.
+ */
+export abstract class ReplicatedOptimizerSync implements GradientSync {
+  readonly kind: string;
+  constructor(readonly comm: Comm, protected readonly optimizer: Optimizer) {
+    this.kind = optimizer.kind;
+  }
+  abstract beforeBackward(last: boolean): void;
+  abstract afterBackward(): void;
+  abstract meanOverRanks(values: readonly number[]): number[];
+  abstract step(gradClip: number, gradScale: number): { norm: number; scale: number };
+  setLearningRate(lr: number): void { this.optimizer.setLearningRate(lr); }
+  zeroGrad(): void { this.optimizer.zeroGrad(); }
+  /** Every rank holds the same whole state: no gathering. */
+  optimizerState(): OptimizerState { return this.optimizer.state(); }
+  loadOptimizerState(state: OptimizerState, source: string): void { this.optimizer.loadState(state, source); }
+  stateBytes(): number { return this.optimizer.stateBytes(); }
+  dispose(): void { this.optimizer.dispose(); }
+}
+
+/**
  * The optimizer as the loop always drove it: one process, or a model split over processes (tensor, pipeline or
  * expert parallelism), whose task finishes its gradients and measures their norm across its ranks.
  */
-export class LocalSync implements GradientSync {
-  readonly kind: string;
-  constructor(readonly comm: Comm, private readonly optimizer: Optimizer, private readonly split?: SplitGradients) {
-    this.kind = optimizer.kind;
+export class LocalSync extends ReplicatedOptimizerSync {
+  constructor(comm: Comm, optimizer: Optimizer, private readonly split?: SplitGradients) {
+    super(comm, optimizer);
   }
   beforeBackward(): void {}
   afterBackward(): void {
     this.split?.finishGradients?.();
   }
   meanOverRanks(values: readonly number[]): number[] { return [...values]; }
-  setLearningRate(lr: number): void { this.optimizer.setLearningRate(lr); }
   step(gradClip: number, gradScale: number): { norm: number; scale: number } {
     const r = this.split ? this.split.clip(gradClip, gradScale) : clipGradNorm(this.optimizer.params, gradClip, gradScale);
     this.optimizer.step(r.scale);
     return r;
   }
-  zeroGrad(): void { this.optimizer.zeroGrad(); }
-  optimizerState(): OptimizerState { return this.optimizer.state(); }
-  loadOptimizerState(state: OptimizerState, source: string): void { this.optimizer.loadState(state, source); }
-  stateBytes(): number { return this.optimizer.stateBytes(); }
-  dispose(): void { this.optimizer.dispose(); }
 }
 
 /** Sets every rank's parameters to rank 0's (once at the start: the runs then stay identical step by step). */
@@ -114,8 +129,7 @@ export interface DataParallelOptions {
  * all-reduced without blocking (buckets start in index order on every rank, as MPI requires). The sum carries one
  * presence flag per parameter, so a parameter that no rank's batch touched keeps no gradient (as in one process).
  */
-export class DataParallel implements GradientSync {
-  readonly kind: string;
+export class DataParallel extends ReplicatedOptimizerSync {
   private readonly params: Tensor[];
   private readonly index = new Map<Tensor, number>();
   private readonly buckets: Bucket[] = [];
@@ -126,8 +140,8 @@ export class DataParallel implements GradientSync {
   /** Buckets of the last step that started before backward ended (the overlap actually obtained). */
   earlyBuckets = 0;
 
-  constructor(readonly comm: Comm, private readonly optimizer: Optimizer, o: DataParallelOptions) {
-    this.kind = optimizer.kind;
+  constructor(comm: Comm, optimizer: Optimizer, o: DataParallelOptions) {
+    super(comm, optimizer);
     this.params = optimizer.params;
     this.params.forEach((p, i) => this.index.set(p, i));
     this.landed = this.params.map(() => false);
@@ -243,34 +257,14 @@ export class DataParallel implements GradientSync {
     return meanOverRanks(this.comm, values);
   }
 
-  setLearningRate(lr: number): void {
-    this.optimizer.setLearningRate(lr);
-  }
-
   step(gradClip: number, gradScale: number): { norm: number; scale: number } {
     const r = clipGradNorm(this.params, gradClip, gradScale / this.comm.size);
     this.optimizer.step(r.scale);
     return r;
   }
 
-  zeroGrad(): void {
-    this.optimizer.zeroGrad();
-  }
-
-  optimizerState(): OptimizerState {
-    return this.optimizer.state();
-  }
-
-  loadOptimizerState(state: OptimizerState, source: string): void {
-    this.optimizer.loadState(state, source);
-  }
-
-  stateBytes(): number {
-    return this.optimizer.stateBytes();
-  }
-
-  dispose(): void {
+  override dispose(): void {
     if (this.armed) setLeafGradHook(null);
-    this.optimizer.dispose();
+    super.dispose();
   }
 }

@@ -7,9 +7,9 @@
 // split the batch).
 import * as lm from '../../core/index.js';
 import type { Tensor } from '../../core/index.js';
-import type { Optimizer, OptimizerState } from '../../optim/optimizer.js';
+import type { Optimizer } from '../../optim/optimizer.js';
 import { meanOverRanks, type Comm } from './comm.js';
-import { contiguousData, type GradientSync, type SplitGradients } from './data-parallel.js';
+import { contiguousData, ReplicatedOptimizerSync, type SplitGradients } from './data-parallel.js';
 
 /** Where world rank r sits in a grid of dp replicas × mp model-parallel ranks. */
 export function gridPosition(rank: number, dp: number, mp: number): { replica: number; shard: number } {
@@ -44,13 +44,12 @@ export function splitGrid(world: Comm, dp: number, mp: number): Grid {
  * flag per parameter (a parameter no replica's batch reached keeps no gradient) and divided by dp, then clipping
  * by the global norm over the model-parallel group (every replica now holds the same gradients) and the step.
  */
-export class HybridSync implements GradientSync {
-  readonly kind: string;
+export class HybridSync extends ReplicatedOptimizerSync {
   private readonly params: Tensor[];
 
   /** comm: the data-parallel group (the loop's `comm`: its size scales tokens per step, its bytes are logged). */
-  constructor(readonly comm: Comm, private readonly optimizer: Optimizer, private readonly split: SplitGradients) {
-    this.kind = optimizer.kind;
+  constructor(comm: Comm, optimizer: Optimizer, private readonly split: SplitGradients) {
+    super(comm, optimizer);
     this.params = optimizer.params;
   }
 
@@ -85,34 +84,9 @@ export class HybridSync implements GradientSync {
     return meanOverRanks(this.comm, values);
   }
 
-  setLearningRate(lr: number): void {
-    this.optimizer.setLearningRate(lr);
-  }
-
   step(gradClip: number, gradScale: number): { norm: number; scale: number } {
     const r = this.split.clip(gradClip, gradScale);
     this.optimizer.step(r.scale);
     return r;
-  }
-
-  zeroGrad(): void {
-    this.optimizer.zeroGrad();
-  }
-
-  /** Every replica holds the same state: no gathering. */
-  optimizerState(): OptimizerState {
-    return this.optimizer.state();
-  }
-
-  loadOptimizerState(state: OptimizerState, source: string): void {
-    this.optimizer.loadState(state, source);
-  }
-
-  stateBytes(): number {
-    return this.optimizer.stateBytes();
-  }
-
-  dispose(): void {
-    this.optimizer.dispose();
   }
 }

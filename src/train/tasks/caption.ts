@@ -4,10 +4,10 @@
 // Not the model (models/caption.ts).
 import * as lm from '../../core/index.js';
 import { decoderExample, DECODER_KINDS } from '../../data/captions.js';
-import type { Augmentation, ImageSet, Normalization } from '../../data/images.js';
+import type { ImageSet, Normalization } from '../../data/images.js';
 import type { ImageTextDecoder } from '../../models/caption.js';
 import type { LossOutput, StepContext, Task } from '../loop.js';
-import { ImageBatcher, imageTensor, type ImageBatch } from './classification.js';
+import { ImageBatcher, imageTensor, type ImageBatch, type ImageTaskOptions } from './classification.js';
 
 export interface TextBatch extends ImageBatch {
   ids: Int32Array;
@@ -47,21 +47,12 @@ export function answerAccuracy(model: ImageTextDecoder, set: ImageSet, norm: Nor
   return { accuracy: correct / n, examples };
 }
 
-export interface CaptionTaskOptions {
-  batchSize: number;
-  evalBatchSize: number;
-  evalImages: number;
-  seed: number;
-  norm: Normalization;
-  aug: Augmentation;
-}
-
 export class CaptionTask implements Task<TextBatch> {
   readonly itemsPerBatch: number;
   readonly flopsPerItem = 0;
   private batcher: ImageBatcher;
 
-  constructor(readonly model: ImageTextDecoder, private readonly train: ImageSet, private readonly val: ImageSet, private readonly test: ImageSet, private readonly o: CaptionTaskOptions) {
+  constructor(readonly model: ImageTextDecoder, private readonly train: ImageSet, private readonly val: ImageSet, private readonly test: ImageSet, private readonly o: ImageTaskOptions) {
     this.batcher = new ImageBatcher(train, o.batchSize, o.norm, o.aug, o.seed);
     this.itemsPerBatch = o.batchSize;
   }

@@ -89,7 +89,8 @@ export function classifierAccuracy(model: ViTForImageClassification, set: ImageS
   return { accuracy: correct / n, loss: total / n };
 }
 
-export interface ClassificationOptions {
+/** What every image task (classification, CLIP, captioning) is built with. */
+export interface ImageTaskOptions {
   batchSize: number;
   evalBatchSize: number;
   /** Validation images per evaluation during training (the whole test split is measured at the end). */
@@ -104,7 +105,7 @@ export class ClassificationTask implements Task<ImageBatch> {
   readonly flopsPerItem: number;
   private batcher: ImageBatcher;
 
-  constructor(readonly model: ViTForImageClassification, private readonly train: ImageSet, private readonly val: ImageSet, private readonly test: ImageSet, private readonly o: ClassificationOptions) {
+  constructor(readonly model: ViTForImageClassification, private readonly train: ImageSet, private readonly val: ImageSet, private readonly test: ImageSet, private readonly o: ImageTaskOptions) {
     this.batcher = new ImageBatcher(train, o.batchSize, o.norm, o.aug, o.seed);
     this.itemsPerBatch = o.batchSize;
     this.flopsPerItem = model.flopsPerImage();

@@ -6,10 +6,9 @@ import * as lm from '../../core/index.js';
 import { trainCaption, zeroShotPrompts } from '../../data/captions.js';
 import type { ImageSet, Normalization } from '../../data/images.js';
 import type { CLIPModel } from '../../models/clip.js';
-import type { Augmentation } from '../../data/images.js';
 import type { LossOutput, StepContext, Task } from '../loop.js';
 import { linearProbe } from '../linear-probe.js';
-import { ImageBatcher, imageTensor, type ImageBatch } from './classification.js';
+import { ImageBatcher, imageTensor, type ImageBatch, type ImageTaskOptions } from './classification.js';
 
 export interface CaptionedBatch extends ImageBatch {
   captions: string[];
@@ -57,21 +56,12 @@ export function probeAccuracy(model: CLIPModel, train: ImageSet, test: ImageSet,
   return r.testAccuracy;
 }
 
-export interface ClipTaskOptions {
-  batchSize: number;
-  evalBatchSize: number;
-  evalImages: number;
-  seed: number;
-  norm: Normalization;
-  aug: Augmentation;
-}
-
 export class ClipTask implements Task<CaptionedBatch> {
   readonly itemsPerBatch: number;
   readonly flopsPerItem = 0;
   private batcher: ImageBatcher;
 
-  constructor(readonly model: CLIPModel, private readonly train: ImageSet, private readonly val: ImageSet, private readonly test: ImageSet, private readonly o: ClipTaskOptions) {
+  constructor(readonly model: CLIPModel, private readonly train: ImageSet, private readonly val: ImageSet, private readonly test: ImageSet, private readonly o: ImageTaskOptions) {
     this.batcher = new ImageBatcher(train, o.batchSize, o.norm, o.aug, o.seed);
     this.itemsPerBatch = o.batchSize;
   }
