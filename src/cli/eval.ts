@@ -67,6 +67,7 @@ interface EvalOptions {
   openBookSpanWords?: number;
   openBookLengthAlpha?: number;
   openBookPmi?: number;
+  openBookQuestionFirst?: boolean;
   perturb?: string;
   perturbSeed: number;
   inject?: string | boolean;
@@ -147,6 +148,7 @@ export function register(program: Command): void {
     .option('--open-book-extractive', 'open book rag-sequence: decode only spans of each passage (the reader picks the span)')
     .option('--open-book-span-words <n>', 'open book extractive: also score every span of up to n words of each passage under the reader, not only its greedy span', intFlag('--open-book-span-words', 1, 20))
     .option('--open-book-pmi <lambda>', 'open book rag-sequence: score answers by log p(answer | passage, question) − λ log p(answer | passage alone) (question-aware; 0: off)', numberFlag('--open-book-pmi', 0, 1))
+    .option('--open-book-question-first', 'open book: also put the question before the passages (readers trained with `reader-train --layout question-first`)')
     .option('--open-book-length-alpha <a>', 'open book rag-sequence: rank answers by log p(answer | question, passages) / tokens^a (0: unnormalised)', numberFlag('--open-book-length-alpha', 0, 2))
     .option('--perturb <spec>', 'also score every task with perturbed inputs and print clean against perturbed: comma-separated typo[:rate], case[:rate], whitespace[:rate], homoglyph[:rate], distractor[:rate] (e.g. typo:0.05,case:0.1,whitespace,homoglyph:0.02,distractor)')
     .option('--perturb-seed <n>', 'seed of the perturbations (each text is perturbed the same way for a seed)', intFlag('--perturb-seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
@@ -222,7 +224,7 @@ export function register(program: Command): void {
       const adapter = loaded?.adapter ?? null;
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
       const openBook = o.openBook
-        ? { ...openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false), ...(o.openBookSpanWords ? { spanWords: o.openBookSpanWords } : {}), ...(o.openBookLengthAlpha ? { lengthAlpha: o.openBookLengthAlpha } : {}), ...(o.openBookPmi ? { pmi: o.openBookPmi } : {}) }
+        ? { ...openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false), ...(o.openBookSpanWords ? { spanWords: o.openBookSpanWords } : {}), ...(o.openBookLengthAlpha ? { lengthAlpha: o.openBookLengthAlpha } : {}), ...(o.openBookPmi ? { pmi: o.openBookPmi } : {}), ...(o.openBookQuestionFirst ? { questionFirst: true } : {}) }
         : undefined;
       const injected: { result: TaskResult; summary: InjectionSummary }[] = [];
       const results: TaskResult[] = [];

@@ -10,11 +10,13 @@ import { encodeIndex, runDenseTraining } from '../retrieval/dense-train.js';
 import { formatRecallTable } from '../retrieval/experiment.js';
 import { FUSION_DEPTH } from '../retrieval/experiment.js';
 import { interpolate, rrf } from '../retrieval/fusion.js';
-import type { GPT } from '../models/gpt.js';
+import type { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { windowPassages } from '../retrieval/reader-data.js';
 import { trainReader, type ReaderUpdater } from '../retrieval/reader-train.js';
+import { evaluateSpanReader } from '../eval/open-book-span.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { Hit } from '../retrieval/topk.js';
 import { loadAnyTokenizer, TOKENIZER_HELP } from '../tokenizers/load-any.js';
 import { cpuName } from '../util/cpu.js';
@@ -169,7 +171,7 @@ function registerDenseEncode(program: Command): void {
 }
 
 /** The reader's update: AdamW (β2 0.99, weight decay 0.1 on matrices only) after clipping the gradient norm to 1. */
-export function adamwUpdater(model: GPT): ReaderUpdater {
+export function adamwUpdater(model: Module): ReaderUpdater {
   const params = model.namedTrainableParameters();
   const optimizer = new AdamW([
     { params: params.filter(([, p]) => p.shape.length >= 2), options: { weightDecay: 0.1 } },
@@ -210,22 +212,50 @@ function registerReaderTrain(program: Command): void {
     .option('--text-weight <x>', 'weight of next-token loss on passage and question tokens beside the answer loss (0 = answers only)', numberFlag('--text-weight', 0, 100), 0.5)
     .option('--save-every <n>', 'also write the model every n steps (0 = at the end only)', intFlag('--save-every', 0), 0)
     .option('--seed <n>', 'seed of the model, the cloze draws and the batches', intFlag('--seed', 0), 1)
-    .action((o: { init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
+    .option('--layout <l>', "row layout: 'passage-first' (passage, question, answer) or 'question-first' (the question also before the passage, so passage tokens can attend to it; synthetic questions are then wh-questions; evaluate with `lmforge eval --open-book-question-first`)", 'passage-first')
+    .option('--span-weight <x>', 'question-first: also train an extractive span head (start/end over the passage tokens, from the same hidden states) with this loss weight (0 = none); `lmforge reader-eval` scores it', numberFlag('--span-weight', 0, 100, false, true), 0)
+    .option('--precision <p>', "matmul precision of training: 'fp32' or 'bf16' (bf16 operands, fp32 accumulation)", 'fp32')
+    .option('--cloze-share <x>', 'question-first: share of synthetic questions left as in-place cloze rather than wh-first questions', numberFlag('--cloze-share', 0, 1, false, true), 0.25)
+    .action((o: { spanWeight: number; precision: string; layout: string; clozeShare: number; init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
       if (o.width % o.heads !== 0) throw new UserError(`--width ${o.width} must be a multiple of --heads ${o.heads}`);
+      if (o.layout !== 'passage-first' && o.layout !== 'question-first') throw new UserError(`--layout: expected passage-first or question-first, got ${JSON.stringify(o.layout)}`);
+      if (o.precision !== 'fp32' && o.precision !== 'bf16') throw new UserError(`--precision: expected fp32 or bf16, got ${JSON.stringify(o.precision)}`);
       useNativeBackendOrWarn();
       const r = trainReader({
         squad: o.squad, extraPassages: o.passages, out: o.out, vocabSize: o.vocab, heldOutFrom: o.heldOutFrom,
         model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block },
-        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, ...(o.init ? { init: o.init } : {}), seed: o.seed,
+        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, layout: o.layout, clozeShare: o.clozeShare, spanWeight: o.spanWeight, precision: o.precision, ...(o.init ? { init: o.init } : {}), seed: o.seed,
         log: (line) => process.stderr.write(`reader-train: ${line}\n`),
       }, adamwUpdater);
       process.stdout.write(`reader in ${o.out}: ${r.steps} steps in ${r.seconds.toFixed(0)} s, answer loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}\n`);
     }));
 }
 
+function registerReaderEval(program: Command): void {
+  program
+    .command('reader-eval')
+    .description("open-book QA with a reader's span head (`reader-train --span-weight`) on the held-out questions of its SQuAD split: BM25 top-k passages, the best spans under each, RAG-Sequence over them; SQuAD exact match and F1")
+    .requiredOption('--reader <dir>', 'reader directory holding span_head.safetensors')
+    .requiredOption('--squad <file>', 'the SQuAD file the reader was trained on (its held-out paragraphs are evaluated)')
+    .requiredOption('--index <dir>', 'BM25 index of the passages (`lmforge index`)')
+    .option('--k <n>', 'passages per question', intFlag('--k', 1, 100), 3)
+    .option('--temperature <t>', 'temperature of p(z|x) = softmax(BM25 score / t)', numberFlag('--temperature', 0, Infinity, true), 1)
+    .option('--limit <n>', 'the first n held-out questions only', intFlag('--limit', 1))
+    .option('--held-out-from <n>', 'first held-out paragraph index of every article (as in training)', intFlag('--held-out-from', 1), 3)
+    .option('--max-answer-tokens <n>', 'longest answer span in tokens', intFlag('--max-answer-tokens', 1, 256), 16)
+    .option('--output <file>', 'write the figures and every sample as JSON')
+    .action((o: { reader: string; squad: string; index: string; k: number; temperature: number; limit?: number; heldOutFrom: number; maxAnswerTokens: number; output?: string }) => userErrors(() => {
+      useNativeBackendOrWarn();
+      const r = evaluateSpanReader({ reader: o.reader, squad: o.squad, index: o.index, k: o.k, temperature: o.temperature, maxAnswerTokens: o.maxAnswerTokens, heldOutFrom: o.heldOutFrom, ...(o.limit ? { limit: o.limit } : {}) });
+      if (o.output) writeFileAtomic(o.output, JSON.stringify({ reader: o.reader, head: 'span', k: o.k, temperature: o.temperature, n: r.n, f1: r.f1, exact_match: r.em, seconds: r.seconds, samples: r.samples }, null, 2) + '\n');
+      process.stdout.write(`reader-eval (span head, BM25 top-${o.k}): ${r.n} held-out questions, F1 ${(100 * r.f1).toFixed(2)}, EM ${(100 * r.em).toFixed(2)}, ${r.seconds.toFixed(0)} s\n`);
+    }));
+}
+
 export function register(program: Command): void {
   registerIndex(program);
   registerReaderTrain(program);
+  registerReaderEval(program);
   registerRetrieve(program);
   registerDenseTrain(program);
   registerDenseEncode(program);

@@ -3,6 +3,7 @@
 // with per-sample logs; evaluateTask also dispatches code_exec (code-exec.ts) and bits_per_byte (bits-per-byte.ts).
 // Not the model (model.ts) nor the report layout (report.ts).
 import { passagePrior, ragSequenceAnswerText } from '../retrieval/rag.js';
+import { questionLead } from '../retrieval/reader-data.js';
 import { UserError } from '../util/errors.js';
 import { runBiasProbeTask } from './bias-task.js';
 import { runBitsPerByte } from './bits-per-byte.js';
@@ -43,6 +44,11 @@ export interface OpenBook {
   spanWords?: number;
   /** Extractive rag-sequence: rank answers by log p(y|x) / tokens^α. */
   lengthAlpha?: number;
+  /**
+   * Put the row's prompt (less its last line, the answer cue) before the passages too: "Question: q\n\npassage\n\n
+   * Question: q\nAnswer:", the layout of a reader trained with `reader-train --layout question-first`.
+   */
+  questionFirst?: boolean;
   /** rag-sequence: λ of question-aware scoring, log p(y|x,z) − λ log p(y|z, the prompt with the row's fields blank). */
   pmi?: number;
 }
@@ -125,11 +131,13 @@ function scorePair(model: LanguageModel, inst: PairInstance): Scored {
 function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openBook?: OpenBook): Scored {
   const g = spec.generation!;
   // Open book: the query is the row's own prompt (no few-shot examples), the passages go before the whole context.
-  const passages = openBook ? openBook.retrieve(render(spec.prompt ?? '', inst.doc)) : undefined;
+  const query = render(spec.prompt ?? '', inst.doc);
+  const passages = openBook ? openBook.retrieve(query) : undefined;
   const rag = passages && passages.length > 0 && openBook?.mode === 'rag-sequence';
-  const context = passages && !rag ? openBookContext(passages, inst.context) : inst.context;
+  const book = (ps: readonly { title?: string; text: string }[]): string => (openBook?.questionFirst ? `${questionLead(query)}\n\n` : '') + openBookContext(ps, inst.context);
+  const context = passages && !rag ? book(passages) : inst.context;
   const ragAnswer = rag
-    ? ragSequenceAnswerText(model, passages.map((p) => openBookContext([p], inst.context)), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens, ...(openBook.spanWords ? { spanWords: openBook.spanWords } : {}), ...(openBook.lengthAlpha ? { lengthAlpha: openBook.lengthAlpha } : {}),
+    ? ragSequenceAnswerText(model, passages.map((p) => book([p])), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens, ...(openBook.spanWords ? { spanWords: openBook.spanWords } : {}), ...(openBook.lengthAlpha ? { lengthAlpha: openBook.lengthAlpha } : {}),
       ...(openBook.pmi ? { pmi: openBook.pmi, nullPrompts: passages.map((p) => openBookContext([p], render(spec.prompt ?? '', blankDoc(inst.doc)))), nullCache: nullCacheOf(openBook) } : {}) }, openBook.extractive ? passages.map((p) => (p.title ? `${p.title}\n${p.text}` : p.text)) : undefined)
     : undefined;
   const text = ragAnswer ? ragAnswer.answer : model.generateUntil([{ context, stop: g.stop, maxTokens: g.max_tokens }])[0];

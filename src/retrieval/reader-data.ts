@@ -70,9 +70,29 @@ export interface ReaderRow {
   kind: 'cloze' | 'question' | 'closed';
 }
 
+/**
+ * How a row lays out the passage and the question. 'passage-first': "passage\n\nQuestion: q\nAnswer: a". 'question-first':
+ * "Question: q\n\npassage\n\nQuestion: q\nAnswer: a" — the question also comes before the passage, so in a causal
+ * model every passage token can attend to it and mark the words that match (with the passage first, only the answer
+ * position sees both). The closing "Question: q\nAnswer:" keeps the answer cue exactly the closed-book prompt.
+ */
+export type ReaderLayout = 'passage-first' | 'question-first';
+
+/** The question-first lead of a prompt: the prompt without its last line (the "Answer:" cue), as the harness builds it. */
+export function questionLead(prompt: string): string {
+  const cut = prompt.lastIndexOf('\n');
+  return cut > 0 ? prompt.slice(0, cut) : prompt;
+}
+
 /** A row as text segments: [prompt, completion] pairs after an unscored head (the passage with its separator). */
-export function rowSegments(row: ReaderRow): { head: string; pairs: [prompt: string, completion: string][] } {
-  const head = row.passage ? `${row.passage.title ? `${row.passage.title}\n${row.passage.text}` : row.passage.text}\n\n` : '';
+export function rowSegments(row: ReaderRow, layout: ReaderLayout = 'passage-first'): { head: string; pairs: [prompt: string, completion: string][] } {
+  const passage = row.passage ? `${row.passage.title ? `${row.passage.title}\n${row.passage.text}` : row.passage.text}\n\n` : '';
+  // Question first: one question per row (the passage tokens are conditioned on it, so they cannot serve a second).
+  if (layout === 'question-first' && row.passage && row.qas.length > 0) {
+    const qa = row.qas[0]!;
+    return { head: `${questionLead(closedBookPrompt(qa.question))}\n\n${passage}`, pairs: [[closedBookPrompt(qa.question), answerCompletion(qa.answer)]] };
+  }
+  const head = passage;
   // After an answer (which ends with "\n") one more newline gives the blank line between questions.
   return { head, pairs: row.qas.map((qa, i) => [`${i > 0 ? '\n' : ''}${closedBookPrompt(qa.question)}`, answerCompletion(qa.answer)]) };
 }
@@ -196,6 +216,75 @@ export function clozeOf(sentence: string, random: () => number): { question: str
   return { question, answer };
 }
 
+/** Runs of 1–3 lowercase content words (not stop words), each a "what" span: the noun phrases real answers often are. */
+function contentSpans(words: readonly string[]): Span[] {
+  const content = (i: number): boolean => {
+    const w = core(words[i]!);
+    // Verb forms (-ed, -ing) and adverbs (-ly) are rarely what a question asks for.
+    return /^[a-z][a-z-]{3,}$/.test(w) && !STOP.has(w) && !/(ed|ing|ly)$/.test(w);
+  };
+  const out: Span[] = [];
+  for (let i = 1; i < words.length; i++) {
+    if (!content(i)) continue;
+    let j = i + 1;
+    while (j < words.length && j - i < 3 && content(j) && !/[.,;:!?)]$/.test(words[j - 1]!)) j++;
+    out.push({ start: i, end: j, wh: 'what' });
+    i = j - 1;
+  }
+  return out;
+}
+
+/** The wh-phrase that asks for a span, by its shape and the word before it (seeded choice among the usual ones). */
+function whPhrase(s: Span, words: readonly string[], random: () => number): string {
+  const pick = (xs: readonly string[]): string => xs[Math.floor(random() * xs.length)]!;
+  const before = s.start > 0 ? core(words[s.start - 1]!).toLowerCase() : '';
+  if (s.wh === 'when') return pick(['When', 'In what year', 'What year']);
+  if (s.wh === 'how many') return /%$/.test(core(words[s.start]!)) ? 'What percentage' : pick(['How many', 'How much', 'What number']);
+  const capitalised = /^[A-Z]/.test(core(words[s.start]!));
+  if (capitalised && ['in', 'at', 'from', 'to', 'near'].includes(before)) return pick(['Where', 'In what place', 'What']);
+  if (capitalised && before !== 'the') return pick(['Who', 'What', 'Which']);
+  return pick(['What', 'What', 'Which']);
+}
+
+/**
+ * A synthetic question that reads like a real one: the wh-phrase first, then the words around the span (up to
+ * `reach` either side, the span left out, punctuation dropped, each kept with probability 1 − dropout), then "?".
+ * "In 2011, Gaga won six Grammy Awards." → "How many In 2011 Gaga won Grammy Awards?" (answer "six"). Real questions
+ * share most content words with the sentence that answers them but move the wh-word to the front; a reader that
+ * learns to match these learns to match theirs. null for sentences under 5 words or without a span.
+ */
+export function whQuestionOf(sentence: string, random: () => number, reach = 10, dropout = 0.15): QA | null {
+  const words = sentence.split(/\s+/).filter((w) => w !== '');
+  if (words.length < 5) return null;
+  const spans = [...candidateSpans(words), ...contentSpans(words)];
+  if (spans.length === 0) return null;
+  const s = spans[Math.floor(random() * spans.length)]!;
+  const answer = words.slice(s.start, s.end).join(' ').replace(/^[("“']+/, '').replace(/[)"”'.,;:!?]+$/, '');
+  if (answer === '') return null;
+  const around = [...words.slice(Math.max(0, s.start - reach), s.start), ...words.slice(s.end, s.end + reach)].map(core).filter((w) => w !== '');
+  const kept = around.filter(() => random() >= dropout);
+  if (kept.length < 2) return null;
+  return { question: `${whPhrase(s, words, random)} ${kept.join(' ')}?`, answer };
+}
+
+/**
+ * Question-first rows: one synthetic question per row, perPassage of them per passage from distinct sentences where
+ * it has enough; each is a wh-question (whQuestionOf) or, for a clozeShare of them, an in-place cloze (clozeOf).
+ */
+export function whRows(passages: readonly Passage[], perPassage: number, clozeShare: number, seed: number): ReaderRow[] {
+  const random = mulberry32(seed);
+  const out: ReaderRow[] = [];
+  for (const p of passages) {
+    const ss = shuffled(sentences(p.text), random);
+    for (let n = 0; n < perPassage && ss.length > 0; n++) {
+      const s = ss[n % ss.length]!;
+      const qa = random() < clozeShare ? clozeOf(s, random) : whQuestionOf(s, random);
+      if (qa) out.push({ passage: p, qas: [qa], kind: 'cloze' });
+    }
+  }
+  return out;
+}
+
 /** One row per passage with up to perPassage cloze questions, from distinct sentences where it has enough (seeded). */
 export function clozeRows(passages: readonly Passage[], perPassage: number, seed: number): ReaderRow[] {
   const random = mulberry32(seed);
@@ -216,7 +305,7 @@ export function clozeRows(passages: readonly Passage[], perPassage: number, seed
  * The real training questions: one row per paragraph with its questions in a seeded order (open book), and rows of
  * closedPerRow questions without a passage for a `closedShare` of them (closed book).
  */
-export function questionRows(questions: readonly Question[], passages: readonly Passage[], closedShare: number, closedPerRow: number, seed: number): ReaderRow[] {
+export function questionRows(questions: readonly Question[], passages: readonly Passage[], closedShare: number, closedPerRow: number, seed: number, onePerRow = false): ReaderRow[] {
   const random = mulberry32(seed);
   const byPassage = new Map<string, QA[]>();
   const closed: QA[] = [];
@@ -230,7 +319,10 @@ export function questionRows(questions: readonly Question[], passages: readonly 
   const out: ReaderRow[] = [];
   for (const p of passages) {
     const qas = byPassage.get(p.id);
-    if (qas) out.push({ passage: p, qas, kind: 'question' });
+    if (!qas) continue;
+    // One question a row when the layout puts the question first (rowSegments reads only the first).
+    if (onePerRow) for (const qa of qas) out.push({ passage: p, qas: [qa], kind: 'question' });
+    else out.push({ passage: p, qas, kind: 'question' });
   }
   for (let i = 0; i < closed.length; i += closedPerRow) out.push({ passage: null, qas: closed.slice(i, i + closedPerRow), kind: 'closed' });
   return out;

@@ -108,6 +108,10 @@ test('open book rag-sequence: a prompt per passage, the answer with the largest 
     const sources: (string | undefined)[] = [];
     runTask(spec, { ...ragReader, generateUntil: (reqs) => reqs.map((r) => (sources.push(r.extractFrom), ' x')) }, { dataDir: dir, source: 'qa', openBook: { ...openBook, extractive: true } });
     assert.deepEqual(sources, passages.map((p) => p.text));
+    // Question first (readers trained with --layout question-first): the prompt less its answer cue leads each prompt.
+    generated.length = 0;
+    runTask(spec, ragReader, { dataDir: dir, source: 'qa', openBook: { ...openBook, questionFirst: true } });
+    assert.deepEqual(generated, passages.map((p) => `Q: who won super bowl 50?\n\n${p.text}\n\nQ: who won super bowl 50?\nA:`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

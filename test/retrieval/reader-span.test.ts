@@ -1,0 +1,136 @@
+// The question-first reader: rows put the question before the passage (and keep the closed-book answer cue), the
+// synthetic wh-questions move the wh-phrase to the front and leave the answer out, the span head's targets are the
+// answer's own tokens, spans are read whole words only, and a tiny run with a span head writes span_head.safetensors
+// that `reader-eval`'s evaluation (eval/open-book-span.ts) loads and scores on the held-out questions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { adamwUpdater } from '../../src/cli/retrieval.js';
+import { evaluateSpanReader } from '../../src/eval/open-book-span.js';
+import { addPassages, createIndex } from '../../src/retrieval/bm25.js';
+import { questionLead, rowSegments, whQuestionOf, whRows, type ReaderRow } from '../../src/retrieval/reader-data.js';
+import { bestSpans, findAnswer, tokensCovering, wordBoundaries } from '../../src/retrieval/reader-span.js';
+import { encodeRow, trainReader } from '../../src/retrieval/reader-train.js';
+import { countPreTokens, trainBpe } from '../../src/tokenizers/bpe-trainer.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
+
+const PARAGRAPHS = [
+  'The Broncos defeated the Carolina Panthers in 2016 to win Super Bowl 50. The game was played at Levi\'s Stadium in Santa Clara. Peyton Manning threw for 141 yards.',
+  'The Panthers finished the season with 15 wins, the Panthers said. Cam Newton was named the Most Valuable Player. The defense gave up 308 points.',
+  'Held-out paragraph: the halftime show featured Coldplay. Coldplay played in February. Coldplay and Lady Gaga sang the national anthem.',
+];
+
+function squadFixture(dir: string): string {
+  const path = join(dir, 'squad.json');
+  const para = (context: string, q: string, a: string): object => ({ context, qas: [{ id: q, question: q, answers: [{ answer_start: context.indexOf(a), text: a }] }] });
+  writeFileSync(path, JSON.stringify({ version: '1.1', data: [{ title: 'Super_Bowl_50', paragraphs: [para(PARAGRAPHS[0]!, 'Who won Super Bowl 50?', 'The Broncos'), para(PARAGRAPHS[1]!, 'How many points did the defense give up?', '308'), para(PARAGRAPHS[2]!, 'Who sang the anthem?', 'Lady Gaga')] }] }));
+  return path;
+}
+
+test('whQuestionOf: the wh-phrase first, the answer left out of the question and found in the sentence', () => {
+  const sentence = 'The Broncos defeated the Carolina Panthers in 2016 to win Super Bowl 50.';
+  const random = mulberry32(3);
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) {
+    const qa = whQuestionOf(sentence, random)!;
+    assert.ok(findAnswer(sentence, qa.answer) >= 0, qa.answer);
+    assert.match(qa.question, /^(When|In what year|What year|How many|How much|What number|What percentage|Where|In what place|Who|What|Which) /);
+    assert.match(qa.question, /\?$/);
+    assert.ok(!qa.question.slice(0, -1).split(' ').includes(qa.answer), `${qa.question} → ${qa.answer}`);
+    seen.add(qa.answer);
+  }
+  assert.ok(seen.has('2016') && seen.has('Carolina Panthers'), [...seen].join('|'));
+  assert.equal(whQuestionOf('Too short here.', random), null);
+});
+
+test('question-first rows: "Question: q" before the passage, the closed-book prompt after it, one question a row', () => {
+  const row: ReaderRow = { passage: { title: 'T', text: 'Cam Newton was named MVP.' }, qas: [{ question: 'Who was named MVP?', answer: 'Cam Newton' }, { question: 'x?', answer: 'y' }], kind: 'question' };
+  assert.deepEqual(rowSegments(row, 'question-first'), { head: 'Question: Who was named MVP?\n\nT\nCam Newton was named MVP.\n\n', pairs: [['Question: Who was named MVP?\nAnswer:', ' Cam Newton\n']] });
+  assert.equal(rowSegments(row).head, 'T\nCam Newton was named MVP.\n\n');
+  assert.equal(questionLead('Question: q\nAnswer:'), 'Question: q');
+  assert.equal(questionLead('no newline'), 'no newline');
+  const rows = whRows([{ id: 'p', text: PARAGRAPHS[0]! }], 3, 0, 1);
+  assert.equal(rows.length, 3);
+  assert.ok(rows.every((r) => r.qas.length === 1));
+});
+
+test('encodeRow (question-first): the span targets are the answer tokens inside the passage, not the question', () => {
+  const counts = new Map<string, number>();
+  for (const p of PARAGRAPHS) countPreTokens(p, counts);
+  const tok = trainBpe(counts, { vocabSize: 300 });
+  // "Panthers" is also in the question: the target must be its occurrence in the passage text.
+  const row: ReaderRow = { passage: { title: 'Panthers', text: 'The Panthers finished the season with 15 wins.' }, qas: [{ question: 'How many wins did the Panthers have?', answer: '15' }], kind: 'question' };
+  const e = encodeRow(tok, row, 128, 'question-first')!;
+  assert.ok(e.passage && e.span);
+  assert.equal(tok.decode(e.ids.slice(e.span[0], e.span[1] + 1)).trim(), '15');
+  assert.ok(tok.decode(e.ids.slice(e.passage[0], e.passage[1])).startsWith('Panthers\nThe Panthers'));
+  const p2: ReaderRow = { ...row, qas: [{ question: 'Who?', answer: 'Panthers' }] };
+  const e2 = encodeRow(tok, p2, 128, 'question-first')!;
+  const at = tok.decode(e2.ids.slice(0, e2.span![0]));
+  assert.ok(at.endsWith('Panthers\nThe'), JSON.stringify(at)); // in the text, after the title
+  assert.equal(encodeRow(tok, row, 128)?.span, undefined); // passage-first rows train no span
+});
+
+test('span helpers: tokens covering bytes, word-aligned answers, best spans by start + end log-probability', () => {
+  // tokens of 3, 2 and 4 bytes
+  const starts = [0, 3, 5, 9];
+  assert.deepEqual(tokensCovering(starts, 0, 3), [0, 0]);
+  assert.deepEqual(tokensCovering(starts, 4, 6), [1, 2]);
+  assert.equal(tokensCovering(starts, 5, 5), null);
+  assert.equal(tokensCovering(starts, 8, 12), null);
+  assert.equal(findAnswer('Grammys and Grammy', 'Grammy'), 12);
+  assert.equal(findAnswer('Grammys', 'Grammy'), -1);
+  const start = [9, 0, 5, 0];
+  const end = [9, 0, 0, 5];
+  const best = bestSpans(start, end, 1, 4, 2, 3);
+  assert.deepEqual([best[0]!.start, best[0]!.end], [2, 3]); // position 0 is outside [1, 4)
+  assert.ok(best.every((s) => s.end - s.start < 2 && s.start >= 1));
+  const only = bestSpans(start, end, 1, 4, 3, 10, { start: [true, true, false, true], end: [true, true, true, false] });
+  assert.ok(only.every((s) => s.start !== 2 && s.end !== 3));
+  const counts = new Map<string, number>([[' Grammys', 1], [' won', 1]]);
+  const tok = trainBpe(counts, { vocabSize: 262 }); // bytes plus a few merges: " Grammys" is several tokens
+  const ids = tok.encode(' Grammys won');
+  assert.ok(ids.length > 3);
+  const wb = wordBoundaries(tok, ids);
+  const readable = new Set<string>();
+  for (let i = 0; i < ids.length; i++) for (let j = i; j < ids.length; j++) if (wb.start[i] && wb.end[j]) readable.add(tok.decode(ids.slice(i, j + 1)).trim());
+  assert.ok(readable.has('Grammys') && readable.has('won') && readable.has('Grammys won'), [...readable].join('|'));
+  assert.ok([...readable].every((t) => ['', 'Grammys', 'won', 'Grammys won'].includes(t)), [...readable].join('|'));
+});
+
+test('trainReader with a span head writes span_head.safetensors; evaluateSpanReader scores the held-out questions', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lmforge-reader-span-'));
+  try {
+    const squad = squadFixture(dir);
+    const out = join(dir, 'reader');
+    const lines: string[] = [];
+    const r = trainReader({
+      squad, extraPassages: [], out, vocabSize: 300, heldOutFrom: 2, layout: 'question-first', spanWeight: 1, precision: 'bf16',
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 128 }, steps: 3, batch: 2, lr: 1e-3,
+      clozePerPassage: 2, questionRepeats: 1, closedShare: 0, textWeight: 0.5, windowWords: 0, saveEvery: 0, seed: 1, log: (l) => lines.push(l),
+    }, adamwUpdater);
+    assert.ok(Number.isFinite(r.spanLossLast), String(r.spanLossLast));
+    assert.ok(existsSync(join(out, 'span_head.safetensors')));
+    assert.match(lines.join('\n'), /span head: \d+ of \d+ rows have a gold span/);
+    const index = join(dir, 'idx');
+    createIndex(index);
+    addPassages(index, PARAGRAPHS.map((text, i) => ({ id: `0-${i}`, text, title: 'Super_Bowl_50' })));
+    const e = evaluateSpanReader({ reader: out, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 2 });
+    assert.equal(e.n, 1);
+    assert.equal(e.samples[0]!.question, 'Who sang the anthem?');
+    assert.ok(e.samples[0]!.prediction !== '' && PARAGRAPHS.some((p) => p.includes(e.samples[0]!.prediction)), e.samples[0]!.prediction);
+    assert.ok(e.f1 >= 0 && e.f1 <= 1);
+    // A span head needs the question before the passage; a reader without one is refused by the evaluation.
+    assert.throws(() => trainReader({
+      squad, extraPassages: [], out: join(dir, 'bad'), vocabSize: 300, heldOutFrom: 2, spanWeight: 1,
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 128 }, steps: 1, batch: 2, lr: 1e-3,
+      clozePerPassage: 1, questionRepeats: 1, closedShare: 0, textWeight: 0, windowWords: 0, saveEvery: 0, seed: 1, log: () => {},
+    }, adamwUpdater), /needs --layout question-first/);
+    rmSync(join(out, 'span_head.safetensors'));
+    assert.throws(() => evaluateSpanReader({ reader: out, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 2 }), /no span_head\.safetensors/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
