@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { readSafetensors, writeSafetensors, type TensorData } from '../core/safetensors.js';
-import { applyLoRA, loraLayers, modulesToSaveParameters, type TargetModules } from '../nn/lora.js';
+import { applyLoRA, checkPatternEntry, loraLayers, modulesToSaveParameters, type LoRAPattern, type TargetModules } from '../nn/lora.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../core/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -37,6 +37,10 @@ export interface AdapterConfig {
    * head reads wte; without it PEFT would untie them and keep the old head.
    */
   ensureWeightTying?: boolean;
+  /** PEFT's rank_pattern: per-layer ranks by module-path pattern (first match wins); r elsewhere. */
+  rankPattern?: LoRAPattern;
+  /** PEFT's alpha_pattern: per-layer lora_alpha by module-path pattern; alpha elsewhere. */
+  alphaPattern?: LoRAPattern;
 }
 
 /** adapter_config.json with PEFT's LoraConfig fields (nothing else, so PEFT's loader accepts it). */
@@ -61,8 +65,8 @@ export function adapterConfigJSON(c: AdapterConfig): Record<string, unknown> {
     init_lora_weights: true,
     layers_to_transform: null,
     layers_pattern: null,
-    rank_pattern: {},
-    alpha_pattern: {},
+    rank_pattern: { ...c.rankPattern },
+    alpha_pattern: { ...c.alphaPattern },
   };
 }
 
@@ -100,14 +104,18 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   const mts = o.modules_to_save ?? [];
   if (!(Array.isArray(mts) && mts.every((t) => typeof t === 'string' && /^[A-Za-z0-9_.]+$/.test(t)))) return fail('modules_to_save', 'null or a list of module names');
   const modulesToSave = mts as string[];
-  for (const f of ['rank_pattern', 'alpha_pattern']) {
-    const v = o[f];
-    if (v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v).length === 0)) fail(f, '{} (per-layer ranks are not supported)');
+  const patterns: Record<string, Record<string, number>> = {};
+  for (const [f, kind] of [['rank_pattern', 'rank'], ['alpha_pattern', 'alpha']] as const) {
+    const v = o[f] ?? {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(f, 'an object {pattern: value}');
+    for (const [key, value] of Object.entries(v)) checkPatternEntry(`${path}: field ${f}`, key, value, kind);
+    patterns[f] = v as Record<string, number>;
   }
   for (const f of ['layers_to_transform', 'layers_pattern']) if (o[f] !== undefined && o[f] !== null) fail(f, 'null');
   const base = o.base_model_name_or_path ?? '';
   if (typeof base !== 'string') return fail('base_model_name_or_path', 'a string');
-  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, useDora: useDora === true, baseModel: base, modulesToSave, ensureWeightTying: o.ensure_weight_tying === true };
+  return { r, alpha, dropout, targetModules, useRsLoRA: o.use_rslora === true, useDora: useDora === true, baseModel: base, modulesToSave, ensureWeightTying: o.ensure_weight_tying === true,
+    rankPattern: patterns.rank_pattern, alphaPattern: patterns.alpha_pattern };
 }
 
 /**
@@ -150,8 +158,9 @@ export function loadAdapter(dir: string, model: Module): string[] {
   // Each expected tensor: its saved name, the model tensor it fills, and the shape it must have, in words.
   const expected: [string, Tensor, string][] = [];
   for (const [path, layer] of loraLayers(model)) {
-    expected.push([`${PEFT_PREFIX}${path}.lora_A.weight`, layer.loraA, `(r, in_features) = (${c.r}, ${layer.base_layer.inFeatures})`]);
-    expected.push([`${PEFT_PREFIX}${path}.lora_B.weight`, layer.loraB, `(out_features, r) = (${layer.base_layer.outFeatures}, ${c.r})`]);
+    const r = layer.options.r; // r, or the rank rank_pattern gives this layer
+    expected.push([`${PEFT_PREFIX}${path}.lora_A.weight`, layer.loraA, `(r, in_features) = (${r}, ${layer.base_layer.inFeatures})`]);
+    expected.push([`${PEFT_PREFIX}${path}.lora_B.weight`, layer.loraB, `(out_features, r) = (${layer.base_layer.outFeatures}, ${r})`]);
     if (layer.magnitude) expected.push([`${PEFT_PREFIX}${path}.lora_magnitude_vector`, layer.magnitude, `(out_features) = (${layer.base_layer.outFeatures}) with use_dora`]);
   }
   for (const [name, p] of modulesToSaveParameters(model, c.modulesToSave ?? [], `${configPath}: modules_to_save`)) {

@@ -252,8 +252,59 @@ export function parseTargetModules(text: string, field: string): TargetModules {
   return names;
 }
 
+/**
+ * PEFT's rank_pattern / alpha_pattern: module-path patterns (regular expressions) mapped to a rank or an alpha that
+ * replaces r or lora_alpha for the layers they match. Insertion order matters: the first key that matches wins.
+ */
+export type LoRAPattern = Readonly<Record<string, number>>;
+
+/**
+ * The value a pattern gives the layer at `path`, else `fallback`. A key matches as PEFT's get_pattern_key does,
+ * re.match(rf"(.*\.)?({key})$", path): the whole path, or a dotted suffix of it (`h.2.mlp.c_fc`, `c_proj`).
+ */
+export function patternValue(pattern: LoRAPattern | undefined, path: string, fallback: number): number {
+  if (!pattern) return fallback;
+  for (const [key, value] of Object.entries(pattern)) {
+    if (new RegExp(`^(?:.*\\.)?(?:${key})$`).test(path)) return value;
+  }
+  return fallback;
+}
+
+/**
+ * Reads rank_pattern or alpha_pattern as written in a train config: comma-separated `pattern=value` pairs
+ * (`h.2.mlp.c_fc=12,h.2.mlp.c_proj=12`), kept in order ('' = none). Ranks must be integers ≥ 1, alphas numbers ≥ 0.
+ */
+export function parseLoRAPattern(text: string, field: string, kind: 'rank' | 'alpha'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const eq = item.lastIndexOf('=');
+    const key = eq > 0 ? item.slice(0, eq).trim() : '';
+    const value = Number(eq > 0 ? item.slice(eq + 1).trim() : Number.NaN);
+    if (key === '') throw new UserError(`${field}: ${JSON.stringify(item)} is not pattern=${kind} (e.g. h.2.mlp.c_fc=${kind === 'rank' ? 12 : 24})`);
+    checkPatternEntry(field, key, value, kind);
+    if (key in out) throw new UserError(`${field}: pattern ${JSON.stringify(key)} is given twice`);
+    out[key] = value;
+  }
+  return out;
+}
+
+/** A pattern key must be a valid regular expression; a rank an integer ≥ 1, an alpha a finite number ≥ 0. */
+export function checkPatternEntry(field: string, key: string, value: unknown, kind: 'rank' | 'alpha'): void {
+  try {
+    new RegExp(key);
+  } catch (e) {
+    throw new UserError(`${field}: pattern ${JSON.stringify(key)} is not a valid regular expression (${(e as Error).message})`);
+  }
+  const ok = typeof value === 'number' && (kind === 'rank' ? Number.isInteger(value) && value >= 1 : Number.isFinite(value) && value >= 0);
+  if (!ok) throw new UserError(`${field}: ${JSON.stringify(key)} has ${kind} ${JSON.stringify(value)}, expected ${kind === 'rank' ? 'an integer ≥ 1' : 'a number ≥ 0'}`);
+}
+
 export interface ApplyLoRAOptions extends LoRAOptions {
   targetModules: TargetModules;
+  /** Per-layer ranks (PEFT's rank_pattern); r for the layers no key matches. */
+  rankPattern?: LoRAPattern;
+  /** Per-layer alphas (PEFT's alpha_pattern); alpha for the layers no key matches. */
+  alphaPattern?: LoRAPattern;
   /** Seeds lora_A's initialisation (one generator, drawn in path order). */
   seed?: number;
   /** Names the source of the options in errors (e.g. the config field or adapter_config.json). */
@@ -280,9 +331,18 @@ export function applyLoRA(model: Module, o: ApplyLoRAOptions): string[] {
     const names = [...new Set(linears.map((p) => p.slice(p.lastIndexOf('.') + 1)))];
     throw new UserError(`${source}: ${JSON.stringify(o.targetModules)} matches no Linear layer (the model's Linear layers are named ${names.join(', ')})`);
   }
+  // PEFT ignores a pattern key that matches nothing; here it is a typo to report, not a silent no-op.
+  for (const [field, pattern] of [['rank_pattern', o.rankPattern], ['alpha_pattern', o.alphaPattern]] as const) {
+    for (const key of Object.keys(pattern ?? {})) {
+      if (!paths.some((p) => patternValue({ [key]: 1 }, p, 0) === 1)) throw new UserError(`${source.replace(/target_modules$/, field)}: pattern ${JSON.stringify(key)} matches none of the adapted layers (${paths.join(', ')})`);
+    }
+  }
   model.freeze();
   const rng = new Rng(o.seed ?? 0);
-  for (const path of paths) model.replaceModule(path, (old) => new LoRALinear(old as Linear | QuantizedLinear, o, rng, path));
+  for (const path of paths) {
+    const layerOptions: LoRAOptions = { ...o, r: patternValue(o.rankPattern, path, o.r), alpha: patternValue(o.alphaPattern, path, o.alpha) };
+    model.replaceModule(path, (old) => new LoRALinear(old as Linear | QuantizedLinear, layerOptions, rng, path));
+  }
   return paths;
 }
 

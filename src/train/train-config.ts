@@ -92,6 +92,8 @@ export const trainSpec = defineConfig({
     use_dora: { default: false, doc: "DoRA (Liu et al. 2024): also learn each adapted output column's magnitude, W = m·(W0 + ΔW)/‖W0 + ΔW‖ (PEFT's use_dora, saved as lora_magnitude_vector)" },
     lr_ratio: { default: 1, type: 'number', min: 0, doc: "LoRA+ (Hayou et al. 2024): lora_B's learning rate is lr_ratio × lr (the paper suggests 16; PEFT's loraplus_lr_ratio; 1 = plain LoRA)" },
     lr_ratio_vectors: { default: false, doc: "LoRA+ as PEFT's create_loraplus_optimizer groups it: the trainable 1-D parameters (DoRA magnitudes, saved norms' gains, biases) also learn at lr_ratio × lr (false: only lora_B does)" },
+    rank_pattern: { default: '', doc: "per-layer ranks (PEFT's rank_pattern): comma-separated pattern=rank, each pattern a regex matched against the whole module path or a dotted suffix of it, first match wins, e.g. h.2.mlp.c_fc=12,h.2.mlp.c_proj=12 ('' = r everywhere)" },
+    alpha_pattern: { default: '', doc: "per-layer lora_alpha (PEFT's alpha_pattern), written as rank_pattern, e.g. h.2.mlp.c_fc=24 ('' = alpha everywhere)" },
     modules_to_save: { default: '', doc: "modules trained in full beside the adapters and saved in the adapter file (PEFT's modules_to_save): comma-separated names matched as path suffixes, e.g. ln_1,ln_2,ln_f,wte ('' = none)" },
   },
 });

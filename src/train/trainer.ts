@@ -9,7 +9,7 @@ import { GPT, GPT_DEFAULTS, GPT_KEYS, type GPTConfig } from '../models/gpt.js';
 import { MOE_KEYS, upcycleGPT } from '../models/moe-upcycle.js';
 import { loadAnyGPT, isQuantizedModelDir } from '../models/quantize-io.js';
 import { isAdapterDir, saveAdapter, type AdapterConfig } from '../models/lora-io.js';
-import { applyLoRA, loraPlusLrScale, loraPlusVectors, matchesTarget, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../nn/lora.js';
+import { applyLoRA, loraPlusLrScale, loraPlusVectors, matchesTarget, parseLoRAPattern, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../nn/lora.js';
 import { makeOptimizer, scheduleOf } from '../optim/config.js';
 import { objectLayer, resolveConfigWithAliases } from '../util/config.js';
 import { cpuName } from '../util/cpu.js';
@@ -166,12 +166,14 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
   if (lora && config.init_from === null) throw new UserError('lora.r: a LoRA run adapts a trained model; set init_from to its run or model directory');
   const targetModules = parseTargetModules(config.lora.target_modules, 'lora.target_modules');
   const modulesToSave = parseModulesToSave(config.lora.modules_to_save, 'lora.modules_to_save');
+  const rankPattern = parseLoRAPattern(config.lora.rank_pattern, 'lora.rank_pattern', 'rank');
+  const alphaPattern = parseLoRAPattern(config.lora.alpha_pattern, 'lora.alpha_pattern', 'alpha');
   // The model first: a bad architecture is refused before anything is written.
   const { model, config: c } = initialModel(config, meta);
   const vocabSize = model.config.vocab_size;
   const adapter: AdapterConfig | null = lora && c.init_from !== null
     ? {
-      r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: c.lora.use_rslora, useDora: c.lora.use_dora, baseModel: resolve(c.init_from), modulesToSave,
+      r: c.lora.r, alpha: c.lora.alpha, dropout: c.lora.dropout, targetModules, useRsLoRA: c.lora.use_rslora, useDora: c.lora.use_dora, baseModel: resolve(c.init_from), modulesToSave, rankPattern, alphaPattern,
       // A trained token embedding is also lmforge's (tied) output head: PEFT must keep them tied too.
       ensureWeightTying: model.config.tie_embeddings && matchesTarget('transformer.wte', modulesToSave),
     }
@@ -264,7 +266,7 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
           if (want !== have) throw new UserError(`--resume: model.${k} is ${JSON.stringify(have)} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(want)}`);
         }
         if (saved.init_from !== c.init_from) throw new UserError(`--resume: init_from is ${JSON.stringify(c.init_from)} but the checkpoint in ${ck.dir} started from ${JSON.stringify(saved.init_from)}`);
-        for (const k of ['r', 'alpha', 'target_modules', 'use_rslora', 'use_dora', 'modules_to_save'] as const) {
+        for (const k of ['r', 'alpha', 'target_modules', 'use_rslora', 'use_dora', 'modules_to_save', 'rank_pattern', 'alpha_pattern'] as const) {
           if (saved.lora[k] !== c.lora[k]) throw new UserError(`--resume: lora.${k} is ${JSON.stringify(c.lora[k])} but the checkpoint in ${ck.dir} was trained with ${JSON.stringify(saved.lora[k])}`);
         }
         if (ck.optimizer.kind !== optimizer.kind) {
@@ -286,7 +288,8 @@ function trainAtPrecision(config: TrainConfig, options: TrainOptions): TrainResu
         log(`model: ${(model.numParametersNonEmbedding() / 1e6).toFixed(2)}M parameters, backend ${lm.getBackend()}, optimizer ${optimizer.kind}, ${task.itemsPerBatch * accumulation * (layout ? config.dp : comm.size)} tokens per step`);
         if (layout) log(`${layout.kind} = ${layout.size} over ${comm!.backend}${layout.kind === 'pp' ? ` (${layout.schedule}, ${layout.microBatches} micro-batches)` : ''}: this rank holds ${(parallel!.module.numParameters() / 1e6).toFixed(2)}M parameters`);
         if (adapter) {
-          const extras = [adapter.useRsLoRA ? 'rsLoRA' : '', adapter.useDora ? 'DoRA' : '', c.lora.lr_ratio !== 1 ? `LoRA+ lr_ratio ${c.lora.lr_ratio}${c.lora.lr_ratio_vectors ? ' (with 1-D parameters)' : ''}` : '', modulesToSave.length > 0 ? `modules_to_save ${modulesToSave.join(',')}` : ''].filter((x) => x !== '');
+          const extras = [adapter.useRsLoRA ? 'rsLoRA' : '', adapter.useDora ? 'DoRA' : '', c.lora.lr_ratio !== 1 ? `LoRA+ lr_ratio ${c.lora.lr_ratio}${c.lora.lr_ratio_vectors ? ' (with 1-D parameters)' : ''}` : '', modulesToSave.length > 0 ? `modules_to_save ${modulesToSave.join(',')}` : '',
+            c.lora.rank_pattern !== '' ? `rank_pattern ${c.lora.rank_pattern}` : '', c.lora.alpha_pattern !== '' ? `alpha_pattern ${c.lora.alpha_pattern}` : ''].filter((x) => x !== '');
           log(`LoRA r=${adapter.r} alpha=${adapter.alpha} on ${c.lora.target_modules}${extras.length > 0 ? ` (${extras.join('; ')})` : ''} of ${c.init_from}: ${trainableParameters(model).line}`);
         }
       },

@@ -3,6 +3,7 @@
 // rules, the trainable-parameter line, dropout seeding, and bad adapter files refused in one line; rsLoRA,
 // modules_to_save (PEFT's layout, tied head kept tied), LoRA+'s faster lora_B (and 1-D parameters, PEFT's grouping),
 // DoRA's learned column magnitudes (PyTorch parity, merge, save/load, the magnitude's gradient).
+// rank_pattern / alpha_pattern (per-layer r and alpha by PEFT's first-match rule: PyTorch parity, merge, save/load, bad keys).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { quantizeRTN } from '../../src/models/quantize.js';
 import { Linear } from '../../src/nn/layers.js';
 import { QuantizedLinear } from '../../src/nn/quantized.js';
 import type { MLP } from '../../src/nn/mlp.js';
-import { applyLoRA, LoRALinear, loraLayers, loraPlusLrScale, loraPlusVectors, matchesTarget, mergeAndUnload, modulesToSaveParameters, parseModulesToSave, parseTargetModules, trainableParameters, trainModulesToSave } from '../../src/nn/lora.js';
+import { applyLoRA, LoRALinear, loraLayers, loraPlusLrScale, loraPlusVectors, matchesTarget, mergeAndUnload, modulesToSaveParameters, parseLoRAPattern, parseModulesToSave, parseTargetModules, patternValue, trainableParameters, trainModulesToSave } from '../../src/nn/lora.js';
 import { makeOptimizer, optimSpec } from '../../src/optim/config.js';
 import { defaultsOf } from '../../src/util/config.js';
 import { UserError } from '../../src/util/errors.js';
@@ -411,4 +412,58 @@ test('DoRA over a quantized base is refused (its norms need the float weight)', 
   const plain = new LoRALinear(q, { r: 2, alpha: 4, dropout: 0 }, new lm.Rng(1), 'h.0.mlp.c_fc');
   assert.equal(plain.magnitude, null, 'plain LoRA (QLoRA) over the same base is fine');
   plain.dispose();
+});
+
+test('rank_pattern / alpha_pattern: per-layer r and alpha by first match; logits match the PyTorch reference; merged = adapted; round trip', () => {
+  const ref = JSON.parse(readFileSync(join(fixtures, 'logits-pattern.json'), 'utf8')) as { idx: number[][]; logits: number[]; adapted_modules: string[] };
+  const dir = join(fixtures, 'adapter-pattern');
+  const model = loadAdaptedGPT(dir).eval();
+  assert.deepEqual(loraLayers(model).map(([p]) => p), ref.adapted_modules);
+  // h.1's c_fc matches 'h.1.mlp.c_fc' first (rank 3); h.0's only 'c_fc' (4); the alpha of both c_fc is 12.
+  const byPath = Object.fromEntries(loraLayers(model).map(([p, l]) => [p.replace('transformer.', ''), [l.options.r, l.scaling]]));
+  assert.deepEqual(byPath, {
+    'h.0.attn.c_attn': [2, 5 / 2], 'h.0.mlp.c_fc': [4, 12 / 4], 'h.0.mlp.c_proj': [1, 4 / 1],
+    'h.1.attn.c_attn': [2, 4 / 2], 'h.1.mlp.c_fc': [3, 12 / 3], 'h.1.mlp.c_proj': [1, 4 / 1],
+  });
+  const got = logits(model, ref.idx);
+  assert.ok(maxDiff(got, ref.logits) < 1e-5, `max |lmforge − torch| = ${maxDiff(got, ref.logits)}`);
+  // Save → load keeps the patterns (in order) and the logits exactly.
+  const out = mkdtempSync(join(tmpdir(), 'lmforge-lora-pattern-'));
+  const rankPattern = { 'h.1.mlp.c_fc': 3, 'c_fc': 4, 'mlp.c_proj': 1 };
+  saveAdapter(out, model, { r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc', 'mlp.c_proj'], useRsLoRA: false, baseModel: join(fixtures, 'base'), rankPattern, alphaPattern: { 'h.0.attn.c_attn': 5, 'c_fc': 12 } });
+  const cfg = JSON.parse(readFileSync(join(out, ADAPTER_CONFIG_FILE), 'utf8')) as { rank_pattern: Record<string, number> };
+  assert.deepEqual(Object.entries(cfg.rank_pattern), Object.entries(rankPattern));
+  const back = loadAdaptedGPT(out).eval();
+  assert.deepEqual(logits(back, ref.idx), got);
+  back.dispose();
+  mergeAndUnload(model);
+  assert.ok(maxDiff(logits(model, ref.idx), got) < 1e-5, 'merged = adapted');
+  model.dispose();
+});
+
+test('rank_pattern / alpha_pattern: the config syntax, PEFT matching rule, and bad patterns refused with the field named', () => {
+  assert.deepEqual(parseLoRAPattern(' h.2.mlp.c_fc=12, c_proj = 4 ', 'f', 'rank'), { 'h.2.mlp.c_fc': 12, c_proj: 4 });
+  assert.deepEqual(parseLoRAPattern('', 'f', 'rank'), {});
+  assert.deepEqual(parseLoRAPattern('c_fc=2.5', 'f', 'alpha'), { c_fc: 2.5 });
+  // A key matches the whole path or a dotted suffix (regex, `.` any character), never a bare substring.
+  assert.equal(patternValue({ 'mlp.c_proj': 3 }, 'transformer.h.0.mlp.c_proj', 8), 3);
+  assert.equal(patternValue({ 'c_proj': 3 }, 'transformer.h.0.attn.c_proj', 8), 3);
+  assert.equal(patternValue({ 'proj': 3 }, 'transformer.h.0.attn.c_proj', 8), 8);
+  assert.equal(patternValue({ 'h\\.[01]\\.mlp\\..*': 5 }, 'transformer.h.1.mlp.c_fc', 8), 5);
+  assert.equal(patternValue({ 'h\\.[01]\\.mlp\\..*': 5 }, 'transformer.h.2.mlp.c_fc', 8), 8);
+  const refused: [() => unknown, RegExp][] = [
+    [() => parseLoRAPattern('c_fc', 'lora.rank_pattern', 'rank'), /lora\.rank_pattern: "c_fc" is not pattern=rank/],
+    [() => parseLoRAPattern('c_fc=0', 'lora.rank_pattern', 'rank'), /lora\.rank_pattern: "c_fc" has rank 0, expected an integer ≥ 1/],
+    [() => parseLoRAPattern('c_fc=2.5', 'lora.rank_pattern', 'rank'), /has rank 2\.5, expected an integer ≥ 1/],
+    [() => parseLoRAPattern('c_fc=-1', 'lora.alpha_pattern', 'alpha'), /lora\.alpha_pattern: "c_fc" has alpha -1, expected a number ≥ 0/],
+    [() => parseLoRAPattern('c_fc=2,c_fc=3', 'lora.rank_pattern', 'rank'), /pattern "c_fc" is given twice/],
+    [() => parseLoRAPattern('c_(fc=2', 'lora.rank_pattern', 'rank'), /pattern "c_\(fc" is not a valid regular expression/],
+    [() => applyLoRA(new GPT(shape, 7), { r: 2, alpha: 4, dropout: 0, targetModules: ['c_fc'], rankPattern: { 'c_attn': 4 } }), /lora\.rank_pattern: pattern "c_attn" matches none of the adapted layers \(transformer\.h\.0\.mlp\.c_fc, transformer\.h\.1\.mlp\.c_fc\)/],
+  ];
+  for (const [f, re] of refused) assert.throws(f, (e: unknown) => e instanceof UserError && re.test(e.message));
+  // In adapter_config.json: a rank that is not an integer ≥ 1 is refused naming the file and field.
+  const dir = badAdapterFrom('adapter-pattern', () => {}, { rank_pattern: { c_fc: 0 } });
+  const model = loadGPT(join(fixtures, 'base'));
+  assert.throws(() => loadAdapter(dir, model), (e: unknown) => e instanceof UserError && e.message.startsWith(join(dir, ADAPTER_CONFIG_FILE)) && /field rank_pattern: "c_fc" has rank 0/.test(e.message));
+  model.dispose();
 });

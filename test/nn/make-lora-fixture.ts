@@ -1,5 +1,6 @@
 // Writes the inputs of the LoRA parity fixture once: a tiny GPT base (test/fixtures/lora/base) and an adapter on it
-// with non-zero lora_B (test/fixtures/lora/adapter), and one with rsLoRA and modules_to_save (adapter-extras).
+// with non-zero lora_B (test/fixtures/lora/adapter), one with rsLoRA and modules_to_save (adapter-extras), one with
+// DoRA (adapter-dora) and one with per-layer ranks and alphas (adapter-pattern).
 // test/reference/lora_reference.py then computes the logits from
 // these files alone. Run: npx tsc -p . && node dist/test/nn/make-lora-fixture.js (not a test; CI only reads the files).
 import { fileURLToPath } from 'node:url';
@@ -65,3 +66,21 @@ for (const [, layer] of loraLayers(dora)) {
 saveAdapter(join(dir, 'adapter-dora'), dora, { ...doraLora, useRsLoRA: false, baseModel: '../base' });
 console.log(`wrote ${dir}adapter-dora`);
 dora.dispose();
+
+// A fourth adapter (test/fixtures/lora/adapter-pattern) with per-layer ranks and alphas (PEFT's rank_pattern and
+// alpha_pattern): keys in order, the first match winning (h.1's c_fc takes 3, h.0's falls to the c_fc key's 4).
+const pattern = new GPT({ vocab_size: 24, block_size: 8, n_layer: 2, n_head: 2, n_embd: 8, bias: true }, 7);
+const patternLora = {
+  r: 2, alpha: 4, dropout: 0, targetModules: ['c_attn', 'c_fc', 'mlp.c_proj'],
+  rankPattern: { 'h.1.mlp.c_fc': 3, 'c_fc': 4, 'mlp.c_proj': 1 }, alphaPattern: { 'h.0.attn.c_attn': 5, 'c_fc': 12 },
+};
+applyLoRA(pattern, { ...patternLora, seed: 6 });
+const rng4 = new lm.Rng(9);
+for (const [, layer] of loraLayers(pattern)) {
+  const b = lm.randn(layer.loraB.shape, rng4, 0.3);
+  layer.loraB.data.set(b.toTypedArray() as Float32Array, layer.loraB.offset);
+  b.dispose();
+}
+saveAdapter(join(dir, 'adapter-pattern'), pattern, { ...patternLora, useRsLoRA: false, baseModel: '../base' });
+console.log(`wrote ${dir}adapter-pattern`);
+pattern.dispose();

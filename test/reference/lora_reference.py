@@ -2,11 +2,11 @@
 """Independent check of lmforge's LoRA: reads a base GPT-2 model (config.json + model.safetensors) and a PEFT
 adapter (adapter_config.json + adapter_model.safetensors) from disk with its own safetensors parser, applies the
 adapter as PEFT's LoRA layer does (y = x·W + b + (α/r)·(x·Aᵀ)·Bᵀ, W stored (in, out) as GPT-2's Conv1D,
-target_modules matched by PEFT's rules; rsLoRA's α/√r; DoRA's y = (x·(W + s·(B·A)ᵀ))·m/‖W + s·(B·A)ᵀ‖_col + b with
+target_modules matched by PEFT's rules, rank_pattern / alpha_pattern's per-module r and lora_alpha; rsLoRA's α/√r; DoRA's y = (x·(W + s·(B·A)ᵀ))·m/‖W + s·(B·A)ᵀ‖_col + b with
 m = lora_magnitude_vector (PEFT's use_dora, norms over each output column); modules_to_save's saved tensors replacing the base's, the
 tied head following a saved wte only with ensure_weight_tying, as PEFT ≥ 0.18 does) and runs GPT-2's forward in
 float64 PyTorch. Writes the logits for a fixed input to test/fixtures/lora/logits.json (adapter/) and
-logits-extras.json (adapter-extras/) and logits-dora.json (adapter-dora/), which test/nn/lora.test.ts compares with lmforge's adapted model.
+logits-extras.json (adapter-extras/), logits-dora.json (adapter-dora/) and logits-pattern.json (adapter-pattern/), which test/nn/lora.test.ts compares with lmforge's adapted model.
 
 Run once with Debian's python3-torch (no `peft` package needed):  /usr/bin/python3 test/reference/lora_reference.py
 The inputs were written by test/nn/make-lora-fixture.ts. CI never runs this script; it only reads the fixture.
@@ -52,14 +52,27 @@ def peft_targets(key, target_modules):
     return any(key == t or key.endswith("." + t) for t in target_modules)
 
 
+def pattern_key(pattern_keys, key):
+    """PEFT's get_pattern_key: the first pattern that matches the whole module path or a dotted suffix of it."""
+    for p in pattern_keys:
+        if re.match(r"(.*\.)?(%s)$" % p, key):
+            return p
+    return key
+
+
 def main(adapter_dir, out_name):
     cfg = json.load(open(os.path.join(FIX, "base", "config.json")))
     w = read_safetensors(os.path.join(FIX, "base", "model.safetensors"))
     acfg = json.load(open(os.path.join(FIX, adapter_dir, "adapter_config.json")))
     aw = read_safetensors(os.path.join(FIX, adapter_dir, "adapter_model.safetensors"))
     assert acfg["peft_type"] == "LORA" and acfg["fan_in_fan_out"] and acfg["bias"] == "none"
-    r, alpha = acfg["r"], acfg["lora_alpha"]
-    scale = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
+    rank_pattern, alpha_pattern = acfg.get("rank_pattern") or {}, acfg.get("alpha_pattern") or {}
+
+    def rank_alpha(key):
+        """r and lora_alpha of one module: rank_pattern / alpha_pattern's value where a key matches, else r / lora_alpha."""
+        r = rank_pattern.get(pattern_key(rank_pattern.keys(), key), acfg["r"])
+        alpha = alpha_pattern.get(pattern_key(alpha_pattern.keys(), key), acfg["lora_alpha"])
+        return r, alpha
     prefix = "base_model.model."
     adapted = []
     # modules_to_save: PEFT saves the trained copy's tensors as base_model.model.<module>.<param>; they replace the base's.
@@ -78,6 +91,8 @@ def main(adapter_dir, out_name):
         """GPT-2's Conv1D (weight (in, out)) plus the adapter if the module is a target (lora_dropout: eval mode)."""
         y = x @ w[key + ".weight"] + w[key + ".bias"]
         if peft_targets(key, acfg["target_modules"]):
+            r, alpha = rank_alpha(key)
+            scale = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
             A = aw[prefix + key + ".lora_A.weight"]  # (r, in)
             B = aw[prefix + key + ".lora_B.weight"]  # (out, r)
             assert A.shape == (r, x.shape[-1]) and B.shape == (y.shape[-1], r)
@@ -133,3 +148,4 @@ if __name__ == "__main__":
     main("adapter", "logits.json")
     main("adapter-extras", "logits-extras.json")
     main("adapter-dora", "logits-dora.json")
+    main("adapter-pattern", "logits-pattern.json")

@@ -123,6 +123,29 @@ test('a LoRA+ / rsLoRA / modules_to_save run: the saved modules train and land i
   assert.throws(() => train(other, { ...quiet, resume: true }), (e: unknown) => e instanceof UserError && /--resume: lora\.modules_to_save is "ln_f" but the checkpoint .* was trained with "ln_f,wte"/.test(e.message));
 });
 
+test('a rank_pattern / alpha_pattern run: per-layer shapes and scalings in the adapter and its config, loads as trained; a changed rank_pattern is refused on resume', () => {
+  const c = lora('pattern', 10);
+  c.lora = { ...c.lora, rank_pattern: 'h.1.mlp.c_fc=6,c_attn=2', alpha_pattern: 'h.1.mlp.c_fc=3' };
+  train(c, quiet);
+  const run = join(dir, 'pattern');
+  const cfg = JSON.parse(readFileSync(join(run, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual([cfg.r, cfg.lora_alpha, cfg.rank_pattern, cfg.alpha_pattern], [4, 8, { 'h.1.mlp.c_fc': 6, c_attn: 2 }, { 'h.1.mlp.c_fc': 3 }]);
+  const saved = readSafetensors(join(run, 'adapter_model.safetensors')).tensors;
+  const rankOf = (path: string): number => saved.get(`base_model.model.transformer.${path}.lora_A.weight`)!.shape[0]!;
+  assert.deepEqual(['h.0.attn.c_attn', 'h.0.mlp.c_fc', 'h.1.attn.c_attn', 'h.1.mlp.c_fc'].map(rankOf), [2, 4, 2, 6]);
+  const adapted = loadAdaptedGPT(run);
+  assert.deepEqual(loraLayers(adapted).map(([p, l]) => [p, l.options.r, l.scaling]), [
+    ['transformer.h.0.attn.c_attn', 2, 4], ['transformer.h.0.mlp.c_fc', 4, 2], ['transformer.h.1.attn.c_attn', 2, 4], ['transformer.h.1.mlp.c_fc', 6, 0.5],
+  ]);
+  const merged = RunDir.open(run).loadModel();
+  assert.ok(maxDiff(logits(merged), logits(adapted)) < 1e-5);
+  merged.dispose();
+  adapted.dispose();
+  const other = lora('pattern', 20);
+  other.lora = { ...other.lora, rank_pattern: 'c_attn=2', alpha_pattern: 'h.1.mlp.c_fc=3' };
+  assert.throws(() => train(other, { ...quiet, resume: true }), (e: unknown) => e instanceof UserError && /--resume: lora\.rank_pattern is "c_attn=2" but the checkpoint .* was trained with "h\.1\.mlp\.c_fc=6,c_attn=2"/.test(e.message));
+});
+
 test('a DoRA run (lora.use_dora, LoRA+ with lr_ratio_vectors): magnitudes train, land in the adapter under PEFT names, resume exactly; the run loads and merges as trained', () => {
   const dora = (out: string, maxIters: number): TrainConfig => {
     const c = lora(out, maxIters);
