@@ -6,23 +6,14 @@
 import { loadavg } from 'node:os';
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend, nativeKernels } from '../src/core/native/index.js';
-import { channelStats, readIdxSplit } from '../src/data/images.js';
-import { VIT_DEFAULTS, ViTForImageClassification, type ViTConfig } from '../src/models/vit.js';
-import { clipGradNorm } from '../src/optim/clip.js';
-import { makeOptimizer, optimSpec } from '../src/optim/config.js';
-import { ImageBatcher } from '../src/train/tasks/classification.js';
-import { defaultsOf } from '../src/util/config.js';
+import { vitBench, vitStep } from './_vit_step.js';
 
 const steps = Number(process.argv[2] ?? 10);
 loadNativeBackend();
 lm.setThreads(Number(process.argv[3] ?? 1));
 const shape = { image_size: 28, patch_size: 7, n_layer: 4, n_head: 4, n_embd: 96, stem: 'conv' as const, stem_channels: 32 };
 const B = 128;
-const config: ViTConfig = { ...VIT_DEFAULTS, ...shape };
-const model = new ViTForImageClassification(config, 1);
-const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), lr: 1e-3, beta2: 0.99, weight_decay: 0.05 });
-const train = readIdxSplit(process.argv[4] ?? '../shared/data/fashion-mnist', 'train');
-const batcher = new ImageBatcher(train, B, channelStats(train), { cropPadding: 2, flip: false }, 1);
+const bench = vitBench(shape, B, process.argv[4] ?? '../shared/data/fashion-mnist');
 const acc = new Map<string, { ms: number; cpuMs: number; n: number }>();
 let timing = false;
 const kernels = nativeKernels as unknown as Record<string, (...a: unknown[]) => unknown>;
@@ -54,17 +45,10 @@ for (const [name, fn] of Object.entries(kernels)) {
 let total = 0, totalCpu = 0;
 for (let it = 0; it < steps + 2; it++) {
   timing = it >= 2;
-  const b = batcher.next();
+  const b = bench.batcher.next();
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  lm.tidy(() => {
-    const out = model.forward(lm.fromArray(b.pixels, [B, 1, 28, 28]), lm.fromArray(b.labels, [B]), it);
-    lm.backward(out.loss!);
-    return out.loss!.item();
-  });
-  opt.setLearningRate(1e-3);
-  opt.step(clipGradNorm(opt.params, 1).scale);
-  opt.zeroGrad();
+  vitStep(bench, b, it);
   if (timing) {
     total += performance.now() - t0;
     const c = process.cpuUsage(c0);

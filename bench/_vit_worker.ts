@@ -5,12 +5,8 @@
 // Usage: node _vit_worker.js DATA_DIR ITERS SHAPE_JSON [THREADS] [fp32|bf16]   (bf16: matmuls in bf16 mixed precision)
 import * as lm from '../src/core/index.js';
 import { loadNativeBackend } from '../src/core/native/index.js';
-import { channelStats, readIdxSplit } from '../src/data/images.js';
-import { VIT_DEFAULTS, ViTForImageClassification, type ViTConfig } from '../src/models/vit.js';
-import { clipGradNorm } from '../src/optim/clip.js';
-import { makeOptimizer, optimSpec } from '../src/optim/config.js';
-import { ImageBatcher } from '../src/train/tasks/classification.js';
-import { defaultsOf } from '../src/util/config.js';
+import type { ViTConfig } from '../src/models/vit.js';
+import { vitBench, vitStep } from './_vit_step.js';
 
 const [dataDir, itersArg, shapeJSON, threadsArg, precision = 'fp32'] = process.argv.slice(2);
 const iters = Number(itersArg);
@@ -19,27 +15,16 @@ if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`unknown preci
 loadNativeBackend();
 if (threadsArg !== undefined) lm.setThreads(Number(threadsArg));
 lm.setMatmulPrecision(precision);
-const config: ViTConfig = { ...VIT_DEFAULTS, ...shape };
-const model = new ViTForImageClassification(config, 1);
-const opt = makeOptimizer(model.namedTrainableParameters(), { ...defaultsOf(optimSpec), lr: 1e-3, beta2: 0.99, weight_decay: 0.05 });
-const train = readIdxSplit(dataDir!, 'train');
-const batcher = new ImageBatcher(train, shape.batch_size, channelStats(train), { cropPadding: 2, flip: false }, 1);
+const bench = vitBench(shape, shape.batch_size, dataDir!);
 const B = shape.batch_size;
 const times: number[] = [];
 const cpuTimes: number[] = [];
 let loss = 0;
 for (let it = 0; it < iters + 2; it++) {
-  const b = batcher.next();
+  const b = bench.batcher.next();
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  loss = lm.tidy(() => {
-    const out = model.forward(lm.fromArray(b.pixels, [B, 1, 28, 28]), lm.fromArray(b.labels, [B]), it);
-    lm.backward(out.loss!);
-    return out.loss!.item();
-  });
-  opt.setLearningRate(1e-3);
-  opt.step(clipGradNorm(opt.params, 1).scale);
-  opt.zeroGrad();
+  loss = vitStep(bench, b, it);
   const c = process.cpuUsage(c0);
   if (it >= 2) {
     times.push(performance.now() - t0);
