@@ -15,7 +15,10 @@ export interface SandboxOptions {
   python?: string;
   /** Wall-clock limit in seconds; the process group is killed at this point (default 10). */
   timeoutS?: number;
-  /** CPU-time limit in seconds (RLIMIT_CPU; default: the wall limit rounded up). */
+  /**
+   * CPU-time limit in seconds (RLIMIT_CPU; default: the wall limit rounded up, plus 1 s, so that a single-threaded
+   * loop meets the wall clock first — equal limits raced — and the CPU limit stays the backstop for threads).
+   */
   cpuS?: number;
   /** Address-space limit in MiB (RLIMIT_AS; default 2048). */
   memoryMb?: number;
@@ -108,7 +111,7 @@ function lastLine(text: string): string {
 export function runPython(program: string, options: SandboxOptions = {}): Promise<SandboxResult> {
   const python = options.python ?? '/usr/bin/python3';
   const timeoutS = options.timeoutS ?? 10;
-  const cpuS = options.cpuS ?? Math.max(1, Math.ceil(timeoutS));
+  const cpuS = options.cpuS ?? Math.ceil(timeoutS) + 1;
   const memoryBytes = Math.round((options.memoryMb ?? 2048) * 1024 * 1024);
   const fileBytes = Math.round((options.fileMb ?? 64) * 1024 * 1024);
   const maxOutput = options.maxOutput ?? 16 * 1024;
