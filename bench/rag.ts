@@ -9,7 +9,8 @@
 // Args: --reader=DIR (default runs/reader-qf; trained here with READER_RECIPE when missing, ~40 min on busy cores),
 // --k=N passages (3), --limit=N held-out questions (all 434), --temperature=T of p(z|x) over BM25 scores (1),
 // --span-words=N (0 = off): also score every span of ≤ N words of each window under the LM head (slow: ~20 min).
-// A question-first reader (reader.json's layout, or --layout=) is evaluated with --open-book-question-first.
+// A question-first reader (reader.json's layout, or --layout=) is evaluated with --open-book-question-first, a
+// question-echo reader with --open-book-question-first --open-book-echo.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -68,8 +69,9 @@ export async function run(args: string[]): Promise<void> {
   // The row layout the reader was trained with: its reader.json (written with every save), or --layout.
   const readerJson = join(reader, 'reader.json');
   const layout = stringFlag(args, 'layout') ?? (existsSync(readerJson) ? (JSON.parse(readFileSync(readerJson, 'utf8')) as { options: { layout?: string } }).options.layout ?? 'passage-first' : undefined);
-  if (layout !== 'passage-first' && layout !== 'question-first') throw new Error(`bench/rag: ${readerJson} is missing or names no layout; pass --layout=question-first or --layout=passage-first`);
-  const openArgs = [...common, '--open-book', index, '--open-book-k', String(k), '--open-book-mode', 'rag-sequence', '--open-book-temperature', String(temperature), ...(layout === 'question-first' ? ['--open-book-question-first'] : [])];
+  if (layout !== 'passage-first' && layout !== 'question-first' && layout !== 'question-echo') throw new Error(`bench/rag: ${readerJson} is missing or names no layout; pass --layout=question-first, question-echo or passage-first`);
+  const layoutFlags = layout === 'question-first' ? ['--open-book-question-first'] : layout === 'question-echo' ? ['--open-book-question-first', '--open-book-echo'] : [];
+  const openArgs = [...common, '--open-book', index, '--open-book-k', String(k), '--open-book-mode', 'rag-sequence', '--open-book-temperature', String(temperature), ...layoutFlags];
   lmforge([...openArgs, '--output', openReport, '--log-samples']);
   const open = scoresOf(openReport);
   const extractiveReport = join(WORK, 'open-extractive.json');

@@ -68,6 +68,7 @@ interface EvalOptions {
   openBookLengthAlpha?: number;
   openBookPmi?: number;
   openBookQuestionFirst?: boolean;
+  openBookEcho?: boolean;
   perturb?: string;
   perturbSeed: number;
   inject?: string | boolean;
@@ -149,6 +150,7 @@ export function register(program: Command): void {
     .option('--open-book-span-words <n>', 'open book extractive: also score every span of up to n words of each passage under the reader, not only its greedy span', intFlag('--open-book-span-words', 1, 20))
     .option('--open-book-pmi <lambda>', 'open book rag-sequence: score answers by log p(answer | passage, question) − λ log p(answer | passage alone) (question-aware; 0: off)', numberFlag('--open-book-pmi', 0, 1))
     .option('--open-book-question-first', 'open book: also put the question before the passages (readers trained with `reader-train --layout question-first`)')
+    .option('--open-book-echo', 'open book, with --open-book-question-first: the passages twice (readers trained with `reader-train --layout question-echo`)')
     .option('--open-book-length-alpha <a>', 'open book rag-sequence: rank answers by log p(answer | question, passages) / tokens^a (0: unnormalised)', numberFlag('--open-book-length-alpha', 0, 2))
     .option('--perturb <spec>', 'also score every task with perturbed inputs and print clean against perturbed: comma-separated typo[:rate], case[:rate], whitespace[:rate], homoglyph[:rate], distractor[:rate] (e.g. typo:0.05,case:0.1,whitespace,homoglyph:0.02,distractor)')
     .option('--perturb-seed <n>', 'seed of the perturbations (each text is perturbed the same way for a seed)', intFlag('--perturb-seed', 0, 0xffffffff, 'a 32-bit seed'), 1)
@@ -222,9 +224,10 @@ export function register(program: Command): void {
         loaded = { model, adapter: new GPTAdapter(model, tokenizer, { prefixReuse: o.prefixReuse, identity: { path: resolve(o.model), weights_sha256: weightsSha256, tokenizer: o.tokenizer ?? 'meta.json' } }) };
       }
       const adapter = loaded?.adapter ?? null;
+      if (o.openBookEcho && !o.openBookQuestionFirst) throw new UserError('--open-book-echo needs --open-book-question-first (the echo layout leads with the question)');
       if (o.openBookDense && !o.openBook) throw new UserError('--open-book-dense needs --open-book <index> (the passages live in the BM25 index)');
       const openBook = o.openBook
-        ? { ...openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false), ...(o.openBookSpanWords ? { spanWords: o.openBookSpanWords } : {}), ...(o.openBookLengthAlpha ? { lengthAlpha: o.openBookLengthAlpha } : {}), ...(o.openBookPmi ? { pmi: o.openBookPmi } : {}), ...(o.openBookQuestionFirst ? { questionFirst: true } : {}) }
+        ? { ...openBookRetriever(o.openBook, o.openBookDense, o.openBookK, o.openBookMode, o.openBookTemperature, o.openBookExtractive ?? false), ...(o.openBookSpanWords ? { spanWords: o.openBookSpanWords } : {}), ...(o.openBookLengthAlpha ? { lengthAlpha: o.openBookLengthAlpha } : {}), ...(o.openBookPmi ? { pmi: o.openBookPmi } : {}), ...(o.openBookQuestionFirst ? { questionFirst: true } : {}), ...(o.openBookEcho ? { echo: true } : {}) }
         : undefined;
       const injected: { result: TaskResult; summary: InjectionSummary }[] = [];
       const results: TaskResult[] = [];

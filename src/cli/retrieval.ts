@@ -13,7 +13,7 @@ import { interpolate, rrf } from '../retrieval/fusion.js';
 import type { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
-import { windowPassages } from '../retrieval/reader-data.js';
+import { READER_LAYOUTS, windowPassages, type ReaderLayout } from '../retrieval/reader-data.js';
 import { trainReader, type ReaderUpdater } from '../retrieval/reader-train.js';
 import { evaluateSpanReader } from '../eval/open-book-span.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -207,24 +207,25 @@ function registerReaderTrain(program: Command): void {
     .option('--cloze <n>', 'cloze questions per passage', intFlag('--cloze', 0, 1000), 4)
     .option('--question-repeats <n>', 'copies of each real training question among the examples', intFlag('--question-repeats', 0, 1000), 4)
     .option('--closed-share <x>', 'share of real training questions also given without their passage', numberFlag('--closed-share', 0, 1, false, true), 0.25)
-    .option('--init <dir>', 'continue training this reader directory (its tokenizer and weights; --vocab/--layers/--heads/--width/--block are then its own)')
+    .option('--init <dir>', 'continue training this reader directory (its tokenizer and weights; --vocab/--layers/--heads/--width are then its own, and --block its own unless given: a RoPE reader can take a longer one)')
     .option('--window <words>', 'cut passages into windows of whole sentences of at most this many words, as `lmforge index --window` (0 = whole passages)', intFlag('--window', 0), 0)
     .option('--text-weight <x>', 'weight of next-token loss on passage and question tokens beside the answer loss (0 = answers only)', numberFlag('--text-weight', 0, 100), 0.5)
     .option('--save-every <n>', 'also write the model every n steps (0 = at the end only)', intFlag('--save-every', 0), 0)
     .option('--seed <n>', 'seed of the model, the cloze draws and the batches', intFlag('--seed', 0), 1)
-    .option('--layout <l>', "row layout: 'passage-first' (passage, question, answer) or 'question-first' (the question also before the passage, so passage tokens can attend to it; synthetic questions are then wh-questions; evaluate with `lmforge eval --open-book-question-first`)", 'passage-first')
+    .option('--layout <l>', "row layout: 'passage-first' (passage, question, answer), 'question-first' (the question also before the passage, so passage tokens can attend to it; synthetic questions are then wh-questions; evaluate with `lmforge eval --open-book-question-first`) or 'question-echo' (question first and the passage twice, so the second copy's tokens see the whole passage; `--open-book-question-first --open-book-echo`)", 'passage-first')
     .option('--span-weight <x>', 'question-first: also train an extractive span head (start/end over the passage tokens, from the same hidden states) with this loss weight (0 = none); `lmforge reader-eval` scores it', numberFlag('--span-weight', 0, 100, false, true), 0)
     .option('--precision <p>', "matmul precision of training: 'fp32' or 'bf16' (bf16 operands, fp32 accumulation)", 'fp32')
     .option('--cloze-share <x>', 'question-first: share of synthetic questions left as in-place cloze rather than wh-first questions', numberFlag('--cloze-share', 0, 1, false, true), 0.25)
-    .action((o: { spanWeight: number; precision: string; layout: string; clozeShare: number; init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }) => userErrors(() => {
+    .action((o: { spanWeight: number; precision: string; layout: string; clozeShare: number; init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }, cmd: Command) => userErrors(() => {
       if (o.width % o.heads !== 0) throw new UserError(`--width ${o.width} must be a multiple of --heads ${o.heads}`);
-      if (o.layout !== 'passage-first' && o.layout !== 'question-first') throw new UserError(`--layout: expected passage-first or question-first, got ${JSON.stringify(o.layout)}`);
+      if (!(READER_LAYOUTS as readonly string[]).includes(o.layout)) throw new UserError(`--layout: expected ${READER_LAYOUTS.join(', ')}, got ${JSON.stringify(o.layout)}`);
       if (o.precision !== 'fp32' && o.precision !== 'bf16') throw new UserError(`--precision: expected fp32 or bf16, got ${JSON.stringify(o.precision)}`);
       useNativeBackendOrWarn();
       const r = trainReader({
         squad: o.squad, extraPassages: o.passages, out: o.out, vocabSize: o.vocab, heldOutFrom: o.heldOutFrom,
         model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block },
-        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, layout: o.layout, clozeShare: o.clozeShare, spanWeight: o.spanWeight, precision: o.precision, ...(o.init ? { init: o.init } : {}), seed: o.seed,
+        steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, layout: o.layout as ReaderLayout, clozeShare: o.clozeShare, spanWeight: o.spanWeight, precision: o.precision, ...(o.init ? { init: o.init } : {}), seed: o.seed,
+        ...(o.init && cmd.getOptionValueSource('block') === 'cli' ? { initBlock: o.block } : {}),
         log: (line) => process.stderr.write(`reader-train: ${line}\n`),
       }, adamwUpdater);
       process.stdout.write(`reader in ${o.out}: ${r.steps} steps in ${r.seconds.toFixed(0)} s, answer loss ${r.lossFirst.toFixed(3)} → ${r.lossLast.toFixed(3)}\n`);

@@ -49,6 +49,8 @@ export interface OpenBook {
    * Question: q\nAnswer:", the layout of a reader trained with `reader-train --layout question-first`.
    */
   questionFirst?: boolean;
+  /** With questionFirst: the passages twice, as a reader trained with `reader-train --layout question-echo` reads them. */
+  echo?: boolean;
   /** rag-sequence: λ of question-aware scoring, log p(y|x,z) − λ log p(y|z, the prompt with the row's fields blank). */
   pmi?: number;
 }
@@ -134,7 +136,8 @@ function scoreGen(model: LanguageModel, inst: GenInstance, spec: TaskSpec, openB
   const query = render(spec.prompt ?? '', inst.doc);
   const passages = openBook ? openBook.retrieve(query) : undefined;
   const rag = passages && passages.length > 0 && openBook?.mode === 'rag-sequence';
-  const book = (ps: readonly { title?: string; text: string }[]): string => (openBook?.questionFirst ? `${questionLead(query)}\n\n` : '') + openBookContext(ps, inst.context);
+  const book = (ps: readonly { title?: string; text: string }[]): string =>
+    (openBook?.questionFirst ? `${questionLead(query)}\n\n${openBook.echo ? openBookContext(ps, '') : ''}` : '') + openBookContext(ps, inst.context);
   const context = passages && !rag ? book(passages) : inst.context;
   const ragAnswer = rag
     ? ragSequenceAnswerText(model, passages.map((p) => book([p])), passagePrior(passages.map((p) => p.score ?? 0), openBook.temperature ?? 1), { stop: g.stop, maxTokens: g.max_tokens, ...(openBook.spanWords ? { spanWords: openBook.spanWords } : {}), ...(openBook.lengthAlpha ? { lengthAlpha: openBook.lengthAlpha } : {}),

@@ -5,6 +5,7 @@
 // softmax(BM25 score / T). Scored with the harness's SQuAD normalisation, exact match and token F1 (metrics.ts).
 // The generative heads go through the harness (`lmforge eval --open-book`); the span head has no text interface, so
 // it is evaluated here. Not the trainer (retrieval/reader-train.ts).
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { normalizeSquad, tokenF1 } from './metrics.js';
@@ -14,7 +15,7 @@ import { loadTokenizer } from '../tokenizers/format.js';
 import { UserError } from '../util/errors.js';
 import { BM25Index } from '../retrieval/bm25.js';
 import { passagePrior } from '../retrieval/rag.js';
-import { closedBookPrompt, HELD_OUT_FROM, questionLead, splitSquad } from '../retrieval/reader-data.js';
+import { closedBookPrompt, HELD_OUT_FROM, questionLead, splitSquad, type ReaderLayout } from '../retrieval/reader-data.js';
 import { bestSpans, loadSpanHead, SPAN_HEAD_FILE, tokenByteStarts, tokensCovering, utf8Length, wordBoundaries } from '../retrieval/reader-span.js';
 
 export interface SpanEvalOptions {
@@ -31,6 +32,22 @@ export interface SpanEvalOptions {
   /** Longest answer in tokens. */
   maxAnswerTokens: number;
   heldOutFrom?: number;
+  /** The row layout the reader was trained on (default: its reader.json's, else question-first). */
+  layout?: ReaderLayout;
+}
+
+/** The layout a reader directory was trained with (reader.json), question-first when it does not say. */
+export function readerLayout(dir: string): ReaderLayout {
+  const path = join(dir, 'reader.json');
+  if (!existsSync(path)) return 'question-first';
+  let layout: string | undefined;
+  try {
+    layout = (JSON.parse(readFileSync(path, 'utf8')) as { options?: { layout?: string } }).options?.layout;
+  } catch (e) {
+    throw new UserError(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+  if (layout === 'question-echo' || layout === 'question-first') return layout;
+  throw new UserError(`${path}: the reader was trained with layout ${JSON.stringify(layout ?? 'passage-first')}; its span head needs question-first or question-echo rows`);
 }
 
 export interface SpanEvalSample {
@@ -77,6 +94,7 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
   const index = new BM25Index(o.index);
   const questions = splitSquad(o.squad, o.heldOutFrom ?? HELD_OUT_FROM).heldOut.slice(0, o.limit);
   const T = model.config.block_size;
+  const echo = (o.layout ?? readerLayout(o.reader)) === 'question-echo';
   const samples: SpanEvalSample[] = [];
   try {
     model.eval();
@@ -88,8 +106,9 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
       const marginal = new Map<string, number>();
       passages.forEach((p, z) => {
         const block = p.title ? `${p.title}\n${p.text}` : p.text;
-        // The harness's question-first open-book prompt (eval/harness.ts), exactly as the reader was trained on.
-        const lead = `${questionLead(prompt)}\n\n`;
+        // The harness's question-first open-book prompt (eval/harness.ts), exactly as the reader was trained on; with
+        // the echo layout the passage comes twice and the span head reads the second copy.
+        const lead = `${questionLead(prompt)}\n\n${echo ? `${block}\n\n` : ''}`;
         let ids = tok.encode(`${lead}${block}\n\n${prompt}`);
         const starts = tokenByteStarts(tok, ids);
         const range = tokensCovering(starts, utf8Length(lead), utf8Length(lead + block));

@@ -69,8 +69,11 @@ export function saveGPT(dir: string, model: GPT, metadata: Record<string, string
   writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(toHFConfig(model.config), null, 2) + '\n');
 }
 
-/** Loads a GPT from a directory holding config.json and model.safetensors (non-finite weights refused unless allowed). */
-export function loadGPT(dir: string, options: { allowNonFinite?: boolean } = {}): GPT {
+/**
+ * Loads a GPT from a directory holding config.json and model.safetensors (non-finite weights refused unless allowed).
+ * blockSize lengthens the context of a model without learned positions (RoPE or none: no weight depends on it).
+ */
+export function loadGPT(dir: string, options: { allowNonFinite?: boolean; blockSize?: number } = {}): GPT {
   const configPath = join(dir, CONFIG_FILE);
   const weightsPath = join(dir, WEIGHTS_FILE);
   for (const p of [configPath, weightsPath]) if (!existsSync(p)) throw new UserError(`${p}: file not found (expected a model directory with ${CONFIG_FILE} and ${WEIGHTS_FILE})`);
@@ -82,7 +85,12 @@ export function loadGPT(dir: string, options: { allowNonFinite?: boolean } = {})
   }
   let model: GPT;
   try {
-    model = new GPT(fromHFConfig(raw, configPath));
+    const config = fromHFConfig(raw, configPath);
+    if (options.blockSize !== undefined && options.blockSize !== config.block_size) {
+      if (config.position === 'learned') throw new UserError(`${configPath}: the model learned its ${config.block_size} positions; its context cannot become ${options.blockSize} tokens`);
+      config.block_size = options.blockSize;
+    }
+    model = new GPT(config);
   } catch (e) {
     if (e instanceof RangeError) throw new UserError(`${configPath}: ${e.message}`);
     throw e;

@@ -75,8 +75,19 @@ export interface ReaderRow {
  * "Question: q\n\npassage\n\nQuestion: q\nAnswer: a" — the question also comes before the passage, so in a causal
  * model every passage token can attend to it and mark the words that match (with the passage first, only the answer
  * position sees both). The closing "Question: q\nAnswer:" keeps the answer cue exactly the closed-book prompt.
+ * 'question-echo': question first and the passage twice, "Question: q\n\npassage\n\npassage\n\nQuestion: q\nAnswer: a".
+ * A causal token sees only what precedes it, so in one copy a word cannot see the words after it ("six" before
+ * "Grammy Awards"); in the second copy it has seen the whole first copy, so the span head, which reads the second
+ * copy, gets context on both sides (echo embeddings, Springer et al. 2024).
  */
-export type ReaderLayout = 'passage-first' | 'question-first';
+export type ReaderLayout = 'passage-first' | 'question-first' | 'question-echo';
+
+export const READER_LAYOUTS: readonly ReaderLayout[] = ['passage-first', 'question-first', 'question-echo'];
+
+/** Whether the layout puts the question before the passage (one question a row; the span head can read the passage). */
+export function questionLeads(layout: ReaderLayout): boolean {
+  return layout !== 'passage-first';
+}
 
 /** The question-first lead of a prompt: the prompt without its last line (the "Answer:" cue), as the harness builds it. */
 export function questionLead(prompt: string): string {
@@ -88,9 +99,9 @@ export function questionLead(prompt: string): string {
 export function rowSegments(row: ReaderRow, layout: ReaderLayout = 'passage-first'): { head: string; pairs: [prompt: string, completion: string][] } {
   const passage = row.passage ? `${row.passage.title ? `${row.passage.title}\n${row.passage.text}` : row.passage.text}\n\n` : '';
   // Question first: one question per row (the passage tokens are conditioned on it, so they cannot serve a second).
-  if (layout === 'question-first' && row.passage && row.qas.length > 0) {
+  if (questionLeads(layout) && row.passage && row.qas.length > 0) {
     const qa = row.qas[0]!;
-    return { head: `${questionLead(closedBookPrompt(qa.question))}\n\n${passage}`, pairs: [[closedBookPrompt(qa.question), answerCompletion(qa.answer)]] };
+    return { head: `${questionLead(closedBookPrompt(qa.question))}\n\n${passage}${layout === 'question-echo' ? passage : ''}`, pairs: [[closedBookPrompt(qa.question), answerCompletion(qa.answer)]] };
   }
   const head = passage;
   // After an answer (which ends with "\n") one more newline gives the blank line between questions.

@@ -18,7 +18,7 @@ import { ensureDir } from '../util/fs.js';
 import { mulberry32 } from '../util/mulberry32.js';
 import { readPassages, type Passage } from './corpus.js';
 import { findAnswer, loadSpanHead, SpanHead, tokenByteStarts, tokensCovering, utf8Length } from './reader-span.js';
-import { clozeRows, HELD_OUT_FROM, questionRows, questionsOnWindows, rowSegments, splitSquad, whRows, windowPassages, type ReaderLayout, type ReaderRow } from './reader-data.js';
+import { clozeRows, HELD_OUT_FROM, questionLeads, questionRows, questionsOnWindows, rowSegments, splitSquad, whRows, windowPassages, type ReaderLayout, type ReaderRow } from './reader-data.js';
 
 /**
  * The update rule, given by the caller (retrieval sits below optim in the layers; the CLI passes AdamW with gradient
@@ -78,6 +78,8 @@ export interface ReaderTrainOptions {
   precision?: 'fp32' | 'bf16';
   /** Continue from this reader directory (its tokenizer and weights; model shape options are then ignored). */
   init?: string;
+  /** With init: lengthen its context to this many tokens (a RoPE reader; e.g. for the longer question-echo rows). */
+  initBlock?: number;
   /** Write the model directory every this many steps too (0 = only at the end), so it can be evaluated mid-run. */
   saveEvery: number;
   seed: number;
@@ -119,7 +121,7 @@ export function encodeRow(tok: BpeTokenizer, row: ReaderRow, block: number, layo
   const { head, pairs } = rowSegments(row, layout);
   const ids: number[] = head ? tok.encode(head) : [];
   const mask: number[] = ids.map(() => 0);
-  const targets = layout === 'question-first' ? spanTargets(tok, row, head, ids) : {};
+  const targets = questionLeads(layout) ? spanTargets(tok, row, head, ids) : {};
   let cutTotal = 0;
   let answers = 0;
   for (const [prompt, completion] of pairs) {
@@ -225,6 +227,13 @@ function blockSizeOf(dir: string): number {
   return T;
 }
 
+/** The context of a continued reader: its own, or a longer one asked for (never shorter: its rows were made to fit). */
+function initBlockSize(dir: string, asked: number | undefined): number {
+  const own = blockSizeOf(dir);
+  if (asked !== undefined && asked < own) throw new UserError(`--block ${asked} with --init ${dir}: the reader's context is ${own} tokens; it can grow, not shrink`);
+  return asked ?? own;
+}
+
 function loadReaderTokenizer(dir: string): BpeTokenizer {
   const tok = loadTokenizer(join(dir, 'tokenizer.json'));
   if (!(tok instanceof BpeTokenizer)) throw new UserError(`${join(dir, 'tokenizer.json')}: expected the BPE tokenizer of \`lmforge reader-train\``);
@@ -244,10 +253,10 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
   // The tokenizer sees only training text: the training paragraphs, the extra passages and the training questions.
   const tok = o.init ? loadReaderTokenizer(o.init) : trainTokenizer(passages, split.train, o.vocabSize);
   o.log(`tokenizer: byte-level BPE, ${tok.vocabSize} tokens${o.init ? ` (of ${o.init})` : ''}`);
-  const block = o.init ? blockSizeOf(o.init) : o.model.block_size;
+  const block = o.init ? initBlockSize(o.init, o.initBlock) : o.model.block_size;
 
   const layout = o.layout ?? 'passage-first';
-  const qFirst = layout === 'question-first';
+  const qFirst = questionLeads(layout);
   const rows: ReaderRow[] = qFirst ? whRows(passages, o.clozePerPassage, o.clozeShare ?? 0.25, o.seed) : [...clozeRows(passages, o.clozePerPassage, o.seed)];
   for (let r = 0; r < o.questionRepeats; r++) rows.push(...questionRows(trainQuestions, trainPassages, o.closedShare, 8, o.seed + 1 + r, qFirst));
   const kinds = { cloze: 0, question: 0, closed: 0 };
@@ -265,13 +274,13 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
   if (encoded.length === 0) throw new UserError(`no training row fits block_size ${block}`);
   o.log(`rows (${layout}): ${kinds.cloze} ${qFirst ? 'synthetic' : 'cloze'}, ${kinds.question} open-book question rows (${o.questionRepeats} orders), ${kinds.closed} closed-book rows; ${answers} answers, mean ${(tokenCount / encoded.length).toFixed(0)} tokens a row`);
 
-  const model = o.init ? loadGPT(o.init) : new GPT({ ...o.model, vocab_size: tok.vocabSize, position: 'rope', bias: false, dropout: 0 }, o.seed);
+  const model = o.init ? loadGPT(o.init, { blockSize: block }) : new GPT({ ...o.model, vocab_size: tok.vocabSize, position: 'rope', bias: false, dropout: 0 }, o.seed);
   if (o.init && model.config.vocab_size !== tok.vocabSize) throw new UserError(`--init ${o.init}: model vocabulary ${model.config.vocab_size} differs from its tokenizer's ${tok.vocabSize}`);
   const parameters = model.numParameters();
   const mc = model.config;
   o.log(`model: GPT ${mc.n_layer} layers × ${mc.n_embd} (${mc.n_head} heads, ${mc.position}), block ${block}, ${(parameters / 1e6).toFixed(2)}M parameters${o.init ? `, continued from ${o.init}` : ''}`);
   const spanWeight = o.spanWeight ?? 0;
-  if (spanWeight > 0 && !qFirst) throw new UserError('a span head (--span-weight) needs --layout question-first: with the passage first its tokens never see the question');
+  if (spanWeight > 0 && !qFirst) throw new UserError('a span head (--span-weight) needs --layout question-first or question-echo: with the passage first its tokens never see the question');
   // One network, two heads: the span head reads the GPT's hidden states; the optimizer updates both together.
   const span = spanWeight > 0 ? (o.init ? loadSpanHead(o.init, mc.n_embd) : null) ?? new SpanHead(mc.n_embd, o.seed + 11) : null;
   const net = new ReaderNet(model, span);

@@ -112,6 +112,10 @@ test('open book rag-sequence: a prompt per passage, the answer with the largest 
     generated.length = 0;
     runTask(spec, ragReader, { dataDir: dir, source: 'qa', openBook: { ...openBook, questionFirst: true } });
     assert.deepEqual(generated, passages.map((p) => `Q: who won super bowl 50?\n\n${p.text}\n\nQ: who won super bowl 50?\nA:`));
+    // Question first with echo (--layout question-echo): the passage twice between the two questions.
+    generated.length = 0;
+    runTask(spec, ragReader, { dataDir: dir, source: 'qa', openBook: { ...openBook, questionFirst: true, echo: true } });
+    assert.deepEqual(generated, passages.map((p) => `Q: who won super bowl 50?\n\n${p.text}\n\n${p.text}\n\nQ: who won super bowl 50?\nA:`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

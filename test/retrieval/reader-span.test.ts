@@ -4,11 +4,11 @@
 // that `reader-eval`'s evaluation (eval/open-book-span.ts) loads and scores on the held-out questions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adamwUpdater } from '../../src/cli/retrieval.js';
-import { evaluateSpanReader } from '../../src/eval/open-book-span.js';
+import { evaluateSpanReader, readerLayout } from '../../src/eval/open-book-span.js';
 import { addPassages, createIndex } from '../../src/retrieval/bm25.js';
 import { questionLead, rowSegments, whQuestionOf, whRows, type ReaderRow } from '../../src/retrieval/reader-data.js';
 import { bestSpans, findAnswer, tokensCovering, wordBoundaries } from '../../src/retrieval/reader-span.js';
@@ -54,6 +54,23 @@ test('question-first rows: "Question: q" before the passage, the closed-book pro
   const rows = whRows([{ id: 'p', text: PARAGRAPHS[0]! }], 3, 0, 1);
   assert.equal(rows.length, 3);
   assert.ok(rows.every((r) => r.qas.length === 1));
+});
+
+test('question-echo rows: the question, then the passage twice; the span targets lie in the second copy', () => {
+  const row: ReaderRow = { passage: { title: 'T', text: 'Cam Newton was named MVP.' }, qas: [{ question: 'Who was named MVP?', answer: 'Cam Newton' }], kind: 'question' };
+  assert.deepEqual(rowSegments(row, 'question-echo'), { head: 'Question: Who was named MVP?\n\nT\nCam Newton was named MVP.\n\nT\nCam Newton was named MVP.\n\n', pairs: [['Question: Who was named MVP?\nAnswer:', ' Cam Newton\n']] });
+  const counts = new Map<string, number>();
+  for (const p of PARAGRAPHS) countPreTokens(p, counts);
+  const tok = trainBpe(counts, { vocabSize: 300 });
+  const one = encodeRow(tok, row, 128, 'question-first')!;
+  const two = encodeRow(tok, row, 128, 'question-echo')!;
+  const copy = one.passage![1] - one.passage![0];
+  assert.equal(two.passage![1] - two.passage![0], copy);
+  // The second copy starts one passage (plus its blank line) later than the first, and holds the same tokens.
+  assert.deepEqual(two.ids.slice(two.passage![0], two.passage![1]), one.ids.slice(one.passage![0], one.passage![1]));
+  assert.ok(two.passage![0] >= one.passage![1], `${two.passage} after ${one.passage}`);
+  assert.equal(tok.decode(two.ids.slice(two.span![0], two.span![1] + 1)).trim(), 'Cam Newton');
+  assert.equal(two.span![0] - two.passage![0], one.span![0] - one.passage![0]);
 });
 
 test('encodeRow (question-first): the span targets are the answer tokens inside the passage, not the question', () => {
@@ -128,6 +145,22 @@ test('trainReader with a span head writes span_head.safetensors; evaluateSpanRea
       model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 128 }, steps: 1, batch: 2, lr: 1e-3,
       clozePerPassage: 1, questionRepeats: 1, closedShare: 0, textWeight: 0, windowWords: 0, saveEvery: 0, seed: 1, log: () => {},
     }, adamwUpdater), /needs --layout question-first/);
+    // An echo reader continued from it with a longer context (RoPE: no learned positions), scored with its layout.
+    const echo = join(dir, 'echo');
+    trainReader({
+      squad, extraPassages: [], out: echo, vocabSize: 300, heldOutFrom: 2, layout: 'question-echo', spanWeight: 1, init: out, initBlock: 160,
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 128 }, steps: 2, batch: 2, lr: 1e-3,
+      clozePerPassage: 2, questionRepeats: 1, closedShare: 0, textWeight: 0.5, windowWords: 0, saveEvery: 0, seed: 2, log: () => {},
+    }, adamwUpdater);
+    assert.equal(JSON.parse(readFileSync(join(echo, 'config.json'), 'utf8')).lmforge.block_size, 160);
+    assert.equal(readerLayout(echo), 'question-echo');
+    const ee = evaluateSpanReader({ reader: echo, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 2 });
+    assert.ok(PARAGRAPHS.some((p) => p.includes(ee.samples[0]!.prediction)), ee.samples[0]!.prediction);
+    assert.throws(() => trainReader({
+      squad, extraPassages: [], out: join(dir, 'short'), vocabSize: 300, heldOutFrom: 2, layout: 'question-echo', spanWeight: 1, init: out, initBlock: 64,
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 128 }, steps: 1, batch: 2, lr: 1e-3,
+      clozePerPassage: 1, questionRepeats: 1, closedShare: 0, textWeight: 0, windowWords: 0, saveEvery: 0, seed: 1, log: () => {},
+    }, adamwUpdater), /can grow, not shrink/);
     rmSync(join(out, 'span_head.safetensors'));
     assert.throws(() => evaluateSpanReader({ reader: out, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 2 }), /no span_head\.safetensors/);
   } finally {
