@@ -314,5 +314,8 @@ export function register(program: Command): void {
         }
         process.stderr.write(`eval: report written to ${o.output}\n`);
       }
+      // One machine-readable line, as the image tasks and every benchmark end: task/metric → value (and its stderr).
+      const flat = Object.fromEntries(results.flatMap((r) => Object.entries(r.metrics).flatMap(([k, m]) => [[`${r.task}/${k}`, m.value], ...(m.stderr !== undefined && Number.isFinite(m.stderr) ? [[`${r.task}/${k}_stderr`, m.stderr]] : [])])));
+      process.stdout.write(`RESULT ${JSON.stringify({ model: o.model ? resolve(o.model) : null, n: Object.fromEntries(results.map((r) => [r.task, r.n])), ...flat, cpu: cpuName(), load_average: Number(loadavg()[0]!.toFixed(2)) })}\n`);
     });
 }
