@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { intFlag, stringFlag } from './_args.js';
 import { lmforge, root } from './_char_base.js';
 import { cpuName } from './_cpu.js';
+import { trainedLayout } from '../src/retrieval/reader-data.js';
 
 const dataDir = process.env.LMFORGE_DATA ?? resolve(root, '..', 'shared', 'data');
 const XQUAD = join(dataDir, 'xquad-en', 'xquad.en.json.gz');
@@ -67,9 +68,8 @@ export async function run(args: string[]): Promise<void> {
   const closed = scoresOf(closedReport);
   const loadClosed = loadavg()[0]!;
   // The row layout the reader was trained with: its reader.json (written with every save), or --layout.
-  const readerJson = join(reader, 'reader.json');
-  const layout = stringFlag(args, 'layout') ?? (existsSync(readerJson) ? (JSON.parse(readFileSync(readerJson, 'utf8')) as { options: { layout?: string } }).options.layout ?? 'passage-first' : undefined);
-  if (layout !== 'passage-first' && layout !== 'question-first' && layout !== 'question-echo') throw new Error(`bench/rag: ${readerJson} is missing or names no layout; pass --layout=question-first, question-echo or passage-first`);
+  const layout = stringFlag(args, 'layout') ?? trainedLayout(reader);
+  if (layout !== 'passage-first' && layout !== 'question-first' && layout !== 'question-echo') throw new Error(`bench/rag: ${join(reader, 'reader.json')} is missing and no --layout=question-first, question-echo or passage-first was given`);
   const layoutFlags = layout === 'question-first' ? ['--open-book-question-first'] : layout === 'question-echo' ? ['--open-book-question-first', '--open-book-echo'] : [];
   const openArgs = [...common, '--open-book', index, '--open-book-k', String(k), '--open-book-mode', 'rag-sequence', '--open-book-temperature', String(temperature), ...layoutFlags];
   lmforge([...openArgs, '--output', openReport, '--log-samples']);

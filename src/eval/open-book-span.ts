@@ -5,7 +5,6 @@
 // softmax(BM25 score / T). Scored with the harness's SQuAD normalisation, exact match and token F1 (metrics.ts).
 // The generative heads go through the harness (`lmforge eval --open-book`); the span head has no text interface, so
 // it is evaluated here. Not the trainer (retrieval/reader-train.ts).
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { normalizeSquad, tokenF1 } from './metrics.js';
@@ -15,7 +14,7 @@ import { loadTokenizer } from '../tokenizers/format.js';
 import { UserError } from '../util/errors.js';
 import { BM25Index } from '../retrieval/bm25.js';
 import { passagePrior } from '../retrieval/rag.js';
-import { closedBookPrompt, HELD_OUT_FROM, questionLead, splitSquad, type ReaderLayout } from '../retrieval/reader-data.js';
+import { closedBookPrompt, HELD_OUT_FROM, questionLead, questionLeads, splitSquad, trainedLayout, type ReaderLayout } from '../retrieval/reader-data.js';
 import { bestSpans, loadSpanHead, SPAN_HEAD_FILE, tokenByteStarts, tokensCovering, utf8Length, wordBoundaries } from '../retrieval/reader-span.js';
 
 export interface SpanEvalOptions {
@@ -36,18 +35,11 @@ export interface SpanEvalOptions {
   layout?: ReaderLayout;
 }
 
-/** The layout a reader directory was trained with (reader.json), question-first when it does not say. */
+/** The layout a span reader was trained with (reader.json; question-first without one); passage-first is refused. */
 export function readerLayout(dir: string): ReaderLayout {
-  const path = join(dir, 'reader.json');
-  if (!existsSync(path)) return 'question-first';
-  let layout: string | undefined;
-  try {
-    layout = (JSON.parse(readFileSync(path, 'utf8')) as { options?: { layout?: string } }).options?.layout;
-  } catch (e) {
-    throw new UserError(`${path}: invalid JSON (${(e as Error).message})`);
-  }
-  if (layout === 'question-echo' || layout === 'question-first') return layout;
-  throw new UserError(`${path}: the reader was trained with layout ${JSON.stringify(layout ?? 'passage-first')}; its span head needs question-first or question-echo rows`);
+  const layout = trainedLayout(dir) ?? 'question-first';
+  if (!questionLeads(layout)) throw new UserError(`${join(dir, 'reader.json')}: the reader was trained with layout ${layout}; its span head needs question-first or question-echo rows`);
+  return layout;
 }
 
 export interface SpanEvalSample {

@@ -3,6 +3,8 @@
 // sentence with a span replaced by a wh-word; the answer is the span, so the reader learns to find and copy), and the
 // text layout shared with `lmforge eval --open-book` (eval/harness.ts's openBookContext + the xquad task's prompt).
 // Not the trainer (reader-train.ts) nor the evaluation (reader-eval.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { mulberry32 } from '../util/mulberry32.js';
 import { UserError } from '../util/errors.js';
 import { readSquadPassages, readSquadQuestions, type Passage, type Question } from './corpus.js';
@@ -83,6 +85,23 @@ export interface ReaderRow {
 export type ReaderLayout = 'passage-first' | 'question-first' | 'question-echo';
 
 export const READER_LAYOUTS: readonly ReaderLayout[] = ['passage-first', 'question-first', 'question-echo'];
+
+/**
+ * The layout a reader directory was trained with, from the reader.json every save writes (passage-first when its
+ * options name none); null without a reader.json.
+ */
+export function trainedLayout(dir: string): ReaderLayout | null {
+  const path = join(dir, 'reader.json');
+  if (!existsSync(path)) return null;
+  let layout: unknown;
+  try {
+    layout = (JSON.parse(readFileSync(path, 'utf8')) as { options?: { layout?: unknown } }).options?.layout ?? 'passage-first';
+  } catch (e) {
+    throw new UserError(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+  if (!(READER_LAYOUTS as readonly unknown[]).includes(layout)) throw new UserError(`${path}: options.layout is ${JSON.stringify(layout)}, expected one of ${READER_LAYOUTS.join(', ')}`);
+  return layout as ReaderLayout;
+}
 
 /** Whether the layout puts the question before the passage (one question a row; the span head can read the passage). */
 export function questionLeads(layout: ReaderLayout): boolean {
