@@ -200,6 +200,7 @@ function registerReaderTrain(program: Command): void {
     .option('--layers <n>', 'Transformer blocks', intFlag('--layers', 1, 64), 3)
     .option('--heads <n>', 'attention heads', intFlag('--heads', 1, 64), 4)
     .option('--width <n>', 'model width', intFlag('--width', 8, 4096), 128)
+    .option('--dropout <p>', 'dropout on embeddings, residual branches and attention of a new reader (a continued one keeps its own)', numberFlag('--dropout', 0, 0.99, false, true), 0)
     .option('--block <n>', 'context length in tokens (longer prompts lose their start)', intFlag('--block', 16, 8192), 320)
     .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1), 800)
     .option('--batch <n>', 'examples per step', intFlag('--batch', 1, 4096), 8)
@@ -216,14 +217,14 @@ function registerReaderTrain(program: Command): void {
     .option('--span-weight <x>', 'question-first: also train an extractive span head (start/end over the passage tokens, from the same hidden states) with this loss weight (0 = none); `lmforge reader-eval` scores it', numberFlag('--span-weight', 0, 100, false, true), 0)
     .option('--precision <p>', "matmul precision of training: 'fp32' or 'bf16' (bf16 operands, fp32 accumulation)", 'fp32')
     .option('--cloze-share <x>', 'question-first: share of synthetic questions left as in-place cloze rather than wh-first questions', numberFlag('--cloze-share', 0, 1, false, true), 0.25)
-    .action((o: { spanWeight: number; precision: string; layout: string; clozeShare: number; init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }, cmd: Command) => userErrors(() => {
+    .action((o: { dropout: number; spanWeight: number; precision: string; layout: string; clozeShare: number; init?: string; window: number; textWeight: number; saveEvery: number; squad: string; out: string; passages: string[]; heldOutFrom: number; vocab: number; layers: number; heads: number; width: number; block: number; steps: number; batch: number; lr: number; cloze: number; questionRepeats: number; closedShare: number; seed: number }, cmd: Command) => userErrors(() => {
       if (o.width % o.heads !== 0) throw new UserError(`--width ${o.width} must be a multiple of --heads ${o.heads}`);
       if (!(READER_LAYOUTS as readonly string[]).includes(o.layout)) throw new UserError(`--layout: expected ${READER_LAYOUTS.join(', ')}, got ${JSON.stringify(o.layout)}`);
       if (o.precision !== 'fp32' && o.precision !== 'bf16') throw new UserError(`--precision: expected fp32 or bf16, got ${JSON.stringify(o.precision)}`);
       useNativeBackendOrWarn();
       const r = trainReader({
         squad: o.squad, extraPassages: o.passages, out: o.out, vocabSize: o.vocab, heldOutFrom: o.heldOutFrom,
-        model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block },
+        model: { n_layer: o.layers, n_head: o.heads, n_embd: o.width, block_size: o.block, dropout: o.dropout },
         steps: o.steps, batch: o.batch, lr: o.lr, clozePerPassage: o.cloze, questionRepeats: o.questionRepeats, closedShare: o.closedShare, textWeight: o.textWeight, windowWords: o.window, saveEvery: o.saveEvery, layout: o.layout as ReaderLayout, clozeShare: o.clozeShare, spanWeight: o.spanWeight, precision: o.precision, ...(o.init ? { init: o.init } : {}), seed: o.seed,
         ...(o.init && cmd.getOptionValueSource('block') === 'cli' ? { initBlock: o.block } : {}),
         log: (line) => process.stderr.write(`reader-train: ${line}\n`),
@@ -243,13 +244,16 @@ function registerReaderEval(program: Command): void {
     .option('--temperature <t>', 'temperature of p(z|x) = softmax(BM25 score / t)', numberFlag('--temperature', 0, Infinity, true), 1)
     .option('--limit <n>', 'the first n held-out questions only', intFlag('--limit', 1))
     .option('--held-out-from <n>', 'first held-out paragraph index of every article (as in training)', intFlag('--held-out-from', 1), 3)
+    .option('--held-out-to <n>', 'only held-out paragraphs below this index (a development split: a reader trained with --held-out-from 2 is tuned on paragraph 2 with --held-out-to 3, never on the test paragraphs)', intFlag('--held-out-to', 1))
+    .option('--no-skip-question-words', 'keep spans all of whose words occur in the question (by default they are skipped: they only repeat it)')
     .option('--max-answer-tokens <n>', 'longest answer span in tokens', intFlag('--max-answer-tokens', 1, 256), 16)
     .option('--output <file>', 'write the figures and every sample as JSON')
-    .action((o: { reader: string; squad: string; index: string; k: number; temperature: number; limit?: number; heldOutFrom: number; maxAnswerTokens: number; output?: string }) => userErrors(() => {
+    .action((o: { reader: string; squad: string; index: string; k: number; temperature: number; limit?: number; heldOutFrom: number; heldOutTo?: number; skipQuestionWords?: boolean; maxAnswerTokens: number; output?: string }) => userErrors(() => {
+      if (o.heldOutTo !== undefined && o.heldOutTo <= o.heldOutFrom) throw new UserError(`--held-out-to ${o.heldOutTo} must be above --held-out-from ${o.heldOutFrom}`);
       useNativeBackendOrWarn();
-      const r = evaluateSpanReader({ reader: o.reader, squad: o.squad, index: o.index, k: o.k, temperature: o.temperature, maxAnswerTokens: o.maxAnswerTokens, heldOutFrom: o.heldOutFrom, ...(o.limit ? { limit: o.limit } : {}) });
-      if (o.output) writeFileAtomic(o.output, JSON.stringify({ reader: o.reader, head: 'span', k: o.k, temperature: o.temperature, n: r.n, f1: r.f1, exact_match: r.em, seconds: r.seconds, samples: r.samples }, null, 2) + '\n');
-      process.stdout.write(`reader-eval (span head, BM25 top-${o.k}): ${r.n} held-out questions, F1 ${(100 * r.f1).toFixed(2)}, EM ${(100 * r.em).toFixed(2)}, ${r.seconds.toFixed(0)} s\n`);
+      const r = evaluateSpanReader({ reader: o.reader, squad: o.squad, index: o.index, k: o.k, temperature: o.temperature, maxAnswerTokens: o.maxAnswerTokens, heldOutFrom: o.heldOutFrom, ...(o.heldOutTo ? { heldOutTo: o.heldOutTo } : {}), skipQuestionWords: o.skipQuestionWords !== false, ...(o.limit ? { limit: o.limit } : {}) });
+      if (o.output) writeFileAtomic(o.output, JSON.stringify({ reader: o.reader, head: 'span', k: o.k, temperature: o.temperature, skip_question_words: o.skipQuestionWords !== false, n: r.n, f1: r.f1, exact_match: r.em, seconds: r.seconds, samples: r.samples }, null, 2) + '\n');
+      process.stdout.write(`reader-eval (span head, BM25 top-${o.k}${o.skipQuestionWords === false ? ', spans repeating the question kept' : ''}): ${r.n} held-out questions, F1 ${(100 * r.f1).toFixed(2)}, EM ${(100 * r.em).toFixed(2)}, ${r.seconds.toFixed(0)} s\n`);
     }));
 }
 

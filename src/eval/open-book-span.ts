@@ -14,7 +14,7 @@ import { loadTokenizer } from '../tokenizers/format.js';
 import { UserError } from '../util/errors.js';
 import { BM25Index } from '../retrieval/bm25.js';
 import { passagePrior } from '../retrieval/rag.js';
-import { closedBookPrompt, HELD_OUT_FROM, questionLead, questionLeads, splitSquad, trainedLayout, type ReaderLayout } from '../retrieval/reader-data.js';
+import { closedBookPrompt, HELD_OUT_FROM, paragraphIndex, questionLead, questionLeads, splitSquad, trainedLayout, type ReaderLayout } from '../retrieval/reader-data.js';
 import { bestSpans, loadSpanHead, SPAN_HEAD_FILE, tokenByteStarts, tokensCovering, utf8Length, wordBoundaries } from '../retrieval/reader-span.js';
 
 export interface SpanEvalOptions {
@@ -31,6 +31,13 @@ export interface SpanEvalOptions {
   /** Longest answer in tokens. */
   maxAnswerTokens: number;
   heldOutFrom?: number;
+  /** Only held-out paragraphs below this index (a development split: train with --held-out-from 2, select on paragraph 2). */
+  heldOutTo?: number;
+  /**
+   * Skip spans every word of which occurs in the question ("Broncos" for "Who is the General Manager for the
+   * Broncos?"): they only repeat it. Words are compared after SQuAD normalisation, a possessive or plural s dropped.
+   */
+  skipQuestionWords?: boolean;
   /** The row layout the reader was trained on (default: its reader.json's, else question-first). */
   layout?: ReaderLayout;
 }
@@ -72,6 +79,18 @@ export function spanText(tok: BpeTokenizer, ids: readonly number[]): string {
   return tok.decode(ids).replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}%]+$/gu, '');
 }
 
+/** SQuAD-normalised words with a final s dropped ("Manning's", "Super Bowls" → manning, super bowl). */
+function wordStems(text: string): string[] {
+  return normalizeSquad(text).split(' ').filter((w) => w !== '').map((w) => (w.length > 3 ? w.replace(/s$/, '') : w));
+}
+
+/** Whether every word of a span occurs in the question (so it is no answer to it). */
+export function repeatsQuestion(span: string, question: string): boolean {
+  const asked = new Set(wordStems(question));
+  const words = wordStems(span);
+  return words.length > 0 && words.every((w) => asked.has(w));
+}
+
 /** Evaluates the span head open book on the held-out questions; samples in question order. */
 export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
   const t0 = performance.now();
@@ -84,7 +103,9 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
     throw new UserError(`${o.reader}: no ${SPAN_HEAD_FILE}; train the reader with \`lmforge reader-train --layout question-first --span-weight 1\``);
   }
   const index = new BM25Index(o.index);
-  const questions = splitSquad(o.squad, o.heldOutFrom ?? HELD_OUT_FROM).heldOut.slice(0, o.limit);
+  const questions = splitSquad(o.squad, o.heldOutFrom ?? HELD_OUT_FROM).heldOut
+    .filter((q) => o.heldOutTo === undefined || paragraphIndex(q.passageId) < o.heldOutTo)
+    .slice(0, o.limit);
   const T = model.config.block_size;
   const echo = (o.layout ?? readerLayout(o.reader)) === 'question-echo';
   const samples: SpanEvalSample[] = [];
@@ -118,7 +139,7 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
         });
         for (const span of bestSpans(s, e, lo, hi, o.maxAnswerTokens, 20, wordBoundaries(tok, ids))) {
           const text = spanText(tok, ids.slice(span.start, span.end + 1));
-          if (text === '') continue;
+          if (text === '' || (o.skipQuestionWords && repeatsQuestion(text, q.question))) continue;
           marginal.set(text, logSumExp(marginal.get(text) ?? -Infinity, logPz[z]! + span.logprob));
         }
       });

@@ -44,7 +44,8 @@ export interface ReaderTrainOptions {
   extraPassages: readonly string[];
   out: string;
   vocabSize: number;
-  model: Pick<GPTConfig, 'n_layer' | 'n_head' | 'n_embd' | 'block_size'>;
+  /** dropout: on embeddings, residual branches and attention while training a new reader (a continued one keeps its own). */
+  model: Pick<GPTConfig, 'n_layer' | 'n_head' | 'n_embd' | 'block_size'> & { dropout?: number };
   steps: number;
   batch: number;
   lr: number;
@@ -274,11 +275,11 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
   if (encoded.length === 0) throw new UserError(`no training row fits block_size ${block}`);
   o.log(`rows (${layout}): ${kinds.cloze} ${qFirst ? 'synthetic' : 'cloze'}, ${kinds.question} open-book question rows (${o.questionRepeats} orders), ${kinds.closed} closed-book rows; ${answers} answers, mean ${(tokenCount / encoded.length).toFixed(0)} tokens a row`);
 
-  const model = o.init ? loadGPT(o.init, { blockSize: block }) : new GPT({ ...o.model, vocab_size: tok.vocabSize, position: 'rope', bias: false, dropout: 0 }, o.seed);
+  const model = o.init ? loadGPT(o.init, { blockSize: block }) : new GPT({ ...o.model, vocab_size: tok.vocabSize, position: 'rope', bias: false, dropout: o.model.dropout ?? 0 }, o.seed);
   if (o.init && model.config.vocab_size !== tok.vocabSize) throw new UserError(`--init ${o.init}: model vocabulary ${model.config.vocab_size} differs from its tokenizer's ${tok.vocabSize}`);
   const parameters = model.numParameters();
   const mc = model.config;
-  o.log(`model: GPT ${mc.n_layer} layers × ${mc.n_embd} (${mc.n_head} heads, ${mc.position}), block ${block}, ${(parameters / 1e6).toFixed(2)}M parameters${o.init ? `, continued from ${o.init}` : ''}`);
+  o.log(`model: GPT ${mc.n_layer} layers × ${mc.n_embd} (${mc.n_head} heads, ${mc.position}, dropout ${mc.dropout}), block ${block}, ${(parameters / 1e6).toFixed(2)}M parameters${o.init ? `, continued from ${o.init}` : ''}`);
   const spanWeight = o.spanWeight ?? 0;
   if (spanWeight > 0 && !qFirst) throw new UserError('a span head (--span-weight) needs --layout question-first or question-echo: with the passage first its tokens never see the question');
   // One network, two heads: the span head reads the GPT's hidden states; the optimizer updates both together.
@@ -299,7 +300,7 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
       const picked = Array.from({ length: o.batch }, () => encoded[Math.floor(random() * encoded.length)]!);
       const { x, y, yText, B, T, spanStart, spanEnd, outside } = batchOf(picked);
       const [loss, textLoss, spanLoss] = lm.withMatmulPrecision(o.precision ?? 'fp32', () => lm.tidy(() => {
-        const { logits, hidden } = model.forward(lm.fromArray(x, [B, T])); // (B, T, V), (B, T, C)
+        const { logits, hidden } = model.forward(lm.fromArray(x, [B, T]), undefined, { seed: o.seed * 1_000_003 + step }); // (B, T, V), (B, T, C); fresh dropout masks each step
         const answer = lm.crossEntropy(logits, lm.fromArray(y, [B, T]), { ignoreIndex: -1 });
         const text = lm.crossEntropy(logits, lm.fromArray(yText, [B, T]), { ignoreIndex: -1 });
         let total = o.textWeight > 0 ? lm.add(answer, lm.mul(text, o.textWeight)) : answer;

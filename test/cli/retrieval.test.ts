@@ -75,6 +75,8 @@ test('lmforge index --window indexes sentence windows; reader-train refuses bad 
     refused(lmforge('reader-train', '--squad', join(dir, 'none.json'), '--out', join(dir, 'r')), /cannot read/);
     refused(lmforge('reader-train', '--squad', a, '--out', join(dir, 'r'), '--width', '100', '--heads', '3'), /multiple of --heads/);
     refused(lmforge('eval', '--model', dir, '--tasks', 'xquad_heldout', '--open-book', idx, '--open-book-mode', 'token'), /--open-book-mode: expected concat or rag-sequence/);
+    refused(lmforge('reader-train', '--squad', a, '--out', join(dir, 'r'), '--dropout', '1'), /--dropout: expected a number in \[0, 0\.99\)/);
+    refused(lmforge('reader-eval', '--reader', dir, '--squad', a, '--index', idx, '--held-out-from', '3', '--held-out-to', '3'), /--held-out-to 3 must be above --held-out-from 3/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

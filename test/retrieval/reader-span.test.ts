@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adamwUpdater } from '../../src/cli/retrieval.js';
-import { evaluateSpanReader, readerLayout } from '../../src/eval/open-book-span.js';
+import { evaluateSpanReader, readerLayout, repeatsQuestion } from '../../src/eval/open-book-span.js';
 import { addPassages, createIndex } from '../../src/retrieval/bm25.js';
 import { questionLead, rowSegments, whQuestionOf, whRows, type ReaderRow } from '../../src/retrieval/reader-data.js';
 import { bestSpans, findAnswer, tokensCovering, wordBoundaries } from '../../src/retrieval/reader-span.js';
@@ -117,6 +117,15 @@ test('span helpers: tokens covering bytes, word-aligned answers, best spans by s
   assert.ok([...readable].every((t) => ['', 'Grammys', 'won', 'Grammys won'].includes(t)), [...readable].join('|'));
 });
 
+test('repeatsQuestion: a span of only the question\'s words (possessive or plural s aside) is no answer', () => {
+  assert.equal(repeatsQuestion('Super Bowls', 'Who played in Super Bowl 50?'), true);
+  assert.equal(repeatsQuestion("Manning's", 'Who took over from Manning?'), true);
+  assert.equal(repeatsQuestion('the Broncos', 'Who is the General Manager for the Broncos?'), true);
+  assert.equal(repeatsQuestion('Peyton Manning', 'Who took over from Manning?'), false);
+  assert.equal(repeatsQuestion('six', 'How many Grammys has Lady Gaga won?'), false);
+  assert.equal(repeatsQuestion('', 'Who won?'), false);
+});
+
 test('trainReader with a span head writes span_head.safetensors; evaluateSpanReader scores the held-out questions', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lmforge-reader-span-'));
   try {
@@ -139,6 +148,13 @@ test('trainReader with a span head writes span_head.safetensors; evaluateSpanRea
     assert.equal(e.samples[0]!.question, 'Who sang the anthem?');
     assert.ok(e.samples[0]!.prediction !== '' && PARAGRAPHS.some((p) => p.includes(e.samples[0]!.prediction)), e.samples[0]!.prediction);
     assert.ok(e.f1 >= 0 && e.f1 <= 1);
+    // Spans that only repeat the question are skipped (the default of reader-eval); a development split evaluates
+    // only the held-out paragraphs below --held-out-to.
+    for (const s of evaluateSpanReader({ reader: out, squad, index, k: 3, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 0, skipQuestionWords: true }).samples) {
+      assert.equal(repeatsQuestion(s.prediction, s.question), false, `${s.question} → ${s.prediction}`);
+    }
+    const dev = evaluateSpanReader({ reader: out, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 1, heldOutTo: 2 });
+    assert.deepEqual(dev.samples.map((s) => s.question), ['How many points did the defense give up?']);
     // A span head needs the question before the passage; a reader without one is refused by the evaluation.
     assert.throws(() => trainReader({
       squad, extraPassages: [], out: join(dir, 'bad'), vocabSize: 300, heldOutFrom: 2, spanWeight: 1,
