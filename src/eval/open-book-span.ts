@@ -15,7 +15,7 @@ import { UserError } from '../util/errors.js';
 import { BM25Index } from '../retrieval/bm25.js';
 import { passagePrior } from '../retrieval/rag.js';
 import { closedBookPrompt, HELD_OUT_FROM, paragraphIndex, questionLead, questionLeads, splitSquad, trainedLayout, type ReaderLayout } from '../retrieval/reader-data.js';
-import { bestSpans, loadSpanHead, SPAN_HEAD_FILE, tokenByteStarts, tokensCovering, utf8Length, wordBoundaries } from '../retrieval/reader-span.js';
+import { bestSpans, loadMatchEmbedding, loadSpanHead, questionMatches, SPAN_HEAD_FILE, tokenByteStarts, tokensCovering, utf8Length, wordBoundaries } from '../retrieval/reader-span.js';
 
 export interface SpanEvalOptions {
   /** A reader directory with span_head.safetensors (`lmforge reader-train --span-weight`). */
@@ -102,6 +102,8 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
     model.dispose();
     throw new UserError(`${o.reader}: no ${SPAN_HEAD_FILE}; train the reader with \`lmforge reader-train --layout question-first --span-weight 1\``);
   }
+  // The exact-match feature, when the reader was trained with one (match_embedding.safetensors).
+  const match = loadMatchEmbedding(o.reader, model.config.n_embd);
   const index = new BM25Index(o.index);
   const questions = splitSquad(o.squad, o.heldOutFrom ?? HELD_OUT_FROM).heldOut
     .filter((q) => o.heldOutTo === undefined || paragraphIndex(q.passageId) < o.heldOutTo)
@@ -128,12 +130,13 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
         if (!range) return;
         // Longer than the context: the start goes, as the LM reader truncates (positions shift by the cut).
         const cut = Math.max(0, ids.length - T);
+        const flags = match ? Int32Array.from(questionMatches(tok, ids, range[0], range[1] + 1, q.question).slice(cut)) : null;
         ids = ids.slice(cut);
         const lo = Math.max(0, range[0] - cut);
         const hi = range[1] + 1 - cut;
         if (hi <= lo) return;
         const [s, e] = lm.tidy(() => {
-          const { hidden } = model.forward(lm.tensor(ids, [1, ids.length], 'int32'));
+          const { hidden } = model.forward(lm.tensor(ids, [1, ids.length], 'int32'), undefined, match && flags ? { inputFeatures: match.features(flags, 1, ids.length) } : {});
           const [sl, el] = head.logits(hidden);
           return [sl.toArray(), el.toArray()];
         });
@@ -156,6 +159,7 @@ export function evaluateSpanReader(o: SpanEvalOptions): SpanEvalResult {
   } finally {
     model.dispose();
     head.dispose();
+    match?.dispose();
   }
   const mean = (f: (s: SpanEvalSample) => number): number => (samples.length ? samples.reduce((a, s) => a + f(s), 0) / samples.length : 0);
   return { n: samples.length, f1: mean((s) => s.f1), em: mean((s) => s.exact_match), seconds: (performance.now() - t0) / 1000, samples };

@@ -178,6 +178,11 @@ export interface ForwardOptions {
   segments?: Int32Array;
   /** Reversible models: keep every block's activations for backward instead of recomputing them (the twin tests compare with). */
   storeActivations?: boolean;
+  /**
+   * (B, T, C) added to the input embeddings before the blocks: per-token features of a caller's own (a QA reader's
+   * embedding of "this passage word occurs in the question", DrQA's exact-match feature). Whole-sequence passes only.
+   */
+  inputFeatures?: Tensor;
 }
 
 export interface GPTOutput {
@@ -312,7 +317,14 @@ export class GPT extends Module {
       aux: {},
       metrics: {},
     };
-    let x = dropoutAt(ctx, this.embed(idx, ctx), 0);
+    let e = this.embed(idx, ctx);
+    if (options.inputFeatures) {
+      const f = options.inputFeatures;
+      if (kv) throw new RangeError('GPT.forward: options.inputFeatures are for whole-sequence passes, not with a cache');
+      if (f.ndim !== 3 || f.shape[0] !== B || f.shape[1] !== T || f.shape[2] !== this.config.n_embd) throw new RangeError(`GPT.forward: options.inputFeatures must be (${B}, ${T}, ${this.config.n_embd}), got ${f.describe()}`);
+      e = lm.add(e, f);
+    }
+    let x = dropoutAt(ctx, e, 0);
     if (options.segments) {
       if (kv) throw new RangeError('GPT.forward: options.segments (document masking) is for whole-sequence passes, not with a cache');
       ctx.attentionMask = segmentMask(options.segments, B, T, x.dtype); // made here, outside the blocks' scopes, shared by every layer

@@ -9,13 +9,15 @@ import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { Rng, type Tensor } from '../core/index.js';
 import { readSafetensors, writeSafetensors } from '../core/safetensors.js';
-import { Linear } from '../nn/layers.js';
+import { Embedding, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { loadStateDict, StateDictError, stateDict, type NamedArray } from '../nn/state.js';
 import type { BpeTokenizer } from '../tokenizers/bpe.js';
 import { UserError } from '../util/errors.js';
+import { Analyzer } from './analyzer.js';
 
 export const SPAN_HEAD_FILE = 'span_head.safetensors';
+export const MATCH_FILE = 'match_embedding.safetensors';
 
 /** Linear C → 2: per position a start logit and an end logit. */
 export class SpanHead extends Module {
@@ -39,9 +41,62 @@ export class SpanHead extends Module {
   }
 }
 
+/**
+ * DrQA's exact-match feature (Chen et al. 2017) as an embedding: a learned vector added to the input embedding of
+ * every passage token whose word occurs in the question (0: no, 1: yes), so the reader sees at once which passage
+ * words the question repeats, and that the answer is the words beside them, not them. Starts at zero, so adding it
+ * to a trained reader leaves its outputs unchanged until training moves it. Saved as match_embedding.safetensors.
+ */
+export class MatchEmbedding extends Module {
+  readonly table: Embedding;
+
+  constructor(readonly C: number) {
+    super();
+    this.table = this.child('table', new Embedding(2, C, { rng: new Rng(0), std: 0 }));
+  }
+
+  /** flags (B·T, 0/1, row-major) → (B, T, C), the GPT's options.inputFeatures. */
+  features(flags: Int32Array, B: number, T: number): Tensor {
+    return this.table.forward(lm.fromArray(flags, [B, T]));
+  }
+
+  save(dir: string): void {
+    writeSafetensors(join(dir, MATCH_FILE), [...stateDict(this)].map(([name, a]) => [name, { shape: [...a.shape], data: a.data as Float32Array }]), { format: 'pt', feature: 'exact-match' });
+  }
+}
+
+/** The exact-match embedding of a reader directory, or null when it was trained without one. */
+export function loadMatchEmbedding(dir: string, C: number): MatchEmbedding | null {
+  return loadHeadFile(join(dir, MATCH_FILE), new MatchEmbedding(C));
+}
+
+const MATCH_ANALYZER = new Analyzer({ stopwords: true, stem: true });
+
+/**
+ * Per token of ids, 1 when it lies in the passage tokens [lo, hi) and its word shares a term with the question (BM25's
+ * analysis: lower case, Lucene's stopwords dropped, Porter stems, so "founded" matches "founding"), else 0. A word is
+ * a run of tokens that wordBoundaries joins; all its tokens get the word's flag.
+ */
+export function questionMatches(tok: BpeTokenizer, ids: readonly number[], lo: number, hi: number, question: string): number[] {
+  const asked = new Set(MATCH_ANALYZER.analyze(question));
+  const flags = ids.map(() => 0);
+  const { start, end } = wordBoundaries(tok, ids);
+  for (let i = Math.max(0, lo); i < Math.min(hi, ids.length); ) {
+    let j = i;
+    while (j + 1 < hi && !end[j]) j++;
+    if (start[i] && MATCH_ANALYZER.analyze(tok.decode(ids.slice(i, j + 1))).some((t) => asked.has(t))) for (let t = i; t <= j; t++) flags[t] = 1;
+    i = j + 1;
+  }
+  return flags;
+}
+
 /** The span head of a reader directory, or null when it was trained without one. */
 export function loadSpanHead(dir: string, C: number): SpanHead | null {
-  const path = join(dir, SPAN_HEAD_FILE);
+  return loadHeadFile(join(dir, SPAN_HEAD_FILE), new SpanHead(C));
+}
+
+/** Loads a small module saved beside a reader's GPT (null when the file is absent); non-finite weights are refused. */
+function loadHeadFile<M extends Module>(path: string, module: M): M | null {
   if (!existsSync(path)) return null;
   const entries = new Map<string, NamedArray>();
   for (const [name, t] of readSafetensors(path).tensors) {
@@ -49,14 +104,14 @@ export function loadSpanHead(dir: string, C: number): SpanHead | null {
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) throw new UserError(`${path}: tensor ${name} holds ${d[i]} at element ${i} (a diverged run?)`);
     entries.set(name, { shape: t.shape, data: d });
   }
-  const head = new SpanHead(C);
   try {
-    loadStateDict(head, entries, path);
+    loadStateDict(module, entries, path);
   } catch (e) {
+    module.dispose();
     if (e instanceof StateDictError) throw new UserError(e.message);
     throw e;
   }
-  return head;
+  return module;
 }
 
 /** Byte offset where each token starts in the UTF-8 text of ids, plus the total as a last entry. */

@@ -4,6 +4,7 @@
 // (and a share of them closed-book, so the question-only layout is in distribution too). The held-out paragraphs'
 // text and questions are never read. Writes a model directory `lmforge eval --model` loads (model.safetensors,
 // config.json, meta.json, tokenizer.json) plus reader.json (what trained it). Not the evaluation (reader-eval.ts).
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as lm from '../core/index.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
@@ -17,7 +18,7 @@ import { Module } from '../nn/module.js';
 import { ensureDir } from '../util/fs.js';
 import { mulberry32 } from '../util/mulberry32.js';
 import { readPassages, type Passage } from './corpus.js';
-import { findAnswer, loadSpanHead, SpanHead, tokenByteStarts, tokensCovering, utf8Length } from './reader-span.js';
+import { findAnswer, loadMatchEmbedding, loadSpanHead, MATCH_FILE, MatchEmbedding, questionMatches, SpanHead, tokenByteStarts, tokensCovering, utf8Length } from './reader-span.js';
 import { clozeRows, HELD_OUT_FROM, questionLeads, questionRows, questionsOnWindows, rowSegments, splitSquad, whRows, windowPassages, type ReaderLayout, type ReaderRow } from './reader-data.js';
 
 /**
@@ -75,6 +76,8 @@ export interface ReaderTrainOptions {
    * have seen the question).
    */
   spanWeight?: number;
+  /** DrQA's exact-match input feature (reader-span.ts MatchEmbedding); kept when the reader continued has one. */
+  matchFeature?: boolean;
   /** Matmul precision of training ('bf16': bf16 operands, fp32 accumulation). */
   precision?: 'fp32' | 'bf16';
   /** Continue from this reader directory (its tokenizer and weights; model shape options are then ignored). */
@@ -95,6 +98,8 @@ export interface EncodedRow {
   /** The passage's tokens [lo, hi) and the first answer's first and last token within them (span head targets). */
   passage?: [lo: number, hi: number];
   span?: [start: number, end: number];
+  /** Per id 1 when it is a passage token whose word occurs in the question (the exact-match feature), else 0. */
+  match?: number[];
 }
 
 /** Where the first answer sits among the head's tokens: the passage's token range and the answer's first/last token. */
@@ -118,11 +123,14 @@ function spanTargets(tok: BpeTokenizer, row: ReaderRow, head: string, headIds: r
  * the first does not, the passage loses its start (as the harness truncates long contexts). null when nothing fits.
  * Segments are encoded one by one; they meet at pre-token boundaries, so this equals encoding the whole text.
  */
-export function encodeRow(tok: BpeTokenizer, row: ReaderRow, block: number, layout: ReaderLayout = 'passage-first'): EncodedRow | null {
+export function encodeRow(tok: BpeTokenizer, row: ReaderRow, block: number, layout: ReaderLayout = 'passage-first', matchFeature = false): EncodedRow | null {
   const { head, pairs } = rowSegments(row, layout);
   const ids: number[] = head ? tok.encode(head) : [];
   const mask: number[] = ids.map(() => 0);
   const targets = questionLeads(layout) ? spanTargets(tok, row, head, ids) : {};
+  const question = row.qas[0]?.question;
+  const headMatch = matchFeature && targets.passage && question !== undefined ? questionMatches(tok, ids, targets.passage[0], targets.passage[1], question) : null;
+  const headLength = ids.length;
   let cutTotal = 0;
   let answers = 0;
   for (const [prompt, completion] of pairs) {
@@ -146,14 +154,16 @@ export function encodeRow(tok: BpeTokenizer, row: ReaderRow, block: number, layo
   const passage: [number, number] | undefined = p0 && p0[1] - cutTotal > 0 ? [Math.max(0, p0[0] - cutTotal), p0[1] - cutTotal] : undefined;
   const s0 = targets.span;
   const span: [number, number] | undefined = passage && s0 && s0[0] - cutTotal >= passage[0] ? [s0[0] - cutTotal, s0[1] - cutTotal] : undefined;
-  return { ids, mask, ...(passage ? { passage } : {}), ...(span ? { span } : {}) };
+  // The head's flags lose the same cut start; the question and answer after it match nothing.
+  const match = headMatch ? [...headMatch.slice(cutTotal), ...new Array<number>(ids.length - (headLength - cutTotal)).fill(0)] : undefined;
+  return { ids, mask, ...(passage ? { passage } : {}), ...(span ? { span } : {}), ...(match ? { match } : {}) };
 }
 
 /**
  * A batch of rows padded to the longest: inputs x, answer targets y (−1 elsewhere) and the other targets yText (the
  * passage and question tokens, −1 on answers and padding), each (B, T).
  */
-export function batchOf(rows: readonly EncodedRow[]): { x: Int32Array; y: Int32Array; yText: Int32Array; B: number; T: number; spanStart: Int32Array; spanEnd: Int32Array; outside: Float32Array } {
+export function batchOf(rows: readonly EncodedRow[]): { x: Int32Array; y: Int32Array; yText: Int32Array; B: number; T: number; spanStart: Int32Array; spanEnd: Int32Array; outside: Float32Array; match: Int32Array } {
   const B = rows.length;
   const T = Math.max(...rows.map((e) => e.ids.length - 1));
   const x = new Int32Array(B * T);
@@ -163,7 +173,9 @@ export function batchOf(rows: readonly EncodedRow[]): { x: Int32Array; y: Int32A
   const spanStart = new Int32Array(B).fill(-1);
   const spanEnd = new Int32Array(B).fill(-1);
   const outside = new Float32Array(B * T).fill(-1e9);
+  const match = new Int32Array(B * T);
   rows.forEach((e, b) => {
+    if (e.match) for (let t = 0; t < e.ids.length - 1; t++) match[b * T + t] = e.match[t]!;
     if (e.passage && e.span && e.span[1] < T) {
       spanStart[b] = e.span[0];
       spanEnd[b] = e.span[1];
@@ -176,7 +188,7 @@ export function batchOf(rows: readonly EncodedRow[]): { x: Int32Array; y: Int32A
       else yText[b * T + t] = e.ids[t + 1]!;
     }
   });
-  return { x, y, yText, B, T, spanStart, spanEnd, outside };
+  return { x, y, yText, B, T, spanStart, spanEnd, outside, match };
 }
 
 export interface ReaderTrainReport {
@@ -196,20 +208,22 @@ export interface ReaderTrainReport {
 }
 
 /** The model directory `lmforge eval --model` loads: weights, config, tokenizer and the meta.json naming it. */
-function save(dir: string, model: GPT, tok: BpeTokenizer, span: SpanHead | null): void {
+function save(dir: string, model: GPT, tok: BpeTokenizer, span: SpanHead | null, match: MatchEmbedding | null): void {
   ensureDir(dir, '--out');
   saveGPT(dir, model, { stage: 'reader' });
   span?.save(dir);
+  match?.save(dir);
   saveTokenizer(tok, join(dir, 'tokenizer.json'));
   writeFileAtomic(join(dir, 'meta.json'), JSON.stringify({ vocab_size: tok.vocabSize, tokenizer: { type: 'file', file: 'tokenizer.json' } }, null, 2) + '\n');
 }
 
-/** The GPT and its span head as one module, so one optimizer updates both. */
+/** The GPT, its span head and its exact-match embedding as one module, so one optimizer updates them together. */
 class ReaderNet extends Module {
-  constructor(body: GPT, span: SpanHead | null) {
+  constructor(body: GPT, span: SpanHead | null, match: MatchEmbedding | null) {
     super();
     this.child('body', body);
     if (span) this.child('span', span);
+    if (match) this.child('match', match);
   }
 }
 
@@ -260,12 +274,15 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
   const qFirst = questionLeads(layout);
   const rows: ReaderRow[] = qFirst ? whRows(passages, o.clozePerPassage, o.clozeShare ?? 0.25, o.seed) : [...clozeRows(passages, o.clozePerPassage, o.seed)];
   for (let r = 0; r < o.questionRepeats; r++) rows.push(...questionRows(trainQuestions, trainPassages, o.closedShare, 8, o.seed + 1 + r, qFirst));
+  // The exact-match feature: asked for, or kept from the reader it continues.
+  const matchOn = o.matchFeature === true || (o.init !== undefined && existsSync(join(o.init, MATCH_FILE)));
+  if (matchOn && !qFirst) throw new UserError('the exact-match feature (--match-feature) needs --layout question-first or question-echo');
   const kinds = { cloze: 0, question: 0, closed: 0 };
   const encoded: EncodedRow[] = [];
   let answers = 0;
   let tokenCount = 0;
   for (const row of rows) {
-    const e = encodeRow(tok, row, block, layout);
+    const e = encodeRow(tok, row, block, layout, matchOn);
     if (!e) continue;
     encoded.push(e);
     kinds[row.kind]++;
@@ -284,7 +301,10 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
   if (spanWeight > 0 && !qFirst) throw new UserError('a span head (--span-weight) needs --layout question-first or question-echo: with the passage first its tokens never see the question');
   // One network, two heads: the span head reads the GPT's hidden states; the optimizer updates both together.
   const span = spanWeight > 0 ? (o.init ? loadSpanHead(o.init, mc.n_embd) : null) ?? new SpanHead(mc.n_embd, o.seed + 11) : null;
-  const net = new ReaderNet(model, span);
+  // A new exact-match embedding starts at zero, so it changes nothing until training moves it.
+  const matchEmb = matchOn ? (o.init ? loadMatchEmbedding(o.init, mc.n_embd) : null) ?? new MatchEmbedding(mc.n_embd) : null;
+  if (matchEmb) o.log('exact-match feature: passage words that occur in the question get a learned embedding');
+  const net = new ReaderNet(model, span, matchEmb);
   const withSpan = encoded.filter((e) => e.span).length;
   if (span) o.log(`span head: ${withSpan} of ${encoded.length} rows have a gold span in their passage, loss weight ${spanWeight}`);
   const updater = makeUpdater(net);
@@ -298,9 +318,9 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
     model.train();
     for (let step = 0; step < o.steps; step++) {
       const picked = Array.from({ length: o.batch }, () => encoded[Math.floor(random() * encoded.length)]!);
-      const { x, y, yText, B, T, spanStart, spanEnd, outside } = batchOf(picked);
+      const { x, y, yText, B, T, spanStart, spanEnd, outside, match } = batchOf(picked);
       const [loss, textLoss, spanLoss] = lm.withMatmulPrecision(o.precision ?? 'fp32', () => lm.tidy(() => {
-        const { logits, hidden } = model.forward(lm.fromArray(x, [B, T]), undefined, { seed: o.seed * 1_000_003 + step }); // (B, T, V), (B, T, C); fresh dropout masks each step
+        const { logits, hidden } = model.forward(lm.fromArray(x, [B, T]), undefined, { seed: o.seed * 1_000_003 + step, ...(matchEmb ? { inputFeatures: matchEmb.features(match, B, T) } : {}) }); // (B, T, V), (B, T, C); fresh dropout masks each step
         const answer = lm.crossEntropy(logits, lm.fromArray(y, [B, T]), { ignoreIndex: -1 });
         const text = lm.crossEntropy(logits, lm.fromArray(yText, [B, T]), { ignoreIndex: -1 });
         let total = o.textWeight > 0 ? lm.add(answer, lm.mul(text, o.textWeight)) : answer;
@@ -325,7 +345,7 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
       ema = Number.isNaN(ema) ? loss : 0.95 * ema + 0.05 * loss;
       if (!Number.isNaN(spanLoss)) spanEma = Number.isNaN(spanEma) ? spanLoss : 0.95 * spanEma + 0.05 * spanLoss;
       if (o.saveEvery > 0 && step > 0 && step % o.saveEvery === 0) {
-        save(o.out, model, tok, span);
+        save(o.out, model, tok, span, matchEmb);
         // What trained it so far (the layout the evaluation must use), replaced by the full record at the end.
         writeFileAtomic(join(o.out, 'reader.json'), JSON.stringify({ split: { squad: o.squad }, options: { ...o, log: undefined }, saved_at_step: step }, null, 2) + '\n');
         o.log(`step ${step}: model written to ${o.out}`);
@@ -337,7 +357,7 @@ export function trainReader(o: ReaderTrainOptions, makeUpdater: (model: Module) 
     }
     const seconds = (performance.now() - t0) / 1000;
     model.eval();
-    save(o.out, model, tok, span);
+    save(o.out, model, tok, span, matchEmb);
     const report: ReaderTrainReport = {
       rows: kinds, answers, trainQuestions: split.train.length, trainPassages: split.trainPassages.length, extraPassages: extra.length,
       steps: o.steps, seconds, tokensPerSecond: tokens / seconds, lossFirst, lossLast: ema, parameters, ...(span ? { spanLossLast: spanEma } : {}),

@@ -11,7 +11,7 @@ import { adamwUpdater } from '../../src/cli/retrieval.js';
 import { evaluateSpanReader, readerLayout, repeatsQuestion } from '../../src/eval/open-book-span.js';
 import { addPassages, createIndex } from '../../src/retrieval/bm25.js';
 import { questionLead, rowSegments, whQuestionOf, whRows, type ReaderRow } from '../../src/retrieval/reader-data.js';
-import { bestSpans, findAnswer, tokensCovering, wordBoundaries } from '../../src/retrieval/reader-span.js';
+import { bestSpans, findAnswer, loadMatchEmbedding, MATCH_FILE, questionMatches, tokensCovering, wordBoundaries } from '../../src/retrieval/reader-span.js';
 import { encodeRow, trainReader } from '../../src/retrieval/reader-train.js';
 import { countPreTokens, trainBpe } from '../../src/tokenizers/bpe-trainer.js';
 import { mulberry32 } from '../../src/util/mulberry32.js';
@@ -117,6 +117,23 @@ test('span helpers: tokens covering bytes, word-aligned answers, best spans by s
   assert.ok([...readable].every((t) => ['', 'Grammys', 'won', 'Grammys won'].includes(t)), [...readable].join('|'));
 });
 
+test('questionMatches: passage words that share a stemmed, non-stopword term with the question, whole words only', () => {
+  const counts = new Map<string, number>();
+  countPreTokens('Question: Who founded Warsaw?\n\nWarsaw was founded in 1300 by the dukes of Masovia. Warsawians founding', counts);
+  const tok = trainBpe(counts, { vocabSize: 290 });
+  const lead = 'Question: Who founded Warsaw?\n\n';
+  const passage = 'Warsaw was founded in 1300 by the dukes. Warsawians found it.';
+  const ids = tok.encode(lead + passage);
+  const lo = tok.encode(lead).length;
+  const flags = questionMatches(tok, ids, lo, ids.length, 'Who founded Warsaw?');
+  const flagged = ids.map((id, i) => (flags[i] ? tok.decode([id]) : '')).join('|').replace(/\|+/g, '|');
+  assert.equal(ids.slice(0, lo).some((_, i) => flags[i] === 1), false, 'the question itself is not flagged');
+  // "Warsaw" and "founded" match (Porter: found ← founded, found); "was", "in", "by", "the" are stopwords or absent;
+  // "Warsawians" is another word, not "Warsaw" plus a suffix.
+  const words = tok.decode(ids.filter((_, i) => flags[i] === 1));
+  assert.match(words, /^Warsaw founded found$/, flagged);
+});
+
 test('repeatsQuestion: a span of only the question\'s words (possessive or plural s aside) is no answer', () => {
   assert.equal(repeatsQuestion('Super Bowls', 'Who played in Super Bowl 50?'), true);
   assert.equal(repeatsQuestion("Manning's", 'Who took over from Manning?'), true);
@@ -155,6 +172,20 @@ test('trainReader with a span head writes span_head.safetensors; evaluateSpanRea
     }
     const dev = evaluateSpanReader({ reader: out, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 1, heldOutTo: 2 });
     assert.deepEqual(dev.samples.map((s) => s.question), ['How many points did the defense give up?']);
+    // The exact-match feature: a zero embedding beside the GPT at first, trained with it and read back by the evaluation.
+    const withMatch = join(dir, 'match');
+    trainReader({
+      squad, extraPassages: [], out: withMatch, vocabSize: 300, heldOutFrom: 2, layout: 'question-first', spanWeight: 1, matchFeature: true,
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 128 }, steps: 3, batch: 2, lr: 1e-2,
+      clozePerPassage: 2, questionRepeats: 1, closedShare: 0, textWeight: 0.5, windowWords: 0, saveEvery: 0, seed: 1, log: () => {},
+    }, adamwUpdater);
+    assert.ok(existsSync(join(withMatch, MATCH_FILE)));
+    const table = loadMatchEmbedding(withMatch, 16)!;
+    assert.ok(table.table.weight.toArray().some((v) => v !== 0), 'the embedding trained');
+    table.dispose();
+    const m = evaluateSpanReader({ reader: withMatch, squad, index, k: 2, temperature: 1, maxAnswerTokens: 8, heldOutFrom: 2 });
+    assert.equal(m.n, 1);
+    assert.ok(m.samples[0]!.prediction !== '', 'a span');
     // A span head needs the question before the passage; a reader without one is refused by the evaluation.
     assert.throws(() => trainReader({
       squad, extraPassages: [], out: join(dir, 'bad'), vocabSize: 300, heldOutFrom: 2, spanWeight: 1,
