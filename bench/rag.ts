@@ -118,13 +118,11 @@ export async function run(args: string[]): Promise<void> {
   // The span head of the same network (reader-span.ts), when the reader was trained with one.
   // It skips spans that only repeat the question's words (chosen on a development split, configs/rag/README.md); the
   // same head with them kept is printed beside it.
-  let headSamples: { question: string; f1: number }[] = [];
-  const spanHead = (name: string, extra: string[]): Scores => {
+  const spanHead = (name: string, extra: string[]): Scores & { samples: { question: string; f1: number }[] } => {
     const report = join(WORK, name);
     lmforge(['reader-eval', '--reader', reader, '--squad', XQUAD, '--index', index, '--k', String(k), '--temperature', String(temperature), '--output', report, ...extra, ...(limit ? ['--limit', String(limit)] : [])]);
     const r = JSON.parse(readFileSync(report, 'utf8')) as { n: number; f1: number; exact_match: number; seconds: number; samples: { question: string; f1: number }[] };
-    if (extra.length === 0) headSamples = r.samples;
-    return { f1: 100 * r.f1, em: 100 * r.exact_match, n: r.n, seconds: r.seconds };
+    return { f1: 100 * r.f1, em: 100 * r.exact_match, n: r.n, seconds: r.seconds, samples: r.samples };
   };
   const hasHead = existsSync(join(reader, 'span_head.safetensors'));
   const head = hasHead ? spanHead('open-span-head.json', []) : undefined;
@@ -143,7 +141,7 @@ export async function run(args: string[]): Promise<void> {
   const bestSetting = settings.reduce((a, b) => (b.d > a.d ? b : a));
   const best = bestSetting.d;
   // The span head's delta with its paired standard error (the LM-head rows' samples are not kept per question here).
-  const deltaHStderr = head ? pairedStderr(headSamples, harnessF1s(join(WORK, 'closed.samples.jsonl'))) : undefined;
+  const deltaHStderr = head ? pairedStderr(head.samples, harnessF1s(join(WORK, 'closed.samples.jsonl'))) : undefined;
   console.log(`held-out XQuAD questions (paragraphs 3–4 of each article, never trained on): ${open.n}; reader ${reader}`);
   console.log('| setting | F1 | EM | seconds |\n|---|---:|---:|---:|');
   console.log(`| closed book (question only) | ${closed.f1.toFixed(2)} | ${closed.em.toFixed(2)} | ${closed.seconds.toFixed(0)} |`);
